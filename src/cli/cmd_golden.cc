@@ -1,0 +1,82 @@
+// `zeroserve golden`: one JSON line with the fields of ../shared/golden/golden.jsonl, so
+// the engine can be compared against the reference outputs (greedy, 2 threads).
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "cli/commands.h"
+#include "cli/cli_util.h"
+#include "engine/model/llm.h"
+#include "engine/model/session.h"
+
+namespace zs::cli {
+namespace {
+
+struct GoldenOptions {
+  std::string model, prompt, mmproj, image;
+  int n = 16;
+  int threads = 2;
+};
+
+int argmax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
+
+core::Status run_golden(const GoldenOptions& o) {
+  if (!o.mmproj.empty() || !o.image.empty())
+    return core::Status::error("--mmproj/--image need the vision encoder, which this build does not have yet");
+  auto llm = engine::Llm::load(o.model);
+  if (!llm) return llm.status();
+  auto backend = engine::make_cpu_backend(o.threads);
+  auto tokens = llm->tokenizer->encode(o.prompt, llm->tokenizer->add_bos_by_default(), true);
+  if (tokens.empty()) return core::Status::error("the prompt produced no tokens");
+  engine::Session session(*llm->model, *backend, static_cast<int>(tokens.size()) + o.n + 1);
+  ZS_RETURN_IF_ERROR(session.eval(tokens));
+
+  const int nv = session.n_vocab();
+  const float* logits = session.logits();
+  std::vector<int> order(nv);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + std::min(10, nv), order.end(),
+                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  nlohmann::json top = nlohmann::json::array();
+  for (int i = 0; i < std::min(10, nv); ++i) top.push_back({order[i], logits[order[i]]});
+  double sum = 0, sumsq = 0;
+  for (int i = 0; i < nv; ++i) {
+    sum += logits[i];
+    sumsq += static_cast<double>(logits[i]) * logits[i];
+  }
+  std::vector<int32_t> greedy;
+  for (int i = 0; i < o.n; ++i) {
+    int32_t next = argmax(session.logits(), nv);
+    greedy.push_back(next);
+    if (i + 1 < o.n) ZS_RETURN_IF_ERROR(session.eval(&next, 1));
+  }
+  nlohmann::json out;
+  out["model"] = std::filesystem::path(o.model).filename().string();
+  out["prompt"] = o.prompt;
+  out["prompt_tokens"] = tokens;
+  out["last_logits_top10"] = top;
+  out["last_logits_sum"] = sum;
+  out["last_logits_sumsq"] = sumsq;
+  out["greedy"] = greedy;
+  std::printf("%s\n", out.dump().c_str());
+  return core::Status::ok();
+}
+
+}  // namespace
+
+void register_golden_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<GoldenOptions>();
+  auto* cmd = app.add_subcommand("golden", "Print reference-comparable outputs as one JSON line");
+  cmd->add_option("--model", o->model, "GGUF model")->required();
+  cmd->add_option("--prompt", o->prompt, "prompt text")->required();
+  cmd->add_option("--n", o->n, "greedy tokens to generate")->check(CLI::Range(0, 100000));
+  cmd->add_option("--threads", o->threads, "compute threads")->check(CLI::Range(1, 1024));
+  cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
+  cmd->add_option("--image", o->image, "image file");
+  cmd->callback([o, &exit_code] { exit_code = report(run_golden(*o)); });
+}
+
+}  // namespace zs::cli

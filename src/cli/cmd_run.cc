@@ -1,0 +1,117 @@
+// `zeroserve run`: generates a completion of a prompt and streams it to stdout.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "core/log.h"
+#include "engine/chat/chat_template.h"
+#include "engine/model/llm.h"
+#include "engine/model/session.h"
+#include "engine/sampling/sampler.h"
+
+namespace zs::cli {
+namespace {
+
+struct RunOptions {
+  std::string model, prompt, mmproj, image, system;
+  int n_predict = 128;
+  int threads = 0;
+  int ctx = 0;
+  bool chat = false;
+  bool verbose = false;
+  engine::SamplingParams sampling;
+};
+
+core::Result<std::string> build_prompt(const RunOptions& o, const engine::Llm& llm) {
+  if (!o.chat) return o.prompt;
+  auto source = llm.model->file().get_string("tokenizer.chat_template");
+  auto kind = source ? engine::detect_chat_template(*source) : std::nullopt;
+  if (!kind) {
+    core::log_warn("run", "the model has no recognised chat template; using ChatML");
+    kind = engine::ChatTemplateKind::kChatML;
+  }
+  std::vector<engine::ChatMessage> messages;
+  if (!o.system.empty()) messages.push_back({"system", {{engine::ChatPart::Kind::kText, o.system}}});
+  messages.push_back({"user", {{engine::ChatPart::Kind::kText, o.prompt}}});
+  const auto& tok = *llm.tokenizer;
+  auto rendered = engine::apply_chat_template(*kind, messages, true, tok.token_text(tok.bos()), tok.token_text(tok.eos()));
+  if (!rendered) return rendered.status();
+  return rendered->text;
+}
+
+core::Status run(const RunOptions& o) {
+  if (!o.mmproj.empty() || !o.image.empty())
+    return core::Status::error("--mmproj/--image need the vision encoder, which this build does not have yet");
+  ZS_RETURN_IF_ERROR(o.sampling.validate());
+  auto t0 = std::chrono::steady_clock::now();
+  auto llm = engine::Llm::load(o.model);
+  if (!llm) return llm.status();
+  auto text = build_prompt(o, llm.value());
+  if (!text) return text.status();
+  const auto& tok = *llm->tokenizer;
+  // A chat-rendered prompt carries its own BOS text when the template wants one.
+  bool add_bos = tok.add_bos_by_default() && !(o.chat && text->rfind(tok.token_text(tok.bos()), 0) == 0);
+  auto tokens = tok.encode(*text, add_bos, true);
+  if (tokens.empty()) return core::Status::error("the prompt produced no tokens");
+  const int n_ctx = o.ctx > 0 ? o.ctx : std::min<int>(llm->model->config().n_ctx_train,
+                                                        static_cast<int>(tokens.size()) + o.n_predict);
+  if (static_cast<int>(tokens.size()) >= n_ctx)
+    return core::Status::error("the prompt has " + std::to_string(tokens.size()) + " tokens, the context only " +
+                               std::to_string(n_ctx));
+  auto backend = engine::make_cpu_backend(o.threads);
+  engine::Session session(*llm->model, *backend, n_ctx);
+  auto t1 = std::chrono::steady_clock::now();
+  ZS_RETURN_IF_ERROR(session.eval(tokens));
+  auto t2 = std::chrono::steady_clock::now();
+  engine::Sampler sampler(o.sampling);
+  for (int32_t t : tokens) sampler.accept(t);
+  int generated = 0;
+  while (generated < o.n_predict && session.n_past() < n_ctx) {
+    int32_t next = sampler.sample(session.logits(), session.n_vocab());
+    sampler.accept(next);
+    if (tok.is_end_of_generation(next)) break;
+    std::string piece = tok.token_to_piece(next);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    ++generated;
+    if (generated < o.n_predict && session.n_past() < n_ctx) ZS_RETURN_IF_ERROR(session.eval(&next, 1));
+  }
+  std::printf("\n");
+  auto t3 = std::chrono::steady_clock::now();
+  if (o.verbose) {
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::fprintf(stderr, "load %.1f ms, prompt %zu tokens in %.1f ms, %d tokens generated in %.1f ms (%.1f tok/s)\n",
+                 ms(t0, t1), tokens.size(), ms(t1, t2), generated, ms(t2, t3), generated * 1000.0 / std::max(1e-9, ms(t2, t3)));
+  }
+  return core::Status::ok();
+}
+
+}  // namespace
+
+void register_run_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<RunOptions>();
+  auto* cmd = app.add_subcommand("run", "Generate a completion and stream it to stdout");
+  cmd->add_option("--model", o->model, "GGUF model")->required();
+  cmd->add_option("--prompt", o->prompt, "prompt text")->required();
+  cmd->add_option("--n-predict,-n", o->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--temp", o->sampling.temperature, "temperature (0 = greedy)");
+  cmd->add_option("--top-k", o->sampling.top_k, "top-k (0 = off)");
+  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling threshold");
+  cmd->add_option("--min-p", o->sampling.min_p, "min-p threshold");
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "repetition penalty (1 = off)");
+  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "OpenAI-style frequency penalty");
+  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "OpenAI-style presence penalty");
+  cmd->add_option("--seed", o->sampling.seed, "random seed");
+  cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--ctx", o->ctx, "context length (default: prompt + n-predict)")->check(CLI::Range(0, 1 << 22));
+  cmd->add_flag("--chat", o->chat, "wrap the prompt in the model's chat template");
+  cmd->add_option("--system", o->system, "system message (with --chat)");
+  cmd->add_flag("--verbose,-v", o->verbose, "print timings to stderr");
+  cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
+  cmd->add_option("--image", o->image, "image file");
+  cmd->callback([o, &exit_code] { exit_code = report(run(*o)); });
+}
+
+}  // namespace zs::cli

@@ -1,0 +1,15 @@
+#pragma once
+// Each zeroserve subcommand registers itself on the top-level CLI11 app. A command's
+// callback stores its process exit code in `exit_code`.
+#include <CLI/CLI.hpp>
+
+namespace zs::cli {
+
+void register_inspect_command(CLI::App& app, int& exit_code);
+void register_run_command(CLI::App& app, int& exit_code);
+void register_golden_command(CLI::App& app, int& exit_code);
+void register_tokenize_command(CLI::App& app, int& exit_code);
+void register_gen_model_command(CLI::App& app, int& exit_code);
+void register_bench_command(CLI::App& app, int& exit_code);
+
+}  // namespace zs::cli

@@ -1,0 +1,47 @@
+#pragma once
+// A fixed pool of compute threads for the engine's kernels. The caller takes part as thread 0.
+// Workers spin briefly before sleeping because a decode step dispatches hundreds of small
+// jobs per token and a futex wake-up per job would cost more than the jobs themselves.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace zs::core {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Runs fn(thread_index, n_threads) once on every thread and returns when all are done.
+  // Not re-entrant: one run at a time per pool.
+  void run(const std::function<void(int, int)>& fn);
+
+  // Splits [0, n) into one contiguous chunk per thread and calls fn(begin, end) for each.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+  // Default thread count: the number of cores this process may use.
+  static int default_threads();
+
+ private:
+  void worker_loop(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+}  // namespace zs::core

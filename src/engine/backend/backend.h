@@ -1,0 +1,71 @@
+#pragma once
+// The seam between model code and the hardware. Model code (engine/model/) describes a
+// forward pass as a sequence of these operations on activation buffers and never touches
+// the arithmetic itself, so a CUDA backend can be added by implementing this interface
+// (with device buffers from alloc()) without changing any architecture code.
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/status.h"
+#include "engine/kernels/matmul.h"
+#include "engine/model/model_config.h"
+
+namespace zs::engine {
+
+struct RopeParams {
+  int n_head = 0;
+  int head_dim = 0;
+  int rope_dims = 0;
+  float base = 10000.f;
+  float freq_scale = 1.f;
+  RopeMode mode = RopeMode::kNormal;
+  const float* freq_factors = nullptr;  // rope_dims/2 divisors of the frequencies, or null
+};
+
+// Causal attention of n_tokens queries over an f16 key/value cache. Query t sits at
+// positions[t] and sees cache rows 0..positions[t] (rows are kv_dim = n_head_kv*head_dim wide).
+struct AttentionArgs {
+  const float* q = nullptr;  // [n_tokens][n_head * head_dim]
+  int64_t n_tokens = 0;
+  const int32_t* positions = nullptr;
+  const uint16_t* k_cache = nullptr;
+  const uint16_t* v_cache = nullptr;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  float scale = 1.f;
+  float* out = nullptr;  // [n_tokens][n_head * head_dim]
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual int threads() const = 0;
+
+  // Activation memory the backend's ops can address (host memory for the CPU).
+  virtual float* alloc(int64_t n_floats) = 0;
+  virtual uint16_t* alloc_f16(int64_t n_values) = 0;
+
+  // y[t] = W x[t] for each of n_tokens rows.
+  virtual void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // out[t] = row ids[t] of the table, dequantized; refuses ids outside the table.
+  virtual core::Status get_rows(const WeightView& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * weight, per row of dim values.
+  virtual void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t dim, float eps, float* out) = 0;
+  virtual void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t dim) = 0;
+  virtual void add(float* y, const float* x, int64_t n) = 0;             // y += x
+  virtual void silu_mul(float* gate, const float* up, int64_t n) = 0;    // gate = silu(gate) * up
+  // Rotates each head of each row in place; rows are n_head * head_dim wide.
+  virtual void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) = 0;
+  // Writes rows of k and v (kv_dim wide) into the f16 cache at the given positions.
+  virtual void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* positions, int64_t kv_dim,
+                        uint16_t* k_cache, uint16_t* v_cache) = 0;
+  virtual void attention(const AttentionArgs& args) = 0;
+};
+
+// The CPU backend with n_threads compute threads (0 = all cores this process may use).
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+}  // namespace zs::engine

@@ -1,0 +1,34 @@
+#pragma once
+// Multi-threaded products of a weight matrix (any computable type, used in place from the
+// GGUF mapping) with a batch of f32 activation rows.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "core/thread_pool.h"
+#include "engine/quant/ggml_type.h"
+
+namespace zs::engine {
+
+// A weight matrix of n_out rows with n_in values each, rows row_stride bytes apart.
+struct WeightView {
+  GgmlType type = GgmlType::kF32;
+  const void* data = nullptr;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  size_t row_stride = 0;
+};
+
+// y[t * n_out + r] = dot(W row r, x[t * n_in ...]) for t < n_tokens and r < w.n_out.
+// Activations are converted first to the type the weight's dot product takes
+// (Q8_0/Q8_1 for 32-blocks, Q8_K for K-quants, F16 for F16, BF16 for BF16), as the
+// reference implementation does, so results match it closely.
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, core::ThreadPool& pool);
+
+// The instruction set the kernels use on this machine ("avx512-vnni", "avx2", "scalar").
+std::string_view kernel_isa();
+// Forces a lower instruction set for tests/benchmarks ("scalar", "avx2", "avx512");
+// returns false when the machine lacks it. Also read once from env ZS_ISA.
+bool force_kernel_isa(std::string_view isa);
+
+}  // namespace zs::engine

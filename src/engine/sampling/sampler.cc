@@ -1,0 +1,188 @@
+#include "engine/sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace zs::engine {
+namespace {
+
+// First window for top-p without top-k: most distributions reach top_p within the best
+// thousand tokens, so we partially sort that much and grow only when needed, instead of
+// sorting a 150k vocabulary.
+constexpr size_t kTopPInitialWindow = 1024;
+constexpr size_t kTopPWindowGrowth = 8;
+
+// A strict total order (higher logit first, lower id on ties), so every selection and sort
+// gives the same sequence on every standard library, which keeps seeded runs reproducible.
+struct Better {
+  template <typename C>
+  bool operator()(const C& a, const C& b) const {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  }
+};
+
+// NaN would break the ordering above; a NaN logit is treated as "never pick".
+float sanitize(float v) { return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v; }
+
+int32_t argmax(const float* logits, int32_t n) {
+  // NaN compares false, so it never replaces the best; a NaN at index 0 is replaced by
+  // anything, via the -inf start.
+  int32_t best = 0;
+  float best_v = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < n; ++i) {
+    if (logits[i] > best_v) {  // strict: the lowest id wins ties
+      best = i;
+      best_v = logits[i];
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
+
+void Sampler::reset() {
+  history_.clear();
+  counts_.clear();
+  rng_.seed(params_.seed);
+}
+
+void Sampler::accept(int32_t token) {
+  if (params_.repeat_last_n <= 0) return;
+  history_.push_back(token);
+  ++counts_[token];
+  if (history_.size() > static_cast<size_t>(params_.repeat_last_n)) {
+    int32_t old = history_.front();
+    history_.pop_front();
+    auto it = counts_.find(old);
+    if (--it->second == 0) counts_.erase(it);
+  }
+}
+
+bool Sampler::penalties_active() const {
+  return !counts_.empty() && (params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0 ||
+                              params_.presence_penalty != 0);
+}
+
+void Sampler::apply_penalties(float* logits, int32_t n_vocab) const {
+  for (const auto& [token, count] : counts_) {
+    if (token < 0 || token >= n_vocab) continue;
+    float& l = logits[token];
+    // llama.cpp's repetition penalty: dividing a negative logit would raise it, so negative
+    // logits are multiplied instead; both make the token less likely.
+    if (l > 0) {
+      l /= params_.repeat_penalty;
+    } else {
+      l *= params_.repeat_penalty;
+    }
+    // OpenAI's frequency and presence penalties.
+    l -= static_cast<float>(count) * params_.frequency_penalty +
+         (count > 0 ? params_.presence_penalty : 0.0f);
+  }
+}
+
+void Sampler::select_top_k(const float* logits, int32_t n_vocab, int32_t k) {
+  // A heap of the k best seen so far, worst on top: one pass, O(n log k), no full copy.
+  candidates_.clear();
+  candidates_.reserve(static_cast<size_t>(k));
+  Better better;
+  const int32_t fill = std::min(k, n_vocab);
+  for (int32_t i = 0; i < fill; ++i) {
+    candidates_.push_back({i, sanitize(logits[i]), 0.0f});
+    std::push_heap(candidates_.begin(), candidates_.end(), better);
+  }
+  // Ids only grow, so a later token beats the worst kept one only with a strictly greater
+  // logit; comparing against a cached float keeps this loop, which sees the whole
+  // vocabulary, to one well-predicted branch per token (NaN compares false).
+  float worst = candidates_.front().logit;
+  for (int32_t i = fill; i < n_vocab; ++i) {
+    if (logits[i] > worst) {
+      std::pop_heap(candidates_.begin(), candidates_.end(), better);
+      candidates_.back() = {i, logits[i], 0.0f};
+      std::push_heap(candidates_.begin(), candidates_.end(), better);
+      worst = candidates_.front().logit;
+    }
+  }
+  std::sort_heap(candidates_.begin(), candidates_.end(), better);  // best first
+}
+
+void Sampler::keep_top_p(double target_mass, bool sorted) {
+  const size_t n = candidates_.size();
+  size_t window = sorted ? n : std::min(n, kTopPInitialWindow);
+  while (true) {
+    if (!sorted) {
+      std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(window),
+                        candidates_.end(), Better{});
+    }
+    double cum = 0;
+    for (size_t i = 0; i < window; ++i) {
+      cum += candidates_[i].p;
+      if (cum >= target_mass) {
+        candidates_.resize(i + 1);  // keep the token that crosses the mass, as llama.cpp does
+        return;
+      }
+    }
+    if (window == n) return;  // rounding left the mass just short: keep everything
+    window = std::min(n, window * kTopPWindowGrowth);
+  }
+}
+
+int32_t Sampler::draw() {
+  double total = 0;
+  for (const Candidate& c : candidates_) total += c.p;
+  const double r = unit_interval_from_bits(rng_()) * total;
+  double cum = 0;
+  for (const Candidate& c : candidates_) {
+    cum += c.p;
+    if (r < cum) return c.id;
+  }
+  return candidates_.back().id;  // r landed on the rounding slack at the very end
+}
+
+int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
+  if (logits == nullptr || n_vocab <= 0) return -1;
+  if (penalties_active()) {
+    penalized_.assign(logits, logits + n_vocab);
+    apply_penalties(penalized_.data(), n_vocab);
+    logits = penalized_.data();
+  }
+  if (params_.temperature <= 0) return argmax(logits, n_vocab);
+
+  bool sorted = false;
+  if (params_.top_k > 0 && params_.top_k < n_vocab) {
+    select_top_k(logits, n_vocab, params_.top_k);
+    sorted = true;
+  } else {
+    candidates_.resize(static_cast<size_t>(n_vocab));
+    for (int32_t i = 0; i < n_vocab; ++i) candidates_[i] = {i, sanitize(logits[i]), 0.0f};
+  }
+
+  float max_logit = sorted ? candidates_.front().logit : -std::numeric_limits<float>::infinity();
+  if (!sorted) {
+    for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
+  }
+  if (!std::isfinite(max_logit)) return argmax(logits, n_vocab);  // nothing has finite weight
+
+  // Softmax, unnormalized: the best token has weight exp(0) = 1, so min-p's threshold
+  // (min_p times the best probability) is simply min_p in these units.
+  const float inv_temp = 1.0f / params_.temperature;
+  if (!std::isfinite(inv_temp)) return argmax(logits, n_vocab);  // so cold it is greedy
+  double sum = 0;
+  for (Candidate& c : candidates_) {
+    c.p = std::exp((c.logit - max_logit) * inv_temp);
+    sum += c.p;
+  }
+
+  // min-p before top-p gives the same set as top-p then min-p (both keep a best-first prefix,
+  // and top-p below uses the mass before min-p), and shrinks what top-p has to sort.
+  if (params_.min_p > 0) {
+    const float threshold = params_.min_p;
+    std::erase_if(candidates_, [threshold](const Candidate& c) { return c.p < threshold; });
+  }
+  if (params_.top_p < 1.0f) keep_top_p(static_cast<double>(params_.top_p) * sum, sorted);
+  return draw();
+}
+
+}  // namespace zs::engine

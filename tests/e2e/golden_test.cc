@@ -1,0 +1,96 @@
+// Holds the engine to the reference outputs in ../shared/golden/golden.jsonl, through the
+// `zeroserve golden` command exactly as a user runs it, with the tolerances of its README.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "test_util/subprocess.h"
+#include "test_util/temp_dir.h"
+
+namespace zs {
+namespace {
+
+using nlohmann::json;
+
+std::vector<json> golden_lines() {
+  std::vector<json> lines;
+  std::ifstream in(zs::testing::shared_dir() + "/golden/golden.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(json::parse(line));
+  return lines;
+}
+
+bool is_quantized(const std::string& model) {
+  return model.find("q8_0") != std::string::npos || model.find("q4_") != std::string::npos;
+}
+
+class GoldenText : public ::testing::TestWithParam<int> {};
+
+TEST_P(GoldenText, MatchesReference) {
+  const json ref = golden_lines().at(GetParam());
+  if (ref.contains("image")) GTEST_SKIP() << "vision lines need the vision encoder (Engine II)";
+  const std::string model = ref["model"];
+  const int n = static_cast<int>(ref["greedy"].size());
+  auto r = zs::testing::run_command(zs::testing::zeroserve() + " golden --model " +
+                                    zs::testing::shell_quote(zs::testing::golden_model(model)) + " --prompt " +
+                                    zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(n));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json got = json::parse(r.out);
+  SCOPED_TRACE(model + " / " + ref["prompt"].get<std::string>());
+  EXPECT_EQ(got["prompt_tokens"], ref["prompt_tokens"]);
+
+  // Our logit for each of the reference's top-10 ids, from our own top-10 list.
+  auto logit_of = [&](int id) {
+    for (const auto& p : got["last_logits_top10"])
+      if (p[0] == id) return p[1].get<double>();
+    return std::nan("");
+  };
+  const auto& ref_top = ref["last_logits_top10"];
+  const auto& got_top = got["last_logits_top10"];
+  EXPECT_EQ(got_top[0][0], ref_top[0][0]) << "top-1 differs";
+  if (!is_quantized(model)) {
+    for (size_t i = 0; i + 1 < ref_top.size(); ++i) {
+      double gap = ref_top[i][1].get<double>() - ref_top[i + 1][1].get<double>();
+      if (gap > 1e-3) {
+        EXPECT_EQ(got_top[i][0], ref_top[i][0]) << "rank " << i;
+      }
+    }
+    for (const auto& p : ref_top) {
+      double mine = logit_of(p[0]);
+      if (std::isnan(mine)) continue;  // fell out of our top-10: caught by the rank check above
+      EXPECT_NEAR(mine, p[1].get<double>(), 1e-2) << "token " << p[0];
+    }
+    EXPECT_EQ(got["greedy"], ref["greedy"]);
+    EXPECT_NEAR(got["last_logits_sum"].get<double>(), ref["last_logits_sum"].get<double>(),
+                1e-3 * std::abs(ref["last_logits_sumsq"].get<double>()));
+  } else {
+    const double abs_tol = model.find("q8_0") != std::string::npos ? 0.1 : 0.15;
+    int matched = 0;
+    for (const auto& p : ref_top) {
+      double mine = logit_of(p[0]);
+      double want = p[1].get<double>();
+      if (std::isnan(mine)) continue;
+      ++matched;
+      EXPECT_NEAR(mine, want, abs_tol + 0.01 * std::abs(want)) << "token " << p[0];
+    }
+    EXPECT_GE(matched, 8) << "too few of the reference's top-10 ids are in ours";
+    for (int i = 0; i < 4 && i < n; ++i) EXPECT_EQ(got["greedy"][i], ref["greedy"][i]) << "greedy token " << i;
+  }
+  EXPECT_NEAR(got["last_logits_sumsq"].get<double>(), ref["last_logits_sumsq"].get<double>(),
+              0.02 * ref["last_logits_sumsq"].get<double>());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLines, GoldenText, ::testing::Range(0, static_cast<int>(golden_lines().size())));
+
+TEST(GoldenCommand, UnknownModelFileIsAClearError) {
+  auto r = zs::testing::run_command(zs::testing::zeroserve() + " golden --model /nonexistent.gguf --prompt x 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("/nonexistent.gguf"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace zs
