@@ -63,6 +63,16 @@ class Backend {
   virtual void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* positions, int64_t kv_dim,
                         uint16_t* k_cache, uint16_t* v_cache) = 0;
   virtual void attention(const AttentionArgs& args) = 0;
+
+  // Vision encoders (bidirectional transformers).
+  // out = (x - mean) / sqrt(var + eps) * weight + bias, per row of dim values.
+  virtual void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim,
+                          float eps, float* out) = 0;
+  virtual void gelu(float* x, int64_t n) = 0;        // tanh approximation
+  virtual void gelu_quick(float* x, int64_t n) = 0;  // x * sigmoid(1.702 x)
+  // Full (non-causal) attention over n_tokens rows of q, k, v, each n_head * head_dim wide.
+  virtual void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head,
+                              int head_dim, float scale, float* out) = 0;
 };
 
 // The CPU backend with n_threads compute threads (0 = all cores this process may use).

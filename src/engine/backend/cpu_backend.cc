@@ -1,5 +1,6 @@
 // The CPU implementation of Backend: matrix products come from engine/kernels, the
 // element-wise operations are simple loops split across the thread pool.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -138,6 +139,72 @@ class CpuBackend final : public Backend {
           cpu::axpy_f16(p, a.v_cache + j * kv_dim + kvh * a.head_dim, acc.data(), a.head_dim);
         }
         std::copy(acc.begin(), acc.end(), a.out + (t * a.n_head + h) * a.head_dim);
+      }
+    });
+  }
+
+  void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim, float eps,
+                  float* out) override {
+    pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* xr = x + t * dim;
+        float* o = out + t * dim;
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+        mean /= dim;
+        for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+        const float inv = static_cast<float>(1.0 / std::sqrt(var / dim + eps));
+        for (int64_t i = 0; i < dim; ++i) {
+          float v = static_cast<float>(xr[i] - mean) * inv;
+          o[i] = v * (weight ? weight[i] : 1.f) + (bias ? bias[i] : 0.f);
+        }
+      }
+    });
+  }
+
+  void gelu(float* x, int64_t n) override {
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+      constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+      for (int64_t i = b; i < e; ++i) {
+        const float v = x[i];
+        x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)));
+      }
+    });
+  }
+
+  void gelu_quick(float* x, int64_t n) override {
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+    });
+  }
+
+  void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head, int head_dim,
+                      float scale, float* out) override {
+    const int64_t width = static_cast<int64_t>(n_head) * head_dim;
+    pool_.parallel_for(n_tokens * n_head, [&](int64_t b, int64_t e) {
+      std::vector<float> scores(n_tokens), acc(head_dim);
+      for (int64_t job = b; job < e; ++job) {
+        const int64_t t = job / n_head;
+        const int64_t h = job % n_head;
+        const float* qr = q + t * width + h * head_dim;
+        float max_s = -INFINITY;
+        for (int64_t j = 0; j < n_tokens; ++j) {
+          const float* kr = k + j * width + h * head_dim;
+          float s = 0;
+          for (int i = 0; i < head_dim; ++i) s += qr[i] * kr[i];
+          scores[j] = s * scale;
+          max_s = std::max(max_s, scores[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < n_tokens; ++j) sum += (scores[j] = std::exp(scores[j] - max_s));
+        const float inv = static_cast<float>(1.0 / sum);
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t j = 0; j < n_tokens; ++j) {
+          const float* vr = v + j * width + h * head_dim;
+          const float p = scores[j] * inv;
+          for (int i = 0; i < head_dim; ++i) acc[i] += p * vr[i];
+        }
+        std::copy(acc.begin(), acc.end(), out + t * width + h * head_dim);
       }
     });
   }

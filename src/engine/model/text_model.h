@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "engine/gguf/gguf_file.h"
+#include "engine/gguf/tensor_binder.h"
 #include "engine/kernels/matmul.h"
 #include "engine/model/model_config.h"
 
@@ -42,8 +43,6 @@ class TextModel {
  private:
   TextModel() = default;
   core::Status bind();
-  core::Result<WeightView> matrix(const std::string& name, int64_t n_in, int64_t n_out) const;
-  core::Result<const float*> vector_f32(const std::string& name, int64_t n, bool required);
 
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
@@ -51,7 +50,7 @@ class TextModel {
   WeightView token_embd_, output_;
   const float* output_norm_ = nullptr;
   const float* rope_freqs_ = nullptr;
-  std::vector<std::unique_ptr<std::vector<float>>> converted_;  // non-f32 vectors, as f32
+  std::unique_ptr<TensorBinder> binder_;  // owns vectors converted to f32
 };
 
 }  // namespace zs::engine

@@ -1,0 +1,126 @@
+#include "engine/vision/clip_encoder.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace zs::engine {
+
+using core::Result;
+using core::Status;
+
+ClipEncoder::ClipEncoder(const ClipModel& model, Backend& backend) : model_(model), backend_(backend) {
+  const ClipConfig& c = model.config();
+  const int64_t np = c.n_patches(), p = c.patch_size, d = c.n_embd;
+  n_tokens_ = static_cast<int>(np + (c.has_class_token ? 1 : 0));
+  patches_ = backend.alloc(np * 3 * p * p);
+  x_ = backend.alloc(n_tokens_ * d);
+  h_ = backend.alloc(n_tokens_ * d);
+  q_ = backend.alloc(n_tokens_ * d);
+  k_ = backend.alloc(n_tokens_ * d);
+  v_ = backend.alloc(n_tokens_ * d);
+  attn_ = backend.alloc(n_tokens_ * d);
+  ff_ = backend.alloc(n_tokens_ * c.n_ff);
+  proj_in_ = backend.alloc(np * d);
+  proj_hidden_ = backend.alloc(np * std::max<int64_t>(model.mm0.n_out, 1));
+}
+
+double ClipEncoder::flops_per_image() const {
+  const ClipConfig& c = model_.config();
+  auto mm = [](const WeightView& w, int64_t rows) { return 2.0 * w.n_in * w.n_out * rows; };
+  double f = mm(model_.patch_embd, c.n_patches());
+  for (int l = 0; l < c.n_layer_run; ++l) {
+    const ClipLayer& L = model_.layers[l];
+    f += mm(L.wq, n_tokens_) + mm(L.wk, n_tokens_) + mm(L.wv, n_tokens_) + mm(L.wo, n_tokens_) +
+         mm(L.fc1, n_tokens_) + mm(L.fc2, n_tokens_);
+    f += 4.0 * n_tokens_ * n_tokens_ * c.n_embd;  // scores and weighted sum
+  }
+  if (c.projector == ProjectorType::kMlp) {
+    f += mm(model_.mm0, c.n_patches()) + mm(model_.mm2, c.n_patches());
+  } else {
+    f += mm(model_.mm0, c.tokens_per_image());
+  }
+  return f;
+}
+
+// Token (i, j) of the shuffled grid concatenates the s x s block of patches below and to
+// the right of patch (i*s, j*s), row by row: feature index = (dy * s + dx) * d + e.
+void ClipEncoder::pixel_shuffle(const float* in, float* out) const {
+  const ClipConfig& c = model_.config();
+  const int side = c.patches_per_side(), s = c.scale_factor, d = c.n_embd, out_side = side / s;
+  for (int i = 0; i < out_side; ++i)
+    for (int j = 0; j < out_side; ++j) {
+      float* o = out + (static_cast<int64_t>(i) * out_side + j) * s * s * d;
+      for (int dy = 0; dy < s; ++dy)
+        for (int dx = 0; dx < s; ++dx) {
+          const float* src = in + (static_cast<int64_t>(i * s + dy) * side + (j * s + dx)) * d;
+          std::memcpy(o + (dy * s + dx) * d, src, sizeof(float) * d);
+        }
+    }
+}
+
+Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
+  const ClipConfig& c = model_.config();
+  const int side = c.patches_per_side(), p = c.patch_size, size = c.image_size;
+  const int64_t d = c.n_embd, np = c.n_patches(), patch_len = 3LL * p * p;
+  // Patch embedding is a convolution with kernel = stride = patch: gather each patch into a
+  // row ordered like the kernel ([channel][ky][kx]) and multiply by the kernel matrix.
+  for (int py = 0; py < side; ++py)
+    for (int px = 0; px < side; ++px) {
+      float* row = patches_ + (static_cast<int64_t>(py) * side + px) * patch_len;
+      for (int ch = 0; ch < 3; ++ch)
+        for (int ky = 0; ky < p; ++ky)
+          std::memcpy(row + (ch * p + ky) * p, pixels + (static_cast<int64_t>(ch) * size + py * p + ky) * size + px * p,
+                      sizeof(float) * p);
+    }
+  const int64_t first = c.has_class_token ? 1 : 0;
+  backend_.matmul(model_.patch_embd, patches_, np, x_ + first * d);
+  if (model_.patch_bias) backend_.add_bias(x_ + first * d, model_.patch_bias, np, d);
+  if (c.has_class_token) std::memcpy(x_, model_.class_embd, sizeof(float) * d);
+  backend_.add(x_, model_.position_embd, n_tokens_ * d);
+  if (model_.pre_ln_w) backend_.layer_norm(x_, model_.pre_ln_w, model_.pre_ln_b, n_tokens_, d, c.eps, x_);
+
+  const int head_dim = static_cast<int>(d / c.n_head);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (int l = 0; l < c.n_layer_run; ++l) {
+    const ClipLayer& L = model_.layers[l];
+    backend_.layer_norm(x_, L.ln1_w, L.ln1_b, n_tokens_, d, c.eps, h_);
+    backend_.matmul(L.wq, h_, n_tokens_, q_);
+    backend_.matmul(L.wk, h_, n_tokens_, k_);
+    backend_.matmul(L.wv, h_, n_tokens_, v_);
+    backend_.add_bias(q_, L.bq, n_tokens_, d);
+    backend_.add_bias(k_, L.bk, n_tokens_, d);
+    backend_.add_bias(v_, L.bv, n_tokens_, d);
+    backend_.attention_full(q_, k_, v_, n_tokens_, c.n_head, head_dim, scale, attn_);
+    backend_.matmul(L.wo, attn_, n_tokens_, h_);
+    backend_.add_bias(h_, L.bo, n_tokens_, d);
+    backend_.add(x_, h_, n_tokens_ * d);
+
+    backend_.layer_norm(x_, L.ln2_w, L.ln2_b, n_tokens_, d, c.eps, h_);
+    backend_.matmul(L.fc1, h_, n_tokens_, ff_);
+    backend_.add_bias(ff_, L.fc1_b, n_tokens_, c.n_ff);
+    if (c.use_gelu) backend_.gelu(ff_, n_tokens_ * c.n_ff);
+    else backend_.gelu_quick(ff_, n_tokens_ * c.n_ff);
+    backend_.matmul(L.fc2, ff_, n_tokens_, h_);
+    backend_.add_bias(h_, L.fc2_b, n_tokens_, d);
+    backend_.add(x_, h_, n_tokens_ * d);
+  }
+
+  std::vector<float> out(static_cast<size_t>(c.tokens_per_image()) * c.projection_dim);
+  const float* patches_out = x_ + first * d;  // the projectors drop the class token
+  if (c.projector == ProjectorType::kMlp) {
+    backend_.matmul(model_.mm0, patches_out, np, proj_hidden_);
+    backend_.add_bias(proj_hidden_, model_.mm0_b, np, model_.mm0.n_out);
+    backend_.gelu(proj_hidden_, np * model_.mm0.n_out);
+    backend_.matmul(model_.mm2, proj_hidden_, np, out.data());
+    backend_.add_bias(out.data(), model_.mm2_b, np, c.projection_dim);
+  } else {
+    if (model_.post_ln_w) backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    pixel_shuffle(patches_out, proj_in_);
+    backend_.matmul(model_.mm0, proj_in_, c.tokens_per_image(), out.data());
+  }
+  for (float v : out)
+    if (!std::isfinite(v)) return Status::error("the vision encoder produced non-finite values (corrupt weights?)");
+  return out;
+}
+
+}  // namespace zs::engine

@@ -1,0 +1,145 @@
+#include "engine/vision/clip_model.h"
+
+#include "engine/gguf/tensor_binder.h"
+
+namespace zs::engine {
+
+using core::Result;
+using core::Status;
+
+Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
+  auto arch = f.get_string("general.architecture");
+  if (!arch || *arch != "clip")
+    return Status::error("not a vision projector: general.architecture is '" + std::string(arch.value_or("")) +
+                         "', expected 'clip' (an mmproj GGUF)");
+  if (f.get_bool("clip.has_vision_encoder") == false) return Status::error("the file has no vision encoder");
+  ClipConfig c;
+  c.projector_name = std::string(f.get_string("clip.projector_type").value_or("mlp"));
+  if (c.projector_name == "mlp") {
+    c.projector = ProjectorType::kMlp;
+  } else if (c.projector_name == "idefics3") {
+    c.projector = ProjectorType::kIdefics3;
+  } else {
+    return Status::error("unsupported projector type '" + c.projector_name + "' (supported: mlp, idefics3)");
+  }
+  auto need = [&](const char* key, int* out, int64_t lo, int64_t hi) -> Status {
+    auto v = f.get_int(key);
+    if (!v) return Status::error(std::string("metadata key '") + key + "' is missing or not an integer");
+    if (*v < lo || *v > hi)
+      return Status::error(std::string("metadata key '") + key + "' has implausible value " + std::to_string(*v));
+    *out = static_cast<int>(*v);
+    return Status::ok();
+  };
+  ZS_RETURN_IF_ERROR(need("clip.vision.image_size", &c.image_size, 1, 8192));
+  ZS_RETURN_IF_ERROR(need("clip.vision.patch_size", &c.patch_size, 1, 1024));
+  ZS_RETURN_IF_ERROR(need("clip.vision.embedding_length", &c.n_embd, 1, 1 << 16));
+  ZS_RETURN_IF_ERROR(need("clip.vision.feed_forward_length", &c.n_ff, 1, 1 << 18));
+  ZS_RETURN_IF_ERROR(need("clip.vision.attention.head_count", &c.n_head, 1, 1024));
+  ZS_RETURN_IF_ERROR(need("clip.vision.block_count", &c.n_layer, 1, 1024));
+  if (c.image_size % c.patch_size != 0)
+    return Status::error("image_size " + std::to_string(c.image_size) + " is not a multiple of patch_size " +
+                         std::to_string(c.patch_size));
+  if (c.n_embd % c.n_head != 0) return Status::error("embedding_length is not a multiple of head_count");
+  c.eps = static_cast<float>(f.get_float("clip.vision.attention.layer_norm_epsilon").value_or(1e-6));
+  c.use_gelu = f.get_bool("clip.use_gelu").value_or(true);
+  auto mean = f.get_float_array("clip.vision.image_mean");
+  auto stdv = f.get_float_array("clip.vision.image_std");
+  if (mean.size() == 3) std::copy(mean.begin(), mean.end(), c.image_mean.begin());
+  if (stdv.size() == 3) std::copy(stdv.begin(), stdv.end(), c.image_std.begin());
+  for (float s : c.image_std)
+    if (!(s > 0)) return Status::error("clip.vision.image_std must be positive");
+  c.has_class_token = f.find_tensor("v.class_embd") != nullptr;
+  if (c.projector == ProjectorType::kMlp) {
+    // LLaVA feeds the projector the output of the second-to-last block.
+    c.n_layer_run = c.n_layer > 1 ? c.n_layer - 1 : c.n_layer;
+  } else {
+    c.n_layer_run = c.n_layer;
+    ZS_RETURN_IF_ERROR(need("clip.vision.projector.scale_factor", &c.scale_factor, 1, 64));
+    if (c.patches_per_side() % c.scale_factor != 0)
+      return Status::error("patches per side " + std::to_string(c.patches_per_side()) +
+                           " is not a multiple of the pixel-shuffle scale factor " + std::to_string(c.scale_factor));
+  }
+  return c;
+}
+
+Result<std::unique_ptr<ClipModel>> ClipModel::load(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file) return file.status();
+  auto m = load(std::move(file.value()));
+  if (!m) return m.status().with_context("loading vision projector '" + path + "'");
+  return m;
+}
+
+Result<std::unique_ptr<ClipModel>> ClipModel::load(std::unique_ptr<GgufFile> file) {
+  std::unique_ptr<ClipModel> m(new ClipModel());
+  m->file_ = std::move(file);
+  auto c = ClipConfig::from_gguf(*m->file_);
+  if (!c) return c.status();
+  m->config_ = c.value();
+  ZS_RETURN_IF_ERROR(m->bind());
+  return m;
+}
+
+Status ClipModel::bind() {
+  binder_ = std::make_unique<TensorBinder>(*file_);
+  TensorBinder& b = *binder_;
+  ClipConfig& c = config_;
+  const int64_t d = c.n_embd, p = c.patch_size;
+  auto pe = b.matrix_flat("v.patch_embd.weight", 3 * p * p, d);
+  if (!pe) return pe.status();
+  patch_embd = pe.value();
+  ZS_RETURN_IF_ERROR(b.bind(patch_bias, "v.patch_embd.bias", d, false));
+  ZS_RETURN_IF_ERROR(b.bind(class_embd, "v.class_embd", d, false));
+  const int64_t n_pos = c.n_patches() + (c.has_class_token ? 1 : 0);
+  ZS_RETURN_IF_ERROR(b.bind(position_embd, "v.position_embd.weight", n_pos * d, true));
+  ZS_RETURN_IF_ERROR(b.bind(pre_ln_w, "v.pre_ln.weight", d, false));
+  ZS_RETURN_IF_ERROR(b.bind(pre_ln_b, "v.pre_ln.bias", d, false));
+  ZS_RETURN_IF_ERROR(b.bind(post_ln_w, "v.post_ln.weight", d, false));
+  ZS_RETURN_IF_ERROR(b.bind(post_ln_b, "v.post_ln.bias", d, false));
+  layers.resize(c.n_layer);
+  for (int i = 0; i < c.n_layer; ++i) {
+    const std::string n = "v.blk." + std::to_string(i) + ".";
+    ClipLayer& L = layers[i];
+    ZS_RETURN_IF_ERROR(b.bind(L.ln1_w, n + "ln1.weight", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.ln1_b, n + "ln1.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.ln2_w, n + "ln2.weight", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.ln2_b, n + "ln2.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.wq, n + "attn_q.weight", d, d));
+    ZS_RETURN_IF_ERROR(b.bind(L.wk, n + "attn_k.weight", d, d));
+    ZS_RETURN_IF_ERROR(b.bind(L.wv, n + "attn_v.weight", d, d));
+    ZS_RETURN_IF_ERROR(b.bind(L.wo, n + "attn_out.weight", d, d));
+    ZS_RETURN_IF_ERROR(b.bind(L.bq, n + "attn_q.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.bk, n + "attn_k.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.bv, n + "attn_v.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.bo, n + "attn_out.bias", d, true));
+    // Some converters store the MLP's first matrix under "ffn_down" and the second under
+    // "ffn_up"; the shapes say which is which.
+    const GgufTensorInfo* up = b.info(n + "ffn_up.weight");
+    const bool swapped = up && up->ne[0] == c.n_ff;
+    const std::string first = swapped ? "ffn_down" : "ffn_up";
+    const std::string second = swapped ? "ffn_up" : "ffn_down";
+    ZS_RETURN_IF_ERROR(b.bind(L.fc1, n + first + ".weight", d, c.n_ff));
+    ZS_RETURN_IF_ERROR(b.bind(L.fc1_b, n + first + ".bias", c.n_ff, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.fc2, n + second + ".weight", c.n_ff, d));
+    ZS_RETURN_IF_ERROR(b.bind(L.fc2_b, n + second + ".bias", d, true));
+  }
+  if (c.projector == ProjectorType::kMlp) {
+    const GgufTensorInfo* m0 = b.info("mm.0.weight");
+    const GgufTensorInfo* m2 = b.info("mm.2.weight");
+    if (!m0 || !m2) return Status::error("the mlp projector needs tensors 'mm.0.weight' and 'mm.2.weight'");
+    const int64_t hidden = m0->ne[1];
+    c.projection_dim = static_cast<int>(m2->ne[1]);
+    ZS_RETURN_IF_ERROR(b.bind(mm0, "mm.0.weight", d, hidden));
+    ZS_RETURN_IF_ERROR(b.bind(mm0_b, "mm.0.bias", hidden, true));
+    ZS_RETURN_IF_ERROR(b.bind(mm2, "mm.2.weight", hidden, c.projection_dim));
+    ZS_RETURN_IF_ERROR(b.bind(mm2_b, "mm.2.bias", c.projection_dim, true));
+  } else {
+    const GgufTensorInfo* fc = b.info("mm.model.fc.weight");
+    if (!fc) return Status::error("the idefics3 projector needs tensor 'mm.model.fc.weight'");
+    c.projection_dim = static_cast<int>(fc->ne[1]);
+    ZS_RETURN_IF_ERROR(b.bind(mm0, "mm.model.fc.weight", d * c.scale_factor * c.scale_factor, c.projection_dim));
+  }
+  return Status::ok();
+}
+
+}  // namespace zs::engine

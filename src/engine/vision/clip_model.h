@@ -1,0 +1,79 @@
+#pragma once
+// A vision encoder and projector from an `mmproj` GGUF (`clip` architecture): a ViT in the
+// CLIP or SigLIP variant followed by a projector into the text model's embedding space.
+// Weights are bound in place to the memory-mapped file.
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/gguf/tensor_binder.h"
+#include "engine/kernels/matmul.h"
+
+namespace zs::engine {
+
+enum class ProjectorType { kMlp, kIdefics3 };
+
+struct ClipConfig {
+  ProjectorType projector = ProjectorType::kMlp;
+  std::string projector_name;
+  int image_size = 0;
+  int patch_size = 0;
+  int n_embd = 0;
+  int n_ff = 0;
+  int n_head = 0;
+  int n_layer = 0;       // blocks stored in the file
+  int n_layer_run = 0;   // blocks evaluated (LLaVA feeds the projector the second-to-last block)
+  int projection_dim = 0;
+  int scale_factor = 1;  // pixel shuffle (idefics3)
+  float eps = 1e-6f;
+  bool use_gelu = true;  // false: quick GELU
+  bool has_class_token = false;
+  std::array<float, 3> image_mean{0.5f, 0.5f, 0.5f};
+  std::array<float, 3> image_std{0.5f, 0.5f, 0.5f};
+
+  int patches_per_side() const { return image_size / patch_size; }
+  int n_patches() const { return patches_per_side() * patches_per_side(); }
+  // Embedding vectors one image (or one tile) becomes.
+  int tokens_per_image() const { return n_patches() / (scale_factor * scale_factor); }
+
+  static core::Result<ClipConfig> from_gguf(const GgufFile& file);
+};
+
+struct ClipLayer {
+  const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+  WeightView wq, wk, wv, wo, fc1, fc2;
+  const float *bq, *bk, *bv, *bo, *fc1_b, *fc2_b;
+};
+
+class ClipModel {
+ public:
+  static core::Result<std::unique_ptr<ClipModel>> load(const std::string& path);
+  static core::Result<std::unique_ptr<ClipModel>> load(std::unique_ptr<GgufFile> file);
+
+  const ClipConfig& config() const { return config_; }
+  const GgufFile& file() const { return *file_; }
+
+  WeightView patch_embd;                  // [3 * patch * patch] -> n_embd
+  const float* patch_bias = nullptr;
+  const float* class_embd = nullptr;
+  const float* position_embd = nullptr;   // [n_positions][n_embd]
+  const float *pre_ln_w = nullptr, *pre_ln_b = nullptr;
+  const float *post_ln_w = nullptr, *post_ln_b = nullptr;
+  std::vector<ClipLayer> layers;
+  // Projector: mlp = mm0 -> GELU -> mm2; idefics3 = pixel shuffle -> mm0 (no bias).
+  WeightView mm0, mm2;
+  const float *mm0_b = nullptr, *mm2_b = nullptr;
+
+ private:
+  ClipModel() = default;
+  core::Status bind();
+
+  std::unique_ptr<GgufFile> file_;
+  ClipConfig config_;
+  std::unique_ptr<TensorBinder> binder_;  // owns vectors converted to f32
+};
+
+}  // namespace zs::engine
