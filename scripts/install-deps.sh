@@ -8,5 +8,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  nlohmann-json3-dev libcli11-dev libicu-dev \
+  nlohmann-json3-dev libcli11-dev libicu-dev libstb-dev libwebp-dev libboost-dev \
   clang libclang-rt-14-dev >/dev/null

@@ -5,7 +5,6 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
-#include "core/log.h"
 #include "engine/chat/chat_template.h"
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
@@ -15,7 +14,7 @@ namespace zs::cli {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, mmproj, image, system;
+  std::string model, prompt, mmproj, image, system, chat_template;
   int n_predict = 128;
   int threads = 0;
   int ctx = 0;
@@ -27,16 +26,13 @@ struct RunOptions {
 core::Result<std::string> build_prompt(const RunOptions& o, const engine::Llm& llm) {
   if (!o.chat) return o.prompt;
   auto source = llm.model->file().get_string("tokenizer.chat_template");
-  auto kind = source ? engine::detect_chat_template(*source) : std::nullopt;
-  if (!kind) {
-    core::log_warn("run", "the model has no recognised chat template; using ChatML");
-    kind = engine::ChatTemplateKind::kChatML;
-  }
+  auto choice = engine::choose_chat_template(o.chat_template, source.value_or(""));
+  if (!choice) return choice.status();
   std::vector<engine::ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", {{engine::ChatPart::Kind::kText, o.system}}});
   messages.push_back({"user", {{engine::ChatPart::Kind::kText, o.prompt}}});
   const auto& tok = *llm.tokenizer;
-  auto rendered = engine::apply_chat_template(*kind, messages, true, tok.token_text(tok.bos()), tok.token_text(tok.eos()));
+  auto rendered = engine::apply_chat_template(choice->kind, messages, true, tok.token_text(tok.bos()), tok.token_text(tok.eos()));
   if (!rendered) return rendered.status();
   return rendered->text;
 }
@@ -108,6 +104,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--ctx", o->ctx, "context length (default: prompt + n-predict)")->check(CLI::Range(0, 1 << 22));
   cmd->add_flag("--chat", o->chat, "wrap the prompt in the model's chat template");
   cmd->add_option("--system", o->system, "system message (with --chat)");
+  cmd->add_option("--chat-template", o->chat_template, "override the model's chat template (chatml, llama2, llama3, ...)");
   cmd->add_flag("--verbose,-v", o->verbose, "print timings to stderr");
   cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
   cmd->add_option("--image", o->image, "image file");

@@ -6,7 +6,10 @@
 
 namespace zs::core {
 namespace {
-constexpr int kSpinIterations = 200000;
+// Busy-wait briefly (a decode step's next job usually follows within microseconds), then
+// yield the core (other processes, or more threads than cores), then sleep.
+constexpr int kPauseSpins = 2000;
+constexpr int kYieldSpins = 2000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -48,7 +51,10 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   wake_.notify_all();
   fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kPauseSpins) cpu_relax();
+    else sched_yield();
+  }
   job_ = nullptr;
 }
 
@@ -65,8 +71,9 @@ void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-      cpu_relax();
+    while (generation_.load(std::memory_order_acquire) == seen && spins < kPauseSpins + kYieldSpins) {
+      if (spins < kPauseSpins) cpu_relax();
+      else sched_yield();
       ++spins;
     }
     if (generation_.load(std::memory_order_acquire) == seen) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/status.h"
 #include "core/thread_pool.h"
 #include "engine/quant/ggml_type.h"
 
@@ -23,7 +24,13 @@ struct WeightView {
 // Activations are converted first to the type the weight's dot product takes
 // (Q8_0/Q8_1 for 32-blocks, Q8_K for K-quants, F16 for F16, BF16 for BF16), as the
 // reference implementation does, so results match it closely.
+// The weight must pass validate_weight (callers check once, at load); an invalid one makes
+// matmul fill y with NaN rather than read out of bounds.
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, core::ThreadPool& pool);
+
+// Why `w` cannot be multiplied (type without kernels, n_in not a multiple of the block
+// size, rows overlapping, null data), or ok.
+core::Status validate_weight(const WeightView& w);
 
 // The instruction set the kernels use on this machine ("avx512-vnni", "avx2", "scalar").
 std::string_view kernel_isa();

@@ -3,6 +3,8 @@
 // weights in place through these structs, so their sizes are checked against the traits.
 #include <cstdint>
 
+#include "engine/quant/ggml_type.h"
+
 namespace zs::engine {
 
 inline constexpr int kQK = 32;    // values per block of the 32-block types
@@ -73,7 +75,18 @@ inline void unpack_scales_k4(const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// The type an activation row is converted to before a dot product with a weight of `type`.
-GgmlTypeForward;
+// The type an activation row is converted to before a dot product with a weight of `type`
+// (as ggml's CPU backend does); kF32 for types without a dot product.
+inline GgmlType vec_dot_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_0: case GgmlType::kQ5_0: case GgmlType::kQ8_0: return GgmlType::kQ8_0;
+    case GgmlType::kQ4_1: case GgmlType::kQ5_1: return GgmlType::kQ8_1;
+    case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K: case GgmlType::kQ8_K:
+      return GgmlType::kQ8_K;
+    case GgmlType::kF16: return GgmlType::kF16;
+    case GgmlType::kBF16: return GgmlType::kBF16;
+    default: return GgmlType::kF32;
+  }
+}
 
 }  // namespace zs::engine

@@ -1,0 +1,42 @@
+#pragma once
+// Internal interface between the matmul driver (matmul.cc) and the per-ISA kernel files.
+// Each kernel converts activations into its own layout (the values are those of the
+// weight's vec-dot type, possibly permuted to suit the instruction set) and multiplies.
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/quant/ggml_type.h"
+
+namespace zs::engine::kernels {
+
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+struct GemmArgs {
+  const uint8_t* w = nullptr;  // row 0 of the weight matrix
+  size_t row_stride = 0;
+  int64_t n_in = 0;
+  const uint8_t* act = nullptr;  // packed activations, one row of act_stride bytes per token
+  size_t act_stride = 0;
+  int64_t n_tokens = 0;
+  float* y = nullptr;  // y[t * y_stride + r]
+  int64_t y_stride = 0;
+};
+
+struct GemmKernel {
+  // Bytes one token's packed activations take; a multiple of 64.
+  size_t (*act_bytes)(int64_t n_in) = nullptr;
+  // Packs one token's activations (dst is 64-byte aligned).
+  void (*pack)(const float* x, int64_t n_in, void* dst) = nullptr;
+  // Computes the outputs of rows [r0, r1) for all tokens.
+  void (*gemm)(const GemmArgs& args, int64_t r0, int64_t r1) = nullptr;
+};
+
+// Kernels of one instruction set, or nullptr where that set has none for the type (the
+// driver then falls back to a lower set). The scalar set covers every computable type.
+const GemmKernel* scalar_kernel(GgmlType type);
+const GemmKernel* avx2_kernel(GgmlType type);
+const GemmKernel* avx512_kernel(GgmlType type);
+
+inline size_t round_up_64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+}  // namespace zs::engine::kernels

@@ -1,0 +1,172 @@
+#include "engine/kernels/matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/kernels/gemm_kernel.h"
+
+namespace zs::engine {
+namespace {
+
+using kernels::GemmArgs;
+using kernels::GemmKernel;
+using kernels::Isa;
+
+Isa detect_isa() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c")) {
+    return Isa::kAvx512;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    return Isa::kAvx2;
+  }
+#endif
+  return Isa::kScalar;
+}
+
+Isa best_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
+}
+
+std::optional<Isa> parse_isa(std::string_view s) {
+  if (s == "scalar") return Isa::kScalar;
+  if (s == "avx2") return Isa::kAvx2;
+  if (s == "avx512" || s == "avx512-vnni") return Isa::kAvx512;
+  return std::nullopt;
+}
+
+// The instruction set in use: the best one, lowered by ZS_ISA or force_kernel_isa.
+// Process-wide because it describes the machine, not any one model.
+std::atomic<int>& active_isa() {
+  static std::atomic<int> isa{[] {
+    Isa best = best_isa();
+    if (const char* env = std::getenv("ZS_ISA")) {
+      auto want = parse_isa(env);
+      if (want && static_cast<int>(*want) <= static_cast<int>(best)) return static_cast<int>(*want);
+    }
+    return static_cast<int>(best);
+  }()};
+  return isa;
+}
+
+const GemmKernel* select_kernel(GgmlType type) {
+  const int isa = active_isa().load(std::memory_order_relaxed);
+  if (isa >= static_cast<int>(Isa::kAvx512)) {
+    if (auto* k = kernels::avx512_kernel(type)) return k;
+  }
+  if (isa >= static_cast<int>(Isa::kAvx2)) {
+    if (auto* k = kernels::avx2_kernel(type)) return k;
+  }
+  return kernels::scalar_kernel(type);
+}
+
+// Packed activations of the calling thread, reused across calls so that steady-state
+// decoding allocates nothing.
+class Scratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (bytes > capacity_) {
+      capacity_ = std::max(bytes, capacity_ * 2);
+      buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, kernels::round_up_64(capacity_))));
+    }
+    return buf_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> buf_;
+  size_t capacity_ = 0;
+};
+
+}  // namespace
+
+core::Status validate_weight(const WeightView& w) {
+  auto traits = ggml_type_traits(static_cast<uint32_t>(w.type));
+  if (!traits) return core::Status::error("unknown tensor type " + std::to_string(static_cast<uint32_t>(w.type)));
+  if (!traits->computable || kernels::scalar_kernel(w.type) == nullptr) {
+    return core::Status::error("no matmul kernel for tensor type " + std::string(traits->name));
+  }
+  if (w.n_in <= 0 || w.n_out <= 0) return core::Status::error("weight matrix has an empty dimension");
+  if (w.n_in % traits->block_size != 0) {
+    return core::Status::error("weight rows of " + std::to_string(w.n_in) + " values are not a multiple of the " +
+                               std::string(traits->name) + " block size " + std::to_string(traits->block_size));
+  }
+  if (w.row_stride < ggml_row_size(w.type, w.n_in)) {
+    return core::Status::error("weight row stride " + std::to_string(w.row_stride) + " is smaller than a row (" +
+                               std::to_string(ggml_row_size(w.type, w.n_in)) + " bytes)");
+  }
+  if (w.data == nullptr) return core::Status::error("weight matrix has no data");
+  return core::Status::ok();
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, core::ThreadPool& pool) {
+  if (n_tokens <= 0) return;
+  if (!validate_weight(w).is_ok()) {
+    std::fill(y, y + n_tokens * std::max<int64_t>(w.n_out, 0), std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const GemmKernel* k = select_kernel(w.type);
+  const size_t act_stride = k->act_bytes(w.n_in);
+  thread_local Scratch scratch;
+  uint8_t* act = scratch.get(act_stride * static_cast<size_t>(n_tokens));
+
+  GemmArgs args;
+  args.w = static_cast<const uint8_t*>(w.data);
+  args.row_stride = w.row_stride;
+  args.n_in = w.n_in;
+  args.act = act;
+  args.act_stride = act_stride;
+  args.n_tokens = n_tokens;
+  args.y = y;
+  args.y_stride = w.n_out;
+
+  // Rows are split in multiples of 4 (the kernels' row tile) into one range per thread;
+  // activations are packed by all threads first, then a barrier.
+  std::atomic<int> packed{0};
+  pool.run([&](int thread, int n_threads) {
+    for (int64_t t = thread; t < n_tokens; t += n_threads) {
+      k->pack(x + t * w.n_in, w.n_in, act + static_cast<size_t>(t) * act_stride);
+    }
+    packed.fetch_add(1, std::memory_order_acq_rel);
+    while (packed.load(std::memory_order_acquire) < n_threads) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+    int64_t chunk = (w.n_out + n_threads - 1) / n_threads;
+    chunk = (chunk + 3) & ~int64_t{3};
+    const int64_t r0 = std::min<int64_t>(w.n_out, chunk * thread);
+    const int64_t r1 = std::min<int64_t>(w.n_out, r0 + chunk);
+    if (r0 < r1) k->gemm(args, r0, r1);
+  });
+}
+
+std::string_view kernel_isa() {
+  switch (static_cast<Isa>(active_isa().load(std::memory_order_relaxed))) {
+    case Isa::kAvx512: return "avx512-vnni";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kScalar: break;
+  }
+  return "scalar";
+}
+
+bool force_kernel_isa(std::string_view isa) {
+  auto want = parse_isa(isa);
+  if (!want || static_cast<int>(*want) > static_cast<int>(best_isa())) return false;
+  active_isa().store(static_cast<int>(*want), std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace zs::engine

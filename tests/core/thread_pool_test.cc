@@ -1,0 +1,43 @@
+#include "core/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+namespace zs::core {
+namespace {
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n;
+    }
+  }
+}
+
+TEST(ThreadPool, RunGivesEachThreadItsIndexAndManyRunsComplete) {
+  ThreadPool pool(4);
+  EXPECT_EQ(pool.size(), 4);
+  std::atomic<int64_t> total{0};
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<int> seen(4, 0);
+    pool.run([&](int t, int nt) {
+      ASSERT_EQ(nt, 4);
+      seen[t] = 1;
+      total.fetch_add(1);
+    });
+    for (int t = 0; t < 4; ++t) ASSERT_EQ(seen[t], 1);
+  }
+  EXPECT_EQ(total.load(), 8000);
+}
+
+TEST(ThreadPool, DefaultThreadsIsPositive) { EXPECT_GE(ThreadPool::default_threads(), 1); }
+
+}  // namespace
+}  // namespace zs::core

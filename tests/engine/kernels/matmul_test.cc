@@ -1,0 +1,173 @@
+#include "engine/kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/quant/block_types.h"
+#include "engine/quant/quantize.h"
+
+namespace zs::engine {
+namespace {
+
+// Restores the machine's best instruction set when a test ends.
+class IsaGuard {
+ public:
+  IsaGuard() : best_(force_best()) {}
+  ~IsaGuard() { force_best(); }
+
+ private:
+  static std::string force_best() {
+    for (const char* isa : {"avx512", "avx2", "scalar"}) {
+      if (force_kernel_isa(isa)) return isa;
+    }
+    return "scalar";
+  }
+  std::string best_;
+};
+
+std::vector<std::string> available_isas() {
+  IsaGuard guard;
+  std::vector<std::string> out;
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (force_kernel_isa(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+struct Case {
+  GgmlType type;
+  int64_t n_in;
+  double tol;  // allowed |error| relative to sum |w_i x_i|
+};
+
+// The reference: W dequantized to f32, x quantized to the vec-dot type and back, f64 dot.
+std::vector<double> reference(GgmlType type, const std::vector<uint8_t>& wq, size_t row_bytes, int64_t n_in,
+                              int64_t n_out, const std::vector<float>& x, int64_t n_tokens,
+                              std::vector<double>* abs_sum) {
+  std::vector<float> wf(static_cast<size_t>(n_in * n_out));
+  for (int64_t r = 0; r < n_out; ++r) {
+    EXPECT_TRUE(dequantize_row(type, wq.data() + r * row_bytes, wf.data() + r * n_in, n_in).is_ok());
+  }
+  const GgmlType vt = vec_dot_type(type);
+  std::vector<float> xq(x.size());
+  std::vector<uint8_t> tmp(ggml_row_size(vt, n_in) + 64);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    EXPECT_TRUE(quantize_row(vt, x.data() + t * n_in, tmp.data(), n_in).is_ok());
+    EXPECT_TRUE(dequantize_row(vt, tmp.data(), xq.data() + t * n_in, n_in).is_ok());
+  }
+  std::vector<double> out(static_cast<size_t>(n_out * n_tokens));
+  abs_sum->assign(out.size(), 0.0);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      double s = 0, a = 0;
+      for (int64_t i = 0; i < n_in; ++i) {
+        const double p = double(wf[r * n_in + i]) * xq[t * n_in + i];
+        s += p;
+        a += std::fabs(p);
+      }
+      out[t * n_out + r] = s;
+      (*abs_sum)[t * n_out + r] = a;
+    }
+  }
+  return out;
+}
+
+class MatmulTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MatmulTest, AgreesWithReferenceOnEveryIsa) {
+  const Case c = GetParam();
+  const int64_t n_out = 37;
+  const int64_t max_tokens = 64;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(c.n_in * n_out));
+  for (auto& v : wf) v = dist(rng);
+  for (int64_t i = 0; i < c.n_in; ++i) wf[5 * c.n_in + i] = 0.0f;  // an all-zero row
+  for (int64_t i = 0; i < c.n_in; ++i) wf[6 * c.n_in + i] = std::fabs(wf[6 * c.n_in + i]) + 2.0f;  // offset row
+  // Rows get padding past their end to check that row_stride is honoured.
+  const size_t row_bytes = ggml_row_size(c.type, c.n_in);
+  const size_t stride = row_bytes + 64;
+  std::vector<uint8_t> wq(stride * n_out, 0xAB);
+  for (int64_t r = 0; r < n_out; ++r) {
+    ASSERT_TRUE(quantize_row(c.type, wf.data() + r * c.n_in, wq.data() + r * stride, c.n_in).is_ok());
+  }
+  std::vector<float> x(static_cast<size_t>(c.n_in * max_tokens));
+  for (auto& v : x) v = dist(rng);
+  for (int64_t i = 0; i < c.n_in; ++i) x[2 * c.n_in + i] = 0.0f;  // an all-zero token
+
+  std::vector<uint8_t> wq_dense(row_bytes * n_out);
+  for (int64_t r = 0; r < n_out; ++r) std::copy_n(wq.data() + r * stride, row_bytes, wq_dense.data() + r * row_bytes);
+  std::vector<double> abs_sum;
+  const auto ref = reference(c.type, wq_dense, row_bytes, c.n_in, n_out, x, max_tokens, &abs_sum);
+
+  WeightView w{c.type, wq.data(), c.n_in, n_out, stride};
+  ASSERT_TRUE(validate_weight(w).is_ok());
+  IsaGuard guard;
+  for (const auto& isa : available_isas()) {
+    ASSERT_TRUE(force_kernel_isa(isa));
+    for (int threads : {1, 2}) {
+      core::ThreadPool pool(threads);
+      for (int64_t n_tokens : {1, 3, 7, 64}) {
+        std::vector<float> y(static_cast<size_t>(n_out * n_tokens), -1.0f);
+        matmul(w, x.data(), n_tokens, y.data(), pool);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          for (int64_t r = 0; r < n_out; ++r) {
+            const size_t i = t * n_out + r;
+            ASSERT_NEAR(y[i], ref[i], c.tol * abs_sum[i] + 1e-6)
+                << ggml_type_name(c.type) << " isa=" << isa << " threads=" << threads << " tokens=" << n_tokens
+                << " t=" << t << " r=" << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// K-quants use 3 super-blocks and the 32-block types 9 blocks (odd counts exercise the
+// kernels' tails); float types use a length that is not a multiple of any vector width.
+INSTANTIATE_TEST_SUITE_P(
+    AllTypes, MatmulTest,
+    ::testing::Values(Case{GgmlType::kF32, 77, 1e-5}, Case{GgmlType::kF16, 77, 1e-5}, Case{GgmlType::kBF16, 77, 1e-5},
+                      Case{GgmlType::kF32, 1024, 1e-5}, Case{GgmlType::kF16, 1024, 1e-5},
+                      Case{GgmlType::kBF16, 1024, 1e-5}, Case{GgmlType::kQ8_0, 288, 1e-5},
+                      Case{GgmlType::kQ4_0, 288, 1e-5}, Case{GgmlType::kQ5_0, 288, 1e-5},
+                      // The *_1 types use the f16-rounded block sum of the activations, as ggml does.
+                      Case{GgmlType::kQ4_1, 288, 2e-3}, Case{GgmlType::kQ5_1, 288, 2e-3},
+                      Case{GgmlType::kQ8_0, 1024, 1e-5}, Case{GgmlType::kQ4_0, 1024, 1e-5},
+                      Case{GgmlType::kQ4_K, 768, 1e-5}, Case{GgmlType::kQ5_K, 768, 1e-5},
+                      Case{GgmlType::kQ6_K, 768, 1e-5}, Case{GgmlType::kQ8_K, 768, 1e-5},
+                      Case{GgmlType::kQ4_K, 2048, 1e-5}, Case{GgmlType::kQ6_K, 2048, 1e-5}),
+    [](const auto& info) {
+      return std::string(ggml_type_name(info.param.type)) + "_" + std::to_string(info.param.n_in);
+    });
+
+TEST(MatmulValidation, RejectsBadWeights) {
+  std::vector<uint8_t> buf(4096);
+  EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ2_K, buf.data(), 256, 4, 84}).is_ok());
+  EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ4_K, buf.data(), 100, 4, 144}).is_ok());
+  EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ4_K, nullptr, 256, 4, 144}).is_ok());
+  EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ4_K, buf.data(), 256, 4, 100}).is_ok());
+  EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ4_K, buf.data(), 0, 4, 144}).is_ok());
+  EXPECT_FALSE(validate_weight(WeightView{static_cast<GgmlType>(77), buf.data(), 256, 4, 144}).is_ok());
+  EXPECT_TRUE(validate_weight(WeightView{GgmlType::kQ4_K, buf.data(), 256, 4, 144}).is_ok());
+  // matmul with an invalid weight writes NaN instead of reading out of bounds.
+  core::ThreadPool pool(1);
+  std::vector<float> x(100, 1.0f), y(4, 0.0f);
+  matmul(WeightView{GgmlType::kQ4_K, buf.data(), 100, 4, 144}, x.data(), 1, y.data(), pool);
+  for (float v : y) EXPECT_TRUE(std::isnan(v));
+}
+
+TEST(MatmulIsa, ForcingWorks) {
+  IsaGuard guard;
+  EXPECT_TRUE(force_kernel_isa("scalar"));
+  EXPECT_EQ(kernel_isa(), "scalar");
+  EXPECT_FALSE(force_kernel_isa("sse9"));
+  EXPECT_EQ(kernel_isa(), "scalar");
+}
+
+}  // namespace
+}  // namespace zs::engine
