@@ -6,6 +6,7 @@
 #include "engine/tokenizer/bpe_encoder.h"
 #include "engine/tokenizer/spm_encoder.h"
 #include "engine/tokenizer/unicode.h"
+#include "engine/tokenizer/wpm_encoder.h"
 
 namespace zs::engine {
 
@@ -125,15 +126,22 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
       after_special = false;
     }
   } else {
+    const bool wpm = vocab_->type() == VocabType::kWpm;
     for (const Fragment& f : frags) {
       if (f.token != kNoToken) {
         out.push_back(f.token);
+      } else if (wpm) {
+        wpm_encode(*vocab_, text.substr(f.offset, f.length), out);
       } else {
         bpe_encode(*vocab_, text.substr(f.offset, f.length), out);
       }
     }
   }
   if (add_bos && vocab_->add_eos() && vocab_->eos() != kNoToken) out.push_back(vocab_->eos());
+  // BERT inputs end with [SEP].
+  if (add_bos && vocab_->type() == VocabType::kWpm && vocab_->sep() != kNoToken) {
+    out.push_back(vocab_->sep());
+  }
   return out;
 }
 
@@ -165,7 +173,7 @@ std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
     default:
       return {};  // unused and undefined tokens produce no text
   }
-  if (vocab_->type() == VocabType::kSpm) {
+  if (vocab_->type() != VocabType::kBpe) {
     std::string out;
     out.reserve(tok.text.size());
     const std::string_view t = tok.text;
@@ -193,7 +201,8 @@ std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
   std::string out;
-  bool strip_space = vocab_->type() == VocabType::kSpm && vocab_->add_space_prefix();
+  bool strip_space = (vocab_->type() == VocabType::kSpm && vocab_->add_space_prefix()) ||
+                     vocab_->type() == VocabType::kWpm;
   for (int32_t id : ids) {
     std::string piece = token_to_piece(id, render_special);
     if (strip_space && vocab_->valid(id) && vocab_->is_control(id)) {

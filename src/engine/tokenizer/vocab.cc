@@ -57,10 +57,17 @@ core::Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
     // The reference's defaults for GPT-2 style files that name no special tokens.
     spec.bos = 11;
     spec.eos = 11;
+  } else if (*model == "bert") {
+    spec.type = VocabType::kWpm;
+    spec.bos = 101;  // [CLS]
+    spec.unk = 100;
+    spec.sep = 102;
+    spec.pad = 0;
+    spec.mask = 103;
   } else {
     return core::Status::error(file.name() + ": tokenizer model '" + std::string(*model) +
                                "' (tokenizer.ggml.model) is not supported; supported: llama "
-                               "(SentencePiece), gpt2 (byte-level BPE)");
+                               "(SentencePiece), gpt2 (byte-level BPE), bert (WordPiece)");
   }
   if (spec.type == VocabType::kBpe && has_pre) {
     const auto pre = file.get_string("tokenizer.ggml.pre");
@@ -119,6 +126,7 @@ core::Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
       {"tokenizer.ggml.seperator_token_id", &spec.sep},  // sic: the GGUF key is misspelt
       {"tokenizer.ggml.padding_token_id", &spec.pad},
       {"tokenizer.ggml.mask_token_id", &spec.mask},
+      {"tokenizer.ggml.cls_token_id", &spec.cls},
   };
   for (const IdKey& k : ids) {
     if (!file.find(k.key)) continue;
@@ -126,6 +134,7 @@ core::Result<std::unique_ptr<Vocab>> Vocab::from_gguf(const GgufFile& file) {
     if (!v) return core::Status::error(file.name() + ": " + k.key + " is not an integer");
     *k.dst = *v;
   }
+  if (spec.type == VocabType::kWpm && !is_null_id(spec.cls)) spec.bos = spec.cls;  // BERT starts with [CLS]
   spec.add_bos = file.get_bool("tokenizer.ggml.add_bos_token");
   spec.add_eos = file.get_bool("tokenizer.ggml.add_eos_token");
   spec.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix");
@@ -277,9 +286,14 @@ core::Status Vocab::finish(const Spec& spec) {
   ZS_RETURN_IF_ERROR(check_id(spec.eot, "end-of-turn", true, eot_));
   ZS_RETURN_IF_ERROR(check_id(spec.eom, "end-of-message", true, eom_));
   ZS_RETURN_IF_ERROR(check_id(spec.pad, "padding", false, pad_));
+  ZS_RETURN_IF_ERROR(check_id(spec.sep, "separator", false, sep_));
+  for (const VocabToken& t : spec.tokens) max_token_length_ = std::max(max_token_length_, t.text.size());
 
   if (type_ == VocabType::kSpm) {
     add_space_prefix_ = spec.add_space_prefix.value_or(true);
+    add_bos_ = spec.add_bos.value_or(true);
+    add_eos_ = spec.add_eos.value_or(false);
+  } else if (type_ == VocabType::kWpm) {
     add_bos_ = spec.add_bos.value_or(true);
     add_eos_ = spec.add_eos.value_or(false);
   } else if (type_ == VocabType::kBpe) {

@@ -69,7 +69,7 @@ class Vocab {
     std::vector<VocabToken> tokens;
     std::vector<std::string> merges;  // BPE only: "left right", best first
     int64_t bos = kNoToken, eos = kNoToken, unk = kNoToken, eot = kNoToken, eom = kNoToken;
-    int64_t pad = kNoToken, sep = kNoToken, mask = kNoToken;
+    int64_t pad = kNoToken, sep = kNoToken, mask = kNoToken, cls = kNoToken;
     std::optional<bool> add_bos, add_eos, add_space_prefix;
   };
   static core::Result<std::unique_ptr<Vocab>> from_spec(Spec spec);
@@ -84,12 +84,14 @@ class Vocab {
   int32_t merge_rank(std::string_view left, std::string_view right) const;
   // The token for a raw byte (<0xNN> for SentencePiece, its mapped character for BPE).
   int32_t byte_token(uint8_t byte) const { return byte_tokens_[byte]; }
+  size_t max_token_length() const { return max_token_length_; }
 
   int32_t bos() const { return bos_; }
   int32_t eos() const { return eos_; }
   int32_t unk() const { return unk_; }
   int32_t eot() const { return eot_; }
   int32_t pad() const { return pad_; }
+  int32_t sep() const { return sep_; }
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
   bool add_space_prefix() const { return add_space_prefix_; }
@@ -114,7 +116,8 @@ class Vocab {
   std::unordered_map<std::string, int32_t, MergeKeyHash, MergeKeyEq> merge_ranks_;  // "left right"
   int32_t byte_tokens_[256] = {};
   int32_t bos_ = kNoToken, eos_ = kNoToken, unk_ = kNoToken, eot_ = kNoToken;
-  int32_t eom_ = kNoToken, pad_ = kNoToken;
+  int32_t eom_ = kNoToken, pad_ = kNoToken, sep_ = kNoToken;
+  size_t max_token_length_ = 0;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, ignore_merges_ = false;
   std::unordered_set<int32_t> eog_;
   std::vector<int32_t> special_tokens_;

@@ -1,0 +1,173 @@
+#include "engine/image/preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace zs::engine {
+namespace {
+
+// Hugging Face's absolute cap on either side after the longest-edge resize ("4k").
+constexpr int kIdefics3MaxImageSize = 4096;
+
+struct Tap {
+  int i0;
+  int i1;
+  float frac;
+};
+
+// Source positions and weights along one axis, computed once per output row/column.
+std::vector<Tap> bilinear_taps(int src, int dst) {
+  std::vector<Tap> taps(dst);
+  const float scale = static_cast<float>(src) / static_cast<float>(dst);
+  for (int i = 0; i < dst; ++i) {
+    const float s = std::max(0.0f, (static_cast<float>(i) + 0.5f) * scale - 0.5f);
+    const int i0 = std::min(static_cast<int>(std::floor(s)), src - 1);
+    taps[i] = {i0, std::min(i0 + 1, src - 1), s - static_cast<float>(i0)};
+  }
+  return taps;
+}
+
+Image crop(const Image& src, int x0, int y0, int width, int height) {
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(static_cast<size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    std::memcpy(&out.rgb[out.pixel_index(0, y)], &src.rgb[src.pixel_index(x0, y0 + y)],
+                static_cast<size_t>(width) * 3);
+  }
+  return out;
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& src, int width, int height) {
+  Image out;
+  if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0) return out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(static_cast<size_t>(width) * height * 3);
+  const std::vector<Tap> xs = bilinear_taps(src.width, width);
+  const std::vector<Tap> ys = bilinear_taps(src.height, height);
+  for (int y = 0; y < height; ++y) {
+    const Tap& ty = ys[y];
+    const uint8_t* row0 = &src.rgb[src.pixel_index(0, ty.i0)];
+    const uint8_t* row1 = &src.rgb[src.pixel_index(0, ty.i1)];
+    uint8_t* dst = &out.rgb[out.pixel_index(0, y)];
+    for (int x = 0; x < width; ++x) {
+      const Tap& tx = xs[x];
+      for (int c = 0; c < 3; ++c) {
+        const float p00 = row0[tx.i0 * 3 + c], p01 = row0[tx.i1 * 3 + c];
+        const float p10 = row1[tx.i0 * 3 + c], p11 = row1[tx.i1 * 3 + c];
+        const float top = (1.0f - tx.frac) * p00 + tx.frac * p01;
+        const float bottom = (1.0f - tx.frac) * p10 + tx.frac * p11;
+        const float v = (1.0f - ty.frac) * top + ty.frac * bottom;
+        dst[x * 3 + c] = static_cast<uint8_t>(std::clamp(std::round(v), 0.0f, 255.0f));
+      }
+    }
+  }
+  return out;
+}
+
+Image pad_to_square(const Image& src, RgbColour colour) {
+  const int side = std::max(src.width, src.height);
+  Image out;
+  out.width = side;
+  out.height = side;
+  out.rgb.resize(static_cast<size_t>(side) * side * 3);
+  for (size_t i = 0; i < out.rgb.size(); i += 3) std::memcpy(&out.rgb[i], colour.data(), 3);
+  for (int y = 0; y < src.height; ++y) {
+    std::memcpy(&out.rgb[out.pixel_index(0, y)], &src.rgb[src.pixel_index(0, y)],
+                static_cast<size_t>(src.width) * 3);
+  }
+  return out;
+}
+
+std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& std) {
+  const size_t plane = static_cast<size_t>(img.width) * img.height;
+  std::vector<float> out(plane * 3);
+  for (int c = 0; c < 3; ++c) {
+    float* dst = out.data() + c * plane;
+    for (size_t i = 0; i < plane; ++i) {
+      dst[i] = (static_cast<float>(img.rgb[i * 3 + c]) / 255.0f - mean[c]) / std[c];
+    }
+  }
+  return out;
+}
+
+std::vector<float> preprocess_llava(const Image& img, int image_size, const ChannelStats& mean,
+                                    const ChannelStats& std, RgbColour pad) {
+  const Image square = img.width == img.height ? img : pad_to_square(img, pad);
+  return normalize(resize_bilinear(square, image_size, image_size), mean, std);
+}
+
+ImageSize idefics3_resize_size(int width, int height, int longest_edge) {
+  if (width <= 0 || height <= 0 || longest_edge <= 0) return {};
+  // Double arithmetic and truncation exactly as the Python reference, so sizes match bit for bit.
+  const double aspect = static_cast<double>(width) / static_cast<double>(height);
+  int w = width, h = height;
+  if (width >= height) {
+    w = longest_edge;
+    h = static_cast<int>(w / aspect);
+    if (h % 2 != 0) ++h;
+  } else {
+    h = longest_edge;
+    w = static_cast<int>(h * aspect);
+    if (w % 2 != 0) ++w;
+  }
+  w = std::max(w, 1);
+  h = std::max(h, 1);
+  const double aspect2 = static_cast<double>(w) / static_cast<double>(h);
+  if (w >= h && w > kIdefics3MaxImageSize) {
+    w = kIdefics3MaxImageSize;
+    h = static_cast<int>(w / aspect2);
+  } else if (h > w && h > kIdefics3MaxImageSize) {
+    h = kIdefics3MaxImageSize;
+    w = static_cast<int>(h * aspect2);
+  }
+  return {std::max(w, 1), std::max(h, 1)};
+}
+
+ImageSize idefics3_tile_grid_size(int width, int height, int tile_size) {
+  if (width <= 0 || height <= 0 || tile_size <= 0) return {};
+  auto round_up = [&](int v) { return std::max(1, (v + tile_size - 1) / tile_size) * tile_size; };
+  const double aspect = static_cast<double>(width) / static_cast<double>(height);
+  int w, h;
+  if (width >= height) {
+    w = round_up(width);
+    h = round_up(static_cast<int>(w / aspect));
+  } else {
+    h = round_up(height);
+    w = round_up(static_cast<int>(h * aspect));
+  }
+  return {w, h};
+}
+
+SplitImage split_image(const Image& img, const SplitConfig& config) {
+  SplitImage out;
+  const int tile = config.tile_size;
+  if (img.width <= 0 || img.height <= 0 || tile <= 0) return out;
+  const ImageSize first = idefics3_resize_size(img.width, img.height, config.longest_edge);
+  const ImageSize grid = idefics3_tile_grid_size(first.width, first.height, tile);
+  // Two resizes, as the reference does: the tiles are cut from the second one.
+  Image resized = resize_bilinear(img, first.width, first.height);
+  if (grid.width != first.width || grid.height != first.height) {
+    resized = resize_bilinear(resized, grid.width, grid.height);
+  }
+  if (grid.width <= tile && grid.height <= tile) {
+    out.global = std::move(resized);
+    return out;
+  }
+  // Both sides are multiples of the tile, so every crop is exactly tile x tile.
+  out.rows = grid.height / tile;
+  out.cols = grid.width / tile;
+  out.tiles.reserve(static_cast<size_t>(out.rows) * out.cols);
+  for (int r = 0; r < out.rows; ++r) {
+    for (int c = 0; c < out.cols; ++c) out.tiles.push_back(crop(resized, c * tile, r * tile, tile, tile));
+  }
+  out.global = resize_bilinear(resized, tile, tile);
+  return out;
+}
+
+}  // namespace zs::engine
