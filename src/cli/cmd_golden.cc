@@ -11,6 +11,8 @@
 #include "cli/cli_util.h"
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
+#include "engine/vision/multimodal_prompt.h"
+#include "engine/vision/vision_loader.h"
 
 namespace zs::cli {
 namespace {
@@ -24,15 +26,49 @@ struct GoldenOptions {
 int argmax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 core::Status run_golden(const GoldenOptions& o) {
-  if (!o.mmproj.empty() || !o.image.empty())
-    return core::Status::error("--mmproj/--image need the vision encoder, which this build does not have yet");
+  if (o.mmproj.empty() != o.image.empty()) return core::Status::error("--mmproj and --image go together");
   auto llm = engine::Llm::load(o.model);
   if (!llm) return llm.status();
   auto backend = engine::make_cpu_backend(o.threads);
-  auto tokens = llm->tokenizer->encode(o.prompt, llm->tokenizer->add_bos_by_default(), true);
+  const bool add_bos = llm->tokenizer->add_bos_by_default();
+  auto tokens = llm->tokenizer->encode(o.prompt, add_bos, true);
   if (tokens.empty()) return core::Status::error("the prompt produced no tokens");
-  engine::Session session(*llm->model, *backend, static_cast<int>(tokens.size()) + o.n + 1);
-  ZS_RETURN_IF_ERROR(session.eval(tokens));
+  nlohmann::json out;
+
+  // With an image the sequence is BOS, the image embeddings, then the prompt without BOS.
+  engine::MultimodalPrompt prompt;
+  std::unique_ptr<engine::ClipModel> clip;
+  if (!o.mmproj.empty()) {
+    auto loaded = engine::load_vision_for(*llm->model, o.mmproj);
+    if (!loaded) return loaded.status();
+    clip = std::move(loaded.value());
+    engine::ImageEmbedder embedder(*clip, *backend);
+    auto bytes = read_file_bytes(o.image);
+    if (!bytes) return bytes.status();
+    auto img = embedder.embed(bytes->data(), bytes->size());
+    if (!img) return img.status().with_context("image '" + o.image + "'");
+    auto built = engine::build_multimodal_prompt(*llm->tokenizer, o.prompt, {0}, {img.value()},
+                                                 clip->config().projector, add_bos);
+    if (!built) return built.status();
+    prompt = std::move(built.value());
+    const std::vector<float>& e = *img->data;
+    const size_t n_values = static_cast<size_t>(img->n_tokens()) * img->dim;
+    double sum = 0, sumsq = 0;
+    for (size_t i = 0; i < n_values; ++i) {
+      sum += e[i];
+      sumsq += static_cast<double>(e[i]) * e[i];
+    }
+    out["image"] = std::filesystem::path(o.image).filename().string();
+    out["image_tokens"] = img->n_tokens();
+    out["image_embed_sum"] = sum;
+    out["image_embed_sumsq"] = sumsq;
+    out["image_embed_first8"] = std::vector<float>(e.begin(), e.begin() + std::min<size_t>(8, n_values));
+    out["layout"] = "bos,image,prompt_tokens[1:]";
+  } else {
+    prompt.pieces.push_back(engine::PromptPiece{tokens});
+  }
+  engine::Session session(*llm->model, *backend, prompt.n_positions() + o.n + 1);
+  ZS_RETURN_IF_ERROR(engine::eval_prompt(session, prompt));
 
   const int nv = session.n_vocab();
   const float* logits = session.logits();
@@ -53,7 +89,6 @@ core::Status run_golden(const GoldenOptions& o) {
     greedy.push_back(next);
     if (i + 1 < o.n) ZS_RETURN_IF_ERROR(session.eval(&next, 1));
   }
-  nlohmann::json out;
   out["model"] = std::filesystem::path(o.model).filename().string();
   out["prompt"] = o.prompt;
   out["prompt_tokens"] = tokens;

@@ -32,16 +32,31 @@ class GoldenText : public ::testing::TestWithParam<int> {};
 
 TEST_P(GoldenText, MatchesReference) {
   const json ref = golden_lines().at(GetParam());
-  if (ref.contains("image")) GTEST_SKIP() << "vision lines need the vision encoder (Engine II)";
   const std::string model = ref["model"];
   const int n = static_cast<int>(ref["greedy"].size());
-  auto r = zs::testing::run_command(zs::testing::zeroserve() + " golden --model " +
-                                    zs::testing::shell_quote(zs::testing::golden_model(model)) + " --prompt " +
-                                    zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(n));
+  std::string cmd = zs::testing::zeroserve() + " golden --model " +
+                    zs::testing::shell_quote(zs::testing::golden_model(model)) + " --prompt " +
+                    zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(n);
+  if (ref.contains("image")) {
+    // The vision lines pair tiny-llama-f16 with the LLaVA-style projector (golden README).
+    cmd += " --mmproj " + zs::testing::shell_quote(zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")) +
+           " --image " + zs::testing::shell_quote(zs::testing::shared_dir() + "/golden/images/" + ref["image"].get<std::string>());
+  }
+  auto r = zs::testing::run_command(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const json got = json::parse(r.out);
   SCOPED_TRACE(model + " / " + ref["prompt"].get<std::string>());
   EXPECT_EQ(got["prompt_tokens"], ref["prompt_tokens"]);
+  if (ref.contains("image")) {
+    EXPECT_EQ(got["image_tokens"], ref["image_tokens"]);
+    EXPECT_EQ(got["layout"], ref["layout"]);
+    const double ref_sumsq = ref["image_embed_sumsq"];
+    EXPECT_NEAR(got["image_embed_sumsq"].get<double>(), ref_sumsq, 1e-3 * ref_sumsq);
+    const double ref_sum = ref["image_embed_sum"];
+    EXPECT_NEAR(got["image_embed_sum"].get<double>(), ref_sum, 1e-3 * std::max(1.0, std::abs(ref_sum)));
+    for (int i = 0; i < 8; ++i)
+      EXPECT_NEAR(got["image_embed_first8"][i].get<double>(), ref["image_embed_first8"][i].get<double>(), 1e-3);
+  }
 
   // Our logit for each of the reference's top-10 ids, from our own top-10 list.
   auto logit_of = [&](int id) {

@@ -163,11 +163,13 @@ class CpuBackend final : public Backend {
   }
 
   void gelu(float* x, int64_t n) override {
+    // The reference evaluates GELU through an f16 lookup table (input and output rounded to
+    // f16); doing the same brings vision embeddings from ~1e-2 to ~1e-6 relative agreement.
     pool_.parallel_for(n, [&](int64_t b, int64_t e) {
       constexpr float kSqrt2OverPi = 0.79788456080286535588f;
       for (int64_t i = b; i < e; ++i) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)));
+        const float v = f16_to_f32(f32_to_f16(x[i]));
+        x[i] = f16_to_f32(f32_to_f16(0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)))));
       }
     });
   }

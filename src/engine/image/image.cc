@@ -53,7 +53,8 @@ struct Dimensions {
 Result<Dimensions> header_dimensions(ImageFormat format, const uint8_t* data, size_t size) {
   switch (format) {
     case ImageFormat::kPng:
-      if (size < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) {
+      // Signature, chunk length and type, then IHDR's 13 bytes (size, depth, colour type, ...).
+      if (size < 8 + 8 + 13 || std::memcmp(data + 12, "IHDR", 4) != 0) {
         return corrupt(format, "no IHDR header");
       }
       return Dimensions{be32(data + 16), be32(data + 20)};

@@ -40,26 +40,28 @@ Image crop(const Image& src, int x0, int y0, int width, int height) {
   return out;
 }
 
-}  // namespace
-
-Image resize_bilinear(const Image& src, int width, int height) {
+// Bilinear resize of a source given by its size and a pixel accessor, so a padded image can be
+// resized without ever being built.
+template <typename PixelAt>
+Image resize_source(int src_width, int src_height, int width, int height, PixelAt pixel_at) {
   Image out;
-  if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0) return out;
+  if (width <= 0 || height <= 0 || src_width <= 0 || src_height <= 0) return out;
   out.width = width;
   out.height = height;
   out.rgb.resize(static_cast<size_t>(width) * height * 3);
-  const std::vector<Tap> xs = bilinear_taps(src.width, width);
-  const std::vector<Tap> ys = bilinear_taps(src.height, height);
+  const std::vector<Tap> xs = bilinear_taps(src_width, width);
+  const std::vector<Tap> ys = bilinear_taps(src_height, height);
   for (int y = 0; y < height; ++y) {
     const Tap& ty = ys[y];
-    const uint8_t* row0 = &src.rgb[src.pixel_index(0, ty.i0)];
-    const uint8_t* row1 = &src.rgb[src.pixel_index(0, ty.i1)];
     uint8_t* dst = &out.rgb[out.pixel_index(0, y)];
     for (int x = 0; x < width; ++x) {
       const Tap& tx = xs[x];
+      const uint8_t* q00 = pixel_at(tx.i0, ty.i0);
+      const uint8_t* q01 = pixel_at(tx.i1, ty.i0);
+      const uint8_t* q10 = pixel_at(tx.i0, ty.i1);
+      const uint8_t* q11 = pixel_at(tx.i1, ty.i1);
       for (int c = 0; c < 3; ++c) {
-        const float p00 = row0[tx.i0 * 3 + c], p01 = row0[tx.i1 * 3 + c];
-        const float p10 = row1[tx.i0 * 3 + c], p11 = row1[tx.i1 * 3 + c];
+        const float p00 = q00[c], p01 = q01[c], p10 = q10[c], p11 = q11[c];
         const float top = (1.0f - tx.frac) * p00 + tx.frac * p01;
         const float bottom = (1.0f - tx.frac) * p10 + tx.frac * p11;
         const float v = (1.0f - ty.frac) * top + ty.frac * bottom;
@@ -68,6 +70,13 @@ Image resize_bilinear(const Image& src, int width, int height) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& src, int width, int height) {
+  return resize_source(src.width, src.height, width, height,
+                       [&](int x, int y) { return &src.rgb[src.pixel_index(x, y)]; });
 }
 
 Image pad_to_square(const Image& src, RgbColour colour) {
@@ -98,8 +107,13 @@ std::vector<float> normalize(const Image& img, const ChannelStats& mean, const C
 
 std::vector<float> preprocess_llava(const Image& img, int image_size, const ChannelStats& mean,
                                     const ChannelStats& std, RgbColour pad) {
-  const Image square = img.width == img.height ? img : pad_to_square(img, pad);
-  return normalize(resize_bilinear(square, image_size, image_size), mean, std);
+  // The padded square is sampled in place rather than built: an extreme aspect ratio within the
+  // pixel limit (say 50000000 x 1) would otherwise need side * side pixels.
+  const int side = std::max(img.width, img.height);
+  const Image resized = resize_source(side, side, image_size, image_size, [&](int x, int y) {
+    return x < img.width && y < img.height ? &img.rgb[img.pixel_index(x, y)] : pad.data();
+  });
+  return normalize(resized, mean, std);
 }
 
 ImageSize idefics3_resize_size(int width, int height, int longest_edge) {

@@ -22,13 +22,15 @@ constexpr RgbColour kLlavaPadColour = {122, 116, 104};
 Image resize_bilinear(const Image& src, int width, int height);
 
 // Pads to a square of side max(width, height) filled with `colour`; the original sits at the
-// top-left corner (llama.cpp's LLaVA-1.5 convention, not centred).
+// top-left corner (llama.cpp's LLaVA-1.5 convention, not centred). Builds side * side pixels;
+// preprocess_llava gets the same result without building them.
 Image pad_to_square(const Image& src, RgbColour colour);
 
 // (x / 255 - mean[c]) / std[c] for every pixel, laid out channel-planar: all R, then G, then B.
 std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& std);
 
-// LLaVA-1.5: pad_to_square, resize_bilinear to image_size x image_size, normalize.
+// LLaVA-1.5: pad_to_square, resize_bilinear to image_size x image_size, normalize; the padded
+// square is sampled in place, so an extreme aspect ratio costs no extra memory.
 std::vector<float> preprocess_llava(const Image& img, int image_size, const ChannelStats& mean,
                                     const ChannelStats& std, RgbColour pad = kLlavaPadColour);
 

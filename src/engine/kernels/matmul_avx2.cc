@@ -1,8 +1,341 @@
-// AVX2 kernels: filled in after the AVX-512 ones; until then every type uses the scalar path.
+// AVX2 (+FMA, F16C) kernels for x86-64 machines without AVX-512.
+//
+// One weight row x up to 4 tokens per tile: each block is unpacked once and used for every
+// token. Without vpdpbusd the byte products go through vpmaddubsw (pairs to int16) and
+// vpmaddwd, and that second step multiplies by the sub-block scale instead of by one, so the
+// K-quant scales cost nothing extra. Types without an AVX2 kernel here use the scalar ones.
+//
+// The file is compiled for AVX2 by the target pragma below (the per-function equivalent of
+// __attribute__((target))) and is only entered after the driver has checked the CPU.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
 #include "engine/kernels/gemm_kernel.h"
+#include "engine/quant/block_types.h"
+#include "engine/quant/quantize.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,bmi,bmi2")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace zs::engine::kernels {
+namespace {
 
-const GemmKernel* avx2_kernel(GgmlType) { return nullptr; }
+#define ZS_INLINE inline __attribute__((always_inline))
+
+using TileFn = void (*)(const GemmArgs&, int64_t, int64_t);
+
+ZS_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Rows in L2-sized chunks; within a chunk every 4-token tile passes over all its rows.
+void run_rows(const TileFn (&tiles)[4], const GemmArgs& g, int64_t r0, int64_t r1, size_t row_bytes) {
+  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((192 * 1024) / std::max<size_t>(row_bytes, 1)));
+  for (int64_t rc = r0; rc < r1; rc += chunk) {
+    const int64_t rend = std::min(r1, rc + chunk);
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += 4) {
+      const int nt = static_cast<int>(std::min<int64_t>(4, g.n_tokens - t0));
+      for (int64_t r = rc; r < rend; ++r) tiles[nt - 1](g, r, t0);
+    }
+  }
+}
+
+template <int T>
+ZS_INLINE void store_row(const GemmArgs& g, int64_t r, int64_t t0, const __m256 (&acc)[T]) {
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.y_stride + r] = hsum(acc[t]);
+}
+
+// ============================================================== K-quants
+
+// One super-block of one token's activations: the Q8_K block as ggml stores it.
+using ActK = BlockQ8K;
+
+size_t act_bytes_k(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 256) * sizeof(ActK)); }
+
+void pack_k(const float* x, int64_t n_in, void* dst) { (void)quantize_row(GgmlType::kQ8_K, x, dst, n_in); }
+
+// int16 broadcast of scale j from 8 int16 scales held in both 128-bit halves.
+ZS_INLINE __m256i scale_pair(__m256i s16, int j) {
+  const __m256i idx = _mm256_set1_epi16(static_cast<int16_t>((2 * j) | ((2 * j + 1) << 8)));
+  return _mm256_shuffle_epi8(s16, idx);
+}
+
+template <int T>
+void tile_q4k(const GemmArgs& g, int64_t r, int64_t t0) {
+  __m256 acc[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const auto* w = reinterpret_cast<const BlockQ4K*>(g.w + static_cast<size_t>(r) * g.row_stride);
+  const ActK* act[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < g.n_in / 256; ++b) {
+    uint8_t sc[8], mn[8];
+    unpack_scales_k4(w[b].scales, sc, mn);
+    int64_t sc64, mn64;
+    std::memcpy(&sc64, sc, 8);
+    std::memcpy(&mn64, mn, 8);
+    const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc64)));
+    // mins as int16, each repeated for the two 16-value bsums of its sub-block
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_cvtsi64_si128(mn64), _mm_cvtsi64_si128(mn64)));
+    __m256i isum[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * j));
+      const __m256i lo = _mm256_and_si256(q, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      const __m256i sl = scale_pair(s16, 2 * j), sh = scale_pair(s16, 2 * j + 1);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].qs + 64 * j));
+        const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].qs + 64 * j + 32));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), sl));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), sh));
+      }
+    }
+    const float d = f16_to_f32(w[b].d), dmin = f16_to_f32(w[b].dmin);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].bsums));
+      const __m256i msum = _mm256_madd_epi16(m16, bs);
+      const float dy = act[t][b].d;
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dy), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * dy), acc[t]);
+    }
+  }
+  store_row<T>(g, r, t0, acc);
+}
+
+template <int T>
+void tile_q6k(const GemmArgs& g, int64_t r, int64_t t0) {
+  __m256 acc[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const auto* w = reinterpret_cast<const BlockQ6K*>(g.w + static_cast<size_t>(r) * g.row_stride);
+  const ActK* act[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+  for (int64_t b = 0; b < g.n_in / 256; ++b) {
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    // Scales 0-7 and 8-15 as int16 in both 128-bit halves, for the per-chunk broadcasts.
+    const __m256i sc_lo = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc8));
+    const __m256i sc_hi = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)));
+    __m256i isum[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      // Values are stored +32; remove 32 * sum(scale * bsum) up front.
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].bsums));
+      isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+    }
+#pragma GCC unroll 2
+    for (int n = 0; n < 2; ++n) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * n));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * n + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * n));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4)),
+      };
+#pragma GCC unroll 4
+      for (int gq = 0; gq < 4; ++gq) {
+        // Values 128n + 32gq .. +31 use scales 8n + 2gq (first 16, low 128-bit half after
+        // maddubs) and 8n + 2gq + 1 (high half).
+        const int k = 2 * gq;  // within the 8 scales of this half
+        const __m256i idx = _mm256_setr_m128i(_mm_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8))),
+                                              _mm_set1_epi16(static_cast<int16_t>((2 * k + 2) | ((2 * k + 3) << 8))));
+        const __m256i scv = _mm256_shuffle_epi8(n == 0 ? sc_lo : sc_hi, idx);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].qs + 128 * n + 32 * gq));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[gq], y), scv));
+        }
+      }
+    }
+    const float d = f16_to_f32(w[b].d);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * act[t][b].d), acc[t]);
+    }
+  }
+  store_row<T>(g, r, t0, acc);
+}
+
+// ============================================================== Q8_0 / Q4_0
+
+// One block of one token's activations.
+struct alignas(32) Act32 {
+  int8_t qs[32];
+  int32_t corr[8];  // -8 * (sum of the lane's 4 values), for the unsigned Q4_0 nibbles
+  float d;
+  float pad[7];
+};
+static_assert(sizeof(Act32) == 96);
+
+size_t act_bytes_32(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(Act32)); }
+
+void pack_32(const float* x, int64_t n_in, void* dst) {
+  auto* out = static_cast<Act32*>(dst);
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    BlockQ8_0 q;
+    (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
+    Act32& a = out[b];
+    std::memset(&a, 0, sizeof a);
+    std::memcpy(a.qs, q.qs, 32);
+    // maddubs+madd lanes: int32 lane l covers bytes 4l..4l+3 of the 32.
+    for (int l = 0; l < 8; ++l) a.corr[l] = -8 * (q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3]);
+    a.d = f16_to_f32(q.d);
+  }
+}
+
+template <bool kQ4, int T>
+void tile_q8(const GemmArgs& g, int64_t r, int64_t t0) {
+  __m256 acc[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const uint8_t* w = g.w + static_cast<size_t>(r) * g.row_stride;
+  const Act32* act[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < g.n_in / 32; ++b) {
+    __m256i wq;
+    float d;
+    if constexpr (kQ4) {
+      const auto* blk = reinterpret_cast<const BlockQ4_0*>(w) + b;
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs));
+      wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+      d = f16_to_f32(blk->d);
+    } else {
+      const auto* blk = reinterpret_cast<const BlockQ8_0*>(w) + b;
+      wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs));
+      d = f16_to_f32(blk->d);
+    }
+    const __m256i wabs = kQ4 ? wq : _mm256_sign_epi8(wq, wq);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256i y = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].qs));
+      __m256i s;
+      if constexpr (kQ4) {
+        s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, y), ones),
+                             _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].corr)));
+      } else {
+        // |w| * (y with w's sign): the unsigned x signed form maddubs needs.
+        s = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(y, wq)), ones);
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * act[t][b].d), acc[t]);
+    }
+  }
+  store_row<T>(g, r, t0, acc);
+}
+
+// ============================================================== F32 / F16
+
+size_t act_bytes_f(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in) * 4); }
+
+template <GgmlType kType>
+void pack_f(const float* x, int64_t n_in, void* dst) {
+  auto* out = static_cast<float*>(dst);
+  for (int64_t i = 0; i < n_in; ++i) out[i] = kType == GgmlType::kF16 ? f16_to_f32(f32_to_f16(x[i])) : x[i];
+  for (int64_t i = n_in; i < static_cast<int64_t>(act_bytes_f(n_in) / 4); ++i) out[i] = 0.0f;
+}
+
+template <GgmlType kType>
+ZS_INLINE __m256 load8(const uint8_t* row, int64_t i) {
+  if constexpr (kType == GgmlType::kF16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
+  } else {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  }
+}
+
+template <GgmlType kType, int T>
+void tile_f(const GemmArgs& g, int64_t r, int64_t t0) {
+  __m256 acc[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const uint8_t* w = g.w + static_cast<size_t>(r) * g.row_stride;
+  const float* act[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  int64_t i = 0;
+  for (; i + 8 <= g.n_in; i += 8) {
+    const __m256 wv = load8<kType>(w, i);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(wv, _mm256_load_ps(act[t] + i), acc[t]);
+  }
+  if (i < g.n_in) {
+    // Tail: copy the last values so no byte past the row is read.
+    const size_t esize = kType == GgmlType::kF16 ? 2 : 4;
+    alignas(32) uint8_t tail[32] = {};
+    std::memcpy(tail, w + i * esize, static_cast<size_t>(g.n_in - i) * esize);
+    const __m256 wv = load8<kType>(tail, 0);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(wv, _mm256_load_ps(act[t] + i), acc[t]);
+  }
+  store_row<T>(g, r, t0, acc);
+}
+
+// ============================================================== tables
+
+void gemm_q4k(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr TileFn kTiles[4] = {tile_q4k<1>, tile_q4k<2>, tile_q4k<3>, tile_q4k<4>};
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * sizeof(BlockQ4K));
+}
+void gemm_q6k(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr TileFn kTiles[4] = {tile_q6k<1>, tile_q6k<2>, tile_q6k<3>, tile_q6k<4>};
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * sizeof(BlockQ6K));
+}
+template <bool kQ4>
+void gemm_q8(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr TileFn kTiles[4] = {tile_q8<kQ4, 1>, tile_q8<kQ4, 2>, tile_q8<kQ4, 3>, tile_q8<kQ4, 4>};
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 32) * (kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)));
+}
+template <GgmlType kType>
+void gemm_f(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr TileFn kTiles[4] = {tile_f<kType, 1>, tile_f<kType, 2>, tile_f<kType, 3>, tile_f<kType, 4>};
+  run_rows(kTiles, g, r0, r1, ggml_row_size(kType, g.n_in));
+}
+
+constexpr GemmKernel kQ4K{&act_bytes_k, &pack_k, &gemm_q4k};
+constexpr GemmKernel kQ6K{&act_bytes_k, &pack_k, &gemm_q6k};
+constexpr GemmKernel kQ8_0{&act_bytes_32, &pack_32, &gemm_q8<false>};
+constexpr GemmKernel kQ4_0{&act_bytes_32, &pack_32, &gemm_q8<true>};
+constexpr GemmKernel kF32{&act_bytes_f, &pack_f<GgmlType::kF32>, &gemm_f<GgmlType::kF32>};
+constexpr GemmKernel kF16{&act_bytes_f, &pack_f<GgmlType::kF16>, &gemm_f<GgmlType::kF16>};
+
+}  // namespace
+
+const GemmKernel* avx2_kernel(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_K: return &kQ4K;
+    case GgmlType::kQ6_K: return &kQ6K;
+    case GgmlType::kQ8_0: return &kQ8_0;
+    case GgmlType::kQ4_0: return &kQ4_0;
+    case GgmlType::kF32: return &kF32;
+    case GgmlType::kF16: return &kF16;
+    default: return nullptr;
+  }
+}
 
 }  // namespace zs::engine::kernels
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

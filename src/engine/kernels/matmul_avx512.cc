@@ -136,8 +136,6 @@ struct RowK {
 
 struct KTables {
   alignas(64) int64_t pair_idx[4][8];  // qword gather of raw Q4_K/Q5_K bytes for register k
-  alignas(64) int32_t scale_idx[16];   // lane l -> sub-block l/2
-  alignas(64) int32_t min_idx[16];
   alignas(64) float nibble_fix[16];    // 1/16 where the high nibble is left in place
   alignas(64) int64_t q5_shift[8];     // low / high nibble per qword
   alignas(64) int64_t q5_rot[8];       // moves bit q of each byte to bit 4
@@ -158,8 +156,6 @@ constexpr KTables make_k_tables() {
     }
   }
   for (int l = 0; l < 16; ++l) {
-    t.scale_idx[l] = l / 2;
-    t.min_idx[l] = 8 + l / 2;
     t.nibble_fix[l] = ((l / 2) & 1) ? 1.0f / 16 : 1.0f;
     const int g = (l >> 1) & 3;
     t.q6_shift[l] = g >= 2 ? 4 : 0;
@@ -174,25 +170,32 @@ constexpr KTables make_k_tables() {
 
 constexpr KTables kK = make_k_tables();
 
-// Scales and mins of Q4_K/Q5_K, expanded to lane order and multiplied by d / dmin.
+// Scales and mins of Q4_K/Q5_K, expanded to lane order (lane l: sub-block l/2) and
+// multiplied by d / dmin. The 6-bit fields are decoded with byte shuffles on a 16-byte load
+// that starts at the scales (the last 4 bytes are the first quants, unused).
 ZS_INLINE void k4_scales(const uint8_t* blk, __m512 fix, __m512& dsc, __m512& dmm) {
-  uint32_t s0, s1, s2;
-  std::memcpy(&s0, blk + 4, 4);
-  std::memcpy(&s1, blk + 8, 4);
-  std::memcpy(&s2, blk + 12, 4);
-  const uint32_t sc_lo = s0 & 0x3f3f3f3f, m_lo = s1 & 0x3f3f3f3f;
-  const uint32_t sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 2) & 0x30303030);
-  const uint32_t m_hi = ((s2 >> 4) & 0x0f0f0f0f) | ((s1 >> 2) & 0x30303030);
-  const __m512i sm = _mm512_cvtepu8_epi32(_mm_set_epi32(static_cast<int>(m_hi), static_cast<int>(m_lo),
-                                                        static_cast<int>(sc_hi), static_cast<int>(sc_lo)));
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
+  // Scales: bytes 0-7 are sc0..3 (low 6 bits of s0..3), bytes 8-15 are sc4..7 (low nibble
+  // of s8..11, bits 4-5 from the top bits of s0..3); each duplicated for its two lanes.
+  const __m128i sp = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11));
+  // (pshufb gives 0 for index -1.)
+  const __m128i sq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 1, 1, 2, 2, 3, 3));
+  const __m128i lowmask = _mm_setr_epi8(63, 63, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15);
+  const __m128i top = _mm_and_si128(_mm_srli_epi16(sq, 2), _mm_set1_epi8(0x30));
+  const __m128i sc = _mm_ternarylogic_epi32(sp, lowmask, top, 0xEA);
+  // Mins: m0..3 from s4..7, m4..7 from the high nibble of s8..11 and the top bits of s4..7.
+  const __m128i mp = _mm_srlv_epi64(_mm_shuffle_epi8(v, _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11)),
+                                    _mm_set_epi64x(4, 0));
+  const __m128i mq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 4, 4, 5, 5, 6, 6, 7, 7));
+  const __m128i mtop = _mm_and_si128(_mm_srli_epi16(mq, 2), _mm_set1_epi8(0x30));
+  const __m128i mn = _mm_ternarylogic_epi32(mp, lowmask, mtop, 0xEA);
   uint32_t dd;
   std::memcpy(&dd, blk, 4);
   const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
   const __m512 d = _mm512_broadcastss_ps(d2);
   const __m512 dmin = _mm512_broadcastss_ps(_mm_movehdup_ps(d2));
-  dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.scale_idx), sm)),
-                      _mm512_mul_ps(d, fix));
-  dmm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.min_idx), sm)), dmin);
+  dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc)), _mm512_mul_ps(d, fix));
+  dmm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)), dmin);
 }
 
 struct Q4KUnpack {
@@ -273,8 +276,14 @@ void tile_k(const GemmArgs& g, int64_t r0, int64_t t0) {
   for (int64_t b = 0; b < nb; ++b) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
+      if constexpr (T <= 2) {
+        // Decoding is memory-bound: fetch the same block of the next row tile ahead of use.
+        const uint8_t* next = blk + R * g.row_stride;
+        for (size_t o = 0; o < U::kBlockBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
+      }
       RowK u;
-      U::unpack(w + r * g.row_stride + b * U::kBlockBytes, u);
+      U::unpack(blk, u);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
         const ActK& a = act[t][b];

@@ -1,0 +1,60 @@
+#pragma once
+// Image bytes in, text-space embeddings out: decoding, the projector family's own
+// preprocessing (LLaVA padding, or SmolVLM tiling), the vision encoder, and a content-hash
+// cache so that an image resent in a later turn of a conversation is encoded once.
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/backend/backend.h"
+#include "engine/image/embedding_cache.h"
+#include "engine/image/image.h"
+#include "engine/image/preprocess.h"
+#include "engine/vision/clip_encoder.h"
+
+namespace zs::engine {
+
+struct ImageEmbedding {
+  // Embeddings of each encoded view, view after view in prompt order: the tiles row-major,
+  // then the global view (LLaVA: one view). Shared with the cache.
+  std::shared_ptr<const std::vector<float>> data;
+  int n_views = 0;
+  int rows = 0;  // tile grid (idefics3); 0 x 0 when the image is a single view
+  int cols = 0;
+  int tokens_per_view = 0;
+  int dim = 0;
+  bool cache_hit = false;
+
+  int n_tokens() const { return n_views * tokens_per_view; }
+  const float* view(int i) const { return data->data() + static_cast<size_t>(i) * tokens_per_view * dim; }
+};
+
+struct ImageEmbedderOptions {
+  ImageLimits limits;
+  size_t cache_bytes = 256u << 20;
+  SplitConfig split;  // idefics3 tiling; tile_size follows the encoder's image size
+};
+
+class ImageEmbedder {
+ public:
+  ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options = {});
+
+  core::Result<ImageEmbedding> embed(const uint8_t* data, size_t size);
+  struct Views {
+    std::vector<std::vector<float>> pixels;  // normalized [3][S][S] per view
+    int rows = 0, cols = 0;
+  };
+  // The preprocessing alone.
+  Views preprocess(const Image& image) const;
+
+  const ClipModel& model() const { return model_; }
+  EmbeddingCache::Stats cache_stats() const { return cache_.stats(); }
+
+ private:
+  const ClipModel& model_;
+  ClipEncoder encoder_;
+  ImageEmbedderOptions options_;
+  EmbeddingCache cache_;
+};
+
+}  // namespace zs::engine

@@ -1,0 +1,110 @@
+#include "engine/vision/multimodal_prompt.h"
+
+namespace zs::engine {
+
+using core::Result;
+using core::Status;
+
+int MultimodalPrompt::n_positions() const {
+  int n = 0;
+  for (const auto& p : pieces) n += p.n_positions();
+  return n;
+}
+
+std::vector<int32_t> MultimodalPrompt::flat_ids() const {
+  std::vector<int32_t> ids;
+  for (const auto& p : pieces) {
+    if (p.embeddings) ids.insert(ids.end(), p.n_embeddings, -1);
+    else ids.insert(ids.end(), p.tokens.begin(), p.tokens.end());
+  }
+  return ids;
+}
+
+namespace {
+
+class Builder {
+ public:
+  Builder(const Tokenizer& tok, MultimodalPrompt& out) : tok_(tok), out_(out) {}
+
+  void text(const std::string& s, bool add_bos) {
+    if (s.empty() && !add_bos) return;
+    auto ids = tok_.encode(s, add_bos, true);
+    if (ids.empty()) return;
+    if (!out_.pieces.empty() && !out_.pieces.back().embeddings) {
+      auto& last = out_.pieces.back().tokens;
+      last.insert(last.end(), ids.begin(), ids.end());
+    } else {
+      out_.pieces.push_back(PromptPiece{std::move(ids)});
+    }
+  }
+
+  void view(const ImageEmbedding& img, int i) {
+    PromptPiece p;
+    p.storage = img.data;
+    p.embeddings = img.view(i);
+    p.n_embeddings = img.tokens_per_view;
+    out_.n_image_positions += img.tokens_per_view;
+    out_.pieces.push_back(std::move(p));
+  }
+
+ private:
+  const Tokenizer& tok_;
+  MultimodalPrompt& out_;
+};
+
+// The layout of Hugging Face's Idefics3 processor: each tile announced by its grid position,
+// a newline after each row of tiles, then the global view.
+void add_idefics3_image(Builder& b, const ImageEmbedding& img) {
+  const std::string wrap = "<fake_token_around_image>";
+  int view = 0;
+  if (img.rows > 0) {
+    for (int r = 0; r < img.rows; ++r) {
+      for (int c = 0; c < img.cols; ++c) {
+        b.text(wrap + "<row_" + std::to_string(r + 1) + "_col_" + std::to_string(c + 1) + ">", false);
+        b.view(img, view++);
+      }
+      b.text("\n", false);
+    }
+    b.text("\n", false);
+  }
+  b.text(wrap + "<global-img>", false);
+  b.view(img, view);
+  b.text(wrap, false);
+}
+
+}  // namespace
+
+Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, const std::string& text,
+                                                 const std::vector<size_t>& image_offsets,
+                                                 const std::vector<ImageEmbedding>& images, ProjectorType projector,
+                                                 bool add_bos) {
+  if (image_offsets.size() != images.size())
+    return Status::error("the prompt has " + std::to_string(image_offsets.size()) + " image places but " +
+                         std::to_string(images.size()) + " images were given");
+  MultimodalPrompt out;
+  Builder b(tokenizer, out);
+  size_t pos = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (image_offsets[i] < pos || image_offsets[i] > text.size())
+      return Status::error("image offsets must be increasing and inside the prompt");
+    b.text(text.substr(pos, image_offsets[i] - pos), add_bos && i == 0);
+    if (projector == ProjectorType::kIdefics3) {
+      add_idefics3_image(b, images[i]);
+    } else {
+      for (int v = 0; v < images[i].n_views; ++v) b.view(images[i], v);
+    }
+    pos = image_offsets[i];
+  }
+  b.text(text.substr(pos), add_bos && images.empty());
+  return out;
+}
+
+Status eval_prompt(Session& session, const MultimodalPrompt& prompt) {
+  for (const auto& p : prompt.pieces) {
+    if (p.embeddings) ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings));
+    else ZS_RETURN_IF_ERROR(session.eval(p.tokens));
+  }
+  return Status::ok();
+}
+
+}  // namespace zs::engine

@@ -1,0 +1,45 @@
+#pragma once
+// A prompt of text and images as the text model consumes it: runs of token ids and runs of
+// image embeddings, in order. Each image becomes the positions its projector family
+// expects: LLaVA places the embeddings alone; SmolVLM/Idefics3 wraps each tile in marker
+// tokens (<fake_token_around_image><row_r_col_c> ... <global-img> ...).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/model/session.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/vision/clip_model.h"
+#include "engine/vision/image_embedder.h"
+
+namespace zs::engine {
+
+struct PromptPiece {
+  std::vector<int32_t> tokens;                        // a text run, or
+  std::shared_ptr<const std::vector<float>> storage;  // an embedding run: rows of the model's width
+  const float* embeddings = nullptr;
+  int n_embeddings = 0;
+
+  int n_positions() const { return embeddings ? n_embeddings : static_cast<int>(tokens.size()); }
+};
+
+struct MultimodalPrompt {
+  std::vector<PromptPiece> pieces;
+  int n_image_positions = 0;
+
+  int n_positions() const;
+  // The token ids of the prompt with every image position shown as -1 (for prefix matching).
+  std::vector<int32_t> flat_ids() const;
+};
+
+// text: the rendered prompt; image_offsets: byte offsets in text where images[i] goes.
+core::Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, const std::string& text,
+                                                       const std::vector<size_t>& image_offsets,
+                                                       const std::vector<ImageEmbedding>& images,
+                                                       ProjectorType projector, bool add_bos);
+
+// Feeds every piece to the session in order.
+core::Status eval_prompt(Session& session, const MultimodalPrompt& prompt);
+
+}  // namespace zs::engine
