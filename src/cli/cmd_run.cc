@@ -9,12 +9,15 @@
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
 #include "engine/sampling/sampler.h"
+#include "engine/vision/chat_prompt.h"
+#include "engine/vision/vision_loader.h"
 
 namespace zs::cli {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, mmproj, image, system, chat_template;
+  std::string model, prompt, mmproj, system, chat_template;
+  std::vector<std::string> images;
   int n_predict = 128;
   int threads = 0;
   int ctx = 0;
@@ -23,46 +26,59 @@ struct RunOptions {
   engine::SamplingParams sampling;
 };
 
-core::Result<std::string> build_prompt(const RunOptions& o, const engine::Llm& llm) {
-  if (!o.chat) return o.prompt;
+core::Result<engine::PreparedPrompt> build_prompt(const RunOptions& o, const engine::Llm& llm,
+                                                  engine::ImageEmbedder* embedder) {
+  std::vector<engine::ImageBytes> images;
+  for (const auto& path : o.images) {
+    auto bytes = read_file_bytes(path);
+    if (!bytes) return bytes.status();
+    images.push_back(std::move(bytes.value()));
+  }
+  if (!o.chat) return engine::prepare_text_prompt(llm, embedder, o.prompt, images);
   auto source = llm.model->file().get_string("tokenizer.chat_template");
   auto choice = engine::choose_chat_template(o.chat_template, source.value_or(""));
   if (!choice) return choice.status();
   std::vector<engine::ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", {{engine::ChatPart::Kind::kText, o.system}}});
-  messages.push_back({"user", {{engine::ChatPart::Kind::kText, o.prompt}}});
-  const auto& tok = *llm.tokenizer;
-  auto rendered = engine::apply_chat_template(choice->kind, messages, true, tok.token_text(tok.bos()), tok.token_text(tok.eos()));
-  if (!rendered) return rendered.status();
-  return rendered->text;
+  engine::ChatMessage user{"user", {}};
+  for (size_t i = 0; i < images.size(); ++i) user.parts.push_back({engine::ChatPart::Kind::kImage, "", static_cast<int>(i)});
+  user.parts.push_back({engine::ChatPart::Kind::kText, o.prompt});
+  messages.push_back(std::move(user));
+  return engine::prepare_chat_prompt(llm, embedder, choice->kind, messages, images);
 }
 
 core::Status run(const RunOptions& o) {
-  if (!o.mmproj.empty() || !o.image.empty())
-    return core::Status::error("--mmproj/--image need the vision encoder, which this build does not have yet");
   ZS_RETURN_IF_ERROR(o.sampling.validate());
+  if (!o.images.empty() && o.mmproj.empty()) return core::Status::error("--image needs --mmproj (the vision projector)");
   auto t0 = std::chrono::steady_clock::now();
   auto llm = engine::Llm::load(o.model);
   if (!llm) return llm.status();
-  auto text = build_prompt(o, llm.value());
-  if (!text) return text.status();
-  const auto& tok = *llm->tokenizer;
-  // A chat-rendered prompt carries its own BOS text when the template wants one.
-  bool add_bos = tok.add_bos_by_default() && !(o.chat && text->rfind(tok.token_text(tok.bos()), 0) == 0);
-  auto tokens = tok.encode(*text, add_bos, true);
-  if (tokens.empty()) return core::Status::error("the prompt produced no tokens");
-  const int n_ctx = o.ctx > 0 ? o.ctx : std::min<int>(llm->model->config().n_ctx_train,
-                                                        static_cast<int>(tokens.size()) + o.n_predict);
-  if (static_cast<int>(tokens.size()) >= n_ctx)
-    return core::Status::error("the prompt has " + std::to_string(tokens.size()) + " tokens, the context only " +
-                               std::to_string(n_ctx));
   auto backend = engine::make_cpu_backend(o.threads);
+  std::unique_ptr<engine::ClipModel> clip;
+  std::unique_ptr<engine::ImageEmbedder> embedder;
+  if (!o.mmproj.empty()) {
+    auto loaded = engine::load_vision_for(*llm->model, o.mmproj);
+    if (!loaded) return loaded.status();
+    clip = std::move(loaded.value());
+    embedder = std::make_unique<engine::ImageEmbedder>(*clip, *backend);
+  }
+  auto prepared = build_prompt(o, llm.value(), embedder.get());
+  if (!prepared) return prepared.status();
+  const engine::MultimodalPrompt& prompt = prepared->prompt;
+  const auto& tok = *llm->tokenizer;
+  const int n_prompt = prompt.n_positions();
+  const int n_ctx = o.ctx > 0 ? o.ctx : std::min<int>(llm->model->config().n_ctx_train, n_prompt + o.n_predict);
+  if (n_prompt >= n_ctx)
+    return core::Status::error("the prompt needs " + std::to_string(n_prompt) + " positions (" +
+                               std::to_string(prompt.n_image_positions) + " of them for images), the context holds " +
+                               std::to_string(n_ctx));
   engine::Session session(*llm->model, *backend, n_ctx);
   auto t1 = std::chrono::steady_clock::now();
-  ZS_RETURN_IF_ERROR(session.eval(tokens));
+  ZS_RETURN_IF_ERROR(engine::eval_prompt(session, prompt));
   auto t2 = std::chrono::steady_clock::now();
   engine::Sampler sampler(o.sampling);
-  for (int32_t t : tokens) sampler.accept(t);
+  for (int32_t t : prompt.flat_ids())
+    if (t >= 0) sampler.accept(t);
   int generated = 0;
   while (generated < o.n_predict && session.n_past() < n_ctx) {
     int32_t next = sampler.sample(session.logits(), session.n_vocab());
@@ -78,8 +94,8 @@ core::Status run(const RunOptions& o) {
   auto t3 = std::chrono::steady_clock::now();
   if (o.verbose) {
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    std::fprintf(stderr, "load %.1f ms, prompt %zu tokens in %.1f ms, %d tokens generated in %.1f ms (%.1f tok/s)\n",
-                 ms(t0, t1), tokens.size(), ms(t1, t2), generated, ms(t2, t3), generated * 1000.0 / std::max(1e-9, ms(t2, t3)));
+    std::fprintf(stderr, "load %.1f ms, prompt %d positions in %.1f ms, %d tokens generated in %.1f ms (%.1f tok/s)\n",
+                 ms(t0, t1), n_prompt, ms(t1, t2), generated, ms(t2, t3), generated * 1000.0 / std::max(1e-9, ms(t2, t3)));
   }
   return core::Status::ok();
 }
@@ -107,7 +123,7 @@ void register_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--chat-template", o->chat_template, "override the model's chat template (chatml, llama2, llama3, ...)");
   cmd->add_flag("--verbose,-v", o->verbose, "print timings to stderr");
   cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
-  cmd->add_option("--image", o->image, "image file");
+  cmd->add_option("--image", o->images, "image file (JPEG, PNG, BMP, GIF, WebP); repeat for several");
   cmd->callback([o, &exit_code] { exit_code = report(run(*o)); });
 }
 
