@@ -23,12 +23,16 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // rope_dims/2 divisors of the frequencies, or null
 };
 
-// Causal attention of n_tokens queries over an f16 key/value cache. Query t sits at
-// positions[t] and sees cache rows 0..positions[t] (rows are kv_dim = n_head_kv*head_dim wide).
+// Causal attention of n_tokens queries over a paged f16 key/value cache. Cache row r holds
+// one position's keys (kv_dim = n_head_kv * head_dim values); a sequence's position p lives
+// in row block_table[p / block_size] * block_size + p % block_size. Query t belongs to the
+// sequence whose table is block_tables[t], sits at positions[t] and sees positions 0..positions[t].
 struct AttentionArgs {
   const float* q = nullptr;  // [n_tokens][n_head * head_dim]
   int64_t n_tokens = 0;
   const int32_t* positions = nullptr;
+  const int32_t* const* block_tables = nullptr;
+  int block_size = 0;
   const uint16_t* k_cache = nullptr;
   const uint16_t* v_cache = nullptr;
   int n_head = 0;
@@ -59,8 +63,8 @@ class Backend {
   virtual void silu_mul(float* gate, const float* up, int64_t n) = 0;    // gate = silu(gate) * up
   // Rotates each head of each row in place; rows are n_head * head_dim wide.
   virtual void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) = 0;
-  // Writes rows of k and v (kv_dim wide) into the f16 cache at the given positions.
-  virtual void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* positions, int64_t kv_dim,
+  // Writes token t's k and v (kv_dim wide) into cache row rows[t], as f16.
+  virtual void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* rows, int64_t kv_dim,
                         uint16_t* k_cache, uint16_t* v_cache) = 0;
   virtual void attention(const AttentionArgs& args) = 0;
 

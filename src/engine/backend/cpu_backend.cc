@@ -99,11 +99,11 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* positions, int64_t kv_dim,
+  void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* rows, int64_t kv_dim,
                 uint16_t* k_cache, uint16_t* v_cache) override {
     for (int64_t t = 0; t < n_tokens; ++t) {
-      cpu::store_f16(k + t * kv_dim, k_cache + positions[t] * kv_dim, static_cast<int>(kv_dim));
-      cpu::store_f16(v + t * kv_dim, v_cache + positions[t] * kv_dim, static_cast<int>(kv_dim));
+      cpu::store_f16(k + t * kv_dim, k_cache + static_cast<int64_t>(rows[t]) * kv_dim, static_cast<int>(kv_dim));
+      cpu::store_f16(v + t * kv_dim, v_cache + static_cast<int64_t>(rows[t]) * kv_dim, static_cast<int>(kv_dim));
     }
   }
 
@@ -118,13 +118,15 @@ class CpuBackend final : public Backend {
         const int h = static_cast<int>(job % a.n_head);
         const int kvh = h / group;
         const int64_t n_ctx = static_cast<int64_t>(a.positions[t]) + 1;
+        const int32_t* table = a.block_tables[t];
+        auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
         const float* q = a.q + (t * a.n_head + h) * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
         for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i]));
         scores.resize(n_ctx);
         float max_s = -INFINITY;
         for (int64_t j = 0; j < n_ctx; ++j) {
-          scores[j] = cpu::dot_f32_f16(q16.data(), a.k_cache + j * kv_dim + kvh * a.head_dim, a.head_dim) * a.scale;
+          scores[j] = cpu::dot_f32_f16(q16.data(), a.k_cache + row_of(j) * kv_dim + kvh * a.head_dim, a.head_dim) * a.scale;
           max_s = std::max(max_s, scores[j]);
         }
         double sum = 0;
@@ -136,7 +138,7 @@ class CpuBackend final : public Backend {
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t j = 0; j < n_ctx; ++j) {
           const float p = f16_to_f32(f32_to_f16(scores[j] * inv));
-          cpu::axpy_f16(p, a.v_cache + j * kv_dim + kvh * a.head_dim, acc.data(), a.head_dim);
+          cpu::axpy_f16(p, a.v_cache + row_of(j) * kv_dim + kvh * a.head_dim, acc.data(), a.head_dim);
         }
         std::copy(acc.begin(), acc.end(), a.out + (t * a.n_head + h) * a.head_dim);
       }

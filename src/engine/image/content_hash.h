@@ -5,7 +5,6 @@
 // need ~2^64 distinct inputs. It is not a MAC: callers exposed to adversaries pick a secret seed.
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 
 namespace zs::engine {

@@ -93,27 +93,27 @@ Image pad_to_square(const Image& src, RgbColour colour) {
   return out;
 }
 
-std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& std) {
+std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& stddev) {
   const size_t plane = static_cast<size_t>(img.width) * img.height;
   std::vector<float> out(plane * 3);
   for (int c = 0; c < 3; ++c) {
     float* dst = out.data() + c * plane;
     for (size_t i = 0; i < plane; ++i) {
-      dst[i] = (static_cast<float>(img.rgb[i * 3 + c]) / 255.0f - mean[c]) / std[c];
+      dst[i] = (static_cast<float>(img.rgb[i * 3 + c]) / 255.0f - mean[c]) / stddev[c];
     }
   }
   return out;
 }
 
 std::vector<float> preprocess_llava(const Image& img, int image_size, const ChannelStats& mean,
-                                    const ChannelStats& std, RgbColour pad) {
+                                    const ChannelStats& stddev, RgbColour pad) {
   // The padded square is sampled in place rather than built: an extreme aspect ratio within the
   // pixel limit (say 50000000 x 1) would otherwise need side * side pixels.
   const int side = std::max(img.width, img.height);
   const Image resized = resize_source(side, side, image_size, image_size, [&](int x, int y) {
     return x < img.width && y < img.height ? &img.rgb[img.pixel_index(x, y)] : pad.data();
   });
-  return normalize(resized, mean, std);
+  return normalize(resized, mean, stddev);
 }
 
 ImageSize idefics3_resize_size(int width, int height, int longest_edge) {

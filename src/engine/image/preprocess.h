@@ -26,13 +26,13 @@ Image resize_bilinear(const Image& src, int width, int height);
 // preprocess_llava gets the same result without building them.
 Image pad_to_square(const Image& src, RgbColour colour);
 
-// (x / 255 - mean[c]) / std[c] for every pixel, laid out channel-planar: all R, then G, then B.
-std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& std);
+// (x / 255 - mean[c]) / stddev[c] for every pixel, laid out channel-planar: all R, then G, then B.
+std::vector<float> normalize(const Image& img, const ChannelStats& mean, const ChannelStats& stddev);
 
 // LLaVA-1.5: pad_to_square, resize_bilinear to image_size x image_size, normalize; the padded
 // square is sampled in place, so an extreme aspect ratio costs no extra memory.
 std::vector<float> preprocess_llava(const Image& img, int image_size, const ChannelStats& mean,
-                                    const ChannelStats& std, RgbColour pad = kLlavaPadColour);
+                                    const ChannelStats& stddev, RgbColour pad = kLlavaPadColour);
 
 // SmolVLM / Idefics3 image splitting, following Hugging Face's Idefics3ImageProcessor and
 // SmolVLMImageProcessor (transformers, image_processing_smolvlm.py):

@@ -16,8 +16,8 @@
 // shared inline function is compiled with AVX-512.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "engine/kernels/gemm_kernel.h"
 #include "engine/quant/block_types.h"
@@ -37,41 +37,62 @@ namespace {
 
 using TileFn = void (*)(const GemmArgs&, int64_t, int64_t);
 
-// Rows whose weights stay in L2 while every token tile passes over them.
-int64_t row_chunk(size_t row_bytes) {
-  const int64_t rows = static_cast<int64_t>((192 * 1024) / std::max<size_t>(row_bytes, 1));
-  return std::max<int64_t>(4, rows & ~int64_t{3});
+// No std:: function templates below this point: an out-of-line copy compiled for AVX-512
+// could be merged by the linker with the portable one used elsewhere.
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Tile functions for every tile shape up to MR rows x MT tokens, indexed [rows-1][tokens-1].
+template <int MR, int MT>
+struct TileTable {
+  TileFn fn[MR][MT];
+};
+
+template <template <class, int, int> class Tile, class U, int MR, int MT>
+constexpr TileTable<MR, MT> make_tiles() {
+  TileTable<MR, MT> t{};
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    ((t.fn[I / MT][I % MT] = &Tile<U, static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>::run), ...);
+  }(std::make_index_sequence<MR * MT>{});
+  return t;
 }
 
-// Runs tile functions (indexed [rows-1][tokens-1]) over rows [r0, r1) and all tokens:
-// row chunks sized for L2, token tiles of 4, row tiles of 4.
-void run_tiles(const TileFn (&tiles)[4][4], const GemmArgs& g, int64_t r0, int64_t r1, size_t row_bytes) {
-  const int64_t chunk = row_chunk(row_bytes);
+// Runs tiles over rows [r0, r1) and all tokens: row chunks sized for L2, then token tiles,
+// then row tiles, so a chunk of weights is read from memory once and the activations of a
+// token tile stay in L1.
+template <int MR, int MT>
+void run_tiles(const TileTable<MR, MT>& tiles, const GemmArgs& g, int64_t r0, int64_t r1, size_t row_bytes) {
+  const int64_t chunk = max64(MR, (static_cast<int64_t>((192 * 1024) / (row_bytes ? row_bytes : 1)) / MR) * MR);
   for (int64_t rc = r0; rc < r1; rc += chunk) {
-    const int64_t rend = std::min(r1, rc + chunk);
-    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += 4) {
-      const int nt = static_cast<int>(std::min<int64_t>(4, g.n_tokens - t0));
-      for (int64_t r = rc; r < rend; r += 4) {
-        const int nr = static_cast<int>(std::min<int64_t>(4, rend - r));
-        tiles[nr - 1][nt - 1](g, r, t0);
+    const int64_t rend = min64(r1, rc + chunk);
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += MT) {
+      const int nt = static_cast<int>(min64(MT, g.n_tokens - t0));
+      for (int64_t r = rc; r < rend; r += MR) {
+        const int nr = static_cast<int>(min64(MR, rend - r));
+        tiles.fn[nr - 1][nt - 1](g, r, t0);
       }
     }
   }
 }
 
-#define ZS_TILE_TABLE(fn, ...)                                                                       \
-  {                                                                                                  \
-    {fn<__VA_ARGS__, 1, 1>, fn<__VA_ARGS__, 1, 2>, fn<__VA_ARGS__, 1, 3>, fn<__VA_ARGS__, 1, 4>},    \
-        {fn<__VA_ARGS__, 2, 1>, fn<__VA_ARGS__, 2, 2>, fn<__VA_ARGS__, 2, 3>, fn<__VA_ARGS__, 2, 4>}, \
-        {fn<__VA_ARGS__, 3, 1>, fn<__VA_ARGS__, 3, 2>, fn<__VA_ARGS__, 3, 3>, fn<__VA_ARGS__, 3, 4>}, \
-        {fn<__VA_ARGS__, 4, 1>, fn<__VA_ARGS__, 4, 2>, fn<__VA_ARGS__, 4, 3>, fn<__VA_ARGS__, 4, 4>}, \
+// Two tile shapes: 4 rows x up to 4 tokens for decoding (more rows in flight), 2 rows x 8
+// tokens for prompts (each unpacked block serves 8 tokens). Both keep 16 accumulators.
+template <template <class, int, int> class Tile, class U>
+void run_shapes(const GemmArgs& g, int64_t r0, int64_t r1, size_t row_bytes) {
+  static constexpr TileTable<4, 4> kNarrow = make_tiles<Tile, U, 4, 4>();
+  static constexpr TileTable<2, 8> kWide = make_tiles<Tile, U, 2, 8>();
+  if (g.n_tokens >= 8) {
+    run_tiles(kWide, g, r0, r1, row_bytes);
+  } else {
+    run_tiles(kNarrow, g, r0, r1, row_bytes);
   }
+}
 
 template <int R, int T>
 ZS_INLINE void store_tile(const GemmArgs& g, int64_t r0, int64_t t0, __m512 (&acc)[R][T]) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) g.y[(t0 + t) * g.y_stride + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
@@ -123,7 +144,7 @@ void pack_k(const float* x, int64_t n_in, void* dst) {
       for (int l = 0; l < 16; ++l) a.bsd[l] = q.d * q.bsums[l];
     }
     a.d = q.d;
-    std::fill(a.pad, a.pad + 15, 0.0f);
+    for (float& v : a.pad) v = 0.0f;
   }
 }
 
@@ -209,7 +230,7 @@ struct Q4KUnpack {
                                           static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
                                           static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
                                           static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
       u.q[k] = _mm512_and_si512(_mm512_permutex2var_epi64(q0, _mm512_load_si512(kK.pair_idx[k]), q1), mask);
     }
@@ -226,7 +247,7 @@ struct Q5KUnpack {
     const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
     const __m512i shift = _mm512_load_si512(kK.q5_shift), rot = _mm512_load_si512(kK.q5_rot);
     const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
       const __m512i lo = _mm512_srlv_epi64(_mm512_permutex2var_epi64(q0, _mm512_load_si512(kK.pair_idx[k]), q1), shift);
       int64_t h;
@@ -246,7 +267,7 @@ struct Q6KUnpack {
     const __m512i h = _mm512_loadu_si512(blk + 128);
     const __m512i shift = _mm512_load_si512(kK.q6_shift), rot = _mm512_load_si512(kK.q6_rot);
     const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
       const __m512i lo = _mm512_srlv_epi32(_mm512_permutex2var_epi32(l0, _mm512_load_si512(kK.q6_ql_idx[k]), l1), shift);
       const __m512i hi = _mm512_and_si512(
@@ -261,20 +282,21 @@ struct Q6KUnpack {
 };
 
 template <class U, int R, int T>
-void tile_k(const GemmArgs& g, int64_t r0, int64_t t0) {
+struct TileK {
+static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
   __m512 acc[R][T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const int64_t nb = g.n_in / 256;
   const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
   const ActK* act[T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   for (int64_t b = 0; b < nb; ++b) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
       if constexpr (T <= 2) {
@@ -284,7 +306,7 @@ void tile_k(const GemmArgs& g, int64_t r0, int64_t t0) {
       }
       RowK u;
       U::unpack(blk, u);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const ActK& a = act[t][b];
         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.q[0], _mm512_load_si512(a.qs));
@@ -299,11 +321,11 @@ void tile_k(const GemmArgs& g, int64_t r0, int64_t t0) {
   }
   store_tile<R, T>(g, r0, t0, acc);
 }
+};
 
 template <class U>
 void gemm_k(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr TileFn kTiles[4][4] = ZS_TILE_TABLE(tile_k, U);
-  run_tiles(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * U::kBlockBytes);
+  run_shapes<TileK, U>(g, r0, r1, static_cast<size_t>(g.n_in / 256) * U::kBlockBytes);
 }
 
 template <class U>
@@ -459,11 +481,11 @@ struct Q5_1Unpack {
 template <class U, int R, int T>
 ZS_INLINE void step_32(const uint8_t* w, size_t stride, size_t off_a, size_t off_b, const Act32* const (&act)[T],
                        int64_t p, __m512 (&acc)[R][T]) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     Row32 u;
     U::unpack(w + r * stride + off_a, w + r * stride + off_b, u);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const Act32& a = act[t][p];
       const __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512(a.corr), u.q, _mm512_load_si512(a.qs));
@@ -474,17 +496,18 @@ ZS_INLINE void step_32(const uint8_t* w, size_t stride, size_t off_a, size_t off
 }
 
 template <class U, int R, int T>
-void tile_32(const GemmArgs& g, int64_t r0, int64_t t0) {
+struct Tile32 {
+static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
   __m512 acc[R][T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const int64_t nb = g.n_in / 32;
   const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
   const Act32* act[T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   constexpr size_t bs = U::kBlockBytes;
   for (int64_t p = 0; p < nb / 2; ++p) step_32<U, R, T>(w, g.row_stride, 2 * p * bs, (2 * p + 1) * bs, act, p, acc);
@@ -492,11 +515,11 @@ void tile_32(const GemmArgs& g, int64_t r0, int64_t t0) {
   if (nb & 1) step_32<U, R, T>(w, g.row_stride, (nb - 1) * bs, (nb - 1) * bs, act, nb / 2, acc);
   store_tile<R, T>(g, r0, t0, acc);
 }
+};
 
 template <class U>
 void gemm_32(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr TileFn kTiles[4][4] = ZS_TILE_TABLE(tile_32, U);
-  run_tiles(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 32) * U::kBlockBytes);
+  run_shapes<Tile32, U>(g, r0, r1, static_cast<size_t>(g.n_in / 32) * U::kBlockBytes);
 }
 
 template <class U>
@@ -538,25 +561,32 @@ ZS_INLINE __m512 load_w(const uint8_t* row, int64_t i, __mmask16 m) {
 template <GgmlType kType, int R, int T>
 ZS_INLINE void step_f(const uint8_t* w, size_t stride, int64_t i, __mmask16 m, const float* const (&act)[T],
                       __m512 (&acc)[R][T]) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const __m512 wv = load_w<kType>(w + r * stride, i, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(act[t] + i), acc[r][t]);
   }
 }
 
-template <GgmlType kType, int R, int T>
-void tile_f(const GemmArgs& g, int64_t r0, int64_t t0) {
+template <GgmlType kT>
+struct FType {
+  static constexpr GgmlType kType = kT;
+};
+
+template <class F, int R, int T>
+struct TileF {
+static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
+  constexpr GgmlType kType = F::kType;
   __m512 acc[R][T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
   const float* act[T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   int64_t i = 0;
   for (; i + 16 <= g.n_in; i += 16) step_f<kType, R, T>(w, g.row_stride, i, 0xFFFF, act, acc);
@@ -565,11 +595,11 @@ void tile_f(const GemmArgs& g, int64_t r0, int64_t t0) {
   }
   store_tile<R, T>(g, r0, t0, acc);
 }
+};
 
 template <GgmlType kType>
 void gemm_f(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr TileFn kTiles[4][4] = ZS_TILE_TABLE(tile_f, kType);
-  run_tiles(kTiles, g, r0, r1, ggml_row_size(kType, g.n_in));
+  run_shapes<TileF, FType<kType>>(g, r0, r1, static_cast<size_t>(g.n_in) * (kType == GgmlType::kF32 ? 4 : 2));
 }
 
 template <GgmlType kType>

@@ -1,19 +1,23 @@
 #pragma once
-// One sequence's inference state over a TextModel: its f16 KV cache and activation
-// buffers. eval() appends tokens (or precomputed embeddings, for images) to the sequence
-// and leaves the logits of the last one. Prompts longer than the batch are evaluated in chunks.
+// One sequence's inference state over a TextModel, for single-stream use (`zeroserve run`,
+// `golden`, `bench`): a private paged KV cache covering n_ctx positions and a forward pass.
+// eval() appends tokens (or embeddings, for images) and leaves the logits of the last one.
+// Prompts longer than the batch are evaluated in chunks. The worker's continuous batching
+// drives Forward directly with many sequences instead.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
 #include "engine/backend/backend.h"
+#include "engine/batch/kv_pool.h"
+#include "engine/model/forward.h"
 #include "engine/model/text_model.h"
 
 namespace zs::engine {
 
 class Session {
  public:
-  // n_ctx: most positions the sequence may hold; max_batch: tokens per forward pass.
   Session(const TextModel& model, Backend& backend, int n_ctx, int max_batch = 256);
 
   core::Status eval(const int32_t* tokens, int64_t n);
@@ -29,17 +33,16 @@ class Session {
   void truncate(int n);
 
  private:
-  core::Status forward(const int32_t* tokens, const float* embeddings, int64_t n);
+  core::Status eval_rows(const int32_t* tokens, const float* embeddings, int64_t n);
 
   const TextModel& model_;
-  Backend& backend_;
   int n_ctx_;
-  int max_batch_;
   int n_past_ = 0;
-  std::vector<uint16_t*> k_cache_, v_cache_;  // per layer, n_ctx rows of kv_dim
-  float *x_, *h_, *q_, *k_, *v_, *attn_, *gate_, *up_, *last_;
+  std::unique_ptr<KvPool> kv_;
+  std::unique_ptr<Forward> forward_;
+  std::vector<int32_t> block_table_;
+  BatchRows rows_;
   std::vector<float> logits_;
-  std::vector<int32_t> positions_;
 };
 
 }  // namespace zs::engine

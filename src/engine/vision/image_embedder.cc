@@ -56,6 +56,7 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size) {
   out.cols = static_cast<int>((*all)[all->size() - 1]);
   out.n_views = static_cast<int>((all->size() - 2) / (static_cast<size_t>(out.tokens_per_view) * out.dim));
   out.data = all;
+  out.key = key;
   return out;
 }
 

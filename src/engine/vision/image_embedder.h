@@ -24,6 +24,7 @@ struct ImageEmbedding {
   int tokens_per_view = 0;
   int dim = 0;
   bool cache_hit = false;
+  ContentHash key;  // of the image bytes
 
   int n_tokens() const { return n_views * tokens_per_view; }
   const float* view(int i) const { return data->data() + static_cast<size_t>(i) * tokens_per_view * dim; }

@@ -14,8 +14,14 @@ int MultimodalPrompt::n_positions() const {
 std::vector<int32_t> MultimodalPrompt::flat_ids() const {
   std::vector<int32_t> ids;
   for (const auto& p : pieces) {
-    if (p.embeddings) ids.insert(ids.end(), p.n_embeddings, -1);
-    else ids.insert(ids.end(), p.tokens.begin(), p.tokens.end());
+    if (p.embeddings) {
+      for (int i = 0; i < p.n_embeddings; ++i) {
+        uint64_t h = (p.content_id + static_cast<uint64_t>(i)) * 0x9e3779b97f4a7c15ull;
+        ids.push_back(-1 - static_cast<int32_t>((h >> 33) & 0x3fffffff));
+      }
+    } else {
+      ids.insert(ids.end(), p.tokens.begin(), p.tokens.end());
+    }
   }
   return ids;
 }
@@ -43,6 +49,7 @@ class Builder {
     p.storage = img.data;
     p.embeddings = img.view(i);
     p.n_embeddings = img.tokens_per_view;
+    p.content_id = img.key.lo ^ (img.key.hi * 31) ^ (static_cast<uint64_t>(i) << 48);
     out_.n_image_positions += img.tokens_per_view;
     out_.pieces.push_back(std::move(p));
   }

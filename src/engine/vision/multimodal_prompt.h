@@ -20,6 +20,7 @@ struct PromptPiece {
   std::shared_ptr<const std::vector<float>> storage;  // an embedding run: rows of the model's width
   const float* embeddings = nullptr;
   int n_embeddings = 0;
+  uint64_t content_id = 0;  // identifies the image view, for prefix sharing
 
   int n_positions() const { return embeddings ? n_embeddings : static_cast<int>(tokens.size()); }
 };
@@ -29,7 +30,8 @@ struct MultimodalPrompt {
   int n_image_positions = 0;
 
   int n_positions() const;
-  // The token ids of the prompt with every image position shown as -1 (for prefix matching).
+  // One id per position: the token ids, and for image positions negative ids derived from
+  // the image's content, so that equal prefixes (same text, same images) give equal ids.
   std::vector<int32_t> flat_ids() const;
 };
 

@@ -1,0 +1,116 @@
+#include "engine/model/forward.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace zs::engine {
+
+using core::Status;
+
+void BatchRows::clear() {
+  tokens.clear();
+  embeddings.clear();
+  positions.clear();
+  block_tables.clear();
+  logit_rows.clear();
+}
+
+void BatchRows::add_token(int32_t token, int32_t position, const int32_t* table, bool want_logits) {
+  if (want_logits) logit_rows.push_back(static_cast<int32_t>(size()));
+  tokens.push_back(token);
+  embeddings.push_back(nullptr);
+  positions.push_back(position);
+  block_tables.push_back(table);
+}
+
+void BatchRows::add_embedding(const float* embedding, int32_t position, const int32_t* table, bool want_logits) {
+  if (want_logits) logit_rows.push_back(static_cast<int32_t>(size()));
+  tokens.push_back(-1);
+  embeddings.push_back(embedding);
+  positions.push_back(position);
+  block_tables.push_back(table);
+}
+
+Forward::Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_rows)
+    : model_(model), backend_(backend), kv_(kv), max_rows_(std::max(1, max_rows)) {
+  const ModelConfig& c = model.config();
+  const int64_t b = max_rows_;
+  x_ = backend.alloc(b * c.n_embd);
+  h_ = backend.alloc(b * c.n_embd);
+  q_ = backend.alloc(b * c.q_dim());
+  k_ = backend.alloc(b * c.kv_dim());
+  v_ = backend.alloc(b * c.kv_dim());
+  attn_ = backend.alloc(b * std::max(c.q_dim(), c.n_embd));
+  gate_ = backend.alloc(b * c.n_ff);
+  up_ = backend.alloc(b * c.n_ff);
+  last_ = backend.alloc(b * c.n_embd);
+  cache_rows_.resize(max_rows_);
+}
+
+Status Forward::run(const BatchRows& batch, float* logits) {
+  const ModelConfig& c = model_.config();
+  const int64_t n = batch.size();
+  if (n == 0) return Status::ok();
+  if (n > max_rows_) return Status::error("batch of " + std::to_string(n) + " rows exceeds " + std::to_string(max_rows_));
+  const int bs = kv_.block_size();
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = x_ + t * c.n_embd;
+    if (batch.embeddings[t]) {
+      std::memcpy(row, batch.embeddings[t], sizeof(float) * c.n_embd);
+    } else {
+      ZS_RETURN_IF_ERROR(backend_.get_rows(model_.token_embedding(), &batch.tokens[t], 1, row));
+    }
+    const int32_t p = batch.positions[t];
+    cache_rows_[t] = batch.block_tables[t][p / bs] * bs + p % bs;
+  }
+
+  RopeParams rq{c.n_head, c.head_dim, c.rope_dims, c.rope_base, c.rope_freq_scale, c.rope_mode(),
+                model_.rope_freq_factors()};
+  RopeParams rk = rq;
+  rk.n_head = c.n_head_kv;
+  AttentionArgs att;
+  att.q = q_;
+  att.n_tokens = n;
+  att.positions = batch.positions.data();
+  att.block_tables = batch.block_tables.data();
+  att.block_size = bs;
+  att.n_head = c.n_head;
+  att.n_head_kv = c.n_head_kv;
+  att.head_dim = c.head_dim;
+  att.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  att.out = attn_;
+
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = model_.layers()[l];
+    backend_.rms_norm(x_, L.attn_norm, n, c.n_embd, c.rms_eps, h_);
+    backend_.matmul(L.wq, h_, n, q_);
+    backend_.matmul(L.wk, h_, n, k_);
+    backend_.matmul(L.wv, h_, n, v_);
+    if (L.bq) backend_.add_bias(q_, L.bq, n, c.q_dim());
+    if (L.bk) backend_.add_bias(k_, L.bk, n, c.kv_dim());
+    if (L.bv) backend_.add_bias(v_, L.bv, n, c.kv_dim());
+    backend_.rope(q_, n, batch.positions.data(), rq);
+    backend_.rope(k_, n, batch.positions.data(), rk);
+    backend_.store_kv(k_, v_, n, cache_rows_.data(), c.kv_dim(), kv_.k(l), kv_.v(l));
+    att.k_cache = kv_.k(l);
+    att.v_cache = kv_.v(l);
+    backend_.attention(att);
+    backend_.matmul(L.wo, attn_, n, h_);
+    backend_.add(x_, h_, n * c.n_embd);
+
+    backend_.rms_norm(x_, L.ffn_norm, n, c.n_embd, c.rms_eps, h_);
+    backend_.matmul(L.ffn_gate, h_, n, gate_);
+    backend_.matmul(L.ffn_up, h_, n, up_);
+    backend_.silu_mul(gate_, up_, n * c.n_ff);
+    backend_.matmul(L.ffn_down, gate_, n, h_);
+    backend_.add(x_, h_, n * c.n_embd);
+  }
+  const int64_t n_out = static_cast<int64_t>(batch.logit_rows.size());
+  for (int64_t i = 0; i < n_out; ++i)
+    backend_.rms_norm(x_ + static_cast<int64_t>(batch.logit_rows[i]) * c.n_embd, model_.output_norm(), 1, c.n_embd,
+                      c.rms_eps, last_ + i * c.n_embd);
+  if (n_out > 0) backend_.matmul(model_.output(), last_, n_out, logits);
+  return Status::ok();
+}
+
+}  // namespace zs::engine
