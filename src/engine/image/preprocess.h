@@ -18,7 +18,9 @@ constexpr RgbColour kLlavaPadColour = {122, 116, 104};
 // Bilinear resize with half-pixel centres: output pixel x samples the source at
 // (x + 0.5) * src_w / w - 0.5, clamped to the image at the borders, and each channel is
 // rounded back to 8 bits. Float arithmetic in the same order as llama.cpp's CLIP preprocessing,
-// so downscaled results match it exactly. width and height must be >= 1 (else an empty image).
+// so downscaled results match it exactly. When upscaling, llama.cpp lets the first row and
+// column extrapolate past the border (negative weights); this clamps instead, like PyTorch's
+// align_corners=False. width and height must be >= 1 (else an empty image).
 Image resize_bilinear(const Image& src, int width, int height);
 
 // Pads to a square of side max(width, height) filled with `colour`; the original sits at the

@@ -17,16 +17,19 @@ using kernels::GemmArgs;
 using kernels::GemmKernel;
 using kernels::Isa;
 
+// Each level needs everything its kernel file is compiled for (see the target pragmas).
 Isa detect_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
+  const bool base = __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  if (!base) return Isa::kScalar;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
+      __builtin_cpu_supports("avx512vnni")) {
     return Isa::kAvx512;
   }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+  if (__builtin_cpu_supports("avx2")) {
     return Isa::kAvx2;
   }
 #endif

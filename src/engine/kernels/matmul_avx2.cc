@@ -9,7 +9,6 @@
 // __attribute__((target))) and is only entered after the driver has checked the CPU.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 
 #include "engine/kernels/gemm_kernel.h"
@@ -27,6 +26,26 @@ namespace {
 
 #define ZS_INLINE inline __attribute__((always_inline))
 
+// No std:: function templates below this point: an out-of-line copy compiled for AVX2
+// could be merged by the linker with the portable one used elsewhere.
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+ZS_INLINE float load_f16(const uint16_t* p) { return _cvtsh_ss(*p); }
+
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K block, decoded from the
+// 6-bit fields with byte shuffles on a 16-byte load starting at the scales.
+ZS_INLINE __m128i k4_scales_mins(const uint8_t* scales) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));
+  const __m128i lowmask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
+  const __m128i top2 = _mm_set1_epi8(0x30);
+  // pshufb gives 0 for index -1.
+  const __m128i sp = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+  const __m128i spl = _mm_srlv_epi32(sp, _mm_setr_epi32(0, 0, 0, 4));
+  const __m128i sq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+  return _mm_or_si128(_mm_and_si128(spl, lowmask), _mm_and_si128(_mm_srli_epi16(sq, 2), top2));
+}
+
 using TileFn = void (*)(const GemmArgs&, int64_t, int64_t);
 
 ZS_INLINE float hsum(__m256 v) {
@@ -38,11 +57,11 @@ ZS_INLINE float hsum(__m256 v) {
 
 // Rows in L2-sized chunks; within a chunk every 4-token tile passes over all its rows.
 void run_rows(const TileFn (&tiles)[4], const GemmArgs& g, int64_t r0, int64_t r1, size_t row_bytes) {
-  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((192 * 1024) / std::max<size_t>(row_bytes, 1)));
+  const int64_t chunk = max64(1, static_cast<int64_t>((192 * 1024) / (row_bytes ? row_bytes : 1)));
   for (int64_t rc = r0; rc < r1; rc += chunk) {
-    const int64_t rend = std::min(r1, rc + chunk);
+    const int64_t rend = min64(r1, rc + chunk);
     for (int64_t t0 = 0; t0 < g.n_tokens; t0 += 4) {
-      const int nt = static_cast<int>(std::min<int64_t>(4, g.n_tokens - t0));
+      const int nt = static_cast<int>(min64(4, g.n_tokens - t0));
       for (int64_t r = rc; r < rend; ++r) tiles[nt - 1](g, r, t0);
     }
   }
@@ -80,14 +99,11 @@ void tile_q4k(const GemmArgs& g, int64_t r, int64_t t0) {
   for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < g.n_in / 256; ++b) {
-    uint8_t sc[8], mn[8];
-    unpack_scales_k4(w[b].scales, sc, mn);
-    int64_t sc64, mn64;
-    std::memcpy(&sc64, sc, 8);
-    std::memcpy(&mn64, mn, 8);
-    const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc64)));
+    // Reads 4 bytes past the scales (the first quants); they are masked off.
+    const __m128i sm = k4_scales_mins(w[b].scales);
+    const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     // mins as int16, each repeated for the two 16-value bsums of its sub-block
-    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_cvtsi64_si128(mn64), _mm_cvtsi64_si128(mn64)));
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
     __m256i isum[T];
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
@@ -105,7 +121,7 @@ void tile_q4k(const GemmArgs& g, int64_t r, int64_t t0) {
         isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), sh));
       }
     }
-    const float d = f16_to_f32(w[b].d), dmin = f16_to_f32(w[b].dmin);
+    const float d = load_f16(&w[b].d), dmin = load_f16(&w[b].dmin);
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][b].bsums));
@@ -169,7 +185,7 @@ void tile_q6k(const GemmArgs& g, int64_t r, int64_t t0) {
         }
       }
     }
-    const float d = f16_to_f32(w[b].d);
+    const float d = load_f16(&w[b].d);
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * act[t][b].d), acc[t]);
@@ -201,7 +217,7 @@ void pack_32(const float* x, int64_t n_in, void* dst) {
     std::memcpy(a.qs, q.qs, 32);
     // maddubs+madd lanes: int32 lane l covers bytes 4l..4l+3 of the 32.
     for (int l = 0; l < 8; ++l) a.corr[l] = -8 * (q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3]);
-    a.d = f16_to_f32(q.d);
+    a.d = load_f16(&q.d);
   }
 }
 
@@ -222,11 +238,11 @@ void tile_q8(const GemmArgs& g, int64_t r, int64_t t0) {
       const auto* blk = reinterpret_cast<const BlockQ4_0*>(w) + b;
       const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs));
       wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-      d = f16_to_f32(blk->d);
+      d = load_f16(&blk->d);
     } else {
       const auto* blk = reinterpret_cast<const BlockQ8_0*>(w) + b;
       wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs));
-      d = f16_to_f32(blk->d);
+      d = load_f16(&blk->d);
     }
     const __m256i wabs = kQ4 ? wq : _mm256_sign_epi8(wq, wq);
 #pragma GCC unroll 4

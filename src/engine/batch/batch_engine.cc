@@ -1,0 +1,367 @@
+#include "engine/batch/batch_engine.h"
+
+#include <algorithm>
+
+namespace zs::engine {
+
+using core::Result;
+using core::Status;
+
+std::string_view finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kError: return "error";
+    case FinishReason::kNone: break;
+  }
+  return "";
+}
+
+struct BatchEngine::Sequence {
+  uint64_t id = 0;
+  GenerationRequest request;
+  std::vector<int32_t> ids;              // per position: token id, or a negative image id
+  std::vector<const float*> embeddings;  // per position: an image embedding row, or null
+  int n_prompt = 0;
+  int n_image = 0;
+  int max_tokens = 0;
+  int n_computed = 0;  // positions whose keys/values are in the cache
+  std::vector<int32_t> blocks;
+  std::vector<uint64_t> block_hashes;  // of the leading full blocks published so far
+  int cached_tokens = 0;
+  int generated = 0;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TextStreamer> streamer;
+
+  int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
+};
+
+BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions options)
+    : llm_(llm), options_(options) {
+  options_.slots = std::max(1, options_.slots);
+  options_.block_size = std::max(1, options_.block_size);
+  options_.step_token_budget = std::max(options_.slots, options_.step_token_budget);
+  const int n_blocks = std::max(1, (options_.ctx_tokens + options_.block_size - 1) / options_.block_size);
+  max_context_ = std::min(n_blocks * options_.block_size, llm.model->config().n_ctx_train);
+  kv_ = std::make_unique<KvPool>(llm.model->config(), backend, n_blocks, options_.block_size);
+  forward_ = std::make_unique<Forward>(*llm.model, backend, *kv_, options_.step_token_budget);
+  logits_.resize(static_cast<size_t>(options_.step_token_budget) * llm.model->config().n_vocab);
+  thread_ = std::thread([this] { loop(); });
+}
+
+BatchEngine::~BatchEngine() { shutdown(); }
+
+void BatchEngine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& s : inbox_) finish(*s, FinishReason::kCancelled);
+  for (auto& s : waiting_) finish(*s, FinishReason::kCancelled);
+  for (auto& s : running_) finish(*s, FinishReason::kCancelled);
+  inbox_.clear();
+  waiting_.clear();
+  running_.clear();
+}
+
+Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
+  ZS_RETURN_IF_ERROR(request.sampling.validate());
+  auto s = std::make_unique<Sequence>();
+  for (const auto& piece : request.prompt.pieces) {
+    if (piece.embeddings) {
+      if (piece.n_embeddings > 0 && !piece.storage) return Status::error("image embeddings without storage");
+      s->n_image += piece.n_embeddings;
+    }
+  }
+  s->ids = request.prompt.flat_ids();
+  const int64_t d = llm_.model->config().n_embd;
+  for (const auto& piece : request.prompt.pieces) {
+    if (piece.embeddings) {
+      for (int i = 0; i < piece.n_embeddings; ++i) s->embeddings.push_back(piece.embeddings + i * d);
+    } else {
+      s->embeddings.insert(s->embeddings.end(), piece.tokens.size(), nullptr);
+    }
+  }
+  s->n_prompt = static_cast<int>(s->ids.size());
+  if (s->n_prompt == 0) return Status::error("the prompt is empty");
+  if (s->n_prompt + 1 > max_context_)
+    return Status::error("the prompt needs " + std::to_string(s->n_prompt) + " positions (" +
+                         std::to_string(s->n_image) + " for images) but the context holds " +
+                         std::to_string(max_context_));
+  s->max_tokens = request.max_tokens < 0 ? max_context_ - s->n_prompt
+                                         : std::min(request.max_tokens, max_context_ - s->n_prompt);
+  s->sampler = std::make_unique<Sampler>(request.sampling);
+  for (int32_t t : s->ids)
+    if (t >= 0) s->sampler->accept(t);
+  s->streamer = std::make_unique<TextStreamer>(request.stop);
+  s->request = std::move(request);
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return Status::error("the engine is shutting down");
+    id = s->id = next_id_++;
+    inbox_.push_back(std::move(s));
+  }
+  wake_.notify_all();
+  return id;
+}
+
+void BatchEngine::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_.push_back(id);
+  }
+  wake_.notify_all();
+}
+
+BatchEngineStats BatchEngine::stats() const {
+  BatchEngineStats s;
+  s.running = n_running_.load();
+  s.waiting = n_waiting_.load();
+  s.kv_blocks_used = kv_used_.load();
+  s.kv_blocks_total = kv_->n_blocks();
+  s.prefix_cache_hits = prefix_hits_.load();
+  s.preemptions = preemptions_.load();
+  s.steps = steps_.load();
+  return s;
+}
+
+void BatchEngine::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] {
+        return stop_ || !inbox_.empty() || !cancelled_.empty() || !running_.empty() || !waiting_.empty();
+      });
+      if (stop_) return;
+    }
+    admit_new();
+    step();
+  }
+}
+
+void BatchEngine::admit_new() {
+  std::vector<uint64_t> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!inbox_.empty()) {
+      waiting_.push_back(std::move(inbox_.front()));
+      inbox_.pop_front();
+    }
+    cancelled.swap(cancelled_);
+  }
+  auto is_cancelled = [&](const std::unique_ptr<Sequence>& s) {
+    if (std::find(cancelled.begin(), cancelled.end(), s->id) == cancelled.end()) return false;
+    release_blocks(*s);
+    finish(*s, FinishReason::kCancelled);
+    return true;
+  };
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), is_cancelled), waiting_.end());
+  running_.erase(std::remove_if(running_.begin(), running_.end(), is_cancelled), running_.end());
+  while (static_cast<int>(running_.size()) < options_.slots && !waiting_.empty()) {
+    // Start a sequence only when its first chunk fits in free blocks; otherwise a preempted
+    // sequence would come straight back and push out another.
+    const Sequence& next = *waiting_.front();
+    const int first_chunk = std::min(next.remaining(), options_.step_token_budget);
+    if (!running_.empty() && kv_->n_available() < first_chunk / options_.block_size + 2) break;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    reuse_prefix(*running_.back());
+  }
+}
+
+void BatchEngine::reuse_prefix(Sequence& s) {
+  const int bs = options_.block_size;
+  if (s.n_computed != 0 || !s.blocks.empty()) return;
+  // Always leave the last prompt position to compute: its logits start the generation.
+  const int reusable = (s.n_prompt - 1) / bs;
+  uint64_t h = 0;
+  for (int b = 0; b < reusable; ++b) {
+    h = KvPool::chain_hash(h, s.ids.data() + b * bs, bs);
+    const int block = kv_->find_cached(h);
+    if (block < 0) break;
+    s.blocks.push_back(block);
+    s.block_hashes.push_back(h);
+    s.n_computed += bs;
+  }
+  s.cached_tokens = std::max(s.cached_tokens, s.n_computed);
+}
+
+void BatchEngine::publish_full_blocks(Sequence& s) {
+  const int bs = options_.block_size;
+  while (static_cast<int>(s.block_hashes.size() + 1) * bs <= s.n_computed) {
+    const size_t b = s.block_hashes.size();
+    const uint64_t prev = b == 0 ? 0 : s.block_hashes.back();
+    const uint64_t h = KvPool::chain_hash(prev, s.ids.data() + b * bs, bs);
+    kv_->publish(s.blocks[b], h);
+    s.block_hashes.push_back(h);
+  }
+}
+
+bool BatchEngine::ensure_block(Sequence& s, int position) {
+  const size_t needed = static_cast<size_t>(position / options_.block_size) + 1;
+  while (s.blocks.size() < needed) {
+    const int b = kv_->allocate();
+    if (b < 0) return false;
+    s.blocks.push_back(b);
+  }
+  return true;
+}
+
+void BatchEngine::release_blocks(Sequence& s) {
+  for (int32_t b : s.blocks) kv_->release(b);
+  s.blocks.clear();
+  s.block_hashes.clear();
+  s.n_computed = 0;
+}
+
+void BatchEngine::preempt_newest() {
+  auto newest = std::max_element(running_.begin(), running_.end(),
+                                 [](const auto& a, const auto& b) { return a->id < b->id; });
+  release_blocks(**newest);  // published blocks stay cached, so the recompute may reuse them
+  waiting_.push_front(std::move(*newest));
+  running_.erase(newest);
+  preemptions_.fetch_add(1);
+}
+
+void BatchEngine::finish(Sequence& s, FinishReason reason, const std::string& error) {
+  GenerationEvent e;
+  e.text = reason == FinishReason::kError || reason == FinishReason::kCancelled ? "" : s.streamer->finish();
+  e.finished = true;
+  e.reason = reason;
+  e.error = error;
+  e.prompt_tokens = s.n_prompt;
+  e.cached_tokens = s.cached_tokens;
+  e.image_tokens = s.n_image;
+  e.completion_tokens = s.generated;
+  if (s.request.on_event) s.request.on_event(e);
+}
+
+bool BatchEngine::step() {
+  struct Chunk {
+    Sequence* seq;
+    int count;
+  };
+  std::vector<Chunk> plan;
+  rows_.clear();
+  int budget = options_.step_token_budget;
+  auto add_rows = [&](Sequence& s, int count) {
+    for (int i = 0; i < count; ++i) {
+      const int pos = s.n_computed + i;
+      const bool last = pos + 1 == static_cast<int>(s.ids.size());
+      if (s.embeddings[pos]) rows_.add_embedding(s.embeddings[pos], pos, s.blocks.data(), last);
+      else rows_.add_token(s.ids[pos], pos, s.blocks.data(), last);
+    }
+    plan.push_back({&s, count});
+    budget -= count;
+  };
+  // Decoding sequences first (one row each), so running streams never wait for prompts.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    Sequence& s = *running_[i];
+    if (s.remaining() != 1) {
+      ++i;
+      continue;
+    }
+    if (!ensure_block(s, s.n_computed)) {
+      const bool self = std::all_of(running_.begin(), running_.end(), [&](const auto& o) { return o->id <= s.id; });
+      preempt_newest();
+      if (self) continue;  // this one was the newest: it left running_
+      plan.clear();        // tables may have moved: rebuild the step
+      rows_.clear();
+      budget = options_.step_token_budget;
+      i = 0;
+      continue;
+    }
+    add_rows(s, 1);
+    ++i;
+  }
+  // Then prompt chunks, oldest first, as far as the budget and free blocks allow.
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    if (budget <= 0) break;
+    if (s.remaining() <= 1) continue;
+    int take = std::min(s.remaining(), budget);
+    int ok = 0;
+    while (ok < take && ensure_block(s, s.n_computed + ok)) ++ok;
+    if (ok > 0) add_rows(s, ok);
+  }
+  if (rows_.size() == 0) {
+    if (running_.empty()) return false;
+    // Nothing fits: the pool is full of prompts in progress. Preempt the newest to let the
+    // others finish; a lone sequence that still cannot fit has outgrown the pool.
+    if (running_.size() == 1) {
+      auto s = std::move(running_.front());
+      running_.clear();
+      release_blocks(*s);
+      finish(*s, FinishReason::kError, "the KV cache is too small for this sequence");
+    } else {
+      preempt_newest();
+    }
+    return true;
+  }
+
+  Status status = forward_->run(rows_, logits_.data());
+  steps_.fetch_add(1);
+  if (step_observer_) step_observer_(static_cast<int>(rows_.size()));
+  if (!status) {
+    for (auto& s : running_) {
+      release_blocks(*s);
+      finish(*s, FinishReason::kError, status.message());
+    }
+    running_.clear();
+    return true;
+  }
+
+  const int n_vocab = llm_.model->config().n_vocab;
+  const Tokenizer& tok = *llm_.tokenizer;
+  int logit_row = 0;
+  std::vector<uint64_t> done;
+  for (const Chunk& c : plan) {
+    Sequence& s = *c.seq;
+    s.n_computed += c.count;
+    publish_full_blocks(s);
+    if (s.remaining() != 0) continue;
+    const float* logits = logits_.data() + static_cast<size_t>(logit_row++) * n_vocab;
+    const int32_t next = s.sampler->sample(logits, n_vocab);
+    s.sampler->accept(next);
+    GenerationEvent e;
+    FinishReason reason = FinishReason::kNone;
+    if (tok.is_end_of_generation(next)) {
+      reason = FinishReason::kStop;
+    } else {
+      ++s.generated;
+      s.ids.push_back(next);
+      s.embeddings.push_back(nullptr);
+      e.text = s.streamer->push(tok.token_to_piece(next));
+      if (s.streamer->stopped()) reason = FinishReason::kStop;
+      else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
+    }
+    if (reason != FinishReason::kNone) {
+      if (!e.text.empty() && s.request.on_event) {
+        e.completion_tokens = s.generated;
+        s.request.on_event(e);
+      }
+      release_blocks(s);
+      finish(s, reason);
+      done.push_back(s.id);
+    } else if (!e.text.empty() && s.request.on_event) {
+      e.prompt_tokens = s.n_prompt;
+      e.completion_tokens = s.generated;
+      s.request.on_event(e);
+    }
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [&](const auto& s) { return std::find(done.begin(), done.end(), s->id) != done.end(); }),
+                 running_.end());
+  n_running_ = static_cast<int>(running_.size());
+  n_waiting_ = static_cast<int>(waiting_.size());
+  kv_used_ = kv_->n_used();
+  prefix_hits_ = kv_->prefix_hits();
+  return true;
+}
+
+}  // namespace zs::engine

@@ -1,0 +1,131 @@
+#pragma once
+// Continuous batching for one model instance. Every step runs one forward pass over all
+// active sequences together: each decoding sequence contributes its next token and prompts
+// are evaluated in chunks under a per-step token budget, so running streams keep flowing
+// while long prompts come in. Sequences join and leave at every step. The KV cache is one
+// paged pool; prompts that share a prefix share its blocks; when the pool runs out, the
+// newest sequence is preempted and recomputed later rather than failing the others.
+// The engine runs on its own thread; submit() and cancel() may be called from any thread.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/backend/backend.h"
+#include "engine/batch/kv_pool.h"
+#include "engine/batch/text_streamer.h"
+#include "engine/model/forward.h"
+#include "engine/model/llm.h"
+#include "engine/sampling/sampler.h"
+#include "engine/vision/multimodal_prompt.h"
+
+namespace zs::engine {
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+
+struct GenerationEvent {
+  std::string text;  // newly released text (may be empty)
+  bool finished = false;
+  FinishReason reason = FinishReason::kNone;
+  std::string error;  // when reason == kError
+  int prompt_tokens = 0;
+  int cached_tokens = 0;  // prompt positions reused from the prefix cache
+  int image_tokens = 0;
+  int completion_tokens = 0;
+};
+
+struct GenerationRequest {
+  MultimodalPrompt prompt;
+  SamplingParams sampling;
+  int max_tokens = -1;  // -1: until the context is full
+  std::vector<std::string> stop;
+  // Called on the engine thread after each step that produced something for this request,
+  // and once with finished = true. Must not block.
+  std::function<void(const GenerationEvent&)> on_event;
+};
+
+struct BatchEngineOptions {
+  int slots = 4;                // sequences decoding at once
+  int ctx_tokens = 4096;        // KV pool size in positions, shared by all sequences
+  int block_size = 16;
+  int step_token_budget = 256;  // rows per forward pass
+};
+
+struct BatchEngineStats {
+  int running = 0;
+  int waiting = 0;
+  int kv_blocks_used = 0;
+  int kv_blocks_total = 0;
+  uint64_t prefix_cache_hits = 0;  // blocks reused
+  uint64_t preemptions = 0;
+  uint64_t steps = 0;
+};
+
+class BatchEngine {
+ public:
+  BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions options);
+  ~BatchEngine();
+  BatchEngine(const BatchEngine&) = delete;
+  BatchEngine& operator=(const BatchEngine&) = delete;
+
+  // Checks that the request can ever run (fits the context), queues it and returns its id.
+  core::Result<uint64_t> submit(GenerationRequest request);
+  // Stops a request at the next step; its on_event gets finished with kCancelled.
+  void cancel(uint64_t id);
+  // Ends the engine thread after cancelling whatever is left.
+  void shutdown();
+
+  BatchEngineStats stats() const;
+  // Rows of the steps run so far, as (batch size, count): for a batch-size histogram.
+  int max_context() const { return max_context_; }
+  // Called after every step with the number of rows it ran.
+  void set_step_observer(std::function<void(int rows)> observer) { step_observer_ = std::move(observer); }
+
+ private:
+  struct Sequence;
+  void loop();
+  void admit_new();
+  bool step();
+  bool ensure_block(Sequence& s, int position);
+  void reuse_prefix(Sequence& s);
+  void preempt_newest();
+  void finish(Sequence& s, FinishReason reason, const std::string& error = {});
+  void release_blocks(Sequence& s);
+  void publish_full_blocks(Sequence& s);
+
+  const Llm& llm_;
+  BatchEngineOptions options_;
+  int max_context_;
+  std::unique_ptr<KvPool> kv_;
+  std::unique_ptr<Forward> forward_;
+  std::vector<float> logits_;
+  BatchRows rows_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Sequence>> inbox_;
+  std::vector<uint64_t> cancelled_;
+  bool stop_ = false;
+  uint64_t next_id_ = 1;
+
+  // Engine-thread state.
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  std::atomic<uint64_t> preemptions_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::atomic<int> n_running_{0}, n_waiting_{0}, kv_used_{0};
+  std::atomic<uint64_t> prefix_hits_{0};
+  std::function<void(int)> step_observer_;
+  std::thread thread_;
+};
+
+std::string_view finish_reason_name(FinishReason r);
+
+}  // namespace zs::engine
