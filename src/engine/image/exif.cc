@@ -24,13 +24,6 @@ struct TiffReader {
   }
 };
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-
-bool is_frame_marker(uint8_t m) {
-  // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
-  return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-}
-
 }  // namespace
 
 int exif_orientation(const uint8_t* tiff, size_t size) {
@@ -61,41 +54,6 @@ int exif_orientation(const uint8_t* tiff, size_t size) {
     return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
   }
   return 1;
-}
-
-JpegHeaderInfo scan_jpeg_header(const uint8_t* data, size_t size) {
-  JpegHeaderInfo info;
-  bool have_exif = false;
-  if (data == nullptr || size < 4 || data[0] != 0xFF || data[1] != 0xD8) return info;
-  size_t pos = 2;
-  while (pos + 4 <= size) {
-    if (data[pos] != 0xFF) break;  // not a marker: leave the verdict to the decoder
-    const uint8_t marker = data[pos + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++pos;
-      continue;
-    }
-    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
-      pos += 2;  // markers without a length field
-      continue;
-    }
-    if (marker == 0xDA || marker == 0xD9) break;  // start of scan / end of image
-    const size_t length = be16(data + pos + 2);   // counts its own two bytes
-    if (length < 2 || length > size - pos - 2) break;
-    const uint8_t* segment = data + pos + 4;
-    const size_t segment_size = length - 2;
-    if (marker == 0xE1 && !have_exif && segment_size >= 6 &&
-        std::memcmp(segment, "Exif\0\0", 6) == 0) {
-      have_exif = true;
-      info.orientation = exif_orientation(segment + 6, segment_size - 6);
-    } else if (is_frame_marker(marker) && !info.has_frame && segment_size >= 5) {
-      info.has_frame = true;
-      info.height = be16(segment + 1);
-      info.width = be16(segment + 3);
-    }
-    pos += 2 + length;
-  }
-  return info;
 }
 
 Image apply_exif_orientation(Image image, int orientation) {

@@ -13,15 +13,6 @@ namespace zs::engine {
 // order), or 1 when it has none or is malformed. A leading "Exif\0\0" is skipped.
 int exif_orientation(const uint8_t* tiff, size_t size);
 
-// Header facts of a JPEG read from its markers before the first scan.
-struct JpegHeaderInfo {
-  int width = 0;        // from the first SOFn; 0 when none was found
-  int height = 0;
-  bool has_frame = false;
-  int orientation = 1;  // from the first APP1 "Exif" segment
-};
-JpegHeaderInfo scan_jpeg_header(const uint8_t* data, size_t size);
-
 // Turns a decoded image upright for an EXIF orientation: 2 mirrors left-right, 3 rotates 180°,
 // 4 mirrors top-bottom, 5 transposes, 6 rotates 90° clockwise, 7 transverses, 8 rotates 90°
 // counter-clockwise (the same transforms as PIL's ImageOps.exif_transpose). Values outside

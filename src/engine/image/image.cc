@@ -1,16 +1,45 @@
 #include "engine/image/image.h"
 
-#include <stb/stb_image.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 
+// stb_image is compiled here, privately (every function static to this file), from the same
+// Debian header that libstb is built from, instead of calling libstb. The reason is hostile
+// input: stb_image reads memory it never initialized on some corrupt files (a JPEG scan naming a
+// Huffman table no DHT defined segfaults libstb; components or MCUs no scan reaches come out as
+// leftover heap bytes). With every allocation zeroed those reads are deterministic and harmless.
+// Only the four formats served are compiled, so nothing else can be reached through it, and
+// fuzzing builds instrument it.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#include <stb/stb_image.h>
+#pragma GCC diagnostic pop
+
 #include "engine/image/exif.h"
+#include "engine/image/jpeg_markers.h"
 
 namespace zs::engine {
 namespace {
@@ -70,6 +99,7 @@ Result<Dimensions> header_dimensions(ImageFormat format, const uint8_t* data, si
     }
     case ImageFormat::kJpeg: {
       const JpegHeaderInfo info = scan_jpeg_header(data, size);
+      if (!info.problem.empty()) return corrupt(format, info.problem);
       if (info.has_frame) return Dimensions{info.width, info.height};
       // The marker walk gave up early; stb_image's own header parser has the last word.
       int w = 0, h = 0, n = 0;

@@ -8,7 +8,7 @@
 //   Hugging Face's SmolVLM/Idefics3 processors composite over white instead, which differs
 //   only on translucent pixels.
 // - Grayscale is expanded to R = G = B; palette images are expanded through their palette.
-// - 16-bit samples are reduced to their high byte (stb_image's rule, also llama.cpp's and PIL's).
+// - 16-bit samples are reduced to their high byte (stb_image's rule, so also llama.cpp's).
 // - GIF and animated WebP: the first frame only.
 // - JPEG and WebP: the EXIF orientation (1-8) is applied, so phone photos come out upright
 //   (Hugging Face's load_image does the same; llama.cpp does not). Malformed EXIF is ignored.

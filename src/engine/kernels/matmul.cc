@@ -21,12 +21,11 @@ using kernels::Isa;
 Isa detect_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  const bool base = __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  const bool base = __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi") &&
+                    __builtin_cpu_supports("bmi2");
   if (!base) return Isa::kScalar;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vnni")) {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni")) {
     return Isa::kAvx512;
   }
   if (__builtin_cpu_supports("avx2")) {
@@ -135,25 +134,45 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
   args.y = y;
   args.y_stride = w.n_out;
 
-  // Rows are split in multiples of 4 (the kernels' row tile) into one range per thread;
-  // activations are packed by all threads first, then a barrier.
-  std::atomic<int> packed{0};
-  pool.run([&](int thread, int n_threads) {
-    for (int64_t t = thread; t < n_tokens; t += n_threads) {
-      k->pack(x + t * w.n_in, w.n_in, act + static_cast<size_t>(t) * act_stride);
-    }
-    packed.fetch_add(1, std::memory_order_acq_rel);
-    while (packed.load(std::memory_order_acquire) < n_threads) {
+  // Everything the threads need, behind one pointer: a lambda capturing only that fits
+  // std::function's inline storage, so dispatching allocates nothing.
+  struct Job {
+    const GemmKernel* k;
+    const GemmArgs* args;
+    const float* x;
+    uint8_t* act;  // where pack writes; args->act reads the same memory
+    int64_t chunk_rows;
+    std::atomic<int64_t> next_token{0};
+    std::atomic<int64_t> packed_tokens{0};
+    std::atomic<int64_t> next_row{0};
+
+    // Tokens and then row chunks are claimed from shared counters rather than split
+    // evenly, so a thread that runs slower (a core shared with other work) does less.
+    void run() {
+      const int64_t n_tokens = args->n_tokens;
+      for (int64_t t; (t = next_token.fetch_add(1, std::memory_order_relaxed)) < n_tokens;) {
+        k->pack(x + t * args->n_in, args->n_in, act + static_cast<size_t>(t) * args->act_stride);
+        packed_tokens.fetch_add(1, std::memory_order_release);
+      }
+      while (packed_tokens.load(std::memory_order_acquire) < n_tokens) {
 #if defined(__x86_64__)
-      __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      }
+      const int64_t n_out = args->y_stride;
+      for (int64_t r0; (r0 = next_row.fetch_add(chunk_rows, std::memory_order_relaxed)) < n_out;) {
+        k->gemm(*args, r0, std::min(n_out, r0 + chunk_rows));
+      }
     }
-    int64_t chunk = (w.n_out + n_threads - 1) / n_threads;
-    chunk = (chunk + 3) & ~int64_t{3};
-    const int64_t r0 = std::min<int64_t>(w.n_out, chunk * thread);
-    const int64_t r1 = std::min<int64_t>(w.n_out, r0 + chunk);
-    if (r0 < r1) k->gemm(args, r0, r1);
-  });
+  };
+  // Chunks of whole 4-row tiles, large enough to stream (~256 KB of weights) and small
+  // enough that every thread gets several.
+  const int64_t row_bytes = static_cast<int64_t>(std::max<size_t>(1, ggml_row_size(w.type, w.n_in)));
+  const int64_t per_thread = (w.n_out + 4 * pool.size() - 1) / (4 * pool.size());
+  int64_t chunk_rows = std::min<int64_t>(std::max<int64_t>(1, (256 * 1024) / row_bytes), per_thread);
+  chunk_rows = std::max<int64_t>(4, (chunk_rows + 3) & ~int64_t{3});
+  Job job{k, &args, x, act, chunk_rows};
+  pool.run([&job](int, int) { job.run(); });
 }
 
 std::string_view kernel_isa() {

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "engine/kernels/gemm_kernel.h"
 #include "engine/quant/block_types.h"
@@ -88,16 +89,19 @@ ZS_INLINE __m256i scale_pair(__m256i s16, int j) {
   return _mm256_shuffle_epi8(s16, idx);
 }
 
-template <int T>
+// Q4_K, or Q5_K (kQ5: the fifth bits come from qh, bit 2j / 2j+1 for chunk j's halves).
+template <bool kQ5, int T>
 void tile_q4k(const GemmArgs& g, int64_t r, int64_t t0) {
+  using Block = std::conditional_t<kQ5, BlockQ5K, BlockQ4K>;
   __m256 acc[T];
 #pragma GCC unroll 4
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const auto* w = reinterpret_cast<const BlockQ4K*>(g.w + static_cast<size_t>(r) * g.row_stride);
+  const auto* w = reinterpret_cast<const Block*>(g.w + static_cast<size_t>(r) * g.row_stride);
   const ActK* act[T];
 #pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int t = 0; t < T; ++t)
+    act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   for (int64_t b = 0; b < g.n_in / 256; ++b) {
     // Reads 4 bytes past the scales (the first quants); they are masked off.
     const __m128i sm = k4_scales_mins(w[b].scales);
@@ -110,8 +114,13 @@ void tile_q4k(const GemmArgs& g, int64_t r, int64_t t0) {
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * j));
-      const __m256i lo = _mm256_and_si256(q, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      __m256i lo = _mm256_and_si256(q, low4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      if constexpr (kQ5) {
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh));
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+      }
       const __m256i sl = scale_pair(s16, 2 * j), sh = scale_pair(s16, 2 * j + 1);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
@@ -142,7 +151,8 @@ void tile_q6k(const GemmArgs& g, int64_t r, int64_t t0) {
   const auto* w = reinterpret_cast<const BlockQ6K*>(g.w + static_cast<size_t>(r) * g.row_stride);
   const ActK* act[T];
 #pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  for (int t = 0; t < T; ++t)
+    act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
   for (int64_t b = 0; b < g.n_in / 256; ++b) {
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
@@ -164,7 +174,8 @@ void tile_q6k(const GemmArgs& g, int64_t r, int64_t t0) {
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * n));
       const __m256i q[4] = {
           _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)),
-          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), low2), 4)),
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
@@ -194,72 +205,128 @@ void tile_q6k(const GemmArgs& g, int64_t r, int64_t t0) {
   store_row<T>(g, r, t0, acc);
 }
 
-// ============================================================== Q8_0 / Q4_0
+// ============================================================== 32-blocks
 
 // One block of one token's activations.
 struct alignas(32) Act32 {
   int8_t qs[32];
-  int32_t corr[8];  // -8 * (sum of the lane's 4 values), for the unsigned Q4_0 nibbles
+  int32_t corr[8];  // offset * (sum of the lane's 4 values): undoes the unsigned weight offset
   float d;
-  float pad[7];
+  float s;  // f16-rounded d * sum(qs), for the min term of the *_1 types (as ggml's Q8_1)
+  float pad[6];
 };
 static_assert(sizeof(Act32) == 96);
 
 size_t act_bytes_32(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(Act32)); }
 
+// Q8_0 uses the sign trick instead of an offset; Q4_0 and Q5_0 store values +8 / +16; the
+// *_1 types need no offset but the block sum.
+template <class U>
 void pack_32(const float* x, int64_t n_in, void* dst) {
   auto* out = static_cast<Act32*>(dst);
   for (int64_t b = 0; b < n_in / 32; ++b) {
-    BlockQ8_0 q;
-    (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
+    BlockQ8_1 q;
     Act32& a = out[b];
     std::memset(&a, 0, sizeof a);
+    if constexpr (U::kHasMin) {
+      (void)quantize_row(GgmlType::kQ8_1, x + 32 * b, &q, 32);
+      a.s = load_f16(&q.s);
+    } else {
+      BlockQ8_0 q0;
+      (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q0, 32);
+      q.d = q0.d;
+      std::memcpy(q.qs, q0.qs, 32);
+    }
     std::memcpy(a.qs, q.qs, 32);
     // maddubs+madd lanes: int32 lane l covers bytes 4l..4l+3 of the 32.
-    for (int l = 0; l < 8; ++l) a.corr[l] = -8 * (q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3]);
+    for (int l = 0; l < 8; ++l) {
+      a.corr[l] = -U::kOffset * (q.qs[4 * l] + q.qs[4 * l + 1] + q.qs[4 * l + 2] + q.qs[4 * l + 3]);
+    }
     a.d = load_f16(&q.d);
   }
 }
 
-template <bool kQ4, int T>
-void tile_q8(const GemmArgs& g, int64_t r, int64_t t0) {
+// The 32 nibbles of a block in value order (low nibbles are values 0-15).
+ZS_INLINE __m256i nibbles(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+// 16 in byte j where bit j of the 32-bit qh is set.
+ZS_INLINE __m256i fifth_bits(const uint8_t* qh) {
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(h)),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+struct Q8_0Unpack {
+  using Block = BlockQ8_0;
+  static constexpr bool kHasMin = false;
+  static constexpr int kOffset = 0;
+  static ZS_INLINE __m256i quants(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+};
+struct Q4_0Unpack {
+  using Block = BlockQ4_0;
+  static constexpr bool kHasMin = false;
+  static constexpr int kOffset = 8;
+  static ZS_INLINE __m256i quants(const Block& b) { return nibbles(b.qs); }
+};
+struct Q4_1Unpack {
+  using Block = BlockQ4_1;
+  static constexpr bool kHasMin = true;
+  static constexpr int kOffset = 0;
+  static ZS_INLINE __m256i quants(const Block& b) { return nibbles(b.qs); }
+};
+struct Q5_0Unpack {
+  using Block = BlockQ5_0;
+  static constexpr bool kHasMin = false;
+  static constexpr int kOffset = 16;
+  static ZS_INLINE __m256i quants(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
+};
+struct Q5_1Unpack {
+  using Block = BlockQ5_1;
+  static constexpr bool kHasMin = true;
+  static constexpr int kOffset = 0;
+  static ZS_INLINE __m256i quants(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
+};
+
+template <class U, int T>
+void tile_32(const GemmArgs& g, int64_t r, int64_t t0) {
+  constexpr bool kSigned = std::is_same_v<U, Q8_0Unpack>;
   __m256 acc[T];
 #pragma GCC unroll 4
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const uint8_t* w = g.w + static_cast<size_t>(r) * g.row_stride;
+  float min_sum[T] = {};
+  const auto* w = reinterpret_cast<const typename U::Block*>(g.w + static_cast<size_t>(r) * g.row_stride);
   const Act32* act[T];
 #pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  for (int t = 0; t < T; ++t)
+    act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < g.n_in / 32; ++b) {
-    __m256i wq;
-    float d;
-    if constexpr (kQ4) {
-      const auto* blk = reinterpret_cast<const BlockQ4_0*>(w) + b;
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs));
-      wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-      d = load_f16(&blk->d);
-    } else {
-      const auto* blk = reinterpret_cast<const BlockQ8_0*>(w) + b;
-      wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs));
-      d = load_f16(&blk->d);
-    }
-    const __m256i wabs = kQ4 ? wq : _mm256_sign_epi8(wq, wq);
+    const __m256i wq = U::quants(w[b]);
+    const float d = load_f16(&w[b].d);
+    // Q8_0 weights are signed: |w| times y with w's sign is the unsigned x signed form
+    // maddubs needs. The other types are unsigned already.
+    const __m256i wu = kSigned ? _mm256_sign_epi8(wq, wq) : wq;
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
-      const __m256i y = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].qs));
-      __m256i s;
-      if constexpr (kQ4) {
-        s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, y), ones),
-                             _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].corr)));
-      } else {
-        // |w| * (y with w's sign): the unsigned x signed form maddubs needs.
-        s = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(y, wq)), ones);
+      __m256i y = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].qs));
+      if constexpr (kSigned) y = _mm256_sign_epi8(y, wq);
+      __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, y), ones);
+      if constexpr (U::kOffset != 0) {
+        s = _mm256_add_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t][b].corr)));
       }
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * act[t][b].d), acc[t]);
+      if constexpr (U::kHasMin) min_sum[t] += load_f16(&w[b].m) * act[t][b].s;
     }
   }
-  store_row<T>(g, r, t0, acc);
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.y_stride + r] = hsum(acc[t]) + min_sum[t];
 }
 
 // ============================================================== F32 / F16
@@ -269,14 +336,27 @@ size_t act_bytes_f(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in) 
 template <GgmlType kType>
 void pack_f(const float* x, int64_t n_in, void* dst) {
   auto* out = static_cast<float*>(dst);
-  for (int64_t i = 0; i < n_in; ++i) out[i] = kType == GgmlType::kF16 ? f16_to_f32(f32_to_f16(x[i])) : x[i];
+  for (int64_t i = 0; i < n_in; ++i) {
+    if constexpr (kType == GgmlType::kF16) {
+      out[i] = f16_to_f32(f32_to_f16(x[i]));
+    } else if constexpr (kType == GgmlType::kBF16) {
+      out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    } else {
+      out[i] = x[i];
+    }
+  }
   for (int64_t i = n_in; i < static_cast<int64_t>(act_bytes_f(n_in) / 4); ++i) out[i] = 0.0f;
 }
 
 template <GgmlType kType>
 ZS_INLINE __m256 load8(const uint8_t* row, int64_t i) {
-  if constexpr (kType == GgmlType::kF16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
+  if constexpr (kType == GgmlType::kBF16) {
+    const __m256i v = _mm256_cvtepu16_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  } else if constexpr (kType == GgmlType::kF16) {
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
   } else {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
   }
@@ -290,7 +370,8 @@ void tile_f(const GemmArgs& g, int64_t r, int64_t t0) {
   const uint8_t* w = g.w + static_cast<size_t>(r) * g.row_stride;
   const float* act[T];
 #pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  for (int t = 0; t < T; ++t)
+    act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
   int64_t i = 0;
   for (; i + 8 <= g.n_in; i += 8) {
     const __m256 wv = load8<kType>(w, i);
@@ -299,7 +380,7 @@ void tile_f(const GemmArgs& g, int64_t r, int64_t t0) {
   }
   if (i < g.n_in) {
     // Tail: copy the last values so no byte past the row is read.
-    const size_t esize = kType == GgmlType::kF16 ? 2 : 4;
+    const size_t esize = kType == GgmlType::kF32 ? 4 : 2;
     alignas(32) uint8_t tail[32] = {};
     std::memcpy(tail, w + i * esize, static_cast<size_t>(g.n_in - i) * esize);
     const __m256 wv = load8<kType>(tail, 0);
@@ -311,42 +392,49 @@ void tile_f(const GemmArgs& g, int64_t r, int64_t t0) {
 
 // ============================================================== tables
 
+template <bool kQ5>
 void gemm_q4k(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr TileFn kTiles[4] = {tile_q4k<1>, tile_q4k<2>, tile_q4k<3>, tile_q4k<4>};
-  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * sizeof(BlockQ4K));
+  static constexpr TileFn kTiles[4] = {tile_q4k<kQ5, 1>, tile_q4k<kQ5, 2>, tile_q4k<kQ5, 3>, tile_q4k<kQ5, 4>};
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * (kQ5 ? sizeof(BlockQ5K) : sizeof(BlockQ4K)));
 }
 void gemm_q6k(const GemmArgs& g, int64_t r0, int64_t r1) {
   static constexpr TileFn kTiles[4] = {tile_q6k<1>, tile_q6k<2>, tile_q6k<3>, tile_q6k<4>};
   run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 256) * sizeof(BlockQ6K));
 }
-template <bool kQ4>
-void gemm_q8(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr TileFn kTiles[4] = {tile_q8<kQ4, 1>, tile_q8<kQ4, 2>, tile_q8<kQ4, 3>, tile_q8<kQ4, 4>};
-  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 32) * (kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)));
+template <class U>
+void gemm_32(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr TileFn kTiles[4] = {tile_32<U, 1>, tile_32<U, 2>, tile_32<U, 3>, tile_32<U, 4>};
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in / 32) * sizeof(typename U::Block));
 }
 template <GgmlType kType>
 void gemm_f(const GemmArgs& g, int64_t r0, int64_t r1) {
   static constexpr TileFn kTiles[4] = {tile_f<kType, 1>, tile_f<kType, 2>, tile_f<kType, 3>, tile_f<kType, 4>};
-  run_rows(kTiles, g, r0, r1, ggml_row_size(kType, g.n_in));
+  run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in) * (kType == GgmlType::kF32 ? 4 : 2));
 }
 
-constexpr GemmKernel kQ4K{&act_bytes_k, &pack_k, &gemm_q4k};
+constexpr GemmKernel kQ4K{&act_bytes_k, &pack_k, &gemm_q4k<false>};
+constexpr GemmKernel kQ5K{&act_bytes_k, &pack_k, &gemm_q4k<true>};
 constexpr GemmKernel kQ6K{&act_bytes_k, &pack_k, &gemm_q6k};
-constexpr GemmKernel kQ8_0{&act_bytes_32, &pack_32, &gemm_q8<false>};
-constexpr GemmKernel kQ4_0{&act_bytes_32, &pack_32, &gemm_q8<true>};
-constexpr GemmKernel kF32{&act_bytes_f, &pack_f<GgmlType::kF32>, &gemm_f<GgmlType::kF32>};
-constexpr GemmKernel kF16{&act_bytes_f, &pack_f<GgmlType::kF16>, &gemm_f<GgmlType::kF16>};
+template <class U>
+constexpr GemmKernel kKernel32{&act_bytes_32, &pack_32<U>, &gemm_32<U>};
+template <GgmlType kType>
+constexpr GemmKernel kKernelF{&act_bytes_f, &pack_f<kType>, &gemm_f<kType>};
 
 }  // namespace
 
 const GemmKernel* avx2_kernel(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_K: return &kQ4K;
+    case GgmlType::kQ5_K: return &kQ5K;
     case GgmlType::kQ6_K: return &kQ6K;
-    case GgmlType::kQ8_0: return &kQ8_0;
-    case GgmlType::kQ4_0: return &kQ4_0;
-    case GgmlType::kF32: return &kF32;
-    case GgmlType::kF16: return &kF16;
+    case GgmlType::kQ8_0: return &kKernel32<Q8_0Unpack>;
+    case GgmlType::kQ4_0: return &kKernel32<Q4_0Unpack>;
+    case GgmlType::kQ4_1: return &kKernel32<Q4_1Unpack>;
+    case GgmlType::kQ5_0: return &kKernel32<Q5_0Unpack>;
+    case GgmlType::kQ5_1: return &kKernel32<Q5_1Unpack>;
+    case GgmlType::kF32: return &kKernelF<GgmlType::kF32>;
+    case GgmlType::kF16: return &kKernelF<GgmlType::kF16>;
+    case GgmlType::kBF16: return &kKernelF<GgmlType::kBF16>;
     default: return nullptr;
   }
 }

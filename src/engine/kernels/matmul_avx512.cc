@@ -53,7 +53,8 @@ constexpr TileTable<MR, MT> make_tiles() {
   TileTable<MR, MT> t{};
   [&]<size_t... I>(std::index_sequence<I...>) {
     ((t.fn[I / MT][I % MT] = &Tile<U, static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>::run), ...);
-  }(std::make_index_sequence<MR * MT>{});
+  }
+  (std::make_index_sequence<MR * MT>{});
   return t;
 }
 
@@ -205,8 +206,8 @@ ZS_INLINE void k4_scales(const uint8_t* blk, __m512 fix, __m512& dsc, __m512& dm
   const __m128i top = _mm_and_si128(_mm_srli_epi16(sq, 2), _mm_set1_epi8(0x30));
   const __m128i sc = _mm_ternarylogic_epi32(sp, lowmask, top, 0xEA);
   // Mins: m0..3 from s4..7, m4..7 from the high nibble of s8..11 and the top bits of s4..7.
-  const __m128i mp = _mm_srlv_epi64(_mm_shuffle_epi8(v, _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11)),
-                                    _mm_set_epi64x(4, 0));
+  const __m128i mp = _mm_srlv_epi64(
+      _mm_shuffle_epi8(v, _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11)), _mm_set_epi64x(4, 0));
   const __m128i mq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 4, 4, 5, 5, 6, 6, 7, 7));
   const __m128i mtop = _mm_and_si128(_mm_srli_epi16(mq, 2), _mm_set1_epi8(0x30));
   const __m128i mn = _mm_ternarylogic_epi32(mp, lowmask, mtop, 0xEA);
@@ -269,58 +270,62 @@ struct Q6KUnpack {
     const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
 #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
-      const __m512i lo = _mm512_srlv_epi32(_mm512_permutex2var_epi32(l0, _mm512_load_si512(kK.q6_ql_idx[k]), l1), shift);
+      const __m512i lo =
+          _mm512_srlv_epi32(_mm512_permutex2var_epi32(l0, _mm512_load_si512(kK.q6_ql_idx[k]), l1), shift);
       const __m512i hi = _mm512_and_si512(
           _mm512_rolv_epi32(_mm512_permutexvar_epi32(_mm512_load_si512(kK.q6_qh_idx[k]), h), rot), bits45);
       u.q[k] = _mm512_ternarylogic_epi32(lo, low4, hi, 0xEA);
     }
     // Values are stored +32: the -32 * scale * (sum of activations) term goes through dmm.
     const __m512 d = _mm512_set1_ps(load_f16(blk + 208));
-    u.dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))), d);
+    u.dsc = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))), d);
     u.dmm = _mm512_mul_ps(u.dsc, _mm512_set1_ps(32.0f));
   }
 };
 
 template <class U, int R, int T>
 struct TileK {
-static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
-  __m512 acc[R][T];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  }
-  const int64_t nb = g.n_in / 256;
-  const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
-  const ActK* act[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-  for (int64_t b = 0; b < nb; ++b) {
+  static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
+    __m512 acc[R][T];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
-      if constexpr (T <= 2) {
-        // Decoding is memory-bound: fetch the same block of the next row tile ahead of use.
-        const uint8_t* next = blk + R * g.row_stride;
-        for (size_t o = 0; o < U::kBlockBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
-      }
-      RowK u;
-      U::unpack(blk, u);
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const ActK& a = act[t][b];
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.q[0], _mm512_load_si512(a.qs));
-        s = _mm512_dpbusd_epi32(s, u.q[1], _mm512_load_si512(a.qs + 64));
-        s = _mm512_dpbusd_epi32(s, u.q[2], _mm512_load_si512(a.qs + 128));
-        s = _mm512_dpbusd_epi32(s, u.q[3], _mm512_load_si512(a.qs + 192));
-        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), u.dsc);
-        acc[r][t] = _mm512_fmadd_ps(f, _mm512_set1_ps(a.d), acc[r][t]);
-        acc[r][t] = _mm512_fnmadd_ps(u.dmm, _mm512_load_ps(a.bsd), acc[r][t]);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    }
+    const int64_t nb = g.n_in / 256;
+    const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
+    const ActK* act[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
+        if constexpr (T <= 2) {
+          // Decoding is memory-bound: fetch the same block of the next row tile ahead of use.
+          const uint8_t* next = blk + 2 * R * g.row_stride;
+          for (size_t o = 0; o < U::kBlockBytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
+        }
+        RowK u;
+        U::unpack(blk, u);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const ActK& a = act[t][b];
+          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.q[0], _mm512_load_si512(a.qs));
+          s = _mm512_dpbusd_epi32(s, u.q[1], _mm512_load_si512(a.qs + 64));
+          s = _mm512_dpbusd_epi32(s, u.q[2], _mm512_load_si512(a.qs + 128));
+          s = _mm512_dpbusd_epi32(s, u.q[3], _mm512_load_si512(a.qs + 192));
+          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), u.dsc);
+          acc[r][t] = _mm512_fmadd_ps(f, _mm512_set1_ps(a.d), acc[r][t]);
+          acc[r][t] = _mm512_fnmadd_ps(u.dmm, _mm512_load_ps(a.bsd), acc[r][t]);
+        }
       }
     }
+    store_tile<R, T>(g, r0, t0, acc);
   }
-  store_tile<R, T>(g, r0, t0, acc);
-}
 };
 
 template <class U>
@@ -389,7 +394,8 @@ ZS_INLINE __m512 spread2_f16(const uint8_t* pa, const uint8_t* pb) {
   std::memcpy(&a, pa, 2);
   std::memcpy(&b, pb, 2);
   const __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(a | (static_cast<uint32_t>(b) << 16))));
-  return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(v));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                               _mm512_castps128_ps512(v));
 }
 
 // Lanes 4-7 and 12-15 hold high nibbles left in place (x16).
@@ -407,9 +413,8 @@ ZS_INLINE __m512i dup_nibble_bytes(const uint8_t* qa, const uint8_t* qb) {
 
 ZS_INLINE __m512i nibble_mask_32() {
   return _mm512_set_epi64(static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull),
-                          0x0F0F0F0F0F0F0F0Fll, 0x0F0F0F0F0F0F0F0Fll,
-                          static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull),
-                          0x0F0F0F0F0F0F0F0Fll, 0x0F0F0F0F0F0F0F0Fll);
+                          0x0F0F0F0F0F0F0F0Fll, 0x0F0F0F0F0F0F0F0Fll, static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull),
+                          static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll, 0x0F0F0F0F0F0F0F0Fll);
 }
 
 // Low nibbles in lanes 0-3 / 8-11, high nibbles shifted down in lanes 4-7 / 12-15, plus the
@@ -429,8 +434,9 @@ struct Q8_0Unpack {
   static constexpr bool kHasMin = false;
   static constexpr int corr_factor(int) { return -128; }
   static ZS_INLINE void unpack(const uint8_t* a, const uint8_t* b, Row32& u) {
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2))),
-                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), 1);
+    const __m512i q =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2))),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), 1);
     u.q = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));  // signed -> unsigned (+128)
     u.d = spread2_f16(a, b);
   }
@@ -483,6 +489,12 @@ ZS_INLINE void step_32(const uint8_t* w, size_t stride, size_t off_a, size_t off
                        int64_t p, __m512 (&acc)[R][T]) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
+    if constexpr (T <= 2) {
+      // Decoding is memory-bound: fetch the same blocks of the next row tile ahead of use.
+      const char* next = reinterpret_cast<const char*>(w + (R + r) * stride + off_a);
+      _mm_prefetch(next, _MM_HINT_T0);
+      _mm_prefetch(next + 2 * U::kBlockBytes - 1, _MM_HINT_T0);
+    }
     Row32 u;
     U::unpack(w + r * stride + off_a, w + r * stride + off_b, u);
 #pragma GCC unroll 8
@@ -497,24 +509,25 @@ ZS_INLINE void step_32(const uint8_t* w, size_t stride, size_t off_a, size_t off
 
 template <class U, int R, int T>
 struct Tile32 {
-static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
-  __m512 acc[R][T];
+  static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
+    __m512 acc[R][T];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    }
+    const int64_t nb = g.n_in / 32;
+    const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
+    const Act32* act[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    constexpr size_t bs = U::kBlockBytes;
+    for (int64_t p = 0; p < nb / 2; ++p) step_32<U, R, T>(w, g.row_stride, 2 * p * bs, (2 * p + 1) * bs, act, p, acc);
+    // An odd last block pairs with itself; its activation half is zero.
+    if (nb & 1) step_32<U, R, T>(w, g.row_stride, (nb - 1) * bs, (nb - 1) * bs, act, nb / 2, acc);
+    store_tile<R, T>(g, r0, t0, acc);
   }
-  const int64_t nb = g.n_in / 32;
-  const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
-  const Act32* act[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-  constexpr size_t bs = U::kBlockBytes;
-  for (int64_t p = 0; p < nb / 2; ++p) step_32<U, R, T>(w, g.row_stride, 2 * p * bs, (2 * p + 1) * bs, act, p, acc);
-  // An odd last block pairs with itself; its activation half is zero.
-  if (nb & 1) step_32<U, R, T>(w, g.row_stride, (nb - 1) * bs, (nb - 1) * bs, act, nb / 2, acc);
-  store_tile<R, T>(g, r0, t0, acc);
-}
 };
 
 template <class U>
@@ -563,6 +576,10 @@ ZS_INLINE void step_f(const uint8_t* w, size_t stride, int64_t i, __mmask16 m, c
                       __m512 (&acc)[R][T]) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
+    if constexpr (T <= 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * stride) + i * (kType == GgmlType::kF32 ? 4 : 2),
+                   _MM_HINT_T0);
+    }
     const __m512 wv = load_w<kType>(w + r * stride, i, m);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(act[t] + i), acc[r][t]);
@@ -576,25 +593,26 @@ struct FType {
 
 template <class F, int R, int T>
 struct TileF {
-static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
-  constexpr GgmlType kType = F::kType;
-  __m512 acc[R][T];
+  static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
+    constexpr GgmlType kType = F::kType;
+    __m512 acc[R][T];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    }
+    const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
+    const float* act[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    int64_t i = 0;
+    for (; i + 16 <= g.n_in; i += 16) step_f<kType, R, T>(w, g.row_stride, i, 0xFFFF, act, acc);
+    if (i < g.n_in) {
+      step_f<kType, R, T>(w, g.row_stride, i, static_cast<__mmask16>((1u << (g.n_in - i)) - 1), act, acc);
+    }
+    store_tile<R, T>(g, r0, t0, acc);
   }
-  const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
-  const float* act[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const float*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-  int64_t i = 0;
-  for (; i + 16 <= g.n_in; i += 16) step_f<kType, R, T>(w, g.row_stride, i, 0xFFFF, act, acc);
-  if (i < g.n_in) {
-    step_f<kType, R, T>(w, g.row_stride, i, static_cast<__mmask16>((1u << (g.n_in - i)) - 1), act, acc);
-  }
-  store_tile<R, T>(g, r0, t0, acc);
-}
 };
 
 template <GgmlType kType>

@@ -185,18 +185,30 @@ void pack(const float* x, int64_t n_in, void* dst) {
 
 template <GgmlType kType>
 float dot(const uint8_t* w, const uint8_t* a, int64_t n) {
-  if constexpr (kType == GgmlType::kF32) return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(a), n);
-  if constexpr (kType == GgmlType::kF16) return dot_f16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(a), n);
-  if constexpr (kType == GgmlType::kBF16) return dot_bf16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(a), n);
-  if constexpr (kType == GgmlType::kQ4_0) return dot_q4_0(reinterpret_cast<const BlockQ4_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
-  if constexpr (kType == GgmlType::kQ4_1) return dot_q4_1(reinterpret_cast<const BlockQ4_1*>(w), reinterpret_cast<const BlockQ8_1*>(a), n / 32);
-  if constexpr (kType == GgmlType::kQ5_0) return dot_q5_0(reinterpret_cast<const BlockQ5_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
-  if constexpr (kType == GgmlType::kQ5_1) return dot_q5_1(reinterpret_cast<const BlockQ5_1*>(w), reinterpret_cast<const BlockQ8_1*>(a), n / 32);
-  if constexpr (kType == GgmlType::kQ8_0) return dot_q8_0(reinterpret_cast<const BlockQ8_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
-  if constexpr (kType == GgmlType::kQ4_K) return dot_q4_k(reinterpret_cast<const BlockQ4K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
-  if constexpr (kType == GgmlType::kQ5_K) return dot_q5_k(reinterpret_cast<const BlockQ5K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
-  if constexpr (kType == GgmlType::kQ6_K) return dot_q6_k(reinterpret_cast<const BlockQ6K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
-  if constexpr (kType == GgmlType::kQ8_K) return dot_q8_k(reinterpret_cast<const BlockQ8K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
+  if constexpr (kType == GgmlType::kF32)
+    return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(a), n);
+  if constexpr (kType == GgmlType::kF16)
+    return dot_f16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(a), n);
+  if constexpr (kType == GgmlType::kBF16)
+    return dot_bf16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(a), n);
+  if constexpr (kType == GgmlType::kQ4_0)
+    return dot_q4_0(reinterpret_cast<const BlockQ4_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
+  if constexpr (kType == GgmlType::kQ4_1)
+    return dot_q4_1(reinterpret_cast<const BlockQ4_1*>(w), reinterpret_cast<const BlockQ8_1*>(a), n / 32);
+  if constexpr (kType == GgmlType::kQ5_0)
+    return dot_q5_0(reinterpret_cast<const BlockQ5_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
+  if constexpr (kType == GgmlType::kQ5_1)
+    return dot_q5_1(reinterpret_cast<const BlockQ5_1*>(w), reinterpret_cast<const BlockQ8_1*>(a), n / 32);
+  if constexpr (kType == GgmlType::kQ8_0)
+    return dot_q8_0(reinterpret_cast<const BlockQ8_0*>(w), reinterpret_cast<const BlockQ8_0*>(a), n / 32);
+  if constexpr (kType == GgmlType::kQ4_K)
+    return dot_q4_k(reinterpret_cast<const BlockQ4K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
+  if constexpr (kType == GgmlType::kQ5_K)
+    return dot_q5_k(reinterpret_cast<const BlockQ5K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
+  if constexpr (kType == GgmlType::kQ6_K)
+    return dot_q6_k(reinterpret_cast<const BlockQ6K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
+  if constexpr (kType == GgmlType::kQ8_K)
+    return dot_q8_k(reinterpret_cast<const BlockQ8K*>(w), reinterpret_cast<const BlockQ8K*>(a), n / 256);
   return 0.f;
 }
 

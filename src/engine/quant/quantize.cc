@@ -37,7 +37,10 @@ void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
     float amax = 0, max = 0;
     for (int j = 0; j < kQK; ++j) {
-      if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
     }
     // The signed extreme maps to -8 so the full [-8, 7] range is used.
     const float d = max / -8;
@@ -64,7 +67,10 @@ void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t nb) {
 void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
     float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < kQK; ++j) { min = std::min(min, x[j]); max = std::max(max, x[j]); }
+    for (int j = 0; j < kQK; ++j) {
+      min = std::min(min, x[j]);
+      max = std::max(max, x[j]);
+    }
     const float d = (max - min) / 15;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -91,7 +97,10 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
     float amax = 0, max = 0;
     for (int j = 0; j < kQK; ++j) {
-      if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
     }
     const float d = max / -16;
     const float id = d != 0 ? 1.0f / d : 0.0f;
@@ -125,7 +134,10 @@ void dequantize_q5_0(const BlockQ5_0* x, float* y, int64_t nb) {
 void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK) {
     float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < kQK; ++j) { min = std::min(min, x[j]); max = std::max(max, x[j]); }
+    for (int j = 0; j < kQK; ++j) {
+      min = std::min(min, x[j]);
+      max = std::max(max, x[j]);
+    }
     const float d = (max - min) / 31;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -195,8 +207,8 @@ void dequantize_q8(const Block* x, float* y, int64_t nb) {
 // Fits x ≈ scale * L - min with L in [0, nmax] minimising the weighted squared error:
 // starts from the plain min/max grid, then tries nstep slightly different grid spacings
 // and solves the 2x2 least-squares problem for each. Returns scale; *the_min gets min.
-float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                    float rmin, float rdelta, int nstep) {
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min, float rmin,
+                    float rdelta, int nstep) {
   float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0];
   for (int i = 1; i < n; ++i) {
     min = std::min(min, x[i]);
@@ -259,7 +271,10 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
 float fit_scale_symmetric(int n, int nmax, const float* x, int8_t* L) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; ++i) {
-    if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
   }
   if (amax < 1e-30f) {
     std::fill(L, L + n, 0);
@@ -285,8 +300,8 @@ float fit_scale_symmetric(int n, int nmax, const float* x, int8_t* L) {
 }
 
 // Q4_K and Q5_K share the 6-bit scale/min encoding; nmax is 15 or 31.
-void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out,
-                       uint16_t* dmin_out, uint8_t* scales_out, uint8_t* L) {
+void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out, uint16_t* dmin_out,
+                       uint8_t* scales_out, uint8_t* L) {
   float sum_x2 = 0;
   for (int l = 0; l < kQKK; ++l) sum_x2 += x[l] * x[l];
   const float av_x = std::sqrt(sum_x2 / kQKK);
@@ -363,8 +378,14 @@ void quantize_q5_k(const float* x, BlockQ5K* y, int64_t nb) {
     for (int n = 0; n < kQKK; n += 64, m1 <<= 2, m2 <<= 2) {
       for (int j = 0; j < 32; ++j) {
         int l1 = L[n + j], l2 = L[n + j + 32];
-        if (l1 > 15) { l1 -= 16; y[i].qh[j] |= m1; }
-        if (l2 > 15) { l2 -= 16; y[i].qh[j] |= m2; }
+        if (l1 > 15) {
+          l1 -= 16;
+          y[i].qh[j] |= m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          y[i].qh[j] |= m2;
+        }
         y[i].qs[n / 2 + j] = static_cast<uint8_t>(l1 | (l2 << 4));
       }
     }
@@ -395,7 +416,10 @@ void quantize_q6_k(const float* x, BlockQ6K* y, int64_t nb) {
     float max_scale = 0, max_abs = 0;
     for (int ib = 0; ib < 16; ++ib) {
       scales[ib] = fit_scale_symmetric(16, 32, x + 16 * ib, L + 16 * ib);
-      if (std::fabs(scales[ib]) > max_abs) { max_abs = std::fabs(scales[ib]); max_scale = scales[ib]; }
+      if (std::fabs(scales[ib]) > max_abs) {
+        max_abs = std::fabs(scales[ib]);
+        max_scale = scales[ib];
+      }
     }
     if (max_abs == 0) {
       std::memset(&y[i], 0, sizeof y[i]);
@@ -403,7 +427,8 @@ void quantize_q6_k(const float* x, BlockQ6K* y, int64_t nb) {
     }
     const float iscale = -128.f / max_scale;
     y[i].d = f2h(1 / iscale);
-    for (int ib = 0; ib < 16; ++ib) y[i].scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
+    for (int ib = 0; ib < 16; ++ib)
+      y[i].scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
     const float d = h2f(y[i].d);
     uint8_t U[kQKK];
     for (int ib = 0; ib < 16; ++ib) {
@@ -452,7 +477,10 @@ void quantize_q8_k(const float* x, BlockQ8K* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQKK) {
     float amax = 0, max = 0;
     for (int j = 0; j < kQKK; ++j) {
-      if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
     }
     if (amax == 0) {
       std::memset(&y[i], 0, sizeof y[i]);
@@ -482,13 +510,11 @@ core::Status check(GgmlType type, int64_t n, bool for_quantize) {
   const bool supported = traits->computable || type == GgmlType::kQ8_1;
   if (!supported) {
     return core::Status::error("tensor type " + std::string(traits->name) +
-                               (for_quantize ? " cannot be quantized" : " cannot be dequantized") +
-                               " by this build");
+                               (for_quantize ? " cannot be quantized" : " cannot be dequantized") + " by this build");
   }
   if (n < 0 || n % traits->block_size != 0) {
     return core::Status::error("row of " + std::to_string(n) + " values is not a multiple of the " +
-                               std::string(traits->name) + " block size " +
-                               std::to_string(traits->block_size));
+                               std::string(traits->name) + " block size " + std::to_string(traits->block_size));
   }
   return core::Status::ok();
 }
@@ -512,7 +538,7 @@ uint16_t f32_to_f16(float f) {
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
   const uint32_t abs = u & 0x7FFFFFFF;
   if (abs > 0x7F800000) return static_cast<uint16_t>(sign | 0x7E00 | ((abs >> 13) & 0x1FF));  // quiet nan
-  if (abs >= 0x477FF000) return static_cast<uint16_t>(sign | 0x7C00);  // rounds to >= 65520: inf
+  if (abs >= 0x477FF000) return static_cast<uint16_t>(sign | 0x7C00);                         // rounds to >= 65520: inf
   if (abs < 0x38800000) {
     // Result is subnormal (or zero): round abs * 2^24 to an integer, half to even.
     if (abs < 0x33000000) return sign;  // below half of the smallest subnormal

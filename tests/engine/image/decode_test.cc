@@ -168,6 +168,26 @@ TEST(DecodeImage, WebpWithAlphaDropsAlpha) {
   EXPECT_EQ(img.rgb, (Bytes{10, 20, 30, 200, 100, 50, 1, 2, 3, 90, 80, 70}));
 }
 
+TEST(DecodeImage, AnimatedWebpGivesFirstFrame) {
+  const Image red = test::solid(4, 3, 255, 0, 0);
+  const Image blue = test::solid(4, 3, 0, 0, 255);
+  Image img = decode_ok(test::webp_animation(4, 3, {red.rgb, blue.rgb}));
+  EXPECT_EQ(img.width, 4);
+  EXPECT_EQ(img.height, 3);
+  EXPECT_EQ(img.rgb, red.rgb);
+}
+
+TEST(DecodeImage, WebpExifOrientationIsApplied) {
+  // 3x2 pixels 0..5, stored for orientation 6 (rotate 90 degrees clockwise to view).
+  Bytes px;
+  for (uint8_t v = 0; v < 6; ++v) px.insert(px.end(), {static_cast<uint8_t>(v * 40), 0, 0});
+  Image img = decode_ok(test::webp_with_exif(3, 2, px, test::tiff_with_orientation(6, true)));
+  ASSERT_EQ(img.width, 2);
+  ASSERT_EQ(img.height, 3);
+  const uint8_t want[6] = {3, 0, 4, 1, 5, 2};
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(img.rgb[i * 3], want[i] * 40) << i;
+}
+
 TEST(DecodeImage, GoldenImagesHaveTheirSizes) {
   const std::string dir = testing::shared_dir() + "/golden/images/";
   Image gradient = decode_ok(read_file(dir + "gradient-64x48.png"));
@@ -297,6 +317,20 @@ TEST(DecodeImageErrors, CorruptBytesNeverCrash) {
         EXPECT_EQ(r->rgb.size(), static_cast<size_t>(r->width) * r->height * 3);
       }
     }
+  }
+}
+
+TEST(DecodeImageErrors, JpegScanWithUndefinedHuffmanTable) {
+  // Found by fuzzing: a scan selecting Huffman tables 3/3, which no DHT defines, made libstb
+  // read uninitialized tables and segfault. The decoder's zeroed allocations make it harmless.
+  Bytes jpeg = test::jpeg_stb(16, 16, random_pixels(16 * 16 * 3, 17));
+  size_t sos = 2;
+  while (!(jpeg[sos] == 0xFF && jpeg[sos + 1] == 0xDA)) ++sos;
+  const int components = jpeg[sos + 4];
+  for (int i = 0; i < components; ++i) jpeg[sos + 6 + 2 * i] = 0x33;
+  auto r = decode_image(jpeg.data(), jpeg.size());
+  if (r.is_ok()) {
+    EXPECT_EQ(r->rgb.size(), 16u * 16 * 3);
   }
 }
 

@@ -1,4 +1,4 @@
-// EXIF orientation: a 2x3 grid of solid blocks is stored sideways/mirrored as a camera would,
+// JPEG marker walk and EXIF orientation: a 2x3 grid of solid blocks is stored sideways/mirrored as a camera would,
 // and must come out upright for each orientation 1-8, in both TIFF byte orders.
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 
 #include "engine/image/exif.h"
 #include "engine/image/image.h"
+#include "engine/image/jpeg_markers.h"
 #include "test_images.h"
 
 namespace zs::engine {
@@ -133,6 +134,42 @@ TEST(Exif, SegmentLengthPastEndIsIgnored) {
   EXPECT_EQ(scan_jpeg_header(cut.data(), cut.size()).orientation, 1);
   jpeg[4] = 0xFF;  // length high byte
   EXPECT_EQ(scan_jpeg_header(jpeg.data(), jpeg.size()).orientation, 1);
+}
+
+// A DHT segment whose code counts add up to 16 * 255: stb_image 2.27 would write past its tables.
+Bytes oversized_dht() {
+  Bytes seg = {0xFF, 0xC4, 0x00, 0x13, 0x00};
+  seg.insert(seg.end(), 16, 0xFF);
+  return seg;
+}
+
+TEST(JpegMarkers, OversizedHuffmanTableRefusedBeforeFrame) {
+  const Bytes jpeg = test::insert_after_soi(stored_jpeg(), oversized_dht());
+  EXPECT_EQ(scan_jpeg_header(jpeg.data(), jpeg.size()).problem,
+            "Huffman table defines 4080 codes (at most 256)");
+  EXPECT_EQ(test::error_of(jpeg),
+            "JPEG image is truncated or corrupt: Huffman table defines 4080 codes (at most 256)");
+}
+
+TEST(JpegMarkers, OversizedHuffmanTableRefusedBetweenScans) {
+  // After the scan, where progressive files define the tables of their next scans.
+  Bytes jpeg = stored_jpeg();
+  ASSERT_EQ(jpeg[jpeg.size() - 2], 0xFF);
+  ASSERT_EQ(jpeg[jpeg.size() - 1], 0xD9);
+  const Bytes dht = oversized_dht();
+  jpeg.insert(jpeg.end() - 2, dht.begin(), dht.end());
+  EXPECT_NE(test::error_of(jpeg).find("Huffman table defines 4080 codes"), std::string::npos);
+  // With padding bytes before the frame (which stb_image skips) the walk still finds it.
+  Bytes padded = test::insert_after_soi(stored_jpeg(), Bytes{0x00, 0x12, 0x34});
+  padded.insert(padded.end() - 2, dht.begin(), dht.end());
+  EXPECT_NE(test::error_of(padded).find("Huffman table defines 4080 codes"), std::string::npos);
+}
+
+TEST(JpegMarkers, ValidFileHasNoProblem) {
+  const Bytes jpeg = stored_jpeg();
+  const JpegHeaderInfo info = scan_jpeg_header(jpeg.data(), jpeg.size());
+  EXPECT_TRUE(info.problem.empty());
+  EXPECT_EQ(info.orientation, 1);
 }
 
 TEST(Exif, ApplyOrientationOnPixels) {

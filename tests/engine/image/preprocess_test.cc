@@ -2,8 +2,11 @@
 // sizes worked out from Hugging Face's SmolVLMImageProcessor formulas.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "engine/image/preprocess.h"
 #include "test_images.h"
+#include "test_util/temp_dir.h"
 
 namespace zs::engine {
 namespace {
@@ -127,6 +130,24 @@ TEST(PreprocessLlava, ExtremeAspectRatioNeedsNoSquareBuffer) {
       preprocess_llava(test::solid(10'000'000, 1, 255, 0, 0), 4, {0, 0, 0}, {1, 1, 1});
   ASSERT_EQ(out.size(), 48u);
   EXPECT_FLOAT_EQ(out[15], 122.0f / 255.0f);  // R, bottom-right: all padding
+}
+
+TEST(PreprocessLlava, GoldenGradientBottomRowsArePadding) {
+  // gradient-64x48.png padded to 64x64 and resized to the tiny mmproj's image_size 56: output
+  // rows from 43 on sample only source rows >= 48, i.e. pure padding.
+  std::ifstream in(testing::shared_dir() + "/golden/images/gradient-64x48.png", std::ios::binary);
+  const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), {}};
+  auto img = decode_image(bytes.data(), bytes.size());
+  ASSERT_TRUE(img.is_ok()) << img.status().message();
+  const std::vector<float> out = preprocess_llava(img.value(), 56, {0, 0, 0}, {1, 1, 1});
+  ASSERT_EQ(out.size(), 3u * 56 * 56);
+  for (int c = 0; c < 3; ++c) {
+    for (int y = 43; y < 56; ++y) {
+      for (int x = 0; x < 56; ++x) {
+        ASSERT_FLOAT_EQ(out[(c * 56 + y) * 56 + x], kLlavaPadColour[c] / 255.0f) << c << "," << x << "," << y;
+      }
+    }
+  }
 }
 
 // --- SmolVLM / Idefics3 splitting ---------------------------------------------------------

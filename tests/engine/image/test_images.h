@@ -258,6 +258,72 @@ inline Bytes insert_after_soi(const Bytes& jpeg, const Bytes& segment) {
   return out;
 }
 
+// --- hand-built WebP containers --------------------------------------------------------------
+
+inline void put_le24(Bytes& b, uint32_t v) {
+  for (int i = 0; i < 3; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+inline void put_le32(Bytes& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+inline Bytes riff_chunk(const char* fourcc, const Bytes& payload) {
+  Bytes out(fourcc, fourcc + 4);
+  put_le32(out, static_cast<uint32_t>(payload.size()));
+  out.insert(out.end(), payload.begin(), payload.end());
+  if (payload.size() % 2) out.push_back(0);
+  return out;
+}
+
+// The VP8L chunk (header included) of a simple lossless file made by libwebp.
+inline Bytes vp8l_chunk(int w, int h, const Bytes& rgb) {
+  const Bytes file = webp_lossless_rgb(w, h, rgb);
+  return Bytes(file.begin() + 12, file.end());
+}
+
+inline Bytes vp8x_chunk(uint8_t flags, int w, int h) {
+  Bytes p = {flags, 0, 0, 0};
+  put_le24(p, static_cast<uint32_t>(w - 1));
+  put_le24(p, static_cast<uint32_t>(h - 1));
+  return riff_chunk("VP8X", p);
+}
+
+inline Bytes riff_webp(const std::vector<Bytes>& chunks) {
+  Bytes body = {'W', 'E', 'B', 'P'};
+  for (const Bytes& c : chunks) body.insert(body.end(), c.begin(), c.end());
+  Bytes out = {'R', 'I', 'F', 'F'};
+  put_le32(out, static_cast<uint32_t>(body.size()));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+// An animated WebP whose frames each cover the whole w x h canvas.
+inline Bytes webp_animation(int w, int h, const std::vector<Bytes>& frames_rgb) {
+  std::vector<Bytes> chunks = {vp8x_chunk(0x02, w, h)};
+  Bytes anim;
+  put_le32(anim, 0xFFFFFFFF);  // background colour
+  put_le16(anim, 0);           // loop forever
+  chunks.push_back(riff_chunk("ANIM", anim));
+  for (const Bytes& rgb : frames_rgb) {
+    Bytes frame;
+    put_le24(frame, 0);  // x / 2
+    put_le24(frame, 0);  // y / 2
+    put_le24(frame, static_cast<uint32_t>(w - 1));
+    put_le24(frame, static_cast<uint32_t>(h - 1));
+    put_le24(frame, 100);  // duration, ms
+    frame.push_back(0x02);  // do not blend, no disposal
+    const Bytes data = vp8l_chunk(w, h, rgb);
+    frame.insert(frame.end(), data.begin(), data.end());
+    chunks.push_back(riff_chunk("ANMF", frame));
+  }
+  return riff_webp(chunks);
+}
+
+// A still lossless WebP with an EXIF chunk.
+inline Bytes webp_with_exif(int w, int h, const Bytes& rgb, const Bytes& tiff) {
+  return riff_webp({vp8x_chunk(0x08, w, h), vp8l_chunk(w, h, rgb), riff_chunk("EXIF", tiff)});
+}
+
 inline Image solid(int w, int h, uint8_t r, uint8_t g, uint8_t b) {
   Image img;
   img.width = w;

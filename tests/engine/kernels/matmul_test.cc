@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -86,7 +87,7 @@ TEST_P(MatmulTest, AgreesWithReferenceOnEveryIsa) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> wf(static_cast<size_t>(c.n_in * n_out));
   for (auto& v : wf) v = dist(rng);
-  for (int64_t i = 0; i < c.n_in; ++i) wf[5 * c.n_in + i] = 0.0f;  // an all-zero row
+  for (int64_t i = 0; i < c.n_in; ++i) wf[5 * c.n_in + i] = 0.0f;                                  // an all-zero row
   for (int64_t i = 0; i < c.n_in; ++i) wf[6 * c.n_in + i] = std::fabs(wf[6 * c.n_in + i]) + 2.0f;  // offset row
   // Rows get padding past their end to check that row_stride is honoured.
   const size_t row_bytes = ggml_row_size(c.type, c.n_in);
@@ -109,11 +110,18 @@ TEST_P(MatmulTest, AgreesWithReferenceOnEveryIsa) {
   IsaGuard guard;
   for (const auto& isa : available_isas()) {
     ASSERT_TRUE(force_kernel_isa(isa));
+    std::map<int64_t, std::vector<float>> single_thread;
     for (int threads : {1, 2}) {
       core::ThreadPool pool(threads);
-      for (int64_t n_tokens : {1, 3, 7, 64}) {
+      for (int64_t n_tokens : {1, 3, 7, 13, 64}) {
         std::vector<float> y(static_cast<size_t>(n_out * n_tokens), -1.0f);
         matmul(w, x.data(), n_tokens, y.data(), pool);
+        // Each row is computed whole by one thread, so the thread count changes nothing.
+        if (threads == 1) {
+          single_thread[n_tokens] = y;
+        } else {
+          ASSERT_EQ(y, single_thread[n_tokens]) << ggml_type_name(c.type) << " isa=" << isa << " tokens=" << n_tokens;
+        }
         for (int64_t t = 0; t < n_tokens; ++t) {
           for (int64_t r = 0; r < n_out; ++r) {
             const size_t i = t * n_out + r;

@@ -81,12 +81,12 @@ TEST(Bf16Test, ConversionEdges) {
   uint32_t sbits = 0x7F800001;
   std::memcpy(&snan, &sbits, 4);
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(snan))));
-  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);             // tie -> even
-  EXPECT_EQ(f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82);         // tie -> even (up)
-  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81);  // above half
-  EXPECT_EQ(f32_to_bf16(3.3895314e38f), 0x7F7F);  // the largest bf16
+  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);                     // tie -> even
+  EXPECT_EQ(f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82);                 // tie -> even (up)
+  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81);          // above half
+  EXPECT_EQ(f32_to_bf16(3.3895314e38f), 0x7F7F);                      // the largest bf16
   EXPECT_EQ(f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);  // rounds past it: inf
-  EXPECT_EQ(bf16_to_f32(0x0001), 0x1p-133f);                  // subnormal kept
+  EXPECT_EQ(bf16_to_f32(0x0001), 0x1p-133f);                          // subnormal kept
 }
 
 struct RoundTripCase {
@@ -125,16 +125,15 @@ TEST_P(RoundTripTest, ErrorIsSmall) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllTypes, RoundTripTest,
-    ::testing::Values(RoundTripCase{GgmlType::kF32, 0.0}, RoundTripCase{GgmlType::kF16, 5e-4},
-                      RoundTripCase{GgmlType::kBF16, 4e-3}, RoundTripCase{GgmlType::kQ8_0, 0.012},
-                      RoundTripCase{GgmlType::kQ8_1, 0.012}, RoundTripCase{GgmlType::kQ8_K, 0.012},
-                      RoundTripCase{GgmlType::kQ4_0, 0.13}, RoundTripCase{GgmlType::kQ4_1, 0.12},
-                      RoundTripCase{GgmlType::kQ5_0, 0.065}, RoundTripCase{GgmlType::kQ5_1, 0.06},
-                      RoundTripCase{GgmlType::kQ4_K, 0.12}, RoundTripCase{GgmlType::kQ5_K, 0.06},
-                      RoundTripCase{GgmlType::kQ6_K, 0.035}),
-    [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
+INSTANTIATE_TEST_SUITE_P(AllTypes, RoundTripTest,
+                         ::testing::Values(RoundTripCase{GgmlType::kF32, 0.0}, RoundTripCase{GgmlType::kF16, 5e-4},
+                                           RoundTripCase{GgmlType::kBF16, 4e-3}, RoundTripCase{GgmlType::kQ8_0, 0.012},
+                                           RoundTripCase{GgmlType::kQ8_1, 0.012}, RoundTripCase{GgmlType::kQ8_K, 0.012},
+                                           RoundTripCase{GgmlType::kQ4_0, 0.13}, RoundTripCase{GgmlType::kQ4_1, 0.12},
+                                           RoundTripCase{GgmlType::kQ5_0, 0.065}, RoundTripCase{GgmlType::kQ5_1, 0.06},
+                                           RoundTripCase{GgmlType::kQ4_K, 0.12}, RoundTripCase{GgmlType::kQ5_K, 0.06},
+                                           RoundTripCase{GgmlType::kQ6_K, 0.035}),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
 
 TEST(LayoutTest, Q4_0KnownBlock) {
   BlockQ4_0 b;
@@ -153,7 +152,7 @@ TEST(LayoutTest, Q5_0AndQ5_1HighBits) {
   BlockQ5_0 b;
   b.d = 0x3C00;  // 1.0
   std::memset(b.qs, 0, 16);
-  b.qs[0] = 0x53;  // value 0: 3, value 16: 5
+  b.qs[0] = 0x53;   // value 0: 3, value 16: 5
   b.qs[15] = 0xF0;  // value 15: 0, value 31: 15
   const uint32_t qh = (1u << 0) | (1u << 31);
   std::memcpy(b.qh, &qh, 4);
@@ -162,7 +161,7 @@ TEST(LayoutTest, Q5_0AndQ5_1HighBits) {
   EXPECT_EQ(y[0], 3.0f);           // 3 + 16 - 16
   EXPECT_EQ(y[16], 5.0f - 16.0f);  // no high bit
   EXPECT_EQ(y[15], -16.0f);
-  EXPECT_EQ(y[31], 15.0f);         // 15 + 16 - 16
+  EXPECT_EQ(y[31], 15.0f);  // 15 + 16 - 16
   BlockQ5_1 c;
   c.d = 0x3800;  // 0.5
   c.m = 0xBC00;  // -1.0

@@ -1,0 +1,60 @@
+// `zeroserve worker`: one model instance serving the OpenAI API. Prints "ready <addr>" on
+// stdout once it can serve; on SIGTERM or SIGINT it drains (in-flight requests finish within
+// the grace period) and exits.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "core/log.h"
+#include "worker/worker.h"
+
+namespace zs::cli {
+namespace {
+
+core::Status run_worker(const worker::WorkerOptions& o) {
+  // Signals are taken synchronously by this thread; block them before other threads start
+  // so that they inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto w = worker::Worker::start(o);
+  if (!w) return w.status();
+  core::log_info("worker", "listening on " + w.value()->address() + ", loading " + o.model);
+  ZS_RETURN_IF_ERROR(w.value()->load());
+  std::printf("ready %s\n", w.value()->address().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  core::log_info("worker", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
+  w.value()->drain_and_stop();
+  return core::Status::ok();
+}
+
+}  // namespace
+
+void register_worker_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<worker::WorkerOptions>();
+  auto* cmd = app.add_subcommand("worker", "Serve one model instance over the OpenAI-compatible API");
+  cmd->add_option("--model", o->model, "GGUF model")->required();
+  cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
+  cmd->add_option("--listen", o->listen, "127.0.0.1:PORT (0 = any free port) or unix:/path");
+  cmd->add_option("--slots", o->slots, "sequences decoded together")->check(CLI::Range(1, 1024));
+  cmd->add_option("--ctx", o->ctx, "KV cache positions shared by all slots")->check(CLI::Range(16, 1 << 22));
+  cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--step-tokens", o->step_tokens, "token budget of one batched step")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--chat-template", o->chat_template, "override the model's chat template");
+  auto grace_ms = std::make_shared<int>(30000);
+  cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");
+  cmd->callback([o, grace_ms, &exit_code] {
+    o->drain_grace = std::chrono::milliseconds(*grace_ms);
+    exit_code = report(run_worker(*o));
+  });
+}
+
+}  // namespace zs::cli

@@ -1,0 +1,71 @@
+#pragma once
+// The OpenAI response schema: JSON text of completions, streamed chunks, usage and model
+// lists, built from plain values, pure (no I/O). Text is expected in UTF-8; invalid bytes
+// are written as U+FFFD rather than failing the response.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zs::gateway::openai {
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
+  int64_t image_tokens = 0;   // prompt tokens that came from images
+};
+
+// "<prefix>-<24 random hex digits>", e.g. make_response_id("chatcmpl").
+std::string make_response_id(std::string_view prefix);
+
+// Seconds since the Unix epoch, for `created`.
+int64_t unix_time_now();
+
+// The length of the longest prefix of `text` that does not end inside a UTF-8 sequence:
+// a streamer sends that much and keeps the rest until the next token completes it.
+size_t utf8_complete_prefix(std::string_view text);
+
+// object "chat.completion": one choice with the assistant message, logprobs null, usage.
+std::string chat_completion_response(const std::string& id, int64_t created, const std::string& model,
+                                     const std::string& text, const std::string& finish_reason,
+                                     const Usage& usage);
+
+// object "chat.completion.chunk" with one choice. The delta holds "role" and/or "content"
+// when given; finish_reason is null until the last chunk. With include_usage_null the
+// chunk carries "usage": null, as OpenAI does when stream_options.include_usage is set.
+std::string chat_completion_chunk(const std::string& id, int64_t created, const std::string& model,
+                                  const std::optional<std::string>& delta_role,
+                                  const std::optional<std::string>& delta_text,
+                                  const std::optional<std::string>& finish_reason,
+                                  bool include_usage_null = false);
+
+// The final chunk for stream_options.include_usage: "choices": [] and the usage.
+std::string usage_chunk(const std::string& id, int64_t created, const std::string& model,
+                        const Usage& usage);
+
+// object "text_completion" (/v1/completions).
+std::string completion_response(const std::string& id, int64_t created, const std::string& model,
+                                const std::string& text, const std::string& finish_reason,
+                                const Usage& usage);
+
+// A streamed /v1/completions chunk (object "text_completion").
+std::string completion_chunk(const std::string& id, int64_t created, const std::string& model,
+                             const std::string& text, const std::optional<std::string>& finish_reason,
+                             bool include_usage_null = false);
+
+// The final usage chunk of a streamed /v1/completions response.
+std::string completion_usage_chunk(const std::string& id, int64_t created, const std::string& model,
+                                   const Usage& usage);
+
+struct ModelInfo {
+  std::string id;
+  int64_t created = 0;
+  std::string owned_by = "zeroserve";
+};
+
+// object "list" of objects "model" (/v1/models).
+std::string models_list(const std::vector<ModelInfo>& models);
+
+}  // namespace zs::gateway::openai

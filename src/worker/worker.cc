@@ -1,0 +1,361 @@
+#include "worker/worker.h"
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "core/log.h"
+#include "engine/vision/chat_prompt.h"
+#include "engine/vision/vision_loader.h"
+#include "gateway/http/sse.h"
+#include "gateway/openai/openai_error.h"
+#include "gateway/openai/openai_response.h"
+
+namespace zs::worker {
+
+using core::Result;
+using core::Status;
+using gateway::HttpRequest;
+using gateway::ResponseWriter;
+namespace openai = gateway::openai;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+void respond_error(ResponseWriter& w, int status, const std::string& message, const std::string& type,
+                   const std::string& param = "", const std::string& code = "") {
+  w.respond_json(status, openai::openai_error_json(message, type, param, code));
+}
+
+engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
+  engine::SamplingParams p;
+  p.temperature = static_cast<float>(o.temperature.value_or(1.0));
+  p.top_p = static_cast<float>(o.top_p.value_or(1.0));
+  p.top_k = o.top_k.value_or(0);
+  p.min_p = static_cast<float>(o.min_p.value_or(0.0));
+  p.repeat_penalty = static_cast<float>(o.repeat_penalty.value_or(1.0));
+  p.presence_penalty = static_cast<float>(o.presence_penalty);
+  p.frequency_penalty = static_cast<float>(o.frequency_penalty);
+  p.seed = o.seed ? static_cast<uint64_t>(*o.seed) : std::random_device{}();
+  return p;
+}
+
+}  // namespace
+
+// One request in flight: how to answer it, and what was sent so far.
+struct Worker::Call {
+  bool chat = true;
+  bool stream = false;
+  bool include_usage = false;
+  std::string endpoint;
+  std::string id;
+  int64_t created = 0;
+  std::shared_ptr<ResponseWriter> w;
+  Clock::time_point arrival = Clock::now();
+  Clock::time_point last_text;
+  bool any_text = false;
+  std::string text;  // accumulated, when not streaming
+  engine::SamplingParams sampling;
+  int max_tokens = -1;
+  std::vector<std::string> stop;
+};
+
+Worker::Worker(const WorkerOptions& options) : options_(options) {
+  model_name_ = std::filesystem::path(options.model).stem().string();
+}
+
+Worker::~Worker() {
+  if (server_) server_->stop(std::chrono::milliseconds(0));
+  if (engine_) engine_->shutdown();
+}
+
+Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& options) {
+  std::unique_ptr<Worker> w(new Worker(options));
+  gateway::HttpServerOptions http;
+  http.address = options.listen;
+  http.max_body_bytes = options.max_body_bytes;
+  http.io_threads = 1;
+  auto server = gateway::HttpServer::start(http, w->routes());
+  if (!server) return server.status();
+  w->server_ = std::move(server.value());
+  return w;
+}
+
+Status Worker::load() {
+  auto llm = engine::Llm::load(options_.model);
+  if (!llm) return llm.status();
+  llm_ = std::move(llm.value());
+  backend_ = engine::make_cpu_backend(options_.threads);
+  if (!options_.mmproj.empty()) {
+    auto clip = engine::load_vision_for(*llm_.model, options_.mmproj);
+    if (!clip) return clip.status();
+    clip_ = std::move(clip.value());
+    vision_backend_ = engine::make_cpu_backend(options_.threads);
+    embedder_ = std::make_unique<engine::ImageEmbedder>(*clip_, *vision_backend_);
+  }
+  auto source = llm_.model->file().get_string("tokenizer.chat_template");
+  auto choice = engine::choose_chat_template(options_.chat_template, source.value_or(""));
+  if (!choice) return choice.status();
+  template_kind_ = choice->kind;
+
+  engine::BatchEngineOptions eo;
+  eo.slots = options_.slots;
+  eo.ctx_tokens = options_.ctx;
+  eo.step_token_budget = options_.step_tokens;
+  engine_ = std::make_unique<engine::BatchEngine>(llm_, *backend_, eo);
+  auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
+                                        platform::MetricsRegistry::exponential_buckets(1, 2, 10));
+  engine_->set_step_observer([&batch_hist](int rows) { batch_hist.observe(rows); });
+  metrics_.on_collect([this] {
+    auto s = engine_->stats();
+    metrics_.gauge("zs_worker_running_sequences", "Sequences in the running batch.").set(s.running);
+    metrics_.gauge("zs_worker_waiting_sequences", "Sequences waiting for a slot or for memory.").set(s.waiting);
+    metrics_.gauge("zs_worker_kv_blocks_used", "KV cache blocks in use.").set(s.kv_blocks_used);
+    metrics_.gauge("zs_worker_kv_blocks_total", "KV cache blocks in the pool.").set(s.kv_blocks_total);
+    metrics_.gauge("zs_worker_prefix_cache_hits", "KV blocks reused from the prefix cache (cumulative).")
+        .set(static_cast<double>(s.prefix_cache_hits));
+    metrics_.gauge("zs_worker_preemptions", "Sequences preempted for memory (cumulative).")
+        .set(static_cast<double>(s.preemptions));
+    if (embedder_) {
+      auto c = embedder_->cache_stats();
+      metrics_.gauge("zs_worker_image_cache_hits", "Images served from the embedding cache (cumulative).")
+          .set(static_cast<double>(c.hits));
+    }
+  });
+  prep_ = std::make_unique<core::SerialExecutor>();
+  ready_ = true;
+  return Status::ok();
+}
+
+gateway::Router Worker::routes() {
+  gateway::Router r;
+  r.add("GET", "/health", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    if (draining_) return w->respond_json(503, R"({"status":"draining"})");
+    if (!ready_) return w->respond_json(503, R"({"status":"loading"})");
+    w->respond_json(200, R"({"status":"ok"})");
+  });
+  r.add("GET", "/v1/models", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->respond_json(200, openai::models_list({{model_name_, openai::unix_time_now(), "zeroserve"}}));
+  });
+  r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->respond(200, "text/plain; version=0.0.4", metrics_.render());
+  });
+  r.add("POST", "/v1/chat/completions",
+        [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_chat(req, std::move(w)); });
+  r.add("POST", "/v1/completions",
+        [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_completion(req, std::move(w)); });
+  return r;
+}
+
+void Worker::count_response(const std::string& endpoint, int status) {
+  metrics_.counter("zs_worker_requests_total", "Requests by endpoint and HTTP status.",
+                   {{"endpoint", endpoint}, {"status", std::to_string(status)}})
+      .add();
+}
+
+bool Worker::refuse_if_unavailable(const std::shared_ptr<ResponseWriter>& w) {
+  if (draining_) {
+    respond_error(*w, 503, "the worker is draining and takes no new requests", "service_unavailable");
+    return true;
+  }
+  if (!ready_) {
+    respond_error(*w, 503, "the model is still loading", "service_unavailable");
+    return true;
+  }
+  return false;
+}
+
+void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  const std::string endpoint = "chat";
+  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  openai::ApiError err;
+  auto parsed = openai::parse_chat_completion_request(req.body, {}, &err);
+  if (!parsed) {
+    w->respond_json(err.http_status, err.to_json());
+    return count_response(endpoint, err.http_status);
+  }
+  if (auto remote = openai::remote_image_error(parsed.value())) {
+    w->respond_json(remote->http_status, remote->to_json());
+    return count_response(endpoint, remote->http_status);
+  }
+  auto call = std::make_shared<Call>();
+  call->chat = true;
+  call->endpoint = endpoint;
+  call->stream = parsed->stream;
+  call->include_usage = parsed->include_usage;
+  call->id = openai::make_response_id("chatcmpl");
+  call->created = openai::unix_time_now();
+  call->w = std::move(w);
+  call->sampling = to_sampling(parsed->sampling);
+  call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
+  call->stop = parsed->sampling.stop;
+  in_flight_.fetch_add(1);
+  auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
+  prep_->post([this, call, request] {
+    std::vector<engine::ChatMessage> messages;
+    std::vector<engine::ImageBytes> images;
+    for (const auto& m : request->messages) {
+      engine::ChatMessage em{openai::role_name(m.role), {}};
+      for (const auto& part : m.content) {
+        if (part.type == openai::ContentPart::Type::kText) {
+          em.parts.push_back({engine::ChatPart::Kind::kText, part.text});
+        } else {
+          em.parts.push_back({engine::ChatPart::Kind::kImage, "", static_cast<int>(images.size())});
+          images.emplace_back(part.image.data.begin(), part.image.data.end());
+        }
+      }
+      messages.push_back(std::move(em));
+    }
+    generate(call, engine::prepare_chat_prompt(llm_, embedder_.get(), template_kind_, messages, images));
+  });
+}
+
+void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  const std::string endpoint = "completions";
+  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  openai::ApiError err;
+  auto parsed = openai::parse_completion_request(req.body, {}, &err);
+  if (!parsed) {
+    w->respond_json(err.http_status, err.to_json());
+    return count_response(endpoint, err.http_status);
+  }
+  auto call = std::make_shared<Call>();
+  call->chat = false;
+  call->endpoint = endpoint;
+  call->stream = parsed->stream;
+  call->include_usage = parsed->include_usage;
+  call->id = openai::make_response_id("cmpl");
+  call->created = openai::unix_time_now();
+  call->w = std::move(w);
+  call->sampling = to_sampling(parsed->sampling);
+  call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
+  call->stop = parsed->sampling.stop;
+  in_flight_.fetch_add(1);
+  auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
+  prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
+}
+
+void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt> prepared) {
+  auto fail = [&](const std::string& message, const std::string& param, const std::string& code) {
+    respond_error(*call->w, 400, message, "invalid_request_error", param, code);
+    count_response(call->endpoint, 400);
+    in_flight_.fetch_sub(1);
+  };
+  const std::string param = call->chat ? "messages" : "prompt";
+  if (!prepared) return fail(prepared.status().message(), param, "invalid_value");
+  const int positions = prepared->prompt.n_positions();
+  if (positions + 1 > engine_->max_context())
+    return fail("the prompt needs " + std::to_string(positions) + " positions (" +
+                    std::to_string(prepared->prompt.n_image_positions) + " for images) but the context holds " +
+                    std::to_string(engine_->max_context()),
+                param, "context_length_exceeded");
+  engine::GenerationRequest gr;
+  gr.prompt = std::move(prepared->prompt);
+  gr.sampling = call->sampling;
+  gr.max_tokens = call->max_tokens;
+  gr.stop = call->stop;
+  gr.on_event = [this, call](const engine::GenerationEvent& e) {
+    const auto now = Clock::now();
+    auto& w = *call->w;
+    if (!e.text.empty()) {
+      const double since = std::chrono::duration<double>(now - (call->any_text ? call->last_text : call->arrival)).count();
+      if (call->any_text) {
+        metrics_.histogram("zs_worker_inter_token_latency_seconds", "Time between streamed pieces of text.",
+                           platform::MetricsRegistry::exponential_buckets(0.001, 2, 14))
+            .observe(since);
+      } else {
+        metrics_.histogram("zs_worker_time_to_first_token_seconds", "Time from request arrival to the first text.",
+                           platform::MetricsRegistry::exponential_buckets(0.005, 2, 14))
+            .observe(since);
+      }
+      call->any_text = true;
+      call->last_text = now;
+      if (call->stream) {
+        w.write(gateway::sse_event(
+            call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, e.text,
+                                                       std::nullopt, call->include_usage)
+                       : openai::completion_chunk(call->id, call->created, model_name_, e.text, std::nullopt,
+                                                  call->include_usage)));
+      } else {
+        call->text += e.text;
+      }
+    }
+    if (!e.finished) return;
+    in_flight_.fetch_sub(1);
+    metrics_.counter("zs_worker_prompt_tokens_total", "Prompt positions processed (text and image).")
+        .add(e.prompt_tokens);
+    metrics_.counter("zs_worker_generation_tokens_total", "Tokens generated.").add(e.completion_tokens);
+    if (e.reason == engine::FinishReason::kCancelled) {
+      count_response(call->endpoint, 499);  // the client went away (or the worker stopped)
+      if (call->stream) w.end();
+      else respond_error(w, 503, "the request was cancelled because the worker is stopping", "service_unavailable");
+      return;
+    }
+    if (e.reason == engine::FinishReason::kError) {
+      count_response(call->endpoint, 500);
+      const std::string body = openai::openai_error_json(e.error, "server_error");
+      if (call->stream) {
+        w.write(gateway::sse_event(body));
+        w.write(gateway::sse_event("[DONE]"));
+        w.end();
+      } else {
+        w.respond_json(500, body);
+      }
+      return;
+    }
+    openai::Usage usage{e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.image_tokens};
+    const std::string reason(engine::finish_reason_name(e.reason));
+    count_response(call->endpoint, 200);
+    if (!call->stream) {
+      w.respond_json(200, call->chat ? openai::chat_completion_response(call->id, call->created, model_name_,
+                                                                         call->text, reason, usage)
+                                     : openai::completion_response(call->id, call->created, model_name_, call->text,
+                                                                   reason, usage));
+      return;
+    }
+    w.write(gateway::sse_event(
+        call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
+                                                   reason, call->include_usage)
+                   : openai::completion_chunk(call->id, call->created, model_name_, "", reason, call->include_usage)));
+    if (call->include_usage)
+      w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, usage)
+                                            : openai::completion_usage_chunk(call->id, call->created, model_name_,
+                                                                             usage)));
+    w.write(gateway::sse_event("[DONE]"));
+    w.end();
+  };
+  // Headers go out before the first token so that clients see the stream open at once.
+  if (call->stream) {
+    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    if (call->chat)
+      call->w->write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, "assistant",
+                                                                      "", std::nullopt, call->include_usage)));
+  }
+  auto id = engine_->submit(std::move(gr));
+  if (!id) {  // only when the engine is shutting down
+    count_response(call->endpoint, 503);
+    in_flight_.fetch_sub(1);
+    const std::string body = openai::openai_error_json(id.status().message(), "service_unavailable");
+    if (!call->stream) return call->w->respond_json(503, body);
+    call->w->write(gateway::sse_event(body));
+    call->w->write(gateway::sse_event("[DONE]"));
+    call->w->end();
+    return;
+  }
+  engine::BatchEngine* engine = engine_.get();
+  const uint64_t seq = id.value();
+  call->w->on_client_gone([engine, seq] { engine->cancel(seq); });
+}
+
+void Worker::drain_and_stop() {
+  draining_ = true;
+  const auto deadline = Clock::now() + options_.drain_grace;
+  while (in_flight_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (in_flight_.load() > 0)
+    core::log_warn("worker", "grace period over: cancelling " + std::to_string(in_flight_.load()) + " requests");
+  if (engine_) engine_->shutdown();
+  prep_.reset();
+  if (server_) server_->stop(std::chrono::milliseconds(2000));
+}
+
+}  // namespace zs::worker

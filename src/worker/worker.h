@@ -1,0 +1,82 @@
+#pragma once
+// A worker: one model instance in its own process, serving the OpenAI-compatible API over
+// HTTP (loopback TCP or a Unix socket). The HTTP server comes up first and answers /health
+// with 503 while the model loads; requests then flow into the continuous-batching engine.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/serial_executor.h"
+#include "core/status.h"
+#include "engine/backend/backend.h"
+#include "engine/batch/batch_engine.h"
+#include "engine/chat/chat_template.h"
+#include "engine/model/llm.h"
+#include "engine/vision/chat_prompt.h"
+#include "engine/vision/clip_model.h"
+#include "engine/vision/image_embedder.h"
+#include "gateway/http/http_server.h"
+#include "gateway/openai/openai_request.h"
+#include "platform/metrics/metrics_registry.h"
+
+namespace zs::worker {
+
+struct WorkerOptions {
+  std::string model;
+  std::string mmproj;
+  std::string listen = "127.0.0.1:0";
+  std::string chat_template;  // override; empty = from the model
+  int slots = 4;
+  int ctx = 4096;            // KV cache positions shared by all slots
+  int threads = 0;           // 0 = all cores
+  int step_tokens = 256;     // rows per forward pass
+  size_t max_body_bytes = size_t{32} << 20;
+  std::chrono::milliseconds drain_grace{30'000};
+};
+
+class Worker {
+ public:
+  // Starts listening (so /health answers at once); call load() next.
+  static core::Result<std::unique_ptr<Worker>> start(const WorkerOptions& options);
+  ~Worker();
+
+  // Loads the model (and projector) and starts the engine; then /health is 200.
+  core::Status load();
+  std::string address() const { return server_->address(); }
+  const std::string& model_name() const { return model_name_; }
+
+  // Refuses new requests (503), lets in-flight ones finish within the grace period, then
+  // cancels what is left and stops the server.
+  void drain_and_stop();
+
+ private:
+  explicit Worker(const WorkerOptions& options);
+  gateway::Router routes();
+  void handle_chat(const gateway::HttpRequest& req, std::shared_ptr<gateway::ResponseWriter> w);
+  void handle_completion(const gateway::HttpRequest& req, std::shared_ptr<gateway::ResponseWriter> w);
+  // Common tail: prepared prompt into the engine, events out to the client.
+  struct Call;
+  void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
+  bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w);
+  void count_response(const std::string& endpoint, int status);
+
+  WorkerOptions options_;
+  std::string model_name_;
+  std::unique_ptr<gateway::HttpServer> server_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int> in_flight_{0};
+
+  platform::MetricsRegistry metrics_;
+  std::unique_ptr<engine::Backend> backend_;
+  std::unique_ptr<engine::Backend> vision_backend_;  // its own threads: encodes run beside decoding
+  engine::Llm llm_;
+  std::unique_ptr<engine::ClipModel> clip_;
+  std::unique_ptr<engine::ImageEmbedder> embedder_;
+  engine::ChatTemplateKind template_kind_ = engine::ChatTemplateKind::kChatML;
+  std::unique_ptr<engine::BatchEngine> engine_;
+  std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
+};
+
+}  // namespace zs::worker

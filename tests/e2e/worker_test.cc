@@ -1,0 +1,279 @@
+// The worker as a user runs it: a real `zeroserve worker` process on loopback, real HTTP.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
+#include "test_util/process.h"
+#include "test_util/temp_dir.h"
+
+namespace zs {
+namespace {
+
+using nlohmann::json;
+using zs::testing::ChildProcess;
+
+std::string base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t)in[i] << 16 | (uint8_t)in[i + 1] << 8 | (uint8_t)in[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out += k[(v >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = (uint8_t)in[i] << 16;
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t)in[i] << 16 | (uint8_t)in[i + 1] << 8;
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += k[(v >> 6) & 63];
+    out += "=";
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Worker {
+ public:
+  explicit Worker(std::vector<std::string> extra = {}, const std::string& model = "stories260K.gguf") {
+    std::vector<std::string> argv = {ZS_BINARY, "worker", "--model", zs::testing::golden_model(model),
+                                     "--listen", "127.0.0.1:0", "--threads", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<ChildProcess>(argv);
+    auto addr = process_->wait_ready();
+    if (addr) address_ = *addr;
+  }
+  const std::string& address() const { return address_; }
+  ChildProcess& process() { return *process_; }
+
+  gateway::HttpResponse post(const std::string& path, const std::string& body) {
+    auto r = gateway::http_request("POST", address_, path, body);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  gateway::HttpResponse get(const std::string& path) {
+    auto r = gateway::http_request("GET", address_, path);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  // The SSE events of a streamed request.
+  std::vector<std::string> stream(const std::string& path, const std::string& body) {
+    gateway::SseParser parser;
+    auto r = gateway::http_stream("POST", address_, path, body, {}, [&](std::string_view chunk) {
+      parser.feed(chunk);
+      return true;
+    });
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    if (r.is_ok()) {
+      EXPECT_EQ(r->status, 200);
+    }
+    return parser.take_events();
+  }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::string address_;
+};
+
+json chat_body(const std::string& text, int max_tokens, bool stream = false) {
+  return {{"model", "anything"},
+          {"messages", json::array({{{"role", "user"}, {"content", text}}})},
+          {"max_tokens", max_tokens},
+          {"temperature", 0},
+          {"stream", stream}};
+}
+
+TEST(Worker, ServesModelsHealthAndChat) {
+  Worker w;
+  ASSERT_FALSE(w.address().empty());
+  EXPECT_EQ(w.get("/health").status, 200);
+  json models = json::parse(w.get("/v1/models").body);
+  EXPECT_EQ(models["data"][0]["id"], "stories260K");
+
+  auto r = w.post("/v1/chat/completions", chat_body("Once upon a time", 8).dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["model"], "stories260K");
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_FALSE(j["choices"][0]["message"]["content"].get<std::string>().empty());
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(j["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(j["usage"]["total_tokens"], j["usage"]["prompt_tokens"].get<int>() + 8);
+
+  auto c = w.post("/v1/completions", json{{"model", "x"}, {"prompt", "Once upon a time"}, {"max_tokens", 5}, {"temperature", 0}}.dump());
+  ASSERT_EQ(c.status, 200) << c.body;
+  json cj = json::parse(c.body);
+  EXPECT_EQ(cj["object"], "text_completion");
+  EXPECT_EQ(cj["usage"]["completion_tokens"], 5);
+}
+
+TEST(Worker, StreamsChunksWithUsageAndDone) {
+  Worker w;
+  json body = chat_body("Once upon a time", 10, true);
+  body["stream_options"] = {{"include_usage", true}};
+  auto events = w.stream("/v1/chat/completions", body.dump());
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  json first = json::parse(events.front());
+  const auto id = first["id"];
+  const auto created = first["created"];
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  std::string finish;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    json e = json::parse(events[i]);
+    EXPECT_EQ(e["id"], id);
+    EXPECT_EQ(e["created"], created);
+    EXPECT_TRUE(e.contains("usage") && e["usage"].is_null());
+    if (e["choices"][0]["delta"].contains("content")) text += e["choices"][0]["delta"]["content"].get<std::string>();
+    if (!e["choices"][0]["finish_reason"].is_null()) finish = e["choices"][0]["finish_reason"];
+  }
+  EXPECT_EQ(finish, "length");
+  json usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 10);
+  // The same request without streaming gives the same text.
+  json plain = json::parse(w.post("/v1/chat/completions", chat_body("Once upon a time", 10).dump()).body);
+  EXPECT_EQ(plain["choices"][0]["message"]["content"], text);
+}
+
+TEST(Worker, ConcurrentRequestsAreBatchedAndMatchSequentialOnes) {
+  Worker w({"--slots", "4"});
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom", "The dog was", "One day a bird"};
+  std::vector<std::string> sequential;
+  for (const auto& p : prompts)
+    sequential.push_back(json::parse(w.post("/v1/chat/completions", chat_body(p, 24).dump()).body)["choices"][0]["message"]["content"]);
+  std::vector<std::future<std::string>> futures;
+  for (const auto& p : prompts)
+    futures.push_back(std::async(std::launch::async, [&w, p] {
+      auto r = gateway::http_request("POST", w.address(), "/v1/chat/completions", chat_body(p, 24).dump());
+      return r.is_ok() ? json::parse(r->body)["choices"][0]["message"]["content"].get<std::string>() : std::string("?");
+    }));
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(futures[i].get(), sequential[i]) << prompts[i];
+  const std::string metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("zs_worker_batch_size_bucket"), std::string::npos);
+}
+
+TEST(Worker, ReusesASharedPrefix) {
+  Worker w;
+  json body = chat_body("Lily and Tom went to the park. They played with a ball and a kite all day long.", 4);
+  w.post("/v1/chat/completions", body.dump());
+  json second = json::parse(w.post("/v1/chat/completions", body.dump()).body);
+  EXPECT_GT(second["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 0);
+}
+
+TEST(Worker, RefusesBadRequestsWithOpenAiErrors) {
+  Worker w({"--ctx", "64"});
+  auto bad_json = w.post("/v1/chat/completions", "{\"messages\": [");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_TRUE(json::parse(bad_json.body).contains("error"));
+
+  json t = chat_body("hi", 4);
+  t["temperature"] = 7;
+  auto bad_temp = w.post("/v1/chat/completions", t.dump());
+  EXPECT_EQ(bad_temp.status, 400);
+  EXPECT_EQ(json::parse(bad_temp.body)["error"]["param"], "temperature");
+
+  json remote = chat_body("hi", 4);
+  remote["messages"][0]["content"] = json::array(
+      {{{"type", "image_url"}, {"image_url", {{"url", "https://example.com/cat.png"}}}}, {{"type", "text"}, {"text", "hi"}}});
+  auto r = w.post("/v1/chat/completions", remote.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("remote image URLs"), std::string::npos) << r.body;
+
+  auto too_long = w.post("/v1/chat/completions", chat_body(std::string(2000, 'a'), 4).dump());
+  EXPECT_EQ(too_long.status, 400);
+  EXPECT_EQ(json::parse(too_long.body)["error"]["code"], "context_length_exceeded") << too_long.body;
+
+  json img = chat_body("hi", 4);
+  img["messages"][0]["content"] = json::array(
+      {{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64("not a png")}}}}});
+  auto no_vision = w.post("/v1/chat/completions", img.dump());
+  EXPECT_EQ(no_vision.status, 400);
+  EXPECT_NE(no_vision.body.find("vision"), std::string::npos) << no_vision.body;
+
+  EXPECT_EQ(w.get("/nope").status, 404);
+  const std::string metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("zs_worker_requests_total{endpoint=\"chat\",status=\"400\"}"), std::string::npos);
+}
+
+TEST(Worker, TakesImagesAsDataUrls) {
+  Worker w({"--mmproj", zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")}, "tiny-llama-f16.gguf");
+  ASSERT_FALSE(w.address().empty());
+  const std::string png = read_file(zs::testing::shared_dir() + "/golden/images/checker-100x100.png");
+  json body = chat_body("", 4);
+  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
+                                                {{"type", "text"}, {"text", "Describe the image."}}});
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["image_tokens"], 16);
+  // A corrupt image is a clear 400.
+  body["messages"][0]["content"][0]["image_url"]["url"] = "data:image/png;base64," + base64(png.substr(0, 40));
+  auto bad = w.post("/v1/chat/completions", body.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("PNG"), std::string::npos) << bad.body;
+}
+
+TEST(Worker, ClientDisconnectCancelsItsSequence) {
+  Worker w({"--slots", "1"});
+  int chunks = 0;
+  gateway::http_stream("POST", w.address(), "/v1/chat/completions", chat_body("Once upon a time", 100000, true).dump(), {},
+                       [&](std::string_view) { return ++chunks < 3; });
+  // With one slot, the next request only runs once the abandoned one was cancelled.
+  auto r = w.post("/v1/chat/completions", chat_body("Lily", 4).dump());
+  EXPECT_EQ(r.status, 200);
+  const std::string metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("status=\"499\""), std::string::npos) << metrics;
+}
+
+TEST(Worker, DrainsOnSigtermAndExitsCleanly) {
+  Worker w({"--slots", "2"});
+  auto inflight = std::async(std::launch::async, [&] {
+    return gateway::http_request("POST", w.address(), "/v1/chat/completions", chat_body("Once upon a time", 300).dump());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  w.process().signal(SIGTERM);
+  auto r = inflight.get();
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(w.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(Worker, ListensOnAUnixSocket) {
+  zs::testing::TempDir dir;
+  const std::string sock = dir.file("w.sock");
+  ChildProcess p({ZS_BINARY, "worker", "--model", zs::testing::golden_model("stories260K.gguf"), "--listen", "unix:" + sock});
+  auto addr = p.wait_ready();
+  ASSERT_TRUE(addr.has_value());
+  EXPECT_EQ(*addr, "unix:" + sock);
+  auto r = gateway::http_request("GET", *addr, "/health");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(Worker, UnloadableModelExitsWithAClearError) {
+  ChildProcess p({ZS_BINARY, "worker", "--model", "/nonexistent.gguf"});
+  EXPECT_EQ(p.wait_exit(std::chrono::seconds(20)), 1);
+}
+
+}  // namespace
+}  // namespace zs
