@@ -9,4 +9,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libgtest-dev libgmock-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libicu-dev libstb-dev libwebp-dev libboost-dev \
+  libyaml-cpp-dev libsqlite3-dev libssl-dev \
   clang libclang-rt-14-dev >/dev/null
