@@ -1,0 +1,52 @@
+// `zeroserve serve`: the serverless gateway. SIGHUP reloads the configuration without
+// dropping requests; SIGTERM/SIGINT drain and stop every instance.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "cli/serve_daemon.h"
+#include "core/log.h"
+
+namespace zs::cli {
+namespace {
+
+core::Status serve(const ServeOptions& o) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto daemon = ServeDaemon::start(o);
+  if (!daemon) return daemon.status();
+  std::printf("ready %s\n", daemon.value()->address().c_str());
+  std::fflush(stdout);
+  core::log_info("serve", "serving the OpenAI API on http://" + daemon.value()->address());
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      core::Status s = daemon.value()->reload();
+      if (!s) core::log_error("serve", "reload failed, keeping the running configuration: " + s.message());
+      continue;
+    }
+    core::log_info("serve", "shutting down: draining requests and instances");
+    daemon.value()->shutdown();
+    return core::Status::ok();
+  }
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "Run the serverless gateway over the deployments of a config file");
+  cmd->add_option("--config,-c", o->config_path, "zeroserve.yaml (default: a built-in demo deployment)");
+  cmd->add_option("--listen", o->listen, "address to listen on (overrides gateway.listen), e.g. 127.0.0.1:8080");
+  cmd->callback([o, &exit_code] { exit_code = report(serve(*o)); });
+}
+
+}  // namespace zs::cli

@@ -1,0 +1,217 @@
+#include "cli/serve_daemon.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "core/log.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/model/model_config.h"
+#include "engine/model/random_model.h"
+#include "gateway/http/http_client.h"
+
+namespace zs::cli {
+
+using core::Result;
+using core::Status;
+
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string self_executable() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "zeroserve";
+}
+
+std::string default_dir(const char* xdg, const char* fallback) {
+  if (const char* v = std::getenv(xdg); v && *v) return std::string(v) + "/zeroserve";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/" + fallback + "/zeroserve";
+}
+
+}  // namespace
+
+Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
+  auto file = engine::GgufFile::open(model);
+  if (!file) return file.status();
+  uint64_t bytes = file.value()->file_size();
+  auto config = engine::ModelConfig::from_gguf(*file.value());
+  if (config) {
+    const auto& c = config.value();
+    bytes += static_cast<uint64_t>(ctx) * c.n_layer * c.kv_dim() * 2 * sizeof(uint16_t);  // f16 K and V
+    bytes += static_cast<uint64_t>(256) * (4 * c.n_embd + 2 * c.n_ff + c.n_vocab) * sizeof(float);  // step buffers
+  }
+  if (!mmproj.empty()) bytes += std::filesystem::file_size(mmproj) * 2;  // weights + encoder activations
+  return bytes + (64ull << 20);  // the process itself
+}
+
+Result<platform::Config> default_config(const std::string& cache_dir) {
+  const std::string model = cache_dir + "/models/zeroserve-tiny-q8_0.gguf";
+  if (!std::filesystem::exists(model)) {
+    std::error_code ec;
+    std::filesystem::create_directories(cache_dir + "/models", ec);
+    auto preset = engine::find_model_preset("tiny");
+    ZS_RETURN_IF_ERROR(engine::write_random_model(preset.value(), engine::FileType::kQ8_0, model + ".tmp"));
+    std::filesystem::rename(model + ".tmp", model);
+  }
+  const std::string yaml = "deployments:\n  - name: zeroserve-tiny\n    model: " + model +
+                           "\n    min_instances: 0\n    max_instances: 2\n    keep_alive: 300s\n    slots: 4\n    ctx: 2048\n";
+  auto config = platform::parse_config(yaml, "<built-in default>", cache_dir);
+  if (!config) return config.status();
+  core::log_info("serve", "no --config given: serving the built-in deployment 'zeroserve-tiny' (random weights, " + model +
+                              "). To serve a real model, download a GGUF (see README) and pass --config zeroserve.yaml "
+                              "with a deployment naming it (docs/configuration.md).");
+  return config;
+}
+
+Result<platform::Config> ServeDaemon::read_config() const {
+  Result<platform::Config> config = options_.config_path.empty()
+                                        ? default_config(default_dir("XDG_CACHE_HOME", ".cache"))
+                                        : platform::load_config(options_.config_path);
+  if (!config) return config.status();
+  ZS_RETURN_IF_ERROR(platform::validate_files(config.value()));
+  if (!options_.listen.empty()) config->gateway.listen = options_.listen;
+  for (const auto& w : config->warnings) core::log_warn("config", w);
+  return config;
+}
+
+Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platform::Config& config) const {
+  std::vector<platform::DeploymentSpec> specs;
+  for (const auto& d : config.deployments) {
+    platform::DeploymentSpec s;
+    s.name = d.name;
+    s.min_instances = d.min_instances;
+    s.max_instances = d.max_instances;
+    s.slots = d.slots;
+    s.max_queue = d.max_queue;
+    s.keep_alive_s = d.keep_alive_s;
+    s.request_timeout_s = d.request_timeout_s;
+    s.priority = d.priority;
+    s.env = d.env;
+    s.device = d.device;
+    if (const auto* dev = config.device(d.device)) {
+      s.device_memory_bytes = dev->memory_bytes;
+      s.price_per_second = dev->price_per_second;
+    }
+    if (d.memory_bytes) {
+      s.memory_bytes = *d.memory_bytes;
+    } else {
+      auto est = estimate_instance_memory(d.model, d.mmproj, d.ctx);
+      if (!est) return est.status().with_context("deployment '" + d.name + "'");
+      s.memory_bytes = est.value();
+    }
+    // Loading is mostly mapping and page faults: allow 30 s plus 20 s per GiB of model.
+    s.start_timeout_s = d.start_timeout_s > 0 ? d.start_timeout_s : 30 + 20.0 * s.memory_bytes / (1ull << 30);
+    if (d.runtime == platform::RuntimeKind::kBuiltin) {
+      s.uses_unix_socket = true;
+      s.announces_ready = true;
+      const std::string exe = self_exe_;
+      s.command = [exe, d](const std::string& address, int) -> Result<std::vector<std::string>> {
+        std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--listen", address, "--slots",
+                                         std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
+        if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
+        if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
+        return argv;
+      };
+      s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
+                      std::to_string(d.ctx) + "|" + std::to_string(d.threads);
+    } else {
+      s.uses_unix_socket = false;
+      s.announces_ready = false;
+      s.command = [d](const std::string&, int port) {
+        return platform::expand_command(d.command, {{"port", std::to_string(port)},
+                                                    {"host", "127.0.0.1"},
+                                                    {"model", d.model},
+                                                    {"mmproj", d.mmproj}});
+      };
+      s.fingerprint = "command|" + d.command + "|" + d.model + "|" + d.mmproj;
+    }
+    for (const auto& [k, v] : d.env) s.fingerprint += "|" + k + "=" + v;
+    specs.push_back(std::move(s));
+  }
+  return specs;
+}
+
+Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& options) {
+  std::unique_ptr<ServeDaemon> d(new ServeDaemon());
+  d->options_ = options;
+  d->self_exe_ = self_executable();
+  auto config = d->read_config();
+  if (!config) return config.status();
+  auto specs = d->specs_for(config.value());
+  if (!specs) return specs.status();
+
+  const std::string state_dir =
+      config->gateway.state_dir.empty() ? default_dir("XDG_STATE_HOME", ".local/state") : config->gateway.state_dir;
+  auto ledger = platform::CostLedger::open(state_dir + "/ledger.sqlite");
+  if (!ledger) return ledger.status();
+  d->ledger_ = std::move(ledger.value());
+  platform::CostLedger* l = d->ledger_.get();
+
+  platform::FleetEvents events;
+  events.instance_started = [l](const std::string& id, const platform::DeploymentSpec& spec, bool for_request) {
+    Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, unix_now(), for_request);
+    if (!s) core::log_error("ledger", s.message());
+  };
+  events.instance_stopped = [l](const std::string& id) {
+    Status s = l->instance_stopped(id, unix_now());
+    if (!s) core::log_error("ledger", s.message());
+  };
+  events.heartbeat = [l] { (void)l->heartbeat(unix_now()); };
+  auto probe = [](const std::string& address) {
+    auto r = gateway::http_request("GET", address, "/health", "", {}, std::chrono::seconds(2));
+    return r.is_ok() && r->status == 200;
+  };
+  d->fleet_ = std::make_unique<platform::Fleet>(state_dir + "/run-" + std::to_string(getpid()), probe, events);
+  d->fleet_->set_deployments(std::move(specs.value()));
+
+  gateway::GatewayOptions go;
+  go.listen = config->gateway.listen;
+  go.api_keys = config->gateway.api_keys;
+  auto record = [l](const gateway::RequestRecord& r) {
+    (void)l->record_request(r.deployment, r.prompt_tokens, r.completion_tokens, r.status, r.queue_seconds, unix_now());
+  };
+  auto costs = [l] {
+    auto j = l->costs_json(0, unix_now() + 1, unix_now());
+    return j ? j.value() : std::string("{}");
+  };
+  auto gw = gateway::GatewayServer::start(go, *d->fleet_, d->metrics_, record, costs, d->fetcher_.get());
+  if (!gw) return gw.status();
+  d->gateway_ = std::move(gw.value());
+  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_] {
+    for (const auto& s : fleet->status()) {
+      m->gauge("zs_deployment_instances", "Instances by state.", {{"deployment", s.name}, {"state", "ready"}}).set(s.instances_ready);
+      m->gauge("zs_deployment_instances", "Instances by state.", {{"deployment", s.name}, {"state", "starting"}}).set(s.instances_starting);
+      m->gauge("zs_deployment_queued_requests", "Requests waiting for an instance.", {{"deployment", s.name}}).set(s.queued);
+      m->gauge("zs_deployment_in_flight_requests", "Requests being served.", {{"deployment", s.name}}).set(s.in_flight);
+      m->gauge("zs_deployment_cold_starts", "Instances started for a waiting request (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.cold_starts));
+      m->gauge("zs_deployment_crashes", "Instances that exited unexpectedly (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.crashes));
+    }
+  });
+  return d;
+}
+
+Status ServeDaemon::reload() {
+  auto config = read_config();
+  if (!config) return config.status();
+  auto specs = specs_for(config.value());
+  if (!specs) return specs.status();
+  fleet_->set_deployments(std::move(specs.value()));
+  gateway_->set_api_keys(config->gateway.api_keys);
+  core::log_info("serve", "configuration reloaded: " + std::to_string(config->deployments.size()) + " deployments");
+  return Status::ok();
+}
+
+void ServeDaemon::shutdown() {
+  if (gateway_) gateway_->stop(std::chrono::seconds(30));
+  if (fleet_) fleet_->shutdown(std::chrono::seconds(30));
+}
+
+ServeDaemon::~ServeDaemon() { shutdown(); }
+
+}  // namespace zs::cli

@@ -1,0 +1,53 @@
+#pragma once
+// `zeroserve serve` composed: configuration -> fleet of instances -> gateway, with the cost
+// ledger metering every instance-second. Lives in cli/ because it wires every layer.
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "gateway/fetch/image_fetcher.h"
+#include "gateway/server/gateway_server.h"
+#include "platform/config/config.h"
+#include "platform/fleet/fleet.h"
+#include "platform/ledger/cost_ledger.h"
+#include "platform/metrics/metrics_registry.h"
+
+namespace zs::cli {
+
+struct ServeOptions {
+  std::string config_path;  // empty: the built-in default deployment
+  std::string listen;       // overrides the config's gateway.listen
+};
+
+class ServeDaemon {
+ public:
+  static core::Result<std::unique_ptr<ServeDaemon>> start(const ServeOptions& options);
+  ~ServeDaemon();
+
+  std::string address() const { return gateway_->address(); }
+  // Re-reads the configuration; on error keeps the running one and returns the error.
+  core::Status reload();
+  void shutdown();
+
+ private:
+  ServeDaemon() = default;
+  core::Result<platform::Config> read_config() const;
+  core::Result<std::vector<platform::DeploymentSpec>> specs_for(const platform::Config& config) const;
+
+  ServeOptions options_;
+  std::string self_exe_;
+  platform::MetricsRegistry metrics_;
+  std::unique_ptr<platform::CostLedger> ledger_;
+  std::unique_ptr<platform::Fleet> fleet_;
+  std::unique_ptr<gateway::GatewayServer> gateway_;
+  std::unique_ptr<gateway::ImageFetcher> fetcher_;
+};
+
+// The deployment served when no configuration is given: a small model generated on first
+// run into the cache directory.
+core::Result<platform::Config> default_config(const std::string& cache_dir);
+
+// Memory an instance needs: the GGUF file (mapped) plus its KV cache and working buffers.
+core::Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx);
+
+}  // namespace zs::cli

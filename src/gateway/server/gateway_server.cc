@@ -1,0 +1,398 @@
+#include "gateway/server/gateway_server.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "gateway/fetch/image_fetcher.h"
+#include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
+#include "gateway/openai/base64.h"
+#include "gateway/openai/openai_error.h"
+#include "gateway/openai/openai_response.h"
+
+namespace zs::gateway {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
+
+void respond_error(ResponseWriter& w, int status, const std::string& message, const std::string& type,
+                   const std::string& param = "", const std::string& code = "", HttpHeaders headers = {}) {
+  w.respond(status, "application/json", openai::openai_error_json(message, type, param, code), std::move(headers));
+}
+
+// Pulls the usage object out of a response body or out of the SSE events of a stream.
+void read_usage(const std::string& payload, int64_t* prompt, int64_t* completion) {
+  auto j = json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("usage") || !j["usage"].is_object()) return;
+  *prompt = j["usage"].value("prompt_tokens", int64_t{0});
+  *completion = j["usage"].value("completion_tokens", int64_t{0});
+}
+
+}  // namespace
+
+// A request from its arrival until its response ends.
+struct GatewayServer::Pending {
+  std::shared_ptr<ResponseWriter> w;
+  std::string endpoint;  // the upstream path
+  std::string deployment;
+  std::string body;
+  bool stream = false;
+  Clock::time_point arrival = Clock::now();
+  uint64_t ticket = 0;
+  std::mutex mutex;
+  bool stream_open = false;  // headers already sent (the client is waiting on a stream)
+  bool leased = false;
+};
+
+GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics,
+                             RecordFn record, AdminFn costs_json, ImageFetcher* fetcher)
+    : options_(std::move(options)),
+      fleet_(fleet),
+      metrics_(metrics),
+      record_(std::move(record)),
+      costs_json_(std::move(costs_json)),
+      fetcher_(fetcher),
+      api_keys_(options_.api_keys) {}
+
+core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions options, platform::Fleet& fleet,
+                                                                  platform::MetricsRegistry& metrics, RecordFn record,
+                                                                  AdminFn costs_json, ImageFetcher* fetcher) {
+  std::unique_ptr<GatewayServer> g(
+      new GatewayServer(std::move(options), fleet, metrics, std::move(record), std::move(costs_json), fetcher));
+  HttpServerOptions http;
+  http.address = g->options_.listen;
+  http.max_body_bytes = g->options_.max_body_bytes;
+  http.io_threads = 2;
+  auto server = HttpServer::start(http, g->routes());
+  if (!server) return server.status();
+  g->server_ = std::move(server.value());
+  if (g->api_keys_.empty())
+    core::log_warn("gateway", "no API keys configured: the API is open to anyone who can reach " + g->address());
+  g->keepalive_ = std::thread([gp = g.get()] { gp->keepalive_loop(); });
+  return g;
+}
+
+GatewayServer::~GatewayServer() { stop(std::chrono::milliseconds(0)); }
+
+void GatewayServer::set_api_keys(std::vector<std::string> keys) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  api_keys_ = std::move(keys);
+}
+
+void GatewayServer::stop(std::chrono::milliseconds grace) {
+  if (stopping_.exchange(true)) return;
+  const auto deadline = Clock::now() + grace;
+  while (proxies_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (keepalive_.joinable()) keepalive_.join();
+  if (server_) server_->stop(std::chrono::milliseconds(500));
+}
+
+void GatewayServer::count(const std::string& deployment, int status) {
+  metrics_.counter("zs_gateway_requests_total", "Requests by deployment and HTTP status.",
+                   {{"deployment", deployment}, {"status", std::to_string(status)}})
+      .add();
+}
+
+bool GatewayServer::authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (api_keys_.empty()) return true;
+  const std::string auth = req.header("Authorization");
+  const std::string prefix = "Bearer ";
+  if (auth.rfind(prefix, 0) == 0)
+    for (const auto& k : api_keys_)
+      if (auth.substr(prefix.size()) == k) return true;
+  respond_error(*w, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')", "authentication_error",
+                "", "invalid_api_key");
+  return false;
+}
+
+Router GatewayServer::routes() {
+  Router r;
+  r.add("GET", "/health", [](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->respond_json(200, R"({"status":"ok"})");
+  });
+  r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->respond(200, "text/plain; version=0.0.4", metrics_.render());
+  });
+  r.add("GET", "/v1/models", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    if (!authorized(req, w)) return;
+    json data = json::array();
+    for (const auto& s : fleet_.status())
+      data.push_back({{"id", s.name},
+                      {"object", "model"},
+                      {"created", 0},
+                      {"owned_by", "zeroserve"},
+                      {"state", s.state()},
+                      {"instances", {{"ready", s.instances_ready}, {"starting", s.instances_starting}}},
+                      {"queued", s.queued},
+                      {"in_flight", s.in_flight}});
+    w->respond_json(200, json{{"object", "list"}, {"data", data}}.dump());
+  });
+  r.add("GET", "/admin/costs", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    if (!authorized(req, w)) return;
+    w->respond_json(200, costs_json_ ? costs_json_() : "{}");
+  });
+  r.add("POST", "/v1/chat/completions", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handle_inference(req, std::move(w), "/v1/chat/completions");
+  });
+  r.add("POST", "/v1/completions", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handle_inference(req, std::move(w), "/v1/completions");
+  });
+  return r;
+}
+
+void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
+                                     const std::string& endpoint) {
+  if (!authorized(req, w)) return;
+  if (stopping_) return respond_error(*w, 503, "the server is shutting down", "service_unavailable");
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return respond_error(*w, 400, "the request body is not a JSON object", "invalid_request_error");
+  if (!body.contains("model") || !body["model"].is_string())
+    return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
+                         "missing_required_parameter");
+  auto p = std::make_shared<Pending>();
+  p->w = std::move(w);
+  p->endpoint = endpoint;
+  p->deployment = body["model"].get<std::string>();
+  p->stream = body.value("stream", false);
+  if (!fleet_.has_deployment(p->deployment)) {
+    std::string names;
+    for (const auto& n : fleet_.deployment_names()) names += (names.empty() ? "" : ", ") + n;
+    count(p->deployment, 404);
+    return respond_error(*p->w, 404, "unknown model '" + p->deployment + "'; available: " + names,
+                         "invalid_request_error", "model", "model_not_found");
+  }
+  // Remote images are fetched here (workers have no network) and passed on as data URLs.
+  if (endpoint == "/v1/chat/completions" && body.contains("messages") && body["messages"].is_array()) {
+    for (size_t m = 0; m < body["messages"].size(); ++m) {
+      auto& content = body["messages"][m]["content"];
+      if (!content.is_array()) continue;
+      for (size_t c = 0; c < content.size(); ++c) {
+        auto& part = content[c];
+        if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
+        auto& iu = part["image_url"];
+        const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
+        if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) continue;
+        const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(c) + "].image_url.url";
+        if (!fetcher_) {
+          count(p->deployment, 400);
+          return respond_error(*p->w, 400, "remote image URLs are not enabled on this server", "invalid_request_error",
+                               param);
+        }
+        auto img = fetcher_->fetch(url);
+        if (!img) {
+          count(p->deployment, 400);
+          return respond_error(*p->w, 400, img.status().message(), "invalid_request_error", param, "image_fetch_failed");
+        }
+        const std::string data_url = "data:" + img->mime_type + ";base64," + openai::base64_encode(img->bytes);
+        if (iu.is_string()) iu = data_url;
+        else iu["url"] = data_url;
+      }
+    }
+    p->body = body.dump();
+  } else {
+    p->body = req.body;
+  }
+  const int priority = body.value("priority", 0);
+  // The fleet's callback owns the request while it waits (a cancel drops it).
+  p->ticket = fleet_.acquire(p->deployment, priority, [this, p](const platform::Lease* l, const platform::AcquireFailure* f) {
+    on_lease(p, l, f);
+  });
+  if (p->ticket != 0) {
+    platform::Fleet* fleet = &fleet_;
+    const uint64_t ticket = p->ticket;
+    p->w->on_client_gone([fleet, ticket] { fleet->cancel(ticket); });
+    if (p->stream) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      waiting_streams_.push_back(p);
+    }
+  }
+}
+
+void GatewayServer::on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease,
+                             const platform::AcquireFailure* failure) {
+  {
+    std::lock_guard<std::mutex> lock(p->mutex);
+    p->leased = true;
+  }
+  if (failure) {
+    int status = 503;
+    std::string type = "service_unavailable";
+    switch (failure->error) {
+      case platform::AcquireError::kQueueFull: status = 429; type = "rate_limit_error"; break;
+      case platform::AcquireError::kTimeout: status = 504; type = "timeout"; break;
+      case platform::AcquireError::kNoMemory: status = 507; type = "insufficient_storage"; break;
+      case platform::AcquireError::kUnknownDeployment: status = 404; type = "invalid_request_error"; break;
+      default: break;
+    }
+    count(p->deployment, status);
+    std::lock_guard<std::mutex> lock(p->mutex);
+    if (p->stream_open) {
+      p->w->write(sse_event(openai::openai_error_json(failure->message, type)));
+      p->w->write(sse_event("[DONE]"));
+      p->w->end();
+    } else {
+      HttpHeaders h;
+      if (status == 429 || status == 503)
+        h.push_back({"Retry-After", std::to_string(static_cast<int>(std::ceil(failure->retry_after_s)))});
+      respond_error(*p->w, status, failure->message, type, "", "", std::move(h));
+    }
+    return;
+  }
+  if (lease->cold_start_ms >= 0)
+    metrics_.histogram("zs_gateway_cold_start_wait_seconds", "Time requests waited for an instance to start.",
+                       platform::MetricsRegistry::exponential_buckets(0.01, 2, 14), {{"deployment", p->deployment}})
+        .observe(lease->cold_start_ms / 1000);
+  metrics_.histogram("zs_gateway_queue_seconds", "Time requests waited for a free instance slot.",
+                     platform::MetricsRegistry::exponential_buckets(0.001, 2, 16), {{"deployment", p->deployment}})
+      .observe(lease->queue_ms / 1000);
+  // Proxying blocks on the worker's answer, so it runs on its own thread; the number of
+  // such threads is bounded by the instances' slots, since waiting requests hold none.
+  proxies_.fetch_add(1);
+  std::thread([this, p, l = *lease] { proxy(p, l); }).detach();
+}
+
+void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
+  RequestRecord rec;
+  rec.deployment = p->deployment;
+  rec.queue_seconds = lease.queue_ms / 1000;
+  rec.cold_start = lease.cold_start_ms >= 0;
+  bool instance_failed = false;
+  HttpHeaders cold_header;
+  if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
+
+  auto client = HttpClient::connect(lease.address, std::chrono::seconds(5));
+  std::string first_error;
+  if (!client) {
+    instance_failed = true;
+    first_error = client.status().message();
+  }
+  if (client && !p->stream) {
+    auto r = client.value()->request("POST", p->endpoint, p->body, {}, std::chrono::hours(1));
+    if (!r) {
+      instance_failed = true;
+      first_error = r.status().message();
+    } else {
+      read_usage(r->body, &rec.prompt_tokens, &rec.completion_tokens);
+      rec.status = r->status;
+      HttpHeaders h = cold_header;
+      p->w->respond(r->status, r->header("Content-Type").empty() ? "application/json" : r->header("Content-Type"),
+                    std::move(r->body), std::move(h));
+    }
+  } else if (client) {
+    bool opened;
+    {
+      std::lock_guard<std::mutex> lock(p->mutex);
+      opened = p->stream_open;
+    }
+    std::string pending_events;  // to find the usage chunk
+    bool started = false;
+    SseParser parser;
+    auto r = client.value()->stream(
+        "POST", p->endpoint, p->body, {},
+        [&](std::string_view chunk) {
+          if (!started) {
+            started = true;
+            if (!opened) p->w->start_stream(200, "text/event-stream", cold_header);
+            else if (lease.cold_start_ms >= 0)
+              p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
+          }
+          parser.feed(chunk);
+          for (const auto& e : parser.take_events())
+            if (e.find("\"usage\":{") != std::string::npos) read_usage(e, &rec.prompt_tokens, &rec.completion_tokens);
+          // Back-pressure: stop reading from the worker while the client lags behind.
+          while (p->w->queued_bytes() > options_.max_buffered_bytes && !p->w->client_gone())
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          return p->w->write(std::string(chunk));  // false once the client left: hang up upstream too
+        },
+        std::chrono::minutes(10));
+    if (!r && !started) {
+      instance_failed = true;
+      first_error = r.status().message();
+    } else if (r && !started) {
+      // An error answer from the worker arrives as a plain body.
+      rec.status = r->status;
+      if (!opened) p->w->respond(r->status, "application/json", r->body, cold_header);
+      else {
+        p->w->write(sse_event(r->body));
+        p->w->end();
+      }
+    } else {
+      rec.status = r ? r->status : 200;
+      if (r && r->status != 200 && opened) p->w->write(sse_event(r->body));
+      p->w->end();
+    }
+  }
+  if (instance_failed) {
+    rec.status = 502;
+    const std::string msg = "the instance of '" + p->deployment + "' failed while handling the request (" + first_error +
+                            "); retry: later requests go to a restarted instance";
+    std::lock_guard<std::mutex> lock(p->mutex);
+    if (p->stream_open) {
+      p->w->write(sse_event(openai::openai_error_json(msg, "server_error")));
+      p->w->write(sse_event("[DONE]"));
+      p->w->end();
+    } else {
+      respond_error(*p->w, 502, msg, "server_error");
+    }
+  }
+  count(p->deployment, rec.status);
+  fleet_.release(lease, instance_failed);
+  if (record_) record_(rec);
+  proxies_.fetch_sub(1);
+}
+
+void GatewayServer::keepalive_loop() {
+  auto last = Clock::now();
+  while (!stopping_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::vector<std::shared_ptr<Pending>> live;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::vector<std::weak_ptr<Pending>> keep;
+      for (auto& wp : waiting_streams_)
+        if (auto p = wp.lock()) {
+          live.push_back(p);
+          keep.push_back(wp);
+        }
+      waiting_streams_.swap(keep);
+    }
+    const auto now = Clock::now();
+    const bool tick = now - last >= options_.stream_keepalive;
+    if (tick) last = now;
+    std::map<std::string, platform::DeploymentStatus> status;
+    for (const auto& s : fleet_.status()) status[s.name] = s;
+    for (auto& p : live) {
+      std::lock_guard<std::mutex> lock(p->mutex);
+      if (p->leased) continue;
+      if (!p->stream_open && now - p->arrival >= options_.quiet_wait) {
+        p->stream_open = true;
+        p->w->start_stream(200, "text/event-stream", {{"X-Zeroserve-Cold-Start", "pending"}});
+      }
+      if (p->stream_open && tick) {
+        const auto& s = status[p->deployment];
+        const double waited = std::chrono::duration<double>(now - p->arrival).count();
+        char text[160];
+        std::snprintf(text, sizeof text, "waiting for an instance of %s: %s, %d starting (%.1f s), %.1f s waited",
+                      p->deployment.c_str(), s.state().c_str(), s.instances_starting, s.starting_for_s, waited);
+        p->w->write(sse_comment(text));
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    waiting_streams_.erase(std::remove_if(waiting_streams_.begin(), waiting_streams_.end(),
+                                          [](const auto& wp) {
+                                            auto p = wp.lock();
+                                            if (!p) return true;
+                                            std::lock_guard<std::mutex> l(p->mutex);
+                                            return p->leased;
+                                          }),
+                           waiting_streams_.end());
+  }
+}
+
+}  // namespace zs::gateway

@@ -1,0 +1,87 @@
+#pragma once
+// The serverless front door (`zeroserve serve`): the OpenAI API routed by the `model` field
+// to deployments of the fleet. A request for a deployment with no free instance waits in the
+// fleet's queue while one starts; streaming requests that wait receive SSE comment lines
+// with the start's progress so that clients and proxies do not time out. Responses are
+// proxied chunk by chunk from the worker, pausing the upstream read while the client is
+// slow (back-pressure).
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "gateway/http/http_server.h"
+#include "platform/fleet/fleet.h"
+#include "platform/metrics/metrics_registry.h"
+
+namespace zs::gateway {
+
+class ImageFetcher;
+
+struct GatewayOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> api_keys;  // empty: open (a warning is logged at start)
+  size_t max_body_bytes = size_t{64} << 20;
+  std::chrono::milliseconds stream_keepalive{2000};  // SSE comments while waiting for a start
+  std::chrono::milliseconds quiet_wait{800};         // a stream waits this long before opening
+  size_t max_buffered_bytes = size_t{1} << 20;       // per client, before upstream reads pause
+};
+
+// What the gateway reports per request for metering.
+struct RequestRecord {
+  std::string deployment;
+  int status = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double queue_seconds = 0;
+  bool cold_start = false;
+};
+
+class GatewayServer {
+ public:
+  using RecordFn = std::function<void(const RequestRecord&)>;
+  using AdminFn = std::function<std::string()>;  // renders JSON for /admin endpoints
+
+  static core::Result<std::unique_ptr<GatewayServer>> start(GatewayOptions options, platform::Fleet& fleet,
+                                                            platform::MetricsRegistry& metrics, RecordFn record,
+                                                            AdminFn costs_json, ImageFetcher* fetcher);
+  ~GatewayServer();
+
+  std::string address() const { return server_->address(); }
+  void set_api_keys(std::vector<std::string> keys);
+  // Stops accepting; in-flight proxied requests finish within grace.
+  void stop(std::chrono::milliseconds grace);
+
+ private:
+  struct Pending;
+  GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics, RecordFn record,
+                AdminFn costs_json, ImageFetcher* fetcher);
+  Router routes();
+  bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& endpoint);
+  void on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease, const platform::AcquireFailure* failure);
+  void proxy(std::shared_ptr<Pending> p, platform::Lease lease);
+  void keepalive_loop();
+  void count(const std::string& deployment, int status);
+
+  GatewayOptions options_;
+  platform::Fleet& fleet_;
+  platform::MetricsRegistry& metrics_;
+  RecordFn record_;
+  AdminFn costs_json_;
+  ImageFetcher* fetcher_;
+  std::unique_ptr<HttpServer> server_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> api_keys_;
+  std::vector<std::weak_ptr<Pending>> waiting_streams_;
+  std::atomic<int> proxies_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread keepalive_;
+};
+
+}  // namespace zs::gateway

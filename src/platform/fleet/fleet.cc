@@ -1,0 +1,534 @@
+#include "platform/fleet/fleet.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/log.h"
+
+namespace zs::platform {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// A free loopback port for a command runtime (bound and released: the instance binds it next).
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / 1073741824.0);
+  return buf;
+}
+
+constexpr auto kTick = std::chrono::milliseconds(20);
+constexpr double kHeartbeatS = 5;
+constexpr double kHealthCheckS = 5;
+constexpr double kDrainGraceS = 30;
+
+}  // namespace
+
+std::string DeploymentStatus::state() const {
+  if (instances_ready > 0) return "ready";
+  if (instances_starting > 0) return "starting";
+  return "idle";
+}
+
+struct Fleet::Instance {
+  enum class State { kStarting, kReady, kDraining };
+  std::string id;
+  State state = State::kStarting;
+  std::unique_ptr<Process> process;
+  std::string address;
+  Clock::time_point started = Clock::now();
+  Clock::time_point idle_since = Clock::now();
+  Clock::time_point last_health = Clock::now();
+  Clock::time_point drain_started;
+  int in_flight = 0;
+  uint64_t memory = 0;
+};
+
+struct Fleet::Waiter {
+  uint64_t ticket;
+  int priority;
+  Clock::time_point enqueued = Clock::now();
+  bool cold = false;  // no instance was ready when it arrived
+  Done done;
+};
+
+struct Fleet::Deployment {
+  DeploymentSpec spec;
+  std::vector<std::unique_ptr<Instance>> instances;
+  std::deque<Waiter> queue;
+  int consecutive_failures = 0;
+  Clock::time_point next_start_allowed = Clock::now();
+  uint64_t cold_starts = 0;
+  uint64_t crashes = 0;
+  bool removed = false;
+
+  int count(Instance::State s) const {
+    return static_cast<int>(
+        std::count_if(instances.begin(), instances.end(), [&](const auto& i) { return i->state == s; }));
+  }
+  int in_flight() const {
+    int n = 0;
+    for (const auto& i : instances) n += i->in_flight;
+    return n;
+  }
+};
+
+Fleet::Fleet(std::string run_dir, Probe probe, FleetEvents events)
+    : run_dir_(std::move(run_dir)), probe_(std::move(probe)), events_(std::move(events)) {
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir_, ec);
+  last_heartbeat_ = Clock::now();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Fleet::~Fleet() { shutdown(std::chrono::milliseconds(5000)); }
+
+void Fleet::set_deployments(std::vector<DeploymentSpec> specs) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::map<std::string, bool> keep;
+    for (auto& spec : specs) {
+      keep[spec.name] = true;
+      auto it = deployments_.find(spec.name);
+      if (it == deployments_.end()) {
+        auto d = std::make_unique<Deployment>();
+        d->spec = std::move(spec);
+        deployments_[d->spec.name] = std::move(d);
+        continue;
+      }
+      Deployment& d = *it->second;
+      const bool replace = d.spec.fingerprint != spec.fingerprint;
+      d.spec = std::move(spec);
+      if (replace)
+        for (auto& inst : d.instances)
+          if (inst->state != Instance::State::kDraining) stop_instance(d, *inst, "configuration changed");
+    }
+    for (auto it = deployments_.begin(); it != deployments_.end();) {
+      if (keep.count(it->first)) {
+        ++it;
+        continue;
+      }
+      Deployment& d = *it->second;
+      d.removed = true;
+      fail_all(d, AcquireError::kUnknownDeployment, "deployment '" + d.spec.name + "' was removed");
+      for (auto& inst : d.instances)
+        if (inst->state != Instance::State::kDraining) stop_instance(d, *inst, "deployment removed");
+      retired_.push_back(std::move(it->second));
+      it = deployments_.erase(it);
+    }
+  }
+  wake_.notify_all();
+  run_pending();
+}
+
+bool Fleet::has_deployment(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return deployments_.count(name) > 0;
+}
+
+std::vector<std::string> Fleet::deployment_names() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [n, d] : deployments_) names.push_back(n);
+  return names;
+}
+
+uint64_t Fleet::acquire(const std::string& name, int priority, Done done) {
+  std::optional<AcquireFailure> failure;
+  uint64_t ticket = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = deployments_.find(name);
+    if (stop_) {
+      failure = AcquireFailure{AcquireError::kShuttingDown, "the server is shutting down", 5};
+    } else if (it == deployments_.end()) {
+      failure = AcquireFailure{AcquireError::kUnknownDeployment, "unknown deployment '" + name + "'", 0};
+    } else if (static_cast<int>(it->second->queue.size()) >= it->second->spec.max_queue) {
+      failure = AcquireFailure{AcquireError::kQueueFull,
+                               "deployment '" + name + "' has " + std::to_string(it->second->queue.size()) +
+                                   " requests waiting (its max_queue); retry later",
+                               2};
+    } else {
+      Deployment& d = *it->second;
+      ticket = next_ticket_++;
+      Waiter w{ticket, priority, Clock::now(), d.count(Instance::State::kReady) == 0, std::move(done)};
+      // Higher priority first, then arrival order.
+      auto pos = std::find_if(d.queue.begin(), d.queue.end(), [&](const Waiter& o) { return o.priority < priority; });
+      d.queue.insert(pos, std::move(w));
+      dispatch(d);
+    }
+  }
+  wake_.notify_all();
+  if (failure) done(nullptr, &*failure);
+  run_pending();
+  return ticket;
+}
+
+void Fleet::run_pending() {
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    callbacks.swap(pending_callbacks_);
+  }
+  for (auto& c : callbacks) c();
+}
+
+void Fleet::cancel(uint64_t ticket) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [n, d] : deployments_)
+    d->queue.erase(
+        std::remove_if(d->queue.begin(), d->queue.end(), [&](const Waiter& w) { return w.ticket == ticket; }),
+        d->queue.end());
+}
+
+void Fleet::release(const Lease& lease, bool instance_failed) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto find_in = [&](Deployment& d) {
+      for (auto& inst : d.instances)
+        if (inst->id == lease.instance_id) {
+          inst->in_flight = std::max(0, inst->in_flight - 1);
+          if (inst->in_flight == 0) inst->idle_since = Clock::now();
+          if (instance_failed) inst->last_health = Clock::now() - std::chrono::hours(1);  // probe at once
+          return true;
+        }
+      return false;
+    };
+    auto it = deployments_.find(lease.deployment);
+    if (it != deployments_.end() && find_in(*it->second)) {
+      dispatch(*it->second);
+    } else {
+      for (auto& d : retired_)
+        if (find_in(*d)) break;
+    }
+  }
+  wake_.notify_all();
+  run_pending();
+}
+
+std::vector<DeploymentStatus> Fleet::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<DeploymentStatus> out;
+  const auto now = Clock::now();
+  for (const auto& [name, d] : deployments_) {
+    DeploymentStatus s;
+    s.name = name;
+    s.instances_ready = d->count(Instance::State::kReady);
+    s.instances_starting = d->count(Instance::State::kStarting);
+    s.instances_draining = d->count(Instance::State::kDraining);
+    s.queued = static_cast<int>(d->queue.size());
+    s.in_flight = d->in_flight();
+    for (const auto& i : d->instances)
+      if (i->state == Instance::State::kStarting)
+        s.starting_for_s = std::max(s.starting_for_s, seconds_between(i->started, now));
+    s.cold_starts = d->cold_starts;
+    s.crashes = d->crashes;
+    out.push_back(s);
+  }
+  return out;
+}
+
+void Fleet::shutdown(std::chrono::milliseconds grace) {
+  std::vector<std::unique_ptr<Instance>> all;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return;
+    stop_ = true;
+    for (auto& [n, d] : deployments_) {
+      fail_all(*d, AcquireError::kShuttingDown, "the server is shutting down");
+      for (auto& i : d->instances) all.push_back(std::move(i));
+      d->instances.clear();
+    }
+    for (auto& d : retired_)
+      for (auto& i : d->instances) all.push_back(std::move(i));
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& c : pending_callbacks_) c();
+  pending_callbacks_.clear();
+  // SIGTERM to all at once, so that they drain in parallel.
+  for (auto& i : all)
+    if (i->process) i->process->signal(SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  for (auto& i : all) {
+    if (!i->process) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    i->process->terminate(std::max(left, std::chrono::milliseconds(0)));
+    if (events_.instance_stopped) events_.instance_stopped(i->id);
+  }
+}
+
+void Fleet::fail_all(Deployment& d, AcquireError e, const std::string& message) {
+  for (auto& w : d.queue) {
+    AcquireFailure f{e, message, 1};
+    pending_callbacks_.push_back([done = std::move(w.done), f] { done(nullptr, &f); });
+  }
+  d.queue.clear();
+}
+
+void Fleet::loop() {
+  for (;;) {
+    std::vector<std::function<void()>> callbacks;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, kTick, [&] { return stop_; });
+      if (stop_) return;
+      tick();
+      callbacks.swap(pending_callbacks_);
+    }
+    for (auto& c : callbacks) c();
+    if (events_.heartbeat && seconds_between(last_heartbeat_, Clock::now()) >= kHeartbeatS) {
+      last_heartbeat_ = Clock::now();
+      events_.heartbeat();
+    }
+  }
+}
+
+// Gives queued requests to ready instances with a free slot, least loaded first.
+void Fleet::dispatch(Deployment& d) {
+  while (!d.queue.empty()) {
+    Instance* best = nullptr;
+    for (auto& i : d.instances)
+      if (i->state == Instance::State::kReady && i->in_flight < d.spec.slots &&
+          (!best || i->in_flight < best->in_flight))
+        best = i.get();
+    if (!best) return;
+    Waiter w = std::move(d.queue.front());
+    d.queue.pop_front();
+    ++best->in_flight;
+    Lease lease;
+    lease.deployment = d.spec.name;
+    lease.instance_id = best->id;
+    lease.address = best->address;
+    lease.queue_ms = seconds_between(w.enqueued, Clock::now()) * 1000;
+    if (w.cold) lease.cold_start_ms = lease.queue_ms;
+    pending_callbacks_.push_back([done = std::move(w.done), lease] { done(&lease, nullptr); });
+  }
+}
+
+uint64_t Fleet::used_memory(const std::string& device) const {
+  uint64_t used = 0;
+  for (const auto& [n, d] : deployments_)
+    for (const auto& i : d->instances)
+      if (d->spec.device == device) used += i->memory;
+  for (const auto& d : retired_)
+    for (const auto& i : d->instances)
+      if (d->spec.device == device) used += i->memory;
+  return used;
+}
+
+// Stops idle instances of other deployments (lowest priority, longest idle first) until the
+// deployment fits on its device. Returns true when it fits now.
+bool Fleet::make_room(const Deployment& d) {
+  const uint64_t budget = d.spec.device_memory_bytes;
+  auto fits = [&] { return budget == 0 || used_memory(d.spec.device) + d.spec.memory_bytes <= budget; };
+  while (!fits()) {
+    Deployment* victim_d = nullptr;
+    Instance* victim = nullptr;
+    for (auto& [n, o] : deployments_) {
+      if (o.get() == &d || o->spec.device != d.spec.device || o->spec.priority > d.spec.priority) continue;
+      if (o->count(Instance::State::kReady) + o->count(Instance::State::kStarting) <= o->spec.min_instances) continue;
+      for (auto& i : o->instances)
+        if (i->state == Instance::State::kReady && i->in_flight == 0 && o->queue.empty() &&
+            (!victim || i->idle_since < victim->idle_since)) {
+          victim = i.get();
+          victim_d = o.get();
+        }
+    }
+    if (!victim) return false;
+    stop_instance(*victim_d, *victim, ("making room for '" + d.spec.name + "'").c_str());
+    // Its memory is counted until it exits; a draining idle instance exits promptly.
+    return false;
+  }
+  return true;
+}
+
+void Fleet::start_instance(Deployment& d, bool for_request) {
+  auto inst = std::make_unique<Instance>();
+  inst->id = d.spec.name + "-" + std::to_string(next_instance_++);
+  int port = 0;
+  if (d.spec.uses_unix_socket) {
+    const std::string sock = run_dir_ + "/" + inst->id + ".sock";
+    std::error_code ec;
+    std::filesystem::remove(sock, ec);
+    inst->address = "unix:" + sock;
+  } else {
+    port = free_port();
+    inst->address = "127.0.0.1:" + std::to_string(port);
+  }
+  auto argv = d.spec.command(inst->address, port);
+  core::Status status = argv ? core::Status::ok() : argv.status();
+  if (argv) {
+    auto p = Process::spawn(argv.value(), d.spec.env);
+    if (p)
+      inst->process = std::move(p.value());
+    else
+      status = p.status();
+  }
+  if (!status) {
+    core::log_error("fleet", "cannot start an instance of '" + d.spec.name + "': " + status.message());
+    ++d.consecutive_failures;
+    d.next_start_allowed = Clock::now() + std::chrono::seconds(std::min(30, 1 << std::min(d.consecutive_failures, 5)));
+    if (d.consecutive_failures >= 3)
+      fail_all(d, AcquireError::kStartFailed, "cannot start '" + d.spec.name + "': " + status.message());
+    return;
+  }
+  inst->memory = d.spec.memory_bytes;
+  if (for_request) ++d.cold_starts;
+  core::log_info("fleet", "starting " + inst->id + " (pid " + std::to_string(inst->process->pid()) + ") at " +
+                              inst->address + (for_request ? " for a waiting request" : ""));
+  if (events_.instance_started) {
+    auto cb = events_.instance_started;
+    auto spec = d.spec;
+    auto id = inst->id;
+    pending_callbacks_.push_back([cb, id, spec, for_request] { cb(id, spec, for_request); });
+  }
+  d.instances.push_back(std::move(inst));
+}
+
+void Fleet::stop_instance(Deployment& d, Instance& inst, const char* why) {
+  core::log_info("fleet", "stopping " + inst.id + ": " + why);
+  inst.state = Instance::State::kDraining;
+  inst.drain_started = Clock::now();
+  if (inst.process && inst.in_flight == 0) inst.process->signal(SIGTERM);
+}
+
+void Fleet::tick() {
+  const auto now = Clock::now();
+  auto visit = [&](Deployment& d) {
+    // Instance lifecycle.
+    for (auto& ip : d.instances) {
+      Instance& i = *ip;
+      for (const auto& line : i.process->read_lines())
+        if (line.rfind("ready ", 0) == 0 && i.state == Instance::State::kStarting) {
+          i.state = Instance::State::kReady;
+          i.idle_since = now;
+          i.last_health = now;
+          d.consecutive_failures = 0;
+          core::log_info("fleet", i.id + " ready after " +
+                                      std::to_string(static_cast<int>(seconds_between(i.started, now) * 1000)) + " ms");
+        }
+      if (i.state == Instance::State::kStarting && !d.spec.announces_ready && probe_ && probe_(i.address)) {
+        i.state = Instance::State::kReady;
+        i.idle_since = now;
+        i.last_health = now;
+        d.consecutive_failures = 0;
+      }
+      if (auto code = i.process->poll_exit()) {
+        if (i.state != Instance::State::kDraining) {
+          ++d.crashes;
+          ++d.consecutive_failures;
+          d.next_start_allowed = now + std::chrono::seconds(std::min(30, 1 << std::min(d.consecutive_failures, 5)));
+          core::log_error("fleet", i.id + " exited unexpectedly with status " + std::to_string(*code) +
+                                       (i.state == Instance::State::kStarting ? " while starting" : ""));
+          if (i.state == Instance::State::kStarting && d.consecutive_failures >= 3)
+            fail_all(
+                d, AcquireError::kStartFailed,
+                "instances of '" + d.spec.name + "' fail to start (last exit status " + std::to_string(*code) + ")");
+        }
+        i.state = Instance::State::kDraining;
+        if (events_.instance_stopped) {
+          auto cb = events_.instance_stopped;
+          pending_callbacks_.push_back([cb, id = i.id] { cb(id); });
+        }
+        ip.reset();
+        continue;
+      }
+      if (i.state == Instance::State::kStarting && seconds_between(i.started, now) > d.spec.start_timeout_s) {
+        core::log_error("fleet", i.id + " did not become ready within " +
+                                     std::to_string(static_cast<int>(d.spec.start_timeout_s)) + " s");
+        ++d.consecutive_failures;
+        i.process->signal(SIGKILL);
+        i.state = Instance::State::kDraining;
+        if (d.consecutive_failures >= 3)
+          fail_all(d, AcquireError::kStartFailed, "instances of '" + d.spec.name + "' do not become ready in time");
+      }
+      if (i.state == Instance::State::kReady && probe_ && seconds_between(i.last_health, now) > kHealthCheckS) {
+        i.last_health = now;
+        if (!probe_(i.address)) {
+          core::log_error("fleet", i.id + " failed its health check: restarting it");
+          ++d.crashes;
+          i.process->signal(SIGKILL);
+          i.state = Instance::State::kDraining;
+        }
+      }
+      if (i.state == Instance::State::kDraining) {
+        if (i.in_flight == 0) i.process->signal(SIGTERM);
+        if (seconds_between(i.drain_started, now) > kDrainGraceS) i.process->signal(SIGKILL);
+      }
+    }
+    d.instances.erase(std::remove(d.instances.begin(), d.instances.end(), nullptr), d.instances.end());
+  };
+  for (auto& [n, d] : deployments_) visit(*d);
+  for (auto& d : retired_) visit(*d);
+  retired_.erase(std::remove_if(retired_.begin(), retired_.end(), [](const auto& d) { return d->instances.empty(); }),
+                 retired_.end());
+
+  for (auto& [name, dp] : deployments_) {
+    Deployment& d = *dp;
+    // Requests that waited too long.
+    while (!d.queue.empty() && seconds_between(d.queue.front().enqueued, now) > d.spec.request_timeout_s) {
+      AcquireFailure f{AcquireError::kTimeout,
+                       "no instance of '" + name + "' could take the request within " +
+                           std::to_string(static_cast<int>(d.spec.request_timeout_s)) + " s (request_timeout)",
+                       5};
+      pending_callbacks_.push_back([done = std::move(d.queue.front().done), f] { done(nullptr, &f); });
+      d.queue.pop_front();
+    }
+    dispatch(d);
+    // Scale out: enough instances for what is running and waiting, within min/max.
+    const int live = d.count(Instance::State::kReady) + d.count(Instance::State::kStarting);
+    const int demand = d.in_flight() + static_cast<int>(d.queue.size());
+    int desired = std::max(d.spec.min_instances, (demand + d.spec.slots - 1) / d.spec.slots);
+    desired = std::min(desired, d.spec.max_instances);
+    if (live < desired && now >= d.next_start_allowed) {
+      if (d.spec.device_memory_bytes > 0 && d.spec.memory_bytes > d.spec.device_memory_bytes) {
+        fail_all(d, AcquireError::kNoMemory,
+                 "deployment '" + name + "' needs " + gib(d.spec.memory_bytes) + " but device " + d.spec.device +
+                     " has " + gib(d.spec.device_memory_bytes) + " in all");
+      } else if (make_room(d)) {
+        start_instance(d, !d.queue.empty());
+      }
+    }
+    // Scale in: idle ready instances past their keep-alive, down to min_instances.
+    if (d.spec.keep_alive_s >= 0) {
+      int ready = d.count(Instance::State::kReady);
+      for (auto& i : d.instances) {
+        if (ready <= d.spec.min_instances) break;
+        if (i->state == Instance::State::kReady && i->in_flight == 0 && d.queue.empty() &&
+            seconds_between(i->idle_since, now) >= d.spec.keep_alive_s) {
+          stop_instance(d, *i, "idle past keep_alive");
+          --ready;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace zs::platform

@@ -1,0 +1,160 @@
+#include "platform/instance/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+extern char** environ;
+
+namespace zs::platform {
+
+using core::Result;
+using core::Status;
+
+Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& argv,
+                                                const std::map<std::string, std::string>& env) {
+  if (argv.empty()) return Status::error("empty command");
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return Status::error(std::string("pipe: ") + std::strerror(errno));
+  // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (auto& a : argv_copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(out[0]);
+    close(out[1]);
+    return Status::error(std::string("fork: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the daemon died before prctl took effect
+    dup2(out[1], 1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks signals it waits for
+    execvpe(args[0], args.data(), envp.data());
+    const char msg[] = "zeroserve: cannot execute instance command\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+  }
+  close(out[1]);
+  fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+  std::unique_ptr<Process> p(new Process());
+  p->pid_ = pid;
+  p->out_fd_ = out[0];
+  return p;
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exit_code_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (out_fd_ >= 0) close(out_fd_);
+}
+
+std::vector<std::string> Process::read_lines() {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(out_fd_, buf, sizeof buf);
+    if (n <= 0) break;
+    partial_.append(buf, static_cast<size_t>(n));
+  }
+  std::vector<std::string> lines;
+  for (size_t nl; (nl = partial_.find('\n')) != std::string::npos;) {
+    lines.push_back(partial_.substr(0, nl));
+    partial_.erase(0, nl + 1);
+  }
+  return lines;
+}
+
+std::optional<int> Process::poll_exit() {
+  if (exit_code_ || pid_ <= 0) return exit_code_;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_)
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return exit_code_;
+}
+
+void Process::signal(int sig) {
+  if (pid_ > 0 && !poll_exit()) kill(pid_, sig);
+}
+
+int Process::terminate(std::chrono::milliseconds grace) {
+  signal(SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (!poll_exit() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!poll_exit()) {
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exit_code_ = 128 + SIGKILL;
+  }
+  return *exit_code_;
+}
+
+Result<std::vector<std::string>> expand_command(const std::string& tmpl, const std::map<std::string, std::string>& values) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < tmpl.size(); ++i) {
+    char c = tmpl[i];
+    if (quote) {
+      if (c == quote) {
+        quote = 0;
+        continue;
+      }
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+      continue;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+      continue;
+    }
+    if (c == '{') {
+      size_t end = tmpl.find('}', i);
+      if (end == std::string::npos) return Status::error("unclosed '{' in command: " + tmpl);
+      std::string name = tmpl.substr(i + 1, end - i - 1);
+      auto it = values.find(name);
+      if (it == values.end()) return Status::error("unknown placeholder {" + name + "} in command: " + tmpl);
+      cur += it->second;
+      in_word = true;
+      i = end;
+      continue;
+    }
+    cur += c;
+    in_word = true;
+  }
+  if (quote) return Status::error("unclosed quote in command: " + tmpl);
+  if (in_word) out.push_back(cur);
+  if (out.empty()) return Status::error("empty command");
+  return out;
+}
+
+}  // namespace zs::platform

@@ -1,0 +1,51 @@
+#pragma once
+// A child process of the daemon (one model instance). It is started with a parent-death
+// signal so that it dies with the daemon even when the daemon is killed with SIGKILL: no
+// orphans. Its stdout is read line by line without blocking (workers announce "ready <addr>").
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace zs::platform {
+
+class Process {
+ public:
+  // argv[0] is the executable path. env entries are added to the daemon's environment.
+  // stderr is inherited (instance logs go to the daemon's log).
+  static core::Result<std::unique_ptr<Process>> spawn(const std::vector<std::string>& argv,
+                                                      const std::map<std::string, std::string>& env = {});
+  ~Process();  // kills (SIGKILL) and reaps a process that is still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Complete stdout lines read so far (non-blocking); consumed by the call.
+  std::vector<std::string> read_lines();
+  // Exit code (or 128 + signal) once the process has ended; nullopt while it runs.
+  std::optional<int> poll_exit();
+  bool running() { return !poll_exit().has_value(); }
+  void signal(int sig);
+  // SIGTERM, wait up to grace, then SIGKILL; returns the exit code.
+  int terminate(std::chrono::milliseconds grace);
+
+ private:
+  Process() = default;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string partial_;
+  std::optional<int> exit_code_;
+};
+
+// Splits a command template into argv after substituting {name} placeholders (shell-like
+// quoting with '...' and "..." is honoured; no shell is involved).
+core::Result<std::vector<std::string>> expand_command(const std::string& command_template,
+                                                      const std::map<std::string, std::string>& values);
+
+}  // namespace zs::platform
