@@ -1,8 +1,10 @@
 // AVX-512 kernels (F, BW, VL, DQ and VNNI; Ice Lake, Sapphire Rapids, Zen 4 and later).
 //
-// Every kernel computes a tile of up to 4 weight rows x 4 tokens per pass over the
-// weights: each weight block is unpacked once into registers and reused for every token of
-// the tile, with one float accumulator per (row, token).
+// Every kernel computes a tile of weight rows x tokens per pass over the weights (4 x 4 when
+// decoding, 2 x 8 for prompts): each weight block is unpacked once into registers and
+// reused for every token of the tile, with one float accumulator per (row, token). Rows
+// are walked in L2-sized chunks so prompts read each weight from memory once; decoding
+// prefetches the next row tile.
 //
 // The quantized types use vpdpbusd (unsigned weight bytes x signed activation bytes). To
 // avoid a multiply per sub-block scale, weights are unpacked so that each 32-bit lane of
@@ -305,7 +307,7 @@ struct TileK {
         const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
         if constexpr (T <= 2) {
           // Decoding is memory-bound: fetch the same block of the next row tile ahead of use.
-          const uint8_t* next = blk + 2 * R * g.row_stride;
+          const uint8_t* next = blk + R * g.row_stride;
           for (size_t o = 0; o < U::kBlockBytes; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
         }

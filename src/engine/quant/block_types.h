@@ -80,22 +80,16 @@ inline GgmlType vec_dot_type(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
-    case GgmlType::kQ8_0:
-      return GgmlType::kQ8_0;
+    case GgmlType::kQ8_0: return GgmlType::kQ8_0;
     case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-      return GgmlType::kQ8_1;
+    case GgmlType::kQ5_1: return GgmlType::kQ8_1;
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
-    case GgmlType::kQ8_K:
-      return GgmlType::kQ8_K;
-    case GgmlType::kF16:
-      return GgmlType::kF16;
-    case GgmlType::kBF16:
-      return GgmlType::kBF16;
-    default:
-      return GgmlType::kF32;
+    case GgmlType::kQ8_K: return GgmlType::kQ8_K;
+    case GgmlType::kF16: return GgmlType::kF16;
+    case GgmlType::kBF16: return GgmlType::kBF16;
+    default: return GgmlType::kF32;
   }
 }
 

@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <cstring>
 #include <condition_variable>
 #include <deque>
@@ -90,6 +91,7 @@ class ConnWriter;
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<ServerCore> core, Socket socket, uint64_t id, bool reject);
+  ~Connection();
 
   uint64_t id() const { return id_; }
   const Strand& strand() const { return strand_; }
@@ -164,6 +166,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false;
   bool stopping_ = false;
   uint64_t read_timer_gen_ = 0;
+  uint64_t write_timer_gen_ = 0;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::array<char, 4096> discard_{};
@@ -340,6 +343,10 @@ Connection::Connection(std::shared_ptr<ServerCore> core, Socket socket, uint64_t
   remote_ = ec ? "unknown" : endpoint_string(ep);
 }
 
+Connection::~Connection() {
+  core_->remove(id_);  // normally done by close(); harmless twice
+}
+
 void Connection::start() {
   if (reject_) {
     phase_ = Phase::kHandling;
@@ -373,7 +380,8 @@ void Connection::on_read_more(ErrorCode ec, size_t n) {
   if (phase_ == Phase::kClosed) return;
   if (phase_ == Phase::kLingering) return on_linger_read(ec, 0);
   if (ec) {
-    // EOF or reset: the client left, whether idle or waiting for its response.
+    // EOF or reset: the client left, whether idle or waiting for its response. (A client
+    // that half-closes after its request is taken as gone too, as proxies commonly do.)
     if (phase_ == Phase::kHandling) {
       core::log_debug(kComponent, remote_ + ": client disconnected during the response (" +
                                       ec.message() + ")");
@@ -495,6 +503,7 @@ void Connection::dispatch_request() {
 }
 
 void Connection::fail_request(int status, const std::string& message, const std::string& code) {
+  cancel_read_timer();
   keep_alive_ = false;
   ++seq_;
   writer_.reset();
@@ -628,9 +637,11 @@ void Connection::write_next() {
   // in_flight_ does not reallocate while the write runs: it is only touched on completion.
   for (const auto& item : in_flight_) buffers.emplace_back(asio::buffer(item.bytes));
   writing_ = true;
+  uint64_t gen = ++write_timer_gen_;
   write_timer_.expires_after(core_->options.write_timeout);
-  write_timer_.async_wait([self = shared_from_this()](ErrorCode ec) {
-    if (ec || !self->writing_) return;
+  write_timer_.async_wait([self = shared_from_this(), gen](ErrorCode ec) {
+    // The generation check drops an expiry that was already queued when the write finished.
+    if (ec || gen != self->write_timer_gen_ || !self->writing_) return;
     core::log_debug(kComponent, self->remote_ + ": write timed out (client not reading)");
     self->close();
   });
@@ -641,6 +652,7 @@ void Connection::write_next() {
 
 void Connection::on_written(ErrorCode ec) {
   writing_ = false;
+  ++write_timer_gen_;
   write_timer_.cancel();
   if (phase_ == Phase::kClosed) return;
   if (ec) {
@@ -681,6 +693,8 @@ void Connection::on_response_complete() {
     begin_request();
     return;
   }
+  // A large request may have grown the buffer; idle connections should not keep that.
+  if (!reading_) buffer_.shrink_to_fit();
   arm_read_timer(core_->options.idle_timeout);
   read_more();  // no-op when the watch read is still pending: it now waits for the next request
 }

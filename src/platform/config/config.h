@@ -1,0 +1,109 @@
+#pragma once
+// The deployment configuration: one YAML file declares the gateway, the devices and every
+// deployment (docs/configuration.md documents each field). Loading parses and validates it
+// completely, so that the daemon never starts with a configuration it would trip over later;
+// every error names the file, the line and the field.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace zs::platform {
+
+struct DeviceConfig {
+  std::string name;
+  std::string kind;  // "cpu" | "cuda"
+  uint64_t memory_bytes = 0;
+  double price_per_second = 0;  // USD per second of instance time on this device
+};
+
+enum class RuntimeKind { kBuiltin, kCommand };
+
+struct AutoscaleConfig {
+  std::string policy = "concurrency";  // "concurrency" | "fixed"
+  double target_concurrency = 0;       // in-flight requests per instance; 0 = slots
+  double stable_window_s = 60;
+  double panic_window_s = 6;
+};
+
+struct DeploymentConfig {
+  std::string name;    // [a-z0-9][a-z0-9._-]*, unique; the `model` field of API requests routes to it
+  std::string model;   // path to a GGUF, resolved against the config file's folder
+  std::string mmproj;  // optional vision projector, resolved likewise
+  RuntimeKind runtime = RuntimeKind::kBuiltin;
+  // kCommand: the start command of any OpenAI-compatible server, with {port} (required),
+  // {model}, {mmproj} and {host} placeholders.
+  std::string command;
+  int min_instances = 0;
+  int max_instances = 1;
+  double keep_alive_s = 300;  // idle seconds before scale-in; kKeepAliveForever pins instances
+  int slots = 4;              // concurrent sequences per instance
+  int ctx = 4096;             // KV positions per instance
+  int threads = 0;            // 0 = the runtime's default
+  int max_queue = 64;         // waiting requests per deployment
+  double request_timeout_s = 300;
+  double start_timeout_s = 0;            // 0 = derived from the model size
+  std::optional<uint64_t> memory_bytes;  // nullopt = estimated by the daemon (GGUF size + KV cache)
+  std::string device;                    // always set after parsing (default: the first device)
+  int priority = 0;                      // higher first when devices are contended
+  double ttft_objective_s = 0;           // 0 = none
+  AutoscaleConfig autoscale;
+  std::map<std::string, std::string> env;  // extra environment for the instance process
+  int source_line = 0;                     // 1-based line of this entry, for later messages
+
+  static constexpr double kKeepAliveForever = -1;
+};
+
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> api_keys;  // the file's keys, then ZEROSERVE_API_KEYS's, deduplicated
+  bool allow_private_image_urls = false;
+  uint64_t max_image_bytes = 20ull << 20;
+  double image_fetch_timeout_s = 10;
+  std::string state_dir;  // holds the SQLite ledger; default $XDG_STATE_HOME/zeroserve or ~/.local/state/zeroserve
+  std::string cache_dir;  // default $XDG_CACHE_HOME/zeroserve or ~/.cache/zeroserve
+};
+
+struct Config {
+  GatewayConfig gateway;
+  std::vector<DeviceConfig> devices;
+  std::vector<DeploymentConfig> deployments;
+  std::string source;  // the file it came from
+  // Things worth a log line at start that are not errors (e.g. the default device is free).
+  std::vector<std::string> warnings;
+
+  const DeploymentConfig* find(std::string_view name) const;
+  const DeviceConfig* device(std::string_view name) const;
+};
+
+// What parsing reads from the machine, so that tests can pin it down.
+struct ConfigEnvironment {
+  std::function<std::optional<std::string>(const std::string& name)> getenv;
+  uint64_t physical_memory_bytes = 0;
+
+  static ConfigEnvironment system();  // the process environment and sysconf
+};
+
+// Reads, parses and validates `path`, including that model files exist.
+core::Result<Config> load_config(const std::string& path);
+
+// Parses and validates YAML text without touching model files. `source_name` prefixes every
+// message; relative paths resolve against `base_dir`.
+core::Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name,
+                                  const std::string& base_dir);
+core::Result<Config> parse_config(const std::string& yaml_text, const std::string& source_name,
+                                  const std::string& base_dir, const ConfigEnvironment& env);
+
+// Checks that every model and mmproj file exists (a command runtime's model may also be a
+// directory, as vLLM's are).
+core::Status validate_files(const Config& config);
+
+// Names of the autoscaling policies the platform implements.
+const std::vector<std::string>& known_autoscale_policies();
+
+}  // namespace zs::platform

@@ -1,0 +1,67 @@
+#pragma once
+// Memory accounting per device: which instance holds how many bytes where. A plain class with
+// no clock and no I/O, so that the daemon and the simulator drive the same decisions. It only
+// counts what callers reserve; it does not measure processes.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "platform/config/config.h"
+
+namespace zs::platform {
+
+class Placement {
+ public:
+  explicit Placement(std::vector<DeviceConfig> devices);
+
+  // Reserves `bytes` for `instance_id` and returns the device it landed on. A non-empty
+  // `preferred_device` is the only device tried: a deployment pinned to a GPU must not silently
+  // run on the CPU at a different speed and price; the caller evicts (eviction_candidates) and
+  // retries instead. An empty one takes the first device, in configuration order, with room.
+  // Fails when it does not fit, when the device is unknown, or when the instance already holds
+  // a reservation.
+  core::Result<std::string> reserve(const std::string& instance_id, const std::string& preferred_device,
+                                    uint64_t bytes);
+  // Returns the instance's bytes to its device; unknown ids are ignored so that a cleanup path
+  // may release twice.
+  void release(const std::string& instance_id);
+
+  uint64_t used(const std::string& device) const;      // 0 for an unknown device
+  uint64_t free(const std::string& device) const;      // 0 for an unknown device
+  uint64_t capacity(const std::string& device) const;  // 0 for an unknown device
+  // The device an instance's reservation is on, or "" when it holds none.
+  std::string device_of(const std::string& instance_id) const;
+
+  // Idle instances on `device` (as judged by `is_idle`, called without the lock held) whose
+  // release would free enough for `bytes_needed`, least recently reserved first, and no more
+  // of them than needed. Empty when it already fits, or when even releasing every idle
+  // instance would not make room (evicting them would then be for nothing).
+  std::vector<std::string> eviction_candidates(const std::string& device, uint64_t bytes_needed,
+                                               const std::function<bool(const std::string& instance_id)>& is_idle) const;
+
+ private:
+  struct Device {
+    DeviceConfig config;
+    uint64_t used = 0;
+  };
+  struct Reservation {
+    std::string device;
+    uint64_t bytes = 0;
+    uint64_t sequence = 0;  // order of reservation: smaller = less recent
+  };
+
+  Device* find_locked(const std::string& name);
+  const Device* find_locked(const std::string& name) const;
+  static std::string no_room_message(const Device& d, uint64_t bytes);
+
+  mutable std::mutex mutex_;
+  std::vector<Device> devices_;  // configuration order
+  std::map<std::string, Reservation> reservations_;
+  uint64_t next_sequence_ = 0;
+};
+
+}  // namespace zs::platform
