@@ -94,10 +94,9 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     s.priority = d.priority;
     s.env = d.env;
     s.device = d.device;
-    if (const auto* dev = config.device(d.device)) {
-      s.device_memory_bytes = dev->memory_bytes;
-      s.price_per_second = dev->price_per_second;
-    }
+    if (const auto* dev = config.device(d.device)) s.price_per_second = dev->price_per_second;
+    s.policy = d.autoscale.policy;
+    s.target_concurrency = d.autoscale.target_concurrency;
     if (d.memory_bytes) {
       s.memory_bytes = *d.memory_bytes;
     } else {
@@ -158,6 +157,13 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, unix_now(), for_request);
     if (!s) core::log_error("ledger", s.message());
   };
+  platform::MetricsRegistry* metrics = &d->metrics_;
+  events.instance_phase = [metrics](const std::string& id, platform::InstancePhase phase, double start_s) {
+    if (start_s > 0)
+      metrics->histogram("zs_instance_start_seconds", "Time from spawning an instance to ready (cold start).",
+                         platform::MetricsRegistry::exponential_buckets(0.01, 2, 14))
+          .observe(start_s);
+  };
   events.instance_stopped = [l](const std::string& id) {
     Status s = l->instance_stopped(id, unix_now());
     if (!s) core::log_error("ledger", s.message());
@@ -167,7 +173,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     auto r = gateway::http_request("GET", address, "/health", "", {}, std::chrono::seconds(2));
     return r.is_ok() && r->status == 200;
   };
-  d->fleet_ = std::make_unique<platform::Fleet>(state_dir + "/run-" + std::to_string(getpid()), probe, events);
+  d->fleet_ = std::make_unique<platform::Fleet>(config->devices, state_dir + "/run-" + std::to_string(getpid()), probe,
+                                                events);
   d->fleet_->set_deployments(std::move(specs.value()));
 
   gateway::GatewayOptions go;
@@ -183,7 +190,13 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   auto gw = gateway::GatewayServer::start(go, *d->fleet_, d->metrics_, record, costs, d->fetcher_.get());
   if (!gw) return gw.status();
   d->gateway_ = std::move(gw.value());
-  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_] {
+  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
+    for (const auto& dev : fleet->device_memory()) {
+      m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));
+      m->gauge("zs_device_memory_total_bytes", "Memory budget of the device.", {{"device", dev.device}}).set(static_cast<double>(dev.capacity));
+    }
+    if (auto total = l->total_cost(0, unix_now() + 1, unix_now()))
+      m->gauge("zs_cost_total_dollars", "Cost of all instance time metered so far.").set(total.value());
     for (const auto& s : fleet->status()) {
       m->gauge("zs_deployment_instances", "Instances by state.", {{"deployment", s.name}, {"state", "ready"}}).set(s.instances_ready);
       m->gauge("zs_deployment_instances", "Instances by state.", {{"deployment", s.name}, {"state", "starting"}}).set(s.instances_starting);

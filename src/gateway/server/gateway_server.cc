@@ -136,6 +136,47 @@ Router GatewayServer::routes() {
     if (!authorized(req, w)) return;
     w->respond_json(200, costs_json_ ? costs_json_() : "{}");
   });
+  r.add("GET", "/admin/deployments", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    if (!authorized(req, w)) return;
+    json data = json::array();
+    for (const auto& s : fleet_.status())
+      data.push_back({{"name", s.name},
+                      {"state", s.state()},
+                      {"instances", {{"ready", s.instances_ready}, {"starting", s.instances_starting}, {"draining", s.instances_draining}}},
+                      {"queued", s.queued},
+                      {"in_flight", s.in_flight},
+                      {"cold_starts", s.cold_starts},
+                      {"crashes", s.crashes}});
+    json devices = json::array();
+    for (const auto& d : fleet_.device_memory())
+      devices.push_back({{"device", d.device}, {"memory_used", d.used}, {"memory_total", d.capacity}});
+    w->respond_json(200, json{{"deployments", data}, {"devices", devices}}.dump());
+  });
+  // POST /admin/deployments/{name}/scale {"instances": n} and POST /admin/deployments/{name}/prewarm.
+  r.set_fallback([this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    const std::string prefix = "/admin/deployments/";
+    const std::string path(req.path());
+    const size_t slash = path.rfind('/');
+    if (path.rfind(prefix, 0) != 0 || slash <= prefix.size())
+      return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
+    if (!authorized(req, w)) return;
+    if (req.method != "POST") return respond_error(*w, 405, "use POST", "invalid_request_error");
+    const std::string name = path.substr(prefix.size(), slash - prefix.size());
+    const std::string action = path.substr(slash + 1);
+    core::Status st = core::Status::ok();
+    if (action == "prewarm") {
+      st = fleet_.prewarm(name);
+    } else if (action == "scale") {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("instances") || !body["instances"].is_number_integer())
+        return respond_error(*w, 400, "send {\"instances\": N}", "invalid_request_error", "instances");
+      st = fleet_.scale(name, body["instances"].get<int>());
+    } else {
+      return respond_error(*w, 404, "no such action '" + action + "' (scale, prewarm)", "invalid_request_error");
+    }
+    if (!st) return respond_error(*w, st.message().find("unknown deployment") == 0 ? 404 : 400, st.message(), "invalid_request_error");
+    w->respond_json(200, json{{"deployment", name}, {"action", action}, {"ok", true}}.dump());
+  });
   r.add("POST", "/v1/chat/completions", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     handle_inference(req, std::move(w), "/v1/chat/completions");
   });
@@ -298,6 +339,9 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
         [&](std::string_view chunk) {
           if (!started) {
             started = true;
+            metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
+                               platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
+                .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
             if (!opened) p->w->start_stream(200, "text/event-stream", cold_header);
             else if (lease.cold_start_ms >= 0)
               p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
@@ -342,6 +386,9 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     }
   }
   count(p->deployment, rec.status);
+  metrics_.histogram("zs_gateway_request_duration_seconds", "End-to-end request latency at the gateway.",
+                     platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
+      .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
   fleet_.release(lease, instance_failed);
   if (record_) record_(rec);
   proxies_.fetch_sub(1);

@@ -67,7 +67,8 @@ struct Fleet::Instance {
   Clock::time_point last_health = Clock::now();
   Clock::time_point drain_started;
   int in_flight = 0;
-  uint64_t memory = 0;
+  bool reported_ready = false;
+  InstancePhase phase = InstancePhase::kStarting;
 };
 
 struct Fleet::Waiter {
@@ -87,6 +88,8 @@ struct Fleet::Deployment {
   uint64_t cold_starts = 0;
   uint64_t crashes = 0;
   bool removed = false;
+  bool prewarm = false;
+  std::unique_ptr<ScalingPolicy> policy;
 
   int count(Instance::State s) const {
     return static_cast<int>(
@@ -99,8 +102,11 @@ struct Fleet::Deployment {
   }
 };
 
-Fleet::Fleet(std::string run_dir, Probe probe, FleetEvents events)
-    : run_dir_(std::move(run_dir)), probe_(std::move(probe)), events_(std::move(events)) {
+Fleet::Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events)
+    : placement_(std::move(devices)),
+      run_dir_(std::move(run_dir)),
+      probe_(std::move(probe)),
+      events_(std::move(events)) {
   std::error_code ec;
   std::filesystem::create_directories(run_dir_, ec);
   last_heartbeat_ = Clock::now();
@@ -116,15 +122,22 @@ void Fleet::set_deployments(std::vector<DeploymentSpec> specs) {
     for (auto& spec : specs) {
       keep[spec.name] = true;
       auto it = deployments_.find(spec.name);
+      auto policy = make_scaling_policy(spec.policy, {spec.target_concurrency});
+      if (!policy) {  // the config layer validates names; keep serving with the default
+        core::log_error("fleet", policy.status().message());
+        policy = make_scaling_policy("concurrency", {spec.target_concurrency});
+      }
       if (it == deployments_.end()) {
         auto d = std::make_unique<Deployment>();
         d->spec = std::move(spec);
+        d->policy = std::move(policy.value());
         deployments_[d->spec.name] = std::move(d);
         continue;
       }
       Deployment& d = *it->second;
       const bool replace = d.spec.fingerprint != spec.fingerprint;
       d.spec = std::move(spec);
+      d.policy = std::move(policy.value());
       if (replace)
         for (auto& inst : d.instances)
           if (inst->state != Instance::State::kDraining) stop_instance(d, *inst, "configuration changed");
@@ -214,7 +227,10 @@ void Fleet::release(const Lease& lease, bool instance_failed) {
       for (auto& inst : d.instances)
         if (inst->id == lease.instance_id) {
           inst->in_flight = std::max(0, inst->in_flight - 1);
-          if (inst->in_flight == 0) inst->idle_since = Clock::now();
+          if (inst->in_flight == 0) {
+            inst->idle_since = Clock::now();
+            if (inst->state == Instance::State::kReady) set_phase(*inst, InstancePhase::kIdle);
+          }
           if (instance_failed) inst->last_health = Clock::now() - std::chrono::hours(1);  // probe at once
           return true;
         }
@@ -321,7 +337,7 @@ void Fleet::dispatch(Deployment& d) {
     if (!best) return;
     Waiter w = std::move(d.queue.front());
     d.queue.pop_front();
-    ++best->in_flight;
+    if (best->in_flight++ == 0) set_phase(*best, InstancePhase::kReady);
     Lease lease;
     lease.deployment = d.spec.name;
     lease.instance_id = best->id;
@@ -332,46 +348,78 @@ void Fleet::dispatch(Deployment& d) {
   }
 }
 
-uint64_t Fleet::used_memory(const std::string& device) const {
-  uint64_t used = 0;
-  for (const auto& [n, d] : deployments_)
-    for (const auto& i : d->instances)
-      if (d->spec.device == device) used += i->memory;
-  for (const auto& d : retired_)
-    for (const auto& i : d->instances)
-      if (d->spec.device == device) used += i->memory;
-  return used;
+void Fleet::set_phase(Instance& inst, InstancePhase phase, double start_s) {
+  if (inst.phase == phase && inst.reported_ready) return;
+  inst.phase = phase;
+  if (events_.instance_phase) {
+    auto cb = events_.instance_phase;
+    pending_callbacks_.push_back([cb, id = inst.id, phase, start_s] { cb(id, phase, start_s); });
+  }
 }
 
-// Stops idle instances of other deployments (lowest priority, longest idle first) until the
-// deployment fits on its device. Returns true when it fits now.
-bool Fleet::make_room(const Deployment& d) {
-  const uint64_t budget = d.spec.device_memory_bytes;
-  auto fits = [&] { return budget == 0 || used_memory(d.spec.device) + d.spec.memory_bytes <= budget; };
-  while (!fits()) {
-    Deployment* victim_d = nullptr;
-    Instance* victim = nullptr;
-    for (auto& [n, o] : deployments_) {
-      if (o.get() == &d || o->spec.device != d.spec.device || o->spec.priority > d.spec.priority) continue;
-      if (o->count(Instance::State::kReady) + o->count(Instance::State::kStarting) <= o->spec.min_instances) continue;
-      for (auto& i : o->instances)
-        if (i->state == Instance::State::kReady && i->in_flight == 0 && o->queue.empty() &&
-            (!victim || i->idle_since < victim->idle_since)) {
-          victim = i.get();
-          victim_d = o.get();
-        }
-    }
-    if (!victim) return false;
-    stop_instance(*victim_d, *victim, ("making room for '" + d.spec.name + "'").c_str());
-    // Its memory is counted until it exits; a draining idle instance exits promptly.
-    return false;
+std::vector<DeviceMemory> Fleet::device_memory() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<DeviceMemory> out;
+  std::map<std::string, bool> seen;
+  for (const auto& [n, d] : deployments_) {
+    if (seen[d->spec.device]) continue;
+    seen[d->spec.device] = true;
+    out.push_back({d->spec.device, placement_.used(d->spec.device), placement_.capacity(d->spec.device)});
   }
-  return true;
+  return out;
+}
+
+core::Status Fleet::scale(const std::string& name, int n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = deployments_.find(name);
+  if (it == deployments_.end()) return core::Status::error("unknown deployment '" + name + "'");
+  if (n < 0 || n > it->second->spec.max_instances)
+    return core::Status::error("instances must be between 0 and max_instances (" +
+                               std::to_string(it->second->spec.max_instances) + ")");
+  it->second->spec.min_instances = n;
+  wake_.notify_all();
+  return core::Status::ok();
+}
+
+core::Status Fleet::prewarm(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = deployments_.find(name);
+  if (it == deployments_.end()) return core::Status::error("unknown deployment '" + name + "'");
+  it->second->prewarm = true;
+  wake_.notify_all();
+  return core::Status::ok();
+}
+
+// Reserves the deployment's memory on its device for a new instance. When it does not fit,
+// stops idle instances of deployments of no higher priority (above their min_instances) to
+// make room; their memory frees when they exit, so the start happens on a later tick.
+bool Fleet::reserve_or_make_room(Deployment& d, const std::string& instance_id) {
+  auto r = placement_.reserve(instance_id, d.spec.device, d.spec.memory_bytes);
+  if (r) return true;
+  std::map<std::string, std::pair<Deployment*, Instance*>> owners;
+  for (auto& [n, o] : deployments_)
+    for (auto& i : o->instances) owners[i->id] = {o.get(), i.get()};
+  auto is_idle = [&](const std::string& id) {
+    auto it = owners.find(id);
+    if (it == owners.end()) return false;
+    auto [o, i] = it->second;
+    if (o == &d || o->spec.priority > d.spec.priority || !o->queue.empty()) return false;
+    if (o->count(Instance::State::kReady) + o->count(Instance::State::kStarting) <= o->spec.min_instances) return false;
+    return i->state == Instance::State::kReady && i->in_flight == 0;
+  };
+  auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, is_idle);
+  for (const auto& id : victims) {
+    auto [o, i] = owners[id];
+    stop_instance(*o, *i, ("making room for '" + d.spec.name + "'").c_str());
+  }
+  return false;
 }
 
 void Fleet::start_instance(Deployment& d, bool for_request) {
   auto inst = std::make_unique<Instance>();
-  inst->id = d.spec.name + "-" + std::to_string(next_instance_++);
+  inst->id = d.spec.name + "-" + std::to_string(next_instance_);
+  if (!reserve_or_make_room(d, inst->id)) return;
+  ++next_instance_;
   int port = 0;
   if (d.spec.uses_unix_socket) {
     const std::string sock = run_dir_ + "/" + inst->id + ".sock";
@@ -392,6 +440,7 @@ void Fleet::start_instance(Deployment& d, bool for_request) {
       status = p.status();
   }
   if (!status) {
+    placement_.release(inst->id);
     core::log_error("fleet", "cannot start an instance of '" + d.spec.name + "': " + status.message());
     ++d.consecutive_failures;
     d.next_start_allowed = Clock::now() + std::chrono::seconds(std::min(30, 1 << std::min(d.consecutive_failures, 5)));
@@ -399,7 +448,6 @@ void Fleet::start_instance(Deployment& d, bool for_request) {
       fail_all(d, AcquireError::kStartFailed, "cannot start '" + d.spec.name + "': " + status.message());
     return;
   }
-  inst->memory = d.spec.memory_bytes;
   if (for_request) ++d.cold_starts;
   core::log_info("fleet", "starting " + inst->id + " (pid " + std::to_string(inst->process->pid()) + ") at " +
                               inst->address + (for_request ? " for a waiting request" : ""));
@@ -416,6 +464,7 @@ void Fleet::stop_instance(Deployment& d, Instance& inst, const char* why) {
   core::log_info("fleet", "stopping " + inst.id + ": " + why);
   inst.state = Instance::State::kDraining;
   inst.drain_started = Clock::now();
+  set_phase(inst, InstancePhase::kDraining);
   if (inst.process && inst.in_flight == 0) inst.process->signal(SIGTERM);
 }
 
@@ -423,23 +472,22 @@ void Fleet::tick() {
   const auto now = Clock::now();
   auto visit = [&](Deployment& d) {
     // Instance lifecycle.
+    auto mark_ready = [&](Instance& i) {
+      i.state = Instance::State::kReady;
+      i.idle_since = now;
+      i.last_health = now;
+      d.consecutive_failures = 0;
+      const double start_s = seconds_between(i.started, now);
+      core::log_info("fleet", i.id + " ready after " + std::to_string(static_cast<int>(start_s * 1000)) + " ms");
+      set_phase(i, i.in_flight > 0 ? InstancePhase::kReady : InstancePhase::kIdle, start_s);
+      i.reported_ready = true;
+    };
     for (auto& ip : d.instances) {
       Instance& i = *ip;
       for (const auto& line : i.process->read_lines())
-        if (line.rfind("ready ", 0) == 0 && i.state == Instance::State::kStarting) {
-          i.state = Instance::State::kReady;
-          i.idle_since = now;
-          i.last_health = now;
-          d.consecutive_failures = 0;
-          core::log_info("fleet", i.id + " ready after " +
-                                      std::to_string(static_cast<int>(seconds_between(i.started, now) * 1000)) + " ms");
-        }
-      if (i.state == Instance::State::kStarting && !d.spec.announces_ready && probe_ && probe_(i.address)) {
-        i.state = Instance::State::kReady;
-        i.idle_since = now;
-        i.last_health = now;
-        d.consecutive_failures = 0;
-      }
+        if (line.rfind("ready ", 0) == 0 && i.state == Instance::State::kStarting) mark_ready(i);
+      if (i.state == Instance::State::kStarting && !d.spec.announces_ready && probe_ && probe_(i.address))
+        mark_ready(i);
       if (auto code = i.process->poll_exit()) {
         if (i.state != Instance::State::kDraining) {
           ++d.crashes;
@@ -453,6 +501,7 @@ void Fleet::tick() {
                 "instances of '" + d.spec.name + "' fail to start (last exit status " + std::to_string(*code) + ")");
         }
         i.state = Instance::State::kDraining;
+        placement_.release(i.id);
         if (events_.instance_stopped) {
           auto cb = events_.instance_stopped;
           pending_callbacks_.push_back([cb, id = i.id] { cb(id); });
@@ -502,30 +551,36 @@ void Fleet::tick() {
       d.queue.pop_front();
     }
     dispatch(d);
-    // Scale out: enough instances for what is running and waiting, within min/max.
-    const int live = d.count(Instance::State::kReady) + d.count(Instance::State::kStarting);
-    const int demand = d.in_flight() + static_cast<int>(d.queue.size());
-    int desired = std::max(d.spec.min_instances, (demand + d.spec.slots - 1) / d.spec.slots);
-    desired = std::min(desired, d.spec.max_instances);
+    // The policy decides how many instances and which idle ones to stop.
+    DeploymentObservation o;
+    o.now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
+    o.min_instances = d.spec.min_instances;
+    o.max_instances = d.spec.max_instances;
+    o.slots = d.spec.slots;
+    o.keep_alive_s = d.spec.keep_alive_s;
+    o.queued = static_cast<int>(d.queue.size());
+    o.in_flight = d.in_flight();
+    for (const auto& i : d.instances) {
+      if (i->state == Instance::State::kDraining) continue;
+      o.instances.push_back({i->id, i->state == Instance::State::kReady, i->in_flight,
+                             i->in_flight == 0 ? seconds_between(i->idle_since, now) : 0.0});
+    }
+    ScalingDecision decision = d.policy->decide(o);
+    for (const auto& id : decision.stop)
+      for (auto& i : d.instances)
+        if (i->id == id && i->state == Instance::State::kReady && i->in_flight == 0)
+          stop_instance(d, *i, "idle past keep_alive");
+    const int live = static_cast<int>(o.instances.size());
+    const int desired = std::max(decision.desired, d.prewarm && live == 0 ? 1 : 0);
+    d.prewarm = false;
     if (live < desired && now >= d.next_start_allowed) {
-      if (d.spec.device_memory_bytes > 0 && d.spec.memory_bytes > d.spec.device_memory_bytes) {
+      const uint64_t capacity = placement_.capacity(d.spec.device);
+      if (capacity > 0 && d.spec.memory_bytes > capacity) {
         fail_all(d, AcquireError::kNoMemory,
                  "deployment '" + name + "' needs " + gib(d.spec.memory_bytes) + " but device " + d.spec.device +
-                     " has " + gib(d.spec.device_memory_bytes) + " in all");
-      } else if (make_room(d)) {
+                     " has " + gib(capacity) + " in all");
+      } else {
         start_instance(d, !d.queue.empty());
-      }
-    }
-    // Scale in: idle ready instances past their keep-alive, down to min_instances.
-    if (d.spec.keep_alive_s >= 0) {
-      int ready = d.count(Instance::State::kReady);
-      for (auto& i : d.instances) {
-        if (ready <= d.spec.min_instances) break;
-        if (i->state == Instance::State::kReady && i->in_flight == 0 && d.queue.empty() &&
-            seconds_between(i->idle_since, now) >= d.spec.keep_alive_s) {
-          stop_instance(d, *i, "idle past keep_alive");
-          --ready;
-        }
       }
     }
   }

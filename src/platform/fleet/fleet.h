@@ -20,7 +20,10 @@
 #include <vector>
 
 #include "core/status.h"
+#include "platform/autoscale/scaling_policy.h"
+#include "platform/config/config.h"
 #include "platform/instance/process.h"
+#include "platform/placement/placement.h"
 
 namespace zs::platform {
 
@@ -41,8 +44,9 @@ struct DeploymentSpec {
   double start_timeout_s = 60;
   uint64_t memory_bytes = 0;
   std::string device = "cpu0";
-  uint64_t device_memory_bytes = 0;  // the device's budget
   double price_per_second = 0;
+  std::string policy = "concurrency";  // see platform/autoscale/scaling_policy.h
+  double target_concurrency = 0;
   int priority = 0;
   std::string fingerprint;  // changes when a reload must replace running instances
 };
@@ -76,10 +80,20 @@ struct DeploymentStatus {
   std::string state() const;  // "idle" (scaled to zero), "starting", "ready"
 };
 
+enum class InstancePhase { kStarting, kReady, kIdle, kDraining };
+
 struct FleetEvents {
   std::function<void(const std::string& instance_id, const DeploymentSpec&, bool for_request)> instance_started;
+  // ready (serving), idle (ready, nothing in flight), draining; start_s is set on the first ready.
+  std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
   std::function<void(const std::string& instance_id)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
+};
+
+struct DeviceMemory {
+  std::string device;
+  uint64_t used = 0;
+  uint64_t capacity = 0;
 };
 
 class Fleet {
@@ -87,7 +101,7 @@ class Fleet {
   using Probe = std::function<bool(const std::string& address)>;  // GET /health answered 200
   using Done = std::function<void(const Lease*, const AcquireFailure*)>;
 
-  Fleet(std::string run_dir, Probe probe, FleetEvents events = {});
+  Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events = {});
   ~Fleet();
 
   // Sets the deployments (at start and on reload). New ones are added; removed ones drain;
@@ -104,6 +118,11 @@ class Fleet {
   void release(const Lease& lease, bool instance_failed = false);
 
   std::vector<DeploymentStatus> status() const;
+  std::vector<DeviceMemory> device_memory() const;
+  // Admin: keep at least n instances (n <= max_instances) until the next reload.
+  core::Status scale(const std::string& deployment, int n);
+  // Admin: start an instance now if none is running, ahead of the requests expected soon.
+  core::Status prewarm(const std::string& deployment);
   // Stops everything: queued requests fail, instances drain within grace.
   void shutdown(std::chrono::milliseconds grace);
 
@@ -117,10 +136,11 @@ class Fleet {
   void start_instance(Deployment& d, bool for_request);
   void stop_instance(Deployment& d, Instance& inst, const char* why);
   void dispatch(Deployment& d);
-  bool make_room(const Deployment& d);
-  uint64_t used_memory(const std::string& device) const;
+  bool reserve_or_make_room(Deployment& d, const std::string& instance_id);
+  void set_phase(Instance& inst, InstancePhase phase, double start_s = 0);
   void fail_all(Deployment& d, AcquireError e, const std::string& message);
 
+  Placement placement_;
   std::string run_dir_;
   Probe probe_;
   FleetEvents events_;
