@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -224,6 +225,72 @@ TEST(Serve, SigtermDrainsInFlightRequests) {
   s.process().signal(SIGTERM);
   EXPECT_EQ(inflight.get().status, 200);
   EXPECT_EQ(s.process().wait_exit(std::chrono::seconds(40)), 0);
+}
+
+TEST(Serve, PacksTwoDeploymentsIntoOneBudgetByEvictingTheIdleOne) {
+  Serve s("devices:\n  - name: cpu0\n    kind: cpu\n    memory: 150MiB\n"
+          "deployments:\n" + stories_deployment("a", "    memory: 100MiB\n") + stories_deployment("b", "    memory: 100MiB\n"));
+  ASSERT_EQ(s.post(chat("a", 2)).status, 200);
+  EXPECT_EQ(s.state_of("a"), "ready");
+  ASSERT_EQ(s.post(chat("b", 2)).status, 200);  // waits while a's idle instance stops to make room
+  EXPECT_EQ(s.state_of("b"), "ready");
+  EXPECT_TRUE(wait_for([&] { return s.state_of("a") == "idle"; }, std::chrono::seconds(10)));
+}
+
+TEST(Serve, AdminApiScalesAndPrewarms) {
+  Serve s("deployments:\n" + stories_deployment("story", "    max_instances: 2\n"));
+  auto pre = gateway::http_request("POST", s.address(), "/admin/deployments/story/prewarm", "");
+  ASSERT_TRUE(pre.is_ok());
+  EXPECT_EQ(pre->status, 200);
+  EXPECT_TRUE(wait_for([&] { return s.state_of("story") == "ready"; }, std::chrono::seconds(10)));
+  auto scale = gateway::http_request("POST", s.address(), "/admin/deployments/story/scale", R"({"instances": 2})");
+  ASSERT_TRUE(scale.is_ok());
+  EXPECT_EQ(scale->status, 200);
+  EXPECT_TRUE(wait_for([&] {
+    auto r = gateway::http_request("GET", s.address(), "/admin/deployments");
+    return r.is_ok() && json::parse(r->body)["deployments"][0]["instances"]["ready"] == 2;
+  }, std::chrono::seconds(10)));
+  auto too_many = gateway::http_request("POST", s.address(), "/admin/deployments/story/scale", R"({"instances": 9})");
+  EXPECT_EQ(too_many->status, 400);
+  auto unknown = gateway::http_request("POST", s.address(), "/admin/deployments/nope/prewarm", "");
+  EXPECT_EQ(unknown->status, 404);
+}
+
+TEST(Serve, ScaleToZeroLeavesNoProcess) {
+  Serve s("deployments:\n" + stories_deployment("story", "    keep_alive: 500ms\n"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  const std::string pattern = instance_pattern(s);
+  EXPECT_EQ(zs::testing::run_command("pgrep -f " + pattern).exit_code, 0);
+  EXPECT_TRUE(wait_for([&] { return zs::testing::run_command("pgrep -f " + pattern).exit_code != 0; },
+                       std::chrono::seconds(10)));
+  auto metrics = gateway::http_request("GET", s.address(), "/metrics");
+  ASSERT_TRUE(metrics.is_ok());
+  EXPECT_NE(metrics->body.find("zs_deployment_instances{deployment=\"story\",state=\"ready\"} 0"), std::string::npos)
+      << metrics->body;
+}
+
+TEST(Serve, SighupDuringTrafficFailsNoRequest) {
+  Serve s("deployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, done{0};
+  std::thread traffic([&] {
+    while (!stop) {
+      auto r = gateway::http_request("POST", s.address(), "/v1/chat/completions", chat("story", 8).dump());
+      if (!r.is_ok() || r->status != 200) ++failures;
+      ++done;
+    }
+  });
+  for (int i = 0; i < 3; ++i) {
+    s.rewrite_config("deployments:\n" + stories_deployment("story", "    min_instances: 1\n") +
+                     stories_deployment("extra" + std::to_string(i)));
+    s.process().signal(SIGHUP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  stop = true;
+  traffic.join();
+  EXPECT_GT(done.load(), 3);
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST(Serve, ConfigErrorsNameFileAndLine) {
