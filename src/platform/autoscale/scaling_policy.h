@@ -27,12 +27,16 @@ struct DeploymentObservation {
   double keep_alive_s = 300;  // < 0: never scale in
   int queued = 0;
   int in_flight = 0;
+  int arrivals = 0;             // requests that arrived since the previous observation
+  double ttft_p95_s = 0;        // recent time-to-first-token, 0 when unknown
+  double ttft_objective_s = 0;  // the deployment's objective, 0 when none
   std::vector<InstanceObservation> instances;  // live ones (starting or ready; not draining)
 };
 
 struct ScalingDecision {
   int desired = 0;                  // instances wanted (the fleet starts the difference)
   std::vector<std::string> stop;    // idle instances to drain now
+  std::string reason;               // why, for the decision log (empty: nothing changed)
 };
 
 class ScalingPolicy {
@@ -40,6 +44,9 @@ class ScalingPolicy {
   virtual ~ScalingPolicy() = default;
   virtual std::string_view name() const = 0;
   virtual ScalingDecision decide(const DeploymentObservation& o) = 0;
+  // Learned state that should survive a restart (e.g. an idle-time histogram); "" if none.
+  virtual std::string save_state() const { return ""; }
+  virtual core::Status restore_state(const std::string& state) { return core::Status::ok(); }
 };
 
 struct PolicyOptions {

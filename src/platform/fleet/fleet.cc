@@ -89,6 +89,7 @@ struct Fleet::Deployment {
   uint64_t crashes = 0;
   bool removed = false;
   bool prewarm = false;
+  int arrivals = 0;  // since the policy's last observation
   std::unique_ptr<ScalingPolicy> policy;
 
   int count(Instance::State s) const {
@@ -190,6 +191,7 @@ uint64_t Fleet::acquire(const std::string& name, int priority, Done done) {
     } else {
       Deployment& d = *it->second;
       ticket = next_ticket_++;
+      ++d.arrivals;
       Waiter w{ticket, priority, Clock::now(), d.count(Instance::State::kReady) == 0, std::move(done)};
       // Higher priority first, then arrival order.
       auto pos = std::find_if(d.queue.begin(), d.queue.end(), [&](const Waiter& o) { return o.priority < priority; });
@@ -560,12 +562,18 @@ void Fleet::tick() {
     o.keep_alive_s = d.spec.keep_alive_s;
     o.queued = static_cast<int>(d.queue.size());
     o.in_flight = d.in_flight();
+    o.arrivals = d.arrivals;
+    d.arrivals = 0;
     for (const auto& i : d.instances) {
       if (i->state == Instance::State::kDraining) continue;
       o.instances.push_back({i->id, i->state == Instance::State::kReady, i->in_flight,
                              i->in_flight == 0 ? seconds_between(i->idle_since, now) : 0.0});
     }
     ScalingDecision decision = d.policy->decide(o);
+    if (!decision.reason.empty())
+      core::log_info("autoscale", name + ": " + decision.reason + " (desired " + std::to_string(decision.desired) +
+                                      ", live " + std::to_string(o.instances.size()) + ", in flight " +
+                                      std::to_string(o.in_flight) + ", queued " + std::to_string(o.queued) + ")");
     for (const auto& id : decision.stop)
       for (auto& i : d.instances)
         if (i->id == id && i->state == Instance::State::kReady && i->in_flight == 0)

@@ -2,9 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <string_view>
 #include <system_error>
@@ -20,6 +22,8 @@ constexpr std::string_view kLogComponent = "ledger";
 // Long enough to ride out another connection's checkpoint, short enough that a stuck writer
 // surfaces as an error instead of a hung daemon.
 constexpr int kBusyTimeoutMs = 5000;
+// The oldest schema a read-only open can report on (it cannot migrate the file).
+constexpr int64_t kOldestReadableVersion = 1;
 
 // Each entry moves the schema from version i to i + 1. Append only: a file records the
 // version it reached, and open() runs the entries it has not seen yet.
@@ -51,15 +55,31 @@ constexpr const char* kMigrations[] = {
     "  http_status INTEGER NOT NULL,"
     "  queue_seconds REAL NOT NULL);"
     "CREATE INDEX requests_at ON requests(at);",
+
+    // 1 -> 2: the phases of each run. Runs recorded under version 1 keep no phases: nothing
+    // tells how their time split, so reports count it as neither starting nor idle.
+    // A phase still open (ended_at NULL) lasts as long as its run; at most one per run.
+    "CREATE TABLE instance_phases ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run INTEGER NOT NULL REFERENCES instances(id),"
+    "  phase TEXT NOT NULL CHECK (phase IN ('starting', 'ready', 'idle', 'draining')),"
+    "  started_at REAL NOT NULL,"
+    "  ended_at REAL);"
+    "CREATE UNIQUE INDEX instance_phases_open_run ON instance_phases(run) WHERE ended_at IS NULL;"
+    "CREATE INDEX instance_phases_started_at ON instance_phases(started_at);",
 };
 static_assert(std::size(kMigrations) == CostLedger::kSchemaVersion,
               "one migration per schema version");
 
-// Seconds of an instance row inside [?1, ?2), an open row counting up to ?3 (now).
+// Where an instance row's time ends: its stop, else `now` (?3), except that an open row
+// whose heartbeat is older than ?4 seconds ends at that heartbeat (its daemon is gone).
+#define ZS_LEDGER_END \
+  "coalesce(i.stopped_at, CASE WHEN ?3 - i.last_seen > ?4 THEN i.last_seen ELSE ?3 END)"
+// Seconds of an instance row inside [?1, ?2).
 #define ZS_LEDGER_CLIPPED_SECONDS \
-  "max(0.0, min(coalesce(stopped_at, ?3), ?2) - max(started_at, ?1))"
+  "max(0.0, min(" ZS_LEDGER_END ", ?2) - max(i.started_at, ?1))"
 // Rows that overlap [?1, ?2) or started in it (a zero-length run still counts a cold start).
-#define ZS_LEDGER_IN_WINDOW "started_at < ?2 AND (stopped_at IS NULL OR stopped_at >= ?1)"
+#define ZS_LEDGER_IN_WINDOW "i.started_at < ?2 AND (i.stopped_at IS NULL OR i.stopped_at >= ?1)"
 
 // Resets a reused statement when the call that stepped it returns, however it returns.
 class StmtScope {
@@ -76,10 +96,43 @@ class StmtScope {
   sqlite3_stmt* stmt_;
 };
 
+// A transaction that rolls back unless committed. `sql` starts it: "BEGIN IMMEDIATE" for
+// writes that read first, "BEGIN" for reads that must see one moment.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  bool begin(const char* sql) {
+    open_ = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+    return open_;
+  }
+  bool commit() {
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return false;
+    open_ = false;
+    return true;
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
 bool bind_text(sqlite3_stmt* stmt, int index, const std::string& s) {
   // SQLITE_STATIC: the string outlives the statement's use, which ends in StmtScope.
   return sqlite3_bind_text(stmt, index, s.data(), static_cast<int>(s.size()), SQLITE_STATIC) ==
          SQLITE_OK;
+}
+
+// Binds the window, now and the staleness bound that every instance-time query takes.
+bool bind_window(sqlite3_stmt* stmt, double from, double to, double now, double stale_after) {
+  return sqlite3_bind_double(stmt, 1, from) == SQLITE_OK &&
+         sqlite3_bind_double(stmt, 2, to) == SQLITE_OK &&
+         sqlite3_bind_double(stmt, 3, now) == SQLITE_OK &&
+         sqlite3_bind_double(stmt, 4, stale_after) == SQLITE_OK;
 }
 
 std::string column_text(sqlite3_stmt* stmt, int index) {
@@ -100,17 +153,60 @@ core::Status check_window(double from, double to, double now) {
   return core::Status::ok();
 }
 
+std::optional<InstanceState> parse_state(std::string_view s) {
+  for (InstanceState st : {InstanceState::kStarting, InstanceState::kReady, InstanceState::kIdle,
+                           InstanceState::kDraining}) {
+    if (s == instance_state_name(st)) return st;
+  }
+  return std::nullopt;
+}
+
+// The most intervals [start, end) that overlap at one moment.
+int64_t peak_overlap(std::vector<std::pair<double, int>>& edges) {
+  // An end sorts before a start at the same time: a replacement that starts as another
+  // instance stops is not two instances at once.
+  std::sort(edges.begin(), edges.end());
+  int64_t live = 0;
+  int64_t peak = 0;
+  for (const auto& [t, delta] : edges) {
+    live += delta;
+    peak = std::max(peak, live);
+  }
+  return peak;
+}
+
 }  // namespace
+
+const char* instance_state_name(InstanceState state) {
+  switch (state) {
+    case InstanceState::kStarting: return "starting";
+    case InstanceState::kReady: return "ready";
+    case InstanceState::kIdle: return "idle";
+    case InstanceState::kDraining: return "draining";
+  }
+  return "unknown";
+}
 
 double DeploymentCost::cost_per_request() const {
   return requests > 0 ? cost / static_cast<double>(requests) : 0.0;
 }
 
-CostLedger::CostLedger(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+double DeploymentCost::idle_share() const {
+  return instance_seconds > 0 ? idle_seconds / instance_seconds : 0.0;
+}
+
+CostLedger::CostLedger(std::string path, sqlite3* db, bool read_only)
+    : path_(std::move(path)),
+      db_(db),
+      read_only_(read_only),
+      stale_after_(read_only ? kStaleHeartbeatSeconds : std::numeric_limits<double>::max()) {}
 
 CostLedger::~CostLedger() {
-  for (sqlite3_stmt* s : {start_stmt_, find_open_stmt_, heartbeat_stmt_, stop_stmt_, request_stmt_,
-                          costs_instances_stmt_, costs_requests_stmt_, device_costs_stmt_}) {
+  for (sqlite3_stmt* s :
+       {start_stmt_, find_open_stmt_, heartbeat_stmt_, stop_stmt_, request_stmt_,
+        costs_instances_stmt_, costs_requests_stmt_, device_costs_stmt_, open_phase_stmt_,
+        end_phase_stmt_, begin_phase_stmt_, end_phases_of_stmt_, costs_phases_stmt_,
+        intervals_stmt_, first_record_stmt_}) {
     sqlite3_finalize(s);  // a no-op on nullptr
   }
   sqlite3_close_v2(db_);
@@ -150,7 +246,7 @@ core::Result<std::unique_ptr<CostLedger>> CostLedger::open(const std::string& pa
     return core::Status::error(where + ": " + msg);
   }
   // Owns `db` from here on, closing it on every early return.
-  std::unique_ptr<CostLedger> ledger(new CostLedger(path, db));
+  std::unique_ptr<CostLedger> ledger(new CostLedger(path, db, /*read_only=*/false));
   // SQLite falls back to read-only when the file is write-protected; a ledger must write.
   if (sqlite3_db_readonly(db, "main") == 1) {
     return core::Status::error(where + ": the file is read-only (check its permissions)");
@@ -159,8 +255,39 @@ core::Result<std::unique_ptr<CostLedger>> CostLedger::open(const std::string& pa
   return ledger;
 }
 
+core::Result<std::unique_ptr<CostLedger>> CostLedger::open_read_only(const std::string& path) {
+  const std::string where = "opening cost ledger " + path + " for reading";
+  if (path.empty()) return core::Status::error(where + ": the path is empty");
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) {
+    return core::Status::error(where + ": the file does not exist");
+  }
+  if (std::filesystem::is_directory(st)) {
+    return core::Status::error(where + ": the path is a directory");
+  }
+  sqlite3* db = nullptr;
+  // Never SQLITE_OPEN_CREATE: reading must not leave an empty ledger behind.
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return core::Status::error(where + ": " + msg);
+  }
+  std::unique_ptr<CostLedger> ledger(new CostLedger(path, db, /*read_only=*/true));
+  ZS_RETURN_IF_ERROR(ledger->init_read_only().with_context(where));
+  return ledger;
+}
+
 core::Status CostLedger::sqlite_error(const std::string& what) const {
   return core::Status::error("cost ledger " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+core::Status CostLedger::check_writable(const std::string& what) const {
+  if (!read_only_) return core::Status::ok();
+  return core::Status::error("cost ledger " + path_ + ": " + what +
+                             ": the ledger was opened read-only");
 }
 
 core::Status CostLedger::exec(const char* sql, const char* what) {
@@ -209,6 +336,13 @@ core::Status CostLedger::init() {
   core::Status st = migrate();
   if (st.is_ok()) {
     // Whoever left these open is gone: bill them up to their last heartbeat, no further.
+    // Their open phases end there too (before the runs close, while they are still open).
+    st = exec("UPDATE instance_phases SET ended_at = max(started_at,"
+              " (SELECT last_seen FROM instances WHERE instances.id = instance_phases.run))"
+              " WHERE ended_at IS NULL",
+              "closing the phases of instances left open by a crash");
+  }
+  if (st.is_ok()) {
     st = exec("UPDATE instances SET stopped_at = last_seen WHERE stopped_at IS NULL",
               "closing instances left open by a crash");
     recovered_on_open_ = st.is_ok() ? sqlite3_changes64(db_) : 0;
@@ -222,52 +356,116 @@ core::Status CostLedger::init() {
     core::log_warn(kLogComponent, path_ + ": closed " + std::to_string(recovered_on_open_) +
                                       " instance(s) left open by a crash at their last heartbeat");
   }
+  return prepare_statements();
+}
 
+core::Status CostLedger::init_read_only() {
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  // Belt and braces over SQLITE_OPEN_READONLY: this connection never changes the file.
+  ZS_RETURN_IF_ERROR(exec("PRAGMA query_only=1", "making the connection query-only"));
+  auto version = read_schema_version();
+  if (!version) return version.status();
+  if (*version == 0) {
+    return core::Status::error("the file holds no cost ledger (no schema yet)");
+  }
+  if (*version > kSchemaVersion) {
+    return core::Status::error("schema version " + std::to_string(*version) +
+                               " was written by a newer zeroserve (this one reads up to " +
+                               std::to_string(kSchemaVersion) + ")");
+  }
+  if (*version < kOldestReadableVersion) {
+    return core::Status::error("schema version " + std::to_string(*version) +
+                               " is too old to read without migrating it");
+  }
+  schema_version_ = *version;
+  return prepare_statements();
+}
+
+core::Status CostLedger::prepare_statements() {
+  if (!read_only_) {
+    ZS_RETURN_IF_ERROR(prepare(
+        "INSERT INTO instances (instance_id, deployment, device, price_per_second, started_at,"
+        " last_seen, stopped_at, cold_start) VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6)",
+        &start_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "SELECT 1 FROM instances WHERE instance_id = ?1 AND stopped_at IS NULL", &find_open_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "UPDATE instances SET last_seen = max(last_seen, ?1) WHERE stopped_at IS NULL",
+        &heartbeat_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "UPDATE instances SET stopped_at = max(started_at, ?2), last_seen = max(started_at, ?2)"
+        " WHERE instance_id = ?1 AND stopped_at IS NULL",
+        &stop_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "INSERT INTO requests (deployment, at, prompt_tokens, completion_tokens, http_status,"
+        " queue_seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &request_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "SELECT i.id, i.started_at, p.id, p.phase, p.started_at FROM instances i"
+        " LEFT JOIN instance_phases p ON p.run = i.id AND p.ended_at IS NULL"
+        " WHERE i.instance_id = ?1 AND i.stopped_at IS NULL",
+        &open_phase_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "UPDATE instance_phases SET ended_at = max(started_at, ?2) WHERE id = ?1",
+        &end_phase_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "INSERT INTO instance_phases (run, phase, started_at) VALUES (?1, ?2, ?3)",
+        &begin_phase_stmt_));
+    ZS_RETURN_IF_ERROR(prepare(
+        "UPDATE instance_phases SET ended_at = max(started_at, ?2) WHERE ended_at IS NULL AND run IN"
+        " (SELECT id FROM instances WHERE instance_id = ?1 AND stopped_at IS NULL)",
+        &end_phases_of_stmt_));
+  }
   ZS_RETURN_IF_ERROR(prepare(
-      "INSERT INTO instances (instance_id, deployment, device, price_per_second, started_at,"
-      " last_seen, stopped_at, cold_start) VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6)",
-      &start_stmt_));
-  ZS_RETURN_IF_ERROR(prepare(
-      "SELECT 1 FROM instances WHERE instance_id = ?1 AND stopped_at IS NULL", &find_open_stmt_));
-  ZS_RETURN_IF_ERROR(prepare(
-      "UPDATE instances SET last_seen = max(last_seen, ?1) WHERE stopped_at IS NULL",
-      &heartbeat_stmt_));
-  ZS_RETURN_IF_ERROR(prepare(
-      "UPDATE instances SET stopped_at = max(started_at, ?2), last_seen = max(started_at, ?2)"
-      " WHERE instance_id = ?1 AND stopped_at IS NULL",
-      &stop_stmt_));
-  ZS_RETURN_IF_ERROR(prepare(
-      "INSERT INTO requests (deployment, at, prompt_tokens, completion_tokens, http_status,"
-      " queue_seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      &request_stmt_));
-  ZS_RETURN_IF_ERROR(prepare(
-      "SELECT deployment, sum(" ZS_LEDGER_CLIPPED_SECONDS "),"
-      " sum(" ZS_LEDGER_CLIPPED_SECONDS " * price_per_second),"
-      " sum(cold_start AND started_at >= ?1 AND started_at < ?2)"
-      " FROM instances WHERE " ZS_LEDGER_IN_WINDOW " GROUP BY deployment",
+      "SELECT i.deployment, sum(" ZS_LEDGER_CLIPPED_SECONDS "),"
+      " sum(" ZS_LEDGER_CLIPPED_SECONDS " * i.price_per_second),"
+      " sum(i.cold_start AND i.started_at >= ?1 AND i.started_at < ?2)"
+      " FROM instances i WHERE " ZS_LEDGER_IN_WINDOW " GROUP BY i.deployment",
       &costs_instances_stmt_));
   ZS_RETURN_IF_ERROR(prepare(
       "SELECT deployment, count(*), sum(prompt_tokens), sum(completion_tokens)"
       " FROM requests WHERE at >= ?1 AND at < ?2 GROUP BY deployment",
       &costs_requests_stmt_));
   ZS_RETURN_IF_ERROR(prepare(
-      "SELECT deployment, device, sum(" ZS_LEDGER_CLIPPED_SECONDS "),"
-      " sum(" ZS_LEDGER_CLIPPED_SECONDS " * price_per_second)"
-      " FROM instances WHERE " ZS_LEDGER_IN_WINDOW " GROUP BY deployment, device"
-      " ORDER BY deployment, device",
+      "SELECT i.deployment, i.device, sum(" ZS_LEDGER_CLIPPED_SECONDS "),"
+      " sum(" ZS_LEDGER_CLIPPED_SECONDS " * i.price_per_second)"
+      " FROM instances i WHERE " ZS_LEDGER_IN_WINDOW " GROUP BY i.deployment, i.device"
+      " ORDER BY i.deployment, i.device",
       &device_costs_stmt_));
+  // Each run's stretch inside the window, for the peak of concurrent instances.
+  ZS_RETURN_IF_ERROR(prepare(
+      "SELECT i.deployment, max(i.started_at, ?1), min(" ZS_LEDGER_END ", ?2)"
+      " FROM instances i WHERE " ZS_LEDGER_IN_WINDOW
+      " AND min(" ZS_LEDGER_END ", ?2) > max(i.started_at, ?1)",
+      &intervals_stmt_));
+  ZS_RETURN_IF_ERROR(prepare(
+      "SELECT min(t) FROM (SELECT min(started_at) AS t FROM instances"
+      " UNION ALL SELECT min(at) FROM requests)",
+      &first_record_stmt_));
+  if (schema_version_ >= 2) {
+    // A phase ends at its own end, else with its run, and never after its run ends.
+    ZS_RETURN_IF_ERROR(prepare(
+        "SELECT i.deployment, p.phase,"
+        " sum(max(0.0, min(coalesce(p.ended_at, " ZS_LEDGER_END "), " ZS_LEDGER_END ", ?2)"
+        "  - max(p.started_at, ?1)))"
+        " FROM instance_phases p JOIN instances i ON i.id = p.run"
+        " WHERE p.phase IN ('starting', 'idle') AND p.started_at < ?2"
+        " AND (p.ended_at IS NULL OR p.ended_at > ?1)"
+        " GROUP BY i.deployment, p.phase",
+        &costs_phases_stmt_));
+  }
   return core::Status::ok();
 }
 
-core::Status CostLedger::migrate() {
-  ZS_RETURN_IF_ERROR(exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-                          "creating the schema version table"));
-  int64_t version = 0;
+core::Result<int64_t> CostLedger::read_schema_version() {
+  int64_t has_version_table = 0;
   int64_t other_tables = 0;
   {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v2(db_,
-                           "SELECT (SELECT coalesce(max(version), 0) FROM schema_version),"
+                           "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                           "  AND name = 'schema_version'),"
                            " (SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                            "  AND name <> 'schema_version' AND name NOT LIKE 'sqlite_%')",
                            -1, &stmt, nullptr) != SQLITE_OK) {
@@ -275,9 +473,23 @@ core::Status CostLedger::migrate() {
     }
     const int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-      version = sqlite3_column_int64(stmt, 0);
+      has_version_table = sqlite3_column_int64(stmt, 0);
       other_tables = sqlite3_column_int64(stmt, 1);
     }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) {
+      return core::Status::error(std::string("reading the schema version: ") + sqlite3_errmsg(db_));
+    }
+  }
+  int64_t version = 0;
+  if (has_version_table > 0) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &stmt,
+                           nullptr) != SQLITE_OK) {
+      return core::Status::error(std::string("reading the schema version: ") + sqlite3_errmsg(db_));
+    }
+    const int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) version = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_ROW) {
       return core::Status::error(std::string("reading the schema version: ") + sqlite3_errmsg(db_));
@@ -288,11 +500,20 @@ core::Status CostLedger::migrate() {
         "the file is an SQLite database but not a cost ledger (it has tables and no schema "
         "version)");
   }
+  return version;
+}
+
+core::Status CostLedger::migrate() {
+  auto version_or = read_schema_version();
+  if (!version_or) return version_or.status();
+  const int64_t version = *version_or;
   if (version > kSchemaVersion) {
     return core::Status::error("schema version " + std::to_string(version) +
                                " was written by a newer zeroserve (this one reads up to " +
                                std::to_string(kSchemaVersion) + ")");
   }
+  ZS_RETURN_IF_ERROR(exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+                          "creating the schema version table"));
   for (int64_t v = version; v < kSchemaVersion; ++v) {
     ZS_RETURN_IF_ERROR(exec(kMigrations[v], ("migrating the schema to version " +
                                              std::to_string(v + 1)).c_str()));
@@ -301,7 +522,13 @@ core::Status CostLedger::migrate() {
     const std::string sql = "DELETE FROM schema_version; INSERT INTO schema_version VALUES (" +
                             std::to_string(kSchemaVersion) + ")";
     ZS_RETURN_IF_ERROR(exec(sql.c_str(), "recording the schema version"));
+    if (version > 0) {
+      core::log_info(kLogComponent, path_ + ": migrated the schema from version " +
+                                        std::to_string(version) + " to " +
+                                        std::to_string(kSchemaVersion));
+    }
   }
+  schema_version_ = kSchemaVersion;
   return core::Status::ok();
 }
 
@@ -316,8 +543,12 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
     return core::Status::error(what + ": price_per_second must be a finite number >= 0");
   }
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
+  ZS_RETURN_IF_ERROR(check_writable(what));
 
   std::lock_guard<std::mutex> lock(mu_);
+  // The run and its starting phase land together or not at all.
+  Transaction txn(db_);
+  if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   {
     StmtScope scope(find_open_stmt_);
     if (!bind_text(find_open_stmt_, 1, instance_id)) return sqlite_error(what);
@@ -325,20 +556,34 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
     if (rc == SQLITE_ROW) return core::Status::error(what + ": an instance with this id is already open");
     if (rc != SQLITE_DONE) return sqlite_error(what);
   }
-  StmtScope scope(start_stmt_);
-  if (!bind_text(start_stmt_, 1, instance_id) || !bind_text(start_stmt_, 2, deployment) ||
-      !bind_text(start_stmt_, 3, device) ||
-      sqlite3_bind_double(start_stmt_, 4, price_per_second) != SQLITE_OK ||
-      sqlite3_bind_double(start_stmt_, 5, now) != SQLITE_OK ||
-      sqlite3_bind_int(start_stmt_, 6, cold_start_for_request ? 1 : 0) != SQLITE_OK) {
-    return sqlite_error(what);
+  {
+    StmtScope scope(start_stmt_);
+    if (!bind_text(start_stmt_, 1, instance_id) || !bind_text(start_stmt_, 2, deployment) ||
+        !bind_text(start_stmt_, 3, device) ||
+        sqlite3_bind_double(start_stmt_, 4, price_per_second) != SQLITE_OK ||
+        sqlite3_bind_double(start_stmt_, 5, now) != SQLITE_OK ||
+        sqlite3_bind_int(start_stmt_, 6, cold_start_for_request ? 1 : 0) != SQLITE_OK) {
+      return sqlite_error(what);
+    }
+    if (sqlite3_step(start_stmt_) != SQLITE_DONE) return sqlite_error(what);
   }
-  if (sqlite3_step(start_stmt_) != SQLITE_DONE) return sqlite_error(what);
+  const int64_t run = sqlite3_last_insert_rowid(db_);
+  {
+    StmtScope scope(begin_phase_stmt_);
+    if (sqlite3_bind_int64(begin_phase_stmt_, 1, run) != SQLITE_OK ||
+        !bind_text(begin_phase_stmt_, 2, instance_state_name(InstanceState::kStarting)) ||
+        sqlite3_bind_double(begin_phase_stmt_, 3, now) != SQLITE_OK ||
+        sqlite3_step(begin_phase_stmt_) != SQLITE_DONE) {
+      return sqlite_error(what);
+    }
+  }
+  if (!txn.commit()) return sqlite_error(what);
   return core::Status::ok();
 }
 
 core::Status CostLedger::heartbeat(double now) {
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context("heartbeat"));
+  ZS_RETURN_IF_ERROR(check_writable("heartbeat"));
   std::lock_guard<std::mutex> lock(mu_);
   StmtScope scope(heartbeat_stmt_);
   if (sqlite3_bind_double(heartbeat_stmt_, 1, now) != SQLITE_OK ||
@@ -351,16 +596,91 @@ core::Status CostLedger::heartbeat(double now) {
 core::Status CostLedger::instance_stopped(const std::string& instance_id, double now) {
   const std::string what = "stopping instance " + instance_id;
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
+  ZS_RETURN_IF_ERROR(check_writable(what));
   std::lock_guard<std::mutex> lock(mu_);
-  StmtScope scope(stop_stmt_);
-  if (!bind_text(stop_stmt_, 1, instance_id) ||
-      sqlite3_bind_double(stop_stmt_, 2, now) != SQLITE_OK ||
-      sqlite3_step(stop_stmt_) != SQLITE_DONE) {
-    return sqlite_error(what);
+  Transaction txn(db_);
+  if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
+  {
+    // First, while the run is still open and can be found by its id.
+    StmtScope scope(end_phases_of_stmt_);
+    if (!bind_text(end_phases_of_stmt_, 1, instance_id) ||
+        sqlite3_bind_double(end_phases_of_stmt_, 2, now) != SQLITE_OK ||
+        sqlite3_step(end_phases_of_stmt_) != SQLITE_DONE) {
+      return sqlite_error(what);
+    }
+  }
+  {
+    StmtScope scope(stop_stmt_);
+    if (!bind_text(stop_stmt_, 1, instance_id) ||
+        sqlite3_bind_double(stop_stmt_, 2, now) != SQLITE_OK ||
+        sqlite3_step(stop_stmt_) != SQLITE_DONE) {
+      return sqlite_error(what);
+    }
   }
   if (sqlite3_changes64(db_) == 0) {
     return core::Status::error(what + ": no open instance has this id");
   }
+  if (!txn.commit()) return sqlite_error(what);
+  return core::Status::ok();
+}
+
+core::Status CostLedger::instance_state(const std::string& instance_id, InstanceState state,
+                                        double now) {
+  const std::string what = "moving instance " + instance_id + " to " + instance_state_name(state);
+  if (!parse_state(instance_state_name(state))) {
+    return core::Status::error("moving instance " + instance_id + ": unknown state " +
+                               std::to_string(static_cast<int>(state)));
+  }
+  ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
+  ZS_RETURN_IF_ERROR(check_writable(what));
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(db_);
+  if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
+  int64_t run = 0;
+  double begins_at = now;
+  std::optional<int64_t> open_phase;
+  {
+    sqlite3_stmt* s = open_phase_stmt_;
+    StmtScope scope(s);
+    if (!bind_text(s, 1, instance_id)) return sqlite_error(what);
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) return core::Status::error(what + ": no open instance has this id");
+    if (rc != SQLITE_ROW) return sqlite_error(what);
+    run = sqlite3_column_int64(s, 0);
+    begins_at = std::max(now, sqlite3_column_double(s, 1));
+    if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+      open_phase = sqlite3_column_int64(s, 2);
+      const std::string current_name = column_text(s, 3);
+      const std::optional<InstanceState> current = parse_state(current_name);
+      if (current == state) return core::Status::ok();  // nothing changes; the txn rolls back
+      if (state == InstanceState::kStarting) {
+        return core::Status::error(what + ": it is " + current_name +
+                                   " and cannot start again (a new run needs instance_started)");
+      }
+      if (current == InstanceState::kDraining) {
+        return core::Status::error(what + ": it is draining and can only stop");
+      }
+      begins_at = std::max(begins_at, sqlite3_column_double(s, 4));
+    }
+  }
+  if (open_phase) {
+    StmtScope scope(end_phase_stmt_);
+    if (sqlite3_bind_int64(end_phase_stmt_, 1, *open_phase) != SQLITE_OK ||
+        sqlite3_bind_double(end_phase_stmt_, 2, begins_at) != SQLITE_OK ||
+        sqlite3_step(end_phase_stmt_) != SQLITE_DONE) {
+      return sqlite_error(what);
+    }
+  }
+  {
+    StmtScope scope(begin_phase_stmt_);
+    if (sqlite3_bind_int64(begin_phase_stmt_, 1, run) != SQLITE_OK ||
+        !bind_text(begin_phase_stmt_, 2, instance_state_name(state)) ||
+        sqlite3_bind_double(begin_phase_stmt_, 3, begins_at) != SQLITE_OK ||
+        sqlite3_step(begin_phase_stmt_) != SQLITE_DONE) {
+      return sqlite_error(what);
+    }
+  }
+  if (!txn.commit()) return sqlite_error(what);
   return core::Status::ok();
 }
 
@@ -376,6 +696,7 @@ core::Status CostLedger::record_request(const std::string& deployment, int64_t p
     return core::Status::error(what + ": queue_seconds must be a finite number >= 0");
   }
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
+  ZS_RETURN_IF_ERROR(check_writable(what));
   std::lock_guard<std::mutex> lock(mu_);
   StmtScope scope(request_stmt_);
   if (!bind_text(request_stmt_, 1, deployment) ||
@@ -390,26 +711,41 @@ core::Status CostLedger::record_request(const std::string& deployment, int64_t p
   return core::Status::ok();
 }
 
-core::Result<std::vector<DeploymentCost>> CostLedger::costs(double from, double to,
-                                                            double now) const {
-  ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading costs"));
-  std::map<std::string, DeploymentCost> by_deployment;
+core::Result<std::optional<double>> CostLedger::first_record_time_locked() const {
+  sqlite3_stmt* s = first_record_stmt_;
+  StmtScope scope(s);
+  const int rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW) return sqlite_error("reading the first record");
+  if (sqlite3_column_type(s, 0) == SQLITE_NULL) return std::optional<double>();
+  return std::optional<double>(sqlite3_column_double(s, 0));
+}
+
+core::Result<std::optional<double>> CostLedger::first_record_time() const {
   std::lock_guard<std::mutex> lock(mu_);
-  // Both reads in one transaction, so instance time and requests describe the same moment.
-  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return sqlite_error("reading costs");
-  }
-  struct EndRead {
-    sqlite3* db;
-    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } end_read{db_};
+  return first_record_time_locked();
+}
+
+core::Result<CostReport> CostLedger::report(double from, double to, double now) const {
+  ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading costs"));
+  std::lock_guard<std::mutex> lock(mu_);
+  // Every read in one transaction, so instance time, phases and requests describe one moment.
+  Transaction txn(db_);
+  if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
+
+  CostReport report;
+  report.from = from;
+  report.to = to;
+  auto first = first_record_time_locked();
+  if (!first) return first.status();
+  report.covered_from = first->has_value() ? std::max(from, **first) : from;
+  report.covered_to = first->has_value() ? std::max(report.covered_from, std::min(to, now))
+                                         : report.covered_from;
+
+  std::map<std::string, DeploymentCost> by_deployment;
   {
     sqlite3_stmt* s = costs_instances_stmt_;
     StmtScope scope(s);
-    if (sqlite3_bind_double(s, 1, from) != SQLITE_OK || sqlite3_bind_double(s, 2, to) != SQLITE_OK ||
-        sqlite3_bind_double(s, 3, now) != SQLITE_OK) {
-      return sqlite_error("reading instance costs");
-    }
+    if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance costs");
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
       const double seconds = sqlite3_column_double(s, 1);
@@ -438,13 +774,71 @@ core::Result<std::vector<DeploymentCost>> CostLedger::costs(double from, double 
     }
     if (rc != SQLITE_DONE) return sqlite_error("reading request counts");
   }
-  std::vector<DeploymentCost> out;
-  out.reserve(by_deployment.size());
+  if (costs_phases_stmt_) {
+    sqlite3_stmt* s = costs_phases_stmt_;
+    StmtScope scope(s);
+    if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance phases");
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      auto it = by_deployment.find(column_text(s, 0));
+      if (it == by_deployment.end()) continue;  // no instance time in the window
+      const double seconds = sqlite3_column_double(s, 2);
+      const std::string phase = column_text(s, 1);
+      if (phase == instance_state_name(InstanceState::kStarting)) {
+        it->second.starting_seconds = seconds;
+      } else if (phase == instance_state_name(InstanceState::kIdle)) {
+        it->second.idle_seconds = seconds;
+      }
+    }
+    if (rc != SQLITE_DONE) return sqlite_error("reading instance phases");
+  }
+  {
+    std::map<std::string, std::vector<std::pair<double, int>>> edges;
+    sqlite3_stmt* s = intervals_stmt_;
+    StmtScope scope(s);
+    if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance runs");
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      auto& e = edges[column_text(s, 0)];
+      e.emplace_back(sqlite3_column_double(s, 1), +1);
+      e.emplace_back(sqlite3_column_double(s, 2), -1);
+    }
+    if (rc != SQLITE_DONE) return sqlite_error("reading instance runs");
+    for (auto& [name, e] : edges) {
+      auto it = by_deployment.find(name);
+      if (it != by_deployment.end()) it->second.peak_instances = peak_overlap(e);
+    }
+  }
+  if (!txn.commit()) return sqlite_error("reading costs");
+
+  const double covered = report.covered_to - report.covered_from;
+  report.deployments.reserve(by_deployment.size());
+  DeploymentCost& total = report.total;
   for (auto& [name, d] : by_deployment) {
     d.deployment = name;
-    out.push_back(std::move(d));
+    // The mean price per instance-second: exact when the deployment ran on one device.
+    const double price = d.instance_seconds > 0 ? d.cost / d.instance_seconds : 0.0;
+    d.always_on_cost = static_cast<double>(d.peak_instances) * covered * price;
+    total.instance_seconds += d.instance_seconds;
+    total.cost += d.cost;
+    total.requests += d.requests;
+    total.prompt_tokens += d.prompt_tokens;
+    total.completion_tokens += d.completion_tokens;
+    total.cold_starts += d.cold_starts;
+    total.starting_seconds += d.starting_seconds;
+    total.idle_seconds += d.idle_seconds;
+    total.peak_instances += d.peak_instances;
+    total.always_on_cost += d.always_on_cost;
+    report.deployments.push_back(std::move(d));
   }
-  return out;
+  return report;
+}
+
+core::Result<std::vector<DeploymentCost>> CostLedger::costs(double from, double to,
+                                                            double now) const {
+  auto r = report(from, to, now);
+  if (!r) return r.status();
+  return std::move(r.value().deployments);
 }
 
 core::Result<std::vector<InstanceCost>> CostLedger::instance_costs(double from, double to,
@@ -453,10 +847,7 @@ core::Result<std::vector<InstanceCost>> CostLedger::instance_costs(double from, 
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* s = device_costs_stmt_;
   StmtScope scope(s);
-  if (sqlite3_bind_double(s, 1, from) != SQLITE_OK || sqlite3_bind_double(s, 2, to) != SQLITE_OK ||
-      sqlite3_bind_double(s, 3, now) != SQLITE_OK) {
-    return sqlite_error("reading instance costs");
-  }
+  if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance costs");
   std::vector<InstanceCost> out;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -469,24 +860,21 @@ core::Result<std::vector<InstanceCost>> CostLedger::instance_costs(double from, 
 }
 
 core::Result<double> CostLedger::total_cost(double from, double to, double now) const {
-  auto costs_or = costs(from, to, now);
-  if (!costs_or) return costs_or.status();
-  double total = 0;
-  for (const DeploymentCost& d : *costs_or) total += d.cost;
-  return total;
+  auto r = report(from, to, now);
+  if (!r) return r.status();
+  return r->total.cost;
 }
 
 core::Result<std::string> CostLedger::costs_json(double from, double to, double now) const {
-  auto costs_or = costs(from, to, now);
-  if (!costs_or) return costs_or.status();
+  auto r = report(from, to, now);
+  if (!r) return r.status();
   std::string out = "{\"from\":";
   append_json_number(out, from);
   out += ",\"to\":";
   append_json_number(out, to);
   out += ",\"deployments\":[";
-  double total = 0;
   bool first = true;
-  for (const DeploymentCost& d : *costs_or) {
+  for (const DeploymentCost& d : r->deployments) {
     if (!first) out += ',';
     first = false;
     out += "{\"deployment\":";
@@ -505,11 +893,22 @@ core::Result<std::string> CostLedger::costs_json(double from, double to, double 
     append_json_number(out, d.cold_starts);
     out += ",\"cost_per_request\":";
     append_json_number(out, d.cost_per_request());
+    out += ",\"cost_per_1k_requests\":";
+    append_json_number(out, d.cost_per_1k_requests());
+    out += ",\"starting_seconds\":";
+    append_json_number(out, d.starting_seconds);
+    out += ",\"idle_seconds\":";
+    append_json_number(out, d.idle_seconds);
+    out += ",\"idle_share\":";
+    append_json_number(out, d.idle_share());
+    out += ",\"peak_instances\":";
+    append_json_number(out, d.peak_instances);
+    out += ",\"always_on_cost\":";
+    append_json_number(out, d.always_on_cost);
     out += '}';
-    total += d.cost;
   }
   out += "],\"total_cost\":";
-  append_json_number(out, total);
+  append_json_number(out, r->total.cost);
   out += '}';
   return out;
 }

@@ -8,15 +8,20 @@
 // so a crash loses at most one heartbeat interval of metering and never bills time that the
 // instance may not have run.
 //
+// Each run of an instance is also split into phases (starting, ready, idle, draining), so
+// reports can say how long starts took and how much paid time sat idle.
+//
 // One process owns a ledger file for writing: open() treats every open instance in the file
 // as left behind by a crash, so a second process opening the file while the daemon runs would
-// close the daemon's live instances.
+// close the daemon's live instances. Readers (`zeroserve cost`) use open_read_only(), which
+// neither recovers nor writes.
 //
 // Times are seconds since the Unix epoch, passed in by the caller (the daemon passes the wall
 // clock, tests a virtual one). Thread-safe: one connection guarded by a mutex.
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +40,12 @@ struct InstanceCost {
   double cost = 0;  // seconds * price_per_second of the device when the instance ran
 };
 
+// The phases of one run of an instance: starting -> ready <-> idle -> draining -> stopped.
+// kReady is ready with at least one request in flight, kIdle ready with none: the time an
+// instance is paid for but does nothing.
+enum class InstanceState { kStarting, kReady, kIdle, kDraining };
+const char* instance_state_name(InstanceState state);  // "starting", "ready", "idle", "draining"
+
 struct DeploymentCost {
   std::string deployment;
   double instance_seconds = 0;
@@ -43,20 +54,57 @@ struct DeploymentCost {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t cold_starts = 0;  // instances started in the window because a request was waiting
+  // Instance time spent starting (process start to ready) and idle (ready, nothing in
+  // flight). Runs recorded before schema version 2 have no phases and count as neither.
+  double starting_seconds = 0;
+  double idle_seconds = 0;
+  // The most instances of the deployment running at once in the window.
+  int64_t peak_instances = 0;
+  // What peak_instances running through the whole covered window would have cost, at the
+  // deployment's mean price per instance-second (its device's price when it has one device).
+  double always_on_cost = 0;
+
   // Cost divided by requests; 0 when there were no requests.
   double cost_per_request() const;
+  double cost_per_1k_requests() const { return 1000 * cost_per_request(); }
+  // idle_seconds / instance_seconds; 0 without instance time.
+  double idle_share() const;
+  // always_on_cost - cost: what scaling with demand saved (negative when it cost more).
+  double saving() const { return always_on_cost - cost; }
+};
+
+// A report over the window [from, to) asked for.
+struct CostReport {
+  double from = 0;
+  double to = 0;
+  // The part of the window the ledger can speak for: from its first record (never earlier)
+  // to `now` (never later). Always-on costs are priced over this span; it is empty when the
+  // ledger has no records.
+  double covered_from = 0;
+  double covered_to = 0;
+  std::vector<DeploymentCost> deployments;  // sorted by name; those with nothing in the window left out
+  // Sums over the deployments; total.deployment is empty, total.peak_instances is the sum of
+  // their peaks (the fleet an always-on setup would keep), and total.always_on_cost its cost.
+  DeploymentCost total;
 };
 
 class CostLedger {
  public:
   // The schema version this build writes; open() migrates older files up to it and refuses
   // files written by a newer build.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
+  // A reader counts an open instance whose last heartbeat is older than this as stopped at
+  // that heartbeat, as the writer's recovery will: its daemon is gone (it beats every 5 s).
+  static constexpr double kStaleHeartbeatSeconds = 30;
 
   // Opens or creates the database at `path` (creating its directory), in WAL mode with
   // synchronous=NORMAL and a busy timeout, creates or migrates the schema, and closes the
   // instances a crash left open at their last heartbeat.
   static core::Result<std::unique_ptr<CostLedger>> open(const std::string& path);
+  // Opens an existing ledger for reports only (SQLITE_OPEN_READONLY): no schema change, no
+  // crash recovery, every write refused, so it is safe while a daemon owns the file. Reads
+  // files of schema version 1 (without phases) and up to kSchemaVersion.
+  static core::Result<std::unique_ptr<CostLedger>> open_read_only(const std::string& path);
   ~CostLedger();
   CostLedger(const CostLedger&) = delete;
   CostLedger& operator=(const CostLedger&) = delete;
@@ -67,8 +115,13 @@ class CostLedger {
                                 bool cold_start_for_request);
   // Moves last_seen of every open instance to `now` (never backwards).
   core::Status heartbeat(double now);
-  // Stops metering; fails if no instance with this id is open.
+  // Stops metering; fails if no instance with this id is open. Ends its current phase.
   core::Status instance_stopped(const std::string& instance_id, double now);
+  // Moves an open instance into `state` at `now`, ending its current phase there.
+  // instance_started() opens the starting phase. Repeating the current state is a no-op;
+  // going back to starting, or out of draining, is refused. A time before the current phase
+  // began is taken as that time, so phases never overlap or run backwards.
+  core::Status instance_state(const std::string& instance_id, InstanceState state, double now);
   core::Status record_request(const std::string& deployment, int64_t prompt_tokens,
                               int64_t completion_tokens, int http_status, double queue_seconds,
                               double now);
@@ -77,30 +130,48 @@ class CostLedger {
   // instance still open counting up to min(to, now); requests, tokens and cold starts whose
   // time falls in the window. Deployments with nothing in the window are left out.
   core::Result<std::vector<DeploymentCost>> costs(double from, double to, double now) const;
+  // costs() with the covered window and the totals.
+  core::Result<CostReport> report(double from, double to, double now) const;
+  // The time of the earliest instance start or request; nullopt for an empty ledger.
+  core::Result<std::optional<double>> first_record_time() const;
   // The same instance time, per deployment and device (sorted by both).
   core::Result<std::vector<InstanceCost>> instance_costs(double from, double to, double now) const;
   core::Result<double> total_cost(double from, double to, double now) const;
   // costs() as JSON for the admin API:
   // {"from":..,"to":..,"deployments":[{"deployment":..,"instance_seconds":..,"cost":..,
   //  "requests":..,"prompt_tokens":..,"completion_tokens":..,"cold_starts":..,
-  //  "cost_per_request":..}],"total_cost":..}
+  //  "cost_per_request":..,"cost_per_1k_requests":..,"starting_seconds":..,"idle_seconds":..,
+  //  "idle_share":..,"peak_instances":..,"always_on_cost":..}],"total_cost":..}
   core::Result<std::string> costs_json(double from, double to, double now) const;
 
   // How many instances the last open() found left open by a crash and closed.
   int64_t recovered_on_open() const { return recovered_on_open_; }
   const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
+  // The schema version of the file (below kSchemaVersion only for a read-only open).
+  int64_t schema_version() const { return schema_version_; }
 
  private:
-  CostLedger(std::string path, sqlite3* db);
+  CostLedger(std::string path, sqlite3* db, bool read_only);
   core::Status init();                    // pragmas, schema, recovery, statements
+  core::Status init_read_only();          // schema check, statements
+  core::Status prepare_statements();      // the writes (unless read-only) and the reads
   core::Status migrate();                 // schema_version table up to kSchemaVersion
+  core::Result<int64_t> read_schema_version();  // 0 for a file without a ledger schema
+  core::Status check_writable(const std::string& what) const;
+  core::Result<std::optional<double>> first_record_time_locked() const;
   core::Status exec(const char* sql, const char* what);
   core::Status prepare(const char* sql, sqlite3_stmt** stmt);
   core::Status sqlite_error(const std::string& what) const;
 
   std::string path_;
   sqlite3* db_ = nullptr;
+  bool read_only_ = false;
+  int64_t schema_version_ = 0;
   int64_t recovered_on_open_ = 0;
+  // Treats open rows whose heartbeat is older than this as stopped there: infinite for the
+  // writer (its open rows are its own live instances), kStaleHeartbeatSeconds for a reader.
+  double stale_after_ = 0;
   // Prepared once in init(), reused under mu_, finalized in the destructor.
   sqlite3_stmt* start_stmt_ = nullptr;
   sqlite3_stmt* find_open_stmt_ = nullptr;
@@ -110,6 +181,13 @@ class CostLedger {
   sqlite3_stmt* costs_instances_stmt_ = nullptr;
   sqlite3_stmt* costs_requests_stmt_ = nullptr;
   sqlite3_stmt* device_costs_stmt_ = nullptr;
+  sqlite3_stmt* open_phase_stmt_ = nullptr;
+  sqlite3_stmt* end_phase_stmt_ = nullptr;
+  sqlite3_stmt* begin_phase_stmt_ = nullptr;
+  sqlite3_stmt* end_phases_of_stmt_ = nullptr;
+  sqlite3_stmt* costs_phases_stmt_ = nullptr;
+  sqlite3_stmt* intervals_stmt_ = nullptr;
+  sqlite3_stmt* first_record_stmt_ = nullptr;
   mutable std::mutex mu_;
 };
 
