@@ -172,6 +172,87 @@ TEST(Worker, ConcurrentRequestsAreBatchedAndMatchSequentialOnes) {
   EXPECT_NE(metrics.find("zs_worker_batch_size_bucket"), std::string::npos);
 }
 
+TEST(Worker, ThirtyTwoConcurrentClientsOfDifferentLengthsGetTheirAloneResults) {
+  Worker w({"--slots", "8", "--ctx", "4096"});
+  const std::vector<std::string> starts = {"Once upon a time", "Lily and Tom", "The dog", "One day, a bird",
+                                           "Tim had a red ball", "The sun was", "A little girl", "Mom said"};
+  struct Case {
+    std::string prompt;
+    int max_tokens;
+    bool stream;
+  };
+  std::vector<Case> cases;
+  for (int i = 0; i < 32; ++i) cases.push_back({starts[i % starts.size()], 4 + (i * 7) % 45, i % 2 == 0});
+  auto run = [&](const Case& c) -> std::string {
+    if (!c.stream) {
+      auto r = gateway::http_request("POST", w.address(), "/v1/chat/completions", chat_body(c.prompt, c.max_tokens).dump(),
+                                     {}, std::chrono::seconds(120));
+      return r.is_ok() && r->status == 200 ? json::parse(r->body)["choices"][0]["message"]["content"].get<std::string>()
+                                           : "<error>";
+    }
+    gateway::SseParser parser;
+    auto r = gateway::http_stream("POST", w.address(), "/v1/chat/completions", chat_body(c.prompt, c.max_tokens, true).dump(),
+                                  {}, [&](std::string_view chunk) {
+                                    parser.feed(chunk);
+                                    return true;
+                                  }, std::chrono::seconds(120));
+    if (!r.is_ok()) return "<error>";
+    std::string text;
+    for (const auto& e : parser.take_events()) {
+      if (e == "[DONE]") continue;
+      json j = json::parse(e);
+      if (!j["choices"].empty() && j["choices"][0]["delta"].contains("content"))
+        text += j["choices"][0]["delta"]["content"].get<std::string>();
+    }
+    return text;
+  };
+  std::vector<std::string> alone;
+  for (const auto& c : cases) alone.push_back(run(c));
+  std::vector<std::future<std::string>> together;
+  for (const auto& c : cases) together.push_back(std::async(std::launch::async, run, c));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_NE(alone[i], "<error>");
+    EXPECT_EQ(together[i].get(), alone[i]) << "case " << i << ": " << cases[i].prompt << " / " << cases[i].max_tokens;
+  }
+}
+
+TEST(Worker, RefusesHugeBodiesAndWrongTypes) {
+  Worker w;
+  auto huge = gateway::http_request("POST", w.address(), "/v1/chat/completions", std::string(40u << 20, ' '));
+  ASSERT_TRUE(huge.is_ok()) << huge.status().message();
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_TRUE(json::parse(huge->body).contains("error"));
+  json wrong = chat_body("hi", 4);
+  wrong["max_tokens"] = "many";
+  auto r = w.post("/v1/chat/completions", wrong.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "max_tokens");
+  wrong = chat_body("hi", 4);
+  wrong["messages"] = "not a list";
+  r = w.post("/v1/chat/completions", wrong.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "messages");
+}
+
+TEST(Worker, SigtermDuringStreamingFinishesTheStream) {
+  Worker w;
+  std::string raw;
+  auto f = std::async(std::launch::async, [&] {
+    return gateway::http_stream("POST", w.address(), "/v1/chat/completions", chat_body("Once upon a time", 300, true).dump(), {},
+                                [&](std::string_view chunk) {
+                                  raw += chunk;
+                                  return true;
+                                });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  w.process().signal(SIGTERM);
+  auto r = f.get();
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_NE(raw.find("data: [DONE]"), std::string::npos);
+  EXPECT_NE(raw.find("\"finish_reason\":\"length\""), std::string::npos);
+  EXPECT_EQ(w.process().wait_exit(std::chrono::seconds(30)), 0);
+}
+
 TEST(Worker, ReusesASharedPrefix) {
   Worker w;
   json body = chat_body("Lily and Tom went to the park. They played with a ball and a kite all day long.", 4);
