@@ -111,7 +111,7 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       s.announces_ready = true;
       const std::string exe = self_exe_;
       s.command = [exe, d](const std::string& address, int) -> Result<std::vector<std::string>> {
-        std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--listen", address, "--slots",
+        std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--listen", address, "--slots",
                                          std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
         if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
         if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});

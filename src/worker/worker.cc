@@ -61,7 +61,7 @@ struct Worker::Call {
 };
 
 Worker::Worker(const WorkerOptions& options) : options_(options) {
-  model_name_ = std::filesystem::path(options.model).stem().string();
+  model_name_ = options.name.empty() ? std::filesystem::path(options.model).stem().string() : options.name;
 }
 
 Worker::~Worker() {

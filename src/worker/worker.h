@@ -27,6 +27,7 @@ struct WorkerOptions {
   std::string mmproj;
   std::string listen = "127.0.0.1:0";
   std::string chat_template;  // override; empty = from the model
+  std::string name;           // the model name responses report; empty = the model file's stem
   int slots = 4;
   int ctx = 4096;            // KV cache positions shared by all slots
   int threads = 0;           // 0 = all cores

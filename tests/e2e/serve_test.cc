@@ -96,6 +96,7 @@ TEST(Serve, ScalesFromZeroAndBackToZero) {
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_FALSE(first.header("X-Zeroserve-Cold-Start-Ms").empty());
   EXPECT_EQ(json::parse(first.body)["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(json::parse(first.body)["model"], "story");  // the deployment's name, not the file's
   auto warm = s.post(chat("story", 8));
   EXPECT_EQ(warm.status, 200);
   EXPECT_TRUE(warm.header("X-Zeroserve-Cold-Start-Ms").empty());  // the instance was ready
