@@ -1,9 +1,12 @@
 // `zeroserve bench`: load time, prefill and decode speed of a model on this machine, with
-// decode bandwidth as a fraction of the machine's measured memory read bandwidth.
+// decode bandwidth as a fraction of the machine's measured memory read bandwidth; with
+// --mmproj also the vision encoder's throughput against prefill's in the same run.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "cli/cli_util.h"
@@ -12,12 +15,15 @@
 #include "engine/kernels/matmul.h"
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
+#include "engine/vision/clip_encoder.h"
+#include "engine/vision/clip_model.h"
 
 namespace zs::cli {
 namespace {
 
 struct BenchOptions {
   std::string model;
+  std::string mmproj;
   int threads = 0;
   int prompt = 128;
   int decode = 64;
@@ -35,6 +41,41 @@ double matrix_flops_per_token(const engine::TextModel& m) {
   return f;
 }
 
+struct VisionResult {
+  double seconds_per_image = 0;
+  double gflops = 0;
+};
+
+// Encodes one synthetic image (normalized pixels of a fixed pattern) `repeats` times after a
+// warm-up, each time after one more prefill run (prefill_once), so that both see the same
+// machine; the best times count.
+core::Result<VisionResult> bench_vision(const std::string& path, engine::Backend& backend, int repeats,
+                                        const std::function<core::Result<double>()>& prefill_once,
+                                        double* best_prefill) {
+  auto clip = engine::ClipModel::load(path);
+  if (!clip) return clip.status();
+  const engine::ClipConfig& c = clip.value()->config();
+  engine::ClipEncoder encoder(*clip.value(), backend);
+  std::vector<float> pixels(3 * static_cast<size_t>(c.image_size) * c.image_size);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (auto& p : pixels) p = dist(rng);
+  auto warm = encoder.encode(pixels.data());
+  if (!warm) return warm.status();
+  VisionResult r{1e30, 0};
+  for (int i = 0; i < repeats; ++i) {
+    auto p = prefill_once();
+    if (!p) return p.status();
+    *best_prefill = std::min(*best_prefill, p.value());
+    auto t = Clock::now();
+    auto e = encoder.encode(pixels.data());
+    if (!e) return e.status();
+    r.seconds_per_image = std::min(r.seconds_per_image, seconds_since(t));
+  }
+  r.gflops = encoder.flops_per_image() / r.seconds_per_image / 1e9;
+  return r;
+}
+
 core::Status bench(const BenchOptions& o) {
   auto t0 = Clock::now();
   auto llm = engine::Llm::load(o.model);
@@ -49,12 +90,23 @@ core::Status bench(const BenchOptions& o) {
   std::mt19937 rng(7);
   std::vector<int32_t> prompt(o.prompt);
   for (auto& t : prompt) t = static_cast<int32_t>(rng() % session.n_vocab());
-  double best_prefill = 1e30;
-  for (int r = 0; r < o.repeats; ++r) {
+  auto prefill_once = [&]() -> core::Result<double> {
     session.truncate(0);
     auto t = Clock::now();
     ZS_RETURN_IF_ERROR(session.eval(prompt));
-    best_prefill = std::min(best_prefill, seconds_since(t));
+    return seconds_since(t);
+  };
+  double best_prefill = 1e30;
+  for (int r = 0; r < o.repeats; ++r) {
+    auto s = prefill_once();
+    if (!s) return s.status();
+    best_prefill = std::min(best_prefill, s.value());
+  }
+  std::optional<VisionResult> vision;
+  if (!o.mmproj.empty()) {
+    auto v = bench_vision(o.mmproj, *backend, o.repeats, prefill_once, &best_prefill);
+    if (!v) return v.status();
+    vision = v.value();
   }
   double best_decode = 1e30;
   for (int r = 0; r < o.repeats; ++r) {
@@ -78,6 +130,12 @@ core::Status bench(const BenchOptions& o) {
   std::printf("decode           %.2f tok/s, %.2f GB/s of weights\n", 1 / best_decode, bytes / best_decode / 1e9);
   std::printf("memory read      %.2f GB/s measured\n", bandwidth / 1e9);
   std::printf("decode roofline  %.3f (decode bandwidth / measured read bandwidth)\n", bytes / best_decode / bandwidth);
+  if (vision) {
+    std::printf("vision encoder   %s: %.3f images/s, %.1f effective GFLOP/s\n", o.mmproj.c_str(),
+                1 / vision->seconds_per_image, vision->gflops);
+    std::printf("vision / prefill %.2f (encoder GFLOP/s / prefill GFLOP/s, measured alternately)\n",
+                vision->gflops / gflops);
+  }
   return core::Status::ok();
 }
 
@@ -87,6 +145,7 @@ void register_bench_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure load, prefill and decode speed of a model");
   cmd->add_option("--model", o->model, "GGUF model")->required();
+  cmd->add_option("--mmproj", o->mmproj, "also measure this vision projector's encoder");
   cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--prompt-tokens", o->prompt, "prefill length")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--decode-tokens", o->decode, "tokens to decode")->check(CLI::Range(1, 1 << 16));

@@ -13,5 +13,6 @@ void register_gen_model_command(CLI::App& app, int& exit_code);
 void register_bench_command(CLI::App& app, int& exit_code);
 void register_worker_command(CLI::App& app, int& exit_code);
 void register_serve_command(CLI::App& app, int& exit_code);
+void register_cost_command(CLI::App& app, int& exit_code);
 
 }  // namespace zs::cli

@@ -1,6 +1,11 @@
 // The CPU implementation of Backend: matrix products come from engine/kernels, the
 // element-wise operations are simple loops split across the thread pool.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -12,6 +17,123 @@
 
 namespace zs::engine {
 namespace {
+
+// --- Helpers of gelu() and attention_full().
+
+// GELU (tanh approximation) of every f16 value, rounded to f16 and widened back: the
+// reference evaluates GELU through such a table, so looking it up reproduces it bit for bit.
+// Built once; immutable afterwards.
+const float* gelu_f16_table() {
+  static const std::vector<float> table = [] {
+    constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+    std::vector<float> t(1 << 16);
+    for (uint32_t h = 0; h < t.size(); ++h) {
+      const float v = f16_to_f32(static_cast<uint16_t>(h));
+      t[h] = f16_to_f32(f32_to_f16(0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)))));
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+void gelu_table_scalar(const float* table, float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = table[f32_to_f16(x[i])];
+}
+
+#if defined(__x86_64__)
+// F16C rounds to nearest even like f32_to_f16, so both paths index the same entries.
+__attribute__((target("avx2,fma,f16c"))) void gelu_table_avx2(const float* table, float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(x + i, _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4));
+  }
+  gelu_table_scalar(table, x + i, n - i);
+}
+#endif
+
+// clang 14 cannot name "f16c" here; every CPU with AVX2 and FMA has it.
+bool has_avx2_fma() {
+#if defined(__x86_64__)
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// In place: row = softmax(row * scale), with the sum in double like the scalar reference.
+void softmax_scaled_scalar(float* row, int64_t n, float scale) {
+  float max_s = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) max_s = std::max(max_s, row[j] *= scale);
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - max_s));
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+}
+
+#if defined(__x86_64__)
+// e^x for x <= 0 to within 1 ulp (Cephes' polynomial after splitting off a power of two);
+// 0 below the f32 range, where std::exp underflows too.
+__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_avx2(__m256 x) {
+  const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(too_small, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)));
+}
+
+__attribute__((target("avx2,fma"))) void softmax_scaled_avx2(float* row, int64_t n, float scale) {
+  const __m256 vscale = _mm256_set1_ps(scale);
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(row + j), vscale);
+    _mm256_storeu_ps(row + j, v);
+    vmax = _mm256_max_ps(vmax, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float max_s = *std::max_element(lanes, lanes + 8);
+  for (int64_t i = j; i < n; ++i) max_s = std::max(max_s, row[i] *= scale);
+  const __m256 vm = _mm256_set1_ps(max_s);
+  __m256d sum4 = _mm256_setzero_pd();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = exp_nonpositive_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
+    _mm256_storeu_ps(row + j, e);
+    sum4 = _mm256_add_pd(sum4, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)),
+                                             _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1))));
+  }
+  alignas(32) double parts[4];
+  _mm256_store_pd(parts, sum4);
+  double sum = parts[0] + parts[1] + parts[2] + parts[3];
+  for (int64_t i = j; i < n; ++i) sum += (row[i] = std::exp(row[i] - max_s));
+  const float inv = static_cast<float>(1.0 / sum);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), vinv));
+  for (; j < n; ++j) row[j] *= inv;
+}
+#endif
+
+void softmax_scaled(float* row, int64_t n, float scale) {
+#if defined(__x86_64__)
+  if (has_avx2_fma()) return softmax_scaled_avx2(row, n, scale);
+#endif
+  softmax_scaled_scalar(row, n, scale);
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -167,12 +289,13 @@ class CpuBackend final : public Backend {
   void gelu(float* x, int64_t n) override {
     // The reference evaluates GELU through an f16 lookup table (input and output rounded to
     // f16); doing the same brings vision embeddings from ~1e-2 to ~1e-6 relative agreement.
+    const float* table = gelu_f16_table();
+    [[maybe_unused]] const bool simd = has_avx2_fma();
     pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-      constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-      for (int64_t i = b; i < e; ++i) {
-        const float v = f16_to_f32(f32_to_f16(x[i]));
-        x[i] = f16_to_f32(f32_to_f16(0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)))));
-      }
+#if defined(__x86_64__)
+      if (simd) return gelu_table_avx2(table, x + b, e - b);
+#endif
+      gelu_table_scalar(table, x + b, e - b);
     });
   }
 
@@ -182,33 +305,43 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // Per head h: S = Q_h K_h^T (K_h read in place as a strided f32 matrix), softmax, then
+  // O_h = S V_h (V transposed once so that its rows are contiguous), both products through
+  // the matmul kernels. Jobs are (head, block of queries) pairs taken from a shared counter,
+  // each computed by one thread with single-threaded products: at least 2 jobs per thread,
+  // and no thread waits for another between the two products of a head.
   void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head, int head_dim,
                       float scale, float* out) override {
-    const int64_t width = static_cast<int64_t>(n_head) * head_dim;
-    pool_.parallel_for(n_tokens * n_head, [&](int64_t b, int64_t e) {
-      std::vector<float> scores(n_tokens), acc(head_dim);
-      for (int64_t job = b; job < e; ++job) {
-        const int64_t t = job / n_head;
-        const int64_t h = job % n_head;
-        const float* qr = q + t * width + h * head_dim;
-        float max_s = -INFINITY;
-        for (int64_t j = 0; j < n_tokens; ++j) {
-          const float* kr = k + j * width + h * head_dim;
-          float s = 0;
-          for (int i = 0; i < head_dim; ++i) s += qr[i] * kr[i];
-          scores[j] = s * scale;
-          max_s = std::max(max_s, scores[j]);
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < n_tokens; ++j) sum += (scores[j] = std::exp(scores[j] - max_s));
-        const float inv = static_cast<float>(1.0 / sum);
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t j = 0; j < n_tokens; ++j) {
-          const float* vr = v + j * width + h * head_dim;
-          const float p = scores[j] * inv;
-          for (int i = 0; i < head_dim; ++i) acc[i] += p * vr[i];
-        }
-        std::copy(acc.begin(), acc.end(), out + t * width + h * head_dim);
+    const int64_t T = n_tokens, hd = head_dim, width = static_cast<int64_t>(n_head) * head_dim;
+    if (T <= 0) return;
+    std::vector<float> vt(static_cast<size_t>(width * T));  // [width][T]: row h*hd+i is V_h's column i
+    pool_.parallel_for(width, [&](int64_t b, int64_t e) {
+      for (int64_t j0 = 0; j0 < T; j0 += 64) {  // 64 tokens at a time keeps the source rows in cache
+        const int64_t j1 = std::min(T, j0 + 64);
+        for (int64_t r = b; r < e; ++r)
+          for (int64_t j = j0; j < j1; ++j) vt[r * T + j] = v[j * width + r];
+      }
+    });
+    const int64_t blocks_per_head = std::max<int64_t>(1, (2 * pool_.size() + n_head - 1) / n_head);
+    const int64_t q_block = (T + blocks_per_head - 1) / blocks_per_head;
+    const int64_t n_jobs = static_cast<int64_t>(n_head) * ((T + q_block - 1) / q_block);
+    std::atomic<int64_t> next{0};
+    pool_.run([&](int, int) {
+      core::ThreadPool single(1);  // runs on the calling thread, spawns nothing
+      std::vector<float> qh(q_block * hd), s(q_block * T), oh(q_block * hd);
+      for (int64_t job; (job = next.fetch_add(1, std::memory_order_relaxed)) < n_jobs;) {
+        const int64_t per_head = (T + q_block - 1) / q_block;
+        const int64_t h = job / per_head;
+        const int64_t t0 = (job % per_head) * q_block, nq = std::min(T, t0 + q_block) - t0;
+        for (int64_t t = 0; t < nq; ++t)
+          std::copy_n(q + (t0 + t) * width + h * hd, hd, qh.data() + t * hd);
+        const WeightView kh{GgmlType::kF32, k + h * hd, hd, T, static_cast<size_t>(width) * sizeof(float)};
+        engine::matmul(kh, qh.data(), nq, s.data(), single);
+        for (int64_t t = 0; t < nq; ++t) softmax_scaled(s.data() + t * T, T, scale);
+        const WeightView vth{GgmlType::kF32, vt.data() + h * hd * T, T, hd, static_cast<size_t>(T) * sizeof(float)};
+        engine::matmul(vth, s.data(), nq, oh.data(), single);
+        for (int64_t t = 0; t < nq; ++t)
+          std::copy_n(oh.data() + t * hd, hd, out + (t0 + t) * width + h * hd);
       }
     });
   }

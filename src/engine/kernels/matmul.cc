@@ -21,8 +21,12 @@ using kernels::Isa;
 Isa detect_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
+#if defined(__clang__)  // clang 14 cannot query f16c/bmi by name; every AVX2 CPU has them
+  const bool base = __builtin_cpu_supports("fma");
+#else
   const bool base = __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi") &&
                     __builtin_cpu_supports("bmi2");
+#endif
   if (!base) return Isa::kScalar;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni")) {

@@ -16,8 +16,12 @@
 #include "engine/quant/block_types.h"
 #include "engine/quant/quantize.h"
 
+#if defined(__clang__)  // clang has no target pragma; this attribute is its equivalent
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi,bmi2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,bmi,bmi2")
+#endif
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -442,4 +446,8 @@ const GemmKernel* avx2_kernel(GgmlType type) {
 }  // namespace zs::engine::kernels
 
 #pragma GCC diagnostic pop
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

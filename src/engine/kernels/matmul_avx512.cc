@@ -25,8 +25,12 @@
 #include "engine/quant/block_types.h"
 #include "engine/quant/quantize.h"
 
+#if defined(__clang__)  // clang has no target pragma; this attribute is its equivalent
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,bmi,bmi2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,bmi,bmi2")
+#endif
 // GCC 12 flags the deliberately undefined upper halves of the cast intrinsics.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -113,8 +117,7 @@ ZS_INLINE float load_f16(const void* p) {
 struct alignas(64) ActK {
   int8_t qs[256];
   float bsd[16];  // d * (share of lane l in its sub-block's sum of qs)
-  float d;
-  float pad[15];
+  float dl[16];   // d, times 1/16 in lanes whose weights are high nibbles left in place (Q4_K)
 };
 static_assert(sizeof(ActK) == 384);
 
@@ -123,13 +126,14 @@ static_assert(sizeof(ActK) == 384);
 // values 4k..4k+3.
 enum class KLayout { kPairs, kSingles };
 
-template <KLayout L>
+template <class U>
 size_t act_bytes_k(int64_t n_in) {
   return static_cast<size_t>(n_in / 256) * sizeof(ActK);
 }
 
-template <KLayout L>
+template <class U>
 void pack_k(const float* x, int64_t n_in, void* dst) {
+  constexpr KLayout L = U::kLayout;
   auto* out = static_cast<ActK*>(dst);
   for (int64_t b = 0; b < n_in / 256; ++b) {
     BlockQ8K q;
@@ -146,8 +150,7 @@ void pack_k(const float* x, int64_t n_in, void* dst) {
       }
       for (int l = 0; l < 16; ++l) a.bsd[l] = q.d * q.bsums[l];
     }
-    a.d = q.d;
-    for (float& v : a.pad) v = 0.0f;
+    for (int l = 0; l < 16; ++l) a.dl[l] = U::kHighNibblesInPlace && ((l / 2) & 1) ? q.d / 16 : q.d;
   }
 }
 
@@ -160,9 +163,10 @@ struct RowK {
 
 struct KTables {
   alignas(64) int64_t pair_idx[4][8];  // qword gather of raw Q4_K/Q5_K bytes for register k
-  alignas(64) float nibble_fix[16];    // 1/16 where the high nibble is left in place
-  alignas(64) int64_t q5_shift[8];     // low / high nibble per qword
-  alignas(64) int64_t q5_rot[8];       // moves bit q of each byte to bit 4
+  alignas(64) int32_t scale_idx[16];   // lane l -> sub-block l/2 (scales, then mins at +8)
+  alignas(64) int32_t min_idx[16];
+  alignas(64) int64_t q5_shift[8];  // low / high nibble per qword
+  alignas(64) int64_t q5_rot[8];    // moves bit q of each byte to bit 4
   alignas(64) int32_t q6_ql_idx[4][16];
   alignas(64) int32_t q6_qh_idx[4][16];
   alignas(64) int32_t q6_shift[16];
@@ -180,7 +184,8 @@ constexpr KTables make_k_tables() {
     }
   }
   for (int l = 0; l < 16; ++l) {
-    t.nibble_fix[l] = ((l / 2) & 1) ? 1.0f / 16 : 1.0f;
+    t.scale_idx[l] = l / 2;
+    t.min_idx[l] = 8 + l / 2;
     const int g = (l >> 1) & 3;
     t.q6_shift[l] = g >= 2 ? 4 : 0;
     t.q6_rot[l] = (4 - 2 * g) & 31;
@@ -196,39 +201,38 @@ constexpr KTables kK = make_k_tables();
 
 // Scales and mins of Q4_K/Q5_K, expanded to lane order (lane l: sub-block l/2) and
 // multiplied by d / dmin. The 6-bit fields are decoded with byte shuffles on a 16-byte load
-// that starts at the scales (the last 4 bytes are the first quants, unused).
-ZS_INLINE void k4_scales(const uint8_t* blk, __m512 fix, __m512& dsc, __m512& dmm) {
+// that starts at the scales (the last 4 bytes are the first quants, unused) into bytes
+// sc0..7, m0..7, widened once and spread to lanes with two dword permutes.
+ZS_INLINE void k4_scales(const uint8_t* blk, __m512& dsc, __m512& dmm) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
-  // Scales: bytes 0-7 are sc0..3 (low 6 bits of s0..3), bytes 8-15 are sc4..7 (low nibble
-  // of s8..11, bits 4-5 from the top bits of s0..3); each duplicated for its two lanes.
-  const __m128i sp = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11));
-  // (pshufb gives 0 for index -1.)
-  const __m128i sq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 1, 1, 2, 2, 3, 3));
-  const __m128i lowmask = _mm_setr_epi8(63, 63, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15);
-  const __m128i top = _mm_and_si128(_mm_srli_epi16(sq, 2), _mm_set1_epi8(0x30));
-  const __m128i sc = _mm_ternarylogic_epi32(sp, lowmask, top, 0xEA);
-  // Mins: m0..3 from s4..7, m4..7 from the high nibble of s8..11 and the top bits of s4..7.
-  const __m128i mp = _mm_srlv_epi64(
-      _mm_shuffle_epi8(v, _mm_setr_epi8(4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11)), _mm_set_epi64x(4, 0));
-  const __m128i mq = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 4, 4, 5, 5, 6, 6, 7, 7));
-  const __m128i mtop = _mm_and_si128(_mm_srli_epi16(mq, 2), _mm_set1_epi8(0x30));
-  const __m128i mn = _mm_ternarylogic_epi32(mp, lowmask, mtop, 0xEA);
+  // Bytes 0-3: s0..3 (sc0..3), 4-7: s8..11 (low nibbles: sc4..7), 8-11: s4..7 (m0..3),
+  // 12-15: s8..11 shifted down a nibble (m4..7); then the top two bits of s0..7 for 4-7 and
+  // 12-15. (pshufb gives 0 for index -1.)
+  const __m128i p =
+      _mm_srlv_epi32(_mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11)),
+                     _mm_setr_epi32(0, 0, 0, 4));
+  const __m128i q = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+  const __m128i low = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
+  const __m128i top = _mm_and_si128(_mm_srli_epi16(q, 2), _mm_set1_epi8(0x30));
+  const __m512i sm = _mm512_cvtepu8_epi32(_mm_ternarylogic_epi32(p, low, top, 0xEA));  // (p & low) | top
   uint32_t dd;
   std::memcpy(&dd, blk, 4);
   const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-  const __m512 d = _mm512_broadcastss_ps(d2);
-  const __m512 dmin = _mm512_broadcastss_ps(_mm_movehdup_ps(d2));
-  dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc)), _mm512_mul_ps(d, fix));
-  dmm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn)), dmin);
+  dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.scale_idx), sm)),
+                      _mm512_broadcastss_ps(d2));
+  dmm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.min_idx), sm)),
+                      _mm512_broadcastss_ps(_mm_movehdup_ps(d2)));
 }
 
 struct Q4KUnpack {
   static constexpr size_t kBlockBytes = sizeof(BlockQ4K);
   static constexpr KLayout kLayout = KLayout::kPairs;
+  static constexpr bool kHighNibblesInPlace = true;
   static ZS_INLINE void unpack(const uint8_t* blk, RowK& u) {
     const uint8_t* qs = blk + 16;
     const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
-    // High nibbles stay in place (x16, undone by nibble_fix): one AND instead of shift+AND.
+    // High nibbles stay in place (x16, undone by the activations' dl): one AND instead of
+    // shift+AND.
     const __m512i mask = _mm512_set_epi64(static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
                                           static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
                                           static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
@@ -237,13 +241,14 @@ struct Q4KUnpack {
     for (int k = 0; k < 4; ++k) {
       u.q[k] = _mm512_and_si512(_mm512_permutex2var_epi64(q0, _mm512_load_si512(kK.pair_idx[k]), q1), mask);
     }
-    k4_scales(blk, _mm512_load_ps(kK.nibble_fix), u.dsc, u.dmm);
+    k4_scales(blk, u.dsc, u.dmm);
   }
 };
 
 struct Q5KUnpack {
   static constexpr size_t kBlockBytes = sizeof(BlockQ5K);
   static constexpr KLayout kLayout = KLayout::kPairs;
+  static constexpr bool kHighNibblesInPlace = false;
   static ZS_INLINE void unpack(const uint8_t* blk, RowK& u) {
     const uint8_t* qh = blk + 16;
     const uint8_t* qs = blk + 48;
@@ -258,13 +263,14 @@ struct Q5KUnpack {
       const __m512i hi = _mm512_and_si512(_mm512_rolv_epi64(_mm512_set1_epi64(h), rot), bit4);
       u.q[k] = _mm512_ternarylogic_epi32(lo, low4, hi, 0xEA);  // (lo & 0x0F) | hi
     }
-    k4_scales(blk, _mm512_set1_ps(1.0f), u.dsc, u.dmm);
+    k4_scales(blk, u.dsc, u.dmm);
   }
 };
 
 struct Q6KUnpack {
   static constexpr size_t kBlockBytes = sizeof(BlockQ6K);
   static constexpr KLayout kLayout = KLayout::kSingles;
+  static constexpr bool kHighNibblesInPlace = false;
   static ZS_INLINE void unpack(const uint8_t* blk, RowK& u) {
     const __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 64);
     const __m512i h = _mm512_loadu_si512(blk + 128);
@@ -321,7 +327,7 @@ struct TileK {
           s = _mm512_dpbusd_epi32(s, u.q[2], _mm512_load_si512(a.qs + 128));
           s = _mm512_dpbusd_epi32(s, u.q[3], _mm512_load_si512(a.qs + 192));
           const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), u.dsc);
-          acc[r][t] = _mm512_fmadd_ps(f, _mm512_set1_ps(a.d), acc[r][t]);
+          acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(a.dl), acc[r][t]);
           acc[r][t] = _mm512_fnmadd_ps(u.dmm, _mm512_load_ps(a.bsd), acc[r][t]);
         }
       }
@@ -336,7 +342,7 @@ void gemm_k(const GemmArgs& g, int64_t r0, int64_t r1) {
 }
 
 template <class U>
-constexpr GemmKernel kKernelK{&act_bytes_k<U::kLayout>, &pack_k<U::kLayout>, &gemm_k<U>};
+constexpr GemmKernel kKernelK{&act_bytes_k<U>, &pack_k<U>, &gemm_k<U>};
 
 // ============================================================== 32-blocks (Q8_0 / Q8_1)
 
@@ -647,4 +653,8 @@ const GemmKernel* avx512_kernel(GgmlType type) {
 }  // namespace zs::engine::kernels
 
 #pragma GCC diagnostic pop
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

@@ -42,11 +42,8 @@ double ClipEncoder::flops_per_image() const {
   return f;
 }
 
-// Token (i, j) of the shuffled grid concatenates the s x s block of patches below and to
-// the right of patch (i*s, j*s), row by row: feature index = (dy * s + dx) * d + e.
-void ClipEncoder::pixel_shuffle(const float* in, float* out) const {
-  const ClipConfig& c = model_.config();
-  const int side = c.patches_per_side(), s = c.scale_factor, d = c.n_embd, out_side = side / s;
+void pixel_shuffle(const float* in, int side, int d, int s, float* out) {
+  const int out_side = side / s;
   for (int i = 0; i < out_side; ++i)
     for (int j = 0; j < out_side; ++j) {
       float* o = out + (static_cast<int64_t>(i) * out_side + j) * s * s * d;
@@ -115,7 +112,7 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
     backend_.add_bias(out.data(), model_.mm2_b, np, c.projection_dim);
   } else {
     if (model_.post_ln_w) backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
-    pixel_shuffle(patches_out, proj_in_);
+    pixel_shuffle(patches_out, side, static_cast<int>(d), c.scale_factor, proj_in_);
     backend_.matmul(model_.mm0, proj_in_, c.tokens_per_image(), out.data());
   }
   for (float v : out)

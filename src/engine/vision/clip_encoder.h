@@ -8,6 +8,11 @@
 
 namespace zs::engine {
 
+// Idefics3's pixel shuffle: `in` is a side x side grid of d-wide patch rows; token (i, j) of
+// the (side / s)^2 output concatenates the s x s block of patches at (i*s, j*s), row by row,
+// so its feature (dy * s + dx) * d + e is feature e of patch (i*s + dy, j*s + dx).
+void pixel_shuffle(const float* in, int side, int d, int s, float* out);
+
 class ClipEncoder {
  public:
   ClipEncoder(const ClipModel& model, Backend& backend);
@@ -20,8 +25,6 @@ class ClipEncoder {
   double flops_per_image() const;
 
  private:
-  void pixel_shuffle(const float* in, float* out) const;
-
   const ClipModel& model_;
   Backend& backend_;
   int n_tokens_;

@@ -40,7 +40,9 @@ class Builder {
       auto& last = out_.pieces.back().tokens;
       last.insert(last.end(), ids.begin(), ids.end());
     } else {
-      out_.pieces.push_back(PromptPiece{std::move(ids)});
+      PromptPiece p;
+      p.tokens = std::move(ids);
+      out_.pieces.push_back(std::move(p));
     }
   }
 

@@ -2,7 +2,10 @@
 // Autoscaling policies: plain classes fed with observations of one deployment (which carry
 // the time, so a virtual clock drives them in tests and in the simulator) that return how many
 // instances the deployment should have and which idle instances to stop. No I/O inside: the
-// fleet (and later the simulator) apply the decisions.
+// fleet (and the simulator) apply the decisions.
+//
+// Observations may come at any interval (every ~20 ms from the fleet, at event times from the
+// simulator); each policy keeps its own evaluation cadence from `now_s`.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,7 +23,7 @@ struct InstanceObservation {
 };
 
 struct DeploymentObservation {
-  double now_s = 0;
+  double now_s = 0;  // seconds; `predictive` reads it as Unix time (hour of day, day of week in UTC)
   int min_instances = 0;
   int max_instances = 1;
   int slots = 1;
@@ -35,7 +38,7 @@ struct DeploymentObservation {
 
 struct ScalingDecision {
   int desired = 0;                  // instances wanted (the fleet starts the difference)
-  std::vector<std::string> stop;    // idle instances to drain now
+  std::vector<std::string> stop;    // idle ready instances to drain now; at most live - desired
   std::string reason;               // why, for the decision log (empty: nothing changed)
 };
 
@@ -45,17 +48,70 @@ class ScalingPolicy {
   virtual std::string_view name() const = 0;
   virtual ScalingDecision decide(const DeploymentObservation& o) = 0;
   // Learned state that should survive a restart (e.g. an idle-time histogram); "" if none.
+  // Plain text; restore_state("") is always accepted and keeps the fresh state.
   virtual std::string save_state() const { return ""; }
   virtual core::Status restore_state(const std::string& state) { return core::Status::ok(); }
 };
 
+// Knobs of every policy, plain numbers so that the config layer maps YAML onto them one to one.
+// Defaults follow Knative's KPA (concurrency), "Serverless in the Wild" (histogram) and common
+// rule-based autoscalers; docs/autoscaling.md explains each. Keep `target_concurrency` first:
+// callers build options as `{target}`.
 struct PolicyOptions {
   double target_concurrency = 0;  // requests per instance; 0 = the deployment's slots
+
+  // Shared by the demand-driven policies.
+  double evaluation_interval_s = 2;  // decisions are re-evaluated this often; in between the last one holds
+  double prewarm_lead_s = 30;        // typical instance start time: pre-warming starts this much early
+
+  // concurrency (Knative KPA).
+  double stable_window_s = 60;       // demand averaged over this window decides the count
+  double panic_window_s = 6;         // ... and over this one decides whether to panic
+  double panic_threshold = 2;        // panic when panic-window demand >= this x ready capacity
+  double scale_down_delay_s = 0;     // the highest count of this trailing window holds
+  double max_scale_up_rate = 1000;   // at most this x ready instances per evaluation
+  double max_scale_down_rate = 2;    // at least ready / this instances per evaluation
+
+  // rules.
+  double rules_queue_threshold = 50;       // scale out when the queue averaged over the window exceeds it
+  double rules_queue_window_s = 5;
+  double rules_high_utilization = 0.85;    // scale out when utilisation stays above it ...
+  double rules_high_for_s = 120;           // ... for this long
+  double rules_ttft_factor = 1.2;          // scale out when ttft p95 > objective x this (objective set)
+  double rules_scale_out_fraction = 0.5;   // add this fraction of the current count (at least 1)
+  double rules_scale_out_cooldown_s = 30;  // between scale-outs (and never while one still starts)
+  double rules_low_utilization = 0.5;      // scale in when utilisation stays below it ...
+  double rules_scale_in_fraction = 0.25;   // ... by this fraction of the current count (at least 1) ...
+  double rules_scale_in_interval_s = 300;  // ... once per this interval
+  double rules_warm_fraction = 0.1;        // idle spare kept on scale-in, as a fraction of the current count
+
+  // histogram (hybrid histogram keep-alive, Shahrad et al., ATC'20).
+  double histogram_bin_s = 60;              // idle-time bin width
+  double histogram_range_s = 4 * 3600;      // idle times beyond this are out of bounds
+  double histogram_head_percentile = 5;     // pre-warm after this percentile of idle time
+  double histogram_tail_percentile = 99;    // keep alive until this percentile
+  double histogram_margin = 0.1;            // head shortened and tail lengthened by this fraction
+  double histogram_cv_threshold = 2;        // representative when the bin counts' CV exceeds it
+  double histogram_min_samples = 10;        // ... and it holds at least this many idle times
+  double histogram_max_oob_fraction = 0.5;  // more out-of-bounds idle times than this: fixed keep-alive
+
+  // predictive (hour-of-day / day-of-week arrival profile, then concurrency).
+  double predictive_threshold = 10;        // expected arrivals in the coming hour that warrant pre-warming
+  double predictive_history_weight = 0.7;  // weight of the old estimate each time an hour comes round
+  double predictive_min_weeks = 2;         // day-of-week buckets count once seen this many weeks; else hour of day
 };
 
-// "concurrency": enough instances for what runs and waits at `target_concurrency` each,
-// scaled in one idle instance at a time once it has been idle for keep_alive.
-// "fixed": always min_instances (never more, never fewer).
+// The names make_scaling_policy knows, in the order docs/autoscaling.md presents them.
+const std::vector<std::string>& scaling_policy_names();
+
+// Checks the options' ranges; the message names the field and the accepted range.
+core::Status validate_policy_options(const PolicyOptions& options);
+
+// "concurrency" (also ""): Knative-style stable/panic windows on in-flight + queued requests.
+// "rules": queue / utilisation / TTFT thresholds, step-wise scale-in.
+// "fixed": demand-driven scale-out, scale-in after keep_alive idle.
+// "histogram": per-deployment idle-time histogram decides keep-alive and pre-warming.
+// "predictive": daily/weekly arrival profile pre-warms ahead of recurring peaks.
 core::Result<std::unique_ptr<ScalingPolicy>> make_scaling_policy(const std::string& name, const PolicyOptions& options);
 
 }  // namespace zs::platform

@@ -161,6 +161,23 @@ std::optional<InstanceState> parse_state(std::string_view s) {
   return std::nullopt;
 }
 
+// `path` as the path part of an SQLite file: URI, so that '?', '#' and '%' in a file name
+// are not read as URI syntax.
+std::string uri_path(const std::string& path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : path) {
+    if (c == '%' || c == '?' || c == '#' || c <= 0x20 || c >= 0x7F) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 // The most intervals [start, end) that overlap at one moment.
 int64_t peak_overlap(std::vector<std::pair<double, int>>& edges) {
   // An end sorts before a start at the same time: a replacement that starts as another
@@ -266,9 +283,18 @@ core::Result<std::unique_ptr<CostLedger>> CostLedger::open_read_only(const std::
   if (std::filesystem::is_directory(st)) {
     return core::Status::error(where + ": the path is a directory");
   }
+  // Without a -wal file no writer is attached and everything is in the main file. A plain
+  // read-only open would then create -wal and -shm files, owned by whoever reads: a report
+  // run as another user could lock the daemon out of its own ledger. immutable=1 reads the
+  // file as it is, creating nothing; a daemon starting meanwhile writes to its new WAL, not
+  // to the pages being read.
+  const bool writer_attached = std::filesystem::exists(path + "-wal", ec);
+  const std::string uri =
+      "file:" + uri_path(path) + (writer_attached ? "?mode=ro" : "?mode=ro&immutable=1");
   sqlite3* db = nullptr;
   // Never SQLITE_OPEN_CREATE: reading must not leave an empty ledger behind.
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+  const int rc = sqlite3_open_v2(uri.c_str(), &db,
+                                 SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

@@ -2,73 +2,93 @@
 
 #include <gtest/gtest.h>
 
+#include "platform/autoscale/policy_support.h"
+#include "platform/autoscale/time_window.h"
+
 namespace zs::platform {
 namespace {
 
-DeploymentObservation base() {
-  DeploymentObservation o;
-  o.min_instances = 0;
-  o.max_instances = 4;
-  o.slots = 4;
-  o.keep_alive_s = 10;
-  return o;
+TEST(ScalingPolicy, EveryNameMakesItsPolicy) {
+  for (const auto& name : scaling_policy_names()) {
+    auto p = make_scaling_policy(name, {});
+    ASSERT_TRUE(p.is_ok()) << name << ": " << p.status().message();
+    EXPECT_EQ(p.value()->name(), name);
+    EXPECT_TRUE(p.value()->restore_state("").is_ok()) << name;  // nothing saved yet: a fresh start
+  }
+  EXPECT_EQ(make_scaling_policy("", {}).value()->name(), "concurrency");  // the default
 }
 
-InstanceObservation inst(const std::string& id, int in_flight, double idle_for, bool ready = true) {
-  return {id, ready, in_flight, idle_for};
-}
-
-TEST(ConcurrencyPolicy, ScalesOutWithDemandWithinBounds) {
-  auto p = make_scaling_policy("concurrency", {}).value();
-  auto o = base();
-  EXPECT_EQ(p->decide(o).desired, 0);  // nothing to do: stays at zero
-  o.queued = 1;
-  EXPECT_EQ(p->decide(o).desired, 1);  // a request at zero instances: start one
-  o.queued = 9;
-  EXPECT_EQ(p->decide(o).desired, 3);
-  o.queued = 100;
-  EXPECT_EQ(p->decide(o).desired, 4);  // capped at max_instances
-  o.queued = 0;
-  o.min_instances = 2;
-  EXPECT_EQ(p->decide(o).desired, 2);
-}
-
-TEST(ConcurrencyPolicy, TargetConcurrencyOverridesSlots) {
-  auto p = make_scaling_policy("concurrency", {.target_concurrency = 1}).value();
-  auto o = base();
-  o.in_flight = 3;
-  EXPECT_EQ(p->decide(o).desired, 3);
-}
-
-TEST(ConcurrencyPolicy, ScalesInIdleInstancesAfterKeepAliveDownToMin) {
-  auto p = make_scaling_policy("concurrency", {}).value();
-  auto o = base();
-  o.instances = {inst("a", 0, 5), inst("b", 0, 30), inst("c", 1, 0), inst("d", 0, 11)};
-  o.in_flight = 1;
-  auto d = p->decide(o);
-  EXPECT_EQ(d.stop, (std::vector<std::string>{"b", "d"}));  // longest idle first; "a" is within keep_alive
-  o.min_instances = 3;
-  EXPECT_EQ(p->decide(o).stop, (std::vector<std::string>{"b"}));
-  o.min_instances = 0;
-  o.keep_alive_s = -1;  // pinned
-  EXPECT_TRUE(p->decide(o).stop.empty());
-  o.keep_alive_s = 10;
-  o.queued = 2;  // waiting work: keep everything
-  EXPECT_TRUE(p->decide(o).stop.empty());
-}
-
-TEST(FixedPolicy, HoldsMinInstances) {
-  auto p = make_scaling_policy("fixed", {}).value();
-  auto o = base();
-  o.min_instances = 2;
-  o.queued = 50;
-  EXPECT_EQ(p->decide(o).desired, 2);
-}
-
-TEST(ScalingPolicy, UnknownNameIsAnError) {
+TEST(ScalingPolicy, UnknownNameIsAnErrorListingTheKnownOnes) {
   auto r = make_scaling_policy("magic", {});
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("known: concurrency, fixed"), std::string::npos);
+  EXPECT_NE(r.status().message().find("known: concurrency, rules, fixed, histogram, predictive"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(ScalingPolicy, OptionsOutOfRangeNameTheField) {
+  PolicyOptions o;
+  o.panic_window_s = 120;  // longer than the stable window
+  auto r = make_scaling_policy("concurrency", o);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("panic_window_s must be <= stable_window_s (got 120)"), std::string::npos)
+      << r.status().message();
+  o = {};
+  o.histogram_margin = 1.5;
+  EXPECT_NE(validate_policy_options(o).message().find("histogram_margin must be between 0 and 1"), std::string::npos);
+  o = {};
+  o.max_scale_down_rate = 1;
+  EXPECT_FALSE(validate_policy_options(o).is_ok());
+  EXPECT_TRUE(validate_policy_options({}).is_ok());
+  EXPECT_TRUE(validate_policy_options({2.0}).is_ok());  // the fleet builds options as {target}
+}
+
+TEST(ScalingPolicy, StateOfAnotherPolicyIsRefused) {
+  auto h = make_scaling_policy("histogram", {}).value();
+  auto p = make_scaling_policy("predictive", {}).value();
+  EXPECT_FALSE(h->restore_state(p->save_state()).is_ok());
+  auto r = p->restore_state(h->save_state());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.message().find("restoring the predictive policy"), std::string::npos) << r.message();
+}
+
+TEST(PolicySupport, InstancesForToleratesRoundingNoise) {
+  EXPECT_EQ(instances_for(0, 4), 0);
+  EXPECT_EQ(instances_for(0.01, 4), 1);
+  EXPECT_EQ(instances_for(8.0000001, 4), 2);
+  EXPECT_EQ(instances_for(8.1, 4), 3);
+}
+
+TEST(PolicySupport, SurplusIdleStopsLongestIdleFirstAndNeverBusyOrStarting) {
+  DeploymentObservation o;
+  o.instances = {{"a", true, 0, 5}, {"b", true, 0, 30}, {"c", true, 1, 0}, {"d", false, 0, 0}, {"e", true, 0, 11}};
+  EXPECT_EQ(surplus_idle(o, 2), (std::vector<std::string>{"b", "e", "a"}));
+  EXPECT_EQ(surplus_idle(o, 4), (std::vector<std::string>{"b"}));
+  EXPECT_EQ(surplus_idle(o, 0, 10), (std::vector<std::string>{"b", "e"}));
+  EXPECT_TRUE(surplus_idle(o, 5).empty());
+}
+
+TEST(TimeWeightedWindow, AveragesByTimeNotBySample) {
+  TimeWeightedWindow w(60);
+  EXPECT_EQ(w.average(0, 60), 0);
+  w.add(0, 10);
+  EXPECT_EQ(w.average(0, 60), 10);  // no time has passed: the latest value
+  for (int i = 1; i <= 100; ++i) w.add(i * 0.01, 10);  // many samples of one step count once
+  w.add(1, 0);
+  EXPECT_DOUBLE_EQ(w.average(4, 60), 2.5);  // 10 for 1 s, 0 for 3 s: over the observed 4 s only
+  EXPECT_DOUBLE_EQ(w.average(4, 2), 0);
+  w.add(100, 4);
+  EXPECT_DOUBLE_EQ(w.average(130, 60), 2);  // [70, 100) at 0, [100, 130) at 4
+  w.add(50, 1);                             // the clock stepped back: a new history
+  EXPECT_DOUBLE_EQ(w.average(51, 60), 1);
+}
+
+TEST(Cadence, DueEveryIntervalAndAfterAClockReset) {
+  Cadence c(2);
+  EXPECT_TRUE(c.due(10));
+  c.mark(10);
+  EXPECT_FALSE(c.due(11.9));
+  EXPECT_TRUE(c.due(12));
+  EXPECT_TRUE(c.due(3));
 }
 
 }  // namespace

@@ -89,6 +89,13 @@ TEST(CostLedgerJson, RendersCostsAndParsesBack) {
   EXPECT_EQ(w["completion_tokens"], 20);
   EXPECT_EQ(w["cold_starts"], 1);
   EXPECT_NEAR(w["cost_per_request"].get<double>(), 0.03, 1e-12);
+  EXPECT_NEAR(w["cost_per_1k_requests"].get<double>(), 30, 1e-9);
+  EXPECT_DOUBLE_EQ(w["starting_seconds"].get<double>(), 60);  // never reported ready
+  EXPECT_DOUBLE_EQ(w["idle_seconds"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(w["idle_share"].get<double>(), 0);
+  EXPECT_EQ(w["peak_instances"], 1);
+  EXPECT_NEAR(w["always_on_cost"].get<double>(), 0.001 * 100, 1e-12);  // [100, 200) covered
+  EXPECT_EQ(plain["peak_instances"], 1);
   EXPECT_NEAR(j["total_cost"].get<double>(), 0.06 + 0.01, 1e-12);
 
   ASSERT_TRUE(ledger->instance_stopped("i2", 200).is_ok());

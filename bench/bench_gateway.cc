@@ -1,0 +1,762 @@
+// Platform speed targets of `zeroserve serve`, measured against baselines taken in the same
+// run (the machine is shared and noisy, so every claim is a ratio or a difference):
+//
+//   a) cold start: time to first token of a request that arrives at zero instances vs one
+//      that finds the instance warm, through `serve`                        (target <= +100 ms)
+//   b) gateway overhead: the same short request through `serve` vs straight to the worker
+//      instance behind it (its Unix socket): per-request ms difference      (target <= 1 ms)
+//      and streamed tokens/s ratio                                          (target >= 0.95)
+//   c) idle streams: the gateway alone holding N (default 10,000) streaming requests that
+//      wait for an instance that never becomes ready; each must receive its first SSE
+//      keep-alive comment. Reports N, the daemon's threads, RSS and open files against the
+//      idle daemon.
+//
+//   bench_gateway [--model F] [--zeroserve BIN] [--threads 2] [--cold-trials 3]
+//                 [--overhead-requests 30] [--stream-tokens 48] [--stream-trials 4]
+//                 [--connections 10000] [--serve-nofile N] [--only a|b|c] [--quick]
+//
+// --serve-nofile N starts serve with a soft RLIMIT_NOFILE of N (1024 is what most shells
+// give) to see how the daemon copes with its own descriptor limit.
+//
+// Without --model, bench-1b Q4_K_M is generated once into $ZS_BENCH_CACHE (default
+// /tmp/zs-bench) and reused. No thresholds are enforced.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/model/llm.h"
+#include "engine/vision/chat_prompt.h"
+#include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+double load_average() {
+  double l = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+double median(const std::vector<double>& v) { return quantile(v, 0.5); }
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "bench_gateway: %s\n", message.c_str());
+  std::exit(1);
+}
+
+// ---------------------------------------------------------------------------------------
+// A child process whose stdout is read for "ready <addr>"; stderr goes to a log file. It
+// gets SIGTERM when this process dies, and on destruction (SIGKILL after a grace period).
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& log_path, const std::vector<std::string>& extra_env = {}) {
+    int fds[2];
+    if (pipe(fds) != 0) die("pipe failed");
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_strings(extra_env);
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> env;
+    for (auto& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) die("fork failed");
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(127);
+      dup2(fds[1], 1);
+      int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (log >= 0) dup2(log, 2);
+      close(fds[0]);
+      close(fds[1]);
+      execve(args[0], args.data(), env.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Child() { stop(); }
+  pid_t pid() const { return pid_; }
+
+  // The address printed after "ready ", or nullopt (exited or timed out).
+  std::optional<std::string> wait_ready(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    std::string buf;
+    while (Clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char c[512];
+      ssize_t n = read(out_, c, sizeof c);
+      if (n <= 0) return std::nullopt;
+      buf.append(c, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (line.rfind("ready ", 0) == 0) return line.substr(6);
+      }
+    }
+    return std::nullopt;
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (out_ >= 0) close(out_);
+    out_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+std::string find_zeroserve(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* e = std::getenv("ZEROSERVE_BIN"); e && *e) return e;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& p : {self.parent_path().parent_path() / "zeroserve", self.parent_path() / "zeroserve"})
+    if (fs::exists(p, ec)) return p.string();
+  die("cannot find the zeroserve binary: pass --zeroserve or set ZEROSERVE_BIN");
+}
+
+std::string ensure_model(const std::string& flag, const std::string& zeroserve) {
+  if (!flag.empty()) return flag;
+  const char* c = std::getenv("ZS_BENCH_CACHE");
+  const std::string dir = c && *c ? c : "/tmp/zs-bench";
+  const std::string path = dir + "/bench-1b-q4_k_m.gguf";
+  if (fs::exists(path)) return path;
+  fs::create_directories(dir);
+  std::printf("generating %s (once) ...\n", path.c_str());
+  std::fflush(stdout);
+  const std::string cmd = "'" + zeroserve + "' gen-model --preset bench-1b --type q4_k_m --out '" + path + ".tmp' && mv '" +
+                          path + ".tmp' '" + path + "'";
+  if (std::system(cmd.c_str()) != 0) die("gen-model failed");
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------
+// Prompts of an exact length in positions (as the worker counts them), distinct per index so
+// that the prefix cache does not turn one stream's prefill into another's.
+std::string make_prompt(const zs::engine::Llm& llm, int index, int positions) {
+  static const char* kWords[] = {"river", "stone", "lamp", "quiet", "orange", "window", "seven", "cloud", "paper",
+                                 "garden", "silver", "train", "morning", "bridge", "candle", "forest"};
+  std::string text = "Story " + std::to_string(index) + ":";
+  auto count = [&](const std::string& t) {
+    auto p = zs::engine::prepare_text_prompt(llm, nullptr, t, {});
+    return p ? p->prompt.n_positions() : 0;
+  };
+  for (int i = 0; count(text) < positions && i < 4 * positions; ++i) {
+    const std::string next = text + " " + kWords[(i * 7 + index) % 16];
+    if (count(next) > positions) {  // a shorter filler to land exactly
+      std::string t = text;
+      while (count(t) < positions) t += ".";
+      return t;
+    }
+    text = next;
+  }
+  return text;
+}
+
+// Greedy decoding (temperature 0) by default. Random weights under greedy decoding often fall
+// into a loop that contains the end-of-sequence token, which would end streams early and
+// shrink the batch; long streams therefore sample (temperature 1, fixed seed), which makes
+// an early end-of-sequence as unlikely as one token in the vocabulary.
+json completion_body(const std::string& model, const std::string& prompt, int max_tokens, bool stream, int seed = -1) {
+  json b = {{"model", model}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+  if (seed >= 0) {
+    b["temperature"] = 1.0;
+    b["seed"] = seed;
+  }
+  if (stream) b["stream_options"] = {{"include_usage", true}};
+  return b;
+}
+
+// One streamed request: when each text event arrived, and the usage at the end.
+struct StreamResult {
+  bool ok = false;
+  std::string error;
+  Clock::time_point sent;
+  std::optional<Clock::time_point> first_text;
+  std::vector<Clock::time_point> text_events;
+  Clock::time_point done;
+  int completion_tokens = -1;
+  int prompt_tokens = -1;
+  std::string cold_start_ms;  // X-Zeroserve-Cold-Start-Ms, when the gateway waited for a start
+};
+
+StreamResult run_stream(const std::string& address, const json& body, const std::atomic<bool>* hang_up = nullptr,
+                        std::atomic<int>* started = nullptr, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  StreamResult r;
+  auto client = zs::gateway::HttpClient::connect(address);
+  if (!client) {
+    r.error = client.status().message();
+    return r;
+  }
+  zs::gateway::SseParser parser;
+  bool counted = false;
+  r.sent = Clock::now();
+  auto resp = client.value()->stream(
+      "POST", "/v1/completions", body.dump(), {},
+      [&](std::string_view chunk) {
+        const auto now = Clock::now();
+        parser.feed(chunk);
+        for (const auto& e : parser.take_events()) {
+          if (e == "[DONE]") continue;
+          auto j = json::parse(e, nullptr, false);
+          if (j.is_discarded()) continue;
+          if (j.contains("usage") && j["usage"].is_object()) {
+            r.completion_tokens = j["usage"].value("completion_tokens", -1);
+            r.prompt_tokens = j["usage"].value("prompt_tokens", -1);
+          }
+          if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&
+              !j["choices"][0].value("text", "").empty()) {
+            if (!r.first_text) r.first_text = now;
+            r.text_events.push_back(now);
+            if (started && !counted) {
+              counted = true;
+              started->fetch_add(1);
+            }
+          }
+        }
+        return !(hang_up && hang_up->load());
+      },
+      timeout);
+  r.done = Clock::now();
+  if (!resp) {
+    r.error = resp.status().message();
+    return r;
+  }
+  if (resp->status != 200) {
+    r.error = "HTTP " + std::to_string(resp->status);
+    return r;
+  }
+  r.cold_start_ms = resp->header("X-Zeroserve-Cold-Start-Ms");
+  r.ok = true;
+  return r;
+}
+
+struct Options {
+  std::string model, zeroserve, only;
+  int threads = 2, cold_trials = 3, overhead_requests = 30, stream_tokens = 48, stream_trials = 4;
+  int connections = 10'000, prompt_tokens = 8;
+  long serve_nofile = 0;  // > 0: start serve with this soft RLIMIT_NOFILE (what a default shell gives)
+};
+
+// A `zeroserve serve` daemon with its own config, state and cache directories.
+class Serve {
+ public:
+  Serve(const Options& o, const std::string& name, const std::string& yaml) {
+    dir_ = (fs::temp_directory_path() / ("zs-bench-" + name + "-" + std::to_string(getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ + "/zeroserve.yaml") << yaml;
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{o.zeroserve, "serve", "--config", dir_ + "/zeroserve.yaml", "--listen", "127.0.0.1:0"},
+        dir_ + "/serve.log", std::vector<std::string>{"XDG_STATE_HOME=" + dir_ + "/state", "XDG_CACHE_HOME=" + dir_ + "/cache"});
+    auto a = child_->wait_ready(std::chrono::seconds(60));
+    if (!a) die("serve did not become ready (log: " + dir_ + "/serve.log)");
+    address_ = *a;
+  }
+  ~Serve() {
+    child_->stop();
+    std::error_code ec;
+    if (const char* keep = std::getenv("ZS_BENCH_KEEP"); keep && *keep) return;  // keep logs and state
+    fs::remove_all(dir_, ec);
+  }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return child_->pid(); }
+  const std::string& dir() const { return dir_; }
+
+  std::string state_of(const std::string& deployment) {
+    auto r = zs::gateway::http_request("GET", address_, "/v1/models", "", {}, std::chrono::seconds(5));
+    if (!r || r->status != 200) return "?";
+    auto j = json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || !j.contains("data")) return "?";
+    for (const auto& m : j["data"])
+      if (m.value("id", "") == deployment) return m.value("state", "?");
+    return "?";
+  }
+  bool wait_state(const std::string& deployment, const std::string& state, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (state_of(deployment) == state) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  // The Unix socket of the running instance of `deployment` (the builtin runtime's address).
+  std::string instance_socket(const std::string& deployment) const {
+    const fs::path run = fs::path(dir_) / "state" / "zeroserve" / ("run-" + std::to_string(child_->pid()));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run, ec))
+      if (e.path().extension() == ".sock" && e.path().filename().string().rfind(deployment + "-", 0) == 0)
+        return "unix:" + e.path().string();
+    return "";
+  }
+
+ private:
+  std::string dir_, address_;
+  std::unique_ptr<Child> child_;
+};
+
+std::string builtin_deployment(const std::string& name, const std::string& model, int threads, const std::string& extra) {
+  return "  - name: " + name + "\n    model: " + model + "\n    slots: 16\n    ctx: 8192\n    threads: " +
+         std::to_string(threads) + "\n" + extra;
+}
+
+// ---------------------------------------------------------------------------------------
+// a) cold start vs warm.
+void bench_cold_start(Serve& s, const zs::engine::Llm& llm, const Options& o) {
+  std::printf("\n[a] time to first token at zero instances vs warm, through serve (deployment 'cold': keep_alive 1s, "
+              "min_instances 0; %d-token prompt, max_tokens 1, streaming)\n",
+              o.prompt_tokens);
+  std::vector<double> cold, warm, header;
+  for (int t = 0; t < o.cold_trials; ++t) {
+    if (!s.wait_state("cold", "idle", std::chrono::seconds(60))) die("deployment 'cold' did not scale to zero");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the stopped worker's exit settle
+    const std::string prompt = make_prompt(llm, 100 + t, o.prompt_tokens);
+    auto c = run_stream(s.address(), completion_body("cold", prompt, 1, true));
+    if (!c.ok || !c.first_text) die("cold request failed: " + c.error);
+    auto w = run_stream(s.address(), completion_body("cold", prompt, 1, true));
+    if (!w.ok || !w.first_text) die("warm request failed: " + w.error);
+    if (!w.cold_start_ms.empty()) std::printf("  note: the warm request also waited for a start\n");
+    cold.push_back(seconds_between(c.sent, *c.first_text) * 1e3);
+    warm.push_back(seconds_between(w.sent, *w.first_text) * 1e3);
+    header.push_back(c.cold_start_ms.empty() ? -1 : std::stod(c.cold_start_ms));
+    std::printf("  trial %d: cold %.0f ms (X-Zeroserve-Cold-Start-Ms %s), warm %.0f ms\n", t + 1, cold.back(),
+                c.cold_start_ms.empty() ? "missing" : c.cold_start_ms.c_str(), warm.back());
+    std::fflush(stdout);
+  }
+  std::printf("  RESULT cold-start  warm ttft %.0f ms, cold ttft %.0f ms, difference %+.0f ms, ratio %.2fx; instance "
+              "start reported %.0f ms (target <= +100 ms)\n",
+              median(warm), median(cold), median(cold) - median(warm), median(cold) / median(warm), median(header));
+}
+
+// ---------------------------------------------------------------------------------------
+// b) gateway overhead against the same worker reached directly.
+void bench_overhead(Serve& s, const zs::engine::Llm& llm, const Options& o) {
+  if (!s.wait_state("warm", "ready", std::chrono::seconds(120))) die("deployment 'warm' did not become ready");
+  const std::string direct = s.instance_socket("warm");
+  if (direct.empty()) die("cannot find the Unix socket of the 'warm' instance under " + s.dir());
+  std::printf("\n[b] gateway overhead: serve (%s, model 'warm') vs its worker directly (%s)\n", s.address().c_str(),
+              direct.c_str());
+  auto via_gw = zs::gateway::HttpClient::connect(s.address());
+  auto via_worker = zs::gateway::HttpClient::connect(direct);
+  if (!via_gw || !via_worker) die("connect failed");
+  auto timed = [](zs::gateway::HttpClient& c, const std::string& body, int expect) {
+    const auto t0 = Clock::now();
+    auto r = c.request("POST", "/v1/completions", body, {}, std::chrono::seconds(60));
+    if (!r || r->status != expect)
+      die("unexpected answer: " + (r ? std::to_string(r->status) + " " + r->body : r.status().message()));
+    return seconds_between(t0, Clock::now()) * 1e3;
+  };
+  auto paired = [&](const std::string& body, int expect, int n, std::vector<double>* gw, std::vector<double>* wk) {
+    for (int i = 0; i < 3; ++i) {
+      timed(*via_gw.value(), body, expect);
+      timed(*via_worker.value(), body, expect);
+    }
+    for (int i = 0; i < n; ++i) {
+      if (i % 2 == 0) {
+        gw->push_back(timed(*via_gw.value(), body, expect));
+        wk->push_back(timed(*via_worker.value(), body, expect));
+      } else {
+        wk->push_back(timed(*via_worker.value(), body, expect));
+        gw->push_back(timed(*via_gw.value(), body, expect));
+      }
+    }
+  };
+  // 1. The full short request: engine time included, so its noise bounds the resolution.
+  const std::string prompt = make_prompt(llm, 300, o.prompt_tokens);
+  std::vector<double> gw, wk;
+  paired(completion_body("warm", prompt, 1, false).dump(), 200, o.overhead_requests, &gw, &wk);
+  std::vector<double> diff;
+  for (size_t i = 0; i < gw.size(); ++i) diff.push_back(gw[i] - wk[i]);
+  std::printf("  short request (%d-token prompt, max_tokens 1): direct median %.2f ms, via serve %.2f ms; paired difference "
+              "median %+.2f ms (p25 %+.2f, p75 %+.2f)\n",
+              o.prompt_tokens, median(wk), median(gw), median(diff), quantile(diff, 0.25), quantile(diff, 0.75));
+  // 2. The same path without the engine: the worker parses the request and answers 400
+  //    (temperature out of range), so what remains is HTTP, the gateway and the proxy hop.
+  json bad = completion_body("warm", prompt, 1, false);
+  bad["temperature"] = -1;
+  std::vector<double> gw0, wk0;
+  paired(bad.dump(), 400, 200, &gw0, &wk0);
+  std::printf("  request rejected by the worker (400, no engine): direct median %.3f ms, via serve %.3f ms\n", median(wk0),
+              median(gw0));
+  std::vector<double> diff0;
+  for (size_t i = 0; i < gw0.size(); ++i) diff0.push_back(gw0[i] - wk0[i]);
+  std::printf("  RESULT gateway-overhead-request  direct %.2f ms, via serve %.2f ms, paired difference %+.2f ms (p25 %+.2f, "
+              "p75 %+.2f); engine-free path %+.3f ms (target <= 1 ms)\n",
+              median(wk), median(gw), median(diff), quantile(diff, 0.25), quantile(diff, 0.75), median(diff0));
+  std::fflush(stdout);
+
+  // 3. Streamed tokens/s, alternating.
+  std::vector<double> tps_gw, tps_wk;
+  auto tps = [](const StreamResult& r) {
+    if (!r.ok || r.text_events.size() < 2) die("stream failed: " + r.error);
+    return (r.text_events.size() - 1) / seconds_between(r.text_events.front(), r.text_events.back());
+  };
+  for (int t = 0; t < o.stream_trials; ++t) {
+    const json body = completion_body("warm", make_prompt(llm, 400 + t, o.prompt_tokens), o.stream_tokens, true, t + 1);
+    if (t % 2 == 0) {
+      tps_gw.push_back(tps(run_stream(s.address(), body)));
+      tps_wk.push_back(tps(run_stream(direct, body)));
+    } else {
+      tps_wk.push_back(tps(run_stream(direct, body)));
+      tps_gw.push_back(tps(run_stream(s.address(), body)));
+    }
+    std::printf("  stream trial %d: direct %.2f events/s, via serve %.2f events/s\n", t + 1, tps_wk.back(), tps_gw.back());
+    std::fflush(stdout);
+  }
+  std::printf("  RESULT gateway-overhead-stream  direct %.2f tok/s, via serve %.2f tok/s, ratio %.3f (target >= 0.95)\n",
+              median(tps_wk), median(tps_gw), median(tps_gw) / median(tps_wk));
+}
+
+// ---------------------------------------------------------------------------------------
+// c) many idle streaming connections.
+struct ProcInfo {
+  long threads = -1;
+  long rss_kib = -1;
+  long fds = -1;
+};
+
+ProcInfo proc_info(pid_t pid) {
+  ProcInfo p;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("Threads:", 0) == 0) p.threads = std::stol(line.substr(8));
+    if (line.rfind("VmRSS:", 0) == 0) p.rss_kib = std::stol(line.substr(6));
+  }
+  std::error_code ec;
+  long n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
+    ++n;
+  p.fds = n;
+  return p;
+}
+
+struct IdleConn {
+  int fd = -1;
+  bool connected = false, sent = false, headers = false, closed = false;
+  int status = 0;
+  int comments = 0;
+  std::string in;
+  size_t scanned = 0;
+  Clock::time_point opened, first_comment;
+};
+
+void bench_idle_streams(const Options& o) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  const rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);  // serve, started next, inherits it
+  getrlimit(RLIMIT_NOFILE, &rl);
+  int n = o.connections;
+  if (static_cast<rlim_t>(n) + 64 > rl.rlim_cur) {
+    n = static_cast<int>(rl.rlim_cur) - 64;
+    std::printf("  note: RLIMIT_NOFILE hard limit %llu: only %d connections possible\n",
+                static_cast<unsigned long long>(rl.rlim_max), n);
+  }
+  std::printf("\n[c] idle streams: %d streaming requests waiting on an instance that never becomes ready "
+              "(RLIMIT_NOFILE raised from %llu to %llu; serve inherits it)\n",
+              n, static_cast<unsigned long long>(before), static_cast<unsigned long long>(rl.rlim_cur));
+  if (o.serve_nofile > 0) {  // serve inherits the soft limit in force when it starts
+    rlimit low = rl;
+    low.rlim_cur = static_cast<rlim_t>(o.serve_nofile);
+    setrlimit(RLIMIT_NOFILE, &low);
+    std::printf("  serve starts with a soft RLIMIT_NOFILE of %ld\n", o.serve_nofile);
+  }
+  Serve s(o, "idle",
+          "deployments:\n  - name: never\n    runtime: command\n    command: sleep 600 {port}\n    memory: 1MiB\n"
+          "    request_timeout: 10m\n    start_timeout: 10m\n    max_queue: 20000\n");
+  setrlimit(RLIMIT_NOFILE, &rl);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const ProcInfo idle = proc_info(s.pid());
+
+  const std::string addr = s.address();
+  const size_t colon = addr.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
+  inet_pton(AF_INET, addr.substr(0, colon).c_str(), &sa.sin_addr);
+  const std::string body = R"({"model":"never","messages":[{"role":"user","content":"hi"}],"max_tokens":1,"stream":true})";
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: " + addr +
+                              "\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+
+  const int ep = epoll_create1(0);
+  std::vector<IdleConn> conns(static_cast<size_t>(n));
+  int opened = 0, with_comment = 0, failed = 0, refused_status = 0;
+  std::map<int, int> statuses;
+  std::string first_error;
+  auto on_ready = [&](IdleConn& c, uint32_t events) {
+    if (c.closed) return;
+    auto fail = [&](const std::string& why) {
+      if (first_error.empty()) first_error = why;
+      ++failed;
+      c.closed = true;
+      epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+      close(c.fd);
+    };
+    if (!c.sent && (events & EPOLLOUT)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) return fail(std::string("connect: ") + std::strerror(err));
+      if (send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+        return fail("short send");
+      c.sent = true;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP;
+      ev.data.u64 = static_cast<uint64_t>(&c - conns.data());
+      epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+      return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      char buf[4096];
+      for (;;) {
+        ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+        if (r > 0) {
+          c.in.append(buf, static_cast<size_t>(r));
+          continue;
+        }
+        if (r == 0) return fail("the server closed the connection (HTTP " + std::to_string(c.status) + ")");
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return fail(std::string("recv: ") + std::strerror(errno));
+      }
+      if (!c.headers) {
+        const size_t end = c.in.find("\r\n\r\n");
+        if (end == std::string::npos) return;
+        c.headers = true;
+        c.status = std::atoi(c.in.c_str() + 9);
+        ++statuses[c.status];
+        if (c.status != 200) {
+          ++refused_status;
+          return fail("HTTP " + std::to_string(c.status) + ": " + c.in.substr(end + 4, 200));
+        }
+        c.scanned = end + 4;
+      }
+      // SSE comments are lines starting with ':' (inside HTTP chunks: "<hex>\r\n: ...\n\n").
+      for (size_t p; (p = c.in.find("\n:", c.scanned)) != std::string::npos;) {
+        if (c.comments++ == 0) {
+          c.first_comment = Clock::now();
+          ++with_comment;
+        }
+        c.scanned = p + 2;
+      }
+      if (c.scanned > 65536) {  // keep memory flat while holding
+        c.in.erase(0, c.scanned);
+        c.scanned = 0;
+      }
+    }
+  };
+  std::vector<epoll_event> events(1024);
+  auto pump = [&](int timeout_ms) {
+    int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout_ms);
+    for (int i = 0; i < k; ++i) on_ready(conns[events[static_cast<size_t>(i)].data.u64], events[static_cast<size_t>(i)].events);
+  };
+
+  const auto t_open = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    IdleConn& c = conns[static_cast<size_t>(i)];
+    c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c.fd < 0) {
+      if (first_error.empty()) first_error = std::string("socket: ") + std::strerror(errno);
+      ++failed;
+      c.closed = true;
+      continue;
+    }
+    c.opened = Clock::now();
+    if (connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
+      if (first_error.empty()) first_error = std::string("connect: ") + std::strerror(errno);
+      ++failed;
+      close(c.fd);
+      c.closed = true;
+      continue;
+    }
+    ++opened;
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = static_cast<uint64_t>(i);
+    epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+    if (i % 100 == 99) pump(1);  // pace: the listen backlog is bounded
+  }
+  const double open_s = seconds_between(t_open, Clock::now());
+  const auto deadline = Clock::now() + std::chrono::seconds(90);
+  while (with_comment + failed < n && Clock::now() < deadline) pump(100);
+  const double all_s = seconds_between(t_open, Clock::now());
+  const ProcInfo held = proc_info(s.pid());
+  std::vector<double> first_ms;
+  for (const auto& c : conns)
+    if (c.comments > 0) first_ms.push_back(seconds_between(c.opened, c.first_comment) * 1e3);
+
+  // Hold a while longer: the streams must keep receiving keep-alive comments.
+  std::vector<int> before_hold(conns.size());
+  for (size_t i = 0; i < conns.size(); ++i) before_hold[i] = conns[i].comments;
+  const auto hold_end = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < hold_end) pump(100);
+  int kept = 0;
+  for (size_t i = 0; i < conns.size(); ++i) kept += !conns[i].closed && conns[i].comments > before_hold[i];
+  const ProcInfo held2 = proc_info(s.pid());
+
+  // One more connection beyond N: is it still served?
+  std::string extra = "not tried";
+  {
+    auto r = zs::gateway::http_request("GET", addr, "/health", "", {}, std::chrono::seconds(5));
+    extra = r ? "GET /health answered " + std::to_string(r->status) : "GET /health failed: " + r.status().message();
+  }
+
+  for (auto& c : conns)
+    if (!c.closed && c.fd >= 0) close(c.fd);
+  close(ep);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const ProcInfo after = proc_info(s.pid());
+
+  std::printf("  opened %d connections in %.1f s; %d got their first keep-alive comment within %.1f s (first comment "
+              "median %.0f ms, p99 %.0f ms after connect); %d failed",
+              opened, open_s, with_comment, all_s, median(first_ms), quantile(first_ms, 0.99), failed);
+  if (!first_error.empty()) std::printf(" (first failure: %s)", first_error.c_str());
+  std::printf("\n  HTTP statuses:");
+  for (const auto& [k, v] : statuses) std::printf(" %d x%d", k, v);
+  std::printf("\n  still receiving comments 5 s later: %d of %d\n", kept, n);
+  std::printf("  connection %d+1 while holding: %s\n", n, extra.c_str());
+  std::printf("  serve process: idle %ld threads, %.1f MiB RSS, %ld fds | holding %ld threads, %.1f MiB RSS, %ld fds "
+              "(5 s later %ld threads, %.1f MiB) | after closing %ld threads, %.1f MiB, %ld fds\n",
+              idle.threads, idle.rss_kib / 1024.0, idle.fds, held.threads, held.rss_kib / 1024.0, held.fds, held2.threads,
+              held2.rss_kib / 1024.0, after.threads, after.rss_kib / 1024.0, after.fds);
+  if (held.rss_kib < 0 || after.rss_kib < 0)
+    std::printf("  serve is no longer running: it died while holding the connections (its log: %s/serve.log; set "
+                "ZS_BENCH_KEEP=1 to keep it)\n",
+                s.dir().c_str());
+  std::printf("  RESULT idle-streams  N %d, with first comment %d (%.1f%%), serve threads %ld (idle %ld, ratio %.2fx), RSS "
+              "%.1f MiB (idle %.1f MiB, %.1f KiB per connection)\n",
+              n, with_comment, 100.0 * with_comment / std::max(1, n), held.threads, idle.threads,
+              static_cast<double>(held.threads) / std::max(1L, idle.threads), held.rss_kib / 1024.0, idle.rss_kib / 1024.0,
+              static_cast<double>(held.rss_kib - idle.rss_kib) / std::max(1, with_comment));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) die("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--model") o.model = next();
+    else if (a == "--zeroserve") o.zeroserve = next();
+    else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--cold-trials") o.cold_trials = std::stoi(next());
+    else if (a == "--overhead-requests") o.overhead_requests = std::stoi(next());
+    else if (a == "--stream-tokens") o.stream_tokens = std::stoi(next());
+    else if (a == "--stream-trials") o.stream_trials = std::stoi(next());
+    else if (a == "--connections") o.connections = std::stoi(next());
+    else if (a == "--serve-nofile") o.serve_nofile = std::stol(next());
+    else if (a == "--prompt-tokens") o.prompt_tokens = std::stoi(next());
+    else if (a == "--only") o.only = next();
+    else if (a == "--quick") {
+      o.cold_trials = 2;
+      o.overhead_requests = 16;
+      o.stream_tokens = 24;
+      o.stream_trials = 2;
+    } else {
+      std::printf("usage: bench_gateway [--model F] [--zeroserve BIN] [--threads N] [--cold-trials N]\n"
+                  "                     [--overhead-requests N] [--stream-tokens N] [--stream-trials N]\n"
+                  "                     [--connections N] [--serve-nofile N] [--prompt-tokens N] [--only a|b|c] [--quick]\n");
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  const auto t_start = Clock::now();
+  o.zeroserve = find_zeroserve(o.zeroserve);
+  std::printf("bench_gateway: load average %.2f, %u cores\n", load_average(), std::thread::hardware_concurrency());
+  if (o.only.empty() || o.only == "a" || o.only == "b") {
+    o.model = ensure_model(o.model, o.zeroserve);
+    auto llm = zs::engine::Llm::load(o.model);  // for exact prompt lengths
+    if (!llm) die(llm.status().message());
+    // Read the model once so that every start below finds it in the page cache, as a
+    // restarted worker on a node does (the warm tier of the design).
+    {
+      std::ifstream f(o.model, std::ios::binary);
+      std::vector<char> buf(1 << 20);
+      while (f.read(buf.data(), static_cast<std::streamsize>(buf.size())) || f.gcount() > 0) {
+      }
+    }
+    Serve s(o, "gw",
+            "deployments:\n" +
+                builtin_deployment("cold", o.model, o.threads, "    keep_alive: 1s\n    min_instances: 0\n") +
+                builtin_deployment("warm", o.model, o.threads, "    keep_alive: forever\n    min_instances: 1\n"));
+    std::printf("serve %s (deployments 'cold' and 'warm': %s, slots 16, ctx 8192, threads %d)\n", s.address().c_str(),
+                o.model.c_str(), o.threads);
+    if (!s.wait_state("warm", "ready", std::chrono::seconds(120))) die("deployment 'warm' did not become ready");
+    if (o.only.empty() || o.only == "a") bench_cold_start(s, *llm, o);
+    if (o.only.empty() || o.only == "b") bench_overhead(s, *llm, o);
+  }
+  if (o.only.empty() || o.only == "c") bench_idle_streams(o);
+  std::printf("\nload average at the end %.2f; total %.0f s\n", load_average(), seconds_between(t_start, Clock::now()));
+  return 0;
+}

@@ -1,0 +1,219 @@
+#include "engine/model/random_mmproj.h"
+
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include "engine/gguf/gguf_writer.h"
+#include "engine/quant/quantize.h"
+
+namespace zs::engine {
+namespace {
+
+using core::Status;
+
+constexpr std::array<float, 3> kClipMean = {0.48145466f, 0.4578275f, 0.40821073f};
+constexpr std::array<float, 3> kClipStd = {0.26862954f, 0.26130258f, 0.27577711f};
+
+// Figures from each model's published config.json and from the mmproj files converted from it.
+const std::vector<MmprojPreset>& presets() {
+  static const std::vector<MmprojPreset> kPresets = [] {
+    std::vector<MmprojPreset> v;
+    MmprojPreset clip;  // openai/clip-vit-large-patch14-336 + the LLaVA-1.5 projector
+    clip.name = "clip-vit-l-336";
+    clip.projector_type = "mlp";
+    clip.image_size = 336;
+    clip.patch_size = 14;
+    clip.n_embd = 1024;
+    clip.n_layer = 24;
+    clip.n_head = 16;
+    clip.n_ff = 4096;
+    clip.class_token = true;
+    clip.pre_ln = true;
+    clip.post_ln = true;  // stored by the converter, not applied with the mlp projector
+    clip.use_gelu = true;
+    clip.ffn_names_swapped = true;
+    clip.eps = 1e-5f;
+    clip.image_mean = kClipMean;
+    clip.image_std = kClipStd;
+    clip.mlp_hidden = 4096;
+    clip.projection_dim = 4096;
+    clip.clip_projection_dim = 768;
+    v.push_back(clip);
+
+    MmprojPreset siglip;  // SmolVLM's SigLIP (patch 16, 512 px) + the Idefics3 connector
+    siglip.name = "siglip-512-smolvlm";
+    siglip.projector_type = "idefics3";
+    siglip.image_size = 512;
+    siglip.patch_size = 16;
+    siglip.n_embd = 768;
+    siglip.n_layer = 12;
+    siglip.n_head = 12;
+    siglip.n_ff = 3072;
+    siglip.post_ln = true;
+    siglip.patch_bias = true;
+    siglip.use_gelu = true;
+    siglip.eps = 1e-6f;
+    siglip.scale_factor = 4;
+    siglip.projection_dim = 576;  // SmolLM2-135M's width (SmolVLM-256M)
+    siglip.clip_projection_dim = 576;
+    v.push_back(siglip);
+
+    MmprojPreset tiny = siglip;  // the same architecture in miniature, for tests
+    tiny.name = "tiny-siglip";
+    tiny.image_size = 64;
+    tiny.n_embd = 32;
+    tiny.n_layer = 2;
+    tiny.n_head = 4;
+    tiny.n_ff = 64;
+    tiny.scale_factor = 2;
+    tiny.projection_dim = 64;
+    tiny.clip_projection_dim = 64;
+    v.push_back(tiny);
+    return v;
+  }();
+  return kPresets;
+}
+
+constexpr int kPoolRows = 64;  // distinct random rows per matrix; rows are drawn from this pool
+
+class TensorSource {
+ public:
+  explicit TensorSource(uint64_t seed) : rng_(seed) {}
+
+  // n_out rows of n_in values with std `scale`, converted to `type` (F32 or F16).
+  GgufWriter::Fill matrix(GgmlType type, int64_t n_in, int64_t n_out, float scale) {
+    const size_t row_bytes = ggml_row_size(type, n_in);
+    auto pool = std::make_shared<std::vector<uint8_t>>(row_bytes * kPoolRows);
+    std::vector<float> row(n_in);
+    std::normal_distribution<float> dist(0.f, scale);
+    Status status = Status::ok();
+    for (int r = 0; r < kPoolRows; ++r) {
+      for (auto& x : row) x = dist(rng_);
+      Status s = quantize_row(type, row.data(), pool->data() + r * row_bytes, n_in);
+      if (!s) status = s;
+    }
+    const uint64_t seed = rng_();
+    return [pool, row_bytes, n_out, seed, status](uint8_t* dst, size_t) -> Status {
+      if (!status) return status;
+      std::mt19937_64 pick(seed);
+      for (int64_t r = 0; r < n_out; ++r)
+        std::memcpy(dst + r * row_bytes, pool->data() + (pick() % kPoolRows) * row_bytes, row_bytes);
+      return Status::ok();
+    };
+  }
+
+  GgufWriter::Fill vector(int64_t n, float mean, float scale) {
+    auto v = std::make_shared<std::vector<float>>(n);
+    std::normal_distribution<float> dist(mean, scale);
+    for (auto& x : *v) x = dist(rng_);
+    return [v](uint8_t* dst, size_t nbytes) {
+      std::memcpy(dst, v->data(), nbytes);
+      return Status::ok();
+    };
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+core::Result<MmprojPreset> find_mmproj_preset(const std::string& name) {
+  for (const auto& p : presets())
+    if (p.name == name) return p;
+  std::string known;
+  for (const auto& n : mmproj_preset_names()) known += (known.empty() ? "" : ", ") + n;
+  return Status::error("unknown mmproj preset '" + name + "' (known: " + known + ")");
+}
+
+std::vector<std::string> mmproj_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& p : presets()) names.push_back(p.name);
+  return names;
+}
+
+Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string& path, uint64_t seed) {
+  if (mt != GgmlType::kF32 && mt != GgmlType::kF16)
+    return Status::error("random mmproj files are written with F32 or F16 matrices");
+  if (p.image_size % p.patch_size != 0 || p.n_embd % p.n_head != 0)
+    return Status::error("mmproj preset '" + p.name + "' has inconsistent shapes");
+  const bool idefics3 = p.projector_type == "idefics3";
+  const int side = p.image_size / p.patch_size;
+  if (idefics3 && side % p.scale_factor != 0)
+    return Status::error("mmproj preset '" + p.name + "': patches per side not a multiple of the scale factor");
+
+  GgufWriter w;
+  w.set_string("general.architecture", "clip");
+  w.set_string("general.name", p.name + "-random");
+  w.set_string("general.description", "random weights in the shapes of " + p.name + " (zeroserve gen-model)");
+  w.set_u32("general.file_type", mt == GgmlType::kF16 ? 1 : 0);
+  w.set_bool("clip.has_text_encoder", false);
+  w.set_bool("clip.has_vision_encoder", true);
+  if (!idefics3) w.set_bool("clip.has_llava_projector", true);
+  w.set_string("clip.projector_type", p.projector_type);
+  w.set_u32("clip.vision.image_size", p.image_size);
+  w.set_u32("clip.vision.patch_size", p.patch_size);
+  w.set_u32("clip.vision.embedding_length", p.n_embd);
+  w.set_u32("clip.vision.feed_forward_length", p.n_ff);
+  w.set_u32("clip.vision.projection_dim", p.clip_projection_dim);
+  w.set_u32("clip.vision.attention.head_count", p.n_head);
+  w.set_f32("clip.vision.attention.layer_norm_epsilon", p.eps);
+  w.set_u32("clip.vision.block_count", p.n_layer);
+  w.set_f32_array("clip.vision.image_mean", {p.image_mean.begin(), p.image_mean.end()});
+  w.set_f32_array("clip.vision.image_std", {p.image_std.begin(), p.image_std.end()});
+  w.set_bool("clip.use_gelu", p.use_gelu);
+  w.set_bool("clip.use_silu", false);
+  if (idefics3) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
+
+  TensorSource src(seed);
+  const int64_t d = p.n_embd, ff = p.n_ff, ps = p.patch_size;
+  const int64_t n_pos = static_cast<int64_t>(side) * side + (p.class_token ? 1 : 0);
+  constexpr float kScale = 0.02f;
+  auto vec = [&](const std::string& name, int64_t n, float mean, float scale) {
+    w.add_tensor(name, GgmlType::kF32, {n}, src.vector(n, mean, scale));
+  };
+  // A convolution kernel [kx, ky, channel, out]: each output's 3 * p * p values are one row.
+  w.add_tensor("v.patch_embd.weight", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
+  if (p.patch_bias) vec("v.patch_embd.bias", d, 0.f, kScale);
+  if (p.class_token) vec("v.class_embd", d, 0.f, kScale);
+  w.add_tensor("v.position_embd.weight", GgmlType::kF32, {d, n_pos}, src.vector(d * n_pos, 0.f, kScale));
+  if (p.pre_ln) {
+    vec("v.pre_ln.weight", d, 1.f, 0.05f);
+    vec("v.pre_ln.bias", d, 0.f, kScale);
+  }
+  const std::string first = p.ffn_names_swapped ? "ffn_down" : "ffn_up";
+  const std::string second = p.ffn_names_swapped ? "ffn_up" : "ffn_down";
+  for (int i = 0; i < p.n_layer; ++i) {
+    const std::string b = "v.blk." + std::to_string(i) + ".";
+    for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+      w.add_tensor(b + m + ".weight", mt, {d, d}, src.matrix(mt, d, d, kScale));
+      vec(b + m + ".bias", d, 0.f, kScale);
+    }
+    vec(b + "ln1.weight", d, 1.f, 0.05f);
+    vec(b + "ln1.bias", d, 0.f, kScale);
+    w.add_tensor(b + first + ".weight", mt, {d, ff}, src.matrix(mt, d, ff, kScale));
+    vec(b + first + ".bias", ff, 0.f, kScale);
+    w.add_tensor(b + second + ".weight", mt, {ff, d}, src.matrix(mt, ff, d, kScale));
+    vec(b + second + ".bias", d, 0.f, kScale);
+    vec(b + "ln2.weight", d, 1.f, 0.05f);
+    vec(b + "ln2.bias", d, 0.f, kScale);
+  }
+  if (p.post_ln) {
+    vec("v.post_ln.weight", d, 1.f, 0.05f);
+    vec("v.post_ln.bias", d, 0.f, kScale);
+  }
+  if (idefics3) {
+    const int64_t in = d * p.scale_factor * p.scale_factor;
+    w.add_tensor("mm.model.fc.weight", mt, {in, p.projection_dim}, src.matrix(mt, in, p.projection_dim, kScale));
+  } else {
+    w.add_tensor("mm.0.weight", mt, {d, p.mlp_hidden}, src.matrix(mt, d, p.mlp_hidden, kScale));
+    vec("mm.0.bias", p.mlp_hidden, 0.f, kScale);
+    w.add_tensor("mm.2.weight", mt, {p.mlp_hidden, p.projection_dim},
+                 src.matrix(mt, p.mlp_hidden, p.projection_dim, kScale));
+    vec("mm.2.bias", p.projection_dim, 0.f, kScale);
+  }
+  return w.write(path);
+}
+
+}  // namespace zs::engine

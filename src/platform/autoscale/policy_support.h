@@ -1,0 +1,53 @@
+#pragma once
+// Small pieces every scaling policy shares: counting what an observation holds, turning a
+// wanted count into a bounded one and into the idle instances to stop, and an evaluation
+// cadence that tolerates observations at any interval.
+#include <string>
+#include <vector>
+
+#include "platform/autoscale/scaling_policy.h"
+
+namespace zs::platform {
+
+int ready_count(const DeploymentObservation& o);
+int live_count(const DeploymentObservation& o);
+int busy_count(const DeploymentObservation& o);  // instances with something in flight
+int demand_of(const DeploymentObservation& o);   // in flight + queued
+
+// Requests one instance should carry: the option, or the deployment's slots when it is 0.
+double per_instance_target(const PolicyOptions& options, const DeploymentObservation& o);
+
+// Instances needed for `demand` at `target` each; tolerant of floating-point noise (8.0000001 / 4 is 2).
+int instances_for(double demand, double target);
+
+// `desired` within [min_instances, max(min_instances, max_instances)].
+int bounded(int desired, const DeploymentObservation& o);
+
+// Idle ready instances to drain so that the live count comes down to `desired`: longest idle
+// first, only those idle for at least `min_idle_s`. Starting or busy instances are never picked.
+std::vector<std::string> surplus_idle(const DeploymentObservation& o, int desired, double min_idle_s = 0);
+
+// "2.5", "12", "0.1": short numbers for decision reasons.
+std::string short_number(double v);
+
+// When a policy re-evaluates: at most every `interval_s` of observation time. A clock that
+// goes backwards (a restored simulator run) makes the next evaluation due at once.
+class Cadence {
+ public:
+  explicit Cadence(double interval_s) : interval_s_(interval_s) {}
+  bool due(double now_s) const { return !started_ || now_s < last_s_ || now_s - last_s_ >= interval_s_; }
+  void mark(double now_s) {
+    started_ = true;
+    last_s_ = now_s;
+  }
+
+ private:
+  double interval_s_;
+  bool started_ = false;
+  double last_s_ = 0;
+};
+
+// Fills `reason` for a decision that stops instances without having said why.
+void explain_stops(ScalingDecision& d, std::string_view policy);
+
+}  // namespace zs::platform
