@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/serve_daemon.h"
 #include "core/log.h"
+#include "core/process_limits.h"
 
 namespace zs::cli {
 namespace {
@@ -20,6 +21,7 @@ core::Status serve(const ServeOptions& o) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  core::log_info("serve", "open file limit " + std::to_string(core::raise_open_file_limit()));
   auto daemon = ServeDaemon::start(o);
   if (!daemon) return daemon.status();
   std::printf("ready %s\n", daemon.value()->address().c_str());

@@ -8,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/process_limits.h"
 #include "worker/worker.h"
 
 namespace zs::cli {
@@ -22,6 +23,7 @@ core::Status run_worker(const worker::WorkerOptions& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  core::raise_open_file_limit();
 
   auto w = worker::Worker::start(o);
   if (!w) return w.status();

@@ -10,6 +10,8 @@
 #include "engine/model/model_config.h"
 #include "engine/model/random_model.h"
 #include "gateway/http/http_client.h"
+#include "gateway/fetch/http_image_fetcher.h"
+#include "platform/autoscale/policy_state_store.h"
 
 namespace zs::cli {
 
@@ -96,7 +98,10 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     s.device = d.device;
     if (const auto* dev = config.device(d.device)) s.price_per_second = dev->price_per_second;
     s.policy = d.autoscale.policy;
-    s.target_concurrency = d.autoscale.target_concurrency;
+    s.policy_options.target_concurrency = d.autoscale.target_concurrency;
+    s.policy_options.stable_window_s = d.autoscale.stable_window_s;
+    s.policy_options.panic_window_s = d.autoscale.panic_window_s;
+    s.ttft_objective_s = d.ttft_objective_s;
     if (d.memory_bytes) {
       s.memory_bytes = *d.memory_bytes;
     } else {
@@ -158,7 +163,16 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     if (!s) core::log_error("ledger", s.message());
   };
   platform::MetricsRegistry* metrics = &d->metrics_;
-  events.instance_phase = [metrics](const std::string& id, platform::InstancePhase phase, double start_s) {
+  events.instance_phase = [metrics, l](const std::string& id, platform::InstancePhase phase, double start_s) {
+    const platform::InstanceState state = phase == platform::InstancePhase::kReady  ? platform::InstanceState::kReady
+                                          : phase == platform::InstancePhase::kIdle ? platform::InstanceState::kIdle
+                                          : phase == platform::InstancePhase::kDraining
+                                              ? platform::InstanceState::kDraining
+                                              : platform::InstanceState::kStarting;
+    if (phase != platform::InstancePhase::kStarting) {
+      Status s = l->instance_state(id, state, unix_now());
+      if (!s) core::log_warn("ledger", s.message());
+    }
     if (start_s > 0)
       metrics->histogram("zs_instance_start_seconds", "Time from spawning an instance to ready (cold start).",
                          platform::MetricsRegistry::exponential_buckets(0.01, 2, 14))
@@ -169,6 +183,15 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     if (!s) core::log_error("ledger", s.message());
   };
   events.heartbeat = [l] { (void)l->heartbeat(unix_now()); };
+  auto store = platform::PolicyStateStore::open(state_dir + "/policy_state.sqlite");
+  if (!store) return store.status();
+  d->policy_store_ = std::move(store.value());
+  platform::PolicyStateStore* ps = d->policy_store_.get();
+  events.load_policy_state = [ps](const std::string& dep, const std::string& policy) { return ps->load(dep, policy); };
+  events.save_policy_state = [ps](const std::string& dep, const std::string& policy, const std::string& state) {
+    core::Status s = ps->save(dep, policy, state);
+    if (!s) core::log_warn("autoscale", s.message());
+  };
   auto probe = [](const std::string& address) {
     auto r = gateway::http_request("GET", address, "/health", "", {}, std::chrono::seconds(2));
     return r.is_ok() && r->status == 200;
@@ -177,6 +200,11 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
                                                 events);
   d->fleet_->set_deployments(std::move(specs.value()));
 
+  gateway::HttpImageFetcherOptions fo;
+  fo.max_bytes = config->gateway.max_image_bytes;
+  fo.timeout = std::chrono::milliseconds(static_cast<int64_t>(config->gateway.image_fetch_timeout_s * 1000));
+  fo.allow_private = config->gateway.allow_private_image_urls;
+  d->fetcher_ = std::make_unique<gateway::HttpImageFetcher>(fo);
   gateway::GatewayOptions go;
   go.listen = config->gateway.listen;
   go.api_keys = config->gateway.api_keys;

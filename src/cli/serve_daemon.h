@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/server/gateway_server.h"
+#include "platform/autoscale/policy_state_store.h"
 #include "platform/config/config.h"
 #include "platform/fleet/fleet.h"
 #include "platform/ledger/cost_ledger.h"
@@ -38,6 +39,7 @@ class ServeDaemon {
   std::string self_exe_;
   platform::MetricsRegistry metrics_;
   std::unique_ptr<platform::CostLedger> ledger_;
+  std::unique_ptr<platform::PolicyStateStore> policy_store_;
   std::unique_ptr<platform::Fleet> fleet_;
   std::unique_ptr<gateway::GatewayServer> gateway_;
   std::unique_ptr<gateway::ImageFetcher> fetcher_;

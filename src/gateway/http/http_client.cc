@@ -107,6 +107,17 @@ void HttpClient::close() {
 
 core::Result<std::unique_ptr<HttpClient>> HttpClient::connect(const std::string& address,
                                                               std::chrono::milliseconds timeout) {
+  // Asio reports resource exhaustion (e.g. no file descriptor left for its reactor) by
+  // throwing; callers get a Status like every other failure.
+  try {
+    return connect_unchecked(address, timeout);
+  } catch (const std::exception& e) {
+    return core::Status::error("cannot connect to " + address + ": " + e.what());
+  }
+}
+
+core::Result<std::unique_ptr<HttpClient>> HttpClient::connect_unchecked(const std::string& address,
+                                                                        std::chrono::milliseconds timeout) {
   auto addr = parse_http_address(address);
   if (!addr) return addr.status();
   auto endpoint = resolve(addr.value());

@@ -48,6 +48,8 @@ class HttpClient {
  private:
   struct Impl;
   explicit HttpClient(std::unique_ptr<Impl> impl);
+  static core::Result<std::unique_ptr<HttpClient>> connect_unchecked(const std::string& address,
+                                                                     std::chrono::milliseconds timeout);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -67,6 +67,7 @@ core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions
   http.address = g->options_.listen;
   http.max_body_bytes = g->options_.max_body_bytes;
   http.io_threads = 2;
+  http.max_connections = g->options_.max_connections;
   auto server = HttpServer::start(http, g->routes());
   if (!server) return server.status();
   g->server_ = std::move(server.value());
@@ -209,37 +210,67 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
                          "invalid_request_error", "model", "model_not_found");
   }
   // Remote images are fetched here (workers have no network) and passed on as data URLs.
-  if (endpoint == "/v1/chat/completions" && body.contains("messages") && body["messages"].is_array()) {
-    for (size_t m = 0; m < body["messages"].size(); ++m) {
-      auto& content = body["messages"][m]["content"];
-      if (!content.is_array()) continue;
-      for (size_t c = 0; c < content.size(); ++c) {
-        auto& part = content[c];
-        if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
-        auto& iu = part["image_url"];
-        const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
-        if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) continue;
-        const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(c) + "].image_url.url";
-        if (!fetcher_) {
-          count(p->deployment, 400);
-          return respond_error(*p->w, 400, "remote image URLs are not enabled on this server", "invalid_request_error",
-                               param);
-        }
-        auto img = fetcher_->fetch(url);
-        if (!img) {
-          count(p->deployment, 400);
-          return respond_error(*p->w, 400, img.status().message(), "invalid_request_error", param, "image_fetch_failed");
-        }
-        const std::string data_url = "data:" + img->mime_type + ";base64," + openai::base64_encode(img->bytes);
-        if (iu.is_string()) iu = data_url;
-        else iu["url"] = data_url;
+  // Fetching blocks, so requests that have any leave the I/O thread first.
+  if (endpoint == "/v1/chat/completions" && has_remote_images(body)) {
+    proxies_.fetch_add(1);
+    std::thread([this, p, body = std::move(body)]() mutable {
+      if (fetch_remote_images(*p, body)) {
+        p->body = body.dump();
+        enqueue(p, body.value("priority", 0));
       }
-    }
-    p->body = body.dump();
-  } else {
-    p->body = req.body;
+      proxies_.fetch_sub(1);
+    }).detach();
+    return;
   }
-  const int priority = body.value("priority", 0);
+  p->body = req.body;
+  enqueue(p, body.value("priority", 0));
+}
+
+bool GatewayServer::has_remote_images(const nlohmann::json& body) {
+  if (!body.contains("messages") || !body["messages"].is_array()) return false;
+  for (const auto& m : body["messages"]) {
+    if (!m.is_object() || !m.contains("content") || !m["content"].is_array()) continue;
+    for (const auto& part : m["content"]) {
+      if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
+      const auto& iu = part["image_url"];
+      const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
+      if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) return true;
+    }
+  }
+  return false;
+}
+
+bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
+  for (size_t m = 0; m < body["messages"].size(); ++m) {
+    auto& content = body["messages"][m]["content"];
+    if (!content.is_array()) continue;
+    for (size_t c = 0; c < content.size(); ++c) {
+      auto& part = content[c];
+      if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
+      auto& iu = part["image_url"];
+      const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) continue;
+      const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(c) + "].image_url.url";
+      if (!fetcher_) {
+        count(p.deployment, 400);
+        respond_error(*p.w, 400, "remote image URLs are not enabled on this server", "invalid_request_error", param);
+        return false;
+      }
+      auto img = fetcher_->fetch(url);
+      if (!img) {
+        count(p.deployment, 400);
+        respond_error(*p.w, 400, img.status().message(), "invalid_request_error", param, "image_fetch_failed");
+        return false;
+      }
+      const std::string data_url = "data:" + img->mime_type + ";base64," + openai::base64_encode(img->bytes);
+      if (iu.is_string()) iu = data_url;
+      else iu["url"] = data_url;
+    }
+  }
+  return true;
+}
+
+void GatewayServer::enqueue(std::shared_ptr<Pending> p, int priority) {
   // The fleet's callback owns the request while it waits (a cancel drops it).
   p->ticket = fleet_.acquire(p->deployment, priority, [this, p](const platform::Lease* l, const platform::AcquireFailure* f) {
     on_lease(p, l, f);

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/status.h"
 #include "gateway/http/http_server.h"
 #include "platform/fleet/fleet.h"
@@ -30,6 +32,7 @@ struct GatewayOptions {
   std::chrono::milliseconds stream_keepalive{2000};  // SSE comments while waiting for a start
   std::chrono::milliseconds quiet_wait{800};         // a stream waits this long before opening
   size_t max_buffered_bytes = size_t{1} << 20;       // per client, before upstream reads pause
+  size_t max_connections = 100'000;                  // beyond it new connections get 503
 };
 
 // What the gateway reports per request for metering.
@@ -64,6 +67,10 @@ class GatewayServer {
   Router routes();
   bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
   void handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& endpoint);
+  static bool has_remote_images(const nlohmann::json& body);
+  // Replaces remote image URLs by data URLs; on failure answers the client and returns false.
+  bool fetch_remote_images(Pending& p, nlohmann::json& body);
+  void enqueue(std::shared_ptr<Pending> p, int priority);
   void on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease, const platform::AcquireFailure* failure);
   void proxy(std::shared_ptr<Pending> p, platform::Lease lease);
   void keepalive_loop();

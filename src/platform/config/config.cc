@@ -1,5 +1,7 @@
 #include "platform/config/config.h"
 
+#include "platform/autoscale/scaling_policy.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <unistd.h>
@@ -750,10 +752,7 @@ void Parser::parse_autoscale(const Entry& e, AutoscaleConfig& a) {
 
 }  // namespace
 
-const std::vector<std::string>& known_autoscale_policies() {
-  static const std::vector<std::string> kPolicies = {"concurrency", "fixed"};
-  return kPolicies;
-}
+const std::vector<std::string>& known_autoscale_policies() { return scaling_policy_names(); }
 
 const DeploymentConfig* Config::find(std::string_view name) const {
   for (const DeploymentConfig& d : deployments) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <tuple>
 
 #include "core/log.h"
 
@@ -111,6 +112,7 @@ Fleet::Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe
   std::error_code ec;
   std::filesystem::create_directories(run_dir_, ec);
   last_heartbeat_ = Clock::now();
+  last_policy_save_ = Clock::now();
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -123,10 +125,16 @@ void Fleet::set_deployments(std::vector<DeploymentSpec> specs) {
     for (auto& spec : specs) {
       keep[spec.name] = true;
       auto it = deployments_.find(spec.name);
-      auto policy = make_scaling_policy(spec.policy, {spec.target_concurrency});
+      auto policy = make_scaling_policy(spec.policy, spec.policy_options);
       if (!policy) {  // the config layer validates names; keep serving with the default
         core::log_error("fleet", policy.status().message());
-        policy = make_scaling_policy("concurrency", {spec.target_concurrency});
+        policy = make_scaling_policy("concurrency", spec.policy_options);
+      }
+      if (events_.load_policy_state) {
+        if (auto state = events_.load_policy_state(spec.name, spec.policy)) {
+          core::Status st = policy.value()->restore_state(*state);
+          if (!st) core::log_warn("autoscale", spec.name + ": ignoring saved policy state: " + st.message());
+        }
       }
       if (it == deployments_.end()) {
         auto d = std::make_unique<Deployment>();
@@ -272,7 +280,21 @@ std::vector<DeploymentStatus> Fleet::status() const {
   return out;
 }
 
+void Fleet::save_policy_states() {
+  if (!events_.save_policy_state) return;
+  std::vector<std::tuple<std::string, std::string, std::string>> states;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [name, d] : deployments_) {
+      std::string state = d->policy->save_state();
+      if (!state.empty()) states.emplace_back(name, d->spec.policy, std::move(state));
+    }
+  }
+  for (const auto& [name, policy, state] : states) events_.save_policy_state(name, policy, state);
+}
+
 void Fleet::shutdown(std::chrono::milliseconds grace) {
+  save_policy_states();
   std::vector<std::unique_ptr<Instance>> all;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -321,6 +343,10 @@ void Fleet::loop() {
       callbacks.swap(pending_callbacks_);
     }
     for (auto& c : callbacks) c();
+    if (seconds_between(last_policy_save_, Clock::now()) >= 60) {
+      last_policy_save_ = Clock::now();
+      save_policy_states();
+    }
     if (events_.heartbeat && seconds_between(last_heartbeat_, Clock::now()) >= kHeartbeatS) {
       last_heartbeat_ = Clock::now();
       events_.heartbeat();
@@ -555,7 +581,9 @@ void Fleet::tick() {
     dispatch(d);
     // The policy decides how many instances and which idle ones to stop.
     DeploymentObservation o;
-    o.now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
+    // Wall-clock time: schedule-aware policies read the hour of day from it.
+    o.now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    o.ttft_objective_s = d.spec.ttft_objective_s;
     o.min_instances = d.spec.min_instances;
     o.max_instances = d.spec.max_instances;
     o.slots = d.spec.slots;

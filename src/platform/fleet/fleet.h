@@ -46,7 +46,8 @@ struct DeploymentSpec {
   std::string device = "cpu0";
   double price_per_second = 0;
   std::string policy = "concurrency";  // see platform/autoscale/scaling_policy.h
-  double target_concurrency = 0;
+  PolicyOptions policy_options;
+  double ttft_objective_s = 0;
   int priority = 0;
   std::string fingerprint;  // changes when a reload must replace running instances
 };
@@ -88,6 +89,11 @@ struct FleetEvents {
   std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
   std::function<void(const std::string& instance_id)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
+  // What policies learned, kept across restarts: loaded when a deployment is set up, saved
+  // every minute and at shutdown.
+  std::function<std::optional<std::string>(const std::string& deployment, const std::string& policy)> load_policy_state;
+  std::function<void(const std::string& deployment, const std::string& policy, const std::string& state)>
+      save_policy_state;
 };
 
 struct DeviceMemory {
@@ -133,6 +139,7 @@ class Fleet {
   void loop();
   void tick();
   void run_pending();  // callbacks queued under the lock, run without it
+  void save_policy_states();
   void start_instance(Deployment& d, bool for_request);
   void stop_instance(Deployment& d, Instance& inst, const char* why);
   void dispatch(Deployment& d);
@@ -153,6 +160,7 @@ class Fleet {
   bool stop_ = false;
   std::vector<std::function<void()>> pending_callbacks_;  // run outside the lock
   std::chrono::steady_clock::time_point last_heartbeat_;
+  std::chrono::steady_clock::time_point last_policy_save_;
   std::thread thread_;
 };
 
