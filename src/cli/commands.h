@@ -14,5 +14,6 @@ void register_bench_command(CLI::App& app, int& exit_code);
 void register_worker_command(CLI::App& app, int& exit_code);
 void register_serve_command(CLI::App& app, int& exit_code);
 void register_cost_command(CLI::App& app, int& exit_code);
+void register_sim_command(CLI::App& app, int& exit_code);
 
 }  // namespace zs::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   zs::cli::register_worker_command(app, exit_code);
   zs::cli::register_serve_command(app, exit_code);
   zs::cli::register_cost_command(app, exit_code);
+  zs::cli::register_sim_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

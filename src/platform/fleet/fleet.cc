@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <tuple>
 
 #include "core/log.h"
@@ -89,7 +90,8 @@ struct Fleet::Deployment {
   uint64_t cold_starts = 0;
   uint64_t crashes = 0;
   bool removed = false;
-  bool prewarm = false;
+  // Admin pre-warm: hold at least one instance until then (the keep-alive after it).
+  Clock::time_point prewarm_until{};
   int arrivals = 0;  // since the policy's last observation
   std::unique_ptr<ScalingPolicy> policy;
 
@@ -413,7 +415,8 @@ core::Status Fleet::prewarm(const std::string& name) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = deployments_.find(name);
   if (it == deployments_.end()) return core::Status::error("unknown deployment '" + name + "'");
-  it->second->prewarm = true;
+  const double hold_s = it->second->spec.keep_alive_s < 0 ? 86400.0 * 365 : std::max(60.0, it->second->spec.keep_alive_s);
+  it->second->prewarm_until = Clock::now() + std::chrono::microseconds(static_cast<int64_t>(hold_s * 1e6));
   wake_.notify_all();
   return core::Status::ok();
 }
@@ -443,10 +446,11 @@ bool Fleet::reserve_or_make_room(Deployment& d, const std::string& instance_id) 
   return false;
 }
 
-void Fleet::start_instance(Deployment& d, bool for_request) {
+void Fleet::start_instance(Deployment& d, bool for_request, bool may_evict) {
   auto inst = std::make_unique<Instance>();
   inst->id = d.spec.name + "-" + std::to_string(next_instance_);
-  if (!reserve_or_make_room(d, inst->id)) return;
+  if (may_evict ? !reserve_or_make_room(d, inst->id) : !placement_.reserve(inst->id, d.spec.device, d.spec.memory_bytes))
+    return;
   ++next_instance_;
   int port = 0;
   if (d.spec.uses_unix_socket) {
@@ -567,6 +571,9 @@ void Fleet::tick() {
   retired_.erase(std::remove_if(retired_.begin(), retired_.end(), [](const auto& d) { return d->instances.empty(); }),
                  retired_.end());
 
+  std::set<std::string> contended_devices;  // devices with requests waiting for an instance
+  for (const auto& [name, dp] : deployments_)
+    if (!dp->queue.empty()) contended_devices.insert(dp->spec.device);
   for (auto& [name, dp] : deployments_) {
     Deployment& d = *dp;
     // Requests that waited too long.
@@ -584,7 +591,7 @@ void Fleet::tick() {
     // Wall-clock time: schedule-aware policies read the hour of day from it.
     o.now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     o.ttft_objective_s = d.spec.ttft_objective_s;
-    o.min_instances = d.spec.min_instances;
+    o.min_instances = std::max(d.spec.min_instances, now < d.prewarm_until ? 1 : 0);
     o.max_instances = d.spec.max_instances;
     o.slots = d.spec.slots;
     o.keep_alive_s = d.spec.keep_alive_s;
@@ -607,8 +614,7 @@ void Fleet::tick() {
         if (i->id == id && i->state == Instance::State::kReady && i->in_flight == 0)
           stop_instance(d, *i, "idle past keep_alive");
     const int live = static_cast<int>(o.instances.size());
-    const int desired = std::max(decision.desired, d.prewarm && live == 0 ? 1 : 0);
-    d.prewarm = false;
+    const int desired = std::max(decision.desired, o.min_instances);
     if (live < desired && now >= d.next_start_allowed) {
       const uint64_t capacity = placement_.capacity(d.spec.device);
       if (capacity > 0 && d.spec.memory_bytes > capacity) {
@@ -616,7 +622,11 @@ void Fleet::tick() {
                  "deployment '" + name + "' needs " + gib(d.spec.memory_bytes) + " but device " + d.spec.device +
                      " has " + gib(capacity) + " in all");
       } else {
-        start_instance(d, !d.queue.empty());
+        // Capacity the policy wants without a request waiting for it (its windows still
+        // remember load) must not take memory from a deployment that has requests waiting,
+        // or two deployments sharing a device would evict each other in turn.
+        const bool needed = !d.queue.empty() || live < o.min_instances;
+        if (needed || !contended_devices.count(d.spec.device)) start_instance(d, !d.queue.empty(), needed);
       }
     }
   }

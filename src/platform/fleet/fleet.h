@@ -140,7 +140,8 @@ class Fleet {
   void tick();
   void run_pending();  // callbacks queued under the lock, run without it
   void save_policy_states();
-  void start_instance(Deployment& d, bool for_request);
+  // may_evict: stop idle instances of other deployments when memory is short.
+  void start_instance(Deployment& d, bool for_request, bool may_evict);
   void stop_instance(Deployment& d, Instance& inst, const char* why);
   void dispatch(Deployment& d);
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id);

@@ -571,7 +571,7 @@ TEST(ConfigErrors, DeviceReferences) {
 TEST(ConfigErrors, Autoscale) {
   const std::string head = "deployments:\n  - name: a\n    model: a.gguf\n    autoscale:\n";
   EXPECT_EQ(error_of(head + "      policy: rps\n"),
-            "zeroserve.yaml:5: deployments[0].autoscale.policy: unknown policy \"rps\"; known: concurrency, fixed");
+            "zeroserve.yaml:5: deployments[0].autoscale.policy: unknown policy \"rps\"; known: concurrency, rules, fixed, histogram, predictive");
   EXPECT_EQ(error_of(head + "      stable_window: 5s\n      panic_window: 10s\n"),
             "zeroserve.yaml:6: deployments[0].autoscale.panic_window: must be <= stable_window (5s)");
   EXPECT_EQ(error_of(head + "      target_concurrency: -1\n"),
@@ -580,7 +580,7 @@ TEST(ConfigErrors, Autoscale) {
             "zeroserve.yaml:5: deployments[0].autoscale.stable_window: must be > 0");
   EXPECT_EQ(error_of("deployments:\n  - name: a\n    model: a.gguf\n    autoscale: fixed\n"),
             "zeroserve.yaml:4: deployments[0].autoscale: must be a map of fields, got \"fixed\"");
-  EXPECT_EQ(known_autoscale_policies(), (std::vector<std::string>{"concurrency", "fixed"}));
+  EXPECT_EQ(known_autoscale_policies(), (std::vector<std::string>{"concurrency", "rules", "fixed", "histogram", "predictive"}));
 }
 
 TEST(ConfigErrors, Gateway) {

@@ -1,0 +1,53 @@
+#pragma once
+// How fast one instance is: the service model of the simulator. Measured on this machine by a
+// benchmark (or by hand) and kept in a JSON file, so that the simulator can model devices that
+// are not here (a GPU entry next to the CPU one). Format (docs/simulator.md):
+//
+//   {"format": "zeroserve-calibration/1",
+//    "source": "what measured it",
+//    "profiles": {
+//      "cpu":  {"cold_start_s": 0.1, "prefill_tokens_per_s": 700, "memory_bytes": 1073741824,
+//               "decode_tokens_per_s": [[1, 15], [4, 28], [16, 40]]},
+//      "cuda": {...}}}
+//
+// decode_tokens_per_s is the aggregate decode throughput of one instance at each batch size
+// (sequences decoding together), linear in between and flat past the last entry. A device
+// uses the profile named after it, else the one named after its kind, else "default", else
+// the first.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace zs::sim {
+
+struct ServiceProfile {
+  double cold_start_s = 0.1;          // process start to ready, weights in the page cache
+  double prefill_tokens_per_s = 700;  // prompt tokens per second (one prompt at a time)
+  uint64_t memory_bytes = 1ull << 30; // per instance, when the deployment does not say
+  std::vector<std::pair<int, double>> decode;  // (batch size, aggregate tokens/s), batch ascending
+
+  // Aggregate decode tokens per second with `batch` sequences decoding.
+  double decode_rate(int batch) const;
+  core::Status validate(const std::string& where) const;
+};
+
+struct Calibration {
+  std::string source;
+  std::map<std::string, ServiceProfile> profiles;
+
+  // The profile for a device (by name, then kind, then "default", then the first one).
+  const ServiceProfile& profile_for(const std::string& device_name, const std::string& device_kind) const;
+  std::string to_json() const;
+
+  // Built-in figures for the CPU (a small quantized model on a few cores) and an example GPU.
+  static Calibration builtin();
+};
+
+core::Result<Calibration> parse_calibration(const std::string& json_text, const std::string& source_name);
+core::Result<Calibration> load_calibration(const std::string& path);
+
+}  // namespace zs::sim
