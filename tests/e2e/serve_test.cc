@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <fstream>
+#include <iterator>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "gateway/http/http_client.h"
+#include "gateway/http/http_server.h"
 #include "gateway/http/sse.h"
 #include "test_util/process.h"
 #include "test_util/subprocess.h"
@@ -292,6 +294,34 @@ TEST(Serve, SighupDuringTrafficFailsNoRequest) {
   traffic.join();
   EXPECT_GT(done.load(), 3);
   EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(Serve, FetchesRemoteImagesForWorkersAndRefusesPrivateAddressesByDefault) {
+  // A local image host (loopback is private, so the first daemon must allow it explicitly).
+  std::ifstream in(zs::testing::shared_dir() + "/golden/images/checker-100x100.png", std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in)), {});
+  gateway::Router router;
+  router.add("GET", "/checker.png", [png](const gateway::HttpRequest&, std::shared_ptr<gateway::ResponseWriter> w) {
+    w->respond(200, "image/png", png);
+  });
+  auto host = gateway::HttpServer::start({}, router);
+  ASSERT_TRUE(host.is_ok());
+  const std::string url = "http://" + host.value()->address() + "/checker.png";
+  const std::string deployment = "  - name: llava\n    model: " + zs::testing::golden_model("tiny-llama-f16.gguf") +
+                                 "\n    mmproj: " + zs::testing::golden_model("tiny-llava-mmproj-f32.gguf") + "\n    threads: 1\n";
+  json body = chat("llava", 4);
+  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", {{"url", url}}}},
+                                                {{"type", "text"}, {"text", "Describe the image."}}});
+  {
+    Serve s("gateway:\n  allow_private_image_urls: true\ndeployments:\n" + deployment);
+    auto r = s.post(body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["usage"]["prompt_tokens_details"]["image_tokens"], 16);
+  }
+  Serve s("deployments:\n" + deployment);
+  auto r = s.post(body);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("loopback"), std::string::npos) << r.body;
 }
 
 TEST(Serve, ConfigErrorsNameFileAndLine) {

@@ -226,16 +226,24 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   enqueue(p, body.value("priority", 0));
 }
 
+namespace {
+
+// The http(s) URL of an image_url content part, or "" for any other part (data: URLs included).
+std::string remote_image_url(const json& part) {
+  if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) return "";
+  const auto& iu = part["image_url"];
+  const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
+  return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 ? url : "";
+}
+
+}  // namespace
+
 bool GatewayServer::has_remote_images(const nlohmann::json& body) {
   if (!body.contains("messages") || !body["messages"].is_array()) return false;
   for (const auto& m : body["messages"]) {
     if (!m.is_object() || !m.contains("content") || !m["content"].is_array()) continue;
-    for (const auto& part : m["content"]) {
-      if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
-      const auto& iu = part["image_url"];
-      const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
-      if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) return true;
-    }
+    for (const auto& part : m["content"])
+      if (!remote_image_url(part).empty()) return true;
   }
   return false;
 }
@@ -246,10 +254,9 @@ bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
     if (!content.is_array()) continue;
     for (size_t c = 0; c < content.size(); ++c) {
       auto& part = content[c];
-      if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) continue;
+      const std::string url = remote_image_url(part);
+      if (url.empty()) continue;
       auto& iu = part["image_url"];
-      const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
-      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) continue;
       const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(c) + "].image_url.url";
       if (!fetcher_) {
         count(p.deployment, 400);
