@@ -109,10 +109,17 @@ TEST(Serve, ScalesFromZeroAndBackToZero) {
   auto again = s.post(chat("story", 4));
   EXPECT_EQ(again.status, 200);
   EXPECT_FALSE(again.header("X-Zeroserve-Cold-Start-Ms").empty());
-  // Every instance-second was metered at the device's price.
+  // Every instance-second was metered at the device's price. A request is written to the
+  // ledger just after its response is sent, so the last one may take a moment to appear.
+  json c;
+  wait_for([&] {
+    auto costs = gateway::http_request("GET", s.address(), "/admin/costs");
+    if (!costs.is_ok()) return false;
+    c = json::parse(costs->body);
+    return c["deployments"].size() == 1 && c["deployments"][0]["requests"] == 3;
+  }, std::chrono::seconds(10));
   auto costs = gateway::http_request("GET", s.address(), "/admin/costs");
   ASSERT_TRUE(costs.is_ok());
-  json c = json::parse(costs->body);
   ASSERT_EQ(c["deployments"].size(), 1u) << costs->body;
   EXPECT_GT(c["deployments"][0]["instance_seconds"].get<double>(), 0.0);
   EXPECT_GT(c["deployments"][0]["cost"].get<double>(), 0.0);
