@@ -54,6 +54,11 @@ class Backend {
 
   // y[t] = W x[t] for each of n_tokens rows.
   virtual void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // ys[i] = ws[i] x for several matrices sharing the input (Q/K/V, gate/up); a backend may
+  // run them together.
+  virtual void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens) {
+    for (int i = 0; i < n; ++i) matmul(ws[i], x, n_tokens, ys[i]);
+  }
   // out[t] = row ids[t] of the table, dequantized; refuses ids outside the table.
   virtual core::Status get_rows(const WeightView& table, const int32_t* ids, int64_t n, float* out) = 0;
   // out = x / sqrt(mean(x^2) + eps) * weight, per row of dim values.

@@ -157,6 +157,10 @@ class CpuBackend final : public Backend {
     engine::matmul(w, x, n_tokens, y, pool_);
   }
 
+  void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens) override {
+    engine::matmul_group(ws, ys, n, x, n_tokens, pool_);
+  }
+
   core::Status get_rows(const WeightView& table, const int32_t* ids, int64_t n, float* out) override {
     for (int64_t t = 0; t < n; ++t) {
       if (ids[t] < 0 || ids[t] >= table.n_out)

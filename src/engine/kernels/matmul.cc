@@ -117,6 +117,19 @@ core::Status validate_weight(const WeightView& w) {
   return core::Status::ok();
 }
 
+namespace {
+
+// Chunks of whole 4-row tiles, large enough to stream (~256 KB of weights) and small
+// enough that every thread gets several.
+int64_t chunk_rows_for(const WeightView& w, int threads) {
+  const int64_t row_bytes = static_cast<int64_t>(std::max<size_t>(1, ggml_row_size(w.type, w.n_in)));
+  const int64_t per_thread = (w.n_out + 4 * threads - 1) / (4 * threads);
+  int64_t chunk_rows = std::min<int64_t>(std::max<int64_t>(1, (256 * 1024) / row_bytes), per_thread);
+  return std::max<int64_t>(4, (chunk_rows + 3) & ~int64_t{3});
+}
+
+}  // namespace
+
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, core::ThreadPool& pool) {
   if (n_tokens <= 0) return;
   if (!validate_weight(w).is_ok()) {
@@ -169,13 +182,91 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
       }
     }
   };
-  // Chunks of whole 4-row tiles, large enough to stream (~256 KB of weights) and small
-  // enough that every thread gets several.
-  const int64_t row_bytes = static_cast<int64_t>(std::max<size_t>(1, ggml_row_size(w.type, w.n_in)));
-  const int64_t per_thread = (w.n_out + 4 * pool.size() - 1) / (4 * pool.size());
-  int64_t chunk_rows = std::min<int64_t>(std::max<int64_t>(1, (256 * 1024) / row_bytes), per_thread);
-  chunk_rows = std::max<int64_t>(4, (chunk_rows + 3) & ~int64_t{3});
-  Job job{k, &args, x, act, chunk_rows};
+  Job job{k, &args, x, act, chunk_rows_for(w, pool.size())};
+  pool.run([&job](int, int) { job.run(); });
+}
+
+void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
+                  core::ThreadPool& pool) {
+  if (n_tokens <= 0 || n <= 0) return;
+  // Sharing needs one activation format for all: the same packing and the same row length.
+  const GemmKernel* k0 = select_kernel(ws[0].type);
+  bool shared = validate_weight(ws[0]).is_ok();
+  for (int i = 1; i < n && shared; ++i) {
+    const GemmKernel* ki = select_kernel(ws[i].type);
+    shared = validate_weight(ws[i]).is_ok() && ws[i].n_in == ws[0].n_in && ki->pack == k0->pack &&
+             ki->act_bytes == k0->act_bytes;
+  }
+  if (!shared || n == 1) {
+    for (int i = 0; i < n; ++i) matmul(ws[i], x, n_tokens, ys[i], pool);
+    return;
+  }
+  constexpr int kMaxGroup = 4;
+  if (n > kMaxGroup) {
+    matmul_group(ws, ys, kMaxGroup, x, n_tokens, pool);
+    matmul_group(ws + kMaxGroup, ys + kMaxGroup, n - kMaxGroup, x, n_tokens, pool);
+    return;
+  }
+  const size_t act_stride = k0->act_bytes(ws[0].n_in);
+  thread_local Scratch scratch;
+  uint8_t* act = scratch.get(act_stride * static_cast<size_t>(n_tokens));
+  // One dispatch for the whole group: the activations are packed once, then row chunks of
+  // every matrix are claimed from one counter, so the threads stream the matrices back to back.
+  struct GroupJob {
+    const GemmKernel* kernels[kMaxGroup];
+    GemmArgs args[kMaxGroup];
+    int64_t chunk_rows[kMaxGroup];
+    int64_t first_chunk[kMaxGroup + 1];
+    int n;
+    const float* x;
+    uint8_t* act;
+    int64_t n_tokens;
+    int64_t n_in;
+    size_t act_stride;
+    std::atomic<int64_t> next_token{0};
+    std::atomic<int64_t> packed_tokens{0};
+    std::atomic<int64_t> next_chunk{0};
+
+    void run() {
+      for (int64_t t; (t = next_token.fetch_add(1, std::memory_order_relaxed)) < n_tokens;) {
+        kernels[0]->pack(x + t * n_in, n_in, act + static_cast<size_t>(t) * act_stride);
+        packed_tokens.fetch_add(1, std::memory_order_release);
+      }
+      while (packed_tokens.load(std::memory_order_acquire) < n_tokens) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
+      for (int64_t c; (c = next_chunk.fetch_add(1, std::memory_order_relaxed)) < first_chunk[n];) {
+        int i = 0;
+        while (c >= first_chunk[i + 1]) ++i;
+        const int64_t r0 = (c - first_chunk[i]) * chunk_rows[i];
+        kernels[i]->gemm(args[i], r0, std::min(args[i].y_stride, r0 + chunk_rows[i]));
+      }
+    }
+  };
+  GroupJob job;
+  job.n = n;
+  job.x = x;
+  job.act = act;
+  job.n_tokens = n_tokens;
+  job.n_in = ws[0].n_in;
+  job.act_stride = act_stride;
+  job.first_chunk[0] = 0;
+  for (int i = 0; i < n; ++i) {
+    job.kernels[i] = select_kernel(ws[i].type);
+    GemmArgs& a = job.args[i];
+    a.w = static_cast<const uint8_t*>(ws[i].data);
+    a.row_stride = ws[i].row_stride;
+    a.n_in = ws[i].n_in;
+    a.act = act;
+    a.act_stride = act_stride;
+    a.n_tokens = n_tokens;
+    a.y = ys[i];
+    a.y_stride = ws[i].n_out;
+    job.chunk_rows[i] = chunk_rows_for(ws[i], pool.size());
+    job.first_chunk[i + 1] = job.first_chunk[i] + (ws[i].n_out + job.chunk_rows[i] - 1) / job.chunk_rows[i];
+  }
   pool.run([&job](int, int) { job.run(); });
 }
 

@@ -32,6 +32,11 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
 // size, rows overlapping, null data), or ok.
 core::Status validate_weight(const WeightView& w);
 
+// Several matrices applied to the same activations (e.g. Q, K and V): the activations are
+// packed once and all products run in one dispatch. Results equal separate matmul() calls.
+void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
+                  core::ThreadPool& pool);
+
 // The instruction set the kernels use on this machine ("avx512-vnni", "avx2", "scalar").
 std::string_view kernel_isa();
 // Forces a lower instruction set for tests/benchmarks ("scalar", "avx2", "avx512");

@@ -83,9 +83,9 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = model_.layers()[l];
     backend_.rms_norm(x_, L.attn_norm, n, c.n_embd, c.rms_eps, h_);
-    backend_.matmul(L.wq, h_, n, q_);
-    backend_.matmul(L.wk, h_, n, k_);
-    backend_.matmul(L.wv, h_, n, v_);
+    const WeightView qkv[3] = {L.wq, L.wk, L.wv};
+    float* const qkv_out[3] = {q_, k_, v_};
+    backend_.matmul_group(qkv, qkv_out, 3, h_, n);
     if (L.bq) backend_.add_bias(q_, L.bq, n, c.q_dim());
     if (L.bk) backend_.add_bias(k_, L.bk, n, c.kv_dim());
     if (L.bv) backend_.add_bias(v_, L.bv, n, c.kv_dim());
@@ -99,8 +99,9 @@ Status Forward::run(const BatchRows& batch, float* logits) {
     backend_.add(x_, h_, n * c.n_embd);
 
     backend_.rms_norm(x_, L.ffn_norm, n, c.n_embd, c.rms_eps, h_);
-    backend_.matmul(L.ffn_gate, h_, n, gate_);
-    backend_.matmul(L.ffn_up, h_, n, up_);
+    const WeightView gate_up[2] = {L.ffn_gate, L.ffn_up};
+    float* const gate_up_out[2] = {gate_, up_};
+    backend_.matmul_group(gate_up, gate_up_out, 2, h_, n);
     backend_.silu_mul(gate_, up_, n * c.n_ff);
     backend_.matmul(L.ffn_down, gate_, n, h_);
     backend_.add(x_, h_, n * c.n_embd);
