@@ -189,17 +189,37 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
 void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
                   core::ThreadPool& pool) {
   if (n_tokens <= 0 || n <= 0) return;
-  // Sharing needs one activation format for all: the same packing and the same row length.
+  // Sharing needs one activation format: the same packing and the same row length. Matrices
+  // that differ from the first (e.g. a Q6_K attn_v among Q4_K in a Q4_K_M file) go on their own.
   const GemmKernel* k0 = select_kernel(ws[0].type);
-  bool shared = validate_weight(ws[0]).is_ok();
-  for (int i = 1; i < n && shared; ++i) {
+  auto shares = [&](int i) {
     const GemmKernel* ki = select_kernel(ws[i].type);
-    shared = validate_weight(ws[i]).is_ok() && ws[i].n_in == ws[0].n_in && ki->pack == k0->pack &&
-             ki->act_bytes == k0->act_bytes;
-  }
-  if (!shared || n == 1) {
+    return validate_weight(ws[i]).is_ok() && ws[i].n_in == ws[0].n_in && ki->pack == k0->pack &&
+           ki->act_bytes == k0->act_bytes;
+  };
+  if (n == 1 || !shares(0)) {
     for (int i = 0; i < n; ++i) matmul(ws[i], x, n_tokens, ys[i], pool);
     return;
+  }
+  if (n <= 4) {
+    WeightView same[4], other[4];
+    float* same_y[4];
+    float* other_y[4];
+    int n_same = 0, n_other = 0;
+    for (int i = 0; i < n; ++i) {
+      if (shares(i)) {
+        same[n_same] = ws[i];
+        same_y[n_same++] = ys[i];
+      } else {
+        other[n_other] = ws[i];
+        other_y[n_other++] = ys[i];
+      }
+    }
+    if (n_other > 0) {
+      matmul_group(same, same_y, n_same, x, n_tokens, pool);
+      matmul_group(other, other_y, n_other, x, n_tokens, pool);
+      return;
+    }
   }
   constexpr int kMaxGroup = 4;
   if (n > kMaxGroup) {
