@@ -1,0 +1,278 @@
+#pragma once
+// Helpers shared by the benchmarks that drive real zeroserve processes: child processes that
+// die with the benchmark, the zeroserve binary and the bench model, prompts, and streaming
+// requests with timing.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+#include "engine/model/llm.h"
+#include "engine/vision/chat_prompt.h"
+#include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
+
+extern char** environ;
+
+namespace zs::bench {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+inline double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+inline double load_average() {
+  double l = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+inline double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+inline double median(const std::vector<double>& v) { return quantile(v, 0.5); }
+
+[[noreturn]] inline void die(const std::string& message) {
+  std::fprintf(stderr, "bench_gateway: %s\n", message.c_str());
+  std::exit(1);
+}
+
+// ---------------------------------------------------------------------------------------
+// A child process whose stdout is read for "ready <addr>"; stderr goes to a log file. It
+// gets SIGTERM when this process dies, and on destruction (SIGKILL after a grace period).
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& log_path, const std::vector<std::string>& extra_env = {}) {
+    int fds[2];
+    if (pipe(fds) != 0) die("pipe failed");
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_strings(extra_env);
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> env;
+    for (auto& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) die("fork failed");
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(127);
+      dup2(fds[1], 1);
+      int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (log >= 0) dup2(log, 2);
+      close(fds[0]);
+      close(fds[1]);
+      execve(args[0], args.data(), env.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Child() { stop(); }
+  pid_t pid() const { return pid_; }
+
+  // The address printed after "ready ", or nullopt (exited or timed out).
+  std::optional<std::string> wait_ready(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    std::string buf;
+    while (Clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char c[512];
+      ssize_t n = read(out_, c, sizeof c);
+      if (n <= 0) return std::nullopt;
+      buf.append(c, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (line.rfind("ready ", 0) == 0) return line.substr(6);
+      }
+    }
+    return std::nullopt;
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (out_ >= 0) close(out_);
+    out_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+inline std::string find_zeroserve(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* e = std::getenv("ZEROSERVE_BIN"); e && *e) return e;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& p : {self.parent_path().parent_path() / "zeroserve", self.parent_path() / "zeroserve"})
+    if (fs::exists(p, ec)) return p.string();
+  die("cannot find the zeroserve binary: pass --zeroserve or set ZEROSERVE_BIN");
+}
+
+inline std::string ensure_model(const std::string& flag, const std::string& zeroserve) {
+  if (!flag.empty()) return flag;
+  const char* c = std::getenv("ZS_BENCH_CACHE");
+  const std::string dir = c && *c ? c : "/tmp/zs-bench";
+  const std::string path = dir + "/bench-1b-q4_k_m.gguf";
+  if (fs::exists(path)) return path;
+  fs::create_directories(dir);
+  std::printf("generating %s (once) ...\n", path.c_str());
+  std::fflush(stdout);
+  const std::string cmd = "'" + zeroserve + "' gen-model --preset bench-1b --type q4_k_m --out '" + path + ".tmp' && mv '" +
+                          path + ".tmp' '" + path + "'";
+  if (std::system(cmd.c_str()) != 0) die("gen-model failed");
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------
+// Prompts of an exact length in positions (as the worker counts them), distinct per index so
+// that the prefix cache does not turn one stream's prefill into another's.
+inline std::string make_prompt(const zs::engine::Llm& llm, int index, int positions) {
+  static const char* kWords[] = {"river", "stone", "lamp", "quiet", "orange", "window", "seven", "cloud", "paper",
+                                 "garden", "silver", "train", "morning", "bridge", "candle", "forest"};
+  std::string text = "Story " + std::to_string(index) + ":";
+  auto count = [&](const std::string& t) {
+    auto p = zs::engine::prepare_text_prompt(llm, nullptr, t, {});
+    return p ? p->prompt.n_positions() : 0;
+  };
+  for (int i = 0; count(text) < positions && i < 4 * positions; ++i) {
+    const std::string next = text + " " + kWords[(i * 7 + index) % 16];
+    if (count(next) > positions) {  // a shorter filler to land exactly
+      std::string t = text;
+      while (count(t) < positions) t += ".";
+      return t;
+    }
+    text = next;
+  }
+  return text;
+}
+
+// Greedy decoding (temperature 0) by default. Random weights under greedy decoding often fall
+// into a loop that contains the end-of-sequence token, which would end streams early and
+// shrink the batch; long streams therefore sample (temperature 1, fixed seed), which makes
+// an early end-of-sequence as unlikely as one token in the vocabulary.
+inline json completion_body(const std::string& model, const std::string& prompt, int max_tokens, bool stream, int seed = -1) {
+  json b = {{"model", model}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+  if (seed >= 0) {
+    b["temperature"] = 1.0;
+    b["seed"] = seed;
+  }
+  if (stream) b["stream_options"] = {{"include_usage", true}};
+  return b;
+}
+
+// One streamed request: when each text event arrived, and the usage at the end.
+struct StreamResult {
+  bool ok = false;
+  std::string error;
+  Clock::time_point sent;
+  std::optional<Clock::time_point> first_text;
+  std::vector<Clock::time_point> text_events;
+  Clock::time_point done;
+  int completion_tokens = -1;
+  int prompt_tokens = -1;
+  std::string cold_start_ms;  // X-Zeroserve-Cold-Start-Ms, when the gateway waited for a start
+};
+
+inline StreamResult run_stream(const std::string& address, const json& body, const std::atomic<bool>* hang_up = nullptr,
+                        std::atomic<int>* started = nullptr, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  StreamResult r;
+  auto client = zs::gateway::HttpClient::connect(address);
+  if (!client) {
+    r.error = client.status().message();
+    return r;
+  }
+  zs::gateway::SseParser parser;
+  bool counted = false;
+  r.sent = Clock::now();
+  auto resp = client.value()->stream(
+      "POST", "/v1/completions", body.dump(), {},
+      [&](std::string_view chunk) {
+        const auto now = Clock::now();
+        parser.feed(chunk);
+        for (const auto& e : parser.take_events()) {
+          if (e == "[DONE]") continue;
+          auto j = json::parse(e, nullptr, false);
+          if (j.is_discarded()) continue;
+          if (j.contains("usage") && j["usage"].is_object()) {
+            r.completion_tokens = j["usage"].value("completion_tokens", -1);
+            r.prompt_tokens = j["usage"].value("prompt_tokens", -1);
+          }
+          if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&
+              !j["choices"][0].value("text", "").empty()) {
+            if (!r.first_text) r.first_text = now;
+            r.text_events.push_back(now);
+            if (started && !counted) {
+              counted = true;
+              started->fetch_add(1);
+            }
+          }
+        }
+        return !(hang_up && hang_up->load());
+      },
+      timeout);
+  r.done = Clock::now();
+  if (!resp) {
+    r.error = resp.status().message();
+    return r;
+  }
+  if (resp->status != 200) {
+    r.error = "HTTP " + std::to_string(resp->status);
+    return r;
+  }
+  r.cold_start_ms = resp->header("X-Zeroserve-Cold-Start-Ms");
+  r.ok = true;
+  return r;
+}
+
+}  // namespace zs::bench
