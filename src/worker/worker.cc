@@ -18,14 +18,11 @@ using core::Status;
 using gateway::HttpRequest;
 using gateway::ResponseWriter;
 namespace openai = gateway::openai;
+using openai::respond_error;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-void respond_error(ResponseWriter& w, int status, const std::string& message, const std::string& type,
-                   const std::string& param = "", const std::string& code = "") {
-  w.respond_json(status, openai::openai_error_json(message, type, param, code));
-}
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
   engine::SamplingParams p;

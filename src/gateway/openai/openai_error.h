@@ -2,6 +2,9 @@
 // OpenAI-style error objects: {"error": {"message", "type", "param", "code"}}. Clients of the
 // OpenAI API (SDKs, UIs) show `message` and use `param` to point at the offending field.
 #include <string>
+#include <utility>
+
+#include "gateway/http/response_writer.h"
 
 namespace zs::gateway::openai {
 
@@ -20,5 +23,11 @@ struct ApiError {
 
   std::string to_json() const { return openai_error_json(message, type, param, code); }
 };
+
+// Answers a request with an OpenAI error object.
+inline void respond_error(ResponseWriter& w, int status, const std::string& message, const std::string& type,
+                          const std::string& param = "", const std::string& code = "", HttpHeaders headers = {}) {
+  w.respond(status, "application/json", openai_error_json(message, type, param, code), std::move(headers));
+}
 
 }  // namespace zs::gateway::openai

@@ -14,15 +14,12 @@ namespace zs::gateway {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+using openai::respond_error;
 
 namespace {
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 
-void respond_error(ResponseWriter& w, int status, const std::string& message, const std::string& type,
-                   const std::string& param = "", const std::string& code = "", HttpHeaders headers = {}) {
-  w.respond(status, "application/json", openai::openai_error_json(message, type, param, code), std::move(headers));
-}
 
 // Pulls the usage object out of a response body or out of the SSE events of a stream.
 void read_usage(const std::string& payload, int64_t* prompt, int64_t* completion) {
