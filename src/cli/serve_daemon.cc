@@ -24,6 +24,13 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Where this process reaches its own listener: a wildcard bind is reached over loopback.
+std::string loopback_address(const std::string& bound) {
+  if (bound.rfind("0.0.0.0:", 0) == 0) return "127.0.0.1:" + bound.substr(8);
+  if (bound.rfind("[::]:", 0) == 0) return "[::1]:" + bound.substr(5);
+  return bound;
+}
+
 std::string self_executable() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -91,6 +98,7 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     s.max_instances = d.max_instances;
     s.slots = d.slots;
     s.max_queue = d.max_queue;
+    s.batch_max_instances = d.batch_max_instances;
     s.keep_alive_s = d.keep_alive_s;
     s.request_timeout_s = d.request_timeout_s;
     s.priority = d.priority;
@@ -183,6 +191,11 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     if (!s) core::log_error("ledger", s.message());
   };
   events.heartbeat = [l] { (void)l->heartbeat(unix_now()); };
+  events.decision = [metrics](const std::string& deployment, const std::string& action, const std::string&) {
+    metrics->counter("zs_autoscale_decisions_total", "Scaling decisions (scale_out, scale_in, prewarm, evict) by deployment.",
+                     {{"deployment", deployment}, {"action", action}})
+        .add();
+  };
   auto store = platform::PolicyStateStore::open(state_dir + "/policy_state.sqlite");
   if (!store) return store.status();
   d->policy_store_ = std::move(store.value());
@@ -218,6 +231,20 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   auto gw = gateway::GatewayServer::start(go, *d->fleet_, d->metrics_, record, costs, d->fetcher_.get());
   if (!gw) return gw.status();
   d->gateway_ = std::move(gw.value());
+
+  auto batches = platform::BatchStore::open(state_dir + "/batches.sqlite");
+  if (!batches) return batches.status();
+  d->batch_store_ = std::move(batches.value());
+  gateway::BatchRunnerOptions bo;
+  bo.gateway_address = loopback_address(d->gateway_->address());
+  bo.internal_key = d->gateway_->internal_key();
+  bo.concurrency = config->gateway.batch_concurrency;
+  d->batch_runner_ = std::make_unique<gateway::BatchRunner>(*d->batch_store_, bo, d->metrics_);
+  d->batch_api_ = std::make_unique<gateway::BatchApi>(
+      *d->batch_store_, *d->batch_runner_, [fleet = d->fleet_.get()](const std::string& m) { return fleet->has_deployment(m); },
+      go.max_body_bytes);
+  d->gateway_->set_batch_api(d->batch_api_.get());
+  d->batch_runner_->start();  // resumes the jobs a previous run left in progress
   d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
     for (const auto& dev : fleet->device_memory()) {
       m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));
@@ -230,6 +257,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
       m->gauge("zs_deployment_instances", "Instances by state.", {{"deployment", s.name}, {"state", "starting"}}).set(s.instances_starting);
       m->gauge("zs_deployment_queued_requests", "Requests waiting for an instance.", {{"deployment", s.name}}).set(s.queued);
       m->gauge("zs_deployment_in_flight_requests", "Requests being served.", {{"deployment", s.name}}).set(s.in_flight);
+      m->gauge("zs_deployment_batch_queued_requests", "Batch-class requests waiting for a free slot.", {{"deployment", s.name}}).set(s.batch_queued);
+      m->gauge("zs_deployment_batch_in_flight_requests", "Batch-class requests being served.", {{"deployment", s.name}}).set(s.batch_in_flight);
       m->gauge("zs_deployment_cold_starts", "Instances started for a waiting request (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.cold_starts));
       m->gauge("zs_deployment_crashes", "Instances that exited unexpectedly (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.crashes));
     }
@@ -249,7 +278,14 @@ Status ServeDaemon::reload() {
 }
 
 void ServeDaemon::shutdown() {
-  if (gateway_) gateway_->stop(std::chrono::seconds(30));
+  // Batch items in flight finish and are recorded while the gateway still serves them.
+  if (batch_runner_) batch_runner_->stop(std::chrono::seconds(30));
+  if (gateway_) {
+    gateway_->set_batch_api(nullptr);
+    gateway_->stop(std::chrono::seconds(30));
+  }
+  batch_api_.reset();
+  batch_runner_.reset();
   if (fleet_) fleet_->shutdown(std::chrono::seconds(30));
 }
 

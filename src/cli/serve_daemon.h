@@ -5,9 +5,12 @@
 #include <string>
 
 #include "core/status.h"
+#include "gateway/batch/batch_runner.h"
 #include "gateway/fetch/image_fetcher.h"
+#include "gateway/server/batch_api.h"
 #include "gateway/server/gateway_server.h"
 #include "platform/autoscale/policy_state_store.h"
+#include "platform/batch/batch_store.h"
 #include "platform/config/config.h"
 #include "platform/fleet/fleet.h"
 #include "platform/ledger/cost_ledger.h"
@@ -43,6 +46,9 @@ class ServeDaemon {
   std::unique_ptr<platform::Fleet> fleet_;
   std::unique_ptr<gateway::GatewayServer> gateway_;
   std::unique_ptr<gateway::ImageFetcher> fetcher_;
+  std::unique_ptr<platform::BatchStore> batch_store_;
+  std::unique_ptr<gateway::BatchRunner> batch_runner_;
+  std::unique_ptr<gateway::BatchApi> batch_api_;
 };
 
 // The deployment served when no configuration is given: a small model generated on first

@@ -16,78 +16,17 @@
 #include "test_util/process.h"
 #include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
+#include "serve_fixture.h"
 
 namespace zs {
 namespace {
 
 using nlohmann::json;
 using zs::testing::ChildProcess;
-
-// A daemon with its own config, state and cache directories.
-class Serve {
- public:
-  explicit Serve(const std::string& yaml) {
-    config_ = dir_.file("zeroserve.yaml");
-    std::ofstream(config_) << yaml;
-    start();
-  }
-  void start() {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/env", "XDG_STATE_HOME=" + dir_.file("state"), "XDG_CACHE_HOME=" + dir_.file("cache"), ZS_BINARY,
-        "serve", "--config", config_, "--listen", "127.0.0.1:0"});
-    auto addr = process_->wait_ready(std::chrono::seconds(30));
-    if (addr) address_ = *addr;
-  }
-  const std::string& address() const { return address_; }
-  ChildProcess& process() { return *process_; }
-  const zs::testing::TempDir& dir() const { return dir_; }
-  void rewrite_config(const std::string& yaml) { std::ofstream(config_) << yaml; }
-
-  gateway::HttpResponse post(const json& body, gateway::HttpHeaders headers = {}) {
-    auto r = gateway::http_request("POST", address_, "/v1/chat/completions", body.dump(), headers, std::chrono::seconds(60));
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    return r.is_ok() ? r.value() : gateway::HttpResponse{};
-  }
-  json models() {
-    auto r = gateway::http_request("GET", address_, "/v1/models");
-    return r.is_ok() ? json::parse(r->body) : json();
-  }
-  std::string state_of(const std::string& name) {
-    const json all = models();
-    if (!all.contains("data")) return "?";
-    for (const auto& m : all["data"])
-      if (m["id"] == name) return m["state"];
-    return "?";
-  }
-
- private:
-  zs::testing::TempDir dir_;
-  std::string config_;
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
-};
-
-std::string stories_deployment(const std::string& name, const std::string& extra = "") {
-  return "  - name: " + name + "\n    model: " + zs::testing::golden_model("stories260K.gguf") +
-         "\n    slots: 2\n    ctx: 512\n    threads: 1\n" + extra;
-}
-
-json chat(const std::string& model, int max_tokens, bool stream = false) {
-  return {{"model", model},
-          {"messages", json::array({{{"role", "user"}, {"content", "Once upon a time"}}})},
-          {"max_tokens", max_tokens},
-          {"temperature", 0},
-          {"stream", stream}};
-}
-
-bool wait_for(const std::function<bool()>& cond, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
+using zs::testing::Serve;
+using zs::testing::chat;
+using zs::testing::stories_deployment;
+using zs::testing::wait_for;
 
 TEST(Serve, ScalesFromZeroAndBackToZero) {
   Serve s("devices:\n  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n"

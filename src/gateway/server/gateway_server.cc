@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <random>
+#include <utility>
+
 #include "core/log.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/http/http_client.h"
@@ -9,6 +12,7 @@
 #include "gateway/openai/base64.h"
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
+#include "gateway/server/batch_api.h"
 
 namespace zs::gateway {
 
@@ -19,6 +23,17 @@ using openai::respond_error;
 namespace {
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
+constexpr const char* kPriorityHeader = "X-Priority";
+
+double steady_seconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+std::string random_token() {
+  std::random_device rd;
+  std::string out = "zs-internal-";
+  const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) out += hex[rd() % 16];
+  return out;
+}
 
 
 // Pulls the usage object out of a response body or out of the SSE events of a stream.
@@ -33,7 +48,16 @@ void read_usage(const std::string& payload, int64_t* prompt, int64_t* completion
 
 // A request from its arrival until its response ends.
 struct GatewayServer::Pending {
+  ~Pending() { settle(0); }
+  // Returns the caller's quota before the client sees the end of the response, so that its
+  // next request finds the tokens charged and the concurrency slot free.
+  void settle(int64_t tokens) {
+    if (auto f = std::exchange(on_finish, nullptr)) f(tokens);
+  }
   std::shared_ptr<ResponseWriter> w;
+  Caller caller;
+  platform::RequestClass cls = platform::RequestClass::kInteractive;
+  std::function<void(int64_t tokens)> on_finish;  // returns the caller's quota when the request ends
   std::string endpoint;  // the upstream path
   std::string deployment;
   std::string body;
@@ -53,7 +77,9 @@ GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, pla
       record_(std::move(record)),
       costs_json_(std::move(costs_json)),
       fetcher_(fetcher),
-      api_keys_(options_.api_keys) {}
+      internal_key_(random_token()) {
+  set_api_keys(options_.api_keys);
+}
 
 core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions options, platform::Fleet& fleet,
                                                                   platform::MetricsRegistry& metrics, RecordFn record,
@@ -76,7 +102,9 @@ core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions
 
 GatewayServer::~GatewayServer() { stop(std::chrono::milliseconds(0)); }
 
-void GatewayServer::set_api_keys(std::vector<std::string> keys) {
+void GatewayServer::set_api_keys(std::vector<platform::ApiKeyConfig> keys) {
+  for (const auto& k : keys)
+    quotas_.set_limits(k.name, {k.requests_per_minute, k.tokens_per_minute, k.max_concurrent}, steady_seconds());
   std::lock_guard<std::mutex> lock(mutex_);
   api_keys_ = std::move(keys);
 }
@@ -95,16 +123,38 @@ void GatewayServer::count(const std::string& deployment, int status) {
       .add();
 }
 
-bool GatewayServer::authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (api_keys_.empty()) return true;
+std::optional<GatewayServer::Caller> GatewayServer::authenticate(const HttpRequest& req,
+                                                                  const std::shared_ptr<ResponseWriter>& w) {
   const std::string auth = req.header("Authorization");
   const std::string prefix = "Bearer ";
-  if (auth.rfind(prefix, 0) == 0)
+  const std::string token = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
+  if (token == internal_key_) return Caller{"", platform::RequestClass::kBatch, true};
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (api_keys_.empty()) return Caller{};
     for (const auto& k : api_keys_)
-      if (auth.substr(prefix.size()) == k) return true;
+      if (token == k.key) return Caller{k.name, k.default_class, false};
+  }
   respond_error(*w, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')", "authentication_error",
                 "", "invalid_api_key");
+  return std::nullopt;
+}
+
+bool GatewayServer::admit(const Caller& caller, const std::string& deployment,
+                          const std::shared_ptr<ResponseWriter>& w) {
+  if (caller.internal || caller.key_name.empty()) return true;
+  auto refusal = quotas_.admit(caller.key_name, steady_seconds());
+  if (!refusal) return true;
+  metrics_.counter("zs_gateway_quota_refusals_total", "Requests refused by a per-key quota, by key and limit.",
+                   {{"key", caller.key_name}, {"limit", refusal->limit}})
+      .add();
+  count(deployment, 429);
+  char limit[32];
+  std::snprintf(limit, sizeof limit, "%g", refusal->limit_value);
+  const std::string retry_after = std::to_string(std::max(1, static_cast<int>(std::ceil(refusal->retry_after_s))));
+  respond_error(*w, 429, refusal->message + "; retry after " + retry_after + " s", "rate_limit_error", "",
+                refusal->limit + "_exceeded",
+                {{"Retry-After", retry_after}, {"X-Zeroserve-Limit", refusal->limit + "=" + limit}});
   return false;
 }
 
@@ -150,10 +200,17 @@ Router GatewayServer::routes() {
       devices.push_back({{"device", d.device}, {"memory_used", d.used}, {"memory_total", d.capacity}});
     w->respond_json(200, json{{"deployments", data}, {"devices", devices}}.dump());
   });
-  // POST /admin/deployments/{name}/scale {"instances": n} and POST /admin/deployments/{name}/prewarm.
+  // POST /admin/deployments/{name}/scale {"instances": n} and POST /admin/deployments/{name}/prewarm;
+  // the batch API's paths with ids in them.
   r.set_fallback([this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     const std::string prefix = "/admin/deployments/";
     const std::string path(req.path());
+    if (path.rfind("/v1/files", 0) == 0 || path.rfind("/v1/batches", 0) == 0) {
+      auto caller = authenticate(req, w);
+      if (!caller) return;
+      if (!batch_api_) return respond_error(*w, 404, "batch jobs are not enabled on this server", "invalid_request_error");
+      return batch_api_->handle(req, std::move(w), caller->key_name);
+    }
     const size_t slash = path.rfind('/');
     if (path.rfind(prefix, 0) != 0 || slash <= prefix.size())
       return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
@@ -186,8 +243,17 @@ Router GatewayServer::routes() {
 
 void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
                                      const std::string& endpoint) {
-  if (!authorized(req, w)) return;
+  auto caller = authenticate(req, w);
+  if (!caller) return;
   if (stopping_) return respond_error(*w, 503, "the server is shutting down", "service_unavailable");
+  platform::RequestClass cls = caller->default_class;
+  if (const std::string h = req.header(kPriorityHeader); !h.empty()) {
+    auto parsed = platform::parse_request_class(h);
+    if (!parsed)
+      return respond_error(*w, 400, "header X-Priority must be 'interactive' or 'batch', got '" + h + "'",
+                           "invalid_request_error", "X-Priority");
+    cls = *parsed;
+  }
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object())
     return respond_error(*w, 400, "the request body is not a JSON object", "invalid_request_error");
@@ -199,6 +265,8 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   p->endpoint = endpoint;
   p->deployment = body["model"].get<std::string>();
   p->stream = body.value("stream", false);
+  p->caller = *caller;
+  p->cls = cls;
   if (!fleet_.has_deployment(p->deployment)) {
     std::string names;
     for (const auto& n : fleet_.deployment_names()) names += (names.empty() ? "" : ", ") + n;
@@ -206,21 +274,28 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
     return respond_error(*p->w, 404, "unknown model '" + p->deployment + "'; available: " + names,
                          "invalid_request_error", "model", "model_not_found");
   }
+  if (!admit(p->caller, p->deployment, p->w)) return;
+  // A non-standard "priority" number orders requests within their class.
+  const int order = body.contains("priority") && body["priority"].is_number_integer() ? body["priority"].get<int>() : 0;
+  if (!p->caller.internal && !p->caller.key_name.empty())
+    p->on_finish = [this, key = p->caller.key_name](int64_t tokens) {
+      quotas_.finish(key, static_cast<double>(tokens), steady_seconds());
+    };
   // Remote images are fetched here (workers have no network) and passed on as data URLs.
   // Fetching blocks, so requests that have any leave the I/O thread first.
   if (endpoint == "/v1/chat/completions" && has_remote_images(body)) {
     proxies_.fetch_add(1);
-    std::thread([this, p, body = std::move(body)]() mutable {
+    std::thread([this, p, order, body = std::move(body)]() mutable {
       if (fetch_remote_images(*p, body)) {
         p->body = body.dump();
-        enqueue(p, body.value("priority", 0));
+        enqueue(p, order);
       }
       proxies_.fetch_sub(1);
     }).detach();
     return;
   }
   p->body = req.body;
-  enqueue(p, body.value("priority", 0));
+  enqueue(p, order);
 }
 
 namespace {
@@ -274,11 +349,11 @@ bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
   return true;
 }
 
-void GatewayServer::enqueue(std::shared_ptr<Pending> p, int priority) {
+void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
   // The fleet's callback owns the request while it waits (a cancel drops it).
-  p->ticket = fleet_.acquire(p->deployment, priority, [this, p](const platform::Lease* l, const platform::AcquireFailure* f) {
-    on_lease(p, l, f);
-  });
+  p->ticket = fleet_.acquire(
+      p->deployment, p->cls,
+      [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order);
   if (p->ticket != 0) {
     platform::Fleet* fleet = &fleet_;
     const uint64_t ticket = p->ticket;
@@ -336,6 +411,10 @@ void GatewayServer::on_lease(std::shared_ptr<Pending> p, const platform::Lease* 
 void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   RequestRecord rec;
   rec.deployment = p->deployment;
+  rec.api_key = p->caller.key_name;
+  rec.cls = p->cls;
+  // The worker pauses batch sequences when interactive ones arrive.
+  const HttpHeaders upstream_headers{{kPriorityHeader, std::string(platform::request_class_name(p->cls))}};
   rec.queue_seconds = lease.queue_ms / 1000;
   rec.cold_start = lease.cold_start_ms >= 0;
   bool instance_failed = false;
@@ -349,12 +428,13 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     first_error = client.status().message();
   }
   if (client && !p->stream) {
-    auto r = client.value()->request("POST", p->endpoint, p->body, {}, std::chrono::hours(1));
+    auto r = client.value()->request("POST", p->endpoint, p->body, upstream_headers, std::chrono::hours(1));
     if (!r) {
       instance_failed = true;
       first_error = r.status().message();
     } else {
       read_usage(r->body, &rec.prompt_tokens, &rec.completion_tokens);
+      p->settle(rec.prompt_tokens + rec.completion_tokens);
       rec.status = r->status;
       HttpHeaders h = cold_header;
       p->w->respond(r->status, r->header("Content-Type").empty() ? "application/json" : r->header("Content-Type"),
@@ -370,10 +450,12 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     bool started = false;
     SseParser parser;
     auto r = client.value()->stream(
-        "POST", p->endpoint, p->body, {},
+        "POST", p->endpoint, p->body, upstream_headers,
         [&](std::string_view chunk) {
           if (!started) {
             started = true;
+            if (p->cls == platform::RequestClass::kInteractive)
+              fleet_.observe_ttft(p->deployment, std::chrono::duration<double>(Clock::now() - p->arrival).count());
             metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
                                platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
                 .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
@@ -404,6 +486,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     } else {
       rec.status = r ? r->status : 200;
       if (r && r->status != 200 && opened) p->w->write(sse_event(r->body));
+      p->settle(rec.prompt_tokens + rec.completion_tokens);
       p->w->end();
     }
   }
@@ -425,6 +508,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
                      platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
       .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
   fleet_.release(lease, instance_failed);
+  p->settle(rec.prompt_tokens + rec.completion_tokens);
   if (record_) record_(rec);
   proxies_.fetch_sub(1);
 }

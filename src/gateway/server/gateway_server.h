@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,16 +19,19 @@
 
 #include "core/status.h"
 #include "gateway/http/http_server.h"
+#include "platform/config/config.h"
 #include "platform/fleet/fleet.h"
 #include "platform/metrics/metrics_registry.h"
+#include "platform/quota/quota_book.h"
 
 namespace zs::gateway {
 
 class ImageFetcher;
+class BatchApi;
 
 struct GatewayOptions {
   std::string listen = "127.0.0.1:8080";
-  std::vector<std::string> api_keys;  // empty: open (a warning is logged at start)
+  std::vector<platform::ApiKeyConfig> api_keys;  // empty: open (a warning is logged at start)
   size_t max_body_bytes = size_t{64} << 20;
   std::chrono::milliseconds stream_keepalive{2000};  // SSE comments while waiting for a start
   std::chrono::milliseconds quiet_wait{800};         // a stream waits this long before opening
@@ -38,6 +42,8 @@ struct GatewayOptions {
 // What the gateway reports per request for metering.
 struct RequestRecord {
   std::string deployment;
+  std::string api_key;  // the key's name; "" when the API is open
+  platform::RequestClass cls = platform::RequestClass::kInteractive;
   int status = 0;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
@@ -56,21 +62,37 @@ class GatewayServer {
   ~GatewayServer();
 
   std::string address() const { return server_->address(); }
-  void set_api_keys(std::vector<std::string> keys);
+  void set_api_keys(std::vector<platform::ApiKeyConfig> keys);
+  // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
+  void set_batch_api(BatchApi* api) { batch_api_ = api; }
+  // A bearer token the server gives its own batch runner: batch class, no quotas.
+  const std::string& internal_key() const { return internal_key_; }
   // Stops accepting; in-flight proxied requests finish within grace.
   void stop(std::chrono::milliseconds grace);
 
  private:
   struct Pending;
+  // Who sent a request: the key's name ("" when the API is open) and its default class.
+  struct Caller {
+    std::string key_name;
+    platform::RequestClass default_class = platform::RequestClass::kInteractive;
+    bool internal = false;
+  };
   GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics, RecordFn record,
                 AdminFn costs_json, ImageFetcher* fetcher);
   Router routes();
-  bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  // Answers 401 itself and returns nullopt when the request carries no valid key.
+  std::optional<Caller> authenticate(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+    return authenticate(req, w).has_value();
+  }
+  // Checks the caller's quotas; answers 429 naming the limit and returns false when refused.
+  bool admit(const Caller& caller, const std::string& deployment, const std::shared_ptr<ResponseWriter>& w);
   void handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& endpoint);
   static bool has_remote_images(const nlohmann::json& body);
   // Replaces remote image URLs by data URLs; on failure answers the client and returns false.
   bool fetch_remote_images(Pending& p, nlohmann::json& body);
-  void enqueue(std::shared_ptr<Pending> p, int priority);
+  void enqueue(std::shared_ptr<Pending> p, int order);
   void on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease, const platform::AcquireFailure* failure);
   void proxy(std::shared_ptr<Pending> p, platform::Lease lease);
   void keepalive_loop();
@@ -84,7 +106,10 @@ class GatewayServer {
   ImageFetcher* fetcher_;
   std::unique_ptr<HttpServer> server_;
   mutable std::mutex mutex_;
-  std::vector<std::string> api_keys_;
+  std::vector<platform::ApiKeyConfig> api_keys_;
+  std::string internal_key_;
+  platform::QuotaBook quotas_;
+  BatchApi* batch_api_ = nullptr;
   std::vector<std::weak_ptr<Pending>> waiting_streams_;
   std::atomic<int> proxies_{0};
   std::atomic<bool> stopping_{false};

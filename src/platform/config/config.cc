@@ -193,6 +193,7 @@ class Parser {
   }
 
   void parse_gateway(const YAML::Node& node, GatewayConfig& out);
+  void parse_api_key(const YAML::Node& node, const std::string& path, GatewayConfig& gw);
   void parse_devices(const Entry* e, Config& config);
   void parse_deployments(const Entry* e, Config& config);
   // Returns the line to blame when the deployment's always-on instances do not fit.
@@ -366,14 +367,21 @@ core::Result<Config> Parser::parse(const std::string& text) {
       std::string key;
       while (std::getline(ss, key, ',')) {
         key = trim(key);
-        if (!key.empty()) gw.api_keys.push_back(key);
+        if (!key.empty()) {
+          ApiKeyConfig k;
+          k.key = key;
+          gw.api_keys.push_back(std::move(k));
+        }
       }
     }
-    // The same key from the file and the environment counts once.
-    std::vector<std::string> unique;
-    for (const std::string& k : gw.api_keys) {
-      if (std::find(unique.begin(), unique.end(), k) == unique.end()) unique.push_back(k);
+    // The same key from the file and the environment counts once (the file's settings win).
+    std::vector<ApiKeyConfig> unique;
+    for (const ApiKeyConfig& k : gw.api_keys) {
+      if (std::none_of(unique.begin(), unique.end(), [&](const ApiKeyConfig& u) { return u.key == k.key; }))
+        unique.push_back(k);
     }
+    for (size_t i = 0; i < unique.size(); ++i)
+      if (unique[i].name.empty()) unique[i].name = "key-" + std::to_string(i + 1);
     gw.api_keys = std::move(unique);
     auto xdg = [&](const char* var, const char* under_home, const char* without_home) {
       // XDG says relative values are invalid and must be ignored.
@@ -395,7 +403,7 @@ core::Result<Config> Parser::parse(const std::string& text) {
 void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
   Fields f(*this, node, "gateway",
            {"listen", "api_keys", "allow_private_image_urls", "max_image_bytes", "image_fetch_timeout",
-            "state_dir", "cache_dir"});
+            "state_dir", "cache_dir", "batch_concurrency"});
   if (const Entry* e = f.get("listen"); e && read_string(*e, gw.listen)) {
     // host:port, where host may be a bracketed IPv6 address.
     const size_t colon = gw.listen.rfind(':');
@@ -416,14 +424,23 @@ void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
       for (size_t i = 0; i < e->value.size(); ++i) {
         const YAML::Node item = e->value[i];
         const std::string path = e->path + "[" + std::to_string(i) + "]";
-        if (!item.IsScalar() || trim(item.Scalar()).empty()) {
-          error(item.IsNull() ? e->line : line_of(item), path, "must be a non-empty key, got " + describe(item));
+        if (item.IsMap()) {
+          parse_api_key(item, path, gw);
           continue;
         }
-        gw.api_keys.push_back(trim(item.Scalar()));
+        if (!item.IsScalar() || trim(item.Scalar()).empty()) {
+          error(item.IsNull() ? e->line : line_of(item), path,
+                "must be a non-empty key or a map with key and limits, got " + describe(item));
+          continue;
+        }
+        ApiKeyConfig k;
+        k.key = trim(item.Scalar());
+        gw.api_keys.push_back(std::move(k));
       }
     }
   }
+  if (optional_field(f, "batch_concurrency", gw.batch_concurrency, &Parser::read_int))
+    at_least(f, "batch_concurrency", gw.batch_concurrency, 1);
   optional_field(f, "allow_private_image_urls", gw.allow_private_image_urls, &Parser::read_bool);
   if (optional_field(f, "max_image_bytes", gw.max_image_bytes, &Parser::read_size)) {
     greater_than(f, "max_image_bytes", static_cast<double>(gw.max_image_bytes), 0);
@@ -433,6 +450,37 @@ void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
   }
   optional_field(f, "state_dir", gw.state_dir, &Parser::read_path);
   optional_field(f, "cache_dir", gw.cache_dir, &Parser::read_path);
+}
+
+void Parser::parse_api_key(const YAML::Node& node, const std::string& path, GatewayConfig& gw) {
+  Fields f(*this, node, path,
+           {"key", "name", "priority", "requests_per_minute", "tokens_per_minute", "max_concurrent"});
+  ApiKeyConfig k;
+  if (const Entry* e = f.get("key"); !e) {
+    error(line_of(node), path + ".key", "required");
+  } else if (read_string(*e, k.key) && trim(k.key).empty()) {
+    error(*e, "must not be empty");
+  }
+  k.key = trim(k.key);
+  if (const Entry* e = f.get("name"); e && read_string(*e, k.name) && !valid_name(k.name))
+    error(*e, in_quotes(k.name) + " is not a valid name: " + std::string(kNameRule));
+  if (const Entry* e = f.get("priority")) {
+    std::string c;
+    if (read_string(*e, c)) {
+      if (auto rc = parse_request_class(c)) k.default_class = *rc;
+      else error(*e, "must be interactive or batch, got " + in_quotes(c));
+    }
+  }
+  if (optional_field(f, "requests_per_minute", k.requests_per_minute, &Parser::read_double))
+    at_least(f, "requests_per_minute", k.requests_per_minute, 0);
+  if (optional_field(f, "tokens_per_minute", k.tokens_per_minute, &Parser::read_double))
+    at_least(f, "tokens_per_minute", k.tokens_per_minute, 0);
+  if (optional_field(f, "max_concurrent", k.max_concurrent, &Parser::read_int))
+    at_least(f, "max_concurrent", k.max_concurrent, 0);
+  for (const ApiKeyConfig& other : gw.api_keys)
+    if (!k.name.empty() && other.name == k.name)
+      if (const Entry* e = f.get("name")) error(*e, in_quotes(k.name) + " names another key too");
+  if (!k.key.empty()) gw.api_keys.push_back(std::move(k));
 }
 
 void Parser::parse_devices(const Entry* e, Config& config) {
@@ -554,7 +602,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   Fields f(*this, node, path,
            {"name", "model", "mmproj", "runtime", "command", "min_instances", "max_instances", "keep_alive",
             "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
-            "priority", "ttft_objective", "autoscale", "env"});
+            "priority", "ttft_objective", "autoscale", "env", "batch_max_instances"});
   if (errors_.size() > errors_before && !node.IsMap()) return 0;
   const int line = d.source_line;
 
@@ -636,6 +684,11 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   }
   optional_field(f, "start_timeout", d.start_timeout_s, &Parser::read_duration);
   optional_field(f, "priority", d.priority, &Parser::read_int);
+  if (optional_field(f, "batch_max_instances", d.batch_max_instances, &Parser::read_int)) {
+    at_least(f, "batch_max_instances", d.batch_max_instances, 0);
+    if (const Entry* e = f.get("batch_max_instances"); e && d.batch_max_instances > d.max_instances)
+      error(*e, "must be <= max_instances (" + std::to_string(d.max_instances) + ")");
+  }
   optional_field(f, "ttft_objective", d.ttft_objective_s, &Parser::read_duration);
 
   if (const Entry* e = f.get("memory")) {
@@ -753,6 +806,14 @@ void Parser::parse_autoscale(const Entry& e, AutoscaleConfig& a) {
 }  // namespace
 
 const std::vector<std::string>& known_autoscale_policies() { return scaling_policy_names(); }
+
+std::string_view request_class_name(RequestClass c) { return c == RequestClass::kBatch ? "batch" : "interactive"; }
+
+std::optional<RequestClass> parse_request_class(std::string_view name) {
+  if (name == "interactive") return RequestClass::kInteractive;
+  if (name == "batch") return RequestClass::kBatch;
+  return std::nullopt;
+}
 
 const DeploymentConfig* Config::find(std::string_view name) const {
   for (const DeploymentConfig& d : deployments) {

@@ -45,7 +45,8 @@ struct DeploymentConfig {
   int slots = 4;              // concurrent sequences per instance
   int ctx = 4096;             // KV positions per instance
   int threads = 0;            // 0 = the runtime's default
-  int max_queue = 64;         // waiting requests per deployment
+  int max_queue = 64;         // waiting requests per deployment and request class
+  int batch_max_instances = 0;  // instances batch requests may start (0: never a cold start for them)
   double request_timeout_s = 300;
   double start_timeout_s = 0;            // 0 = derived from the model size
   std::optional<uint64_t> memory_bytes;  // nullopt = estimated by the daemon (GGUF size + KV cache)
@@ -59,9 +60,28 @@ struct DeploymentConfig {
   static constexpr double kKeepAliveForever = -1;
 };
 
+// Request classes: interactive requests are always served first; batch requests use free
+// slots of running instances and start instances only up to a deployment's
+// batch_max_instances.
+enum class RequestClass { kInteractive, kBatch };
+std::string_view request_class_name(RequestClass c);
+std::optional<RequestClass> parse_request_class(std::string_view name);  // "interactive" | "batch"
+
+// One API key and what it may use. Limits of 0 mean unlimited.
+struct ApiKeyConfig {
+  std::string key;
+  std::string name;  // shown in logs, metrics and refusals instead of the secret; default "key-<n>"
+  RequestClass default_class = RequestClass::kInteractive;  // when a request sends no X-Priority
+  double requests_per_minute = 0;
+  double tokens_per_minute = 0;  // prompt + completion tokens
+  int max_concurrent = 0;        // requests in flight at once
+  bool operator==(const ApiKeyConfig&) const = default;
+};
+
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
-  std::vector<std::string> api_keys;  // the file's keys, then ZEROSERVE_API_KEYS's, deduplicated
+  std::vector<ApiKeyConfig> api_keys;  // the file's keys, then ZEROSERVE_API_KEYS's, deduplicated
+  int batch_concurrency = 8;           // batch-job items in flight at once, over all jobs
   bool allow_private_image_urls = false;
   uint64_t max_image_bytes = 20ull << 20;
   double image_fetch_timeout_s = 10;

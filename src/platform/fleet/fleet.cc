@@ -68,14 +68,19 @@ struct Fleet::Instance {
   Clock::time_point idle_since = Clock::now();
   Clock::time_point last_health = Clock::now();
   Clock::time_point drain_started;
-  int in_flight = 0;
+  int in_flight = 0;        // both classes
+  int batch_in_flight = 0;  // of which batch requests
+  // Since the last interactive request finished: batch work alone does not keep an instance
+  // beyond what batch_max_instances allows.
+  Clock::time_point interactive_idle_since = Clock::now();
   bool reported_ready = false;
   InstancePhase phase = InstancePhase::kStarting;
 };
 
 struct Fleet::Waiter {
   uint64_t ticket;
-  int priority;
+  RequestClass cls;
+  int order;
   Clock::time_point enqueued = Clock::now();
   bool cold = false;  // no instance was ready when it arrived
   Done done;
@@ -94,6 +99,7 @@ struct Fleet::Deployment {
   Clock::time_point prewarm_until{};
   int arrivals = 0;  // since the policy's last observation
   std::unique_ptr<ScalingPolicy> policy;
+  std::deque<std::pair<Clock::time_point, double>> ttft_samples;  // the last minute's
 
   int count(Instance::State s) const {
     return static_cast<int>(
@@ -103,6 +109,22 @@ struct Fleet::Deployment {
     int n = 0;
     for (const auto& i : instances) n += i->in_flight;
     return n;
+  }
+  int batch_in_flight() const {
+    int n = 0;
+    for (const auto& i : instances) n += i->batch_in_flight;
+    return n;
+  }
+  int queued(RequestClass c) const {
+    return static_cast<int>(std::count_if(queue.begin(), queue.end(), [&](const Waiter& w) { return w.cls == c; }));
+  }
+  double ttft_p95() const {
+    if (ttft_samples.empty()) return 0;
+    std::vector<double> v;
+    for (const auto& [t, s] : ttft_samples) v.push_back(s);
+    const size_t k = static_cast<size_t>(std::ceil(0.95 * static_cast<double>(v.size()))) - 1;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
   }
 };
 
@@ -183,7 +205,7 @@ std::vector<std::string> Fleet::deployment_names() const {
   return names;
 }
 
-uint64_t Fleet::acquire(const std::string& name, int priority, Done done) {
+uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, int order) {
   std::optional<AcquireFailure> failure;
   uint64_t ticket = 0;
   {
@@ -193,18 +215,20 @@ uint64_t Fleet::acquire(const std::string& name, int priority, Done done) {
       failure = AcquireFailure{AcquireError::kShuttingDown, "the server is shutting down", 5};
     } else if (it == deployments_.end()) {
       failure = AcquireFailure{AcquireError::kUnknownDeployment, "unknown deployment '" + name + "'", 0};
-    } else if (static_cast<int>(it->second->queue.size()) >= it->second->spec.max_queue) {
+    } else if (const int waiting = it->second->queued(cls); waiting >= it->second->spec.max_queue) {
       failure = AcquireFailure{AcquireError::kQueueFull,
-                               "deployment '" + name + "' has " + std::to_string(it->second->queue.size()) +
+                               "deployment '" + name + "' has " + std::to_string(waiting) + " " +
+                                   std::string(request_class_name(cls)) +
                                    " requests waiting (its max_queue); retry later",
                                2};
     } else {
       Deployment& d = *it->second;
       ticket = next_ticket_++;
-      ++d.arrivals;
-      Waiter w{ticket, priority, Clock::now(), d.count(Instance::State::kReady) == 0, std::move(done)};
-      // Higher priority first, then arrival order.
-      auto pos = std::find_if(d.queue.begin(), d.queue.end(), [&](const Waiter& o) { return o.priority < priority; });
+      if (cls == RequestClass::kInteractive) ++d.arrivals;
+      Waiter w{ticket, cls, order, Clock::now(), d.count(Instance::State::kReady) == 0, std::move(done)};
+      // Interactive before batch, then higher order, then arrival order.
+      auto key = [](const Waiter& x) { return std::make_pair(x.cls == RequestClass::kInteractive ? 1 : 0, x.order); };
+      auto pos = std::find_if(d.queue.begin(), d.queue.end(), [&](const Waiter& o) { return key(o) < key(w); });
       d.queue.insert(pos, std::move(w));
       dispatch(d);
     }
@@ -239,6 +263,8 @@ void Fleet::release(const Lease& lease, bool instance_failed) {
       for (auto& inst : d.instances)
         if (inst->id == lease.instance_id) {
           inst->in_flight = std::max(0, inst->in_flight - 1);
+          if (lease.cls == RequestClass::kBatch) inst->batch_in_flight = std::max(0, inst->batch_in_flight - 1);
+          if (inst->in_flight == inst->batch_in_flight) inst->interactive_idle_since = Clock::now();
           if (inst->in_flight == 0) {
             inst->idle_since = Clock::now();
             if (inst->state == Instance::State::kReady) set_phase(*inst, InstancePhase::kIdle);
@@ -272,6 +298,8 @@ std::vector<DeploymentStatus> Fleet::status() const {
     s.instances_draining = d->count(Instance::State::kDraining);
     s.queued = static_cast<int>(d->queue.size());
     s.in_flight = d->in_flight();
+    s.batch_queued = d->queued(RequestClass::kBatch);
+    s.batch_in_flight = d->batch_in_flight();
     for (const auto& i : d->instances)
       if (i->state == Instance::State::kStarting)
         s.starting_for_s = std::max(s.starting_for_s, seconds_between(i->started, now));
@@ -356,19 +384,27 @@ void Fleet::loop() {
   }
 }
 
-// Gives queued requests to ready instances with a free slot, least loaded first.
+// Gives queued requests to ready instances with a free slot, least loaded first. Batch
+// requests need a slot nobody uses; interactive ones count only interactive requests against
+// the slots, so they never wait behind batch work (the worker pauses it for them). The queue
+// is ordered interactive first, and a batch request needs more than an interactive one, so
+// the first request that cannot be placed ends the round.
 void Fleet::dispatch(Deployment& d) {
   while (!d.queue.empty()) {
+    const bool batch = d.queue.front().cls == RequestClass::kBatch;
     Instance* best = nullptr;
-    for (auto& i : d.instances)
-      if (i->state == Instance::State::kReady && i->in_flight < d.spec.slots &&
-          (!best || i->in_flight < best->in_flight))
-        best = i.get();
+    for (auto& i : d.instances) {
+      if (i->state != Instance::State::kReady) continue;
+      const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
+      if (used < d.spec.slots && (!best || i->in_flight < best->in_flight)) best = i.get();
+    }
     if (!best) return;
     Waiter w = std::move(d.queue.front());
     d.queue.pop_front();
     if (best->in_flight++ == 0) set_phase(*best, InstancePhase::kReady);
+    if (batch) ++best->batch_in_flight;
     Lease lease;
+    lease.cls = w.cls;
     lease.deployment = d.spec.name;
     lease.instance_id = best->id;
     lease.address = best->address;
@@ -441,6 +477,10 @@ bool Fleet::reserve_or_make_room(Deployment& d, const std::string& instance_id) 
   auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, is_idle);
   for (const auto& id : victims) {
     auto [o, i] = owners[id];
+    record_decision(*o, "evict", "making room for '" + d.spec.name + "' on " + d.spec.device,
+                    "needed_bytes=" + std::to_string(d.spec.memory_bytes) +
+                        " used_bytes=" + std::to_string(placement_.used(d.spec.device)) +
+                        " capacity_bytes=" + std::to_string(placement_.capacity(d.spec.device)));
     stop_instance(*o, *i, ("making room for '" + d.spec.name + "'").c_str());
   }
   return false;
@@ -576,45 +616,71 @@ void Fleet::tick() {
     if (!dp->queue.empty()) contended_devices.insert(dp->spec.device);
   for (auto& [name, dp] : deployments_) {
     Deployment& d = *dp;
-    // Requests that waited too long.
-    while (!d.queue.empty() && seconds_between(d.queue.front().enqueued, now) > d.spec.request_timeout_s) {
+    // Requests that waited too long (batch ones sit behind interactive ones: check them all).
+    for (auto it = d.queue.begin(); it != d.queue.end();) {
+      if (seconds_between(it->enqueued, now) <= d.spec.request_timeout_s) {
+        ++it;
+        continue;
+      }
       AcquireFailure f{AcquireError::kTimeout,
                        "no instance of '" + name + "' could take the request within " +
                            std::to_string(static_cast<int>(d.spec.request_timeout_s)) + " s (request_timeout)",
                        5};
-      pending_callbacks_.push_back([done = std::move(d.queue.front().done), f] { done(nullptr, &f); });
-      d.queue.pop_front();
+      pending_callbacks_.push_back([done = std::move(it->done), f] { done(nullptr, &f); });
+      it = d.queue.erase(it);
     }
     dispatch(d);
-    // The policy decides how many instances and which idle ones to stop.
+    while (!d.ttft_samples.empty() && seconds_between(d.ttft_samples.front().first, now) > 60)
+      d.ttft_samples.pop_front();
+    // The policy sees interactive demand only; batch demand may add up to batch_max_instances.
+    const int batch_queued = d.queued(RequestClass::kBatch);
+    const int batch_in_flight = d.batch_in_flight();
     DeploymentObservation o;
     // Wall-clock time: schedule-aware policies read the hour of day from it.
     o.now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     o.ttft_objective_s = d.spec.ttft_objective_s;
+    o.ttft_p95_s = d.ttft_p95();
     o.min_instances = std::max(d.spec.min_instances, now < d.prewarm_until ? 1 : 0);
     o.max_instances = d.spec.max_instances;
     o.slots = d.spec.slots;
     o.keep_alive_s = d.spec.keep_alive_s;
-    o.queued = static_cast<int>(d.queue.size());
-    o.in_flight = d.in_flight();
+    o.queued = d.queued(RequestClass::kInteractive);
+    o.in_flight = d.in_flight() - batch_in_flight;
     o.arrivals = d.arrivals;
     d.arrivals = 0;
     for (const auto& i : d.instances) {
       if (i->state == Instance::State::kDraining) continue;
-      o.instances.push_back({i->id, i->state == Instance::State::kReady, i->in_flight,
-                             i->in_flight == 0 ? seconds_between(i->idle_since, now) : 0.0});
+      const int interactive = i->in_flight - i->batch_in_flight;
+      o.instances.push_back({i->id, i->state == Instance::State::kReady, interactive,
+                             interactive == 0 ? seconds_between(i->interactive_idle_since, now) : 0.0});
     }
+    const int live = static_cast<int>(o.instances.size());
+    const int batch_want =
+        std::min(d.spec.batch_max_instances, (batch_queued + batch_in_flight + d.spec.slots - 1) / d.spec.slots);
+    char inputs[256];
+    std::snprintf(inputs, sizeof inputs,
+                  "live=%d in_flight=%d queued=%d batch_in_flight=%d batch_queued=%d min=%d max=%d ttft_p95_s=%.3f",
+                  live, o.in_flight, o.queued, batch_in_flight, batch_queued, o.min_instances, o.max_instances,
+                  o.ttft_p95_s);
     ScalingDecision decision = d.policy->decide(o);
     if (!decision.reason.empty())
-      core::log_info("autoscale", name + ": " + decision.reason + " (desired " + std::to_string(decision.desired) +
-                                      ", live " + std::to_string(o.instances.size()) + ", in flight " +
-                                      std::to_string(o.in_flight) + ", queued " + std::to_string(o.queued) + ")");
+      core::log_info("autoscale", "policy deployment=" + name + " policy=" + d.spec.policy + " desired=" +
+                                      std::to_string(decision.desired) + " " + inputs + " reason=\"" +
+                                      decision.reason + "\"");
+    // An instance that batch work keeps busy may still go once interactive demand left it,
+    // as long as the batch allowance is kept.
+    int keep_for_batch = batch_want;
     for (const auto& id : decision.stop)
-      for (auto& i : d.instances)
-        if (i->id == id && i->state == Instance::State::kReady && i->in_flight == 0)
-          stop_instance(d, *i, "idle past keep_alive");
-    const int live = static_cast<int>(o.instances.size());
-    const int desired = std::max(decision.desired, o.min_instances);
+      for (auto& i : d.instances) {
+        if (i->id != id || i->state != Instance::State::kReady || i->in_flight > i->batch_in_flight) continue;
+        if (i->batch_in_flight > 0 && keep_for_batch-- > 0) continue;
+        const std::string why = i->batch_in_flight > 0 ? "no interactive demand; its batch work drains"
+                                : decision.reason.empty() ? "idle past keep-alive"
+                                                          : decision.reason;
+        record_decision(d, "scale_in", why, inputs);
+        stop_instance(d, *i, why.c_str());
+      }
+    const int desired = std::max({decision.desired, o.min_instances, batch_want});
     if (live < desired && now >= d.next_start_allowed) {
       const uint64_t capacity = placement_.capacity(d.spec.device);
       if (capacity > 0 && d.spec.memory_bytes > capacity) {
@@ -625,11 +691,44 @@ void Fleet::tick() {
         // Capacity the policy wants without a request waiting for it (its windows still
         // remember load) must not take memory from a deployment that has requests waiting,
         // or two deployments sharing a device would evict each other in turn.
-        const bool needed = !d.queue.empty() || live < o.min_instances;
-        if (needed || !contended_devices.count(d.spec.device)) start_instance(d, !d.queue.empty(), needed);
+        const bool batch_needs = batch_queued > 0 && live < d.spec.batch_max_instances;
+        const bool for_request = o.queued > 0 || batch_needs;
+        const bool needed = for_request || live < o.min_instances;
+        if (needed || !contended_devices.count(d.spec.device)) {
+          const size_t before = d.instances.size();
+          start_instance(d, for_request, needed);
+          if (d.instances.size() > before) {
+            const std::string reason = o.queued > 0         ? "interactive requests waiting"
+                                       : batch_needs         ? "batch requests waiting (batch_max_instances " +
+                                                         std::to_string(d.spec.batch_max_instances) + ")"
+                                       : now < d.prewarm_until ? "admin pre-warm"
+                                       : live < d.spec.min_instances ? "below min_instances"
+                                                                     : decision.reason;
+            record_decision(d, for_request ? "scale_out" : "prewarm", reason.empty() ? "policy" : reason, inputs);
+          }
+        }
       }
     }
   }
+}
+
+void Fleet::record_decision(const Deployment& d, const std::string& action, const std::string& reason,
+                            const std::string& inputs) {
+  core::log_info("autoscale", "decision action=" + action + " deployment=" + d.spec.name + " policy=" + d.spec.policy +
+                                  " " + inputs + " reason=\"" + reason + "\"");
+  if (events_.decision) {
+    auto cb = events_.decision;
+    pending_callbacks_.push_back([cb, name = d.spec.name, action, reason] { cb(name, action, reason); });
+  }
+}
+
+void Fleet::observe_ttft(const std::string& deployment, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = deployments_.find(deployment);
+  if (it == deployments_.end()) return;
+  auto& samples = it->second->ttft_samples;
+  samples.emplace_back(Clock::now(), seconds);
+  if (samples.size() > 4096) samples.pop_front();
 }
 
 }  // namespace zs::platform

@@ -38,7 +38,8 @@ struct DeploymentSpec {
   int min_instances = 0;
   int max_instances = 1;
   int slots = 4;
-  int max_queue = 64;
+  int max_queue = 64;  // per request class
+  int batch_max_instances = 0;  // instances that batch demand alone may keep or start
   double keep_alive_s = 300;  // < 0: never scale in
   double request_timeout_s = 300;
   double start_timeout_s = 60;
@@ -54,6 +55,7 @@ struct DeploymentSpec {
 
 struct Lease {
   std::string deployment;
+  RequestClass cls = RequestClass::kInteractive;
   std::string instance_id;
   std::string address;
   double queue_ms = 0;        // time spent waiting for a slot
@@ -73,8 +75,10 @@ struct DeploymentStatus {
   int instances_ready = 0;
   int instances_starting = 0;
   int instances_draining = 0;
-  int queued = 0;
+  int queued = 0;  // both classes
   int in_flight = 0;
+  int batch_queued = 0;
+  int batch_in_flight = 0;
   double starting_for_s = 0;  // the oldest start in progress
   uint64_t cold_starts = 0;
   uint64_t crashes = 0;
@@ -89,6 +93,9 @@ struct FleetEvents {
   std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
   std::function<void(const std::string& instance_id)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
+  // Every scaling decision (scale_out, scale_in, prewarm, evict, restart) with its reason;
+  // the fleet also logs it as one structured line.
+  std::function<void(const std::string& deployment, const std::string& action, const std::string& reason)> decision;
   // What policies learned, kept across restarts: loaded when a deployment is set up, saved
   // every minute and at shutdown.
   std::function<std::optional<std::string>(const std::string& deployment, const std::string& policy)> load_policy_state;
@@ -117,11 +124,15 @@ class Fleet {
   std::vector<std::string> deployment_names() const;
 
   // Asks for a slot. done is called exactly once (on the control thread, or inline for an
-  // immediate failure), unless cancel() removes the ticket first.
-  uint64_t acquire(const std::string& deployment, int priority, Done done);
+  // immediate failure), unless cancel() removes the ticket first. Interactive requests go
+  // before batch ones and may use slots that batch requests hold (the worker pauses those);
+  // batch requests take only free slots. Within a class, higher `order` goes first.
+  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0);
   void cancel(uint64_t ticket);
   // The request that held the lease finished; instance_failed when the instance did not answer.
   void release(const Lease& lease, bool instance_failed = false);
+  // A time to first token seen by the gateway, for policies with a latency objective.
+  void observe_ttft(const std::string& deployment, double seconds);
 
   std::vector<DeploymentStatus> status() const;
   std::vector<DeviceMemory> device_memory() const;
@@ -147,6 +158,9 @@ class Fleet {
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id);
   void set_phase(Instance& inst, InstancePhase phase, double start_s = 0);
   void fail_all(Deployment& d, AcquireError e, const std::string& message);
+  // One structured log line and the decision event.
+  void record_decision(const Deployment& d, const std::string& action, const std::string& reason,
+                       const std::string& inputs);
 
   Placement placement_;
   std::string run_dir_;

@@ -36,6 +36,12 @@ Config parse_ok(const std::string& yaml, const ConfigEnvironment& env = test_env
   return r.is_ok() ? r.value() : Config{};
 }
 
+std::vector<std::string> key_strings(const Config& c) {
+  std::vector<std::string> out;
+  for (const auto& k : c.gateway.api_keys) out.push_back(k.key);
+  return out;
+}
+
 std::string error_of(const std::string& yaml) {
   auto r = parse(yaml);
   EXPECT_FALSE(r.is_ok()) << "expected an error for:\n" << yaml;
@@ -103,7 +109,7 @@ deployments:
 )");
   EXPECT_EQ(c.source, "zeroserve.yaml");
   EXPECT_EQ(c.gateway.listen, "0.0.0.0:9000");
-  EXPECT_EQ(c.gateway.api_keys, (std::vector<std::string>{"k1", "k2"}));
+  EXPECT_EQ(key_strings(c), (std::vector<std::string>{"k1", "k2"}));
   EXPECT_TRUE(c.gateway.allow_private_image_urls);
   EXPECT_EQ(c.gateway.max_image_bytes, 8ull << 20);
   EXPECT_DOUBLE_EQ(c.gateway.image_fetch_timeout_s, 2.5);
@@ -251,11 +257,61 @@ deployments:
   - {name: a, model: a.gguf}
 )";
   Config c = parse_ok(yaml, test_env({{"ZEROSERVE_API_KEYS", " sk-b, sk-c ,,sk-d"}}));
-  EXPECT_EQ(c.gateway.api_keys, (std::vector<std::string>{"sk-a", "sk-b", "sk-c", "sk-d"}));
+  EXPECT_EQ(key_strings(c), (std::vector<std::string>{"sk-a", "sk-b", "sk-c", "sk-d"}));
   c = parse_ok(kMinimal, test_env({{"ZEROSERVE_API_KEYS", "only"}}));
-  EXPECT_EQ(c.gateway.api_keys, (std::vector<std::string>{"only"}));
+  EXPECT_EQ(key_strings(c), (std::vector<std::string>{"only"}));
   c = parse_ok(yaml, test_env({{"ZEROSERVE_API_KEYS", ""}}));
-  EXPECT_EQ(c.gateway.api_keys, (std::vector<std::string>{"sk-a", "sk-b"}));
+  EXPECT_EQ(key_strings(c), (std::vector<std::string>{"sk-a", "sk-b"}));
+}
+
+TEST(ParseConfig, ApiKeysWithNamesClassesAndLimits) {
+  const std::string yaml = R"(gateway:
+  api_keys:
+    - sk-plain
+    - key: sk-team
+      name: team-a
+      priority: batch
+      requests_per_minute: 60
+      tokens_per_minute: 10000
+      max_concurrent: 4
+  batch_concurrency: 3
+deployments:
+  - {name: a, model: a.gguf, max_instances: 3, batch_max_instances: 2}
+)";
+  Config c = parse_ok(yaml, test_env({{"ZEROSERVE_API_KEYS", "sk-env"}}));
+  ASSERT_EQ(c.gateway.api_keys.size(), 3u);
+  EXPECT_EQ(c.gateway.api_keys[0].name, "key-1");  // never the secret itself
+  EXPECT_EQ(c.gateway.api_keys[0].default_class, RequestClass::kInteractive);
+  const ApiKeyConfig& team = c.gateway.api_keys[1];
+  EXPECT_EQ(team.key, "sk-team");
+  EXPECT_EQ(team.name, "team-a");
+  EXPECT_EQ(team.default_class, RequestClass::kBatch);
+  EXPECT_DOUBLE_EQ(team.requests_per_minute, 60);
+  EXPECT_DOUBLE_EQ(team.tokens_per_minute, 10000);
+  EXPECT_EQ(team.max_concurrent, 4);
+  EXPECT_EQ(c.gateway.api_keys[2].name, "key-3");
+  EXPECT_EQ(c.gateway.batch_concurrency, 3);
+  EXPECT_EQ(c.deployments[0].batch_max_instances, 2);
+  EXPECT_EQ(parse_ok(kMinimal, test_env({})).deployments[0].batch_max_instances, 0);
+}
+
+TEST(ConfigErrors, ApiKeyMapsAndBatchLimits) {
+  const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {name: x}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].key: required");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, priority: urgent}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].priority: must be interactive or batch, got \"urgent\"");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, requests_per_minute: -1}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].requests_per_minute: must be >= 0");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, name: a}\n    - {key: j, name: a}\n" + deployments),
+            "zeroserve.yaml:4: gateway.api_keys[1].name: \"a\" names another key too");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, quota: 5}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].quota: unknown key; valid keys here: key, name, priority, "
+            "requests_per_minute, tokens_per_minute, max_concurrent");
+  EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, max_instances: 2, batch_max_instances: 3}\n"),
+            "zeroserve.yaml:2: deployments[0].batch_max_instances: must be <= max_instances (2)");
+  EXPECT_EQ(error_of("gateway:\n  batch_concurrency: 0\n" + deployments),
+            "zeroserve.yaml:2: gateway.batch_concurrency: must be >= 1");
 }
 
 TEST(ParseConfig, ResolvesModelPathsAgainstTheConfigFolder) {
@@ -432,13 +488,15 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
 )"),
             "zeroserve.yaml:4: deployments[0].keepalive: unknown key (did you mean keep_alive?); valid keys here: "
             "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, slots, ctx, threads, "
-            "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env");
+            "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env, "
+            "batch_max_instances");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:1: deployment: unknown key (did you mean deployments?); valid keys here: gateway, devices, "
             "deployments");
   EXPECT_EQ(error_of("gateway:\n  listen_addr: x\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: gateway.listen_addr: unknown key (did you mean listen?); valid keys here: listen, "
-            "api_keys, allow_private_image_urls, max_image_bytes, image_fetch_timeout, state_dir, cache_dir");
+            "api_keys, allow_private_image_urls, max_image_bytes, image_fetch_timeout, state_dir, cache_dir, "
+            "batch_concurrency");
   EXPECT_EQ(error_of("devices:\n  - {name: g, kind: cuda, memory: 1GiB, colour: red}\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: devices[0].colour: unknown key; valid keys here: name, kind, memory, price_per_second, "
             "price_per_hour");
@@ -595,7 +653,7 @@ TEST(ConfigErrors, Gateway) {
   EXPECT_EQ(error_of("gateway:\n  api_keys: sk-1\n" + deployments),
             "zeroserve.yaml:2: gateway.api_keys: must be a list of keys, got \"sk-1\"");
   EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - sk-1\n    - ''\n" + deployments),
-            "zeroserve.yaml:4: gateway.api_keys[1]: must be a non-empty key, got \"\"");
+            "zeroserve.yaml:4: gateway.api_keys[1]: must be a non-empty key or a map with key and limits, got \"\"");
   EXPECT_EQ(error_of("gateway:\n  allow_private_image_urls: maybe\n" + deployments),
             "zeroserve.yaml:2: gateway.allow_private_image_urls: must be true or false, got \"maybe\"");
   EXPECT_EQ(error_of("gateway:\n  max_image_bytes: 0\n" + deployments),

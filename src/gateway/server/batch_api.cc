@@ -1,0 +1,227 @@
+#include "gateway/server/batch_api.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "gateway/http/multipart.h"
+#include "gateway/openai/openai_error.h"
+#include "platform/batch/batch_input.h"
+
+namespace zs::gateway {
+
+using nlohmann::json;
+using openai::respond_error;
+
+namespace {
+
+json file_json(const platform::StoredFile& f) {
+  return {{"id", f.id},           {"object", "file"},   {"bytes", f.bytes}, {"created_at", f.created_at},
+          {"filename", f.filename}, {"purpose", f.purpose}, {"status", "processed"}};
+}
+
+json time_or_null(int64_t t) { return t > 0 ? json(t) : json(nullptr); }
+
+// Splits "/v1/batches/ID/cancel" into {"ID", "cancel"}.
+std::pair<std::string, std::string> id_and_action(const std::string& rest) {
+  const size_t slash = rest.find('/');
+  if (slash == std::string::npos) return {rest, ""};
+  return {rest.substr(0, slash), rest.substr(slash + 1)};
+}
+
+std::string query_param(std::string_view query, const std::string& name) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    const size_t amp = std::min(query.find('&', pos), query.size());
+    const std::string_view pair = query.substr(pos, amp - pos);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    pos = amp + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+BatchApi::BatchApi(platform::BatchStore& store, BatchRunner& runner, ModelExists model_exists, size_t max_file_bytes)
+    : store_(store), runner_(runner), model_exists_(std::move(model_exists)), max_file_bytes_(max_file_bytes) {}
+
+void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& owner) {
+  const std::string path(req.path());
+  const bool files = path.rfind("/v1/files", 0) == 0;
+  const std::string base = files ? "/v1/files" : "/v1/batches";
+  if (path == base || path == base + "/") {
+    if (files && req.method == "POST") return upload_file(req, *w);
+    if (files && req.method == "GET") {
+      json data = json::array();
+      for (const auto& f : store_.list_files()) data.push_back(file_json(f));
+      return w->respond_json(200, json{{"object", "list"}, {"data", data}}.dump());
+    }
+    if (!files && req.method == "POST") return create_batch(req, *w, owner);
+    if (!files && req.method == "GET") return list_batches(req, *w);
+    return respond_error(*w, 405, "use GET or POST on " + base, "invalid_request_error");
+  }
+  if (path.rfind(base + "/", 0) != 0) return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
+  auto [id, action] = id_and_action(path.substr(base.size() + 1));
+  if (files) {
+    auto f = store_.file(id);
+    if (!f) return respond_error(*w, 404, f.status().message(), "invalid_request_error", "file_id");
+    if (action.empty() && req.method == "GET") return w->respond_json(200, file_json(*f).dump());
+    if (action.empty() && req.method == "DELETE") {
+      if (auto st = store_.delete_file(id); !st) return respond_error(*w, 400, st.message(), "invalid_request_error");
+      return w->respond_json(200, json{{"id", id}, {"object", "file"}, {"deleted", true}}.dump());
+    }
+    if (action == "content" && req.method == "GET") {
+      auto content = store_.file_content(id);
+      if (!content) return respond_error(*w, 404, content.status().message(), "invalid_request_error");
+      return w->respond(200, "application/jsonl", std::move(*content));
+    }
+    return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
+  }
+  auto b = store_.batch(id);
+  if (!b) return respond_error(*w, 404, b.status().message(), "invalid_request_error", "batch_id");
+  if (action.empty() && req.method == "GET") return w->respond_json(200, batch_json(*b));
+  if (action == "cancel" && req.method == "POST") {
+    if (auto st = store_.request_cancel(id); !st) return respond_error(*w, 409, st.message(), "invalid_request_error");
+    runner_.wake();
+    auto now = store_.batch(id);
+    return w->respond_json(200, batch_json(now ? *now : *b));
+  }
+  return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
+}
+
+void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w) {
+  std::string purpose, filename = "upload.jsonl", content;
+  const std::string type = req.header("Content-Type");
+  if (type.rfind("multipart/form-data", 0) == 0) {
+    auto parts = parse_multipart(type, req.body);
+    if (!parts) return respond_error(w, 400, "malformed multipart upload: " + parts.status().message(), "invalid_request_error");
+    bool have_file = false;
+    for (auto& p : *parts) {
+      if (p.name == "purpose") purpose = p.data;
+      if (p.name == "file") {
+        have_file = true;
+        if (!p.filename.empty()) filename = p.filename;
+        content = std::move(p.data);
+      }
+    }
+    if (!have_file) return respond_error(w, 400, "the upload has no 'file' part", "invalid_request_error", "file");
+  } else {
+    // A raw JSONL body: purpose and filename in the query string.
+    purpose = query_param(req.query(), "purpose");
+    if (auto f = query_param(req.query(), "filename"); !f.empty()) filename = f;
+    content = req.body;
+  }
+  if (purpose != "batch")
+    return respond_error(w, 400, "purpose must be 'batch' (the only purpose this server stores files for), got '" +
+                                     purpose + "'", "invalid_request_error", "purpose");
+  if (content.empty()) return respond_error(w, 400, "the file is empty", "invalid_request_error", "file");
+  if (content.size() > max_file_bytes_)
+    return respond_error(w, 413, "the file has " + std::to_string(content.size()) + " bytes; the limit is " +
+                                     std::to_string(max_file_bytes_), "invalid_request_error", "file");
+  auto f = store_.add_file(purpose, filename, content);
+  if (!f) return respond_error(w, 500, "cannot store the file: " + f.status().message(), "server_error");
+  w.respond_json(200, file_json(*f).dump());
+}
+
+void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std::string& owner) {
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return respond_error(w, 400, "the request body is not a JSON object", "invalid_request_error");
+  auto string_field = [&](const char* name) {
+    return body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : std::string();
+  };
+  const std::string file_id = string_field("input_file_id");
+  const std::string endpoint = string_field("endpoint");
+  const std::string window = body.contains("completion_window") ? string_field("completion_window") : "24h";
+  if (file_id.empty()) return respond_error(w, 400, "'input_file_id' is required", "invalid_request_error", "input_file_id");
+  if (endpoint != "/v1/chat/completions" && endpoint != "/v1/completions")
+    return respond_error(w, 400, "'endpoint' must be /v1/chat/completions or /v1/completions, got '" + endpoint + "'",
+                         "invalid_request_error", "endpoint");
+  auto window_s = platform::parse_completion_window(window);
+  if (!window_s) return respond_error(w, 400, window_s.status().message(), "invalid_request_error", "completion_window");
+  std::string metadata = "{}";
+  if (body.contains("metadata") && !body["metadata"].is_null()) {
+    if (!body["metadata"].is_object())
+      return respond_error(w, 400, "'metadata' must be an object", "invalid_request_error", "metadata");
+    metadata = body["metadata"].dump();
+  }
+  auto file = store_.file(file_id);
+  if (!file) return respond_error(w, 404, file.status().message(), "invalid_request_error", "input_file_id");
+  auto content = store_.file_content(file_id);
+  if (!content) return respond_error(w, 404, content.status().message(), "invalid_request_error", "input_file_id");
+  auto items = platform::parse_batch_input(*content, endpoint);
+  if (!items)
+    return respond_error(w, 400, "input file " + file_id + ": " + items.status().message(), "invalid_request_error",
+                         "input_file_id");
+  for (const auto& item : *items) {
+    const std::string model = json::parse(item.body).value("model", "");
+    if (!model_exists_(model))
+      return respond_error(w, 400, "input file " + file_id + ": line " + std::to_string(item.line) +
+                                       ": unknown model '" + model + "'", "invalid_request_error", "input_file_id");
+  }
+  auto b = store_.create_batch(file_id, endpoint, window, *window_s, metadata, owner, *items);
+  if (!b) return respond_error(w, 500, "cannot store the batch: " + b.status().message(), "server_error");
+  runner_.wake();
+  w.respond_json(200, batch_json(*b));
+}
+
+void BatchApi::list_batches(const HttpRequest& req, ResponseWriter& w) {
+  int limit = 20;
+  if (auto l = query_param(req.query(), "limit"); !l.empty()) limit = std::clamp(std::atoi(l.c_str()), 1, 100);
+  auto batches = store_.list_batches(limit + 1, query_param(req.query(), "after"));
+  const bool more = static_cast<int>(batches.size()) > limit;
+  if (more) batches.resize(limit);
+  json data = json::array();
+  for (const auto& b : batches) data.push_back(json::parse(batch_json(b)));
+  json out{{"object", "list"}, {"data", data}, {"has_more", more}};
+  out["first_id"] = batches.empty() ? json(nullptr) : json(batches.front().id);
+  out["last_id"] = batches.empty() ? json(nullptr) : json(batches.back().id);
+  w.respond_json(200, out.dump());
+}
+
+std::string BatchApi::batch_json(const platform::BatchRecord& b) const {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t done = b.completed + b.failed;
+  json progress{{"attempts", b.attempts}, {"in_flight", runner_.in_flight(b.id)}};
+  // Throughput since the job started; an estimate, as the job may have paused (restart,
+  // interactive load).
+  const int64_t elapsed = (b.completed_at > 0 ? b.completed_at : now) - b.in_progress_at;
+  if (b.in_progress_at > 0 && elapsed > 0 && done > 0) {
+    const double rate = static_cast<double>(done) / static_cast<double>(elapsed);
+    progress["items_per_second"] = rate;
+    progress["eta_seconds"] = b.state == platform::BatchState::kInProgress
+                                  ? json(static_cast<double>(b.total - done) / rate)
+                                  : json(0);
+  } else {
+    progress["items_per_second"] = nullptr;
+    progress["eta_seconds"] = nullptr;
+  }
+  json out{{"id", b.id},
+           {"object", "batch"},
+           {"endpoint", b.endpoint},
+           {"errors", nullptr},
+           {"input_file_id", b.input_file_id},
+           {"completion_window", b.completion_window},
+           {"status", std::string(platform::batch_state_name(b.state))},
+           {"output_file_id", b.output_file_id.empty() ? json(nullptr) : json(b.output_file_id)},
+           {"error_file_id", b.error_file_id.empty() ? json(nullptr) : json(b.error_file_id)},
+           {"created_at", b.created_at},
+           {"in_progress_at", time_or_null(b.in_progress_at)},
+           {"expires_at", time_or_null(b.expires_at)},
+           {"finalizing_at", time_or_null(b.finalizing_at)},
+           {"completed_at", time_or_null(b.completed_at)},
+           {"failed_at", nullptr},
+           {"expired_at", time_or_null(b.expired_at)},
+           {"cancelling_at", time_or_null(b.cancelling_at)},
+           {"cancelled_at", time_or_null(b.cancelled_at)},
+           {"request_counts", {{"total", b.total}, {"completed", b.completed}, {"failed", b.failed}}},
+           {"metadata", json::parse(b.metadata_json, nullptr, false)},
+           {"zeroserve", progress}};
+  if (out["metadata"].is_discarded()) out["metadata"] = nullptr;
+  return out.dump();
+}
+
+}  // namespace zs::gateway

@@ -1,0 +1,96 @@
+#pragma once
+// A `zeroserve serve` daemon for end-to-end tests, with its own config, state and cache
+// directories, and the request helpers the serve tests share.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "gateway/http/http_client.h"
+#include "test_util/process.h"
+#include "test_util/temp_dir.h"
+
+namespace zs::testing {
+
+using nlohmann::json;
+
+// A daemon with its own config, state and cache directories.
+class Serve {
+ public:
+  explicit Serve(const std::string& yaml) {
+    config_ = dir_.file("zeroserve.yaml");
+    std::ofstream(config_) << yaml;
+    start();
+  }
+  // Stops the daemon with SIGTERM (it drains) and returns its exit status.
+  std::optional<int> stop(std::chrono::seconds limit = std::chrono::seconds(60)) {
+    process_->signal(SIGTERM);
+    return process_->wait_exit(limit);
+  }
+  void start() {
+    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/env", "XDG_STATE_HOME=" + dir_.file("state"), "XDG_CACHE_HOME=" + dir_.file("cache"), ZS_BINARY,
+        "serve", "--config", config_, "--listen", "127.0.0.1:0"});
+    auto addr = process_->wait_ready(std::chrono::seconds(30));
+    if (addr) address_ = *addr;
+  }
+  const std::string& address() const { return address_; }
+  ChildProcess& process() { return *process_; }
+  const TempDir& dir() const { return dir_; }
+  void rewrite_config(const std::string& yaml) { std::ofstream(config_) << yaml; }
+
+  gateway::HttpResponse post(const json& body, gateway::HttpHeaders headers = {}) {
+    auto r = gateway::http_request("POST", address_, "/v1/chat/completions", body.dump(), headers, std::chrono::seconds(60));
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  json models() {
+    auto r = gateway::http_request("GET", address_, "/v1/models");
+    return r.is_ok() ? json::parse(r->body) : json();
+  }
+  std::string state_of(const std::string& name) {
+    const json all = models();
+    if (!all.contains("data")) return "?";
+    for (const auto& m : all["data"])
+      if (m["id"] == name) return m["state"];
+    return "?";
+  }
+
+ private:
+  TempDir dir_;
+  std::string config_;
+  std::unique_ptr<ChildProcess> process_;
+  std::string address_;
+};
+
+inline std::string stories_deployment(const std::string& name, const std::string& extra = "") {
+  return "  - name: " + name + "\n    model: " + golden_model("stories260K.gguf") +
+         "\n    slots: 2\n    ctx: 512\n    threads: 1\n" + extra;
+}
+
+inline json chat(const std::string& model, int max_tokens, bool stream = false) {
+  return {{"model", model},
+          {"messages", json::array({{{"role", "user"}, {"content", "Once upon a time"}}})},
+          {"max_tokens", max_tokens},
+          {"temperature", 0},
+          {"stream", stream}};
+}
+
+inline bool wait_for(const std::function<bool()>& cond, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+
+}  // namespace zs::testing

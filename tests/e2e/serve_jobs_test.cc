@@ -1,0 +1,284 @@
+// Platform II end to end: request classes, batch jobs across restarts, quotas and scaling
+// decisions, against a real `zeroserve serve` with real worker processes.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "serve_fixture.h"
+#include "test_util/subprocess.h"
+
+namespace zs {
+namespace {
+
+using nlohmann::json;
+using zs::testing::chat;
+using zs::testing::Serve;
+using zs::testing::stories_deployment;
+using zs::testing::wait_for;
+using namespace std::chrono_literals;
+
+gateway::HttpResponse call(const std::string& method, const std::string& address, const std::string& target,
+                           const std::string& body = "", gateway::HttpHeaders headers = {}) {
+  auto r = gateway::http_request(method, address, target, body, headers, std::chrono::seconds(60));
+  EXPECT_TRUE(r.is_ok()) << method << " " << target << ": " << r.status().message();
+  return r.is_ok() ? r.value() : gateway::HttpResponse{};
+}
+
+// The value of a Prometheus sample whose line starts with `series`, or -1.
+double metric(const std::string& address, const std::string& series) {
+  auto r = gateway::http_request("GET", address, "/metrics");
+  if (!r.is_ok()) return -1;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+std::string multipart_upload(const std::string& content, std::string* content_type) {
+  const std::string boundary = "zs-test-boundary-7MA4YWxkTrZu0gW";
+  *content_type = "multipart/form-data; boundary=" + boundary;
+  return "--" + boundary + "\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--" + boundary +
+         "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jobs.jsonl\"\r\n"
+         "Content-Type: application/jsonl\r\n\r\n" +
+         content + "\r\n--" + boundary + "--\r\n";
+}
+
+std::string batch_input(const std::string& model, int n, int max_tokens, int first = 0) {
+  std::string out;
+  for (int i = first; i < first + n; ++i) {
+    json body = chat(model, max_tokens);
+    body["messages"][0]["content"] = "Once upon a time " + std::to_string(i);
+    out += json{{"custom_id", "item-" + std::to_string(i)}, {"method", "POST"}, {"url", "/v1/chat/completions"},
+                {"body", body}}
+               .dump() +
+           "\n";
+  }
+  return out;
+}
+
+json get_batch(const std::string& address, const std::string& id) {
+  auto r = gateway::http_request("GET", address, "/v1/batches/" + id);
+  return r.is_ok() && r->status == 200 ? json::parse(r->body) : json();
+}
+
+int64_t done_items(const json& b) {
+  if (!b.contains("request_counts")) return -1;
+  return b["request_counts"]["completed"].get<int64_t>() + b["request_counts"]["failed"].get<int64_t>();
+}
+
+TEST(ServeJobs, BatchJobOf200ItemsCompletesExactlyOnceAcrossRestarts) {
+  const std::string yaml = "gateway:\n  batch_concurrency: 4\ndeployments:\n" +
+                           stories_deployment("story", "    min_instances: 1\n    max_instances: 1\n");
+  Serve s(yaml);
+  ASSERT_FALSE(s.address().empty());
+  std::string type;
+  const std::string upload = multipart_upload(batch_input("story", 200, 100), &type);
+  auto up = call("POST", s.address(), "/v1/files", upload, {{"Content-Type", type}});
+  ASSERT_EQ(up.status, 200) << up.body;
+  const std::string file_id = json::parse(up.body)["id"];
+  EXPECT_EQ(json::parse(up.body)["purpose"], "batch");
+  auto created = call("POST", s.address(), "/v1/batches",
+                      json{{"input_file_id", file_id}, {"endpoint", "/v1/chat/completions"}, {"completion_window", "24h"},
+                           {"metadata", {{"team", "e2e"}}}}
+                          .dump());
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string id = json::parse(created.body)["id"];
+  EXPECT_EQ(json::parse(created.body)["request_counts"]["total"], 200);
+
+  // Interactive requests keep being served while the job fills every slot.
+  const auto solo = json::parse(s.post(chat("story", 16)).body)["choices"][0]["message"]["content"];
+  ASSERT_TRUE(wait_for([&] { return done_items(get_batch(s.address(), id)) >= 10; }, 60s));
+  for (int i = 0; i < 3; ++i) {
+    auto r = s.post(chat("story", 16));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["choices"][0]["message"]["content"], solo);
+  }
+
+  // A clean restart in the middle: items in flight finish first, so none runs twice.
+  ASSERT_TRUE(wait_for([&] { return done_items(get_batch(s.address(), id)) >= 40; }, 60s));
+  ASSERT_EQ(s.stop(), 0);
+  s.start();
+  ASSERT_FALSE(s.address().empty());
+  json b = get_batch(s.address(), id);
+  ASSERT_EQ(b["status"], "in_progress") << b.dump();
+  const int64_t at_restart = done_items(b);
+  EXPECT_GE(at_restart, 40);
+  EXPECT_LT(at_restart, 200);  // the test needs the job to span the restart
+  EXPECT_EQ(b["zeroserve"]["attempts"], at_restart);
+
+  // A crash (SIGKILL) in the middle: items in flight run again, results still once.
+  ASSERT_TRUE(wait_for([&] { return done_items(get_batch(s.address(), id)) >= at_restart + 20; }, 60s));
+  s.process().signal(SIGKILL);
+  s.process().wait_exit(10s);
+  s.start();
+  ASSERT_FALSE(s.address().empty());
+
+  ASSERT_TRUE(wait_for([&] { return get_batch(s.address(), id).value("status", "") == "completed"; }, 120s))
+      << get_batch(s.address(), id).dump();
+  b = get_batch(s.address(), id);
+  EXPECT_EQ(b["request_counts"]["completed"], 200);
+  EXPECT_EQ(b["request_counts"]["failed"], 0);
+  EXPECT_EQ(b["metadata"]["team"], "e2e");
+  EXPECT_TRUE(b["error_file_id"].is_null());
+  EXPECT_GE(b["zeroserve"]["attempts"].get<int64_t>(), 200);
+  auto out = call("GET", s.address(), "/v1/files/" + b["output_file_id"].get<std::string>() + "/content");
+  ASSERT_EQ(out.status, 200);
+  std::istringstream lines(out.body);
+  std::set<std::string> ids;
+  int n = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    ++n;
+    json item = json::parse(line);
+    ids.insert(item["custom_id"].get<std::string>());
+    EXPECT_EQ(item["response"]["status_code"], 200) << line;
+    EXPECT_EQ(item["response"]["body"]["usage"]["completion_tokens"].get<int>() > 0, true) << line;
+  }
+  EXPECT_EQ(n, 200);
+  EXPECT_EQ(ids.size(), 200u);
+  EXPECT_GT(metric(s.address(), "zs_batch_items_total{outcome=\"completed\"}"), 0);
+}
+
+TEST(ServeJobs, BatchApiRefusesBadInputNamingTheProblem) {
+  Serve s("deployments:\n" + stories_deployment("story"));
+  std::string type;
+  auto bad_purpose = call("POST", s.address(), "/v1/files?purpose=fine-tune", "{}\n", {{"Content-Type", "application/jsonl"}});
+  EXPECT_EQ(bad_purpose.status, 400);
+  EXPECT_NE(bad_purpose.body.find("purpose must be 'batch'"), std::string::npos) << bad_purpose.body;
+  auto truncated = call("POST", s.address(), "/v1/files", "--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx",
+                        {{"Content-Type", "multipart/form-data; boundary=b"}});
+  EXPECT_EQ(truncated.status, 400) << truncated.body;
+  // A line naming an unknown model is refused at creation, with its line number.
+  std::string input = batch_input("story", 2, 4) + batch_input("nope", 1, 4, 2);
+  auto up = call("POST", s.address(), "/v1/files?purpose=batch", input, {{"Content-Type", "application/jsonl"}});
+  ASSERT_EQ(up.status, 200) << up.body;
+  auto created = call("POST", s.address(), "/v1/batches",
+                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
+  EXPECT_EQ(created.status, 400);
+  EXPECT_NE(created.body.find("line 3"), std::string::npos) << created.body;
+  EXPECT_NE(created.body.find("nope"), std::string::npos) << created.body;
+  auto wrong_endpoint = call("POST", s.address(), "/v1/batches",
+                             json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/embeddings"}}.dump());
+  EXPECT_EQ(wrong_endpoint.status, 400);
+  EXPECT_EQ(call("GET", s.address(), "/v1/batches/batch_nope").status, 404);
+  EXPECT_EQ(call("GET", s.address(), "/v1/files/file-nope/content").status, 404);
+}
+
+TEST(ServeJobs, CancelledBatchStopsAndReportsTheRestAsCancelled) {
+  Serve s("gateway:\n  batch_concurrency: 1\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 50, 100),
+                 {{"Content-Type", "application/jsonl"}});
+  ASSERT_EQ(up.status, 200);
+  auto created = call("POST", s.address(), "/v1/batches",
+                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
+  ASSERT_EQ(created.status, 200);
+  const std::string id = json::parse(created.body)["id"];
+  ASSERT_TRUE(wait_for([&] { return done_items(get_batch(s.address(), id)) >= 1; }, 60s));
+  auto cancel = call("POST", s.address(), "/v1/batches/" + id + "/cancel");
+  ASSERT_EQ(cancel.status, 200) << cancel.body;
+  ASSERT_TRUE(wait_for([&] { return get_batch(s.address(), id).value("status", "") == "cancelled"; }, 60s));
+  json b = get_batch(s.address(), id);
+  EXPECT_LT(done_items(b), 50);
+  ASSERT_TRUE(b["error_file_id"].is_string()) << b.dump();
+  auto errors = call("GET", s.address(), "/v1/files/" + b["error_file_id"].get<std::string>() + "/content");
+  EXPECT_NE(errors.body.find("batch_cancelled"), std::string::npos);
+  EXPECT_EQ(call("POST", s.address(), "/v1/batches/" + id + "/cancel").status, 409);  // already final
+}
+
+TEST(ServeJobs, BatchRequestsUseOnlyRunningInstancesByDefault) {
+  Serve s("deployments:\n" + stories_deployment("story", "    request_timeout: 2s\n"));
+  auto bad = s.post(chat("story", 2), {{"X-Priority", "urgent"}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("X-Priority"), std::string::npos) << bad.body;
+  // No instance runs and batch_max_instances is 0: the request waits, then times out,
+  // without a cold start.
+  auto batch = s.post(chat("story", 2), {{"X-Priority", "batch"}});
+  EXPECT_EQ(batch.status, 504) << batch.body;
+  EXPECT_EQ(s.state_of("story"), "idle");
+  // Once interactive traffic has an instance running, batch requests use its free slots.
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  auto later = s.post(chat("story", 2), {{"X-Priority", "batch"}});
+  EXPECT_EQ(later.status, 200) << later.body;
+  EXPECT_TRUE(later.header("X-Zeroserve-Cold-Start-Ms").empty());
+}
+
+TEST(ServeJobs, BatchMaxInstancesLetsBatchWorkStartAnInstance) {
+  Serve s("deployments:\n" + stories_deployment("story", "    max_instances: 2\n    batch_max_instances: 1\n"));
+  auto batch = s.post(chat("story", 2), {{"X-Priority", "batch"}});
+  EXPECT_EQ(batch.status, 200) << batch.body;
+  EXPECT_FALSE(batch.header("X-Zeroserve-Cold-Start-Ms").empty());
+  EXPECT_EQ(metric(s.address(), "zs_autoscale_decisions_total{deployment=\"story\",action=\"scale_out\"}"), 1);
+}
+
+TEST(ServeJobs, QuotasRefuseWith429NamingTheLimit) {
+  Serve s(R"(gateway:
+  api_keys:
+    - {key: sk-rpm, name: rpm, requests_per_minute: 2}
+    - {key: sk-tpm, name: tpm, tokens_per_minute: 10}
+    - {key: sk-con, name: con, max_concurrent: 1}
+    - {key: sk-free, name: free}
+deployments:
+)" + stories_deployment("story", "    min_instances: 1\n"));
+  auto as = [](const std::string& key) { return gateway::HttpHeaders{{"Authorization", "Bearer " + key}}; };
+  EXPECT_EQ(s.post(chat("story", 2), as("sk-rpm")).status, 200);
+  EXPECT_EQ(s.post(chat("story", 2), as("sk-rpm")).status, 200);
+  auto r = s.post(chat("story", 2), as("sk-rpm"));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_NE(r.body.find("requests_per_minute limit of 2"), std::string::npos) << r.body;
+  EXPECT_EQ(r.header("X-Zeroserve-Limit"), "requests_per_minute=2");
+  EXPECT_GE(std::stoi(r.header("Retry-After")), 1);
+  EXPECT_EQ(s.post(chat("story", 2), as("sk-free")).status, 200);  // other keys are not affected
+
+  EXPECT_EQ(s.post(chat("story", 20), as("sk-tpm")).status, 200);  // > 10 tokens: the bucket is spent
+  r = s.post(chat("story", 2), as("sk-tpm"));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_NE(r.body.find("tokens_per_minute limit of 10"), std::string::npos) << r.body;
+
+  auto long_one = std::async(std::launch::async, [&] { return s.post(chat("story", 400, true), as("sk-con")); });
+  ASSERT_TRUE(wait_for([&] { return metric(s.address(), "zs_deployment_in_flight_requests{deployment=\"story\"}") >= 1; }, 20s));
+  r = s.post(chat("story", 2), as("sk-con"));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_NE(r.body.find("max_concurrent"), std::string::npos) << r.body;
+  EXPECT_EQ(long_one.get().status, 200);
+  EXPECT_EQ(s.post(chat("story", 2), as("sk-con")).status, 200);  // the slot came back
+  EXPECT_EQ(metric(s.address(), "zs_gateway_quota_refusals_total{key=\"rpm\",limit=\"requests_per_minute\"}"), 1);
+}
+
+TEST(ServeJobs, ABurstScalesOutAndBackIn) {
+  // A model slow enough that the burst outlasts the policy's 2 s evaluation interval.
+  zs::testing::TempDir models;
+  const std::string model = models.file("m.gguf");
+  ASSERT_EQ(zs::testing::run_command(std::string(ZS_BINARY) + " gen-model --preset smollm2-135m --type q8_0 --out " + model).exit_code, 0);
+  Serve s("deployments:\n  - name: story\n    model: " + model +
+          "\n    slots: 1\n    ctx: 256\n    threads: 1\n    max_instances: 3\n    keep_alive: 1s\n"
+          "    autoscale: {policy: concurrency, target_concurrency: 1, stable_window: 2s, panic_window: 1s}\n");
+  std::vector<std::future<gateway::HttpResponse>> burst;
+  for (int i = 0; i < 6; ++i)
+    burst.push_back(std::async(std::launch::async, [&] { return s.post(chat("story", 48)); }));
+  int most = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = gateway::http_request("GET", s.address(), "/admin/deployments");
+    if (r.is_ok()) {
+      const json all = json::parse(r->body);
+      const json& inst = all["deployments"][0]["instances"];
+      most = std::max(most, inst["ready"].get<int>() + inst["starting"].get<int>());
+    }
+    if (most >= 3) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  for (auto& f : burst) EXPECT_EQ(f.get().status, 200);
+  EXPECT_EQ(most, 3);
+  EXPECT_GE(metric(s.address(), "zs_autoscale_decisions_total{deployment=\"story\",action=\"scale_out\"}"), 3);
+  // Load gone: every instance stops after its keep-alive.
+  EXPECT_TRUE(wait_for([&] { return s.state_of("story") == "idle"; }, 30s));
+  EXPECT_GE(metric(s.address(), "zs_autoscale_decisions_total{deployment=\"story\",action=\"scale_in\"}"), 3);
+}
+
+}  // namespace
+}  // namespace zs
