@@ -106,9 +106,7 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     s.device = d.device;
     if (const auto* dev = config.device(d.device)) s.price_per_second = dev->price_per_second;
     s.policy = d.autoscale.policy;
-    s.policy_options.target_concurrency = d.autoscale.target_concurrency;
-    s.policy_options.stable_window_s = d.autoscale.stable_window_s;
-    s.policy_options.panic_window_s = d.autoscale.panic_window_s;
+    s.policy_options = d.autoscale.options;
     s.ttft_objective_s = d.ttft_objective_s;
     if (d.memory_bytes) {
       s.memory_bytes = *d.memory_bytes;

@@ -159,10 +159,8 @@ class Simulation {
         d.min_instances = d.max_instances = n;
         d.keep_alive_s = -1;
       } else {
-        platform::PolicyOptions po;
-        po.target_concurrency = spec.target_concurrency.value_or(c.autoscale.target_concurrency);
-        po.stable_window_s = c.autoscale.stable_window_s;
-        po.panic_window_s = c.autoscale.panic_window_s;
+        platform::PolicyOptions po = c.autoscale.options;
+        po.target_concurrency = spec.target_concurrency.value_or(po.target_concurrency);
         auto p = platform::make_scaling_policy(spec.policy, po);
         if (!p) return p.status();
         d.policy = std::move(p.value());

@@ -719,9 +719,9 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
 
   if (const Entry* e = f.get("autoscale")) {
     parse_autoscale(*e, d.autoscale);
-    if (d.autoscale.target_concurrency > d.slots) {
+    if (d.autoscale.options.target_concurrency > d.slots) {
       warnings_.push_back(source_ + ":" + std::to_string(line) + ": " + path + ": autoscale.target_concurrency (" +
-                          format_number(d.autoscale.target_concurrency) + ") exceeds slots (" +
+                          format_number(d.autoscale.options.target_concurrency) + ") exceeds slots (" +
                           std::to_string(d.slots) +
                           "): requests will wait inside busy instances before more instances start");
     }
@@ -781,26 +781,80 @@ void Parser::check_command(const Entry& e, const DeploymentConfig& d) {
   if (c.find("{mmproj}") != std::string::npos && d.mmproj.empty()) error(e, "uses {mmproj} but mmproj is not set");
 }
 
+namespace {
+
+// The YAML name of each policy knob; durations take units ("30s", "5m").
+struct PolicyKnob {
+  const char* name;
+  double PolicyOptions::*field;
+  bool duration;
+};
+
+constexpr PolicyKnob kPolicyKnobs[] = {
+    {"target_concurrency", &PolicyOptions::target_concurrency, false},
+    {"evaluation_interval", &PolicyOptions::evaluation_interval_s, true},
+    {"prewarm_lead", &PolicyOptions::prewarm_lead_s, true},
+    {"stable_window", &PolicyOptions::stable_window_s, true},
+    {"panic_window", &PolicyOptions::panic_window_s, true},
+    {"panic_threshold", &PolicyOptions::panic_threshold, false},
+    {"scale_down_delay", &PolicyOptions::scale_down_delay_s, true},
+    {"max_scale_up_rate", &PolicyOptions::max_scale_up_rate, false},
+    {"max_scale_down_rate", &PolicyOptions::max_scale_down_rate, false},
+    {"rules_queue_threshold", &PolicyOptions::rules_queue_threshold, false},
+    {"rules_queue_window", &PolicyOptions::rules_queue_window_s, true},
+    {"rules_high_utilization", &PolicyOptions::rules_high_utilization, false},
+    {"rules_high_for", &PolicyOptions::rules_high_for_s, true},
+    {"rules_ttft_factor", &PolicyOptions::rules_ttft_factor, false},
+    {"rules_scale_out_fraction", &PolicyOptions::rules_scale_out_fraction, false},
+    {"rules_scale_out_cooldown", &PolicyOptions::rules_scale_out_cooldown_s, true},
+    {"rules_low_utilization", &PolicyOptions::rules_low_utilization, false},
+    {"rules_scale_in_fraction", &PolicyOptions::rules_scale_in_fraction, false},
+    {"rules_scale_in_interval", &PolicyOptions::rules_scale_in_interval_s, true},
+    {"rules_warm_fraction", &PolicyOptions::rules_warm_fraction, false},
+    {"histogram_bin", &PolicyOptions::histogram_bin_s, true},
+    {"histogram_range", &PolicyOptions::histogram_range_s, true},
+    {"histogram_head_percentile", &PolicyOptions::histogram_head_percentile, false},
+    {"histogram_tail_percentile", &PolicyOptions::histogram_tail_percentile, false},
+    {"histogram_margin", &PolicyOptions::histogram_margin, false},
+    {"histogram_cv_threshold", &PolicyOptions::histogram_cv_threshold, false},
+    {"histogram_min_samples", &PolicyOptions::histogram_min_samples, false},
+    {"histogram_max_oob_fraction", &PolicyOptions::histogram_max_oob_fraction, false},
+    {"predictive_threshold", &PolicyOptions::predictive_threshold, false},
+    {"predictive_history_weight", &PolicyOptions::predictive_history_weight, false},
+    {"predictive_min_weeks", &PolicyOptions::predictive_min_weeks, false},
+};
+
+}  // namespace
+
 void Parser::parse_autoscale(const Entry& e, AutoscaleConfig& a) {
-  Fields f(*this, e.value, e.path, {"policy", "target_concurrency", "stable_window", "panic_window"});
+  std::vector<std::string_view> keys{"policy"};
+  for (const PolicyKnob& k : kPolicyKnobs) keys.push_back(k.name);
+  Fields f(*this, e.value, e.path, keys);
   if (const Entry* p = f.get("policy"); p && read_string(*p, a.policy)) {
     const auto& known = known_autoscale_policies();
     if (std::find(known.begin(), known.end(), a.policy) == known.end()) {
       error(*p, "unknown policy " + in_quotes(a.policy) + "; known: " + join(known, ", "));
     }
   }
-  if (optional_field(f, "target_concurrency", a.target_concurrency, &Parser::read_double)) {
-    at_least(f, "target_concurrency", a.target_concurrency, 0);
+  bool all_read = true;
+  for (const PolicyKnob& k : kPolicyKnobs)
+    all_read &= optional_field(f, k.name, a.options.*k.field, k.duration ? &Parser::read_duration : &Parser::read_double);
+  if (!all_read) return;
+  core::Status st = validate_policy_options(a.options);
+  if (st) return;
+  // The check names the C++ field; point at the YAML key the user wrote.
+  std::string message = st.message();
+  const std::string prefix = "autoscale option ";
+  if (message.rfind(prefix, 0) == 0) message = message.substr(prefix.size());
+  for (const PolicyKnob& k : kPolicyKnobs) {
+    if (!k.duration) continue;
+    const std::string field = std::string(k.name) + "_s";
+    for (size_t pos; (pos = message.find(field)) != std::string::npos;) message.replace(pos, field.size(), k.name);
   }
-  const bool stable_ok = optional_field(f, "stable_window", a.stable_window_s, &Parser::read_duration);
-  if (stable_ok) greater_than(f, "stable_window", a.stable_window_s, 0);
-  if (optional_field(f, "panic_window", a.panic_window_s, &Parser::read_duration)) {
-    greater_than(f, "panic_window", a.panic_window_s, 0);
-    if (const Entry* p = f.get("panic_window");
-        p && stable_ok && a.panic_window_s > 0 && a.panic_window_s > a.stable_window_s) {
-      error(*p, "must be <= stable_window (" + format_number(a.stable_window_s) + "s)");
-    }
-  }
+  // "panic_window must be ..." is reported at the panic_window line when the file sets it.
+  const std::string name = message.substr(0, message.find(' '));
+  if (const Entry* at = f.get(name)) return error(*at, message.substr(name.size() + 1));
+  error(e, message);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "platform/autoscale/scaling_policy.h"
 
 namespace zs::platform {
 
@@ -25,10 +26,10 @@ struct DeviceConfig {
 enum class RuntimeKind { kBuiltin, kCommand };
 
 struct AutoscaleConfig {
-  std::string policy = "concurrency";  // "concurrency" | "fixed"
-  double target_concurrency = 0;       // in-flight requests per instance; 0 = slots
-  double stable_window_s = 60;
-  double panic_window_s = 6;
+  std::string policy = "concurrency";  // one of known_autoscale_policies()
+  // Every knob of every policy; YAML names them as the fields are named, durations without
+  // the "_s" suffix (stable_window: 60s). docs/autoscaling.md explains each.
+  PolicyOptions options;
 };
 
 struct DeploymentConfig {

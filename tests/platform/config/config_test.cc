@@ -149,9 +149,9 @@ deployments:
   EXPECT_EQ(d.priority, 5);
   EXPECT_DOUBLE_EQ(d.ttft_objective_s, 0.5);
   EXPECT_EQ(d.autoscale.policy, "fixed");
-  EXPECT_DOUBLE_EQ(d.autoscale.target_concurrency, 2.5);
-  EXPECT_DOUBLE_EQ(d.autoscale.stable_window_s, 120);
-  EXPECT_DOUBLE_EQ(d.autoscale.panic_window_s, 10);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.target_concurrency, 2.5);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.stable_window_s, 120);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.panic_window_s, 10);
   EXPECT_EQ(d.env, (std::map<std::string, std::string>{{"OMP_NUM_THREADS", "6"}, {"EMPTY", ""}}));
   EXPECT_EQ(d.source_line, 19);
 
@@ -213,9 +213,9 @@ TEST(ParseConfig, FillsEveryDefault) {
   EXPECT_EQ(d.priority, 0);
   EXPECT_DOUBLE_EQ(d.ttft_objective_s, 0);
   EXPECT_EQ(d.autoscale.policy, "concurrency");
-  EXPECT_DOUBLE_EQ(d.autoscale.target_concurrency, 0);
-  EXPECT_DOUBLE_EQ(d.autoscale.stable_window_s, 60);
-  EXPECT_DOUBLE_EQ(d.autoscale.panic_window_s, 6);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.target_concurrency, 0);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.stable_window_s, 60);
+  EXPECT_DOUBLE_EQ(d.autoscale.options.panic_window_s, 6);
   EXPECT_TRUE(d.env.empty());
   EXPECT_EQ(d.source_line, 2);
   EXPECT_EQ(defaults.keep_alive_s, d.keep_alive_s);
@@ -262,6 +262,34 @@ deployments:
   EXPECT_EQ(key_strings(c), (std::vector<std::string>{"only"}));
   c = parse_ok(yaml, test_env({{"ZEROSERVE_API_KEYS", ""}}));
   EXPECT_EQ(key_strings(c), (std::vector<std::string>{"sk-a", "sk-b"}));
+}
+
+TEST(ParseConfig, EveryPolicyKnobIsSettable) {
+  const Config c = parse_ok(R"(deployments:
+  - name: a
+    model: a.gguf
+    autoscale:
+      policy: histogram
+      evaluation_interval: 500ms
+      prewarm_lead: 1m
+      scale_down_delay: 30s
+      rules_queue_threshold: 10
+      histogram_bin: 30s
+      histogram_range: 2h
+      histogram_tail_percentile: 95
+      predictive_min_weeks: 3
+)", test_env({}));
+  const PolicyOptions& o = c.deployments[0].autoscale.options;
+  EXPECT_EQ(c.deployments[0].autoscale.policy, "histogram");
+  EXPECT_DOUBLE_EQ(o.evaluation_interval_s, 0.5);
+  EXPECT_DOUBLE_EQ(o.prewarm_lead_s, 60);
+  EXPECT_DOUBLE_EQ(o.scale_down_delay_s, 30);
+  EXPECT_DOUBLE_EQ(o.rules_queue_threshold, 10);
+  EXPECT_DOUBLE_EQ(o.histogram_bin_s, 30);
+  EXPECT_DOUBLE_EQ(o.histogram_range_s, 7200);
+  EXPECT_DOUBLE_EQ(o.histogram_tail_percentile, 95);
+  EXPECT_DOUBLE_EQ(o.predictive_min_weeks, 3);
+  EXPECT_DOUBLE_EQ(o.stable_window_s, PolicyOptions{}.stable_window_s);  // untouched knobs keep their defaults
 }
 
 TEST(ParseConfig, ApiKeysWithNamesClassesAndLimits) {
@@ -508,7 +536,13 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
 )"),
             "zeroserve.yaml:5: deployments[0].autoscale.target: unknown key (did you mean target_concurrency?); valid "
             "keys here: policy, "
-            "target_concurrency, stable_window, panic_window");
+            "target_concurrency, evaluation_interval, prewarm_lead, stable_window, panic_window, panic_threshold, "
+            "scale_down_delay, max_scale_up_rate, max_scale_down_rate, rules_queue_threshold, rules_queue_window, "
+            "rules_high_utilization, rules_high_for, rules_ttft_factor, rules_scale_out_fraction, "
+            "rules_scale_out_cooldown, rules_low_utilization, rules_scale_in_fraction, rules_scale_in_interval, "
+            "rules_warm_fraction, histogram_bin, histogram_range, histogram_head_percentile, "
+            "histogram_tail_percentile, histogram_margin, histogram_cv_threshold, histogram_min_samples, "
+            "histogram_max_oob_fraction, predictive_threshold, predictive_history_weight, predictive_min_weeks");
   EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, max_instance: 2}\n").rfind(
                 "zeroserve.yaml:2: deployments[0].max_instance: unknown key (did you mean max_instances?); ", 0),
             0u);
@@ -631,11 +665,16 @@ TEST(ConfigErrors, Autoscale) {
   EXPECT_EQ(error_of(head + "      policy: rps\n"),
             "zeroserve.yaml:5: deployments[0].autoscale.policy: unknown policy \"rps\"; known: concurrency, rules, fixed, histogram, predictive");
   EXPECT_EQ(error_of(head + "      stable_window: 5s\n      panic_window: 10s\n"),
-            "zeroserve.yaml:6: deployments[0].autoscale.panic_window: must be <= stable_window (5s)");
+            "zeroserve.yaml:6: deployments[0].autoscale.panic_window: must be <= stable_window (got 10)");
   EXPECT_EQ(error_of(head + "      target_concurrency: -1\n"),
-            "zeroserve.yaml:5: deployments[0].autoscale.target_concurrency: must be >= 0");
+            "zeroserve.yaml:5: deployments[0].autoscale.target_concurrency: must be >= 0 (got -1)");
   EXPECT_EQ(error_of(head + "      stable_window: 0\n"),
-            "zeroserve.yaml:5: deployments[0].autoscale.stable_window: must be > 0");
+            "zeroserve.yaml:5: deployments[0].autoscale.stable_window: must be > 0 (got 0)");
+  EXPECT_EQ(error_of(head + "      policy: rules\n      rules_high_utilization: 1.5\n"),
+            "zeroserve.yaml:6: deployments[0].autoscale.rules_high_utilization: must be between 0 and 1 (got 1.5)");
+  EXPECT_EQ(error_of(head + "      rules_low_utilization: 0.9\n"),
+            "zeroserve.yaml:5: deployments[0].autoscale.rules_low_utilization: must be < rules_high_utilization (got 0.9)");
+  EXPECT_EQ(error_of(head + "      histogram_bin: soon\n").rfind("zeroserve.yaml:5: deployments[0].autoscale.histogram_bin: ", 0), 0u);
   EXPECT_EQ(error_of("deployments:\n  - name: a\n    model: a.gguf\n    autoscale: fixed\n"),
             "zeroserve.yaml:4: deployments[0].autoscale: must be a map of fields, got \"fixed\"");
   EXPECT_EQ(known_autoscale_policies(), (std::vector<std::string>{"concurrency", "rules", "fixed", "histogram", "predictive"}));
