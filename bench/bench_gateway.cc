@@ -67,61 +67,10 @@ struct Options {
   long serve_nofile = 0;  // > 0: start serve with this soft RLIMIT_NOFILE (what a default shell gives)
 };
 
-// A `zeroserve serve` daemon with its own config, state and cache directories.
-class Serve {
+// A `zeroserve serve` daemon for this benchmark's options.
+class Serve : public ServeDaemon {
  public:
-  Serve(const Options& o, const std::string& name, const std::string& yaml) {
-    dir_ = (fs::temp_directory_path() / ("zs-bench-" + name + "-" + std::to_string(getpid()))).string();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ + "/zeroserve.yaml") << yaml;
-    child_ = std::make_unique<Child>(
-        std::vector<std::string>{o.zeroserve, "serve", "--config", dir_ + "/zeroserve.yaml", "--listen", "127.0.0.1:0"},
-        dir_ + "/serve.log", std::vector<std::string>{"XDG_STATE_HOME=" + dir_ + "/state", "XDG_CACHE_HOME=" + dir_ + "/cache"});
-    auto a = child_->wait_ready(std::chrono::seconds(60));
-    if (!a) die("serve did not become ready (log: " + dir_ + "/serve.log)");
-    address_ = *a;
-  }
-  ~Serve() {
-    child_->stop();
-    std::error_code ec;
-    if (const char* keep = std::getenv("ZS_BENCH_KEEP"); keep && *keep) return;  // keep logs and state
-    fs::remove_all(dir_, ec);
-  }
-  const std::string& address() const { return address_; }
-  pid_t pid() const { return child_->pid(); }
-  const std::string& dir() const { return dir_; }
-
-  std::string state_of(const std::string& deployment) {
-    auto r = zs::gateway::http_request("GET", address_, "/v1/models", "", {}, std::chrono::seconds(5));
-    if (!r || r->status != 200) return "?";
-    auto j = json::parse(r->body, nullptr, false);
-    if (j.is_discarded() || !j.contains("data")) return "?";
-    for (const auto& m : j["data"])
-      if (m.value("id", "") == deployment) return m.value("state", "?");
-    return "?";
-  }
-  bool wait_state(const std::string& deployment, const std::string& state, std::chrono::seconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (Clock::now() < deadline) {
-      if (state_of(deployment) == state) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-  }
-  // The Unix socket of the running instance of `deployment` (the builtin runtime's address).
-  std::string instance_socket(const std::string& deployment) const {
-    const fs::path run = fs::path(dir_) / "state" / "zeroserve" / ("run-" + std::to_string(child_->pid()));
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(run, ec))
-      if (e.path().extension() == ".sock" && e.path().filename().string().rfind(deployment + "-", 0) == 0)
-        return "unix:" + e.path().string();
-    return "";
-  }
-
- private:
-  std::string dir_, address_;
-  std::unique_ptr<Child> child_;
+  Serve(const Options& o, const std::string& name, const std::string& yaml) : ServeDaemon(o.zeroserve, name, yaml) {}
 };
 
 std::string builtin_deployment(const std::string& name, const std::string& model, int threads, const std::string& extra) {

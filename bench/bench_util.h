@@ -64,7 +64,7 @@ inline double quantile(std::vector<double> v, double q) {
 inline double median(const std::vector<double>& v) { return quantile(v, 0.5); }
 
 [[noreturn]] inline void die(const std::string& message) {
-  std::fprintf(stderr, "bench_gateway: %s\n", message.c_str());
+  std::fprintf(stderr, "bench: %s\n", message.c_str());
   std::exit(1);
 }
 
@@ -211,6 +211,63 @@ inline json completion_body(const std::string& model, const std::string& prompt,
   return b;
 }
 
+// A `zeroserve serve` daemon with its own config, state and cache directories.
+class ServeDaemon {
+ public:
+  ServeDaemon(const std::string& zeroserve, const std::string& name, const std::string& yaml) {
+    dir_ = (fs::temp_directory_path() / ("zs-bench-" + name + "-" + std::to_string(getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ + "/zeroserve.yaml") << yaml;
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{zeroserve, "serve", "--config", dir_ + "/zeroserve.yaml", "--listen", "127.0.0.1:0"},
+        dir_ + "/serve.log", std::vector<std::string>{"XDG_STATE_HOME=" + dir_ + "/state", "XDG_CACHE_HOME=" + dir_ + "/cache"});
+    auto a = child_->wait_ready(std::chrono::seconds(60));
+    if (!a) die("serve did not become ready (log: " + dir_ + "/serve.log)");
+    address_ = *a;
+  }
+  ~ServeDaemon() {
+    child_->stop();
+    std::error_code ec;
+    if (const char* keep = std::getenv("ZS_BENCH_KEEP"); keep && *keep) return;  // keep logs and state
+    fs::remove_all(dir_, ec);
+  }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return child_->pid(); }
+  const std::string& dir() const { return dir_; }
+
+  std::string state_of(const std::string& deployment) {
+    auto r = zs::gateway::http_request("GET", address_, "/v1/models", "", {}, std::chrono::seconds(5));
+    if (!r || r->status != 200) return "?";
+    auto j = json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || !j.contains("data")) return "?";
+    for (const auto& m : j["data"])
+      if (m.value("id", "") == deployment) return m.value("state", "?");
+    return "?";
+  }
+  bool wait_state(const std::string& deployment, const std::string& state, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (state_of(deployment) == state) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  // The Unix socket of the running instance of `deployment` (the builtin runtime's address).
+  std::string instance_socket(const std::string& deployment) const {
+    const fs::path run = fs::path(dir_) / "state" / "zeroserve" / ("run-" + std::to_string(child_->pid()));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run, ec))
+      if (e.path().extension() == ".sock" && e.path().filename().string().rfind(deployment + "-", 0) == 0)
+        return "unix:" + e.path().string();
+    return "";
+  }
+
+ private:
+  std::string dir_, address_;
+  std::unique_ptr<Child> child_;
+};
+
 // One streamed request: when each text event arrived, and the usage at the end.
 struct StreamResult {
   bool ok = false;
@@ -225,7 +282,8 @@ struct StreamResult {
 };
 
 inline StreamResult run_stream(const std::string& address, const json& body, const std::atomic<bool>* hang_up = nullptr,
-                        std::atomic<int>* started = nullptr, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+                        std::atomic<int>* started = nullptr, std::chrono::seconds timeout = std::chrono::seconds(120),
+                        const zs::gateway::HttpHeaders& headers = {}) {
   StreamResult r;
   auto client = zs::gateway::HttpClient::connect(address);
   if (!client) {
@@ -236,7 +294,7 @@ inline StreamResult run_stream(const std::string& address, const json& body, con
   bool counted = false;
   r.sent = Clock::now();
   auto resp = client.value()->stream(
-      "POST", "/v1/completions", body.dump(), {},
+      "POST", "/v1/completions", body.dump(), headers,
       [&](std::string_view chunk) {
         const auto now = Clock::now();
         parser.feed(chunk);

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -23,6 +24,20 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The request class the gateway forwards; a request without it is interactive, so a worker run
+// on its own behaves as before.
+constexpr const char* kPriorityHeader = "X-Priority";
+
+// The priority named by the request's header, or nullopt after answering 400.
+std::optional<engine::RequestPriority> read_priority(const HttpRequest& req, ResponseWriter& w) {
+  const std::string h = req.header(kPriorityHeader);
+  if (h.empty()) return engine::RequestPriority::kInteractive;
+  auto parsed = engine::parse_request_priority(h);
+  if (!parsed)
+    respond_error(w, 400, "header X-Priority must be 'interactive' or 'batch', got '" + h + "'",
+                  "invalid_request_error", kPriorityHeader, "invalid_value");
+  return parsed;
+}
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
   engine::SamplingParams p;
@@ -55,6 +70,7 @@ struct Worker::Call {
   engine::SamplingParams sampling;
   int max_tokens = -1;
   std::vector<std::string> stop;
+  engine::RequestPriority priority = engine::RequestPriority::kInteractive;
 };
 
 Worker::Worker(const WorkerOptions& options) : options_(options) {
@@ -113,6 +129,19 @@ Status Worker::load() {
         .set(static_cast<double>(s.prefix_cache_hits));
     metrics_.gauge("zs_worker_preemptions", "Sequences preempted for memory (cumulative).")
         .set(static_cast<double>(s.preemptions));
+    metrics_.gauge("zs_worker_batch_pauses", "Batch sequences paused for interactive ones (cumulative).")
+        .set(static_cast<double>(s.pauses));
+    metrics_.gauge("zs_worker_paused_sequences", "Batch sequences paused with their KV cache kept.").set(s.paused);
+    auto by_priority = [this](engine::RequestPriority priority, int running, int waiting) {
+      const platform::Labels labels{{"priority", std::string(engine::request_priority_name(priority))}};
+      metrics_.gauge("zs_worker_running_sequences_by_priority", "Sequences in the running batch, by priority.", labels)
+          .set(running);
+      metrics_.gauge("zs_worker_waiting_sequences_by_priority", "Sequences not running (paused included), by priority.",
+                     labels)
+          .set(waiting);
+    };
+    by_priority(engine::RequestPriority::kInteractive, s.running_interactive, s.waiting_interactive);
+    by_priority(engine::RequestPriority::kBatch, s.running_batch, s.waiting_batch);
     if (embedder_) {
       auto c = embedder_->cache_stats();
       metrics_.gauge("zs_worker_image_cache_hits", "Images served from the embedding cache (cumulative).")
@@ -165,6 +194,8 @@ bool Worker::refuse_if_unavailable(const std::shared_ptr<ResponseWriter>& w) {
 void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "chat";
   if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  const auto priority = read_priority(req, *w);
+  if (!priority) return count_response(endpoint, 400);
   openai::ApiError err;
   auto parsed = openai::parse_chat_completion_request(req.body, {}, &err);
   if (!parsed) {
@@ -186,6 +217,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
   call->stop = parsed->sampling.stop;
+  call->priority = *priority;
   in_flight_.fetch_add(1);
   auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
   prep_->post([this, call, request] {
@@ -210,6 +242,8 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
 void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "completions";
   if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  const auto priority = read_priority(req, *w);
+  if (!priority) return count_response(endpoint, 400);
   openai::ApiError err;
   auto parsed = openai::parse_completion_request(req.body, {}, &err);
   if (!parsed) {
@@ -227,6 +261,7 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
   call->stop = parsed->sampling.stop;
+  call->priority = *priority;
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
@@ -251,6 +286,7 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
   gr.sampling = call->sampling;
   gr.max_tokens = call->max_tokens;
   gr.stop = call->stop;
+  gr.priority = call->priority;
   gr.on_event = [this, call](const engine::GenerationEvent& e) {
     const auto now = Clock::now();
     auto& w = *call->w;

@@ -1,6 +1,7 @@
 // The worker as a user runs it: a real `zeroserve worker` process on loopback, real HTTP.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -61,8 +62,8 @@ class Worker {
   const std::string& address() const { return address_; }
   ChildProcess& process() { return *process_; }
 
-  gateway::HttpResponse post(const std::string& path, const std::string& body) {
-    auto r = gateway::http_request("POST", address_, path, body);
+  gateway::HttpResponse post(const std::string& path, const std::string& body, const gateway::HttpHeaders& headers = {}) {
+    auto r = gateway::http_request("POST", address_, path, body, headers);
     EXPECT_TRUE(r.is_ok()) << r.status().message();
     return r.is_ok() ? r.value() : gateway::HttpResponse{};
   }
@@ -349,6 +350,128 @@ TEST(Worker, ListensOnAUnixSocket) {
   auto r = gateway::http_request("GET", *addr, "/health");
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   EXPECT_EQ(r->status, 200);
+}
+
+TEST(Worker, TakesAPriorityHeaderAndRefusesUnknownClasses) {
+  Worker w;
+  const json body = chat_body("Once upon a time", 6);
+  auto plain = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const std::string text = json::parse(plain.body)["choices"][0]["message"]["content"];
+  for (const std::string priority : {"interactive", "batch"}) {
+    auto r = w.post("/v1/chat/completions", body.dump(), {{"X-Priority", priority}});
+    ASSERT_EQ(r.status, 200) << priority << ": " << r.body;
+    EXPECT_EQ(json::parse(r.body)["choices"][0]["message"]["content"], text) << priority;
+    auto c = w.post("/v1/completions", json{{"model", "x"}, {"prompt", "Once"}, {"max_tokens", 3}}.dump(),
+                    {{"x-priority", priority}});
+    ASSERT_EQ(c.status, 200) << priority << ": " << c.body;
+    EXPECT_EQ(json::parse(c.body)["usage"]["completion_tokens"], 3);
+  }
+  auto bad = w.post("/v1/chat/completions", body.dump(), {{"X-Priority", "urgent"}});
+  ASSERT_EQ(bad.status, 400) << bad.body;
+  json err = json::parse(bad.body)["error"];
+  EXPECT_EQ(err["param"], "X-Priority");
+  EXPECT_EQ(err["type"], "invalid_request_error");
+  EXPECT_EQ(err["message"], "header X-Priority must be 'interactive' or 'batch', got 'urgent'");
+  auto bad_completion = w.post("/v1/completions", json{{"model", "x"}, {"prompt", "Once"}}.dump(), {{"X-Priority", "BATCH"}});
+  ASSERT_EQ(bad_completion.status, 400) << bad_completion.body;
+  EXPECT_EQ(json::parse(bad_completion.body)["error"]["param"], "X-Priority");
+  const std::string metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("zs_worker_requests_total{endpoint=\"chat\",status=\"400\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("zs_worker_requests_total{endpoint=\"completions\",status=\"400\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("zs_worker_batch_pauses 0\n"), std::string::npos) << metrics;
+}
+
+// A streamed /v1/completions request in the batch class, read on its own thread.
+class BatchStream {
+ public:
+  BatchStream(const std::string& address, const std::string& prompt, int max_tokens) {
+    const std::string body =
+        json{{"model", "x"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", true}}.dump();
+    started_ = started_promise_.get_future();
+    result_ = std::async(std::launch::async, [this, address, body] {
+      gateway::SseParser parser;
+      auto r = gateway::http_stream("POST", address, "/v1/completions", body, {{"X-Priority", "batch"}},
+                                    [&](std::string_view chunk) {
+                                      parser.feed(chunk);
+                                      for (const auto& e : parser.take_events()) {
+                                        if (e == "[DONE]") {
+                                          done_ = true;
+                                          continue;
+                                        }
+                                        json j = json::parse(e);
+                                        if (j["choices"].empty()) continue;
+                                        text_ += j["choices"][0]["text"].get<std::string>();
+                                        if (!j["choices"][0]["finish_reason"].is_null()) finish_ = j["choices"][0]["finish_reason"];
+                                        if (!text_.empty() && !started_set_) {
+                                          started_set_ = true;
+                                          started_promise_.set_value();
+                                        }
+                                      }
+                                      return true;
+                                    });
+      if (!started_set_) started_promise_.set_value();  // let a waiting test fail instead of hanging
+      return r.is_ok() && r->status == 200;
+    });
+  }
+  // Blocks until the first text arrived: the sequence is running.
+  void wait_started() { started_.wait(); }
+  bool done() const { return done_; }
+  // Blocks until the stream ended; its text and finish reason.
+  std::pair<std::string, std::string> get() {
+    EXPECT_TRUE(result_.get());
+    return {text_, finish_};
+  }
+
+ private:
+  std::promise<void> started_promise_;
+  std::shared_future<void> started_;
+  bool started_set_ = false;
+  std::atomic<bool> done_{false};
+  std::string text_, finish_;
+  std::future<bool> result_;
+};
+
+TEST(Worker, InteractiveRequestCompletesWhileBatchStreamsHoldEverySlot) {
+  Worker w({"--slots", "2"});
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom"};
+  const int batch_tokens = 400;
+  // What each request gives alone (streamed and whole responses carry the same text).
+  std::vector<std::pair<std::string, std::string>> alone;
+  for (const auto& p : prompts) {
+    auto r = w.post("/v1/completions",
+                    json{{"model", "x"}, {"prompt", p}, {"max_tokens", batch_tokens}, {"temperature", 0}}.dump(),
+                    {{"X-Priority", "batch"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    json j = json::parse(r.body);
+    alone.emplace_back(j["choices"][0]["text"], j["choices"][0]["finish_reason"]);
+  }
+  auto solo = w.post("/v1/chat/completions", chat_body("The dog was", 16).dump());
+  ASSERT_EQ(solo.status, 200) << solo.body;
+
+  std::vector<std::unique_ptr<BatchStream>> streams;
+  for (const auto& p : prompts) streams.push_back(std::make_unique<BatchStream>(w.address(), p, batch_tokens));
+  for (auto& s : streams) s->wait_started();  // both slots now decode batch work
+  auto r = w.post("/v1/chat/completions", chat_body("The dog was", 16).dump(), {{"X-Priority", "interactive"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  // The batch streams have most of their tokens still to come: the interactive request did not
+  // wait for a slot to free up.
+  for (auto& s : streams) EXPECT_FALSE(s->done());
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["message"]["content"], json::parse(solo.body)["choices"][0]["message"]["content"]);
+  EXPECT_EQ(json::parse(r.body)["usage"]["completion_tokens"], 16);
+
+  // Paused, never failed: each batch stream ends as it would have alone.
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto [text, finish] = streams[i]->get();
+    EXPECT_EQ(finish, "length") << prompts[i];
+    EXPECT_EQ(finish, alone[i].second) << prompts[i];
+    EXPECT_EQ(text, alone[i].first) << prompts[i];
+  }
+  const std::string metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("zs_worker_batch_pauses 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("zs_worker_preemptions 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("zs_worker_running_sequences_by_priority{priority=\"batch\"}"), std::string::npos);
+  EXPECT_NE(metrics.find("zs_worker_waiting_sequences_by_priority{priority=\"interactive\"}"), std::string::npos);
 }
 
 TEST(Worker, UnloadableModelExitsWithAClearError) {

@@ -18,6 +18,16 @@ std::string_view finish_reason_name(FinishReason r) {
   return "";
 }
 
+std::string_view request_priority_name(RequestPriority p) {
+  return p == RequestPriority::kBatch ? "batch" : "interactive";
+}
+
+std::optional<RequestPriority> parse_request_priority(std::string_view name) {
+  if (name == "interactive") return RequestPriority::kInteractive;
+  if (name == "batch") return RequestPriority::kBatch;
+  return std::nullopt;
+}
+
 struct BatchEngine::Sequence {
   uint64_t id = 0;
   GenerationRequest request;
@@ -31,10 +41,13 @@ struct BatchEngine::Sequence {
   std::vector<uint64_t> block_hashes;  // of the leading full blocks published so far
   int cached_tokens = 0;
   int generated = 0;
+  int pauses = 0;
+  int preemptions = 0;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
+  bool batch() const { return request.priority == RequestPriority::kBatch; }
 };
 
 BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions options)
@@ -64,9 +77,11 @@ void BatchEngine::shutdown() {
   for (auto& s : inbox_) finish(*s, FinishReason::kCancelled);
   for (auto& s : waiting_) finish(*s, FinishReason::kCancelled);
   for (auto& s : running_) finish(*s, FinishReason::kCancelled);
+  for (auto& s : paused_) finish(*s, FinishReason::kCancelled);
   inbox_.clear();
   waiting_.clear();
   running_.clear();
+  paused_.clear();
 }
 
 Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
@@ -127,7 +142,13 @@ BatchEngineStats BatchEngine::stats() const {
   s.kv_blocks_total = kv_->n_blocks();
   s.prefix_cache_hits = prefix_hits_.load();
   s.preemptions = preemptions_.load();
+  s.pauses = pauses_.load();
   s.steps = steps_.load();
+  s.paused = n_paused_.load();
+  s.running_batch = std::min(s.running, n_running_batch_.load());
+  s.running_interactive = s.running - s.running_batch;
+  s.waiting_batch = std::min(s.waiting, n_waiting_batch_.load());
+  s.waiting_interactive = s.waiting - s.waiting_batch;
   return s;
 }
 
@@ -136,12 +157,38 @@ void BatchEngine::loop() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] {
-        return stop_ || !inbox_.empty() || !cancelled_.empty() || !running_.empty() || !waiting_.empty();
+        return stop_ || !inbox_.empty() || !cancelled_.empty() || !running_.empty() || !waiting_.empty() ||
+               !paused_.empty();
       });
       if (stop_) return;
     }
     admit_new();
     step();
+    publish_stats();
+  }
+}
+
+void BatchEngine::publish_stats() {
+  auto count_batch = [](const auto& seqs) {
+    return static_cast<int>(std::count_if(seqs.begin(), seqs.end(), [](const auto& s) { return s->batch(); }));
+  };
+  n_running_ = static_cast<int>(running_.size());
+  n_waiting_ = static_cast<int>(waiting_.size() + paused_.size());
+  n_paused_ = static_cast<int>(paused_.size());
+  n_running_batch_ = count_batch(running_);
+  n_waiting_batch_ = count_batch(waiting_) + static_cast<int>(paused_.size());
+  kv_used_ = kv_->n_used();
+  prefix_hits_ = kv_->prefix_hits();
+}
+
+void BatchEngine::enqueue(std::unique_ptr<Sequence> s, bool front) {
+  auto first_batch = std::find_if(waiting_.begin(), waiting_.end(), [](const auto& w) { return w->batch(); });
+  if (s->batch()) {
+    if (front) waiting_.insert(first_batch, std::move(s));
+    else waiting_.push_back(std::move(s));
+  } else {
+    if (front) waiting_.push_front(std::move(s));
+    else waiting_.insert(first_batch, std::move(s));
   }
 }
 
@@ -150,7 +197,7 @@ void BatchEngine::admit_new() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     while (!inbox_.empty()) {
-      waiting_.push_back(std::move(inbox_.front()));
+      enqueue(std::move(inbox_.front()), /*front=*/false);
       inbox_.pop_front();
     }
     cancelled.swap(cancelled_);
@@ -163,16 +210,68 @@ void BatchEngine::admit_new() {
   };
   waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), is_cancelled), waiting_.end());
   running_.erase(std::remove_if(running_.begin(), running_.end(), is_cancelled), running_.end());
-  while (static_cast<int>(running_.size()) < options_.slots && !waiting_.empty()) {
+  paused_.erase(std::remove_if(paused_.begin(), paused_.end(), is_cancelled), paused_.end());
+  pause_for_interactive();
+  while (static_cast<int>(running_.size()) < options_.slots) {
+    const bool interactive_waits = !waiting_.empty() && !waiting_.front()->batch();
+    // Paused sequences already hold their blocks: they go before batch sequences that would
+    // have to compute theirs, but never before interactive ones.
+    if (!interactive_waits && !paused_.empty()) {
+      running_.push_back(std::move(paused_.front()));
+      paused_.pop_front();
+      continue;
+    }
+    if (waiting_.empty()) break;
     // Start a sequence only when its first chunk fits in free blocks; otherwise a preempted
     // sequence would come straight back and push out another.
     const Sequence& next = *waiting_.front();
     const int first_chunk = std::min(next.remaining(), options_.step_token_budget);
-    if (!running_.empty() && kv_->n_available() < first_chunk / options_.block_size + 2) break;
+    const int wanted = first_chunk / options_.block_size + 2;
+    if (interactive_waits) {
+      // Memory for interactive work comes out of batch work: paused blocks first, then running.
+      while (!running_.empty() && kv_->n_available() < wanted) {
+        if (drop_paused()) continue;
+        if (std::none_of(running_.begin(), running_.end(), [](const auto& r) { return r->batch(); })) break;
+        preempt_one();
+      }
+    }
+    if (!running_.empty() && kv_->n_available() < wanted) break;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     reuse_prefix(*running_.back());
   }
+}
+
+void BatchEngine::pause_for_interactive() {
+  const int interactive =
+      static_cast<int>(std::count_if(waiting_.begin(), waiting_.end(), [](const auto& w) { return !w->batch(); }));
+  int free_slots = options_.slots - static_cast<int>(running_.size());
+  while (interactive > free_slots) {
+    // The newest batch sequence: the older ones are closer to done.
+    auto victim = running_.end();
+    for (auto it = running_.begin(); it != running_.end(); ++it)
+      if ((*it)->batch() && (victim == running_.end() || (*it)->id > (*victim)->id)) victim = it;
+    if (victim == running_.end()) break;
+    auto s = std::move(*victim);
+    running_.erase(victim);
+    ++s->pauses;
+    pauses_.fetch_add(1);
+    auto at = std::find_if(paused_.begin(), paused_.end(), [&](const auto& p) { return p->id > s->id; });
+    paused_.insert(at, std::move(s));
+    ++free_slots;
+  }
+}
+
+bool BatchEngine::drop_paused() {
+  if (paused_.empty()) return false;
+  // The newest has the least computed, so recomputing it later costs least.
+  auto s = std::move(paused_.back());
+  paused_.pop_back();
+  release_blocks(*s);
+  ++s->preemptions;
+  preemptions_.fetch_add(1);
+  enqueue(std::move(s), /*front=*/true);
+  return true;
 }
 
 void BatchEngine::reuse_prefix(Sequence& s) {
@@ -207,7 +306,11 @@ bool BatchEngine::ensure_block(Sequence& s, int position) {
   const size_t needed = static_cast<size_t>(position / options_.block_size) + 1;
   while (s.blocks.size() < needed) {
     const int b = kv_->allocate();
-    if (b < 0) return false;
+    if (b < 0) {
+      // Paused sequences are not in this step, so taking their blocks moves no block table.
+      if (drop_paused()) continue;
+      return false;
+    }
     s.blocks.push_back(b);
   }
   return true;
@@ -220,13 +323,20 @@ void BatchEngine::release_blocks(Sequence& s) {
   s.n_computed = 0;
 }
 
-void BatchEngine::preempt_newest() {
-  auto newest = std::max_element(running_.begin(), running_.end(),
-                                 [](const auto& a, const auto& b) { return a->id < b->id; });
-  release_blocks(**newest);  // published blocks stay cached, so the recompute may reuse them
-  waiting_.push_front(std::move(*newest));
-  running_.erase(newest);
+uint64_t BatchEngine::preempt_one() {
+  // Batch work yields to interactive work; within a class the newest yields, so the oldest
+  // always progresses and the pool cannot livelock.
+  auto victim = std::max_element(running_.begin(), running_.end(), [](const auto& a, const auto& b) {
+    return std::pair(a->batch(), a->id) < std::pair(b->batch(), b->id);
+  });
+  auto s = std::move(*victim);
+  running_.erase(victim);
+  release_blocks(*s);  // published blocks stay cached, so the recompute may reuse them
+  ++s->preemptions;
   preemptions_.fetch_add(1);
+  const uint64_t id = s->id;
+  enqueue(std::move(s), /*front=*/true);
+  return id;
 }
 
 void BatchEngine::finish(Sequence& s, FinishReason reason, const std::string& error) {
@@ -239,6 +349,8 @@ void BatchEngine::finish(Sequence& s, FinishReason reason, const std::string& er
   e.cached_tokens = s.cached_tokens;
   e.image_tokens = s.n_image;
   e.completion_tokens = s.generated;
+  e.pauses = s.pauses;
+  e.preemptions = s.preemptions;
   if (s.request.on_event) s.request.on_event(e);
 }
 
@@ -268,10 +380,8 @@ bool BatchEngine::step() {
       continue;
     }
     if (!ensure_block(s, s.n_computed)) {
-      const bool self = std::all_of(running_.begin(), running_.end(), [&](const auto& o) { return o->id <= s.id; });
-      preempt_newest();
-      if (self) continue;  // this one was the newest: it left running_
-      plan.clear();        // tables may have moved: rebuild the step
+      if (preempt_one() == s.id) continue;  // this one yielded: it left running_
+      plan.clear();                         // tables may have moved: rebuild the step
       rows_.clear();
       budget = options_.step_token_budget;
       i = 0;
@@ -292,15 +402,16 @@ bool BatchEngine::step() {
   }
   if (rows_.size() == 0) {
     if (running_.empty()) return false;
-    // Nothing fits: the pool is full of prompts in progress. Preempt the newest to let the
-    // others finish; a lone sequence that still cannot fit has outgrown the pool.
+    // Nothing fits: the pool is full of prompts in progress (paused blocks were already taken
+    // back). Preempt one to let the others finish; a lone sequence that still cannot fit has
+    // outgrown the pool.
     if (running_.size() == 1) {
       auto s = std::move(running_.front());
       running_.clear();
       release_blocks(*s);
       finish(*s, FinishReason::kError, "the KV cache is too small for this sequence");
     } else {
-      preempt_newest();
+      preempt_one();
     }
     return true;
   }
@@ -330,6 +441,8 @@ bool BatchEngine::step() {
     const int32_t next = s.sampler->sample(logits, n_vocab);
     s.sampler->accept(next);
     GenerationEvent e;
+    e.pauses = s.pauses;
+    e.preemptions = s.preemptions;
     FinishReason reason = FinishReason::kNone;
     if (tok.is_end_of_generation(next)) {
       reason = FinishReason::kStop;
@@ -358,10 +471,6 @@ bool BatchEngine::step() {
   running_.erase(std::remove_if(running_.begin(), running_.end(),
                                 [&](const auto& s) { return std::find(done.begin(), done.end(), s->id) != done.end(); }),
                  running_.end());
-  n_running_ = static_cast<int>(running_.size());
-  n_waiting_ = static_cast<int>(waiting_.size());
-  kv_used_ = kv_->n_used();
-  prefix_hits_ = kv_->prefix_hits();
   return true;
 }
 

@@ -3,8 +3,14 @@
 // active sequences together: each decoding sequence contributes its next token and prompts
 // are evaluated in chunks under a per-step token budget, so running streams keep flowing
 // while long prompts come in. Sequences join and leave at every step. The KV cache is one
-// paged pool; prompts that share a prefix share its blocks; when the pool runs out, the
-// newest sequence is preempted and recomputed later rather than failing the others.
+// paged pool; prompts that share a prefix share its blocks; when the pool runs out, a
+// sequence (the newest of the lowest class) is preempted and recomputed later rather than
+// failing the others.
+// Requests come in two priority classes. Interactive ones are always served first: when every
+// slot is taken and an interactive request waits, a running batch sequence is paused (out of
+// the running set, its KV blocks kept so it resumes without recompute); when memory runs short,
+// paused batch sequences give up their blocks first and running batch sequences are preempted
+// before interactive ones. Batch sequences are paused or preempted, never failed.
 // The engine runs on its own thread; submit() and cancel() may be called from any thread.
 #include <atomic>
 #include <condition_variable>
@@ -13,7 +19,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +38,10 @@ namespace zs::engine {
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
 
+enum class RequestPriority { kInteractive, kBatch };
+std::string_view request_priority_name(RequestPriority p);  // "interactive" | "batch"
+std::optional<RequestPriority> parse_request_priority(std::string_view name);
+
 struct GenerationEvent {
   std::string text;  // newly released text (may be empty)
   bool finished = false;
@@ -39,6 +51,10 @@ struct GenerationEvent {
   int cached_tokens = 0;  // prompt positions reused from the prefix cache
   int image_tokens = 0;
   int completion_tokens = 0;
+  // How often this sequence was paused for interactive work (KV kept) and preempted for
+  // memory (recomputed) so far.
+  int pauses = 0;
+  int preemptions = 0;
 };
 
 struct GenerationRequest {
@@ -46,6 +62,7 @@ struct GenerationRequest {
   SamplingParams sampling;
   int max_tokens = -1;  // -1: until the context is full
   std::vector<std::string> stop;
+  RequestPriority priority = RequestPriority::kInteractive;
   // Called on the engine thread after each step that produced something for this request,
   // and once with finished = true. Must not block.
   std::function<void(const GenerationEvent&)> on_event;
@@ -60,11 +77,17 @@ struct BatchEngineOptions {
 
 struct BatchEngineStats {
   int running = 0;
-  int waiting = 0;
+  int waiting = 0;  // not running: queued, preempted or paused
+  int paused = 0;   // batch sequences set aside with their KV blocks (part of `waiting`)
+  int running_interactive = 0;
+  int running_batch = 0;
+  int waiting_interactive = 0;
+  int waiting_batch = 0;  // paused ones included
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
   uint64_t prefix_cache_hits = 0;  // blocks reused
-  uint64_t preemptions = 0;
+  uint64_t preemptions = 0;  // includes paused sequences whose blocks were taken back
+  uint64_t pauses = 0;
   uint64_t steps = 0;
 };
 
@@ -92,10 +115,17 @@ class BatchEngine {
   struct Sequence;
   void loop();
   void admit_new();
+  void pause_for_interactive();
   bool step();
   bool ensure_block(Sequence& s, int position);
   void reuse_prefix(Sequence& s);
-  void preempt_newest();
+  // Into waiting_ behind the sequences of its class, or at the front of them (preempted).
+  void enqueue(std::unique_ptr<Sequence> s, bool front);
+  // Batch before interactive, newest first; returns the id of the sequence preempted.
+  uint64_t preempt_one();
+  // Takes back the blocks of the newest paused sequence; false when none is paused.
+  bool drop_paused();
+  void publish_stats();
   void finish(Sequence& s, FinishReason reason, const std::string& error = {});
   void release_blocks(Sequence& s);
   void publish_full_blocks(Sequence& s);
@@ -118,9 +148,12 @@ class BatchEngine {
   // Engine-thread state.
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
+  std::deque<std::unique_ptr<Sequence>> paused_;  // by id, oldest first
   std::atomic<uint64_t> preemptions_{0};
+  std::atomic<uint64_t> pauses_{0};
   std::atomic<uint64_t> steps_{0};
   std::atomic<int> n_running_{0}, n_waiting_{0}, kv_used_{0};
+  std::atomic<int> n_paused_{0}, n_running_batch_{0}, n_waiting_batch_{0};
   std::atomic<uint64_t> prefix_hits_{0};
   std::function<void(int)> step_observer_;
   std::thread thread_;
