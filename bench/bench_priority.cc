@@ -6,8 +6,8 @@
 //      sequences for them,
 //   c) while the same load is sent as interactive requests (no classes): the short request
 //      queues behind it, which is what a server without priority classes does.
-// Reports the medians and the ratios b/a (target: close to 1) and c/a, plus the batch
-// streams' tokens/s in b. Alternating trials, one process, same instance.
+// Reports the medians and the ratios b/a (target: close to 1) and c/a. Alternating trials,
+// one process, same instance.
 //
 //   bench_priority [--model F] [--zeroserve BIN] [--threads 2] [--slots 4] [--trials 8] [--quick]
 #include <atomic>
@@ -34,9 +34,8 @@ class Load {
     for (int i = 0; i < n; ++i)
       threads_.emplace_back([=, this] {
         for (int round = 0; !stop_; ++round) {
-          auto r = run_stream(address, completion_body("m", "Batch work " + std::to_string(i), tokens, true, 100 * i + round),
-                              &stop_, nullptr, std::chrono::seconds(600), {{"X-Priority", cls}});
-          tokens_ += std::max(0, static_cast<int>(r.text_events.size()));
+          run_stream(address, completion_body("m", "Batch work " + std::to_string(i), tokens, true, 100 * i + round), &stop_,
+                     nullptr, std::chrono::seconds(600), {{"X-Priority", cls}});
         }
       });
   }
@@ -44,11 +43,9 @@ class Load {
     stop_ = true;
     for (auto& t : threads_) t.join();
   }
-  long tokens() const { return tokens_.load(); }
 
  private:
   std::atomic<bool> stop_{false};
-  std::atomic<long> tokens_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -89,19 +86,12 @@ int main(int argc, char** argv) {
   ttft_ms(s.address(), o, -1);  // warm-up
 
   std::vector<double> idle, with_classes, without_classes;
-  long batch_tokens = 0;
-  double batch_seconds = 0;
   for (int t = 0; t < o.trials; ++t) {
     idle.push_back(ttft_ms(s.address(), o, t));
     {
       Load load(s.address(), o.slots, "batch", o.load_tokens);
       std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // every slot busy decoding
-      const long before = load.tokens();
-      const auto start = Clock::now();
       with_classes.push_back(ttft_ms(s.address(), o, 100 + t));
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      batch_tokens += load.tokens() - before;
-      batch_seconds += seconds_between(start, Clock::now());
     }
     {
       Load load(s.address(), o.slots, "interactive", o.load_tokens);
@@ -113,8 +103,6 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   const double a = median(idle), b = median(with_classes), c = median(without_classes);
-  std::printf("  batch streams kept decoding at %.1f tokens/s while interactive requests came in\n",
-              batch_tokens / std::max(1e-9, batch_seconds));
   std::printf("RESULT priority-ttft  idle %.0f ms, under batch load %.0f ms (ratio %.2f), same load without classes "
               "%.0f ms (ratio %.2f)\n",
               a, b, b / a, c, c / a);
