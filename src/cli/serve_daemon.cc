@@ -69,7 +69,9 @@ Result<platform::Config> default_config(const std::string& cache_dir) {
     std::filesystem::rename(model + ".tmp", model);
   }
   const std::string yaml = "deployments:\n  - name: zeroserve-tiny\n    model: " + model +
-                           "\n    min_instances: 0\n    max_instances: 2\n    keep_alive: 300s\n    slots: 4\n    ctx: 2048\n";
+                           "\n    min_instances: 0\n    max_instances: 2\n    keep_alive: 300s\n    slots: 4\n    ctx: 2048\n"
+                           // so that a batch job submitted to the demo runs without interactive traffic
+                           "    batch_max_instances: 1\n";
   auto config = platform::parse_config(yaml, "<built-in default>", cache_dir);
   if (!config) return config.status();
   core::log_info("serve", "no --config given: serving the built-in deployment 'zeroserve-tiny' (random weights, " + model +

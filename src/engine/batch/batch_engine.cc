@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/log.h"
+
 namespace zs::engine {
 
 using core::Result;
@@ -256,6 +258,8 @@ void BatchEngine::pause_for_interactive() {
     running_.erase(victim);
     ++s->pauses;
     pauses_.fetch_add(1);
+    log_decision("pause", *s, std::to_string(interactive) + " interactive requests waiting, " +
+                                  std::to_string(free_slots) + " free slots");
     auto at = std::find_if(paused_.begin(), paused_.end(), [&](const auto& p) { return p->id > s->id; });
     paused_.insert(at, std::move(s));
     ++free_slots;
@@ -270,8 +274,17 @@ bool BatchEngine::drop_paused() {
   release_blocks(*s);
   ++s->preemptions;
   preemptions_.fetch_add(1);
+  log_decision("preempt", *s, "KV cache full: a paused sequence gives its blocks back");
   enqueue(std::move(s), /*front=*/true);
   return true;
+}
+
+void BatchEngine::log_decision(const char* action, const Sequence& s, const std::string& reason) const {
+  core::log_info("batch", std::string("decision action=") + action + " sequence=" + std::to_string(s.id) +
+                              " priority=" + std::string(request_priority_name(s.request.priority)) +
+                              " computed=" + std::to_string(s.n_computed) + " running=" + std::to_string(running_.size()) +
+                              " paused=" + std::to_string(paused_.size()) + " waiting=" + std::to_string(waiting_.size()) +
+                              " kv_free_blocks=" + std::to_string(kv_->n_available()) + " reason=\"" + reason + "\"");
 }
 
 void BatchEngine::reuse_prefix(Sequence& s) {
@@ -334,6 +347,7 @@ uint64_t BatchEngine::preempt_one() {
   release_blocks(*s);  // published blocks stay cached, so the recompute may reuse them
   ++s->preemptions;
   preemptions_.fetch_add(1);
+  log_decision("preempt", *s, "KV cache full: the newest sequence of the lowest class recomputes later");
   const uint64_t id = s->id;
   enqueue(std::move(s), /*front=*/true);
   return id;

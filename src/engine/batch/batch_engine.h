@@ -128,6 +128,8 @@ class BatchEngine {
   void publish_stats();
   void finish(Sequence& s, FinishReason reason, const std::string& error = {});
   void release_blocks(Sequence& s);
+  // One structured log line per pause or preemption, with what the scheduler saw.
+  void log_decision(const char* action, const Sequence& s, const std::string& reason) const;
   void publish_full_blocks(Sequence& s);
 
   const Llm& llm_;
