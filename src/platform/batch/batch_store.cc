@@ -1,4 +1,5 @@
 #include "platform/batch/batch_store.h"
+#include "platform/sqlite/sqlite_transaction.h"
 
 #include <sqlite3.h>
 
@@ -159,31 +160,6 @@ class Stmt {
   int rc_;
 };
 
-// A transaction that rolls back unless committed. Writes that read first start it with
-// BEGIN IMMEDIATE, so that no other connection writes between the read and the write.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
-  ~Transaction() {
-    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  bool begin(const char* sql = "BEGIN IMMEDIATE") {
-    open_ = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-    return open_;
-  }
-  bool commit() {
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return false;
-    open_ = false;
-    return true;
-  }
-
- private:
-  sqlite3* db_;
-  bool open_ = false;
-};
-
 BatchRecord read_record(const Stmt& s) {
   BatchRecord r;
   r.id = s.col_text(0);
@@ -316,7 +292,7 @@ core::Status BatchStore::init() {
   if (sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return sqlite_error("setting synchronous");
   }
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error("starting the schema transaction");
   int64_t version = 0;
   {
@@ -440,7 +416,7 @@ core::Result<BatchRecord> BatchStore::create_batch(const std::string& input_file
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = now_();
   const std::string id = "batch_" + random_hex(24);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   {
     Stmt s(db_, "SELECT 1 FROM files WHERE id = ?");
@@ -565,7 +541,7 @@ core::Result<int64_t> BatchStore::pending_count(const std::string& batch_id) {
 core::Status BatchStore::record_attempt(const std::string& batch_id, int64_t line) {
   const std::string what = "recording an attempt at line " + std::to_string(line) + " of " + batch_id;
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(batch_id);
   if (!record) return record.status().with_context(what);
@@ -603,7 +579,7 @@ core::Result<bool> BatchStore::record_outcome(const std::string& batch_id, int64
     return core::Status::error(what + ": an outcome without an HTTP status needs an error code");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(batch_id);
   if (!record) return record.status().with_context(what);
@@ -646,7 +622,7 @@ core::Result<bool> BatchStore::record_outcome(const std::string& batch_id, int64
 core::Status BatchStore::request_cancel(const std::string& id) {
   const std::string what = "cancelling batch " + id;
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(id);
   if (!record) return record.status();
@@ -669,7 +645,7 @@ core::Result<BatchRecord> BatchStore::finalize(const std::string& id, BatchState
                                " is not a final state (use completed, cancelled or expired)");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto found = batch_locked(id);
   if (!found) return found.status();

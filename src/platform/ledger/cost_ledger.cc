@@ -1,4 +1,5 @@
 #include "platform/ledger/cost_ledger.h"
+#include "platform/sqlite/sqlite_transaction.h"
 
 #include <sqlite3.h>
 
@@ -94,31 +95,6 @@ class StmtScope {
 
  private:
   sqlite3_stmt* stmt_;
-};
-
-// A transaction that rolls back unless committed. `sql` starts it: "BEGIN IMMEDIATE" for
-// writes that read first, "BEGIN" for reads that must see one moment.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
-  ~Transaction() {
-    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  bool begin(const char* sql) {
-    open_ = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-    return open_;
-  }
-  bool commit() {
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return false;
-    open_ = false;
-    return true;
-  }
-
- private:
-  sqlite3* db_;
-  bool open_ = false;
 };
 
 bool bind_text(sqlite3_stmt* stmt, int index, const std::string& s) {
@@ -573,7 +549,7 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
 
   std::lock_guard<std::mutex> lock(mu_);
   // The run and its starting phase land together or not at all.
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   {
     StmtScope scope(find_open_stmt_);
@@ -624,7 +600,7 @@ core::Status CostLedger::instance_stopped(const std::string& instance_id, double
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   {
     // First, while the run is still open and can be found by its id.
@@ -660,7 +636,7 @@ core::Status CostLedger::instance_state(const std::string& instance_id, Instance
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
   std::lock_guard<std::mutex> lock(mu_);
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   int64_t run = 0;
   double begins_at = now;
@@ -755,7 +731,7 @@ core::Result<CostReport> CostLedger::report(double from, double to, double now) 
   ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading costs"));
   std::lock_guard<std::mutex> lock(mu_);
   // Every read in one transaction, so instance time, phases and requests describe one moment.
-  Transaction txn(db_);
+  SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
 
   CostReport report;
