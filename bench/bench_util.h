@@ -33,8 +33,8 @@
 #include "engine/vision/chat_prompt.h"
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
+#include "platform/instance/process.h"
 
-extern char** environ;
 
 namespace zs::bench {
 
@@ -69,84 +69,32 @@ inline double median(const std::vector<double>& v) { return quantile(v, 0.5); }
 }
 
 // ---------------------------------------------------------------------------------------
-// A child process whose stdout is read for "ready <addr>"; stderr goes to a log file. It
-// gets SIGTERM when this process dies, and on destruction (SIGKILL after a grace period).
+// A child process whose stdout is read for "ready <addr>"; stderr goes to a log file. It dies
+// with this process (parent-death signal) and is stopped on destruction (SIGTERM, then
+// SIGKILL after a grace period).
 class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::string& log_path, const std::vector<std::string>& extra_env = {}) {
-    int fds[2];
-    if (pipe(fds) != 0) die("pipe failed");
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    std::vector<std::string> env_strings(extra_env);
-    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-    std::vector<char*> env;
-    for (auto& e : env_strings) env.push_back(e.data());
-    env.push_back(nullptr);
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ < 0) die("fork failed");
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      dup2(fds[1], 1);
-      int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (log >= 0) dup2(log, 2);
-      close(fds[0]);
-      close(fds[1]);
-      execve(args[0], args.data(), env.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fds[0];
+    std::map<std::string, std::string> env;
+    for (const auto& kv : extra_env) env[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+    auto p = zs::platform::Process::spawn(argv, env, log_path);
+    if (!p) die("cannot start " + argv[0] + ": " + p.status().message());
+    process_ = std::move(p.value());
   }
   ~Child() { stop(); }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   // The address printed after "ready ", or nullopt (exited or timed out).
   std::optional<std::string> wait_ready(std::chrono::seconds limit) {
-    const auto deadline = Clock::now() + limit;
-    std::string buf;
-    while (Clock::now() < deadline) {
-      pollfd p{out_, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char c[512];
-      ssize_t n = read(out_, c, sizeof c);
-      if (n <= 0) return std::nullopt;
-      buf.append(c, static_cast<size_t>(n));
-      size_t nl;
-      while ((nl = buf.find('\n')) != std::string::npos) {
-        std::string line = buf.substr(0, nl);
-        buf.erase(0, nl + 1);
-        if (line.rfind("ready ", 0) == 0) return line.substr(6);
-      }
-    }
-    return std::nullopt;
+    return process_ ? process_->wait_for_line("ready ", limit) : std::nullopt;
   }
-
   void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (out_ >= 0) close(out_);
-    out_ = -1;
+    if (process_) process_->terminate(std::chrono::seconds(10));
+    process_.reset();
   }
 
  private:
-  pid_t pid_ = -1;
-  int out_ = -1;
+  std::unique_ptr<zs::platform::Process> process_;
 };
 
 inline std::string find_zeroserve(const std::string& flag) {

@@ -1,6 +1,7 @@
 #include "platform/instance/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -19,7 +20,8 @@ using core::Result;
 using core::Status;
 
 Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& argv,
-                                                const std::map<std::string, std::string>& env) {
+                                                const std::map<std::string, std::string>& env,
+                                                const std::string& stderr_path) {
   if (argv.empty()) return Status::error("empty command");
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return Status::error(std::string("pipe: ") + std::strerror(errno));
@@ -49,6 +51,10 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);  // the daemon died before prctl took effect
     dup2(out[1], 1);
+    if (!stderr_path.empty()) {
+      const int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (err >= 0) dup2(err, 2);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks signals it waits for
@@ -89,6 +95,42 @@ std::vector<std::string> Process::read_lines() {
   return lines;
 }
 
+std::optional<std::string> Process::read_line(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (const size_t nl = partial_.find('\n'); nl != std::string::npos) {
+      std::string line = partial_.substr(0, nl);
+      partial_.erase(0, nl + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{out_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+    char buf[4096];
+    const ssize_t n = read(out_fd_, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return std::nullopt;  // end of output
+    if (n > 0) partial_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::optional<std::string> Process::wait_for_line(std::string_view prefix, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto line = read_line(std::max(left, std::chrono::milliseconds(0)));
+    if (!line) return std::nullopt;
+    if (line->rfind(prefix, 0) == 0) return line->substr(prefix.size());
+  }
+}
+
+std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!poll_exit() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return poll_exit();
+}
+
 std::optional<int> Process::poll_exit() {
   if (exit_code_ || pid_ <= 0) return exit_code_;
   int status = 0;
@@ -103,10 +145,7 @@ void Process::signal(int sig) {
 
 int Process::terminate(std::chrono::milliseconds grace) {
   signal(SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (!poll_exit() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (!poll_exit()) {
+  if (!wait_exit(grace)) {
     kill(pid_, SIGKILL);
     int status = 0;
     waitpid(pid_, &status, 0);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -17,10 +18,12 @@ namespace zs::platform {
 
 class Process {
  public:
-  // argv[0] is the executable path. env entries are added to the daemon's environment.
-  // stderr is inherited (instance logs go to the daemon's log).
+  // argv[0] is the executable (searched in PATH when it has no slash). env entries are added
+  // to the daemon's environment. stderr is inherited (instance logs go to the daemon's log)
+  // unless stderr_path names a file to write it to.
   static core::Result<std::unique_ptr<Process>> spawn(const std::vector<std::string>& argv,
-                                                      const std::map<std::string, std::string>& env = {});
+                                                      const std::map<std::string, std::string>& env = {},
+                                                      const std::string& stderr_path = "");
   ~Process();  // kills (SIGKILL) and reaps a process that is still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -28,6 +31,13 @@ class Process {
   pid_t pid() const { return pid_; }
   // Complete stdout lines read so far (non-blocking); consumed by the call.
   std::vector<std::string> read_lines();
+  // The next stdout line, waiting up to `timeout`; nullopt on timeout or end of output.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  // Reads lines until one starts with `prefix` and returns the rest of it ("ready " ->
+  // the address a worker announces); nullopt on timeout or end of output.
+  std::optional<std::string> wait_for_line(std::string_view prefix, std::chrono::milliseconds timeout);
+  // The exit code once the process ended within `timeout`, else nullopt.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   // Exit code (or 128 + signal) once the process has ended; nullopt while it runs.
   std::optional<int> poll_exit();
   bool running() { return !poll_exit().has_value(); }
