@@ -170,6 +170,36 @@ TEST(ServeJobs, BatchApiRefusesBadInputNamingTheProblem) {
   EXPECT_EQ(call("GET", s.address(), "/v1/files/file-nope/content").status, 404);
 }
 
+TEST(ServeJobs, EachKeySeesOnlyItsOwnFilesAndBatches) {
+  Serve s("gateway:\n  api_keys: [sk-alice, sk-bob]\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  auto as = [](const std::string& key) {
+    return gateway::HttpHeaders{{"Authorization", "Bearer " + key}, {"Content-Type", "application/jsonl"}};
+  };
+  EXPECT_EQ(call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 1, 2)).status, 401);
+  auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 2, 2), as("sk-alice"));
+  ASSERT_EQ(up.status, 200) << up.body;
+  const std::string file_id = json::parse(up.body)["id"];
+  const std::string create = json{{"input_file_id", file_id}, {"endpoint", "/v1/chat/completions"}}.dump();
+  EXPECT_EQ(call("POST", s.address(), "/v1/batches", create, as("sk-bob")).status, 404);  // not bob's file
+  auto created = call("POST", s.address(), "/v1/batches", create, as("sk-alice"));
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string id = json::parse(created.body)["id"];
+  EXPECT_EQ(call("GET", s.address(), "/v1/batches/" + id, "", as("sk-bob")).status, 404);
+  EXPECT_EQ(call("POST", s.address(), "/v1/batches/" + id + "/cancel", "", as("sk-bob")).status, 404);
+  EXPECT_EQ(call("GET", s.address(), "/v1/files/" + file_id + "/content", "", as("sk-bob")).status, 404);
+  EXPECT_EQ(json::parse(call("GET", s.address(), "/v1/batches", "", as("sk-bob")).body)["data"].size(), 0u);
+  EXPECT_EQ(json::parse(call("GET", s.address(), "/v1/batches", "", as("sk-alice")).body)["data"].size(), 1u);
+  json b;
+  ASSERT_TRUE(wait_for([&] {
+    auto r = call("GET", s.address(), "/v1/batches/" + id, "", as("sk-alice"));
+    b = json::parse(r.body);
+    return b.value("status", "") == "completed";
+  }, 60s)) << b.dump();
+  const std::string out = b["output_file_id"];
+  EXPECT_EQ(call("GET", s.address(), "/v1/files/" + out + "/content", "", as("sk-bob")).status, 404);
+  EXPECT_EQ(call("GET", s.address(), "/v1/files/" + out + "/content", "", as("sk-alice")).status, 200);
+}
+
 TEST(ServeJobs, CancelledBatchStopsAndReportsTheRestAsCancelled) {
   Serve s("gateway:\n  batch_concurrency: 1\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
   auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 50, 100),

@@ -51,20 +51,20 @@ void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
   const bool files = path.rfind("/v1/files", 0) == 0;
   const std::string base = files ? "/v1/files" : "/v1/batches";
   if (path == base || path == base + "/") {
-    if (files && req.method == "POST") return upload_file(req, *w);
+    if (files && req.method == "POST") return upload_file(req, *w, owner);
     if (files && req.method == "GET") {
       json data = json::array();
-      for (const auto& f : store_.list_files()) data.push_back(file_json(f));
+      for (const auto& f : store_.list_files(owner)) data.push_back(file_json(f));
       return w->respond_json(200, json{{"object", "list"}, {"data", data}}.dump());
     }
     if (!files && req.method == "POST") return create_batch(req, *w, owner);
-    if (!files && req.method == "GET") return list_batches(req, *w);
+    if (!files && req.method == "GET") return list_batches(req, *w, owner);
     return respond_error(*w, 405, "use GET or POST on " + base, "invalid_request_error");
   }
   if (path.rfind(base + "/", 0) != 0) return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
   auto [id, action] = id_and_action(path.substr(base.size() + 1));
   if (files) {
-    auto f = store_.file(id);
+    auto f = visible_file(id, owner);
     if (!f) return respond_error(*w, 404, f.status().message(), "invalid_request_error", "file_id");
     if (action.empty() && req.method == "GET") return w->respond_json(200, file_json(*f).dump());
     if (action.empty() && req.method == "DELETE") {
@@ -79,6 +79,7 @@ void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
     return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
   }
   auto b = store_.batch(id);
+  if (b && !owner.empty() && b->owner != owner) b = core::Status::error("no such batch: " + id);
   if (!b) return respond_error(*w, 404, b.status().message(), "invalid_request_error", "batch_id");
   if (action.empty() && req.method == "GET") return w->respond_json(200, batch_json(*b));
   if (action == "cancel" && req.method == "POST") {
@@ -90,7 +91,14 @@ void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
   return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
 }
 
-void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w) {
+core::Result<platform::StoredFile> BatchApi::visible_file(const std::string& id, const std::string& owner) {
+  auto f = store_.file(id);
+  // Another key's file answers as if it did not exist: its id tells nothing.
+  if (f && !owner.empty() && f->owner != owner) return core::Status::error("no such file: " + id);
+  return f;
+}
+
+void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w, const std::string& owner) {
   std::string purpose, filename = "upload.jsonl", content;
   const std::string type = req.header("Content-Type");
   if (type.rfind("multipart/form-data", 0) == 0) {
@@ -119,7 +127,7 @@ void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w) {
   if (content.size() > max_file_bytes_)
     return respond_error(w, 413, "the file has " + std::to_string(content.size()) + " bytes; the limit is " +
                                      std::to_string(max_file_bytes_), "invalid_request_error", "file");
-  auto f = store_.add_file(purpose, filename, content);
+  auto f = store_.add_file(purpose, filename, content, owner);
   if (!f) return respond_error(w, 500, "cannot store the file: " + f.status().message(), "server_error");
   w.respond_json(200, file_json(*f).dump());
 }
@@ -146,7 +154,7 @@ void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std
       return respond_error(w, 400, "'metadata' must be an object", "invalid_request_error", "metadata");
     metadata = body["metadata"].dump();
   }
-  auto file = store_.file(file_id);
+  auto file = visible_file(file_id, owner);
   if (!file) return respond_error(w, 404, file.status().message(), "invalid_request_error", "input_file_id");
   auto content = store_.file_content(file_id);
   if (!content) return respond_error(w, 404, content.status().message(), "invalid_request_error", "input_file_id");
@@ -166,10 +174,10 @@ void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std
   w.respond_json(200, batch_json(*b));
 }
 
-void BatchApi::list_batches(const HttpRequest& req, ResponseWriter& w) {
+void BatchApi::list_batches(const HttpRequest& req, ResponseWriter& w, const std::string& owner) {
   int limit = 20;
   if (auto l = query_param(req.query(), "limit"); !l.empty()) limit = std::clamp(std::atoi(l.c_str()), 1, 100);
-  auto batches = store_.list_batches(limit + 1, query_param(req.query(), "after"));
+  auto batches = store_.list_batches(limit + 1, query_param(req.query(), "after"), owner);
   const bool more = static_cast<int>(batches.size()) > limit;
   if (more) batches.resize(limit);
   json data = json::array();

@@ -19,13 +19,15 @@ class BatchApi {
   BatchApi(platform::BatchStore& store, BatchRunner& runner, ModelExists model_exists, size_t max_file_bytes);
 
   // Any request under /v1/files or /v1/batches, authenticated already; `owner` is the
-  // caller's key name, recorded on the jobs it creates.
+  // caller's key name: it owns the files and jobs it creates and sees only those ("" when the
+  // API is open: everything is shared).
   void handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& owner);
 
  private:
-  void upload_file(const HttpRequest& req, ResponseWriter& w);
+  core::Result<platform::StoredFile> visible_file(const std::string& id, const std::string& owner);
+  void upload_file(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
   void create_batch(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
-  void list_batches(const HttpRequest& req, ResponseWriter& w);
+  void list_batches(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
   std::string batch_json(const platform::BatchRecord& b) const;
 
   platform::BatchStore& store_;

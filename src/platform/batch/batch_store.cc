@@ -31,6 +31,7 @@ constexpr const char* kSchema =
     "  filename TEXT NOT NULL,"
     "  bytes INTEGER NOT NULL,"
     "  created_at INTEGER NOT NULL,"
+    "  owner TEXT NOT NULL,"
     "  content BLOB NOT NULL);"
     "CREATE TABLE batches ("
     "  seq INTEGER PRIMARY KEY,"
@@ -332,36 +333,37 @@ core::Status BatchStore::sqlite_error(const std::string& what) const {
 // --- files ------------------------------------------------------------------------------
 
 core::Result<StoredFile> BatchStore::insert_file_locked(const std::string& purpose, const std::string& filename,
-                                                        const std::string& content, int64_t now) {
+                                                        const std::string& content, int64_t now, const std::string& owner) {
   StoredFile f;
   f.id = "file-" + random_hex(24);
   f.purpose = purpose;
   f.filename = filename;
   f.bytes = static_cast<int64_t>(content.size());
   f.created_at = now;
+  f.owner = owner;
   Stmt s(db_,
-         "INSERT INTO files (id, purpose, filename, bytes, created_at, content)"
-         " VALUES (?, ?, ?, ?, ?, ?)");
-  s.text(1, f.id).text(2, purpose).text(3, filename).integer(4, f.bytes).integer(5, now).blob(6, content);
+         "INSERT INTO files (id, purpose, filename, bytes, created_at, owner, content)"
+         " VALUES (?, ?, ?, ?, ?, ?, ?)");
+  s.text(1, f.id).text(2, purpose).text(3, filename).integer(4, f.bytes).integer(5, now).text(6, owner).blob(7, content);
   if (!s.done()) return sqlite_error("storing file " + filename);
   return f;
 }
 
 core::Result<StoredFile> BatchStore::add_file(const std::string& purpose, const std::string& filename,
-                                              const std::string& content) {
+                                              const std::string& content, const std::string& owner) {
   if (purpose.empty()) return core::Status::error("storing a file: the purpose is empty");
   std::lock_guard<std::mutex> lock(mu_);
-  return insert_file_locked(purpose, filename, content, now_());
+  return insert_file_locked(purpose, filename, content, now_(), owner);
 }
 
 core::Result<StoredFile> BatchStore::file(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "SELECT id, purpose, filename, bytes, created_at FROM files WHERE id = ?");
+  Stmt s(db_, "SELECT id, purpose, filename, bytes, created_at, owner FROM files WHERE id = ?");
   s.text(1, id);
   const int rc = s.step();
   if (rc == SQLITE_DONE) return core::Status::error("no such file: " + id);
   if (rc != SQLITE_ROW) return sqlite_error("reading file " + id);
-  return StoredFile{s.col_text(0), s.col_text(1), s.col_text(2), s.col_int(3), s.col_int(4)};
+  return StoredFile{s.col_text(0), s.col_text(1), s.col_text(2), s.col_int(3), s.col_int(4), s.col_text(5)};
 }
 
 core::Result<std::string> BatchStore::file_content(const std::string& id) {
@@ -374,12 +376,15 @@ core::Result<std::string> BatchStore::file_content(const std::string& id) {
   return s.col_blob(0);
 }
 
-std::vector<StoredFile> BatchStore::list_files() {
+std::vector<StoredFile> BatchStore::list_files(const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "SELECT id, purpose, filename, bytes, created_at FROM files ORDER BY seq DESC");
+  Stmt s(db_,
+         "SELECT id, purpose, filename, bytes, created_at, owner FROM files WHERE ?1 = '' OR owner = ?1 "
+         "ORDER BY seq DESC");
+  s.text(1, owner);
   std::vector<StoredFile> out;
   while (s.step() == SQLITE_ROW) {
-    out.push_back({s.col_text(0), s.col_text(1), s.col_text(2), s.col_int(3), s.col_int(4)});
+    out.push_back({s.col_text(0), s.col_text(1), s.col_text(2), s.col_int(3), s.col_int(4), s.col_text(5)});
   }
   return out;
 }
@@ -475,17 +480,18 @@ core::Result<BatchRecord> BatchStore::batch(const std::string& id) {
   return batch_locked(id);
 }
 
-std::vector<BatchRecord> BatchStore::list_batches(int limit, const std::string& after_id) {
+std::vector<BatchRecord> BatchStore::list_batches(int limit, const std::string& after_id, const std::string& owner) {
   std::vector<BatchRecord> out;
   if (limit <= 0) return out;
   std::lock_guard<std::mutex> lock(mu_);
-  std::string sql = std::string("SELECT ") + kBatchColumns + " FROM batches";
+  std::string sql = std::string("SELECT ") + kBatchColumns + " FROM batches WHERE (?3 = '' OR owner = ?3)";
   // An unknown cursor makes the subquery NULL, and `seq < NULL` matches nothing.
-  if (!after_id.empty()) sql += " WHERE seq < (SELECT seq FROM batches WHERE id = ?2)";
+  if (!after_id.empty()) sql += " AND seq < (SELECT seq FROM batches WHERE id = ?2)";
   sql += " ORDER BY seq DESC LIMIT ?1";
   Stmt s(db_, sql.c_str());
   s.integer(1, limit);
   if (!after_id.empty()) s.text(2, after_id);
+  s.text(3, owner);
   while (s.step() == SQLITE_ROW) out.push_back(read_record(s));
   return out;
 }
@@ -714,12 +720,12 @@ core::Result<BatchRecord> BatchStore::finalize(const std::string& id, BatchState
 
   const int64_t now = now_();
   if (!output.empty()) {
-    auto f = insert_file_locked("batch_output", id + "_output.jsonl", output, now);
+    auto f = insert_file_locked("batch_output", id + "_output.jsonl", output, now, record.owner);
     if (!f) return f.status();
     record.output_file_id = f->id;
   }
   if (!errors.empty()) {
-    auto f = insert_file_locked("batch_output", id + "_errors.jsonl", errors, now);
+    auto f = insert_file_locked("batch_output", id + "_errors.jsonl", errors, now, record.owner);
     if (!f) return f.status();
     record.error_file_id = f->id;
   }

@@ -39,6 +39,7 @@ struct StoredFile {
   std::string filename;
   int64_t bytes = 0;
   int64_t created_at = 0;
+  std::string owner;  // the API key name that uploaded it (or owns the batch it came from); "" when open
 };
 
 enum class BatchState { kValidating, kFailed, kInProgress, kFinalizing, kCompleted, kExpired, kCancelling, kCancelled };
@@ -107,10 +108,11 @@ class BatchStore {
 
   // Files. Errors name the id: "no such file: file-...".
   core::Result<StoredFile> add_file(const std::string& purpose, const std::string& filename,
-                                    const std::string& content);
+                                    const std::string& content, const std::string& owner = "");
   core::Result<StoredFile> file(const std::string& id);
   core::Result<std::string> file_content(const std::string& id);
-  std::vector<StoredFile> list_files();  // newest first
+  // Newest first; a non-empty owner lists only that owner's files.
+  std::vector<StoredFile> list_files(const std::string& owner = "");
   core::Status delete_file(const std::string& id);
 
   // Stores a batch of `items` (from parse_batch_input over the input file's content) in
@@ -123,7 +125,7 @@ class BatchStore {
   core::Result<BatchRecord> batch(const std::string& id);  // "no such batch: <id>"
   // Newest first, at most `limit`; with `after_id`, the batches created before that one
   // (OpenAI's pagination cursor; an unknown cursor gives an empty page).
-  std::vector<BatchRecord> list_batches(int limit, const std::string& after_id);
+  std::vector<BatchRecord> list_batches(int limit, const std::string& after_id, const std::string& owner = "");
   // Batches in_progress or cancelling, oldest first: the work to resume after a restart.
   std::vector<std::string> active_batch_ids();
   // Batches in_progress whose expires_at has passed by the store's clock, oldest first
@@ -171,7 +173,7 @@ class BatchStore {
   core::Status sqlite_error(const std::string& what) const;
   core::Result<BatchRecord> batch_locked(const std::string& id);
   core::Result<StoredFile> insert_file_locked(const std::string& purpose, const std::string& filename,
-                                              const std::string& content, int64_t now);
+                                              const std::string& content, int64_t now, const std::string& owner);
 
   std::string path_;
   sqlite3* db_ = nullptr;

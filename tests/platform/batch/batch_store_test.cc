@@ -491,6 +491,25 @@ TEST(BatchStore, ListBatchesNewestFirstWithCursor) {
   EXPECT_TRUE(fx.store->list_batches(0, "").empty());
 }
 
+TEST(BatchStore, OwnersSeeTheirOwnFilesAndBatches) {
+  Fixture fx;
+  auto mine = fx.store->add_file("batch", "mine.jsonl", "{}\n", "alice");
+  auto theirs = fx.store->add_file("batch", "theirs.jsonl", "{}\n", "bob");
+  ASSERT_TRUE(mine.is_ok() && theirs.is_ok());
+  EXPECT_EQ(fx.store->file(mine->id)->owner, "alice");
+  ASSERT_EQ(fx.store->list_files("alice").size(), 1u);
+  EXPECT_EQ(fx.store->list_files("alice")[0].id, mine->id);
+  EXPECT_EQ(fx.store->list_files().size(), 2u);  // "" lists everything
+  const BatchRecord b = fx.create(1);            // owned by alice
+  ASSERT_TRUE(fx.outcome(b.id, 1, 200));
+  auto done = fx.store->finalize(b.id, BatchState::kCompleted);
+  ASSERT_TRUE(done.is_ok()) << done.status().message();
+  EXPECT_EQ(fx.store->file(done->output_file_id)->owner, "alice");  // results belong to the batch's owner
+  EXPECT_EQ(fx.store->list_batches(10, "", "alice").size(), 1u);
+  EXPECT_TRUE(fx.store->list_batches(10, "", "bob").empty());
+  EXPECT_EQ(fx.store->list_batches(10, "", "").size(), 1u);
+}
+
 TEST(BatchStore, OpenRefusesWhatIsNotABatchStore) {
   TempDir dir;
   EXPECT_FALSE(BatchStore::open("").is_ok());
