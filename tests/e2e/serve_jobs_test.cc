@@ -238,6 +238,18 @@ TEST(ServeJobs, BatchRequestsUseOnlyRunningInstancesByDefault) {
   EXPECT_TRUE(later.header("X-Zeroserve-Cold-Start-Ms").empty());
 }
 
+TEST(ServeJobs, MistypedFieldsAreClearErrorsNot500) {
+  Serve s("deployments:\n" + stories_deployment("story"));
+  json body = chat("story", 2);
+  body["stream"] = "yes";
+  auto r = s.post(body);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("'stream' must be true or false"), std::string::npos) << r.body;
+  body = chat("story", 2);
+  body["priority"] = "high";  // not a number: ignored, as OpenAI ignores unknown fields
+  EXPECT_EQ(s.post(body).status, 200);
+}
+
 TEST(ServeJobs, BatchMaxInstancesLetsBatchWorkStartAnInstance) {
   Serve s("deployments:\n" + stories_deployment("story", "    max_instances: 2\n    batch_max_instances: 1\n"));
   auto batch = s.post(chat("story", 2), {{"X-Priority", "batch"}});

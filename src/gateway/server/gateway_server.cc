@@ -260,11 +260,13 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   if (!body.contains("model") || !body["model"].is_string())
     return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
                          "missing_required_parameter");
+  if (body.contains("stream") && !body["stream"].is_boolean() && !body["stream"].is_null())
+    return respond_error(*w, 400, "'stream' must be true or false", "invalid_request_error", "stream", "invalid_type");
   auto p = std::make_shared<Pending>();
   p->w = std::move(w);
   p->endpoint = endpoint;
   p->deployment = body["model"].get<std::string>();
-  p->stream = body.value("stream", false);
+  p->stream = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
   p->caller = *caller;
   p->cls = cls;
   if (!fleet_.has_deployment(p->deployment)) {
