@@ -248,6 +248,11 @@ TEST(ServeJobs, MistypedFieldsAreClearErrorsNot500) {
   body = chat("story", 2);
   body["priority"] = "high";  // not a number: ignored, as OpenAI ignores unknown fields
   EXPECT_EQ(s.post(body).status, 200);
+  // Mistyped content parts reach the worker's validation, which names them.
+  body = chat("story", 2);
+  body["messages"][0]["content"] = json::array({{{"type", 5}, {"image_url", {{"url", 7}}}}});
+  r = s.post(body);
+  EXPECT_EQ(r.status, 400) << r.body;
 }
 
 TEST(ServeJobs, BatchMaxInstancesLetsBatchWorkStartAnInstance) {

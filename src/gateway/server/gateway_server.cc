@@ -40,8 +40,11 @@ std::string random_token() {
 void read_usage(const std::string& payload, int64_t* prompt, int64_t* completion) {
   auto j = json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("usage") || !j["usage"].is_object()) return;
-  *prompt = j["usage"].value("prompt_tokens", int64_t{0});
-  *completion = j["usage"].value("completion_tokens", int64_t{0});
+  // Any runtime may answer here (command runtimes too): read defensively, never throw.
+  const auto& u = j["usage"];
+  if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) *prompt = u["prompt_tokens"].get<int64_t>();
+  if (u.contains("completion_tokens") && u["completion_tokens"].is_number_integer())
+    *completion = u["completion_tokens"].get<int64_t>();
 }
 
 }  // namespace
@@ -304,9 +307,12 @@ namespace {
 
 // The http(s) URL of an image_url content part, or "" for any other part (data: URLs included).
 std::string remote_image_url(const json& part) {
-  if (!part.is_object() || part.value("type", "") != "image_url" || !part.contains("image_url")) return "";
+  auto text = [](const json& o, const char* key) {
+    return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
+  };
+  if (!part.is_object() || text(part, "type") != "image_url" || !part.contains("image_url")) return "";
   const auto& iu = part["image_url"];
-  const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? iu.value("url", "") : "";
+  const std::string url = iu.is_string() ? iu.get<std::string>() : iu.is_object() ? text(iu, "url") : "";
   return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 ? url : "";
 }
 
