@@ -7,6 +7,7 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -253,6 +254,37 @@ TEST(ServeJobs, MistypedFieldsAreClearErrorsNot500) {
   body["messages"][0]["content"] = json::array({{{"type", 5}, {"image_url", {{"url", 7}}}}});
   r = s.post(body);
   EXPECT_EQ(r.status, 400) << r.body;
+}
+
+TEST(ServeJobs, MutatedRequestsNeverGetA500) {
+  Serve s("deployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  json seed = chat("story", 2);
+  seed["messages"][0]["content"] = json::array({{{"type", "text"}, {"text", "hi"}},
+                                               {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64,AAAA"}}}}});
+  const std::string base = seed.dump();
+  std::mt19937 rng(7);
+  const std::string alphabet = "{}[]\":,0123456789-.eE tfnurlasx\\";
+  int server_errors = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string body = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = rng() % body.size();
+      switch (rng() % 3) {
+        case 0: body[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: body.erase(at, 1 + rng() % 8); break;
+        default: body.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    auto r = gateway::http_request("POST", s.address(), "/v1/chat/completions", body, {}, std::chrono::seconds(60));
+    ASSERT_TRUE(r.is_ok()) << "the server stopped answering after: " << body;
+    if (r->status >= 500) {
+      ++server_errors;
+      ADD_FAILURE() << r->status << " for " << body << " -> " << r->body;
+    }
+  }
+  EXPECT_EQ(server_errors, 0);
+  EXPECT_EQ(s.post(chat("story", 2)).status, 200);
 }
 
 TEST(ServeJobs, BatchMaxInstancesLetsBatchWorkStartAnInstance) {
