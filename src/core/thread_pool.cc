@@ -11,6 +11,12 @@ namespace {
 constexpr int kPauseSpins = 2000;
 constexpr int kYieldSpins = 2000;
 
+constexpr uint64_t kClosed = uint64_t{1} << 31;
+constexpr uint64_t kShared = uint64_t{1} << 30;
+constexpr uint64_t kJoinedMask = kShared - 1;
+
+inline uint32_t generation_of(uint64_t ticket) { return static_cast<uint32_t>(ticket >> 32); }
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause();
@@ -26,7 +32,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    ticket_.store((static_cast<uint64_t>(generation_of(ticket_.load()) + 1) << 32) | kClosed);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -38,20 +44,29 @@ int ThreadPool::default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
+void ThreadPool::run(const std::function<void(int, int)>& fn) { dispatch(fn, false); }
+
+void ThreadPool::run_shared(const std::function<void(int, int)>& fn) { dispatch(fn, true); }
+
+void ThreadPool::dispatch(const std::function<void(int, int)>& fn, bool shared) {
   if (n_threads_ == 1) {
     fn(0, 1);
     return;
   }
   job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t next = static_cast<uint64_t>(generation_of(ticket_.load(std::memory_order_relaxed)) + 1) << 32;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+    ticket_.store(next | (shared ? kShared : 0), std::memory_order_release);
   }
   wake_.notify_all();
   fn(0, n_threads_);
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+  // Shared jobs: close the ticket so that late workers skip, and wait only for those that
+  // joined. Other jobs: every worker joins.
+  const int expected = shared ? static_cast<int>(ticket_.fetch_or(kClosed, std::memory_order_acq_rel) & kJoinedMask)
+                              : n_threads_ - 1;
+  for (int spins = 0; done_.load(std::memory_order_acquire) != expected; ++spins) {
     if (spins < kPauseSpins) cpu_relax();
     else sched_yield();
   }
@@ -68,22 +83,33 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kPauseSpins + kYieldSpins) {
+    while (generation_of(ticket_.load(std::memory_order_acquire)) == seen && spins < kPauseSpins + kYieldSpins) {
       if (spins < kPauseSpins) cpu_relax();
       else sched_yield();
       ++spins;
     }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    if (generation_of(ticket_.load(std::memory_order_acquire)) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
+      wake_.wait(lock, [&] { return generation_of(ticket_.load()) != seen; });
     }
-    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
+    // Join the newest job unless the caller has closed it; the compare-exchange fails if
+    // the ticket moved on (another worker joined, the job was closed, or a newer job began).
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    bool joined = false;
+    while (!(t & kClosed)) {
+      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    seen = generation_of(t);
+    if (!joined) continue;
     (*job_)(index, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    done_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 

@@ -25,6 +25,12 @@ class ThreadPool {
   // Not re-entrant: one run at a time per pool.
   void run(const std::function<void(int, int)>& fn);
 
+  // Like run(), for jobs whose threads claim work from shared counters, so that any subset
+  // of them that includes the caller completes it: once the caller's fn returns, workers
+  // that have not started yet skip this job instead of being waited for. A worker that the
+  // OS has descheduled (other processes on the cores) then no longer stalls every step.
+  void run_shared(const std::function<void(int, int)>& fn);
+
   // Splits [0, n) into one contiguous chunk per thread and calls fn(begin, end) for each.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
@@ -32,13 +38,16 @@ class ThreadPool {
   static int default_threads();
 
  private:
+  void dispatch(const std::function<void(int, int)>& fn, bool shared);
   void worker_loop(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // One word per job, so that a worker cannot join a job other than the one it saw:
+  // generation << 32 | kClosed | kShared | number of workers that joined.
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> done_{0};  // workers that joined and finished
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -37,6 +37,28 @@ TEST(ThreadPool, RunGivesEachThreadItsIndexAndManyRunsComplete) {
   EXPECT_EQ(total.load(), 8000);
 }
 
+TEST(ThreadPool, RunSharedCompletesClaimedWorkAndLeavesNoThreadInside) {
+  ThreadPool pool(3);
+  std::atomic<int> inside{0};
+  for (int round = 0; round < 3000; ++round) {
+    constexpr int kUnits = 17;
+    std::atomic<int> next{0};
+    std::vector<std::atomic<int>> hits(kUnits);
+    pool.run_shared([&](int, int) {
+      inside.fetch_add(1);
+      for (int u; (u = next.fetch_add(1)) < kUnits;) hits[u].fetch_add(1);
+      inside.fetch_sub(1);
+    });
+    // Whoever joined has left; whoever did not join never will for this job.
+    ASSERT_EQ(inside.load(), 0) << "round " << round;
+    for (int u = 0; u < kUnits; ++u) ASSERT_EQ(hits[u].load(), 1) << "round " << round << " unit " << u;
+  }
+  // Plain runs after shared ones still reach every thread.
+  std::vector<int> seen(3, 0);
+  pool.run([&](int t, int) { seen[t] = 1; });
+  EXPECT_EQ(seen, (std::vector<int>{1, 1, 1}));
+}
+
 TEST(ThreadPool, DefaultThreadsIsPositive) { EXPECT_GE(ThreadPool::default_threads(), 1); }
 
 }  // namespace

@@ -29,6 +29,10 @@ struct GemmKernel {
   void (*pack)(const float* x, int64_t n_in, void* dst) = nullptr;
   // Computes the outputs of rows [r0, r1) for all tokens.
   void (*gemm)(const GemmArgs& args, int64_t r0, int64_t r1) = nullptr;
+  // When nonzero: every run of pack_unit values packs independently into act_bytes(pack_unit)
+  // bytes, so pack(x + k * pack_unit, m * pack_unit, dst + k * act_bytes(pack_unit)) packs a
+  // piece of a row; the driver then splits a single token's packing between threads.
+  int pack_unit = 0;
 };
 
 // Kernels of one instruction set, or nullptr where that set has none for the type (the

@@ -119,13 +119,164 @@ core::Status validate_weight(const WeightView& w) {
 
 namespace {
 
-// Chunks of whole 4-row tiles, large enough to stream (~256 KB of weights) and small
-// enough that every thread gets several.
-int64_t chunk_rows_for(const WeightView& w, int threads) {
-  const int64_t row_bytes = static_cast<int64_t>(std::max<size_t>(1, ggml_row_size(w.type, w.n_in)));
-  const int64_t per_thread = (w.n_out + 4 * threads - 1) / (4 * threads);
-  int64_t chunk_rows = std::min<int64_t>(std::max<int64_t>(1, (256 * 1024) / row_bytes), per_thread);
-  return std::max<int64_t>(4, (chunk_rows + 3) & ~int64_t{3});
+constexpr int kMaxGroup = 4;
+
+// One dispatch for up to kMaxGroup matrices applied to the same activations: each distinct
+// activation format is packed once (by all threads together when there are fewer tokens
+// than threads), then row chunks of all matrices are claimed from one counter, so the
+// threads stream the matrices back to back and no thread waits between them.
+//
+// Chunks are claimed from shared counters rather than split evenly, so a thread that runs
+// slower (a core shared with other work) does less; they shrink as the work runs out
+// (guided scheduling: half of what remains per thread, between kMinChunkBytes and
+// kMaxChunkBytes of weights), so that the threads finish together instead of one
+// waiting for the other's last large chunk.
+class GroupJob {
+ public:
+  static constexpr int64_t kMaxChunkBytes = 256 * 1024;  // long enough to stream
+  static constexpr int64_t kMinChunkBytes = 32 * 1024;
+
+  // ws[i] must be valid and all have the same n_in.
+  GroupJob(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens, int threads)
+      : n_(n), x_(x), n_tokens_(n_tokens), n_in_(ws[0].n_in), threads_(threads) {
+    size_t act_total = 0;
+    for (int i = 0; i < n; ++i) {
+      const GemmKernel* k = select_kernel(ws[i].type);
+      int f = 0;
+      while (f < n_formats_ && !(formats_[f].k->pack == k->pack && formats_[f].k->act_bytes == k->act_bytes)) ++f;
+      if (f == n_formats_) {
+        Format& fm = formats_[n_formats_++];
+        fm.k = k;
+        fm.act_stride = k->act_bytes(n_in_);
+        fm.offset = act_total;
+        act_total += fm.act_stride * static_cast<size_t>(n_tokens);
+      }
+      Part& p = parts_[i];
+      p.k = k;
+      p.format = f;
+      p.row_bytes = static_cast<int64_t>(std::max<size_t>(1, ggml_row_size(ws[i].type, n_in_)));
+      p.first = i == 0 ? 0 : parts_[i - 1].first + ws[i - 1].n_out;
+      GemmArgs& a = p.args;
+      a.w = static_cast<const uint8_t*>(ws[i].data);
+      a.row_stride = ws[i].row_stride;
+      a.n_in = n_in_;
+      a.act_stride = formats_[f].act_stride;
+      a.n_tokens = n_tokens;
+      a.y = ys[i];
+      a.y_stride = ws[i].n_out;
+    }
+    total_rows_ = parts_[n - 1].first + ws[n - 1].n_out;
+    bytes_after_[n - 1] = 0;
+    for (int i = n - 2; i >= 0; --i) bytes_after_[i] = bytes_after_[i + 1] + ws[i + 1].n_out * parts_[i + 1].row_bytes;
+    act_bytes_ = act_total;
+    // Fewer tokens than threads: split each token's packing into pieces of whole units.
+    const int unit = formats_[0].k->pack_unit;
+    bool split = n_tokens < threads && unit > 0 && n_in_ % unit == 0 && n_in_ / unit >= threads;
+    for (int f = 1; f < n_formats_; ++f) split = split && formats_[f].k->pack_unit == unit;
+    if (split) {
+      pieces_ = threads;
+      units_per_token_ = n_in_ / unit;
+    }
+  }
+
+  size_t act_bytes() const { return act_bytes_; }
+
+  void set_act(uint8_t* act) {
+    act_ = act;
+    for (int i = 0; i < n_; ++i) parts_[i].args.act = act + formats_[parts_[i].format].offset;
+  }
+
+  void run() {
+    const int64_t n_pack = static_cast<int64_t>(n_formats_) * n_tokens_ * pieces_;
+    for (int64_t j; (j = next_pack_.fetch_add(1, std::memory_order_relaxed)) < n_pack;) {
+      const Format& fm = formats_[j / (n_tokens_ * pieces_)];
+      const int64_t t = (j / pieces_) % n_tokens_, piece = j % pieces_;
+      const float* x = x_ + t * n_in_;
+      uint8_t* dst = act_ + fm.offset + static_cast<size_t>(t) * fm.act_stride;
+      if (pieces_ == 1) {
+        fm.k->pack(x, n_in_, dst);
+      } else {
+        // Units are packed independently (pack_unit's contract), so a piece is a shorter row.
+        const int64_t unit = fm.k->pack_unit;
+        const int64_t u0 = units_per_token_ * piece / pieces_, u1 = units_per_token_ * (piece + 1) / pieces_;
+        fm.k->pack(x + u0 * unit, (u1 - u0) * unit, dst + static_cast<size_t>(u0) * fm.k->act_bytes(unit));
+      }
+      packed_.fetch_add(1, std::memory_order_release);
+    }
+    while (packed_.load(std::memory_order_acquire) < n_pack) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+    int i;
+    int64_t r0, r1;
+    while (claim(i, r0, r1)) parts_[i].k->gemm(parts_[i].args, r0, r1);
+  }
+
+ private:
+  struct Format {
+    const GemmKernel* k;
+    size_t act_stride;
+    size_t offset;  // of this format's activations in the packed buffer
+  };
+  struct Part {
+    const GemmKernel* k;
+    int format;
+    GemmArgs args;
+    int64_t first;  // global index of row 0
+    int64_t row_bytes;
+  };
+
+  // Next chunk of rows [r0, r1) of matrix i; false when all are taken.
+  bool claim(int& i, int64_t& r0, int64_t& r1) {
+    int64_t pos = next_row_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (pos >= total_rows_) return false;
+      i = 0;
+      while (i + 1 < n_ && pos >= parts_[i + 1].first) ++i;
+      const Part& p = parts_[i];
+      const int64_t end = p.first + p.args.y_stride;
+      const int64_t remaining = bytes_after_[i] + (end - pos) * p.row_bytes;
+      const int64_t bytes =
+          std::clamp<int64_t>(remaining / (2 * static_cast<int64_t>(threads_)), kMinChunkBytes, kMaxChunkBytes);
+      const int64_t rows = std::max<int64_t>(4, (bytes / p.row_bytes + 3) & ~int64_t{3});
+      const int64_t next = std::min(end, pos + rows);
+      if (next_row_.compare_exchange_weak(pos, next, std::memory_order_relaxed)) {
+        r0 = pos - p.first;
+        r1 = next - p.first;
+        return true;
+      }
+    }
+  }
+
+  Part parts_[kMaxGroup];
+  Format formats_[kMaxGroup];
+  int64_t bytes_after_[kMaxGroup];  // weight bytes of the matrices after matrix i
+  int n_;
+  int n_formats_ = 0;
+  const float* x_;
+  int64_t n_tokens_;
+  int64_t n_in_;
+  int threads_;
+  int64_t total_rows_ = 0;
+  size_t act_bytes_ = 0;
+  int64_t pieces_ = 1;
+  int64_t units_per_token_ = 1;
+  uint8_t* act_ = nullptr;
+  std::atomic<int64_t> next_pack_{0};
+  std::atomic<int64_t> packed_{0};
+  std::atomic<int64_t> next_row_{0};
+};
+
+thread_local Scratch t_scratch;
+
+void run_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
+               core::ThreadPool& pool) {
+  GroupJob job(ws, ys, n, x, n_tokens, pool.size());
+  job.set_act(t_scratch.get(job.act_bytes()));
+  // Everything the threads need is behind one pointer: a lambda capturing only that fits
+  // std::function's inline storage, so dispatching allocates nothing.
+  pool.run_shared([&job](int, int) { job.run(); });
 }
 
 }  // namespace
@@ -136,158 +287,32 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
     std::fill(y, y + n_tokens * std::max<int64_t>(w.n_out, 0), std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  const GemmKernel* k = select_kernel(w.type);
-  const size_t act_stride = k->act_bytes(w.n_in);
-  thread_local Scratch scratch;
-  uint8_t* act = scratch.get(act_stride * static_cast<size_t>(n_tokens));
-
-  GemmArgs args;
-  args.w = static_cast<const uint8_t*>(w.data);
-  args.row_stride = w.row_stride;
-  args.n_in = w.n_in;
-  args.act = act;
-  args.act_stride = act_stride;
-  args.n_tokens = n_tokens;
-  args.y = y;
-  args.y_stride = w.n_out;
-
-  // Everything the threads need, behind one pointer: a lambda capturing only that fits
-  // std::function's inline storage, so dispatching allocates nothing.
-  struct Job {
-    const GemmKernel* k;
-    const GemmArgs* args;
-    const float* x;
-    uint8_t* act;  // where pack writes; args->act reads the same memory
-    int64_t chunk_rows;
-    std::atomic<int64_t> next_token{0};
-    std::atomic<int64_t> packed_tokens{0};
-    std::atomic<int64_t> next_row{0};
-
-    // Tokens and then row chunks are claimed from shared counters rather than split
-    // evenly, so a thread that runs slower (a core shared with other work) does less.
-    void run() {
-      const int64_t n_tokens = args->n_tokens;
-      for (int64_t t; (t = next_token.fetch_add(1, std::memory_order_relaxed)) < n_tokens;) {
-        k->pack(x + t * args->n_in, args->n_in, act + static_cast<size_t>(t) * args->act_stride);
-        packed_tokens.fetch_add(1, std::memory_order_release);
-      }
-      while (packed_tokens.load(std::memory_order_acquire) < n_tokens) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-      }
-      const int64_t n_out = args->y_stride;
-      for (int64_t r0; (r0 = next_row.fetch_add(chunk_rows, std::memory_order_relaxed)) < n_out;) {
-        k->gemm(*args, r0, std::min(n_out, r0 + chunk_rows));
-      }
-    }
-  };
-  Job job{k, &args, x, act, chunk_rows_for(w, pool.size())};
-  pool.run([&job](int, int) { job.run(); });
+  run_group(&w, &y, 1, x, n_tokens, pool);
 }
 
 void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
                   core::ThreadPool& pool) {
   if (n_tokens <= 0 || n <= 0) return;
-  // Sharing needs one activation format: the same packing and the same row length. Matrices
-  // that differ from the first (e.g. a Q6_K attn_v among Q4_K in a Q4_K_M file) go on their own.
-  const GemmKernel* k0 = select_kernel(ws[0].type);
-  auto shares = [&](int i) {
-    const GemmKernel* ki = select_kernel(ws[i].type);
-    return validate_weight(ws[i]).is_ok() && ws[i].n_in == ws[0].n_in && ki->pack == k0->pack &&
-           ki->act_bytes == k0->act_bytes;
-  };
-  if (n == 1 || !shares(0)) {
-    for (int i = 0; i < n; ++i) matmul(ws[i], x, n_tokens, ys[i], pool);
-    return;
-  }
-  if (n <= 4) {
-    WeightView same[4], other[4];
-    float* same_y[4];
-    float* other_y[4];
-    int n_same = 0, n_other = 0;
-    for (int i = 0; i < n; ++i) {
-      if (shares(i)) {
-        same[n_same] = ws[i];
-        same_y[n_same++] = ys[i];
-      } else {
-        other[n_other] = ws[i];
-        other_y[n_other++] = ys[i];
-      }
-    }
-    if (n_other > 0) {
-      matmul_group(same, same_y, n_same, x, n_tokens, pool);
-      matmul_group(other, other_y, n_other, x, n_tokens, pool);
-      return;
-    }
-  }
-  constexpr int kMaxGroup = 4;
   if (n > kMaxGroup) {
     matmul_group(ws, ys, kMaxGroup, x, n_tokens, pool);
     matmul_group(ws + kMaxGroup, ys + kMaxGroup, n - kMaxGroup, x, n_tokens, pool);
     return;
   }
-  const size_t act_stride = k0->act_bytes(ws[0].n_in);
-  thread_local Scratch scratch;
-  uint8_t* act = scratch.get(act_stride * static_cast<size_t>(n_tokens));
-  // One dispatch for the whole group: the activations are packed once, then row chunks of
-  // every matrix are claimed from one counter, so the threads stream the matrices back to back.
-  struct GroupJob {
-    const GemmKernel* kernels[kMaxGroup];
-    GemmArgs args[kMaxGroup];
-    int64_t chunk_rows[kMaxGroup];
-    int64_t first_chunk[kMaxGroup + 1];
-    int n;
-    const float* x;
-    uint8_t* act;
-    int64_t n_tokens;
-    int64_t n_in;
-    size_t act_stride;
-    std::atomic<int64_t> next_token{0};
-    std::atomic<int64_t> packed_tokens{0};
-    std::atomic<int64_t> next_chunk{0};
-
-    void run() {
-      for (int64_t t; (t = next_token.fetch_add(1, std::memory_order_relaxed)) < n_tokens;) {
-        kernels[0]->pack(x + t * n_in, n_in, act + static_cast<size_t>(t) * act_stride);
-        packed_tokens.fetch_add(1, std::memory_order_release);
-      }
-      while (packed_tokens.load(std::memory_order_acquire) < n_tokens) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-      }
-      for (int64_t c; (c = next_chunk.fetch_add(1, std::memory_order_relaxed)) < first_chunk[n];) {
-        int i = 0;
-        while (c >= first_chunk[i + 1]) ++i;
-        const int64_t r0 = (c - first_chunk[i]) * chunk_rows[i];
-        kernels[i]->gemm(args[i], r0, std::min(args[i].y_stride, r0 + chunk_rows[i]));
-      }
-    }
-  };
-  GroupJob job;
-  job.n = n;
-  job.x = x;
-  job.act = act;
-  job.n_tokens = n_tokens;
-  job.n_in = ws[0].n_in;
-  job.act_stride = act_stride;
-  job.first_chunk[0] = 0;
+  // Matrices that cannot join (invalid ones, which matmul fills with NaN, or other row
+  // lengths) go on their own; the rest share one dispatch, each activation format packed once
+  // (e.g. a Q6_K attn_v among Q4_K in a Q4_K_M file).
+  WeightView same[kMaxGroup];
+  float* same_y[kMaxGroup];
+  int n_same = 0;
   for (int i = 0; i < n; ++i) {
-    job.kernels[i] = select_kernel(ws[i].type);
-    GemmArgs& a = job.args[i];
-    a.w = static_cast<const uint8_t*>(ws[i].data);
-    a.row_stride = ws[i].row_stride;
-    a.n_in = ws[i].n_in;
-    a.act = act;
-    a.act_stride = act_stride;
-    a.n_tokens = n_tokens;
-    a.y = ys[i];
-    a.y_stride = ws[i].n_out;
-    job.chunk_rows[i] = chunk_rows_for(ws[i], pool.size());
-    job.first_chunk[i + 1] = job.first_chunk[i] + (ws[i].n_out + job.chunk_rows[i] - 1) / job.chunk_rows[i];
+    if (validate_weight(ws[i]).is_ok() && (n_same == 0 || ws[i].n_in == same[0].n_in)) {
+      same[n_same] = ws[i];
+      same_y[n_same++] = ys[i];
+    } else {
+      matmul(ws[i], x, n_tokens, ys[i], pool);
+    }
   }
-  pool.run([&job](int, int) { job.run(); });
+  if (n_same > 0) run_group(same, same_y, n_same, x, n_tokens, pool);
 }
 
 std::string_view kernel_isa() {

@@ -33,7 +33,8 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
 core::Status validate_weight(const WeightView& w);
 
 // Several matrices applied to the same activations (e.g. Q, K and V): the activations are
-// packed once and all products run in one dispatch. Results equal separate matmul() calls.
+// packed once per format the matrices take (a Q6_K attn_v among Q4_K Q and K adds a second)
+// and all products run in one dispatch. Results equal separate matmul() calls.
 void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
                   core::ThreadPool& pool);
 

@@ -68,5 +68,54 @@ TEST(MatmulGroup, FallsBackForMixedFormatsAndLargeGroups) {
               3, 2);
 }
 
+
+// With fewer tokens than threads, each token's packing is split between the threads and
+// formats that differ (Q4_K and Q6_K) are packed side by side in one dispatch: the results
+// must not depend on the thread count.
+TEST(MatmulGroup, SplitPackingAndMixedFormatsDoNotDependOnThreads) {
+  std::mt19937 rng(9);
+  const int64_t n_in = 2048;
+  std::vector<Matrix> ms;
+  ms.push_back(random_matrix(GgmlType::kQ4_K, n_in, 96, rng));
+  ms.push_back(random_matrix(GgmlType::kQ6_K, n_in, 40, rng));
+  ms.push_back(random_matrix(GgmlType::kQ4_K, n_in, 64, rng));
+  std::vector<WeightView> views;
+  for (const auto& m : ms) views.push_back(m.view());
+  std::normal_distribution<float> d(0, 1);
+  for (int64_t tokens : {1, 2}) {
+    std::vector<float> x(n_in * tokens);
+    for (auto& v : x) v = d(rng);
+    auto run = [&](int threads) {
+      core::ThreadPool pool(threads);
+      std::vector<std::vector<float>> ys;
+      std::vector<float*> outs;
+      for (const auto& m : ms) ys.emplace_back(m.n_out * tokens, -1.f);
+      for (auto& y : ys) outs.push_back(y.data());
+      matmul_group(views.data(), outs.data(), static_cast<int>(views.size()), x.data(), tokens, pool);
+      return ys;
+    };
+    const auto one = run(1);
+    for (int threads : {2, 3, 4}) EXPECT_EQ(run(threads), one) << threads << " threads, " << tokens << " tokens";
+  }
+}
+
+// Many back-to-back dispatches, each short enough that workers often arrive after the
+// caller has finished (they then skip the job): every result must still be complete.
+TEST(MatmulGroup, ManyShortDispatchesAreComplete) {
+  std::mt19937 rng(3);
+  const Matrix m = random_matrix(GgmlType::kQ4_K, 256, 8, rng);
+  std::vector<float> x(256);
+  std::normal_distribution<float> d(0, 1);
+  for (auto& v : x) v = d(rng);
+  core::ThreadPool single(1), pool(3);
+  std::vector<float> want(8), got(8);
+  matmul(m.view(), x.data(), 1, want.data(), single);
+  for (int i = 0; i < 3000; ++i) {
+    std::fill(got.begin(), got.end(), -1.f);
+    matmul(m.view(), x.data(), 1, got.data(), pool);
+    ASSERT_EQ(got, want) << "dispatch " << i;
+  }
+}
+
 }  // namespace
 }  // namespace zs::engine
