@@ -278,8 +278,13 @@ Status ServeDaemon::reload() {
 }
 
 void ServeDaemon::shutdown() {
-  // Batch items in flight finish and are recorded while the gateway still serves them.
-  if (batch_runner_) batch_runner_->stop(std::chrono::seconds(30));
+  // Batch items being generated finish and are recorded while the gateway still serves them;
+  // those still waiting for a slot give way at once (they run again at the next start).
+  if (batch_runner_) {
+    batch_runner_->halt();
+    if (fleet_) fleet_->fail_waiting(platform::RequestClass::kBatch, "the server is shutting down");
+    batch_runner_->stop(std::chrono::seconds(30));
+  }
   if (gateway_) {
     gateway_->set_batch_api(nullptr);
     gateway_->stop(std::chrono::seconds(30));

@@ -146,6 +146,32 @@ TEST(ServeJobs, BatchJobOf200ItemsCompletesExactlyOnceAcrossRestarts) {
   EXPECT_GT(metric(s.address(), "zs_batch_items_total{outcome=\"completed\"}"), 0);
 }
 
+TEST(ServeJobs, BatchJobWaitsForCapacityAndSurvivesARestartWhileWaiting) {
+  Serve s("deployments:\n" + stories_deployment("story", "    keep_alive: 60s\n"));
+  auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 6, 4),
+                 {{"Content-Type", "application/jsonl"}});
+  ASSERT_EQ(up.status, 200);
+  auto created = call("POST", s.address(), "/v1/batches",
+                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
+  ASSERT_EQ(created.status, 200);
+  const std::string id = json::parse(created.body)["id"];
+  // Nothing runs and batch_max_instances is 0: the items wait for capacity, no instance starts.
+  ASSERT_TRUE(wait_for([&] { return metric(s.address(), "zs_deployment_batch_queued_requests{deployment=\"story\"}") >= 1; }, 20s));
+  EXPECT_EQ(s.state_of("story"), "idle");
+  // Waiting items give way at shutdown at once (the drain does not wait for them) and were
+  // not attempts: no model saw them.
+  ASSERT_EQ(s.stop(std::chrono::seconds(20)), 0);
+  s.start();
+  json b = get_batch(s.address(), id);
+  EXPECT_EQ(b["status"], "in_progress");
+  EXPECT_EQ(done_items(b), 0);
+  EXPECT_EQ(b["zeroserve"]["attempts"], 0);
+  // Interactive traffic brings an instance up; the job then fills its free slots.
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  ASSERT_TRUE(wait_for([&] { return get_batch(s.address(), id).value("status", "") == "completed"; }, 60s));
+  EXPECT_EQ(get_batch(s.address(), id)["request_counts"]["completed"], 6);
+}
+
 TEST(ServeJobs, BatchApiRefusesBadInputNamingTheProblem) {
   Serve s("deployments:\n" + stories_deployment("story"));
   std::string type;

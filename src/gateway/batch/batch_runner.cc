@@ -30,14 +30,22 @@ void BatchRunner::wake() {
   wake_.notify_all();
 }
 
-void BatchRunner::stop(std::chrono::milliseconds grace) {
+void BatchRunner::halt() {
   {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (stopping_ && !scheduler_.joinable()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
     // Queued items never started: they stay pending in the store.
     for (const auto& item : queue_) in_flight_[item.batch_id].erase(item.line);
     queue_.clear();
+  }
+  wake_.notify_all();
+  work_ready_.notify_all();
+}
+
+void BatchRunner::stop(std::chrono::milliseconds grace) {
+  halt();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
     idle_.wait_for(lock, grace, [&] {
       return std::all_of(in_flight_.begin(), in_flight_.end(), [](const auto& kv) { return kv.second.empty(); });
     });
@@ -182,9 +190,11 @@ void BatchRunner::run_item(const platform::PendingItem& item) {
     outcome.error_code = "connection_failed";
     outcome.error_message = r.status().message();
   } else if (r->status == 429 || r->status == 503 || r->status == 504) {
-    // Capacity, not the item: try again later (batch work waits for free slots).
+    // Capacity, not the item: try again later (batch work waits for free slots). No model
+    // saw it, so it is not an attempt.
     const std::string ra = r->header("Retry-After");
     retry_after_s = std::clamp(ra.empty() ? 2.0 : std::atof(ra.c_str()), 0.5, 30.0);
+    if (auto st = store_.withdraw_attempt(item.batch_id, item.line); !st) core::log_warn("batch", st.message());
   } else if (r->status == 500 || r->status == 502) {
     server_error = true;
     outcome.status_code = r->status;

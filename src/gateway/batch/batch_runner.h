@@ -39,8 +39,10 @@ class BatchRunner {
   void start();
   // A job was created or cancelled: look at once rather than at the next poll.
   void wake();
-  // Sends no new items; waits up to `grace` for the ones in flight to be recorded. Call it
-  // while the gateway still serves, so that they can finish.
+  // Sends no new items from now on.
+  void halt();
+  // halt(), then waits up to `grace` for the items in flight to be recorded. Call it while
+  // the gateway still serves, so that they can finish.
   void stop(std::chrono::milliseconds grace);
   int in_flight(const std::string& batch_id) const;
 

@@ -576,6 +576,24 @@ core::Status BatchStore::record_attempt(const std::string& batch_id, int64_t lin
   return core::Status::ok();
 }
 
+core::Status BatchStore::withdraw_attempt(const std::string& batch_id, int64_t line) {
+  const std::string what = "withdrawing an attempt at line " + std::to_string(line) + " of " + batch_id;
+  std::lock_guard<std::mutex> lock(mu_);
+  SqliteTransaction txn(db_);
+  if (!txn.begin()) return sqlite_error(what);
+  Stmt item(db_,
+            "UPDATE batch_items SET attempts = attempts - 1"
+            " WHERE batch_id = ? AND line = ? AND attempts > 0 AND outcome_at IS NULL");
+  item.text(1, batch_id).integer(2, line);
+  if (!item.done()) return sqlite_error(what);
+  if (sqlite3_changes(db_) == 0) return core::Status::error(what + ": no attempt without an outcome to withdraw");
+  Stmt batch(db_, "UPDATE batches SET attempts = attempts - 1 WHERE id = ? AND attempts > 0");
+  batch.text(1, batch_id);
+  if (!batch.done()) return sqlite_error(what);
+  if (!txn.commit()) return sqlite_error(what);
+  return core::Status::ok();
+}
+
 core::Result<bool> BatchStore::record_outcome(const std::string& batch_id, int64_t line, const ItemOutcome& outcome) {
   const std::string what = "recording the outcome of line " + std::to_string(line) + " of " + batch_id;
   if (outcome.status_code != 0 && (outcome.status_code < 100 || outcome.status_code > 599)) {

@@ -142,6 +142,9 @@ class BatchStore {
   // item that already has an outcome (sending it again would be wasted work) and for an
   // item of a final batch.
   core::Status record_attempt(const std::string& batch_id, int64_t line);
+  // Takes back one recorded sending that never reached a model (the server refused it for
+  // lack of capacity), so that attempts count model work only.
+  core::Status withdraw_attempt(const std::string& batch_id, int64_t line);
   // In one transaction: stores the outcome and adds it to the batch's completed (2xx) or
   // failed count. Returns false and changes nothing when the item already has an outcome,
   // or when the batch is final (its result files are written): that is what makes results

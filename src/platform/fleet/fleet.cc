@@ -286,6 +286,23 @@ void Fleet::release(const Lease& lease, bool instance_failed) {
   run_pending();
 }
 
+void Fleet::fail_waiting(RequestClass cls, const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [name, d] : deployments_)
+      for (auto it = d->queue.begin(); it != d->queue.end();) {
+        if (it->cls != cls) {
+          ++it;
+          continue;
+        }
+        AcquireFailure f{AcquireError::kShuttingDown, message, 5};
+        pending_callbacks_.push_back([done = std::move(it->done), f] { done(nullptr, &f); });
+        it = d->queue.erase(it);
+      }
+  }
+  run_pending();
+}
+
 std::vector<DeploymentStatus> Fleet::status() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<DeploymentStatus> out;

@@ -134,6 +134,10 @@ class Fleet {
   // A time to first token seen by the gateway, for policies with a latency objective.
   void observe_ttft(const std::string& deployment, double seconds);
 
+  // Fails the requests of one class still waiting for a slot (at shutdown: batch work that
+  // has not started gives way at once instead of holding the drain).
+  void fail_waiting(RequestClass cls, const std::string& message);
+
   std::vector<DeploymentStatus> status() const;
   std::vector<DeviceMemory> device_memory() const;
   // Admin: keep at least n instances (n <= max_instances) until the next reload.

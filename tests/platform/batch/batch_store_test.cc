@@ -302,6 +302,19 @@ TEST(BatchStore, RecordAttemptCountsSendings) {
   EXPECT_EQ(fx.get(b.id).attempts, 3);
 }
 
+TEST(BatchStore, WithdrawAttemptUndoesOneSendingWithoutOutcome) {
+  Fixture fx;
+  const BatchRecord b = fx.create(2);
+  ASSERT_TRUE(fx.store->record_attempt(b.id, 1).is_ok());
+  ASSERT_TRUE(fx.store->record_attempt(b.id, 1).is_ok());
+  ASSERT_TRUE(fx.store->withdraw_attempt(b.id, 1).is_ok());
+  EXPECT_EQ(fx.get(b.id).attempts, 1);
+  EXPECT_FALSE(fx.store->withdraw_attempt(b.id, 2).is_ok());  // never sent
+  ASSERT_TRUE(fx.outcome(b.id, 1, 200));
+  EXPECT_FALSE(fx.store->withdraw_attempt(b.id, 1).is_ok());  // its outcome is recorded
+  EXPECT_EQ(fx.get(b.id).attempts, 1);
+}
+
 TEST(BatchStore, CancelOnlyFromInProgress) {
   Fixture fx;
   const BatchRecord b = fx.create(2);
