@@ -65,7 +65,9 @@ core::Status run_golden(const GoldenOptions& o) {
     out["image_embed_first8"] = std::vector<float>(e.begin(), e.begin() + std::min<size_t>(8, n_values));
     out["layout"] = "bos,image,prompt_tokens[1:]";
   } else {
-    prompt.pieces.push_back(engine::PromptPiece{tokens});
+    engine::PromptPiece piece;
+    piece.tokens = tokens;
+    prompt.pieces.push_back(std::move(piece));
   }
   engine::Session session(*llm->model, *backend, prompt.n_positions() + o.n + 1);
   ZS_RETURN_IF_ERROR(engine::eval_prompt(session, prompt));

@@ -318,8 +318,10 @@ TEST(Worker, TakesImagesAsDataUrls) {
 TEST(Worker, ClientDisconnectCancelsItsSequence) {
   Worker w({"--slots", "1"});
   int chunks = 0;
-  gateway::http_stream("POST", w.address(), "/v1/chat/completions", chat_body("Once upon a time", 100000, true).dump(), {},
-                       [&](std::string_view) { return ++chunks < 3; });
+  auto abandoned = gateway::http_stream("POST", w.address(), "/v1/chat/completions",
+                                        chat_body("Once upon a time", 100000, true).dump(), {},
+                                        [&](std::string_view) { return ++chunks < 3; });
+  EXPECT_EQ(chunks, 3);  // the client hung up after its third chunk
   // With one slot, the next request only runs once the abandoned one was cancelled.
   auto r = w.post("/v1/chat/completions", chat_body("Lily", 4).dump());
   EXPECT_EQ(r.status, 200);

@@ -69,18 +69,18 @@ bool known_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::
 Status read_value(Cursor& c, GgufType type, GgufValue* v, int depth) {
   v->type = type;
   switch (type) {
-    case GgufType::kUint8: { uint8_t x; ZS_RETURN_IF_ERROR(c.read(&x, "u8 value")); v->u64 = x; break; }
-    case GgufType::kInt8: { int8_t x; ZS_RETURN_IF_ERROR(c.read(&x, "i8 value")); v->i64 = x; break; }
-    case GgufType::kUint16: { uint16_t x; ZS_RETURN_IF_ERROR(c.read(&x, "u16 value")); v->u64 = x; break; }
-    case GgufType::kInt16: { int16_t x; ZS_RETURN_IF_ERROR(c.read(&x, "i16 value")); v->i64 = x; break; }
-    case GgufType::kUint32: { uint32_t x; ZS_RETURN_IF_ERROR(c.read(&x, "u32 value")); v->u64 = x; break; }
-    case GgufType::kInt32: { int32_t x; ZS_RETURN_IF_ERROR(c.read(&x, "i32 value")); v->i64 = x; break; }
-    case GgufType::kUint64: { uint64_t x; ZS_RETURN_IF_ERROR(c.read(&x, "u64 value")); v->u64 = x; break; }
-    case GgufType::kInt64: { int64_t x; ZS_RETURN_IF_ERROR(c.read(&x, "i64 value")); v->i64 = x; break; }
-    case GgufType::kFloat32: { float x; ZS_RETURN_IF_ERROR(c.read(&x, "f32 value")); v->f64 = x; break; }
-    case GgufType::kFloat64: { double x; ZS_RETURN_IF_ERROR(c.read(&x, "f64 value")); v->f64 = x; break; }
+    case GgufType::kUint8: { uint8_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "u8 value")); v->u64 = x; break; }
+    case GgufType::kInt8: { int8_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "i8 value")); v->i64 = x; break; }
+    case GgufType::kUint16: { uint16_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "u16 value")); v->u64 = x; break; }
+    case GgufType::kInt16: { int16_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "i16 value")); v->i64 = x; break; }
+    case GgufType::kUint32: { uint32_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "u32 value")); v->u64 = x; break; }
+    case GgufType::kInt32: { int32_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "i32 value")); v->i64 = x; break; }
+    case GgufType::kUint64: { uint64_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "u64 value")); v->u64 = x; break; }
+    case GgufType::kInt64: { int64_t x{}; ZS_RETURN_IF_ERROR(c.read(&x, "i64 value")); v->i64 = x; break; }
+    case GgufType::kFloat32: { float x{}; ZS_RETURN_IF_ERROR(c.read(&x, "f32 value")); v->f64 = x; break; }
+    case GgufType::kFloat64: { double x{}; ZS_RETURN_IF_ERROR(c.read(&x, "f64 value")); v->f64 = x; break; }
     case GgufType::kBool: {
-      uint8_t x;
+      uint8_t x{};
       ZS_RETURN_IF_ERROR(c.read(&x, "bool value"));
       if (x > 1) return c.error("bool value " + std::to_string(x) + " is neither 0 nor 1");
       v->u64 = x;

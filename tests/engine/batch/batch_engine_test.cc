@@ -22,7 +22,9 @@ const Llm& stories() {
 
 MultimodalPrompt text_prompt(const std::string& text) {
   MultimodalPrompt p;
-  p.pieces.push_back(PromptPiece{stories().tokenizer->encode(text, true, true)});
+  PromptPiece piece;
+  piece.tokens = stories().tokenizer->encode(text, true, true);
+  p.pieces.push_back(std::move(piece));
   return p;
 }
 

@@ -11,11 +11,6 @@
 namespace zs::engine {
 namespace {
 
-std::vector<uint8_t> read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 TEST(GgufRoundTrip, EveryValueTypeAndTensor) {
   zs::testing::TempDir dir;
   GgufWriter w;

@@ -139,7 +139,9 @@ TEST(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
     ASSERT_TRUE(r.is_ok()) << i << ": " << r.status().message();
     ASSERT_EQ(r->status, 200);
     if (i == 0) first_remote = r->body;
-    if (i % 2 == 0) EXPECT_EQ(r->body, first_remote);  // same client port: same connection
+    if (i % 2 == 0) {
+      EXPECT_EQ(r->body, first_remote);  // same client port: same connection
+    }
     EXPECT_TRUE(client.value()->is_open());
   }
   EXPECT_EQ(server->connection_count(), 1u);
