@@ -67,11 +67,11 @@ bool EmbeddingCache::insert(const ContentHash& key, Value value) {
 }
 
 core::Result<EmbeddingCache::Value> EmbeddingCache::get_or_compute(
-    const ContentHash& key, const std::function<core::Result<std::vector<float>>()>& compute) {
+    const ContentHash& key, const std::function<core::Result<CachedEmbedding>()>& compute) {
   if (Value hit = find(key)) return hit;
   auto computed = compute();
   if (!computed) return computed.status();
-  Value value = std::make_shared<const std::vector<float>>(std::move(computed).value());
+  Value value = std::make_shared<const CachedEmbedding>(std::move(computed).value());
   insert(key, value);
   return value;
 }

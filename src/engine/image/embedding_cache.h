@@ -21,9 +21,17 @@
 
 namespace zs::engine {
 
+// What one image encodes to: every view's embedding rows, view after view, and the tile
+// grid the views came from, so that a cache hit restores the prompt layout.
+struct CachedEmbedding {
+  std::vector<float> values;
+  int grid_rows = 0;  // 0 x 0: a single view
+  int grid_cols = 0;
+};
+
 class EmbeddingCache {
  public:
-  using Value = std::shared_ptr<const std::vector<float>>;
+  using Value = std::shared_ptr<const CachedEmbedding>;
 
   struct Stats {
     uint64_t hits = 0;
@@ -55,14 +63,14 @@ class EmbeddingCache {
   // find(), else compute (outside the lock), insert and return. A failed compute is passed on
   // and nothing is stored.
   core::Result<Value> get_or_compute(const ContentHash& key,
-                                     const std::function<core::Result<std::vector<float>>()>& compute);
+                                     const std::function<core::Result<CachedEmbedding>()>& compute);
 
   bool contains(const ContentHash& key) const;  // no counting, no recency change
   void clear();
   Stats stats() const;
 
-  static size_t entry_bytes(const std::vector<float>& value) {
-    return value.size() * sizeof(float) + kEntryOverheadBytes;
+  static size_t entry_bytes(const CachedEmbedding& value) {
+    return value.values.size() * sizeof(float) + kEntryOverheadBytes;
   }
 
  private:

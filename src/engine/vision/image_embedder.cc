@@ -39,23 +39,22 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size) {
     auto image = decode_image(data, size, options_.limits);
     if (!image) return image.status();
     Views views = preprocess(image.value());
-    auto joined = std::make_shared<std::vector<float>>();
-    joined->reserve(views.pixels.size() * out.tokens_per_view * out.dim + 2);
+    auto joined = std::make_shared<CachedEmbedding>();
+    joined->values.reserve(views.pixels.size() * out.tokens_per_view * out.dim);
     for (const auto& pixels : views.pixels) {
       auto e = encoder_.encode(pixels.data());
       if (!e) return e.status();
-      joined->insert(joined->end(), e->begin(), e->end());
+      joined->values.insert(joined->values.end(), e->begin(), e->end());
     }
-    // The grid shape rides along at the end so that a cache hit can restore it.
-    joined->push_back(static_cast<float>(views.rows));
-    joined->push_back(static_cast<float>(views.cols));
+    joined->grid_rows = views.rows;
+    joined->grid_cols = views.cols;
     all = joined;
     cache_.insert(key, all);
   }
-  out.rows = static_cast<int>((*all)[all->size() - 2]);
-  out.cols = static_cast<int>((*all)[all->size() - 1]);
-  out.n_views = static_cast<int>((all->size() - 2) / (static_cast<size_t>(out.tokens_per_view) * out.dim));
-  out.data = all;
+  out.rows = all->grid_rows;
+  out.cols = all->grid_cols;
+  out.n_views = static_cast<int>(all->values.size() / (static_cast<size_t>(out.tokens_per_view) * out.dim));
+  out.data = std::shared_ptr<const std::vector<float>>(all, &all->values);  // keeps the entry alive
   out.key = key;
   return out;
 }

@@ -91,7 +91,7 @@ TEST(ContentHash, NoCollisionsOnStructuredInputs) {
 }
 
 EmbeddingCache::Value floats(size_t n, float v) {
-  return std::make_shared<const std::vector<float>>(n, v);
+  return std::make_shared<const CachedEmbedding>(CachedEmbedding{std::vector<float>(n, v)});
 }
 
 ContentHash key(uint64_t i) { return ContentHash{i, ~i}; }
@@ -102,7 +102,7 @@ TEST(EmbeddingCache, HitsAndMisses) {
   EXPECT_TRUE(cache.insert(key(1), floats(10, 1.5f)));
   auto v = cache.find(key(1));
   ASSERT_NE(v, nullptr);
-  EXPECT_EQ((*v)[9], 1.5f);
+  EXPECT_EQ(v->values[9], 1.5f);
   const auto s = cache.stats();
   EXPECT_EQ(s.hits, 1u);
   EXPECT_EQ(s.misses, 1u);
@@ -112,7 +112,7 @@ TEST(EmbeddingCache, HitsAndMisses) {
 }
 
 TEST(EmbeddingCache, EvictsLeastRecentlyUsedUnderBudget) {
-  const size_t entry = EmbeddingCache::entry_bytes(std::vector<float>(100));
+  const size_t entry = EmbeddingCache::entry_bytes(CachedEmbedding{std::vector<float>(100)});
   EmbeddingCache cache(3 * entry, 7);
   for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(cache.insert(key(i), floats(100, static_cast<float>(i))));
   ASSERT_NE(cache.find(key(0)), nullptr);  // 0 is now the most recent; 1 the least
@@ -142,33 +142,34 @@ TEST(EmbeddingCache, ReplaceKeepsAccountingRight) {
   cache.insert(key(1), floats(20, 2));
   const auto s = cache.stats();
   EXPECT_EQ(s.entries, 1u);
-  EXPECT_EQ(s.bytes, EmbeddingCache::entry_bytes(std::vector<float>(20)));
-  EXPECT_EQ((*cache.find(key(1)))[0], 2.0f);
+  EXPECT_EQ(s.bytes, EmbeddingCache::entry_bytes(CachedEmbedding{std::vector<float>(20)}));
+  EXPECT_EQ(cache.find(key(1))->values[0], 2.0f);
 }
 
 TEST(EmbeddingCache, EvictedValueStaysAliveForItsHolder) {
-  EmbeddingCache cache(EmbeddingCache::entry_bytes(std::vector<float>(10)), 7);
+  EmbeddingCache cache(EmbeddingCache::entry_bytes(CachedEmbedding{std::vector<float>(10)}), 7);
   cache.insert(key(1), floats(10, 1));
   auto held = cache.find(key(1));
   cache.insert(key(2), floats(10, 2));
   EXPECT_FALSE(cache.contains(key(1)));
-  EXPECT_EQ((*held)[0], 1.0f);
+  EXPECT_EQ(held->values[0], 1.0f);
 }
 
 TEST(EmbeddingCache, GetOrComputeComputesOnce) {
   EmbeddingCache cache(1 << 20, 7);
   int calls = 0;
-  auto compute = [&]() -> core::Result<std::vector<float>> {
+  auto compute = [&]() -> core::Result<CachedEmbedding> {
     ++calls;
-    return std::vector<float>{1, 2, 3};
+    return CachedEmbedding{{1, 2, 3}, 2, 1};
   };
   auto a = cache.get_or_compute(key(5), compute);
   auto b = cache.get_or_compute(key(5), compute);
   ASSERT_TRUE(a.is_ok());
   ASSERT_TRUE(b.is_ok());
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(a.value().get(), b.value().get());  // the same shared vector
-  auto failed = cache.get_or_compute(key(6), []() -> core::Result<std::vector<float>> {
+  EXPECT_EQ(a.value().get(), b.value().get());  // the same shared value
+  EXPECT_EQ(a.value()->grid_rows, 2);
+  auto failed = cache.get_or_compute(key(6), []() -> core::Result<CachedEmbedding> {
     return core::Status::error("encoder failed");
   });
   EXPECT_FALSE(failed.is_ok());
@@ -190,7 +191,7 @@ TEST(EmbeddingCache, KeysFollowContentSeedAndSalt) {
 }
 
 TEST(EmbeddingCache, ConcurrentUseKeepsInvariants) {
-  const size_t entry = EmbeddingCache::entry_bytes(std::vector<float>(16));
+  const size_t entry = EmbeddingCache::entry_bytes(CachedEmbedding{std::vector<float>(16)});
   EmbeddingCache cache(20 * entry, 7);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -199,7 +200,7 @@ TEST(EmbeddingCache, ConcurrentUseKeepsInvariants) {
       for (int i = 0; i < 5000; ++i) {
         const uint64_t k = rng() % 50;
         if (auto v = cache.find(key(k))) {
-          ASSERT_EQ((*v)[0], static_cast<float>(k));
+          ASSERT_EQ(v->values[0], static_cast<float>(k));
         } else {
           cache.insert(key(k), floats(16, static_cast<float>(k)));
         }
