@@ -63,6 +63,18 @@ std::string batch_input(const std::string& model, int n, int max_tokens, int fir
   return out;
 }
 
+// Uploads a raw JSONL body and creates a chat batch over it; the batch id, or "" (with a
+// test failure) when either step is refused.
+std::string submit_batch(const std::string& address, const std::string& jsonl) {
+  auto up = call("POST", address, "/v1/files?purpose=batch", jsonl, {{"Content-Type", "application/jsonl"}});
+  EXPECT_EQ(up.status, 200) << up.body;
+  if (up.status != 200) return "";
+  auto created = call("POST", address, "/v1/batches",
+                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
+  EXPECT_EQ(created.status, 200) << created.body;
+  return created.status == 200 ? json::parse(created.body)["id"].get<std::string>() : "";
+}
+
 json get_batch(const std::string& address, const std::string& id) {
   auto r = gateway::http_request("GET", address, "/v1/batches/" + id);
   return r.is_ok() && r->status == 200 ? json::parse(r->body) : json();
@@ -148,13 +160,8 @@ TEST(ServeJobs, BatchJobOf200ItemsCompletesExactlyOnceAcrossRestarts) {
 
 TEST(ServeJobs, BatchJobWaitsForCapacityAndSurvivesARestartWhileWaiting) {
   Serve s("deployments:\n" + stories_deployment("story", "    keep_alive: 60s\n"));
-  auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 6, 4),
-                 {{"Content-Type", "application/jsonl"}});
-  ASSERT_EQ(up.status, 200);
-  auto created = call("POST", s.address(), "/v1/batches",
-                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
-  ASSERT_EQ(created.status, 200);
-  const std::string id = json::parse(created.body)["id"];
+  const std::string id = submit_batch(s.address(), batch_input("story", 6, 4));
+  ASSERT_FALSE(id.empty());
   // Nothing runs and batch_max_instances is 0: the items wait for capacity, no instance starts.
   ASSERT_TRUE(wait_for([&] { return metric(s.address(), "zs_deployment_batch_queued_requests{deployment=\"story\"}") >= 1; }, 20s));
   EXPECT_EQ(s.state_of("story"), "idle");
@@ -229,13 +236,8 @@ TEST(ServeJobs, EachKeySeesOnlyItsOwnFilesAndBatches) {
 
 TEST(ServeJobs, CancelledBatchStopsAndReportsTheRestAsCancelled) {
   Serve s("gateway:\n  batch_concurrency: 1\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
-  auto up = call("POST", s.address(), "/v1/files?purpose=batch", batch_input("story", 50, 100),
-                 {{"Content-Type", "application/jsonl"}});
-  ASSERT_EQ(up.status, 200);
-  auto created = call("POST", s.address(), "/v1/batches",
-                      json{{"input_file_id", json::parse(up.body)["id"]}, {"endpoint", "/v1/chat/completions"}}.dump());
-  ASSERT_EQ(created.status, 200);
-  const std::string id = json::parse(created.body)["id"];
+  const std::string id = submit_batch(s.address(), batch_input("story", 50, 100));
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(wait_for([&] { return done_items(get_batch(s.address(), id)) >= 1; }, 60s));
   auto cancel = call("POST", s.address(), "/v1/batches/" + id + "/cancel");
   ASSERT_EQ(cancel.status, 200) << cancel.body;
