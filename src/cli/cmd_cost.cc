@@ -1,6 +1,7 @@
 // `zeroserve cost`: what each deployment cost over a time window, and what running it
-// always on at its peak would have cost instead. Reads the daemon's ledger read-only, so it
-// is safe to run while `zeroserve serve` owns the file.
+// always on at its peak would have cost instead; with `--by key`, what each API key sent and
+// its share of that cost. Reads the daemon's ledger read-only, so it is safe to run while
+// `zeroserve serve` owns the file.
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@ using core::Result;
 using core::Status;
 using platform::CostReport;
 using platform::DeploymentCost;
+using platform::KeyUsage;
 
 // The file name the daemon gives the ledger inside its state directory (serve_daemon.cc).
 constexpr const char* kLedgerFileName = "ledger.sqlite";
@@ -34,7 +36,7 @@ constexpr const char* kTimeForms =
     "or how long ago (90s, 30m, 1h, 7d, 2w)";
 
 struct CostOptions {
-  std::string state_dir, ledger, since, until, format = "table";
+  std::string state_dir, ledger, since, until, format = "table", by = "deployment";
 };
 
 double unix_now() {
@@ -142,6 +144,25 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+// Prints rows in columns: the first `name_columns` left-aligned, the numbers after them right.
+void print_aligned(const std::vector<std::vector<std::string>>& rows, size_t name_columns) {
+  std::vector<size_t> width;
+  for (const auto& cells : rows) {
+    width.resize(std::max(width.size(), cells.size()), 0);
+    for (size_t c = 0; c < cells.size(); ++c) width[c] = std::max(width[c], cells[c].size());
+  }
+  for (const auto& cells : rows) {
+    std::string line;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      const std::string pad(width[c] - cells[c].size(), ' ');
+      if (c > 0) line += "  ";
+      line += c < name_columns ? cells[c] + pad : pad + cells[c];
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 void print_table(const CostReport& r, const std::string& ledger_path) {
   std::printf("cost from %s to %s (%s), ledger %s\n", iso_utc(r.from).c_str(), iso_utc(r.to).c_str(),
               duration_text(r.to - r.from).c_str(), ledger_path.c_str());
@@ -176,20 +197,7 @@ void print_table(const CostReport& r, const std::string& ledger_path) {
   };
   for (const DeploymentCost& d : r.deployments) rows.push_back(row(d.deployment, d));
   rows.push_back(row("TOTAL", r.total));
-
-  std::vector<size_t> width(header.size(), 0);
-  for (const auto& cells : rows)
-    for (size_t c = 0; c < cells.size(); ++c) width[c] = std::max(width[c], cells[c].size());
-  for (const auto& cells : rows) {
-    std::string line;
-    for (size_t c = 0; c < cells.size(); ++c) {
-      const std::string pad(width[c] - cells[c].size(), ' ');
-      if (c > 0) line += "  ";
-      line += c == 0 ? cells[c] + pad : pad + cells[c];  // names left, numbers right
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::printf("%s\n", line.c_str());
-  }
+  print_aligned(rows, 1);
   std::printf(
       "\ncosts in USD at each device's price_per_second. IDLE: share of instance time ready with no\n"
       "request in flight. ALWAYS-ON: PEAK instances running through the whole window at the same\n"
@@ -256,6 +264,109 @@ void print_csv(const CostReport& r) {
   line("TOTAL", r.total);
 }
 
+// The per-key view: the rows, their sums, and the instance cost that no key can carry.
+struct KeyView {
+  std::vector<KeyUsage> keys;
+  KeyUsage total;           // api_key "TOTAL": requests, tokens and cost shares summed
+  double total_cost = 0;    // every deployment's instance cost in the window
+  double unattributed = 0;  // the cost of deployments with no request in the window
+};
+
+KeyView key_view(const CostReport& r, std::vector<KeyUsage> keys) {
+  KeyView v;
+  v.keys = std::move(keys);
+  v.total.api_key = "TOTAL";
+  for (const KeyUsage& u : v.keys) {
+    v.total.requests += u.requests;
+    v.total.prompt_tokens += u.prompt_tokens;
+    v.total.completion_tokens += u.completion_tokens;
+    v.total.cost_share += u.cost_share;
+  }
+  v.total_cost = r.total.cost;
+  for (const DeploymentCost& d : r.deployments)
+    if (d.requests == 0) v.unattributed += d.cost;
+  return v;
+}
+
+void print_key_table(const CostReport& r, const KeyView& v, const std::string& ledger_path) {
+  std::printf("usage by API key from %s to %s (%s), ledger %s\n", iso_utc(r.from).c_str(),
+              iso_utc(r.to).c_str(), duration_text(r.to - r.from).c_str(), ledger_path.c_str());
+  if (v.keys.empty()) {
+    std::printf("no requests recorded in this window\n");
+    if (v.total_cost > 0) std::printf("instance cost %s, attributed to no key\n", fixed(v.total_cost, 4).c_str());
+    return;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"KEY", "DEPLOYMENT", "CLASS", "REQUESTS", "PROMPT-TOK", "COMPL-TOK", "COST-SHARE"}};
+  auto row = [](const KeyUsage& u, const std::string& key) {
+    return std::vector<std::string>{key,
+                                    u.deployment,
+                                    u.cls,
+                                    std::to_string(u.requests),
+                                    std::to_string(u.prompt_tokens),
+                                    std::to_string(u.completion_tokens),
+                                    fixed(u.cost_share, 4)};
+  };
+  // Keys are configured names, which never hold parentheses.
+  for (const KeyUsage& u : v.keys) rows.push_back(row(u, u.api_key.empty() ? "(none)" : u.api_key));
+  rows.push_back(row(v.total, "TOTAL"));
+  print_aligned(rows, 3);
+  std::printf(
+      "\nKEY (none): requests without an API key (open API, the server's batch jobs, or recorded\n"
+      "before keys were). COST-SHARE: each deployment's instance cost split among its keys by\n"
+      "prompt + completion tokens (by requests where it had no tokens). Instances are shared, so\n"
+      "this attributes their cost; it does not meter it.\n");
+  if (v.unattributed > 0) {
+    std::printf("%s of the %s instance cost is on deployments with no requests in the window.\n",
+                fixed(v.unattributed, 4).c_str(), fixed(v.total_cost, 4).c_str());
+  }
+}
+
+nlohmann::ordered_json key_json(const KeyUsage& u) {
+  nlohmann::ordered_json j;
+  j["requests"] = u.requests;
+  j["prompt_tokens"] = u.prompt_tokens;
+  j["completion_tokens"] = u.completion_tokens;
+  j["cost_share"] = u.cost_share;
+  return j;
+}
+
+void print_key_json(const CostReport& r, const KeyView& v, const std::string& ledger_path) {
+  nlohmann::ordered_json j;
+  j["ledger"] = ledger_path;
+  j["from"] = r.from;
+  j["to"] = r.to;
+  j["from_utc"] = iso_utc(r.from);
+  j["to_utc"] = iso_utc(r.to);
+  j["currency"] = "USD";
+  j["keys"] = nlohmann::ordered_json::array();
+  for (const KeyUsage& u : v.keys) {
+    nlohmann::ordered_json e;
+    e["api_key"] = u.api_key;
+    e["deployment"] = u.deployment;
+    e["class"] = u.cls;
+    e.update(key_json(u));
+    j["keys"].push_back(std::move(e));
+  }
+  j["total"] = key_json(v.total);
+  j["total_cost"] = v.total_cost;
+  j["unattributed_cost"] = v.unattributed;
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
+void print_key_csv(const KeyView& v) {
+  std::printf("api_key,deployment,class,requests,prompt_tokens,completion_tokens,cost_share\n");
+  auto line = [](const KeyUsage& u) {
+    const std::string s = csv_field(u.api_key) + "," + csv_field(u.deployment) + "," + csv_field(u.cls) +
+                          "," + std::to_string(u.requests) + "," + std::to_string(u.prompt_tokens) + "," +
+                          std::to_string(u.completion_tokens) + "," + exact(u.cost_share);
+    std::printf("%s\n", s.c_str());
+  };
+  for (const KeyUsage& u : v.keys) line(u);
+  // Key names are lowercase, so this row cannot be mistaken for a key.
+  line(v.total);
+}
+
 Status cost(const CostOptions& o) {
   const double now = unix_now();
   const std::string path =
@@ -298,6 +409,19 @@ Status cost(const CostOptions& o) {
   }
   auto report = (*ledger)->report(from, to, now);
   if (!report) return report.status();
+  if (o.by == "key") {
+    auto keys = (*ledger)->usage_by_key(from, to, now);
+    if (!keys) return keys.status();
+    const KeyView v = key_view(*report, std::move(keys).value());
+    if (o.format == "json") {
+      print_key_json(*report, v, path);
+    } else if (o.format == "csv") {
+      print_key_csv(v);
+    } else {
+      print_key_table(*report, v, path);
+    }
+    return Status::ok();
+  }
   if (o.format == "json") {
     print_json(*report, path);
   } else if (o.format == "csv") {
@@ -313,7 +437,8 @@ Status cost(const CostOptions& o) {
 void register_cost_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<CostOptions>();
   auto* cmd = app.add_subcommand(
-      "cost", "Report instance time, cost and requests per deployment, against always-on at peak");
+      "cost",
+      "Report instance time, cost and requests per deployment, against always-on at peak, or per API key");
   auto* state_dir = cmd->add_option("--state-dir", o->state_dir,
                                     "the daemon's state directory (default $XDG_STATE_HOME/zeroserve, "
                                     "else ~/.local/state/zeroserve); reads DIR/ledger.sqlite");
@@ -325,6 +450,10 @@ void register_cost_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--until", o->until, "window end (same forms); default: now");
   cmd->add_option("--format", o->format, "table, json or csv")
       ->check(CLI::IsMember({"table", "json", "csv"}));
+  cmd->add_option("--by", o->by,
+                  "deployment (default): cost per deployment; key: requests, tokens and a share of "
+                  "each deployment's cost per API key and request class")
+      ->check(CLI::IsMember({"deployment", "key"}));
   cmd->callback([o, &exit_code] { exit_code = report(cost(*o)); });
 }
 

@@ -222,7 +222,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   go.listen = config->gateway.listen;
   go.api_keys = config->gateway.api_keys;
   auto record = [l](const gateway::RequestRecord& r) {
-    (void)l->record_request(r.deployment, r.prompt_tokens, r.completion_tokens, r.status, r.queue_seconds, unix_now());
+    (void)l->record_request(r.deployment, r.api_key, platform::request_class_name(r.cls), r.prompt_tokens,
+                            r.completion_tokens, r.status, r.queue_seconds, unix_now());
   };
   auto costs = [l] {
     auto j = l->costs_json(0, unix_now() + 1, unix_now());

@@ -1,5 +1,5 @@
 // `zeroserve cost` as a user runs it: a ledger written through the library, read by the real
-// binary in each output format.
+// binary in each output format; and per API key, from a ledger `zeroserve serve` wrote.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "e2e/serve_fixture.h"
 #include "platform/ledger/cost_ledger.h"
 #include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
@@ -56,13 +57,13 @@ void write_ledger(const std::string& path) {
   ASSERT_OK(l.instance_state("i1", InstanceState::kDraining, kT0 + 590));
   ASSERT_OK(l.instance_stopped("i1", kT0 + 600));
   for (double at : {kT0 + 100, kT0 + 200, kT0 + 350, kT0 + 420}) {
-    ASSERT_OK(l.record_request("llava", 100, 25, 200, 0.5, at));
+    ASSERT_OK(l.record_request("llava", "", "interactive", 100, 25, 200, 0.5, at));
   }
   ASSERT_OK(l.instance_started("q1", "qwen", "cpu0", 0.0005, kT0 + 1000, true));
   ASSERT_OK(l.instance_state("q1", InstanceState::kReady, kT0 + 1030));
   ASSERT_OK(l.instance_stopped("q1", kT0 + 1300));
-  ASSERT_OK(l.record_request("qwen", 10, 5, 200, 30, kT0 + 1030));
-  ASSERT_OK(l.record_request("qwen", 10, 5, 500, 0, kT0 + 1100));
+  ASSERT_OK(l.record_request("qwen", "", "interactive", 10, 5, 200, 30, kT0 + 1030));
+  ASSERT_OK(l.record_request("qwen", "", "interactive", 10, 5, 500, 0, kT0 + 1100));
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -216,7 +217,7 @@ TEST(CostCommandRelative, DurationsMeanThatLongAgo) {
     ASSERT_TRUE(l.is_ok()) << l.status().message();
     ASSERT_OK((*l)->instance_started("r1", "recent", "gpu0", 0.01, now - 7200, true));
     ASSERT_OK((*l)->instance_stopped("r1", now - 5400));
-    ASSERT_OK((*l)->record_request("recent", 1, 1, 200, 0, now - 600));
+    ASSERT_OK((*l)->record_request("recent", "", "interactive", 1, 1, 200, 0, now - 600));
   }
   auto hour = run_command(zeroserve() + " cost --ledger " + shell_quote(path) + " --since 1h --format json");
   ASSERT_EQ(hour.exit_code, 0) << hour.out;
@@ -298,6 +299,116 @@ TEST_F(CostCommand, BadArgumentsAreClearErrors) {
   r = run_command(zeroserve() + " cost --ledger " + shell_quote(not_ledger) + " 2>&1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find(not_ledger), std::string::npos) << r.out;
+}
+
+TEST_F(CostCommand, ByKeyInEveryFormat) {
+  // write_ledger recorded every request without a key: one row per deployment under "".
+  auto r = cost(std::string(kWindow) + " --by key --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["from"], kT0);
+  EXPECT_EQ(j["ledger"], ledger_);
+  ASSERT_EQ(j["keys"].size(), 2u) << r.out;
+  EXPECT_EQ(j["keys"][0]["api_key"], "");
+  EXPECT_EQ(j["keys"][0]["deployment"], "llava");
+  EXPECT_EQ(j["keys"][0]["class"], "interactive");
+  EXPECT_EQ(j["keys"][0]["requests"], 4);
+  EXPECT_NEAR(j["keys"][0]["cost_share"].get<double>(), 0.8, 1e-9);
+  EXPECT_EQ(j["keys"][1]["deployment"], "qwen");
+  EXPECT_NEAR(j["keys"][1]["cost_share"].get<double>(), 0.15, 1e-9);
+  EXPECT_EQ(j["total"]["requests"], 6);
+  EXPECT_NEAR(j["total"]["cost_share"].get<double>(), 0.95, 1e-9);
+  EXPECT_NEAR(j["total_cost"].get<double>(), 0.95, 1e-9);
+  EXPECT_EQ(j["unattributed_cost"], 0);
+
+  r = cost(std::string(kWindow) + " --by key --format csv");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto lines = split(r.out, '\n');
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  EXPECT_EQ(lines[0], "api_key,deployment,class,requests,prompt_tokens,completion_tokens,cost_share");
+  EXPECT_EQ(lines[1].rfind(",llava,interactive,4,400,100,", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[3].rfind("TOTAL,,,6,420,110,", 0), 0u) << lines[3];
+
+  // [08:10, 09:00): only qwen's run and requests; llava's runs ended at 08:10.
+  r = cost(" --since 2026-01-05T08:10:00Z --until 2026-01-05T09:00:00Z --by key");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("usage by API key from 2026-01-05T08:10:00Z"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("llava"), std::string::npos) << r.out;
+  std::string row;
+  for (const auto& line : split(r.out, '\n'))
+    if (line.rfind("(none)", 0) == 0) row = line;
+  ASSERT_FALSE(row.empty()) << r.out;
+  for (const char* cell : {"qwen", "interactive", "2", "20", "10", "0.1500"}) {
+    EXPECT_NE(row.find(cell), std::string::npos) << cell << " in: " << row;
+  }
+  EXPECT_NE(r.out.find("COST-SHARE"), std::string::npos) << r.out;
+
+  r = cost(" --by team");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("team"), std::string::npos) << r.out;
+}
+
+// Requests through a real daemon with two keys, one of them batch by default, then read back
+// per key by the command and by /admin/costs.
+TEST(CostCommandServe, ReportsEachApiKeyTheDaemonServed) {
+  using zs::testing::Serve;
+  Serve s("devices:\n  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n"
+          "gateway:\n  api_keys:\n    - {key: sk-a, name: team-a}\n"
+          "    - {key: sk-b, name: team-b, priority: batch}\n"
+          "deployments:\n" +
+          zs::testing::stories_deployment("story"));
+  ASSERT_FALSE(s.address().empty()) << "the daemon did not start";
+  const gateway::HttpHeaders a = {{"Authorization", "Bearer sk-a"}};
+  const gateway::HttpHeaders b = {{"Authorization", "Bearer sk-b"}};
+  // team-a first: its interactive request starts the instance that team-b's batch ones use.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.post(zs::testing::chat("story", 2), a).status, 200);
+  ASSERT_EQ(s.post(zs::testing::chat("story", 2), b).status, 200);
+  EXPECT_EQ(s.post(zs::testing::chat("story", 2), {{"Authorization", "Bearer wrong"}}).status, 401);
+
+  // A request is written to the ledger just after its response is sent.
+  json admin;
+  EXPECT_TRUE(zs::testing::wait_for(
+      [&] {
+        auto r = gateway::http_request("GET", s.address(), "/admin/costs", "", a);
+        if (!r.is_ok() || r->status != 200) return false;
+        admin = json::parse(r->body);
+        return admin["deployments"].size() == 1 && admin["deployments"][0]["requests"] == 4;
+      },
+      std::chrono::seconds(10)))
+      << admin.dump();
+  ASSERT_EQ(admin["keys"].size(), 2u) << admin.dump();
+  EXPECT_EQ(admin["keys"][0]["api_key"], "team-a");
+  EXPECT_EQ(admin["keys"][0]["class"], "interactive");
+  EXPECT_EQ(admin["keys"][0]["requests"], 3);
+  EXPECT_EQ(admin["keys"][1]["api_key"], "team-b");
+  EXPECT_EQ(admin["keys"][1]["class"], "batch");
+  EXPECT_EQ(admin["keys"][1]["requests"], 1);
+
+  const std::string state = s.dir().file("state/zeroserve");
+  auto r = run_command(zeroserve() + " cost --state-dir " + shell_quote(state) + " --by key --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["keys"].size(), 2u) << r.out;
+  const json& ka = j["keys"][0];
+  const json& kb = j["keys"][1];
+  EXPECT_EQ(ka["api_key"], "team-a");
+  EXPECT_EQ(ka["deployment"], "story");
+  EXPECT_EQ(ka["class"], "interactive");
+  EXPECT_EQ(ka["requests"], 3);
+  EXPECT_EQ(kb["api_key"], "team-b");
+  EXPECT_EQ(kb["deployment"], "story");
+  EXPECT_EQ(kb["class"], "batch");
+  EXPECT_EQ(kb["requests"], 1);
+  // Same prompt, max_tokens and temperature 0: team-a sent three times team-b's tokens, and
+  // gets three times its share of the instance time so far.
+  const int64_t tokens_a = ka["prompt_tokens"].get<int64_t>() + ka["completion_tokens"].get<int64_t>();
+  const int64_t tokens_b = kb["prompt_tokens"].get<int64_t>() + kb["completion_tokens"].get<int64_t>();
+  ASSERT_GT(tokens_b, 0);
+  EXPECT_EQ(tokens_a, 3 * tokens_b);
+  EXPECT_GT(kb["cost_share"].get<double>(), 0);
+  EXPECT_NEAR(ka["cost_share"].get<double>(), 3 * kb["cost_share"].get<double>(), 1e-9);
+  EXPECT_EQ(j["total"]["requests"], 4);
+  EXPECT_EQ(s.stop(), 0);
 }
 
 TEST(CostCommandEmpty, AnEmptyLedgerSaysSo) {

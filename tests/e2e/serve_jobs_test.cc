@@ -232,6 +232,14 @@ TEST(ServeJobs, EachKeySeesOnlyItsOwnFilesAndBatches) {
   const std::string out = b["output_file_id"];
   EXPECT_EQ(call("GET", s.address(), "/v1/files/" + out + "/content", "", as("sk-bob")).status, 404);
   EXPECT_EQ(call("GET", s.address(), "/v1/files/" + out + "/content", "", as("sk-alice")).status, 200);
+  // The job's requests are metered to alice, as batch work (quotas do not apply to them).
+  bool metered = wait_for([&] {
+    const json costs = json::parse(call("GET", s.address(), "/admin/costs", "", as("sk-alice")).body);
+    for (const auto& k : costs["keys"])
+      if (k["api_key"] == "key-1" && k["class"] == "batch" && k["requests"] == 2) return true;
+    return false;
+  }, 10s);
+  EXPECT_TRUE(metered) << call("GET", s.address(), "/admin/costs", "", as("sk-alice")).body;
 }
 
 TEST(ServeJobs, CancelledBatchStopsAndReportsTheRestAsCancelled) {

@@ -111,6 +111,7 @@ void BatchRunner::schedule_once() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
+      owners_[id] = rec->owner;
       exclude = in_flight_[id];
       const auto now = Clock::now();
       for (const auto& [key, a] : retries_)
@@ -178,9 +179,17 @@ void BatchRunner::run_item(const platform::PendingItem& item) {
     core::log_error("batch", item.batch_id + ": " + st.message());
     return;
   }
+  std::string owner;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    owner = owners_[item.batch_id];
+  }
+  // The owner header is honoured only with the internal key: usage is metered to the key
+  // that created the job.
   HttpHeaders headers{{"Authorization", "Bearer " + options_.internal_key},
                       {"X-Priority", "batch"},
-                      {"X-Zeroserve-Batch", item.batch_id}};
+                      {"X-Zeroserve-Batch", item.batch_id},
+                      {"X-Zeroserve-Batch-Owner", owner}};
   auto r = http_request("POST", options_.gateway_address, item.url, body.dump(), headers, std::chrono::hours(2));
   platform::ItemOutcome outcome;
   double retry_after_s = 0;

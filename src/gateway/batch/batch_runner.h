@@ -70,6 +70,7 @@ class BatchRunner {
   std::deque<platform::PendingItem> queue_;
   std::map<std::string, std::set<int64_t>> in_flight_;  // batch id -> lines queued or running
   std::map<std::pair<std::string, int64_t>, Attempt> retries_;
+  std::map<std::string, std::string> owners_;  // batch id -> the API key name that created it
   bool stopping_ = false;
   bool poke_ = false;
   std::thread scheduler_;

@@ -131,7 +131,8 @@ std::optional<GatewayServer::Caller> GatewayServer::authenticate(const HttpReque
   const std::string auth = req.header("Authorization");
   const std::string prefix = "Bearer ";
   const std::string token = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
-  if (token == internal_key_) return Caller{"", platform::RequestClass::kBatch, true};
+  // The server's own batch runner: batch class, no quotas, metered to the job's owner.
+  if (token == internal_key_) return Caller{req.header("X-Zeroserve-Batch-Owner"), platform::RequestClass::kBatch, true};
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (api_keys_.empty()) return Caller{};

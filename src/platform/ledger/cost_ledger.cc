@@ -11,9 +11,11 @@
 #include <map>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "core/log.h"
+#include "platform/config/config.h"
 #include "platform/ledger/json_text.h"
 
 namespace zs::platform {
@@ -68,6 +70,11 @@ constexpr const char* kMigrations[] = {
     "  ended_at REAL);"
     "CREATE UNIQUE INDEX instance_phases_open_run ON instance_phases(run) WHERE ended_at IS NULL;"
     "CREATE INDEX instance_phases_started_at ON instance_phases(started_at);",
+
+    // 2 -> 3: who sent each request. Rows recorded before carry no key and were all served
+    // as interactive (batch classes came with keys), which the defaults say.
+    "ALTER TABLE requests ADD COLUMN api_key TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE requests ADD COLUMN class TEXT NOT NULL DEFAULT 'interactive';",
 };
 static_assert(std::size(kMigrations) == CostLedger::kSchemaVersion,
               "one migration per schema version");
@@ -199,7 +206,7 @@ CostLedger::~CostLedger() {
        {start_stmt_, find_open_stmt_, heartbeat_stmt_, stop_stmt_, request_stmt_,
         costs_instances_stmt_, costs_requests_stmt_, device_costs_stmt_, open_phase_stmt_,
         end_phase_stmt_, begin_phase_stmt_, end_phases_of_stmt_, costs_phases_stmt_,
-        intervals_stmt_, first_record_stmt_}) {
+        intervals_stmt_, first_record_stmt_, key_requests_stmt_}) {
     sqlite3_finalize(s);  // a no-op on nullptr
   }
   sqlite3_close_v2(db_);
@@ -401,7 +408,7 @@ core::Status CostLedger::prepare_statements() {
         &stop_stmt_));
     ZS_RETURN_IF_ERROR(prepare(
         "INSERT INTO requests (deployment, at, prompt_tokens, completion_tokens, http_status,"
-        " queue_seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        " queue_seconds, api_key, class) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         &request_stmt_));
     ZS_RETURN_IF_ERROR(prepare(
         "SELECT i.id, i.started_at, p.id, p.phase, p.started_at FROM instances i"
@@ -457,6 +464,17 @@ core::Status CostLedger::prepare_statements() {
         " GROUP BY i.deployment, p.phase",
         &costs_phases_stmt_));
   }
+  // Older files (read-only opens) have no key columns: every request is keyless and
+  // interactive there, as the 2 -> 3 migration's defaults would make it.
+  ZS_RETURN_IF_ERROR(prepare(
+      schema_version_ >= 3
+          ? "SELECT api_key, deployment, class, count(*), sum(prompt_tokens),"
+            " sum(completion_tokens) FROM requests WHERE at >= ?1 AND at < ?2"
+            " GROUP BY api_key, deployment, class"
+          : "SELECT '', deployment, 'interactive', count(*), sum(prompt_tokens),"
+            " sum(completion_tokens) FROM requests WHERE at >= ?1 AND at < ?2"
+            " GROUP BY deployment",
+      &key_requests_stmt_));
   return core::Status::ok();
 }
 
@@ -686,11 +704,17 @@ core::Status CostLedger::instance_state(const std::string& instance_id, Instance
   return core::Status::ok();
 }
 
-core::Status CostLedger::record_request(const std::string& deployment, int64_t prompt_tokens,
+core::Status CostLedger::record_request(const std::string& deployment, const std::string& api_key,
+                                        std::string_view cls, int64_t prompt_tokens,
                                         int64_t completion_tokens, int http_status,
                                         double queue_seconds, double now) {
   const std::string what = "recording a request for " + deployment;
   if (deployment.empty()) return core::Status::error("recording a request: the deployment name is empty");
+  // Reports group by class; a misspelt one would be a class of its own.
+  if (!parse_request_class(cls)) {
+    return core::Status::error(what + ": unknown request class '" + std::string(cls) +
+                               "' (interactive or batch)");
+  }
   if (prompt_tokens < 0 || completion_tokens < 0) {
     return core::Status::error(what + ": token counts must be >= 0");
   }
@@ -707,6 +731,9 @@ core::Status CostLedger::record_request(const std::string& deployment, int64_t p
       sqlite3_bind_int64(request_stmt_, 4, completion_tokens) != SQLITE_OK ||
       sqlite3_bind_int(request_stmt_, 5, http_status) != SQLITE_OK ||
       sqlite3_bind_double(request_stmt_, 6, queue_seconds) != SQLITE_OK ||
+      !bind_text(request_stmt_, 7, api_key) ||
+      sqlite3_bind_text(request_stmt_, 8, cls.data(), static_cast<int>(cls.size()),
+                        SQLITE_STATIC) != SQLITE_OK ||
       sqlite3_step(request_stmt_) != SQLITE_DONE) {
     return sqlite_error(what);
   }
@@ -733,7 +760,13 @@ core::Result<CostReport> CostLedger::report(double from, double to, double now) 
   // Every read in one transaction, so instance time, phases and requests describe one moment.
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
+  auto report = report_locked(from, to, now);
+  if (!report) return report.status();
+  if (!txn.commit()) return sqlite_error("reading costs");
+  return report;
+}
 
+core::Result<CostReport> CostLedger::report_locked(double from, double to, double now) const {
   CostReport report;
   report.from = from;
   report.to = to;
@@ -811,7 +844,6 @@ core::Result<CostReport> CostLedger::report(double from, double to, double now) 
       if (it != by_deployment.end()) it->second.peak_instances = peak_overlap(e);
     }
   }
-  if (!txn.commit()) return sqlite_error("reading costs");
 
   const double covered = report.covered_to - report.covered_from;
   report.deployments.reserve(by_deployment.size());
@@ -834,6 +866,76 @@ core::Result<CostReport> CostLedger::report(double from, double to, double now) 
     report.deployments.push_back(std::move(d));
   }
   return report;
+}
+
+core::Result<std::vector<KeyUsage>> CostLedger::usage_by_key_locked(const CostReport& report) const {
+  std::vector<KeyUsage> out;
+  {
+    sqlite3_stmt* s = key_requests_stmt_;
+    StmtScope scope(s);
+    if (sqlite3_bind_double(s, 1, report.from) != SQLITE_OK ||
+        sqlite3_bind_double(s, 2, report.to) != SQLITE_OK) {
+      return sqlite_error("reading requests per key");
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      KeyUsage u;
+      u.api_key = column_text(s, 0);
+      u.deployment = column_text(s, 1);
+      u.cls = column_text(s, 2);
+      u.requests = sqlite3_column_int64(s, 3);
+      u.prompt_tokens = sqlite3_column_int64(s, 4);
+      u.completion_tokens = sqlite3_column_int64(s, 5);
+      out.push_back(std::move(u));
+    }
+    if (rc != SQLITE_DONE) return sqlite_error("reading requests per key");
+  }
+
+  // The weights of each deployment's rows: tokens, or requests where it had no tokens.
+  struct Totals {
+    int64_t tokens = 0;
+    int64_t requests = 0;
+  };
+  std::map<std::string, Totals> totals;
+  for (const KeyUsage& u : out) {
+    Totals& t = totals[u.deployment];
+    t.tokens += u.prompt_tokens + u.completion_tokens;
+    t.requests += u.requests;
+  }
+  std::map<std::string, double> cost;
+  for (const DeploymentCost& d : report.deployments) cost[d.deployment] = d.cost;
+  for (KeyUsage& u : out) {
+    const Totals& t = totals[u.deployment];
+    const auto it = cost.find(u.deployment);
+    // Every deployment with a request in the window is in the report, read in the same
+    // transaction; a missing one has nothing to share.
+    const double c = it == cost.end() ? 0.0 : it->second;
+    if (t.tokens > 0) {
+      u.cost_share = c * static_cast<double>(u.prompt_tokens + u.completion_tokens) /
+                     static_cast<double>(t.tokens);
+    } else if (t.requests > 0) {
+      u.cost_share = c * static_cast<double>(u.requests) / static_cast<double>(t.requests);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const KeyUsage& a, const KeyUsage& b) {
+    return std::tie(a.api_key, a.deployment, a.cls) < std::tie(b.api_key, b.deployment, b.cls);
+  });
+  return out;
+}
+
+core::Result<std::vector<KeyUsage>> CostLedger::usage_by_key(double from, double to,
+                                                             double now) const {
+  ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading usage per key"));
+  std::lock_guard<std::mutex> lock(mu_);
+  // The deployment costs and the requests they are shared by must describe one moment.
+  SqliteTransaction txn(db_);
+  if (!txn.begin("BEGIN")) return sqlite_error("reading usage per key");
+  auto report = report_locked(from, to, now);
+  if (!report) return report.status();
+  auto usage = usage_by_key_locked(*report);
+  if (!usage) return usage.status();
+  if (!txn.commit()) return sqlite_error("reading usage per key");
+  return usage;
 }
 
 core::Result<std::vector<DeploymentCost>> CostLedger::costs(double from, double to,
@@ -868,8 +970,21 @@ core::Result<double> CostLedger::total_cost(double from, double to, double now) 
 }
 
 core::Result<std::string> CostLedger::costs_json(double from, double to, double now) const {
-  auto r = report(from, to, now);
-  if (!r) return r.status();
+  ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading costs"));
+  std::optional<CostReport> r;
+  std::vector<KeyUsage> keys;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SqliteTransaction txn(db_);
+    if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
+    auto report = report_locked(from, to, now);
+    if (!report) return report.status();
+    auto usage = usage_by_key_locked(*report);
+    if (!usage) return usage.status();
+    if (!txn.commit()) return sqlite_error("reading costs");
+    r = std::move(report).value();
+    keys = std::move(usage).value();
+  }
   std::string out = "{\"from\":";
   append_json_number(out, from);
   out += ",\"to\":";
@@ -907,6 +1022,27 @@ core::Result<std::string> CostLedger::costs_json(double from, double to, double 
     append_json_number(out, d.peak_instances);
     out += ",\"always_on_cost\":";
     append_json_number(out, d.always_on_cost);
+    out += '}';
+  }
+  out += "],\"keys\":[";
+  first = true;
+  for (const KeyUsage& u : keys) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"api_key\":";
+    append_json_string(out, u.api_key);
+    out += ",\"deployment\":";
+    append_json_string(out, u.deployment);
+    out += ",\"class\":";
+    append_json_string(out, u.cls);
+    out += ",\"requests\":";
+    append_json_number(out, u.requests);
+    out += ",\"prompt_tokens\":";
+    append_json_number(out, u.prompt_tokens);
+    out += ",\"completion_tokens\":";
+    append_json_number(out, u.completion_tokens);
+    out += ",\"cost_share\":";
+    append_json_number(out, u.cost_share);
     out += '}';
   }
   out += "],\"total_cost\":";

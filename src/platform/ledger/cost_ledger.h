@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -73,6 +74,28 @@ struct DeploymentCost {
   double saving() const { return always_on_cost - cost; }
 };
 
+// What one API key sent to one deployment in one request class over a window, and its share
+// of that deployment's instance cost.
+//
+// The share is an attribution, not a meter: instances are shared by every caller and billed by
+// the second whether busy or idle, so no request has a cost of its own. Each deployment's
+// instance cost in the window (the figure costs() reports, idle time included) is split among
+// the rows of that deployment in proportion to their prompt + completion tokens in the
+// window, or to their request counts when the deployment had requests but no tokens there.
+// The shares of one deployment therefore sum to its cost. A deployment with instance time but
+// no request in the window has no one to charge: its cost is in no row.
+struct KeyUsage {
+  std::string api_key;     // the key's configured name; "" when the API is open, for the
+                           // server's own batch-job items, and for requests recorded before
+                           // schema version 3
+  std::string deployment;
+  std::string cls;         // "interactive" or "batch" (request_class_name)
+  int64_t requests = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double cost_share = 0;
+};
+
 // A report over the window [from, to) asked for.
 struct CostReport {
   double from = 0;
@@ -92,7 +115,7 @@ class CostLedger {
  public:
   // The schema version this build writes; open() migrates older files up to it and refuses
   // files written by a newer build.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // A reader counts an open instance whose last heartbeat is older than this as stopped at
   // that heartbeat, as the writer's recovery will: its daemon is gone (it beats every 5 s).
   static constexpr double kStaleHeartbeatSeconds = 30;
@@ -103,7 +126,8 @@ class CostLedger {
   static core::Result<std::unique_ptr<CostLedger>> open(const std::string& path);
   // Opens an existing ledger for reports only (SQLITE_OPEN_READONLY): no schema change, no
   // crash recovery, every write refused, so it is safe while a daemon owns the file. Reads
-  // files of schema version 1 (without phases) and up to kSchemaVersion.
+  // files of schema version 1 (without phases), 2 (without keys: every request reports under
+  // key "" and class "interactive") and up to kSchemaVersion.
   static core::Result<std::unique_ptr<CostLedger>> open_read_only(const std::string& path);
   ~CostLedger();
   CostLedger(const CostLedger&) = delete;
@@ -122,7 +146,10 @@ class CostLedger {
   // going back to starting, or out of draining, is refused. A time before the current phase
   // began is taken as that time, so phases never overlap or run backwards.
   core::Status instance_state(const std::string& instance_id, InstanceState state, double now);
-  core::Status record_request(const std::string& deployment, int64_t prompt_tokens,
+  // One request: `api_key` is the caller's key name ("" for none), `cls` its request class
+  // by name ("interactive" or "batch"; anything else is refused).
+  core::Status record_request(const std::string& deployment, const std::string& api_key,
+                              std::string_view cls, int64_t prompt_tokens,
                               int64_t completion_tokens, int http_status, double queue_seconds,
                               double now);
 
@@ -132,6 +159,9 @@ class CostLedger {
   core::Result<std::vector<DeploymentCost>> costs(double from, double to, double now) const;
   // costs() with the covered window and the totals.
   core::Result<CostReport> report(double from, double to, double now) const;
+  // Requests and tokens per key, deployment and class over [from, to) (sorted by the three),
+  // with each row's share of its deployment's instance cost: see KeyUsage for the rule.
+  core::Result<std::vector<KeyUsage>> usage_by_key(double from, double to, double now) const;
   // The time of the earliest instance start or request; nullopt for an empty ledger.
   core::Result<std::optional<double>> first_record_time() const;
   // The same instance time, per deployment and device (sorted by both).
@@ -141,7 +171,10 @@ class CostLedger {
   // {"from":..,"to":..,"deployments":[{"deployment":..,"instance_seconds":..,"cost":..,
   //  "requests":..,"prompt_tokens":..,"completion_tokens":..,"cold_starts":..,
   //  "cost_per_request":..,"cost_per_1k_requests":..,"starting_seconds":..,"idle_seconds":..,
-  //  "idle_share":..,"peak_instances":..,"always_on_cost":..}],"total_cost":..}
+  //  "idle_share":..,"peak_instances":..,"always_on_cost":..}],
+  //  "keys":[{"api_key":..,"deployment":..,"class":..,"requests":..,"prompt_tokens":..,
+  //  "completion_tokens":..,"cost_share":..}],"total_cost":..}
+  // with deployments and keys read at one moment.
   core::Result<std::string> costs_json(double from, double to, double now) const;
 
   // How many instances the last open() found left open by a crash and closed.
@@ -160,6 +193,9 @@ class CostLedger {
   core::Result<int64_t> read_schema_version();  // 0 for a file without a ledger schema
   core::Status check_writable(const std::string& what) const;
   core::Result<std::optional<double>> first_record_time_locked() const;
+  // report() and usage_by_key() under mu_ and inside a read transaction the caller holds.
+  core::Result<CostReport> report_locked(double from, double to, double now) const;
+  core::Result<std::vector<KeyUsage>> usage_by_key_locked(const CostReport& report) const;
   core::Status exec(const char* sql, const char* what);
   core::Status prepare(const char* sql, sqlite3_stmt** stmt);
   core::Status sqlite_error(const std::string& what) const;
@@ -188,6 +224,7 @@ class CostLedger {
   sqlite3_stmt* costs_phases_stmt_ = nullptr;
   sqlite3_stmt* intervals_stmt_ = nullptr;
   sqlite3_stmt* first_record_stmt_ = nullptr;
+  sqlite3_stmt* key_requests_stmt_ = nullptr;
   mutable std::mutex mu_;
 };
 

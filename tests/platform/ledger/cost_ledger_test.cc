@@ -146,11 +146,11 @@ TEST(CostLedger, AggregatesRequestsAndTokensInTheWindow) {
   ASSERT_TRUE(ledger);
   ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 100).is_ok());
-  ASSERT_TRUE(ledger->record_request("a", 10, 5, 200, 0.1, 10).is_ok());
-  ASSERT_TRUE(ledger->record_request("a", 20, 7, 200, 0, 50).is_ok());
-  ASSERT_TRUE(ledger->record_request("a", 30, 0, 500, 0, 99.5).is_ok());  // failures count too
-  ASSERT_TRUE(ledger->record_request("a", 1000, 1000, 200, 0, 100).is_ok());  // outside [0, 100)
-  ASSERT_TRUE(ledger->record_request("b", 3, 4, 429, 2.5, 60).is_ok());  // no instance time
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 10, 5, 200, 0.1, 10).is_ok());
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 20, 7, 200, 0, 50).is_ok());
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 30, 0, 500, 0, 99.5).is_ok());  // failures count too
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1000, 1000, 200, 0, 100).is_ok());  // outside [0, 100)
+  ASSERT_TRUE(ledger->record_request("b", "", "interactive", 3, 4, 429, 2.5, 60).is_ok());  // no instance time
 
   auto costs = costs_ok(*ledger, 0, 100, 1000);
   ASSERT_EQ(costs.size(), 2u);
@@ -210,7 +210,7 @@ TEST(CostLedger, RejectsInconsistentCalls) {
   EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", NAN, 10, false).is_ok());
   EXPECT_FALSE(ledger->instance_started("", "a", "gpu", 0.01, 10, false).is_ok());
   EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", 0.01, INFINITY, false).is_ok());
-  EXPECT_FALSE(ledger->record_request("a", -1, 0, 200, 0, 10).is_ok());
+  EXPECT_FALSE(ledger->record_request("a", "", "interactive", -1, 0, 200, 0, 10).is_ok());
   EXPECT_FALSE(ledger->heartbeat(NAN).is_ok());
   EXPECT_FALSE(ledger->costs(100, 0, 100).is_ok());
   // A stop before the start never bills negative time.
@@ -260,7 +260,7 @@ TEST(CostLedgerDeathTest, AProcessExitWithoutCleanupLosesAtMostOneHeartbeat) {
         auto ledger = CostLedger::open(path);
         if (!ledger.is_ok()) _exit(2);
         if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 100, false).is_ok()) _exit(3);
-        if (!(*ledger)->record_request("a", 1, 2, 200, 0, 110).is_ok()) _exit(4);
+        if (!(*ledger)->record_request("a", "", "interactive", 1, 2, 200, 0, 110).is_ok()) _exit(4);
         if (!(*ledger)->heartbeat(130).is_ok()) _exit(5);
         _exit(0);
       },
@@ -283,7 +283,7 @@ TEST(CostLedger, PersistsAcrossReopen) {
     ASSERT_TRUE(ledger);
     ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 100, true).is_ok());
     ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
-    ASSERT_TRUE(ledger->record_request("a", 11, 22, 200, 0, 120).is_ok());
+    ASSERT_TRUE(ledger->record_request("a", "", "interactive", 11, 22, 200, 0, 120).is_ok());
   }
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
@@ -305,7 +305,7 @@ TEST(CostLedger, UsesWalMode) {
   const std::string path = dir.file("ledger.db");
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->record_request("a", 1, 1, 200, 0, 1).is_ok());
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1).is_ok());
   EXPECT_EQ(query_text(path, "PRAGMA journal_mode"), "wal");
   EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
 }
@@ -326,7 +326,7 @@ TEST(CostLedger, ConcurrentWritersOnOneLedgerLoseNothing) {
         if (!ledger->instance_started(id, "d" + std::to_string(t), "gpu", 0.001, i, i % 2 == 0).is_ok()) {
           ++failures[t];
         }
-        if (!ledger->record_request("d" + std::to_string(t), 1, 2, 200, 0, i).is_ok()) ++failures[t];
+        if (!ledger->record_request("d" + std::to_string(t), "", "interactive", 1, 2, 200, 0, i).is_ok()) ++failures[t];
         if (!ledger->heartbeat(i).is_ok()) ++failures[t];
         if (!ledger->instance_stopped(id, i + 1).is_ok()) ++failures[t];
         if (!ledger->costs(0, 1e9, i).is_ok()) ++failures[t];  // readers interleave too
@@ -366,7 +366,7 @@ TEST(CostLedger, ConcurrentWritersOnSeparateConnectionsLoseNothing) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        auto st = ledgers[t]->record_request("shared", 1, 1, 200, 0, t * 1000 + i);
+        auto st = ledgers[t]->record_request("shared", "", "interactive", 1, 1, 200, 0, t * 1000 + i);
         if (!st.is_ok()) {
           ++failures[t];
           ADD_FAILURE() << st.message();

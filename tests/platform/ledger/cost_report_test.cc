@@ -237,12 +237,12 @@ TEST(CostReport, AlwaysOnCostRunsThePeakThroughTheCoveredWindow) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->record_request("a", 1, 1, 200, 0, 1000).is_ok());  // the first record
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1000).is_ok());  // the first record
   ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 1100, true).is_ok());
   ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 1150, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 1200).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i2", 1250).is_ok());
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ledger->record_request("a", 1, 1, 200, 0, 1160).is_ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1160).is_ok());
 
   auto r = report_ok(*ledger, 1000, 2000, 5000);
   EXPECT_DOUBLE_EQ(r.covered_from, 1000);
@@ -286,7 +286,7 @@ TEST(CostReport, AnEmptyLedgerReportsNothing) {
   EXPECT_DOUBLE_EQ(r.covered_to - r.covered_from, 0);
   EXPECT_EQ(r.total.cost, 0);
 
-  ASSERT_TRUE(ledger->record_request("a", 1, 1, 200, 0, 70).is_ok());
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 70).is_ok());
   ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 40, false).is_ok());
   first = ledger->first_record_time();
   ASSERT_TRUE(first.is_ok() && first->has_value());
@@ -303,8 +303,8 @@ TEST(CostReport, TotalsSumTheDeployments) {
   ASSERT_TRUE(ledger->instance_started("b1", "b", "cpu", 0.001, 0, false).is_ok());
   ASSERT_TRUE(ledger->instance_state("b1", S::kReady, 20).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b1", 100).is_ok());
-  ASSERT_TRUE(ledger->record_request("a", 3, 4, 200, 0, 50).is_ok());
-  ASSERT_TRUE(ledger->record_request("b", 5, 6, 200, 0, 50).is_ok());
+  ASSERT_TRUE(ledger->record_request("a", "", "interactive", 3, 4, 200, 0, 50).is_ok());
+  ASSERT_TRUE(ledger->record_request("b", "", "interactive", 5, 6, 200, 0, 50).is_ok());
   auto r = report_ok(*ledger, 0, 100, 100);
   ASSERT_EQ(r.deployments.size(), 2u);
   EXPECT_DOUBLE_EQ(r.total.instance_seconds, 200);
@@ -349,8 +349,9 @@ TEST(CostReport, MigratesAVersion1File) {
 
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
-  EXPECT_EQ(ledger->schema_version(), 2);
-  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version"), "2");
+  EXPECT_EQ(ledger->schema_version(), CostLedger::kSchemaVersion);
+  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version"),
+            std::to_string(CostLedger::kSchemaVersion));
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'instance_phases'"),
             "1");
   EXPECT_EQ(ledger->recovered_on_open(), 1);  // the open version-1 run, at its heartbeat
@@ -366,6 +367,14 @@ TEST(CostReport, MigratesAVersion1File) {
   EXPECT_EQ(d.peak_instances, 1);
   EXPECT_DOUBLE_EQ(d.starting_seconds, 0);
   EXPECT_DOUBLE_EQ(d.idle_seconds, 0);
+  // Through version 3 too: the old requests have no key and were interactive.
+  auto keys = ledger->usage_by_key(0, 1000, 1000);
+  ASSERT_TRUE(keys.is_ok()) << keys.status().message();
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].api_key, "");
+  EXPECT_EQ((*keys)[0].cls, "interactive");
+  EXPECT_EQ((*keys)[0].requests, 2);
+  EXPECT_NEAR((*keys)[0].cost_share, 0.09, 1e-12);
 
   // New runs in the migrated file get phases; the old id is free again.
   ASSERT_TRUE(ledger->instance_started("i2", "old", "gpu", 0.001, 300, false).is_ok());
@@ -376,7 +385,7 @@ TEST(CostReport, MigratesAVersion1File) {
   EXPECT_DOUBLE_EQ(d.starting_seconds, 5);
   EXPECT_DOUBLE_EQ(d.idle_seconds, 15);
   ledger.reset();
-  ledger = open_ok(path);  // a second open finds version 2 and migrates nothing
+  ledger = open_ok(path);  // a second open finds the current version and migrates nothing
   ASSERT_TRUE(ledger);
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM schema_version"), "1");
   EXPECT_DOUBLE_EQ(only(report_ok(*ledger, 0, 1000, 1000)).idle_seconds, 15);
@@ -389,7 +398,7 @@ TEST(CostLedgerReadOnly, ReadsWithoutRecoveringOrWriting) {
   ASSERT_TRUE(writer);
   ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 100, true).is_ok());
   ASSERT_TRUE(writer->instance_state("i1", S::kIdle, 110).is_ok());
-  ASSERT_TRUE(writer->record_request("a", 1, 2, 200, 0, 105).is_ok());
+  ASSERT_TRUE(writer->record_request("a", "", "interactive", 1, 2, 200, 0, 105).is_ok());
   ASSERT_TRUE(writer->heartbeat(130).is_ok());
 
   // The daemon still runs: a reader sees its instance live, up to now.
@@ -407,7 +416,7 @@ TEST(CostLedgerReadOnly, ReadsWithoutRecoveringOrWriting) {
   for (const core::Status& st :
        {reader->instance_started("i2", "a", "gpu", 0.01, 140, false), reader->heartbeat(140),
         reader->instance_state("i1", S::kReady, 140), reader->instance_stopped("i1", 140),
-        reader->record_request("a", 1, 1, 200, 0, 140)}) {
+        reader->record_request("a", "", "interactive", 1, 1, 200, 0, 140)}) {
     ASSERT_FALSE(st.is_ok());
     EXPECT_NE(st.message().find("read-only"), std::string::npos) << st.message();
   }
@@ -477,7 +486,7 @@ TEST(CostLedgerReadOnly, ReadsAFileWhoseNameLooksLikeUriSyntax) {
   {
     auto writer = open_ok(path);
     ASSERT_TRUE(writer);
-    ASSERT_TRUE(writer->record_request("a", 1, 1, 200, 0, 5).is_ok());
+    ASSERT_TRUE(writer->record_request("a", "", "interactive", 1, 1, 200, 0, 5).is_ok());
     auto live_reader = open_ro_ok(path);  // with the writer attached
     ASSERT_TRUE(live_reader);
     EXPECT_EQ(only(report_ok(*live_reader, 0, 10, 10)).requests, 1);

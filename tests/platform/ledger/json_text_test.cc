@@ -66,8 +66,8 @@ TEST(CostLedgerJson, RendersCostsAndParsesBack) {
   const std::string weird = std::string("we\"ird\\name\n\x01 \xC3\xA9", 16);
   ASSERT_TRUE(ledger->instance_started("i1", weird, "gpu", 0.001, 100, true).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
-  ASSERT_TRUE(ledger->record_request(weird, 10, 20, 200, 0, 120).is_ok());
-  ASSERT_TRUE(ledger->record_request(weird, 5, 0, 200, 0, 130).is_ok());
+  ASSERT_TRUE(ledger->record_request(weird, "", "interactive", 10, 20, 200, 0, 120).is_ok());
+  ASSERT_TRUE(ledger->record_request(weird, "", "interactive", 5, 0, 200, 0, 130).is_ok());
   ASSERT_TRUE(ledger->instance_started("i2", "plain", "cpu", 0.0001, 100, false).is_ok());
 
   auto text = ledger->costs_json(0, 1000, 200);
@@ -101,7 +101,7 @@ TEST(CostLedgerJson, RendersCostsAndParsesBack) {
   ASSERT_TRUE(ledger->instance_stopped("i2", 200).is_ok());
   auto empty = ledger->costs_json(5000, 6000, 7000);
   ASSERT_TRUE(empty.is_ok());
-  EXPECT_EQ(*empty, "{\"from\":5000,\"to\":6000,\"deployments\":[],\"total_cost\":0}");
+  EXPECT_EQ(*empty, "{\"from\":5000,\"to\":6000,\"deployments\":[],\"keys\":[],\"total_cost\":0}");
 }
 
 }  // namespace
