@@ -102,6 +102,7 @@ void BatchRunner::schedule_once() {
         auto done = store_.finalize(id, final_state);
         core::log_info("batch", id + ": " + std::string(platform::batch_state_name(final_state)) +
                                     (done ? "" : " (finalizing failed: " + done.status().message() + ")"));
+        forget(id);
       }
       continue;
     }
@@ -123,22 +124,24 @@ void BatchRunner::schedule_once() {
       for (const auto& [b, lines] : in_flight_) total += static_cast<int>(lines.size());
       free_slots = options_.concurrency - total;
     }
-    if (free_slots <= 0) {
-      if (running > 0 || waiting_retry) continue;
-    }
+    // A batch with nothing in flight or waiting to be retried may be complete: look even
+    // when there is no room to send more.
+    const bool idle = running == 0 && !waiting_retry;
+    if (free_slots <= 0 && !idle) continue;
     auto items = store_.pending_items(id, std::max(free_slots, 1), exclude);
     if (items.empty()) {
-      if (running == 0 && !waiting_retry) {
+      if (idle) {
         auto done = store_.finalize(id, BatchState::kCompleted);
         if (done)
           core::log_info("batch", id + ": completed, " + std::to_string(done->completed) + " succeeded, " +
                                       std::to_string(done->failed) + " failed");
         else
           core::log_error("batch", id + ": cannot finalize: " + done.status().message());
+        forget(id);
       }
       continue;
     }
-    if (free_slots <= 0) continue;
+    if (free_slots <= 0) continue;  // pending work but no room: next round
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto& item : items) {
@@ -148,6 +151,14 @@ void BatchRunner::schedule_once() {
     }
     work_ready_.notify_all();
   }
+}
+
+void BatchRunner::forget(const std::string& batch_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  owners_.erase(batch_id);
+  in_flight_.erase(batch_id);
+  for (auto it = retries_.begin(); it != retries_.end();)
+    it = it->first.first == batch_id ? retries_.erase(it) : std::next(it);
 }
 
 void BatchRunner::work_loop() {

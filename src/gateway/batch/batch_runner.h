@@ -47,9 +47,6 @@ class BatchRunner {
   int in_flight(const std::string& batch_id) const;
 
  private:
-  struct Work {
-    platform::PendingItem item;
-  };
   struct Attempt {
     int server_errors = 0;
     std::chrono::steady_clock::time_point retry_at{};
@@ -59,6 +56,7 @@ class BatchRunner {
   void work_loop();
   void run_item(const platform::PendingItem& item);
   void count(const std::string& outcome);
+  void forget(const std::string& batch_id);  // a finished batch's bookkeeping
 
   platform::BatchStore& store_;
   BatchRunnerOptions options_;
