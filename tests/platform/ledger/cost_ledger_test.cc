@@ -11,18 +11,14 @@
 #include <thread>
 #include <vector>
 
+#include "ledger_test_util.h"
 #include "test_util/temp_dir.h"
 
 namespace zs::platform {
 namespace {
 
+using namespace ledger_test;
 using zs::testing::TempDir;
-
-std::unique_ptr<CostLedger> open_ok(const std::string& path) {
-  auto ledger = CostLedger::open(path);
-  EXPECT_TRUE(ledger.is_ok()) << ledger.status().message();
-  return ledger.is_ok() ? std::move(ledger).value() : nullptr;
-}
 
 std::vector<DeploymentCost> costs_ok(const CostLedger& ledger, double from, double to, double now) {
   auto c = ledger.costs(from, to, now);
@@ -34,23 +30,6 @@ double total_ok(const CostLedger& ledger, double from, double to, double now) {
   auto t = ledger.total_cost(from, to, now);
   EXPECT_TRUE(t.is_ok()) << t.status().message();
   return t.is_ok() ? t.value() : -1;
-}
-
-// Runs one statement on its own connection, as an outside reader would, and returns the
-// first column of the first row as text.
-std::string query_text(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::string out;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0)) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close_v2(db);
-  return out;
 }
 
 TEST(CostLedger, MetersInstanceTimeOnAVirtualClock) {
@@ -296,7 +275,7 @@ TEST(CostLedger, PersistsAcrossReopen) {
   EXPECT_EQ(costs[0].prompt_tokens, 11);
   EXPECT_EQ(costs[0].completion_tokens, 22);
   EXPECT_EQ(costs[0].cold_starts, 1);
-  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version"),
+  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version", SQLITE_OPEN_READWRITE),
             std::to_string(CostLedger::kSchemaVersion));
 }
 
@@ -306,7 +285,7 @@ TEST(CostLedger, UsesWalMode) {
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1).is_ok());
-  EXPECT_EQ(query_text(path, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(query_text(path, "PRAGMA journal_mode", SQLITE_OPEN_READWRITE), "wal");
   EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
 }
 
@@ -415,7 +394,7 @@ TEST(CostLedger, ANewerSchemaIsRefused) {
   TempDir dir;
   const std::string path = dir.file("ledger.db");
   ASSERT_TRUE(open_ok(path));
-  query_text(path, "UPDATE schema_version SET version = 99");
+  ASSERT_TRUE(exec_sql(path, "UPDATE schema_version SET version = 99"));
   auto ledger = CostLedger::open(path);
   ASSERT_FALSE(ledger.is_ok());
   EXPECT_NE(ledger.status().message().find("newer"), std::string::npos) << ledger.status().message();

@@ -11,25 +11,15 @@
 #include <vector>
 
 #include "platform/ledger/cost_ledger.h"
+#include "ledger_test_util.h"
 #include "test_util/temp_dir.h"
 
 namespace zs::platform {
 namespace {
 
+using namespace ledger_test;
 using zs::testing::TempDir;
 using S = InstanceState;
-
-std::unique_ptr<CostLedger> open_ok(const std::string& path) {
-  auto ledger = CostLedger::open(path);
-  EXPECT_TRUE(ledger.is_ok()) << ledger.status().message();
-  return ledger.is_ok() ? std::move(ledger).value() : nullptr;
-}
-
-std::unique_ptr<CostLedger> open_ro_ok(const std::string& path) {
-  auto ledger = CostLedger::open_read_only(path);
-  EXPECT_TRUE(ledger.is_ok()) << ledger.status().message();
-  return ledger.is_ok() ? std::move(ledger).value() : nullptr;
-}
 
 CostReport report_ok(const CostLedger& ledger, double from, double to, double now) {
   auto r = ledger.report(from, to, now);
@@ -43,69 +33,11 @@ DeploymentCost only(const CostReport& r) {
   return r.deployments.empty() ? DeploymentCost{} : r.deployments[0];
 }
 
-// Runs statements on a separate plain connection, as an outside tool would.
-bool exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  bool ok = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            nullptr) == SQLITE_OK;
-  char* err = nullptr;
-  if (ok && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    ADD_FAILURE() << (err ? err : "?") << " in " << sql;
-    ok = false;
-  }
-  sqlite3_free(err);
-  sqlite3_close_v2(db);
-  return ok;
-}
-
-std::string query_text(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::string out;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0)) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close_v2(db);
-  return out;
-}
-
-// The schema a version-1 build wrote, verbatim: the migration must start from exactly this.
-constexpr const char* kVersion1Schema =
-    "PRAGMA journal_mode=WAL;"
-    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-    "CREATE TABLE instances ("
-    "  id INTEGER PRIMARY KEY,"
-    "  instance_id TEXT NOT NULL,"
-    "  deployment TEXT NOT NULL,"
-    "  device TEXT NOT NULL,"
-    "  price_per_second REAL NOT NULL,"
-    "  started_at REAL NOT NULL,"
-    "  last_seen REAL NOT NULL,"
-    "  stopped_at REAL,"
-    "  cold_start INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX instances_open_id ON instances(instance_id) WHERE stopped_at IS NULL;"
-    "CREATE INDEX instances_started_at ON instances(started_at);"
-    "CREATE INDEX instances_stopped_at ON instances(stopped_at);"
-    "CREATE TABLE requests ("
-    "  id INTEGER PRIMARY KEY,"
-    "  deployment TEXT NOT NULL,"
-    "  at REAL NOT NULL,"
-    "  prompt_tokens INTEGER NOT NULL,"
-    "  completion_tokens INTEGER NOT NULL,"
-    "  http_status INTEGER NOT NULL,"
-    "  queue_seconds REAL NOT NULL);"
-    "CREATE INDEX requests_at ON requests(at);"
-    "INSERT INTO schema_version VALUES (1);";
-
 // A version-1 ledger: one finished run (cold, 60 s at 0.001), one left open by a crash
 // (heartbeat at 230), two requests.
 void write_version1_ledger(const std::string& path) {
   ASSERT_TRUE(exec_sql(
-      path, std::string(kVersion1Schema) +
+      path, version1_schema() +
                 "INSERT INTO instances (instance_id, deployment, device, price_per_second,"
                 " started_at, last_seen, stopped_at, cold_start) VALUES"
                 " ('i1', 'old', 'gpu', 0.001, 100, 160, 160, 1),"

@@ -10,24 +10,14 @@
 #include <vector>
 
 #include "platform/ledger/cost_ledger.h"
+#include "ledger_test_util.h"
 #include "test_util/temp_dir.h"
 
 namespace zs::platform {
 namespace {
 
+using namespace ledger_test;
 using zs::testing::TempDir;
-
-std::unique_ptr<CostLedger> open_ok(const std::string& path) {
-  auto ledger = CostLedger::open(path);
-  EXPECT_TRUE(ledger.is_ok()) << ledger.status().message();
-  return ledger.is_ok() ? std::move(ledger).value() : nullptr;
-}
-
-std::unique_ptr<CostLedger> open_ro_ok(const std::string& path) {
-  auto ledger = CostLedger::open_read_only(path);
-  EXPECT_TRUE(ledger.is_ok()) << ledger.status().message();
-  return ledger.is_ok() ? std::move(ledger).value() : nullptr;
-}
 
 std::vector<KeyUsage> usage_ok(const CostLedger& ledger, double from, double to, double now) {
   auto u = ledger.usage_by_key(from, to, now);
@@ -53,76 +43,11 @@ double shares_of(const std::vector<KeyUsage>& usage, const std::string& deployme
   return sum;
 }
 
-bool exec_sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  bool ok = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            nullptr) == SQLITE_OK;
-  char* err = nullptr;
-  if (ok && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    ADD_FAILURE() << (err ? err : "?") << " in " << sql;
-    ok = false;
-  }
-  sqlite3_free(err);
-  sqlite3_close_v2(db);
-  return ok;
-}
-
-std::string query_text(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::string out;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0)) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close_v2(db);
-  return out;
-}
-
-// The schema a version-2 build wrote, verbatim: the migration must start from exactly this.
-constexpr const char* kVersion2Schema =
-    "PRAGMA journal_mode=WAL;"
-    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-    "CREATE TABLE instances ("
-    "  id INTEGER PRIMARY KEY,"
-    "  instance_id TEXT NOT NULL,"
-    "  deployment TEXT NOT NULL,"
-    "  device TEXT NOT NULL,"
-    "  price_per_second REAL NOT NULL,"
-    "  started_at REAL NOT NULL,"
-    "  last_seen REAL NOT NULL,"
-    "  stopped_at REAL,"
-    "  cold_start INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX instances_open_id ON instances(instance_id) WHERE stopped_at IS NULL;"
-    "CREATE INDEX instances_started_at ON instances(started_at);"
-    "CREATE INDEX instances_stopped_at ON instances(stopped_at);"
-    "CREATE TABLE requests ("
-    "  id INTEGER PRIMARY KEY,"
-    "  deployment TEXT NOT NULL,"
-    "  at REAL NOT NULL,"
-    "  prompt_tokens INTEGER NOT NULL,"
-    "  completion_tokens INTEGER NOT NULL,"
-    "  http_status INTEGER NOT NULL,"
-    "  queue_seconds REAL NOT NULL);"
-    "CREATE INDEX requests_at ON requests(at);"
-    "CREATE TABLE instance_phases ("
-    "  id INTEGER PRIMARY KEY,"
-    "  run INTEGER NOT NULL REFERENCES instances(id),"
-    "  phase TEXT NOT NULL CHECK (phase IN ('starting', 'ready', 'idle', 'draining')),"
-    "  started_at REAL NOT NULL,"
-    "  ended_at REAL);"
-    "CREATE UNIQUE INDEX instance_phases_open_run ON instance_phases(run) WHERE ended_at IS NULL;"
-    "CREATE INDEX instance_phases_started_at ON instance_phases(started_at);"
-    "INSERT INTO schema_version VALUES (2);";
-
 // A version-2 ledger: deployment "old" ran [100, 200) at 0.002 (cost 0.2) and served three
 // requests (30, 10 and 0 tokens); deployment "quiet" ran [100, 150) at 0.001 and served none.
 void write_version2_ledger(const std::string& path) {
   ASSERT_TRUE(exec_sql(
-      path, std::string(kVersion2Schema) +
+      path, version2_schema() +
                 "INSERT INTO instances (instance_id, deployment, device, price_per_second,"
                 " started_at, last_seen, stopped_at, cold_start) VALUES"
                 " ('i1', 'old', 'gpu', 0.002, 100, 200, 200, 1),"
