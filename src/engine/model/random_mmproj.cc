@@ -5,6 +5,7 @@
 #include <random>
 
 #include "engine/gguf/gguf_writer.h"
+#include "engine/model/random_tensors.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine {
@@ -75,48 +76,6 @@ const std::vector<MmprojPreset>& presets() {
   return kPresets;
 }
 
-constexpr int kPoolRows = 64;  // distinct random rows per matrix; rows are drawn from this pool
-
-class TensorSource {
- public:
-  explicit TensorSource(uint64_t seed) : rng_(seed) {}
-
-  // n_out rows of n_in values with std `scale`, converted to `type` (F32 or F16).
-  GgufWriter::Fill matrix(GgmlType type, int64_t n_in, int64_t n_out, float scale) {
-    const size_t row_bytes = ggml_row_size(type, n_in);
-    auto pool = std::make_shared<std::vector<uint8_t>>(row_bytes * kPoolRows);
-    std::vector<float> row(n_in);
-    std::normal_distribution<float> dist(0.f, scale);
-    Status status = Status::ok();
-    for (int r = 0; r < kPoolRows; ++r) {
-      for (auto& x : row) x = dist(rng_);
-      Status s = quantize_row(type, row.data(), pool->data() + r * row_bytes, n_in);
-      if (!s) status = s;
-    }
-    const uint64_t seed = rng_();
-    return [pool, row_bytes, n_out, seed, status](uint8_t* dst, size_t) -> Status {
-      if (!status) return status;
-      std::mt19937_64 pick(seed);
-      for (int64_t r = 0; r < n_out; ++r)
-        std::memcpy(dst + r * row_bytes, pool->data() + (pick() % kPoolRows) * row_bytes, row_bytes);
-      return Status::ok();
-    };
-  }
-
-  GgufWriter::Fill vector(int64_t n, float mean, float scale) {
-    auto v = std::make_shared<std::vector<float>>(n);
-    std::normal_distribution<float> dist(mean, scale);
-    for (auto& x : *v) x = dist(rng_);
-    return [v](uint8_t* dst, size_t nbytes) {
-      std::memcpy(dst, v->data(), nbytes);
-      return Status::ok();
-    };
-  }
-
- private:
-  std::mt19937_64 rng_;
-};
-
 }  // namespace
 
 core::Result<MmprojPreset> find_mmproj_preset(const std::string& name) {
@@ -166,7 +125,7 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_bool("clip.use_silu", false);
   if (idefics3) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
 
-  TensorSource src(seed);
+  RandomTensors src(seed);
   const int64_t d = p.n_embd, ff = p.n_ff, ps = p.patch_size;
   const int64_t n_pos = static_cast<int64_t>(side) * side + (p.class_token ? 1 : 0);
   constexpr float kScale = 0.02f;

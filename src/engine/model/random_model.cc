@@ -7,14 +7,13 @@
 #include <vector>
 
 #include "engine/gguf/gguf_writer.h"
+#include "engine/model/random_tensors.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine {
 namespace {
 
 using core::Status;
-
-constexpr int kPoolRows = 64;  // distinct random rows per tensor; rows are drawn from this pool
 
 // A SentencePiece-style vocabulary: control tokens, the 256 byte tokens, ChatML markers,
 // single characters, then "▁" + every lowercase string of length 1, 2, 3, ... so that each
@@ -54,45 +53,6 @@ void build_vocab(int n_vocab, std::vector<std::string>* tokens, std::vector<floa
   scores->resize(n_vocab);
   types->resize(n_vocab);
 }
-
-class TensorSource {
- public:
-  explicit TensorSource(uint64_t seed) : rng_(seed) {}
-
-  // Fills a matrix of n_out rows from a pool of quantized random rows with std `scale`.
-  GgufWriter::Fill matrix(GgmlType type, int64_t n_in, int64_t n_out, float scale) {
-    const size_t row_bytes = ggml_row_size(type, n_in);
-    auto pool = std::make_shared<std::vector<uint8_t>>(row_bytes * kPoolRows);
-    std::vector<float> row(n_in);
-    std::normal_distribution<float> dist(0.f, scale);
-    Status status = Status::ok();
-    for (int r = 0; r < kPoolRows; ++r) {
-      for (auto& v : row) v = dist(rng_);
-      Status s = quantize_row(type, row.data(), pool->data() + r * row_bytes, n_in);
-      if (!s) status = s;
-    }
-    uint64_t seed = rng_();
-    return [pool, row_bytes, n_out, seed, status](uint8_t* dst, size_t n) -> Status {
-      if (!status) return status;
-      std::mt19937_64 pick(seed);
-      for (int64_t r = 0; r < n_out; ++r) std::memcpy(dst + r * row_bytes, pool->data() + (pick() % kPoolRows) * row_bytes, row_bytes);
-      return Status::ok();
-    };
-  }
-
-  GgufWriter::Fill vector(int64_t n, float mean, float scale) {
-    auto v = std::make_shared<std::vector<float>>(n);
-    std::normal_distribution<float> dist(mean, scale);
-    for (auto& x : *v) x = dist(rng_);
-    return [v](uint8_t* dst, size_t nbytes) {
-      std::memcpy(dst, v->data(), nbytes);
-      return Status::ok();
-    };
-  }
-
- private:
-  std::mt19937_64 rng_;
-};
 
 bool use_more_bits(int layer, int n_layer) {
   return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
@@ -174,7 +134,7 @@ Status write_random_model(const ModelPreset& p, FileType ft, const std::string& 
                "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
   w.set_u32("general.quantization_version", 2);
 
-  TensorSource src(seed);
+  RandomTensors src(seed);
   const int64_t d = p.n_embd, hd = p.n_embd / p.n_head, kv = hd * p.n_head_kv, ff = p.n_ff;
   const float s = 0.02f;
   auto mat = [&](const std::string& name, const std::string& short_name, int layer, int64_t n_in, int64_t n_out,
