@@ -30,13 +30,7 @@ ScalingDecision ConcurrencyPolicy::decide(const DeploymentObservation& o) {
     if (!transition.empty()) d.reason = transition;
     else if (desired_ != before) d.reason = explanation;
   }
-  d.desired = bounded(desired_, o);  // bounds may change on a config reload between evaluations
-  if (o.keep_alive_s < 0) {
-    d.desired = std::max(d.desired, std::min(live, std::max(o.min_instances, o.max_instances)));
-  } else {
-    d.stop = surplus_idle(o, d.desired);
-  }
-  explain_stops(d, name());
+  settle_count(d, bounded(desired_, o), o, name());  // bounds may change on a config reload between evaluations
   return d;
 }
 

@@ -63,6 +63,16 @@ std::string short_number(double v) {
   return buf;
 }
 
+void settle_count(ScalingDecision& d, int desired, const DeploymentObservation& o, std::string_view policy) {
+  d.desired = desired;
+  if (o.keep_alive_s < 0) {
+    d.desired = std::max(d.desired, std::min(live_count(o), std::max(o.min_instances, o.max_instances)));
+  } else {
+    d.stop = surplus_idle(o, d.desired);
+  }
+  explain_stops(d, policy);
+}
+
 void explain_stops(ScalingDecision& d, std::string_view policy) {
   if (!d.reason.empty() || d.stop.empty()) return;
   d.reason = std::string(policy) + ": stop " + std::to_string(d.stop.size()) + " idle instance" +

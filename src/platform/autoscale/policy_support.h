@@ -50,4 +50,9 @@ class Cadence {
 // Fills `reason` for a decision that stops instances without having said why.
 void explain_stops(ScalingDecision& d, std::string_view policy);
 
+// The end of a demand-driven decision: `desired` within bounds; with keep_alive < 0 (never
+// scale in) the live instances are kept, otherwise idle ones beyond `desired` are stopped,
+// with a reason.
+void settle_count(ScalingDecision& d, int desired, const DeploymentObservation& o, std::string_view policy);
+
 }  // namespace zs::platform

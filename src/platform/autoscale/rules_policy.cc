@@ -95,13 +95,7 @@ ScalingDecision RulesPolicy::decide(const DeploymentObservation& o) {
     }
   }
   count_ = bounded(count_, o);
-  d.desired = count_;
-  if (o.keep_alive_s < 0) {
-    d.desired = std::max(d.desired, std::min(live, std::max(o.min_instances, o.max_instances)));
-  } else {
-    d.stop = surplus_idle(o, d.desired);
-  }
-  explain_stops(d, name());
+  settle_count(d, count_, o, name());
   return d;
 }
 
