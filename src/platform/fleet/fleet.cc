@@ -290,15 +290,7 @@ void Fleet::fail_waiting(RequestClass cls, const std::string& message) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [name, d] : deployments_)
-      for (auto it = d->queue.begin(); it != d->queue.end();) {
-        if (it->cls != cls) {
-          ++it;
-          continue;
-        }
-        AcquireFailure f{AcquireError::kShuttingDown, message, 5};
-        pending_callbacks_.push_back([done = std::move(it->done), f] { done(nullptr, &f); });
-        it = d->queue.erase(it);
-      }
+      fail_waiters(*d, {AcquireError::kShuttingDown, message, 5}, [&](const Waiter& w) { return w.cls == cls; });
   }
   run_pending();
 }
@@ -372,11 +364,18 @@ void Fleet::shutdown(std::chrono::milliseconds grace) {
 }
 
 void Fleet::fail_all(Deployment& d, AcquireError e, const std::string& message) {
-  for (auto& w : d.queue) {
-    AcquireFailure f{e, message, 1};
-    pending_callbacks_.push_back([done = std::move(w.done), f] { done(nullptr, &f); });
+  fail_waiters(d, {e, message, 1}, [](const Waiter&) { return true; });
+}
+
+void Fleet::fail_waiters(Deployment& d, const AcquireFailure& failure, const std::function<bool(const Waiter&)>& which) {
+  for (auto it = d.queue.begin(); it != d.queue.end();) {
+    if (!which(*it)) {
+      ++it;
+      continue;
+    }
+    pending_callbacks_.push_back([done = std::move(it->done), failure] { done(nullptr, &failure); });
+    it = d.queue.erase(it);
   }
-  d.queue.clear();
 }
 
 void Fleet::loop() {
@@ -634,18 +633,12 @@ void Fleet::tick() {
   for (auto& [name, dp] : deployments_) {
     Deployment& d = *dp;
     // Requests that waited too long (batch ones sit behind interactive ones: check them all).
-    for (auto it = d.queue.begin(); it != d.queue.end();) {
-      if (seconds_between(it->enqueued, now) <= d.spec.request_timeout_s) {
-        ++it;
-        continue;
-      }
-      AcquireFailure f{AcquireError::kTimeout,
-                       "no instance of '" + name + "' could take the request within " +
-                           std::to_string(static_cast<int>(d.spec.request_timeout_s)) + " s (request_timeout)",
-                       5};
-      pending_callbacks_.push_back([done = std::move(it->done), f] { done(nullptr, &f); });
-      it = d.queue.erase(it);
-    }
+    fail_waiters(d,
+                 {AcquireError::kTimeout,
+                  "no instance of '" + name + "' could take the request within " +
+                      std::to_string(static_cast<int>(d.spec.request_timeout_s)) + " s (request_timeout)",
+                  5},
+                 [&](const Waiter& w) { return seconds_between(w.enqueued, now) > d.spec.request_timeout_s; });
     dispatch(d);
     while (!d.ttft_samples.empty() && seconds_between(d.ttft_samples.front().first, now) > 60)
       d.ttft_samples.pop_front();
@@ -674,15 +667,20 @@ void Fleet::tick() {
     const int live = static_cast<int>(o.instances.size());
     const int batch_want =
         std::min(d.spec.batch_max_instances, (batch_queued + batch_in_flight + d.spec.slots - 1) / d.spec.slots);
-    char inputs[256];
-    std::snprintf(inputs, sizeof inputs,
-                  "live=%d in_flight=%d queued=%d batch_in_flight=%d batch_queued=%d min=%d max=%d ttft_p95_s=%.3f",
-                  live, o.in_flight, o.queued, batch_in_flight, batch_queued, o.min_instances, o.max_instances,
-                  o.ttft_p95_s);
+    // What the decision saw, for its log line; formatted only when one is logged (every tick
+    // passes here).
+    auto inputs = [&] {
+      char text[256];
+      std::snprintf(text, sizeof text,
+                    "live=%d in_flight=%d queued=%d batch_in_flight=%d batch_queued=%d min=%d max=%d ttft_p95_s=%.3f",
+                    live, o.in_flight, o.queued, batch_in_flight, batch_queued, o.min_instances, o.max_instances,
+                    o.ttft_p95_s);
+      return std::string(text);
+    };
     ScalingDecision decision = d.policy->decide(o);
     if (!decision.reason.empty())
       core::log_info("autoscale", "policy deployment=" + name + " policy=" + d.spec.policy + " desired=" +
-                                      std::to_string(decision.desired) + " " + inputs + " reason=\"" +
+                                      std::to_string(decision.desired) + " " + inputs() + " reason=\"" +
                                       decision.reason + "\"");
     // An instance that batch work keeps busy may still go once interactive demand left it,
     // as long as the batch allowance is kept.
@@ -694,7 +692,7 @@ void Fleet::tick() {
         const std::string why = i->batch_in_flight > 0 ? "no interactive demand; its batch work drains"
                                 : decision.reason.empty() ? "idle past keep-alive"
                                                           : decision.reason;
-        record_decision(d, "scale_in", why, inputs);
+        record_decision(d, "scale_in", why, inputs());
         stop_instance(d, *i, why.c_str());
       }
     const int desired = std::max({decision.desired, o.min_instances, batch_want});
@@ -721,7 +719,7 @@ void Fleet::tick() {
                                        : now < d.prewarm_until ? "admin pre-warm"
                                        : live < d.spec.min_instances ? "below min_instances"
                                                                      : decision.reason;
-            record_decision(d, for_request ? "scale_out" : "prewarm", reason.empty() ? "policy" : reason, inputs);
+            record_decision(d, for_request ? "scale_out" : "prewarm", reason.empty() ? "policy" : reason, inputs());
           }
         }
       }

@@ -162,6 +162,8 @@ class Fleet {
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id);
   void set_phase(Instance& inst, InstancePhase phase, double start_s = 0);
   void fail_all(Deployment& d, AcquireError e, const std::string& message);
+  // Removes the waiters `which` picks, answering each with `failure` (outside the lock).
+  void fail_waiters(Deployment& d, const AcquireFailure& failure, const std::function<bool(const Waiter&)>& which);
   // One structured log line and the decision event.
   void record_decision(const Deployment& d, const std::string& action, const std::string& reason,
                        const std::string& inputs);
