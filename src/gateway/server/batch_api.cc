@@ -81,12 +81,12 @@ void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
   auto b = store_.batch(id);
   if (b && !owner.empty() && b->owner != owner) b = core::Status::error("no such batch: " + id);
   if (!b) return respond_error(*w, 404, b.status().message(), "invalid_request_error", "batch_id");
-  if (action.empty() && req.method == "GET") return w->respond_json(200, batch_json(*b));
+  if (action.empty() && req.method == "GET") return w->respond_json(200, batch_json(*b).dump());
   if (action == "cancel" && req.method == "POST") {
     if (auto st = store_.request_cancel(id); !st) return respond_error(*w, 409, st.message(), "invalid_request_error");
     runner_.wake();
     auto now = store_.batch(id);
-    return w->respond_json(200, batch_json(now ? *now : *b));
+    return w->respond_json(200, batch_json(now ? *now : *b).dump());
   }
   return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
 }
@@ -171,7 +171,7 @@ void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std
   auto b = store_.create_batch(file_id, endpoint, window, *window_s, metadata, owner, *items);
   if (!b) return respond_error(w, 500, "cannot store the batch: " + b.status().message(), "server_error");
   runner_.wake();
-  w.respond_json(200, batch_json(*b));
+  w.respond_json(200, batch_json(*b).dump());
 }
 
 void BatchApi::list_batches(const HttpRequest& req, ResponseWriter& w, const std::string& owner) {
@@ -181,14 +181,14 @@ void BatchApi::list_batches(const HttpRequest& req, ResponseWriter& w, const std
   const bool more = static_cast<int>(batches.size()) > limit;
   if (more) batches.resize(limit);
   json data = json::array();
-  for (const auto& b : batches) data.push_back(json::parse(batch_json(b)));
+  for (const auto& b : batches) data.push_back(batch_json(b));
   json out{{"object", "list"}, {"data", data}, {"has_more", more}};
   out["first_id"] = batches.empty() ? json(nullptr) : json(batches.front().id);
   out["last_id"] = batches.empty() ? json(nullptr) : json(batches.back().id);
   w.respond_json(200, out.dump());
 }
 
-std::string BatchApi::batch_json(const platform::BatchRecord& b) const {
+json BatchApi::batch_json(const platform::BatchRecord& b) const {
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -229,7 +229,7 @@ std::string BatchApi::batch_json(const platform::BatchRecord& b) const {
            {"metadata", json::parse(b.metadata_json, nullptr, false)},
            {"zeroserve", progress}};
   if (out["metadata"].is_discarded()) out["metadata"] = nullptr;
-  return out.dump();
+  return out;
 }
 
 }  // namespace zs::gateway

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "gateway/batch/batch_runner.h"
 #include "gateway/http/router.h"
 #include "platform/batch/batch_store.h"
@@ -28,7 +30,7 @@ class BatchApi {
   void upload_file(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
   void create_batch(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
   void list_batches(const HttpRequest& req, ResponseWriter& w, const std::string& owner);
-  std::string batch_json(const platform::BatchRecord& b) const;
+  nlohmann::json batch_json(const platform::BatchRecord& b) const;
 
   platform::BatchStore& store_;
   BatchRunner& runner_;
