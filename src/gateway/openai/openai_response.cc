@@ -2,7 +2,8 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <random>
+
+#include "core/random_id.h"
 
 namespace zs::gateway::openai {
 
@@ -33,18 +34,7 @@ json envelope(const std::string& id, const char* object, int64_t created, const 
 
 }  // namespace
 
-std::string make_response_id(std::string_view prefix) {
-  // random_device per call: ids need to be unique, not fast, and no generator state is shared.
-  std::random_device rd;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(prefix);
-  id += '-';
-  for (int word = 0; word < 3; ++word) {
-    uint32_t v = rd();
-    for (int i = 0; i < 8; ++i) id += kHex[(v >> (i * 4)) & 15];
-  }
-  return id;
-}
+std::string make_response_id(std::string_view prefix) { return std::string(prefix) + "-" + core::random_hex(24); }
 
 int64_t unix_time_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(

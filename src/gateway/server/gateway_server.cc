@@ -2,10 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <random>
 #include <utility>
 
 #include "core/log.h"
+#include "core/random_id.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
@@ -27,13 +27,6 @@ constexpr const char* kPriorityHeader = "X-Priority";
 
 double steady_seconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
-std::string random_token() {
-  std::random_device rd;
-  std::string out = "zs-internal-";
-  const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) out += hex[rd() % 16];
-  return out;
-}
 
 
 // Pulls the usage object out of a response body or out of the SSE events of a stream.
@@ -80,7 +73,7 @@ GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, pla
       record_(std::move(record)),
       costs_json_(std::move(costs_json)),
       fetcher_(fetcher),
-      internal_key_(random_token()) {
+      internal_key_("zs-internal-" + core::random_hex(32)) {
   set_api_keys(options_.api_keys);
 }
 

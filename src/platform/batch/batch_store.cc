@@ -1,5 +1,4 @@
 #include "platform/batch/batch_store.h"
-#include "platform/sqlite/sqlite_transaction.h"
 
 #include <sqlite3.h>
 
@@ -8,9 +7,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 #include <system_error>
 #include <utility>
+
+#include "core/random_id.h"
+#include "platform/sqlite/sqlite_transaction.h"
 
 namespace zs::platform {
 namespace {
@@ -93,18 +94,6 @@ std::optional<BatchState> parse_state(std::string_view name) {
   return std::nullopt;
 }
 
-std::string random_hex(int digits) {
-  // random_device per id: ids must be unpredictable and unique, not fast.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::random_device rd;
-  std::string out;
-  out.reserve(static_cast<size_t>(digits));
-  while (static_cast<int>(out.size()) < digits) {
-    uint32_t v = rd();
-    for (int i = 0; i < 8 && static_cast<int>(out.size()) < digits; ++i) out += kHex[(v >> (4 * i)) & 15];
-  }
-  return out;
-}
 
 int64_t wall_clock_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -335,7 +324,7 @@ core::Status BatchStore::sqlite_error(const std::string& what) const {
 core::Result<StoredFile> BatchStore::insert_file_locked(const std::string& purpose, const std::string& filename,
                                                         const std::string& content, int64_t now, const std::string& owner) {
   StoredFile f;
-  f.id = "file-" + random_hex(24);
+  f.id = "file-" + core::random_hex(24);
   f.purpose = purpose;
   f.filename = filename;
   f.bytes = static_cast<int64_t>(content.size());
@@ -420,7 +409,7 @@ core::Result<BatchRecord> BatchStore::create_batch(const std::string& input_file
 
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = now_();
-  const std::string id = "batch_" + random_hex(24);
+  const std::string id = "batch_" + core::random_hex(24);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   {

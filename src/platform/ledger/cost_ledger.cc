@@ -1,5 +1,4 @@
 #include "platform/ledger/cost_ledger.h"
-#include "platform/sqlite/sqlite_transaction.h"
 
 #include <sqlite3.h>
 
@@ -17,6 +16,7 @@
 #include "core/log.h"
 #include "platform/config/config.h"
 #include "platform/ledger/json_text.h"
+#include "platform/sqlite/sqlite_transaction.h"
 
 namespace zs::platform {
 namespace {
