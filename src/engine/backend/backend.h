@@ -21,6 +21,7 @@ struct RopeParams {
   float freq_scale = 1.f;
   RopeMode mode = RopeMode::kNormal;
   const float* freq_factors = nullptr;  // rope_dims/2 divisors of the frequencies, or null
+  float attn_factor = 1.f;              // rotated values are multiplied by this (LongRoPE)
 };
 
 // Causal attention of n_tokens queries over a paged f16 key/value cache. Cache row r holds
@@ -39,6 +40,11 @@ struct AttentionArgs {
   int n_head_kv = 0;
   int head_dim = 0;
   float scale = 1.f;
+  // Keys visible to a query at position p: p - window < q <= p; 0 = all earlier positions.
+  int window = 0;
+  // Soft-capping: scores = softcap * tanh(scores / softcap) before the softmax; 0 = none. With
+  // it the query is scaled before its f16 rounding (the reference scales Q first there).
+  float softcap = 0.f;
   float* out = nullptr;  // [n_tokens][n_head * head_dim]
 };
 
@@ -66,6 +72,9 @@ class Backend {
   virtual void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t dim) = 0;
   virtual void add(float* y, const float* x, int64_t n) = 0;             // y += x
   virtual void silu_mul(float* gate, const float* up, int64_t n) = 0;    // gate = silu(gate) * up
+  virtual void mul(float* y, const float* x, int64_t n) = 0;             // y *= x
+  virtual void scale(float* y, float s, int64_t n) = 0;                  // y *= s
+  virtual void softcap(float* y, float cap, int64_t n) = 0;              // y = cap * tanh(y / cap)
   // Rotates each head of each row in place; rows are n_head * head_dim wide.
   virtual void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) = 0;
   // Writes token t's k and v (kv_dim wide) into cache row rows[t], as f16.

@@ -201,6 +201,22 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void mul(float* y, const float* x, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
+  }
+
+  void scale(float* y, float s, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] *= s;
+  }
+
+  void softcap(float* y, float cap, int64_t n) override {
+    // As the reference: scale by 1/cap, tanh, scale by cap, each rounded to f32.
+    const float inv = 1.0f / cap;
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) y[i] = std::tanh(y[i] * inv) * cap;
+    });
+  }
+
   void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) override {
     const int half = p.rope_dims / 2;
     std::vector<float> cos_t(half), sin_t(half);
@@ -218,8 +234,8 @@ class CpuBackend final : public Backend {
           const int a = p.mode == RopeMode::kNeox ? i : 2 * i;
           const int b = p.mode == RopeMode::kNeox ? i + half : 2 * i + 1;
           const float x0 = v[a], x1 = v[b];
-          v[a] = x0 * cos_t[i] - x1 * sin_t[i];
-          v[b] = x0 * sin_t[i] + x1 * cos_t[i];
+          v[a] = (x0 * cos_t[i] - x1 * sin_t[i]) * p.attn_factor;
+          v[b] = (x0 * sin_t[i] + x1 * cos_t[i]) * p.attn_factor;
         }
       }
     }
@@ -244,25 +260,31 @@ class CpuBackend final : public Backend {
         const int h = static_cast<int>(job % a.n_head);
         const int kvh = h / group;
         const int64_t n_ctx = static_cast<int64_t>(a.positions[t]) + 1;
+        const int64_t first = a.window > 0 ? std::max<int64_t>(0, n_ctx - a.window) : 0;
         const int32_t* table = a.block_tables[t];
         auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
         const float* q = a.q + (t * a.n_head + h) * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
-        for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i]));
+        // With soft-capping the reference scales the query first, then rounds.
+        const float q_scale = a.softcap > 0 ? a.scale : 1.f, s_scale = a.softcap > 0 ? 1.f : a.scale;
+        for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
         scores.resize(n_ctx);
         float max_s = -INFINITY;
-        for (int64_t j = 0; j < n_ctx; ++j) {
-          scores[j] = cpu::dot_f32_f16(q16.data(), a.k_cache + row_of(j) * kv_dim + kvh * a.head_dim, a.head_dim) * a.scale;
-          max_s = std::max(max_s, scores[j]);
+        const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
+        for (int64_t j = first; j < n_ctx; ++j) {
+          float s = cpu::dot_f32_f16(q16.data(), a.k_cache + row_of(j) * kv_dim + kvh * a.head_dim, a.head_dim) * s_scale;
+          if (a.softcap > 0) s = std::tanh(s * inv_cap) * a.softcap;
+          scores[j] = s;
+          max_s = std::max(max_s, s);
         }
         double sum = 0;
-        for (int64_t j = 0; j < n_ctx; ++j) {
+        for (int64_t j = first; j < n_ctx; ++j) {
           scores[j] = std::exp(scores[j] - max_s);
           sum += scores[j];
         }
         const float inv = static_cast<float>(1.0 / sum);
         std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t j = 0; j < n_ctx; ++j) {
+        for (int64_t j = first; j < n_ctx; ++j) {
           const float p = f16_to_f32(f32_to_f16(scores[j] * inv));
           cpu::axpy_f16(p, a.v_cache + row_of(j) * kv_dim + kvh * a.head_dim, acc.data(), a.head_dim);
         }

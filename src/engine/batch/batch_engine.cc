@@ -60,7 +60,7 @@ BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions op
   const int n_blocks = std::max(1, (options_.ctx_tokens + options_.block_size - 1) / options_.block_size);
   max_context_ = std::min(n_blocks * options_.block_size, llm.model->config().n_ctx_train);
   kv_ = std::make_unique<KvPool>(llm.model->config(), backend, n_blocks, options_.block_size);
-  forward_ = std::make_unique<Forward>(*llm.model, backend, *kv_, options_.step_token_budget);
+  forward_ = std::make_unique<Forward>(*llm.model, backend, *kv_, options_.step_token_budget, max_context_);
   // A sequence takes at most one chunk per step, so a step wants at most `slots` logit rows.
   logits_.resize(static_cast<size_t>(options_.slots) * llm.model->config().n_vocab);
   thread_ = std::thread([this] { loop(); });

@@ -43,6 +43,16 @@ Result<WeightView> TensorBinder::matrix_flat(const std::string& name, int64_t n_
   return view(*t, n_in, n_out);
 }
 
+Result<WeightView> TensorBinder::stacked(const std::string& name, int64_t n_in, int64_t n_out,
+                                         int64_t n_mats) const {
+  const GgufTensorInfo* t = file_.find_tensor(name);
+  if (!t) return Status::error("tensor '" + name + "' is missing");
+  if (t->n_dims != 3 || t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_mats)
+    return Status::error("tensor '" + name + "' has shape " + t->shape_string() + ", expected [" +
+                         std::to_string(n_in) + ", " + std::to_string(n_out) + ", " + std::to_string(n_mats) + "]");
+  return view(*t, n_in, n_out);
+}
+
 Result<const float*> TensorBinder::vector(const std::string& name, int64_t n, bool required) {
   const GgufTensorInfo* t = file_.find_tensor(name);
   if (!t) {

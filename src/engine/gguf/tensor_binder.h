@@ -21,6 +21,9 @@ class TensorBinder {
   // Any tensor of n_in * n_out values whose rows are n_in contiguous values (e.g. a
   // convolution kernel [k, k, c_in, c_out] used as a [k*k*c_in, c_out] matrix).
   core::Result<WeightView> matrix_flat(const std::string& name, int64_t n_in, int64_t n_out) const;
+  // A 3-D tensor [n_in, n_out, n_mats] of n_mats matrices stored back to back: the view of
+  // the first one (the next starts n_out * row_stride bytes later).
+  core::Result<WeightView> stacked(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_mats) const;
   // n values as f32; a missing optional tensor gives nullptr.
   core::Result<const float*> vector(const std::string& name, int64_t n, bool required);
 

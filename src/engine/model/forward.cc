@@ -31,9 +31,16 @@ void BatchRows::add_embedding(const float* embedding, int32_t position, const in
   block_tables.push_back(table);
 }
 
-Forward::Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_rows)
+Forward::Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_rows, int n_ctx)
     : model_(model), backend_(backend), kv_(kv), max_rows_(std::max(1, max_rows)) {
   const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  rope_factors_ = w.rope_freqs;
+  if (w.rope_factors_long) {
+    // The reference pads the context to a multiple of 32 before comparing.
+    const int padded = (std::max(1, n_ctx) + 31) / 32 * 32;
+    rope_factors_ = padded > c.rope_n_ctx_orig ? w.rope_factors_long : w.rope_factors_short;
+  }
   const int64_t b = max_rows_;
   x_ = backend.alloc(b * c.n_embd);
   h_ = backend.alloc(b * c.n_embd);
@@ -41,9 +48,10 @@ Forward::Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_r
   k_ = backend.alloc(b * c.kv_dim());
   v_ = backend.alloc(b * c.kv_dim());
   attn_ = backend.alloc(b * std::max(c.q_dim(), c.n_embd));
-  gate_ = backend.alloc(b * c.n_ff);
-  up_ = backend.alloc(b * c.n_ff);
+  gate_ = backend.alloc(b * std::max(1, c.n_ff));
+  up_ = backend.alloc(b * std::max(1, c.n_ff));
   last_ = backend.alloc(b * c.n_embd);
+  if (c.is_moe()) moe_ = std::make_unique<MoeFfn>(c, backend, max_rows_);
   cache_rows_.resize(max_rows_);
 }
 
@@ -52,6 +60,7 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   const int64_t n = batch.size();
   if (n == 0) return Status::ok();
   if (n > max_rows_) return Status::error("batch of " + std::to_string(n) + " rows exceeds " + std::to_string(max_rows_));
+  if (c.is_encoder()) return Status::error("'" + c.arch_name + "' is an embedding model: it has no next-token logits");
   const int bs = kv_.block_size();
   for (int64_t t = 0; t < n; ++t) {
     float* row = x_ + t * c.n_embd;
@@ -59,13 +68,14 @@ Status Forward::run(const BatchRows& batch, float* logits) {
       std::memcpy(row, batch.embeddings[t], sizeof(float) * c.n_embd);
     } else {
       ZS_RETURN_IF_ERROR(backend_.get_rows(model_.token_embedding(), &batch.tokens[t], 1, row));
+      if (c.embd_scale > 0) backend_.scale(row, c.embd_scale, c.n_embd);
     }
     const int32_t p = batch.positions[t];
     cache_rows_[t] = batch.block_tables[t][p / bs] * bs + p % bs;
   }
 
-  RopeParams rq{c.n_head, c.head_dim, c.rope_dims, c.rope_base, c.rope_freq_scale, c.rope_mode(),
-                model_.rope_freq_factors()};
+  RopeParams rq{c.n_head, c.head_dim, c.rope_dims, c.rope_base, c.rope_freq_scale, c.rope_mode, rope_factors_,
+                c.rope_attn_factor};
   RopeParams rk = rq;
   rk.n_head = c.n_head_kv;
   AttentionArgs att;
@@ -77,11 +87,13 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   att.n_head = c.n_head;
   att.n_head_kv = c.n_head_kv;
   att.head_dim = c.head_dim;
-  att.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  att.scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  att.softcap = c.attn_softcap;
   att.out = attn_;
 
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = model_.layers()[l];
+    // Attention.
     backend_.rms_norm(x_, L.attn_norm, n, c.n_embd, c.rms_eps, h_);
     const WeightView qkv[3] = {L.wq, L.wk, L.wv};
     float* const qkv_out[3] = {q_, k_, v_};
@@ -89,28 +101,48 @@ Status Forward::run(const BatchRows& batch, float* logits) {
     if (L.bq) backend_.add_bias(q_, L.bq, n, c.q_dim());
     if (L.bk) backend_.add_bias(k_, L.bk, n, c.kv_dim());
     if (L.bv) backend_.add_bias(v_, L.bv, n, c.kv_dim());
-    backend_.rope(q_, n, batch.positions.data(), rq);
-    backend_.rope(k_, n, batch.positions.data(), rk);
+    if (c.rope_mode != RopeMode::kNone) {
+      backend_.rope(q_, n, batch.positions.data(), rq);
+      backend_.rope(k_, n, batch.positions.data(), rk);
+    }
     backend_.store_kv(k_, v_, n, cache_rows_.data(), c.kv_dim(), kv_.k(l), kv_.v(l));
     att.k_cache = kv_.k(l);
     att.v_cache = kv_.v(l);
+    att.window = c.window_on_layer(l) ? c.sliding_window : 0;
     backend_.attention(att);
     backend_.matmul(L.wo, attn_, n, h_);
+    if (L.bo) backend_.add_bias(h_, L.bo, n, c.n_embd);
+    if (L.attn_post_norm) backend_.rms_norm(h_, L.attn_post_norm, n, c.n_embd, c.rms_eps, h_);
     backend_.add(x_, h_, n * c.n_embd);
 
+    // Feed-forward.
     backend_.rms_norm(x_, L.ffn_norm, n, c.n_embd, c.rms_eps, h_);
-    const WeightView gate_up[2] = {L.ffn_gate, L.ffn_up};
-    float* const gate_up_out[2] = {gate_, up_};
-    backend_.matmul_group(gate_up, gate_up_out, 2, h_, n);
-    backend_.silu_mul(gate_, up_, n * c.n_ff);
-    backend_.matmul(L.ffn_down, gate_, n, h_);
+    if (moe_) {
+      moe_->run(L, h_, n, last_);
+      std::memcpy(h_, last_, sizeof(float) * n * c.n_embd);
+    } else {
+      const WeightView gate_up[2] = {L.ffn_gate, L.ffn_up};
+      float* const gate_up_out[2] = {gate_, up_};
+      backend_.matmul_group(gate_up, gate_up_out, 2, h_, n);
+      if (c.ffn_act == FfnActivation::kGelu) {
+        backend_.gelu(gate_, n * c.n_ff);
+        backend_.mul(gate_, up_, n * c.n_ff);
+      } else {
+        backend_.silu_mul(gate_, up_, n * c.n_ff);
+      }
+      backend_.matmul(L.ffn_down, gate_, n, h_);
+    }
+    if (L.ffn_post_norm) backend_.rms_norm(h_, L.ffn_post_norm, n, c.n_embd, c.rms_eps, h_);
     backend_.add(x_, h_, n * c.n_embd);
   }
   const int64_t n_out = static_cast<int64_t>(batch.logit_rows.size());
   for (int64_t i = 0; i < n_out; ++i)
     backend_.rms_norm(x_ + static_cast<int64_t>(batch.logit_rows[i]) * c.n_embd, model_.output_norm(), 1, c.n_embd,
                       c.rms_eps, last_ + i * c.n_embd);
-  if (n_out > 0) backend_.matmul(model_.output(), last_, n_out, logits);
+  if (n_out > 0) {
+    backend_.matmul(model_.output(), last_, n_out, logits);
+    if (c.final_softcap > 0) backend_.softcap(logits, c.final_softcap, n_out * c.n_vocab);
+  }
   return Status::ok();
 }
 

@@ -3,12 +3,17 @@
 // row is a token or an embedding at a position of some sequence, whose keys and values go
 // to (and are read from) the paged KV cache through that sequence's block table. The
 // matrix products run once over all rows, so weights are read once per step for the batch.
+// This one decoder graph computes every decoder family; the family's knobs in ModelConfig
+// (soft-capping, post-norms, sliding window, GELU or SiLU gating, experts, LongRoPE) select
+// the variations. Not thread-safe: one caller at a time.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
 #include "engine/backend/backend.h"
 #include "engine/batch/kv_pool.h"
+#include "engine/model/moe.h"
 #include "engine/model/text_model.h"
 
 namespace zs::engine {
@@ -28,8 +33,9 @@ struct BatchRows {
 
 class Forward {
  public:
-  // max_rows: the most rows one call may carry.
-  Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_rows);
+  // max_rows: the most rows one call may carry. n_ctx: the instance's context size, which
+  // chooses LongRoPE's factor set the way the reference does (see families/phi3.cc).
+  Forward(const TextModel& model, Backend& backend, KvPool& kv, int max_rows, int n_ctx);
 
   // logits receives logit_rows.size() rows of n_vocab values.
   core::Status run(const BatchRows& batch, float* logits);
@@ -40,6 +46,8 @@ class Forward {
   Backend& backend_;
   KvPool& kv_;
   int max_rows_;
+  const float* rope_factors_;  // the frequency divisors in use, or null
+  std::unique_ptr<MoeFfn> moe_;
   float *x_, *h_, *q_, *k_, *v_, *attn_, *gate_, *up_, *last_;
   std::vector<int32_t> cache_rows_;
 };

@@ -15,7 +15,7 @@ Session::Session(const TextModel& model, Backend& backend, int n_ctx, int max_ba
   const int n_blocks = (n_ctx_ + kBlockSize - 1) / kBlockSize;
   kv_ = std::make_unique<KvPool>(model.config(), backend, n_blocks, kBlockSize);
   for (int b = 0; b < n_blocks; ++b) block_table_.push_back(kv_->allocate());
-  forward_ = std::make_unique<Forward>(model, backend, *kv_, std::max(1, max_batch));
+  forward_ = std::make_unique<Forward>(model, backend, *kv_, std::max(1, max_batch), n_ctx_);
   logits_.resize(model.config().n_vocab);
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// The weights of a llama/qwen2-family decoder, bound in place to a memory-mapped GGUF
-// file. Loading validates every tensor's presence, type and shape against the metadata,
-// and copies nothing but the small normalisation vectors that are not stored as f32.
+// The weights of a text model (decoder or embedding encoder), bound in place to a
+// memory-mapped GGUF file by its family's code (family.h). Loading validates every tensor's
+// presence, type and shape against the metadata, and copies nothing but the small vectors
+// that are not stored as f32. Immutable after load; safe to share between threads.
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,18 +12,9 @@
 #include "engine/gguf/tensor_binder.h"
 #include "engine/kernels/matmul.h"
 #include "engine/model/model_config.h"
+#include "engine/model/model_weights.h"
 
 namespace zs::engine {
-
-struct LayerWeights {
-  const float* attn_norm = nullptr;
-  WeightView wq, wk, wv, wo;
-  const float* bq = nullptr;  // biases: qwen2 only
-  const float* bk = nullptr;
-  const float* bv = nullptr;
-  const float* ffn_norm = nullptr;
-  WeightView ffn_gate, ffn_up, ffn_down;
-};
 
 class TextModel {
  public:
@@ -32,24 +24,23 @@ class TextModel {
 
   const ModelConfig& config() const { return config_; }
   const GgufFile& file() const { return *file_; }
-  const std::vector<LayerWeights>& layers() const { return layers_; }
-  const WeightView& token_embedding() const { return token_embd_; }
-  const WeightView& output() const { return output_; }
-  const float* output_norm() const { return output_norm_; }
-  const float* rope_freq_factors() const { return rope_freqs_; }
-  // Bytes of weights read per generated token (every matrix once, embeddings one row).
+  const ModelWeights& weights() const { return weights_; }
+  const std::vector<LayerWeights>& layers() const { return weights_.layers; }
+  const WeightView& token_embedding() const { return weights_.token_embd; }
+  const WeightView& output() const { return weights_.output; }
+  const float* output_norm() const { return weights_.output_norm; }
+  // Bytes of weights one generated token reads: every matrix once (of a mixture of experts,
+  // only the experts a token uses), the embeddings one row.
   size_t weight_bytes_per_token() const;
+  // All matrix bytes, every expert included.
+  size_t weight_bytes_total() const;
 
  private:
   TextModel() = default;
-  core::Status bind();
 
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
-  std::vector<LayerWeights> layers_;
-  WeightView token_embd_, output_;
-  const float* output_norm_ = nullptr;
-  const float* rope_freqs_ = nullptr;
+  ModelWeights weights_;
   std::unique_ptr<TensorBinder> binder_;  // owns vectors converted to f32
 };
 

@@ -1,0 +1,105 @@
+#include "engine/model/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace zs::engine {
+
+void route_token(const float* logits, int n_expert, int k, bool normalize, ExpertChoice* out) {
+  float max_l = -INFINITY;
+  for (int e = 0; e < n_expert; ++e) max_l = std::max(max_l, logits[e]);
+  std::vector<float> p(n_expert);
+  double sum = 0;
+  for (int e = 0; e < n_expert; ++e) sum += (p[e] = std::exp(logits[e] - max_l));
+  for (int e = 0; e < n_expert; ++e) p[e] = static_cast<float>(p[e] / sum);
+  std::vector<int> order(n_expert);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+  double chosen = 0;
+  for (int i = 0; i < k; ++i) chosen += p[order[i]];
+  for (int i = 0; i < k; ++i) {
+    out[i].expert = order[i];
+    out[i].weight = normalize ? static_cast<float>(p[order[i]] / chosen) : p[order[i]];
+  }
+}
+
+MoeFfn::MoeFfn(const ModelConfig& c, Backend& backend, int max_rows) : c_(c), backend_(backend) {
+  const int64_t b = std::max(1, max_rows);
+  router_ = backend.alloc(b * c.n_expert);
+  gathered_ = backend.alloc(b * c.n_embd);
+  gate_ = backend.alloc(b * c.n_ff_exp);
+  up_ = backend.alloc(b * c.n_ff_exp);
+  expert_out_ = backend.alloc(b * c.n_embd);
+  if (c.n_ff_shexp > 0) {
+    sh_gate_ = backend.alloc(b * c.n_ff_shexp);
+    sh_up_ = backend.alloc(b * c.n_ff_shexp);
+    sh_out_ = backend.alloc(b * c.n_embd);
+  } else {
+    sh_gate_ = sh_up_ = sh_out_ = nullptr;
+  }
+  choices_.resize(static_cast<size_t>(b) * c.n_expert_used);
+  rows_of_expert_.resize(c.n_expert);
+}
+
+void MoeFfn::activate(float* gate, const float* up, int64_t n) {
+  if (c_.ffn_act == FfnActivation::kGelu) {
+    backend_.gelu(gate, n);
+    backend_.mul(gate, up, n);
+  } else {
+    backend_.silu_mul(gate, up, n);
+  }
+}
+
+void MoeFfn::run(const LayerWeights& L, const float* h, int64_t n, float* out) {
+  const int d = c_.n_embd, k = c_.n_expert_used;
+  backend_.matmul(L.ffn_gate_inp, h, n, router_);
+  for (auto& rows : rows_of_expert_) rows.clear();
+  for (int64_t t = 0; t < n; ++t) {
+    route_token(router_ + t * c_.n_expert, c_.n_expert, k, c_.expert_weights_norm, &choices_[t * k]);
+    for (int i = 0; i < k; ++i) rows_of_expert_[choices_[t * k + i].expert].push_back(static_cast<int32_t>(t));
+  }
+  std::memset(out, 0, sizeof(float) * n * d);
+  experts_run_ = 0;
+  for (int e = 0; e < c_.n_expert; ++e) {
+    const auto& rows = rows_of_expert_[e];
+    if (rows.empty()) continue;
+    ++experts_run_;
+    const int64_t m = static_cast<int64_t>(rows.size());
+    for (int64_t r = 0; r < m; ++r) std::memcpy(gathered_ + r * d, h + rows[r] * d, sizeof(float) * d);
+    const WeightView gate_up[2] = {L.gate_exps.at(e), L.up_exps.at(e)};
+    float* const gate_up_out[2] = {gate_, up_};
+    backend_.matmul_group(gate_up, gate_up_out, 2, gathered_, m);
+    activate(gate_, up_, m * c_.n_ff_exp);
+    backend_.matmul(L.down_exps.at(e), gate_, m, expert_out_);
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t t = rows[r];
+      float w = 0;
+      for (int i = 0; i < k; ++i)
+        if (choices_[t * k + i].expert == e) w = choices_[t * k + i].weight;
+      float* o = out + t * d;
+      const float* x = expert_out_ + r * d;
+      for (int j = 0; j < d; ++j) o[j] += w * x[j];
+    }
+  }
+  if (L.ffn_gate_inp_shexp) {
+    const WeightView gate_up[2] = {L.gate_shexp, L.up_shexp};
+    float* const gate_up_out[2] = {sh_gate_, sh_up_};
+    backend_.matmul_group(gate_up, gate_up_out, 2, h, n);
+    activate(sh_gate_, sh_up_, n * c_.n_ff_shexp);
+    backend_.matmul(L.down_shexp, sh_gate_, n, sh_out_);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* ht = h + t * d;
+      float z = 0;
+      for (int j = 0; j < d; ++j) z += L.ffn_gate_inp_shexp[j] * ht[j];
+      const float g = 1.0f / (1.0f + std::exp(-z));
+      float* o = out + t * d;
+      const float* x = sh_out_ + t * d;
+      for (int j = 0; j < d; ++j) o[j] += g * x[j];
+    }
+  }
+}
+
+}  // namespace zs::engine
