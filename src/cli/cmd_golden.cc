@@ -1,5 +1,6 @@
 // `zeroserve golden`: one JSON line with the fields of ../shared/golden/golden.jsonl, so
-// the engine can be compared against the reference outputs (greedy, 2 threads).
+// the engine can be compared against the reference outputs (greedy, 2 threads); for
+// embedding models the fields of the embedding lines of ../shared/golden/families/.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/cli_util.h"
+#include "engine/model/encoder.h"
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
 #include "engine/vision/multimodal_prompt.h"
@@ -21,9 +23,38 @@ struct GoldenOptions {
   std::string model, prompt, mmproj, image;
   int n = 16;
   int threads = 2;
+  int ctx = 0;  // 0: just what the prompt and the greedy tokens need
 };
 
 int argmax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
+
+// Embedding models: the pooled vector before and after L2 normalisation (the fields of the
+// embedding lines of ../shared/golden/families/golden.jsonl).
+core::Status golden_embedding(const GoldenOptions& o, const engine::Llm& llm, engine::Backend& backend,
+                              const std::vector<int32_t>& tokens) {
+  engine::Encoder encoder(*llm.model, backend);
+  auto pooled = encoder.embed({tokens});
+  if (!pooled) return pooled.status();
+  std::vector<float> v = pooled->at(0);
+  double sum = 0, sumsq = 0;
+  for (float x : v) {
+    sum += x;
+    sumsq += static_cast<double>(x) * x;
+  }
+  nlohmann::json out;
+  out["model"] = std::filesystem::path(o.model).filename().string();
+  out["prompt"] = o.prompt;
+  out["prompt_tokens"] = tokens;
+  out["pooling"] = engine::pooling_name(encoder.pooling());
+  out["embedding_dim"] = v.size();
+  out["embedding_sum"] = sum;
+  out["embedding_sumsq"] = sumsq;
+  out["embedding_first8"] = std::vector<float>(v.begin(), v.begin() + std::min<size_t>(8, v.size()));
+  engine::l2_normalize(v.data(), static_cast<int64_t>(v.size()));
+  out["embedding_norm_first8"] = std::vector<float>(v.begin(), v.begin() + std::min<size_t>(8, v.size()));
+  std::printf("%s\n", out.dump().c_str());
+  return core::Status::ok();
+}
 
 core::Status run_golden(const GoldenOptions& o) {
   if (o.mmproj.empty() != o.image.empty()) return core::Status::error("--mmproj and --image go together");
@@ -34,6 +65,10 @@ core::Status run_golden(const GoldenOptions& o) {
   auto tokens = llm->tokenizer->encode(o.prompt, add_bos, true);
   if (tokens.empty()) return core::Status::error("the prompt produced no tokens");
   nlohmann::json out;
+  if (llm->model->config().is_encoder()) {
+    if (!o.mmproj.empty()) return core::Status::error("--mmproj does not apply to an embedding model");
+    return golden_embedding(o, llm.value(), *backend, tokens);
+  }
 
   // With an image the sequence is BOS, the image embeddings, then the prompt without BOS.
   engine::MultimodalPrompt prompt;
@@ -69,7 +104,11 @@ core::Status run_golden(const GoldenOptions& o) {
     piece.tokens = tokens;
     prompt.pieces.push_back(std::move(piece));
   }
-  engine::Session session(*llm->model, *backend, prompt.n_positions() + o.n + 1);
+  const int needed = prompt.n_positions() + o.n + 1;
+  if (o.ctx > 0 && o.ctx < needed)
+    return core::Status::error("--ctx " + std::to_string(o.ctx) + " is smaller than the " + std::to_string(needed) +
+                               " positions the prompt and --n need");
+  engine::Session session(*llm->model, *backend, o.ctx > 0 ? o.ctx : needed);
   ZS_RETURN_IF_ERROR(engine::eval_prompt(session, prompt));
 
   const int nv = session.n_vocab();
@@ -111,6 +150,8 @@ void register_golden_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--prompt", o->prompt, "prompt text")->required();
   cmd->add_option("--n", o->n, "greedy tokens to generate")->check(CLI::Range(0, 100000));
   cmd->add_option("--threads", o->threads, "compute threads")->check(CLI::Range(1, 1024));
+  cmd->add_option("--ctx", o->ctx, "context size of the run (matters for LongRoPE); default: what is needed")
+      ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
   cmd->add_option("--image", o->image, "image file");
   cmd->callback([o, &exit_code] { exit_code = report(run_golden(*o)); });

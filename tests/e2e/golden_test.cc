@@ -1,5 +1,6 @@
-// Holds the engine to the reference outputs in ../shared/golden/golden.jsonl, through the
-// `zeroserve golden` command exactly as a user runs it, with the tolerances of its README.
+// Holds the engine to the reference outputs in ../shared/golden/golden.jsonl and
+// ../shared/golden/families/golden.jsonl, through the `zeroserve golden` command exactly as a
+// user runs it, with the tolerances of ../shared/golden/README.md.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,12 +17,27 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> golden_lines() {
+std::vector<json> read_lines(const std::string& path) {
   std::vector<json> lines;
-  std::ifstream in(zs::testing::shared_dir() + "/golden/golden.jsonl");
+  std::ifstream in(path);
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) lines.push_back(json::parse(line));
   return lines;
+}
+
+std::vector<json> golden_lines() { return read_lines(zs::testing::shared_dir() + "/golden/golden.jsonl"); }
+
+std::string families_dir() { return zs::testing::shared_dir() + "/golden/families"; }
+
+// The families' lines of one kind: "text" (next-token logits), "embedding", or "vision"
+// (projectors of the vision-language families, not held here yet).
+std::vector<json> family_lines(const std::string& kind) {
+  std::vector<json> out;
+  for (json& line : read_lines(families_dir() + "/golden.jsonl")) {
+    const std::string k = line.contains("mmproj") ? "vision" : line.contains("embedding_sum") ? "embedding" : "text";
+    if (k == kind) out.push_back(std::move(line));
+  }
+  return out;
 }
 
 bool is_quantized(const std::string& model) {
@@ -30,21 +46,10 @@ bool is_quantized(const std::string& model) {
 
 class GoldenText : public ::testing::TestWithParam<int> {};
 
-TEST_P(GoldenText, MatchesReference) {
-  const json ref = golden_lines().at(GetParam());
+// Compares `zeroserve golden` output with a reference line of next-token logits.
+void expect_matches_text_line(const json& ref, const json& got) {
   const std::string model = ref["model"];
   const int n = static_cast<int>(ref["greedy"].size());
-  std::string cmd = zs::testing::zeroserve() + " golden --model " +
-                    zs::testing::shell_quote(zs::testing::golden_model(model)) + " --prompt " +
-                    zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(n);
-  if (ref.contains("image")) {
-    // The vision lines pair tiny-llama-f16 with the LLaVA-style projector (golden README).
-    cmd += " --mmproj " + zs::testing::shell_quote(zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")) +
-           " --image " + zs::testing::shell_quote(zs::testing::shared_dir() + "/golden/images/" + ref["image"].get<std::string>());
-  }
-  auto r = zs::testing::run_command(cmd);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const json got = json::parse(r.out);
   SCOPED_TRACE(model + " / " + ref["prompt"].get<std::string>());
   EXPECT_EQ(got["prompt_tokens"], ref["prompt_tokens"]);
   if (ref.contains("image")) {
@@ -99,7 +104,68 @@ TEST_P(GoldenText, MatchesReference) {
               0.02 * ref["last_logits_sumsq"].get<double>());
 }
 
+TEST_P(GoldenText, MatchesReference) {
+  const json ref = golden_lines().at(GetParam());
+  const std::string model = ref["model"];
+  const int n = static_cast<int>(ref["greedy"].size());
+  std::string cmd = zs::testing::zeroserve() + " golden --model " +
+                    zs::testing::shell_quote(zs::testing::golden_model(model)) + " --prompt " +
+                    zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(n);
+  if (ref.contains("image")) {
+    // The vision lines pair tiny-llama-f16 with the LLaVA-style projector (golden README).
+    cmd += " --mmproj " + zs::testing::shell_quote(zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")) +
+           " --image " + zs::testing::shell_quote(zs::testing::shared_dir() + "/golden/images/" + ref["image"].get<std::string>());
+  }
+  auto r = zs::testing::run_command(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_matches_text_line(ref, json::parse(r.out));
+}
+
 INSTANTIATE_TEST_SUITE_P(AllLines, GoldenText, ::testing::Range(0, static_cast<int>(golden_lines().size())));
+
+// gemma2, phi3, chatglm, qwen2moe, Mixtral-style llama, Llama-3 rope factors.
+class FamilyText : public ::testing::TestWithParam<int> {};
+
+TEST_P(FamilyText, MatchesReference) {
+  const json ref = family_lines("text").at(GetParam());
+  std::string cmd = zs::testing::zeroserve() + " golden --model " +
+                    zs::testing::shell_quote(families_dir() + "/models/" + ref["model"].get<std::string>()) +
+                    " --prompt " + zs::testing::shell_quote(ref["prompt"]) + " --n " +
+                    std::to_string(ref["greedy"].size());
+  if (ref.contains("n_ctx")) cmd += " --ctx " + std::to_string(ref["n_ctx"].get<int>());
+  auto r = zs::testing::run_command(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_matches_text_line(ref, json::parse(r.out));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLines, FamilyText, ::testing::Range(0, static_cast<int>(family_lines("text").size())));
+
+// bert: the pooled vector before and after normalisation (f32 model: 1e-4 relative).
+class FamilyEmbedding : public ::testing::TestWithParam<int> {};
+
+TEST_P(FamilyEmbedding, MatchesReference) {
+  const json ref = family_lines("embedding").at(GetParam());
+  auto r = zs::testing::run_command(
+      zs::testing::zeroserve() + " golden --model " +
+      zs::testing::shell_quote(families_dir() + "/models/" + ref["model"].get<std::string>()) + " --prompt " +
+      zs::testing::shell_quote(ref["prompt"]));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json got = json::parse(r.out);
+  SCOPED_TRACE(ref["model"].get<std::string>() + " / " + ref["prompt"].get<std::string>());
+  EXPECT_EQ(got["prompt_tokens"], ref["prompt_tokens"]);
+  EXPECT_EQ(got["pooling"], ref["pooling"]);
+  EXPECT_EQ(got["embedding_dim"], ref["embedding_dim"]);
+  const double sumsq = ref["embedding_sumsq"];
+  EXPECT_NEAR(got["embedding_sumsq"].get<double>(), sumsq, 1e-4 * sumsq);
+  EXPECT_NEAR(got["embedding_sum"].get<double>(), ref["embedding_sum"].get<double>(), 1e-4 * std::sqrt(sumsq));
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NEAR(got["embedding_first8"][i].get<double>(), ref["embedding_first8"][i].get<double>(), 1e-4);
+    EXPECT_NEAR(got["embedding_norm_first8"][i].get<double>(), ref["embedding_norm_first8"][i].get<double>(), 1e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLines, FamilyEmbedding,
+                         ::testing::Range(0, static_cast<int>(family_lines("embedding").size())));
 
 TEST(GoldenCommand, UnknownModelFileIsAClearError) {
   auto r = zs::testing::run_command(zs::testing::zeroserve() + " golden --model /nonexistent.gguf --prompt x 2>&1");

@@ -17,7 +17,7 @@ struct NamedKind {
 };
 
 // Canonical names first (chat_template_name returns the first match), then aliases.
-constexpr std::array<NamedKind, 14> kNames = {{
+constexpr std::array<NamedKind, 16> kNames = {{
     {"chatml", ChatTemplateKind::kChatML},
     {"llama2", ChatTemplateKind::kLlama2},
     {"llama3", ChatTemplateKind::kLlama3},
@@ -28,10 +28,12 @@ constexpr std::array<NamedKind, 14> kNames = {{
     {"mistral", ChatTemplateKind::kMistral},
     {"zephyr", ChatTemplateKind::kZephyr},
     {"deepseek", ChatTemplateKind::kDeepSeek},
+    {"glm4", ChatTemplateKind::kGlm4},
     {"qwen", ChatTemplateKind::kChatML},
     {"llava", ChatTemplateKind::kVicuna},
     {"smolvlm", ChatTemplateKind::kIdefics3},
     {"deepseek3", ChatTemplateKind::kDeepSeek},
+    {"chatglm4", ChatTemplateKind::kGlm4},
 }};
 
 // DeepSeek's markers use FULLWIDTH VERTICAL LINE (U+FF5C) and LOWER ONE EIGHTH BLOCK (U+2581).
@@ -425,12 +427,28 @@ RenderedPrompt render_deepseek(const std::vector<Turn>& turns, bool gen, std::st
   return b.take();
 }
 
+// GLM-4: the prefix "[gMASK]<sop>" (two special tokens), then "<|role|>\n" + content for every
+// turn with nothing between turns; the generation prompt is a bare "<|assistant|>".
+RenderedPrompt render_glm4(const std::vector<Turn>& turns, bool gen) {
+  PromptBuilder b;
+  b.text("[gMASK]<sop>");
+  for (const Turn& t : turns) {
+    b.text("<|");
+    b.text(role_name(t.role));
+    b.text("|>\n");
+    b.content(flatten(t, {}));
+  }
+  if (gen) b.text("<|assistant|>");
+  return b.take();
+}
+
 }  // namespace
 
 std::optional<ChatTemplateKind> detect_chat_template(std::string_view src) {
   // Order matters: SmolVLM's template also contains <|im_start|>, Phi-3's and Zephyr's share
-  // <|user|>/<|assistant|>, and Llama-2's and Mistral's share [INST].
+  // <|user|>/<|assistant|> (with GLM-4's), and Llama-2's and Mistral's share [INST].
   if (contains(src, "<end_of_utterance>")) return ChatTemplateKind::kIdefics3;
+  if (contains(src, "[gMASK]<sop>")) return ChatTemplateKind::kGlm4;
   if (contains(src, "<|im_start|>")) return ChatTemplateKind::kChatML;
   if (contains(src, "<|start_header_id|>")) return ChatTemplateKind::kLlama3;
   if (contains(src, "<start_of_turn>")) return ChatTemplateKind::kGemma;
@@ -525,6 +543,8 @@ core::Result<RenderedPrompt> apply_chat_template(ChatTemplateKind kind,
       return render_zephyr(turns, gen, eos_text);
     case ChatTemplateKind::kDeepSeek:
       return render_deepseek(turns, gen, bos_text);
+    case ChatTemplateKind::kGlm4:
+      return render_glm4(turns, gen);
   }
   return core::Status::error("unknown chat template kind " +
                              std::to_string(static_cast<int>(kind)));

@@ -38,6 +38,7 @@ enum class ChatTemplateKind {
   kMistral,   // <s>[INST] ... [/INST]...</s>  (Mistral 7B Instruct v0.1/v0.2, Mixtral)
   kZephyr,    // <|user|>\n...</s>\n
   kDeepSeek,  // <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>  (DeepSeek V3 / R1)
+  kGlm4,      // [gMASK]<sop><|user|>\n...<|assistant|>\n...  (GLM-4, ChatGLM4)
 };
 
 // The template a Jinja source implements, or nullopt when none of ours is recognised.

@@ -131,23 +131,24 @@ Status Encoder::run_pass(const std::vector<const std::vector<int32_t>*>& inputs,
   }
 
   pooled->assign(inputs.size() * d, 0.f);
-  for (size_t s = 0; s < inputs.size(); ++s) {
-    float* o = pooled->data() + s * d;
-    const int64_t off = starts[s], len = starts[s + 1] - starts[s];
-    switch (c.pooling) {
-      case Pooling::kMean: {
-        std::vector<double> acc(d, 0.0);
-        for (int64_t t = 0; t < len; ++t)
-          for (int j = 0; j < d; ++j) acc[j] += x_[(off + t) * d + j];
-        for (int j = 0; j < d; ++j) o[j] = static_cast<float>(acc[j] / len);
-        break;
-      }
-      case Pooling::kLast: std::memcpy(o, x_ + (off + len - 1) * d, sizeof(float) * d); break;
-      case Pooling::kCls:
-      case Pooling::kNone: std::memcpy(o, x_ + off * d, sizeof(float) * d); break;
-    }
-  }
+  for (size_t s = 0; s < inputs.size(); ++s)
+    pool_rows(x_ + starts[s] * d, starts[s + 1] - starts[s], d, c.pooling, pooled->data() + s * d);
   return Status::ok();
+}
+
+void pool_rows(const float* hidden, int64_t len, int d, Pooling pooling, float* out) {
+  switch (pooling) {
+    case Pooling::kMean: {
+      std::vector<double> acc(d, 0.0);
+      for (int64_t t = 0; t < len; ++t)
+        for (int j = 0; j < d; ++j) acc[j] += hidden[t * d + j];
+      for (int j = 0; j < d; ++j) out[j] = static_cast<float>(acc[j] / len);
+      return;
+    }
+    case Pooling::kLast: std::memcpy(out, hidden + (len - 1) * d, sizeof(float) * d); return;
+    case Pooling::kCls:
+    case Pooling::kNone: std::memcpy(out, hidden, sizeof(float) * d); return;
+  }
 }
 
 void l2_normalize(float* v, int64_t n) {

@@ -40,6 +40,10 @@ class Encoder {
   std::vector<int32_t> positions_;
 };
 
+// One input's vector from its len rows of d hidden values: row 0 (CLS), the mean of all rows
+// (MEAN, [CLS] and [SEP] included), or the last row (LAST).
+void pool_rows(const float* hidden, int64_t len, int d, Pooling pooling, float* out);
+
 // v /= ||v||_2 (left unchanged when its norm is 0).
 void l2_normalize(float* v, int64_t n);
 

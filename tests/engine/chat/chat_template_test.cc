@@ -137,6 +137,12 @@ TEST(ChatTemplate, DeepSeek) {
             "<｜User｜>How are you?<｜Assistant｜>");
 }
 
+TEST(ChatTemplate, Glm4WritesItsPrefixOnceAndTurnsWithoutSeparators) {
+  EXPECT_EQ(render(ChatTemplateKind::kGlm4, conversation(), true, "", "<|endoftext|>"),
+            "[gMASK]<sop><|system|>\nYou are helpful.<|user|>\nHello<|assistant|>\nHi there!"
+            "<|user|>\nHow are you?<|assistant|>");
+}
+
 // ---- images -----------------------------------------------------------------------------
 
 TEST(ChatTemplateImages, VicunaPutsImagesBeforeTheUserText) {
@@ -325,6 +331,13 @@ const DetectCase kDetectCases[] = {
     {"DeepSeek-V3",
      R"J({% set ns = namespace(system_prompt='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}{{ bos_token }}{{ ns.system_prompt }}{%- for message in messages %}{%- if message['role'] == 'user' %}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' %}{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor %}{% if add_generation_prompt %}{{'<｜Assistant｜>'}}{% endif %})J",
      ChatTemplateKind::kDeepSeek},
+    // GLM-4's template shares <|user|>/<|assistant|> with Phi-3 and Zephyr; its prefix decides.
+    {"glm-4-9b-chat",
+     R"J([gMASK]<sop>{% for item in messages %}{% if item['role'] == 'system' %}<|system|>
+{{ item['content'] }}{% elif item['role'] == 'user' %}<|user|>
+{{ item['content'] }}{% elif item['role'] == 'assistant' %}<|assistant|>
+{{ item['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %})J",
+     ChatTemplateKind::kGlm4},
 };
 
 TEST(ChatTemplateDetect, PublishedSources) {
@@ -347,7 +360,7 @@ TEST(ChatTemplateNames, RoundTripAndAliases) {
   for (auto kind : {ChatTemplateKind::kChatML, ChatTemplateKind::kLlama2, ChatTemplateKind::kLlama3,
                     ChatTemplateKind::kVicuna, ChatTemplateKind::kIdefics3, ChatTemplateKind::kGemma,
                     ChatTemplateKind::kPhi3, ChatTemplateKind::kMistral, ChatTemplateKind::kZephyr,
-                    ChatTemplateKind::kDeepSeek}) {
+                    ChatTemplateKind::kDeepSeek, ChatTemplateKind::kGlm4}) {
     auto parsed = parse_chat_template_name(chat_template_name(kind));
     ASSERT_TRUE(parsed.is_ok()) << chat_template_name(kind);
     EXPECT_EQ(*parsed, kind);
