@@ -74,6 +74,52 @@ Image resize_source(int src_width, int src_height, int width, int height, PixelA
 
 }  // namespace
 
+namespace {
+
+// The cubic through p[-1], p[0], p[1], p[2] evaluated at fraction t after p[0], with the
+// coefficients of the reference's bicubic resize.
+float cubic(float m1, float p0, float p1, float p2, float t) {
+  const float d0 = m1 - p0, d2 = p1 - p0, d3 = p2 - p0;
+  const float a1 = -1.0f / 3 * d0 + d2 - 1.0f / 6 * d3;
+  const float a2 = 1.0f / 2 * d0 + 1.0f / 2 * d2;
+  const float a3 = -1.0f / 6 * d0 - 1.0f / 2 * d2 + 1.0f / 6 * d3;
+  return p0 + a1 * t + a2 * t * t + a3 * t * t * t;
+}
+
+}  // namespace
+
+Image resize_bicubic(const Image& src, int width, int height) {
+  Image out;
+  if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0) return out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(static_cast<size_t>(width) * height * 3);
+  const float sx = static_cast<float>(src.width) / width, sy = static_cast<float>(src.height) / height;
+  auto at = [&](int x, int y, int c) {
+    x = std::clamp(x, 0, src.width - 1);
+    y = std::clamp(y, 0, src.height - 1);
+    return static_cast<float>(src.rgb[src.pixel_index(x, y) + c]);
+  };
+  for (int i = 0; i < height; ++i) {
+    const int y = static_cast<int>(sy * i);
+    const float dy = sy * i - y;
+    for (int j = 0; j < width; ++j) {
+      const int x = static_cast<int>(sx * j);
+      const float dx = sx * j - x;
+      for (int c = 0; c < 3; ++c) {
+        float col[4];
+        for (int k = 0; k < 4; ++k) {
+          const int yy = y - 1 + k;
+          col[k] = cubic(at(x - 1, yy, c), at(x, yy, c), at(x + 1, yy, c), at(x + 2, yy, c), dx);
+        }
+        const float v = cubic(col[0], col[1], col[2], col[3], dy);
+        out.rgb[out.pixel_index(j, i) + c] = static_cast<uint8_t>(std::clamp(std::round(v), 0.0f, 255.0f));
+      }
+    }
+  }
+  return out;
+}
+
 Image resize_bilinear(const Image& src, int width, int height) {
   return resize_source(src.width, src.height, width, height,
                        [&](int x, int y) { return &src.rgb[src.pixel_index(x, y)]; });

@@ -23,6 +23,13 @@ constexpr RgbColour kLlavaPadColour = {122, 116, 104};
 // align_corners=False. width and height must be >= 1 (else an empty image).
 Image resize_bilinear(const Image& src, int width, int height);
 
+// Bicubic resize as the reference implementation's CLIP preprocessing does it (used by
+// LLaVA-1.6, Qwen2-VL and GLM-Edge-V): output pixel j samples source x = (int)(j * W / w) with
+// fraction dx = j * W / w - x (no half-pixel offset, float arithmetic), a cubic through the 4x4
+// neighbourhood (borders clamped) along x then y, rounded and clamped to 0..255. width and
+// height must be >= 1 (else an empty image).
+Image resize_bicubic(const Image& src, int width, int height);
+
 // Pads to a square of side max(width, height) filled with `colour`; the original sits at the
 // top-left corner (llama.cpp's LLaVA-1.5 convention, not centred). Builds side * side pixels;
 // preprocess_llava gets the same result without building them.

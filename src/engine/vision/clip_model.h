@@ -14,7 +14,9 @@
 
 namespace zs::engine {
 
-enum class ProjectorType { kMlp, kIdefics3 };
+// mlp: LLaVA-1.5, and LLaVA-1.6 when the file has image_grid_pinpoints (anyres tiling);
+// idefics3: SmolVLM; qwen2vl_merger: Qwen2-VL (native resolution); adapter: GLM-Edge-V.
+enum class ProjectorType { kMlp, kIdefics3, kQwen2VlMerger, kAdapter };
 
 struct ClipConfig {
   ProjectorType projector = ProjectorType::kMlp;

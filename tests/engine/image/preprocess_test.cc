@@ -65,6 +65,23 @@ TEST(ResizeBilinear, SameSizeIsIdentityAndChannelsStaySeparate) {
   EXPECT_TRUE(resize_bilinear(img, 0, 5).rgb.empty());
 }
 
+TEST(ResizeBicubic, SameSizeIsIdentity) {
+  Image img = gray_image(3, 2, {0, 50, 100, 150, 200, 250});
+  EXPECT_EQ(resize_bicubic(img, 3, 2).rgb, img.rgb);
+  EXPECT_TRUE(resize_bicubic(img, 0, 2).rgb.empty());
+}
+
+TEST(ResizeBicubic, SamplesAtTheLeftEdgeOfEachSourceStepWithTheCubic) {
+  // 4 -> 8 along x: output j samples x = j/2 with dx 0 or 0.5. With d0 = p[-1] - p[0],
+  // d2 = p[1] - p[0], d3 = p[2] - p[0]: a1 = -d0/3 + d2 - d3/6, a2 = (d0 + d2)/2,
+  // a3 = -d0/6 - d2/2 + d3/6. Inside the ramp 0, 30, 60, 90 the cubic is the line (j = 3: 45);
+  // clamped borders bend it: j = 1 gives 0 + 20/2 + 15/4 - 5/8 = 13.1, j = 5 gives
+  // 60 + 35/2 - 5/8 = 76.9, j = 7 gives 90 + 10/2 - 15/4 + 5/8 = 91.9.
+  Image out = resize_bicubic(gray_image(4, 1, {0, 30, 60, 90}), 8, 1);
+  const std::vector<int> want = {0, 13, 30, 45, 60, 77, 90, 92};
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(out.rgb[j * 3], want[j]) << j;
+}
+
 TEST(PadToSquare, WideImageOriginalAtTopLeft) {
   Image img = test::solid(2, 1, 1, 2, 3);
   img.rgb[3] = 4;  // second pixel (4, 2, 3)
