@@ -21,6 +21,7 @@ namespace {
 
 struct GoldenOptions {
   std::string model, prompt, mmproj, image;
+  std::string prefix, suffix;  // around the image and the prompt: prefix + image + prompt + suffix
   int n = 16;
   int threads = 2;
   int ctx = 0;  // 0: just what the prompt and the greedy tokens need
@@ -82,10 +83,24 @@ core::Status run_golden(const GoldenOptions& o) {
     if (!bytes) return bytes.status();
     auto img = embedder.embed(bytes->data(), bytes->size());
     if (!img) return img.status().with_context("image '" + o.image + "'");
-    auto built = engine::build_multimodal_prompt(*llm->tokenizer, o.prompt, {0}, {img.value()},
-                                                 clip->config().projector, add_bos);
+    const bool framed = !o.prefix.empty() || !o.suffix.empty();
+    auto built = engine::build_multimodal_prompt(*llm->tokenizer, o.prefix + o.prompt + o.suffix, {o.prefix.size()},
+                                                 {img.value()}, clip->config().projector, add_bos);
     if (!built) return built.status();
     prompt = std::move(built.value());
+    if (framed) {
+      // The tokens before the image (ending with the family's image start token) and after it.
+      std::vector<int32_t> before, after;
+      bool seen_image = false;
+      for (const auto& piece : prompt.pieces) {
+        if (piece.embeddings) seen_image = true;
+        else (seen_image ? after : before).insert((seen_image ? after : before).end(), piece.tokens.begin(),
+                                                  piece.tokens.end());
+      }
+      out["prefix_tokens"] = before;
+      tokens = after;
+    }
+    if (img->pos_rows > 0) out["image_grid_hw"] = {img->pos_rows, img->pos_cols};
     const std::vector<float>& e = *img->data;
     const size_t n_values = static_cast<size_t>(img->n_tokens()) * img->dim;
     double sum = 0, sumsq = 0;
@@ -98,7 +113,7 @@ core::Status run_golden(const GoldenOptions& o) {
     out["image_embed_sum"] = sum;
     out["image_embed_sumsq"] = sumsq;
     out["image_embed_first8"] = std::vector<float>(e.begin(), e.begin() + std::min<size_t>(8, n_values));
-    out["layout"] = "bos,image,prompt_tokens[1:]";
+    out["layout"] = framed ? "prefix_tokens,image,prompt_tokens" : "bos,image,prompt_tokens[1:]";
   } else {
     engine::PromptPiece piece;
     piece.tokens = tokens;
@@ -154,6 +169,8 @@ void register_golden_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
   cmd->add_option("--image", o->image, "image file");
+  cmd->add_option("--prefix", o->prefix, "text before the image (special tokens parsed)");
+  cmd->add_option("--suffix", o->suffix, "text after the prompt (special tokens parsed)");
   cmd->callback([o, &exit_code] { exit_code = report(run_golden(*o)); });
 }
 

@@ -22,6 +22,7 @@ struct RopeParams {
   RopeMode mode = RopeMode::kNormal;
   const float* freq_factors = nullptr;  // rope_dims/2 divisors of the frequencies, or null
   float attn_factor = 1.f;              // rotated values are multiplied by this (LongRoPE)
+  const int* sections = nullptr;        // kMrope: 4 section sizes (ModelConfig::rope_sections)
 };
 
 // Causal attention of n_tokens queries over a paged f16 key/value cache. Cache row r holds
@@ -42,6 +43,9 @@ struct AttentionArgs {
   float scale = 1.f;
   // Keys visible to a query at position p: p - window < q <= p; 0 = all earlier positions.
   int window = 0;
+  // Per query, or null: it sees positions below visible_end[t] instead of up to positions[t]
+  // (the rows of one image seeing each other, as M-RoPE models' reference does).
+  const int32_t* visible_end = nullptr;
   // Soft-capping: scores = softcap * tanh(scores / softcap) before the softmax; 0 = none. With
   // it the query is scaled before its f16 rounding (the reference scales Q first there).
   float softcap = 0.f;
@@ -75,7 +79,8 @@ class Backend {
   virtual void mul(float* y, const float* x, int64_t n) = 0;             // y *= x
   virtual void scale(float* y, float s, int64_t n) = 0;                  // y *= s
   virtual void softcap(float* y, float cap, int64_t n) = 0;              // y = cap * tanh(y / cap)
-  // Rotates each head of each row in place; rows are n_head * head_dim wide.
+  // Rotates each head of each row in place; rows are n_head * head_dim wide. positions holds
+  // one value per row, or for RopeMode::kMrope four (time, height, width, extra).
   virtual void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) = 0;
   // Writes token t's k and v (kv_dim wide) into cache row rows[t], as f16.
   virtual void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* rows, int64_t kv_dim,
@@ -88,6 +93,11 @@ class Backend {
                           float eps, float* out) = 0;
   virtual void gelu(float* x, int64_t n) = 0;        // tanh approximation
   virtual void gelu_quick(float* x, int64_t n) = 0;  // x * sigmoid(1.702 x)
+  // 2-D rotary positions of vision patches (Qwen2-VL): in each head of head_dim values, pair
+  // (j, j + head_dim/2) turns by ys[t] * base^(-2j/(head_dim/2)) for j < head_dim/4 and by
+  // xs[t] * base^(-2(j - head_dim/4)/(head_dim/2)) for the rest.
+  virtual void rope_2d(float* x, int64_t n_tokens, const int32_t* ys, const int32_t* xs, int n_head, int head_dim,
+                       float base) = 0;
   // Full (non-causal) attention over n_tokens rows of q, k, v, each n_head * head_dim wide.
   virtual void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head,
                               int head_dim, float scale, float* out) = 0;

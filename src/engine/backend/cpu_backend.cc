@@ -38,6 +38,20 @@ const float* gelu_f16_table() {
   return table.data();
 }
 
+// Quick GELU x * sigmoid(1.702 x) of every f16 value, rounded to f16: the reference evaluates
+// it through such a table too.
+const float* gelu_quick_f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(1 << 16);
+    for (uint32_t h = 0; h < t.size(); ++h) {
+      const float v = f16_to_f32(static_cast<uint16_t>(h));
+      t[h] = f16_to_f32(f32_to_f16(v * (1.0f / (1.0f + std::exp(-1.702f * v)))));
+    }
+    return t;
+  }();
+  return table.data();
+}
+
 void gelu_table_scalar(const float* table, float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = table[f32_to_f16(x[i])];
 }
@@ -219,11 +233,23 @@ class CpuBackend final : public Backend {
 
   void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) override {
     const int half = p.rope_dims / 2;
+    const bool mrope = p.mode == RopeMode::kMrope;
+    const bool neox = p.mode == RopeMode::kNeox || mrope;
+    // M-RoPE: which position component each rotary pair takes.
+    std::vector<int> component(half, 0);
+    if (mrope) {
+      const int sum = p.sections[0] + p.sections[1] + p.sections[2] + p.sections[3];
+      for (int i = 0; i < half; ++i) {
+        int r = i % sum, s = 0;
+        while (s < 3 && r >= p.sections[s]) r -= p.sections[s++];
+        component[i] = s;
+      }
+    }
     std::vector<float> cos_t(half), sin_t(half);
     for (int64_t t = 0; t < n_tokens; ++t) {
-      const float pos = static_cast<float>(positions[t]) * p.freq_scale;
       for (int i = 0; i < half; ++i) {
-        float theta = pos * std::pow(p.base, -2.0f * i / p.rope_dims);
+        const int32_t position = mrope ? positions[t * 4 + component[i]] : positions[t];
+        float theta = static_cast<float>(position) * p.freq_scale * std::pow(p.base, -2.0f * i / p.rope_dims);
         if (p.freq_factors) theta /= p.freq_factors[i];
         cos_t[i] = std::cos(theta);
         sin_t[i] = std::sin(theta);
@@ -231,14 +257,35 @@ class CpuBackend final : public Backend {
       for (int h = 0; h < p.n_head; ++h) {
         float* v = x + (t * p.n_head + h) * p.head_dim;
         for (int i = 0; i < half; ++i) {
-          const int a = p.mode == RopeMode::kNeox ? i : 2 * i;
-          const int b = p.mode == RopeMode::kNeox ? i + half : 2 * i + 1;
+          const int a = neox ? i : 2 * i;
+          const int b = neox ? i + half : 2 * i + 1;
           const float x0 = v[a], x1 = v[b];
           v[a] = (x0 * cos_t[i] - x1 * sin_t[i]) * p.attn_factor;
           v[b] = (x0 * sin_t[i] + x1 * cos_t[i]) * p.attn_factor;
         }
       }
     }
+  }
+
+  void rope_2d(float* x, int64_t n_tokens, const int32_t* ys, const int32_t* xs, int n_head, int head_dim,
+               float base) override {
+    const int half = head_dim / 2, quarter = head_dim / 4;
+    std::vector<float> freq(half);
+    for (int j = 0; j < half; ++j)
+      freq[j] = std::pow(base, -2.0f * static_cast<float>(j < quarter ? j : j - quarter) / static_cast<float>(half));
+    pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t)
+        for (int h = 0; h < n_head; ++h) {
+          float* v = x + (t * n_head + h) * head_dim;
+          for (int j = 0; j < half; ++j) {
+            const float theta = static_cast<float>(j < quarter ? ys[t] : xs[t]) * freq[j];
+            const float c = std::cos(theta), sn = std::sin(theta);
+            const float x0 = v[j], x1 = v[j + half];
+            v[j] = x0 * c - x1 * sn;
+            v[j + half] = x0 * sn + x1 * c;
+          }
+        }
+    });
   }
 
   void store_kv(const float* k, const float* v, int64_t n_tokens, const int32_t* rows, int64_t kv_dim,
@@ -259,7 +306,7 @@ class CpuBackend final : public Backend {
         const int64_t t = job / a.n_head;
         const int h = static_cast<int>(job % a.n_head);
         const int kvh = h / group;
-        const int64_t n_ctx = static_cast<int64_t>(a.positions[t]) + 1;
+        const int64_t n_ctx = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
         const int64_t first = a.window > 0 ? std::max<int64_t>(0, n_ctx - a.window) : 0;
         const int32_t* table = a.block_tables[t];
         auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
@@ -326,8 +373,13 @@ class CpuBackend final : public Backend {
   }
 
   void gelu_quick(float* x, int64_t n) override {
+    const float* table = gelu_quick_f16_table();
+    [[maybe_unused]] const bool simd = has_avx2_fma();
     pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+#if defined(__x86_64__)
+      if (simd) return gelu_table_avx2(table, x + b, e - b);
+#endif
+      gelu_table_scalar(table, x + b, e - b);
     });
   }
 

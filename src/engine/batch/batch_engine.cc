@@ -35,6 +35,11 @@ struct BatchEngine::Sequence {
   GenerationRequest request;
   std::vector<int32_t> ids;              // per position: token id, or a negative image id
   std::vector<const float*> embeddings;  // per position: an image embedding row, or null
+  std::vector<RopePosition> rope;        // M-RoPE models: per prompt position
+  int32_t rope_next = 0;                 // M-RoPE: rotary position of the first generated token
+  // M-RoPE models: per prompt position inside an image, where that image starts and ends (its
+  // rows see each other, so a step takes all of them or none); -1 elsewhere.
+  std::vector<int32_t> image_start, image_end;
   int n_prompt = 0;
   int n_image = 0;
   int max_tokens = 0;
@@ -53,7 +58,7 @@ struct BatchEngine::Sequence {
 };
 
 BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions options)
-    : llm_(llm), options_(options) {
+    : llm_(llm), backend_(backend), options_(options) {
   options_.slots = std::max(1, options_.slots);
   options_.block_size = std::max(1, options_.block_size);
   options_.step_token_budget = std::max(options_.slots, options_.step_token_budget);
@@ -102,6 +107,15 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
       for (int i = 0; i < piece.n_embeddings; ++i) s->embeddings.push_back(piece.embeddings + i * d);
     } else {
       s->embeddings.insert(s->embeddings.end(), piece.tokens.size(), nullptr);
+    }
+  }
+  if (llm_.model->config().rope_mode == RopeMode::kMrope) {
+    s->rope = request.prompt.rope_positions(&s->rope_next);
+    for (const auto& piece : request.prompt.pieces) {
+      const int32_t a = static_cast<int32_t>(s->image_start.size());
+      const bool whole = piece.embeddings && piece.grid_rows > 0;
+      s->image_start.insert(s->image_start.end(), piece.n_positions(), whole ? a : -1);
+      s->image_end.insert(s->image_end.end(), piece.n_positions(), whole ? a + piece.n_positions() : -1);
     }
   }
   s->n_prompt = static_cast<int>(s->ids.size());
@@ -368,6 +382,15 @@ void BatchEngine::finish(Sequence& s, FinishReason reason, const std::string& er
   if (s.request.on_event) s.request.on_event(e);
 }
 
+int BatchEngine::keep_images_whole(const Sequence& s, int count, bool may_extend) const {
+  if (s.image_end.empty() || count <= 0) return count;
+  const int start = s.n_computed, last = start + count - 1;
+  if (last >= s.n_prompt || s.image_end[last] < 0 || s.image_end[last] == last + 1) return count;
+  // The chunk would end inside an image: stop before it, or take all of it when it starts here.
+  if (s.image_start[last] > start) return s.image_start[last] - start;
+  return may_extend ? s.image_end[last] - start : 0;
+}
+
 bool BatchEngine::step() {
   struct Chunk {
     Sequence* seq;
@@ -382,6 +405,10 @@ bool BatchEngine::step() {
       const bool last = pos + 1 == static_cast<int>(s.ids.size());
       if (s.embeddings[pos]) rows_.add_embedding(s.embeddings[pos], pos, s.blocks.data(), last);
       else rows_.add_token(s.ids[pos], pos, s.blocks.data(), last);
+      if (!s.rope.empty()) {
+        rows_.set_rope_position(pos < s.n_prompt ? s.rope[pos] : RopePosition::text(s.rope_next + pos - s.n_prompt));
+        rows_.set_visible_end(pos < s.n_prompt && s.image_end[pos] >= 0 ? s.image_end[pos] : pos + 1);
+      }
     }
     plan.push_back({&s, count});
     budget -= count;
@@ -409,9 +436,10 @@ bool BatchEngine::step() {
     Sequence& s = *sp;
     if (budget <= 0) break;
     if (s.remaining() <= 1) continue;
-    int take = std::min(s.remaining(), budget);
+    int take = keep_images_whole(s, std::min(s.remaining(), budget), true);
     int ok = 0;
     while (ok < take && ensure_block(s, s.n_computed + ok)) ++ok;
+    ok = keep_images_whole(s, ok, false);
     if (ok > 0) add_rows(s, ok);
   }
   if (rows_.size() == 0) {
@@ -430,6 +458,8 @@ bool BatchEngine::step() {
     return true;
   }
 
+  if (rows_.size() > forward_->max_rows())  // a whole image larger than the step budget
+    forward_ = std::make_unique<Forward>(*llm_.model, backend_, *kv_, static_cast<int>(rows_.size()), max_context_);
   Status status = forward_->run(rows_, logits_.data());
   steps_.fetch_add(1);
   if (step_observer_) step_observer_(static_cast<int>(rows_.size()));

@@ -118,6 +118,9 @@ class BatchEngine {
   void pause_for_interactive();
   bool step();
   bool ensure_block(Sequence& s, int position);
+  // How many of the next `count` prompt positions of s a step may take so that no M-RoPE
+  // image is split: fewer (stop before the image), or with may_extend more (the whole image).
+  int keep_images_whole(const Sequence& s, int count, bool may_extend) const;
   void reuse_prefix(Sequence& s);
   // Into waiting_ behind the sequences of its class, or at the front of them (preempted).
   void enqueue(std::unique_ptr<Sequence> s, bool front);
@@ -133,6 +136,7 @@ class BatchEngine {
   void publish_full_blocks(Sequence& s);
 
   const Llm& llm_;
+  Backend& backend_;
   BatchEngineOptions options_;
   int max_context_;
   std::unique_ptr<KvPool> kv_;

@@ -27,6 +27,8 @@ struct CachedEmbedding {
   std::vector<float> values;
   int grid_rows = 0;  // 0 x 0: a single view
   int grid_cols = 0;
+  int pos_rows = 0;  // Qwen2-VL: the merged grid the rows' rotary positions come from
+  int pos_cols = 0;
 };
 
 class EmbeddingCache {

@@ -5,12 +5,12 @@
 namespace zs::engine {
 
 // Defined in families/*.cc.
-extern const ModelFamily kLlamaFamily, kQwen2Family, kQwen2MoeFamily, kGemmaFamily, kGemma2Family, kPhi3Family,
+extern const ModelFamily kLlamaFamily, kQwen2Family, kQwen2MoeFamily, kQwen2VlFamily, kGemmaFamily, kGemma2Family, kPhi3Family,
     kChatglmFamily, kBertFamily, kNomicBertFamily;
 
 namespace {
-const std::array<const ModelFamily*, 9>& families() {
-  static const std::array<const ModelFamily*, 9> kAll = {&kLlamaFamily,  &kQwen2Family,  &kQwen2MoeFamily,
+const std::array<const ModelFamily*, 10>& families() {
+  static const std::array<const ModelFamily*, 10> kAll = {&kLlamaFamily,  &kQwen2Family,  &kQwen2MoeFamily, &kQwen2VlFamily,
                                                          &kGemmaFamily,  &kGemma2Family, &kPhi3Family,
                                                          &kChatglmFamily, &kBertFamily,  &kNomicBertFamily};
   return kAll;

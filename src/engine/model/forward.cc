@@ -13,6 +13,12 @@ void BatchRows::clear() {
   positions.clear();
   block_tables.clear();
   logit_rows.clear();
+  rope_positions.clear();
+  visible_end.clear();
+}
+
+void BatchRows::set_rope_position(RopePosition p) {
+  rope_positions.insert(rope_positions.end(), {p.t, p.h, p.w, p.e});
 }
 
 void BatchRows::add_token(int32_t token, int32_t position, const int32_t* table, bool want_logits) {
@@ -75,7 +81,23 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   }
 
   RopeParams rq{c.n_head, c.head_dim, c.rope_dims, c.rope_base, c.rope_freq_scale, c.rope_mode, rope_factors_,
-                c.rope_attn_factor};
+                c.rope_attn_factor, c.rope_sections};
+  const int32_t* rope_pos = batch.positions.data();
+  if (c.rope_mode == RopeMode::kMrope) {
+    if (batch.rope_positions.empty()) {  // text only: every component is the position
+      mrope_.clear();
+      for (int64_t t = 0; t < n; ++t) {
+        const RopePosition p = RopePosition::text(batch.positions[t]);
+        mrope_.insert(mrope_.end(), {p.t, p.h, p.w, p.e});
+      }
+      rope_pos = mrope_.data();
+    } else if (static_cast<int64_t>(batch.rope_positions.size()) != 4 * n) {
+      return Status::error("M-RoPE batch has " + std::to_string(batch.rope_positions.size()) +
+                           " rope position values for " + std::to_string(n) + " rows");
+    } else {
+      rope_pos = batch.rope_positions.data();
+    }
+  }
   RopeParams rk = rq;
   rk.n_head = c.n_head_kv;
   AttentionArgs att;
@@ -89,6 +111,12 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   att.head_dim = c.head_dim;
   att.scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   att.softcap = c.attn_softcap;
+  if (!batch.visible_end.empty()) {
+    if (static_cast<int64_t>(batch.visible_end.size()) != n)
+      return Status::error("batch has " + std::to_string(batch.visible_end.size()) + " visibility limits for " +
+                           std::to_string(n) + " rows");
+    att.visible_end = batch.visible_end.data();
+  }
   att.out = attn_;
 
   for (int l = 0; l < c.n_layer; ++l) {
@@ -102,8 +130,8 @@ Status Forward::run(const BatchRows& batch, float* logits) {
     if (L.bk) backend_.add_bias(k_, L.bk, n, c.kv_dim());
     if (L.bv) backend_.add_bias(v_, L.bv, n, c.kv_dim());
     if (c.rope_mode != RopeMode::kNone) {
-      backend_.rope(q_, n, batch.positions.data(), rq);
-      backend_.rope(k_, n, batch.positions.data(), rk);
+      backend_.rope(q_, n, rope_pos, rq);
+      backend_.rope(k_, n, rope_pos, rk);
     }
     backend_.store_kv(k_, v_, n, cache_rows_.data(), c.kv_dim(), kv_.k(l), kv_.v(l));
     att.k_cache = kv_.k(l);

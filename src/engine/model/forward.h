@@ -18,17 +18,33 @@
 
 namespace zs::engine {
 
+// The rotary position of a row for M-RoPE models (Qwen2-VL): text advances all components
+// together; an image's rows take their grid coordinates (see MultimodalPrompt).
+struct RopePosition {
+  int32_t t = 0, h = 0, w = 0, e = 0;
+  static RopePosition text(int32_t p) { return {p, p, p, 0}; }
+};
+
 struct BatchRows {
   std::vector<int32_t> tokens;              // per row; ignored where an embedding is given
   std::vector<const float*> embeddings;     // per row: n_embd values, or nullptr for a token row
-  std::vector<int32_t> positions;           // per row
+  std::vector<int32_t> positions;           // per row: its place in the sequence (KV row, causal mask)
   std::vector<const int32_t*> block_tables; // per row: its sequence's table
   std::vector<int32_t> logit_rows;          // rows whose next-token logits are wanted
+  // M-RoPE models: 4 values per row (RopePosition); when empty, rows rotate by `positions`.
+  std::vector<int32_t> rope_positions;
+  // Per row, or empty: the row sees its sequence's positions below this (an image's rows see
+  // the whole image; all of its rows must then be in the same batch).
+  std::vector<int32_t> visible_end;
 
   int64_t size() const { return static_cast<int64_t>(positions.size()); }
   void clear();
   void add_token(int32_t token, int32_t position, const int32_t* table, bool want_logits);
   void add_embedding(const float* embedding, int32_t position, const int32_t* table, bool want_logits);
+  // The rotary position of the row added last (M-RoPE models; add one for every row or none).
+  void set_rope_position(RopePosition p);
+  // Where the visible positions of the row added last end (one for every row or none).
+  void set_visible_end(int32_t end) { visible_end.push_back(end); }
 };
 
 class Forward {
@@ -50,6 +66,7 @@ class Forward {
   std::unique_ptr<MoeFfn> moe_;
   float *x_, *h_, *q_, *k_, *v_, *attn_, *gate_, *up_, *last_;
   std::vector<int32_t> cache_rows_;
+  std::vector<int32_t> mrope_;  // text rotary positions of M-RoPE models
 };
 
 }  // namespace zs::engine

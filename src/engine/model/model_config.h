@@ -11,9 +11,10 @@
 
 namespace zs::engine {
 
-enum class TextArch { kLlama, kQwen2, kQwen2Moe, kGemma, kGemma2, kPhi3, kChatglm, kBert, kNomicBert };
-// "normal" rotates adjacent pairs (x[2i], x[2i+1]); "neox" rotates (x[i], x[i + d/2]).
-enum class RopeMode { kNormal, kNeox, kNone };
+enum class TextArch { kLlama, kQwen2, kQwen2Moe, kQwen2Vl, kGemma, kGemma2, kPhi3, kChatglm, kBert, kNomicBert };
+// "normal" rotates adjacent pairs (x[2i], x[2i+1]); "neox" rotates (x[i], x[i + d/2]);
+// "mrope" (Qwen2-VL) rotates NEOX pairs with one of several position components per pair.
+enum class RopeMode { kNormal, kNeox, kMrope, kNone };
 enum class FfnActivation { kSilu, kGelu };
 // Which decoder blocks attend through the sliding window (when sliding_window > 0).
 enum class WindowLayers { kNone, kAll, kEven };
@@ -48,6 +49,9 @@ struct ModelConfig {
   WindowLayers window_layers = WindowLayers::kNone;
   float rope_attn_factor = 1.f;  // rotated values multiplied by this (phi3 LongRoPE)
   int rope_n_ctx_orig = 0;       // LongRoPE: long factors when the instance's context exceeds this
+  // M-RoPE: rotary pairs per position component (time, height, width, extra); pair i uses
+  // the component whose section holds i mod (sum of sections).
+  int rope_sections[4] = {0, 0, 0, 0};
 
   // Mixture of experts (0 experts: a dense FFN).
   int n_expert = 0;

@@ -22,8 +22,10 @@ class Session {
 
   core::Status eval(const int32_t* tokens, int64_t n);
   core::Status eval(const std::vector<int32_t>& tokens) { return eval(tokens.data(), static_cast<int64_t>(tokens.size())); }
-  // n rows of n_embd values each, fed in place of token embeddings.
-  core::Status eval_embeddings(const float* embeddings, int64_t n);
+  // n rows of n_embd values each, fed in place of token embeddings. For M-RoPE models a
+  // grid_rows x grid_cols grid (row-major, n = rows * cols) takes its coordinates as rotary
+  // positions, and later text continues after max(rows, cols) (see MultimodalPrompt).
+  core::Status eval_embeddings(const float* embeddings, int64_t n, int grid_rows = 0, int grid_cols = 0);
 
   const float* logits() const { return logits_.data(); }
   int n_vocab() const { return model_.config().n_vocab; }
@@ -33,11 +35,14 @@ class Session {
   void truncate(int n);
 
  private:
-  core::Status eval_rows(const int32_t* tokens, const float* embeddings, int64_t n);
+  core::Status eval_rows(const int32_t* tokens, const float* embeddings, int64_t n, int grid_rows = 0,
+                         int grid_cols = 0);
 
   const TextModel& model_;
+  Backend& backend_;
   int n_ctx_;
   int n_past_ = 0;
+  int rope_delta_ = 0;  // M-RoPE: rotary position of the next text position minus n_past_
   std::unique_ptr<KvPool> kv_;
   std::unique_ptr<Forward> forward_;
   std::vector<int32_t> block_table_;

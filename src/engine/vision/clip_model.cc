@@ -1,5 +1,7 @@
 #include "engine/vision/clip_model.h"
 
+#include <algorithm>
+
 #include "engine/gguf/tensor_binder.h"
 
 namespace zs::engine {
@@ -19,8 +21,11 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     c.projector = ProjectorType::kMlp;
   } else if (c.projector_name == "idefics3") {
     c.projector = ProjectorType::kIdefics3;
+  } else if (c.projector_name == "qwen2vl_merger") {
+    c.projector = ProjectorType::kQwen2VlMerger;
   } else {
-    return Status::error("unsupported projector type '" + c.projector_name + "' (supported: mlp, idefics3)");
+    return Status::error("unsupported projector type '" + c.projector_name +
+                         "' (supported: mlp, idefics3, qwen2vl_merger)");
   }
   auto need = [&](const char* key, int* out, int64_t lo, int64_t hi) -> Status {
     auto v = f.get_int(key);
@@ -33,7 +38,13 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
   ZS_RETURN_IF_ERROR(need("clip.vision.image_size", &c.image_size, 1, 8192));
   ZS_RETURN_IF_ERROR(need("clip.vision.patch_size", &c.patch_size, 1, 1024));
   ZS_RETURN_IF_ERROR(need("clip.vision.embedding_length", &c.n_embd, 1, 1 << 16));
-  ZS_RETURN_IF_ERROR(need("clip.vision.feed_forward_length", &c.n_ff, 1, 1 << 18));
+  // Qwen2-VL files write 0 here; the MLP tensors' shapes give the width then.
+  ZS_RETURN_IF_ERROR(need("clip.vision.feed_forward_length", &c.n_ff, 0, 1 << 18));
+  if (c.n_ff == 0) {
+    const GgufTensorInfo* up = f.find_tensor("v.blk.0.ffn_up.weight");
+    if (up) c.n_ff = static_cast<int>(std::max(up->ne[0], up->ne[1]));
+    if (c.n_ff == 0) return Status::error("clip.vision.feed_forward_length is 0 and no MLP tensor gives the width");
+  }
   ZS_RETURN_IF_ERROR(need("clip.vision.attention.head_count", &c.n_head, 1, 1024));
   ZS_RETURN_IF_ERROR(need("clip.vision.block_count", &c.n_layer, 1, 1024));
   if (c.image_size % c.patch_size != 0)
@@ -52,6 +63,12 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
   if (c.projector == ProjectorType::kMlp) {
     // LLaVA feeds the projector the output of the second-to-last block.
     c.n_layer_run = c.n_layer > 1 ? c.n_layer - 1 : c.n_layer;
+  } else if (c.projector == ProjectorType::kQwen2VlMerger) {
+    c.n_layer_run = c.n_layer;
+    c.has_class_token = false;
+    if (c.patch_size != 14) return Status::error("qwen2vl_merger needs patch_size 14, got " + std::to_string(c.patch_size));
+    if ((c.n_embd / c.n_head) % 4 != 0)
+      return Status::error("qwen2vl_merger needs a vision head size divisible by 4 (2-D rotary positions)");
   } else {
     c.n_layer_run = c.n_layer;
     ZS_RETURN_IF_ERROR(need("clip.vision.projector.scale_factor", &c.scale_factor, 1, 64));
@@ -90,8 +107,15 @@ Status ClipModel::bind() {
   patch_embd = pe.value();
   ZS_RETURN_IF_ERROR(b.bind(patch_bias, "v.patch_embd.bias", d, false));
   ZS_RETURN_IF_ERROR(b.bind(class_embd, "v.class_embd", d, false));
-  const int64_t n_pos = c.n_patches() + (c.has_class_token ? 1 : 0);
-  ZS_RETURN_IF_ERROR(b.bind(position_embd, "v.position_embd.weight", n_pos * d, true));
+  if (c.projector == ProjectorType::kQwen2VlMerger) {
+    // The second temporal half of the 3-D patch convolution; no position table (2-D rope).
+    auto pe1 = b.matrix_flat("v.patch_embd.weight.1", 3 * p * p, d);
+    if (!pe1) return pe1.status();
+    patch_embd_1 = pe1.value();
+  } else {
+    const int64_t n_pos = c.n_patches() + (c.has_class_token ? 1 : 0);
+    ZS_RETURN_IF_ERROR(b.bind(position_embd, "v.position_embd.weight", n_pos * d, true));
+  }
   ZS_RETURN_IF_ERROR(b.bind(pre_ln_w, "v.pre_ln.weight", d, false));
   ZS_RETURN_IF_ERROR(b.bind(pre_ln_b, "v.pre_ln.bias", d, false));
   ZS_RETURN_IF_ERROR(b.bind(post_ln_w, "v.post_ln.weight", d, false));
@@ -123,13 +147,16 @@ Status ClipModel::bind() {
     ZS_RETURN_IF_ERROR(b.bind(L.fc2, n + second + ".weight", c.n_ff, d));
     ZS_RETURN_IF_ERROR(b.bind(L.fc2_b, n + second + ".bias", d, true));
   }
-  if (c.projector == ProjectorType::kMlp) {
+  if (c.projector == ProjectorType::kMlp || c.projector == ProjectorType::kQwen2VlMerger) {
     const GgufTensorInfo* m0 = b.info("mm.0.weight");
     const GgufTensorInfo* m2 = b.info("mm.2.weight");
-    if (!m0 || !m2) return Status::error("the mlp projector needs tensors 'mm.0.weight' and 'mm.2.weight'");
+    if (!m0 || !m2)
+      return Status::error("the " + c.projector_name + " projector needs tensors 'mm.0.weight' and 'mm.2.weight'");
     const int64_t hidden = m0->ne[1];
     c.projection_dim = static_cast<int>(m2->ne[1]);
-    ZS_RETURN_IF_ERROR(b.bind(mm0, "mm.0.weight", d, hidden));
+    // The merger concatenates each 2x2 block of patches before its MLP.
+    const int64_t in = c.projector == ProjectorType::kQwen2VlMerger ? 4 * d : d;
+    ZS_RETURN_IF_ERROR(b.bind(mm0, "mm.0.weight", in, hidden));
     ZS_RETURN_IF_ERROR(b.bind(mm0_b, "mm.0.bias", hidden, true));
     ZS_RETURN_IF_ERROR(b.bind(mm2, "mm.2.weight", hidden, c.projection_dim));
     ZS_RETURN_IF_ERROR(b.bind(mm2_b, "mm.2.bias", c.projection_dim, true));

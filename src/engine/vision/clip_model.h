@@ -59,13 +59,15 @@ class ClipModel {
   const GgufFile& file() const { return *file_; }
 
   WeightView patch_embd;                  // [3 * patch * patch] -> n_embd
+  WeightView patch_embd_1;                // qwen2vl_merger: the conv's second temporal half
   const float* patch_bias = nullptr;
   const float* class_embd = nullptr;
   const float* position_embd = nullptr;   // [n_positions][n_embd]
   const float *pre_ln_w = nullptr, *pre_ln_b = nullptr;
   const float *post_ln_w = nullptr, *post_ln_b = nullptr;
   std::vector<ClipLayer> layers;
-  // Projector: mlp = mm0 -> GELU -> mm2; idefics3 = pixel shuffle -> mm0 (no bias).
+  // Projector: mlp = mm0 -> GELU -> mm2; idefics3 = pixel shuffle -> mm0 (no bias);
+  // qwen2vl_merger = post_ln, 2x2 blocks concatenated -> mm0 -> GELU -> mm2.
   WeightView mm0, mm2;
   const float *mm0_b = nullptr, *mm2_b = nullptr;
 

@@ -1,18 +1,68 @@
 #include "engine/vision/image_embedder.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace zs::engine {
 
 using core::Result;
 using core::Status;
 
-ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options)
-    : model_(model), encoder_(model, backend), options_(options), cache_(options.cache_bytes) {
-  options_.split.tile_size = model.config().image_size;
+namespace {
+constexpr int kCell = 28;  // Qwen2-VL: 2x2 patches of 14, one image token
+}  // namespace
+
+ImageSize qwen2vl_image_size(int width, int height, int max_tokens) {
+  auto up = [](int v) { return std::max(kCell, (v + kCell - 1) / kCell * kCell); };
+  ImageSize s{up(width), up(height)};
+  auto cells = [](const ImageSize& z) { return static_cast<int64_t>(z.width / kCell) * (z.height / kCell); };
+  if (max_tokens <= 0 || cells(s) <= max_tokens) return s;
+  // Scale both sides by one factor (aspect kept), rounding down to whole cells, and shrink the
+  // factor until the cells fit; a side never drops below one cell.
+  double f = std::sqrt(static_cast<double>(max_tokens) * kCell * kCell / (static_cast<double>(width) * height));
+  for (;;) {
+    ImageSize t{std::max(kCell, static_cast<int>(width * f) / kCell * kCell),
+                std::max(kCell, static_cast<int>(height * f) / kCell * kCell)};
+    if (cells(t) <= max_tokens || (t.width == kCell && t.height == kCell)) return t;
+    f *= 0.98;
+  }
 }
 
-ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image) const {
+ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options)
+    : model_(model), options_(options), cache_(options.cache_bytes) {
+  options_.split.tile_size = model.config().image_size;
+  if (model.config().projector == ProjectorType::kQwen2VlMerger) {
+    qwen2vl_ = std::make_unique<Qwen2VlEncoder>(model, backend);
+  } else {
+    encoder_ = std::make_unique<ClipEncoder>(model, backend);
+  }
+}
+
+int ImageEmbedder::image_tokens(int width, int height, ImageTokenBudget budget) const {
+  const ClipConfig& c = model_.config();
+  if (c.projector == ProjectorType::kQwen2VlMerger) {
+    const ImageSize s = qwen2vl_image_size(width, height, budget.max_tokens);
+    return (s.width / kCell) * (s.height / kCell);
+  }
+  if (c.projector == ProjectorType::kIdefics3) {
+    const ImageSize resized = idefics3_resize_size(width, height, options_.split.longest_edge);
+    const ImageSize grid = idefics3_tile_grid_size(resized.width, resized.height, c.image_size);
+    const int tiles = grid.width / c.image_size * (grid.height / c.image_size);
+    return (tiles > 1 ? tiles + 1 : 1) * c.tokens_per_image();
+  }
+  return c.tokens_per_image();
+}
+
+ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBudget budget) const {
   const ClipConfig& c = model_.config();
   Views v;
+  if (c.projector == ProjectorType::kQwen2VlMerger) {
+    const ImageSize s = qwen2vl_image_size(image.width, image.height, budget.max_tokens);
+    v.pixels.push_back(normalize(resize_bicubic(image, s.width, s.height), c.image_mean, c.image_std));
+    v.width = s.width;
+    v.height = s.height;
+    return v;
+  }
   if (c.projector == ProjectorType::kMlp) {
     v.pixels.push_back(preprocess_llava(image, c.image_size, c.image_mean, c.image_std));
     return v;
@@ -25,26 +75,37 @@ ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image) const {
   return v;
 }
 
-Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size) {
+Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size, ImageTokenBudget budget) {
   const ClipConfig& c = model_.config();
+  const bool native = c.projector == ProjectorType::kQwen2VlMerger;
   ImageEmbedding out;
   out.tokens_per_view = c.tokens_per_image();
   out.dim = c.projection_dim;
-  // One cache entry per image holds every view, laid out view after view.
-  const ContentHash key = cache_.key_for(data, size);
+  // One cache entry per image (and budget, where it changes the result) holds every view,
+  // laid out view after view.
+  const ContentHash key =
+      cache_.key_for(data, size, native && budget.max_tokens > 0 ? "max_tokens=" + std::to_string(budget.max_tokens) : "");
   EmbeddingCache::Value all = cache_.find(key);
   if (all) {
     out.cache_hit = true;
   } else {
     auto image = decode_image(data, size, options_.limits);
     if (!image) return image.status();
-    Views views = preprocess(image.value());
+    Views views = preprocess(image.value(), budget);
     auto joined = std::make_shared<CachedEmbedding>();
-    joined->values.reserve(views.pixels.size() * out.tokens_per_view * out.dim);
-    for (const auto& pixels : views.pixels) {
-      auto e = encoder_.encode(pixels.data());
+    if (native) {
+      auto e = qwen2vl_->encode(views.pixels[0].data(), views.width, views.height);
       if (!e) return e.status();
-      joined->values.insert(joined->values.end(), e->begin(), e->end());
+      joined->values = std::move(e.value());
+      joined->pos_rows = views.height / kCell;
+      joined->pos_cols = views.width / kCell;
+    } else {
+      joined->values.reserve(views.pixels.size() * out.tokens_per_view * out.dim);
+      for (const auto& pixels : views.pixels) {
+        auto e = encoder_->encode(pixels.data());
+        if (!e) return e.status();
+        joined->values.insert(joined->values.end(), e->begin(), e->end());
+      }
     }
     joined->grid_rows = views.rows;
     joined->grid_cols = views.cols;
@@ -53,6 +114,9 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size) {
   }
   out.rows = all->grid_rows;
   out.cols = all->grid_cols;
+  out.pos_rows = all->pos_rows;
+  out.pos_cols = all->pos_cols;
+  if (native) out.tokens_per_view = out.pos_rows * out.pos_cols;
   out.n_views = static_cast<int>(all->values.size() / (static_cast<size_t>(out.tokens_per_view) * out.dim));
   out.data = std::shared_ptr<const std::vector<float>>(all, &all->values);  // keeps the entry alive
   out.key = key;

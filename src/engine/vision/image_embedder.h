@@ -11,6 +11,7 @@
 #include "engine/image/image.h"
 #include "engine/image/preprocess.h"
 #include "engine/vision/clip_encoder.h"
+#include "engine/vision/qwen2vl_encoder.h"
 
 namespace zs::engine {
 
@@ -21,6 +22,8 @@ struct ImageEmbedding {
   int n_views = 0;
   int rows = 0;  // tile grid (idefics3); 0 x 0 when the image is a single view
   int cols = 0;
+  int pos_rows = 0;  // Qwen2-VL: the merged 28x28-cell grid, for M-RoPE positions; else 0
+  int pos_cols = 0;
   int tokens_per_view = 0;
   int dim = 0;
   bool cache_hit = false;
@@ -29,6 +32,17 @@ struct ImageEmbedding {
   int n_tokens() const { return n_views * tokens_per_view; }
   const float* view(int i) const { return data->data() + static_cast<size_t>(i) * tokens_per_view * dim; }
 };
+
+// Image tokens one image may become, at most (0: no limit of its own). For Qwen2-VL the
+// image is resized down until its 28x28 cells fit; other projectors have a fixed count.
+struct ImageTokenBudget {
+  int max_tokens = 0;
+};
+
+// Qwen2-VL's preprocessing size: each side rounded up to a multiple of 28, as the reference
+// does; with max_tokens > 0 and more cells than that, scaled down (aspect kept, each side at
+// least 28) until (w/28) * (h/28) <= max_tokens.
+ImageSize qwen2vl_image_size(int width, int height, int max_tokens);
 
 struct ImageEmbedderOptions {
   ImageLimits limits;
@@ -40,20 +54,24 @@ class ImageEmbedder {
  public:
   ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options = {});
 
-  core::Result<ImageEmbedding> embed(const uint8_t* data, size_t size);
+  core::Result<ImageEmbedding> embed(const uint8_t* data, size_t size, ImageTokenBudget budget = {});
   struct Views {
-    std::vector<std::vector<float>> pixels;  // normalized [3][S][S] per view
+    std::vector<std::vector<float>> pixels;  // normalized [3][S][S] per view ([3][H][W] for Qwen2-VL)
     int rows = 0, cols = 0;
+    int width = 0, height = 0;  // of the pixels, when views are not image_size squares
   };
   // The preprocessing alone.
-  Views preprocess(const Image& image) const;
+  Views preprocess(const Image& image, ImageTokenBudget budget = {}) const;
+  // Image tokens an image of this size becomes (the context check before encoding).
+  int image_tokens(int width, int height, ImageTokenBudget budget = {}) const;
 
   const ClipModel& model() const { return model_; }
   EmbeddingCache::Stats cache_stats() const { return cache_.stats(); }
 
  private:
   const ClipModel& model_;
-  ClipEncoder encoder_;
+  std::unique_ptr<ClipEncoder> encoder_;        // fixed-size projectors
+  std::unique_ptr<Qwen2VlEncoder> qwen2vl_;     // native resolution
   ImageEmbedderOptions options_;
   EmbeddingCache cache_;
 };

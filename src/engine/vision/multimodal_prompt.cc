@@ -1,5 +1,7 @@
 #include "engine/vision/multimodal_prompt.h"
 
+#include <algorithm>
+
 namespace zs::engine {
 
 using core::Result;
@@ -24,6 +26,22 @@ std::vector<int32_t> MultimodalPrompt::flat_ids() const {
     }
   }
   return ids;
+}
+
+std::vector<RopePosition> MultimodalPrompt::rope_positions(int32_t* next) const {
+  std::vector<RopePosition> out;
+  int32_t c = 0;
+  for (const auto& p : pieces) {
+    if (p.embeddings && p.grid_rows > 0 && p.grid_cols > 0) {
+      for (int i = 0; i < p.n_embeddings; ++i)
+        out.push_back({c, c + i / p.grid_cols, c + i % p.grid_cols, 0});
+      c += std::max(p.grid_rows, p.grid_cols);
+    } else {
+      for (int i = 0; i < p.n_positions(); ++i) out.push_back(RopePosition::text(c++));
+    }
+  }
+  if (next) *next = c;
+  return out;
 }
 
 namespace {
@@ -51,6 +69,8 @@ class Builder {
     p.storage = img.data;
     p.embeddings = img.view(i);
     p.n_embeddings = img.tokens_per_view;
+    p.grid_rows = img.pos_rows;
+    p.grid_cols = img.pos_cols;
     p.content_id = img.key.lo ^ (img.key.hi * 31) ^ (static_cast<uint64_t>(i) << 48);
     out_.n_image_positions += img.tokens_per_view;
     out_.pieces.push_back(std::move(p));
@@ -99,6 +119,11 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
     b.text(text.substr(pos, image_offsets[i] - pos), add_bos && i == 0);
     if (projector == ProjectorType::kIdefics3) {
       add_idefics3_image(b, images[i]);
+    } else if (projector == ProjectorType::kQwen2VlMerger) {
+      // Qwen2-VL wraps each image in its vision start/end tokens.
+      b.text("<|vision_start|>", false);
+      b.view(images[i], 0);
+      b.text("<|vision_end|>", false);
     } else {
       for (int v = 0; v < images[i].n_views; ++v) b.view(images[i], v);
     }
@@ -110,7 +135,7 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
 
 Status eval_prompt(Session& session, const MultimodalPrompt& prompt) {
   for (const auto& p : prompt.pieces) {
-    if (p.embeddings) ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings));
+    if (p.embeddings) ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings, p.grid_rows, p.grid_cols));
     else ZS_RETURN_IF_ERROR(session.eval(p.tokens));
   }
   return Status::ok();

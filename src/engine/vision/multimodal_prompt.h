@@ -21,6 +21,9 @@ struct PromptPiece {
   const float* embeddings = nullptr;
   int n_embeddings = 0;
   uint64_t content_id = 0;  // identifies the image view, for prefix sharing
+  // M-RoPE models (Qwen2-VL): the rows form this grid (row-major) and take its coordinates as
+  // rotary positions; 0 x 0 = plain consecutive positions.
+  int grid_rows = 0, grid_cols = 0;
 
   int n_positions() const { return embeddings ? n_embeddings : static_cast<int>(tokens.size()); }
 };
@@ -33,6 +36,10 @@ struct MultimodalPrompt {
   // One id per position: the token ids, and for image positions negative ids derived from
   // the image's content, so that equal prefixes (same text, same images) give equal ids.
   std::vector<int32_t> flat_ids() const;
+  // M-RoPE rotary positions of every position: text advances all components by one; a grid
+  // image starting at counter c gives row r, column k (c, c + r, c + k) and then advances the
+  // counter by max(rows, cols). *next receives the counter after the prompt.
+  std::vector<RopePosition> rope_positions(int32_t* next) const;
 };
 
 // text: the rendered prompt; image_offsets: byte offsets in text where images[i] goes.

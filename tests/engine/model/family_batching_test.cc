@@ -6,7 +6,9 @@
 // prompts, so windows cross block boundaries and shared blocks.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,6 +92,67 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyBatching,
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+}  // namespace
+}  // namespace zs::engine
+
+// ---- Qwen2-VL ----------------------------------------------------------------------------
+// An image's rows share one temporal position and see each other, so a step must take all of
+// them: with a step budget smaller than the image, batching still equals the single run, whose
+// greedy tokens the reference line fixes.
+#include "engine/vision/image_embedder.h"
+#include "engine/vision/vision_loader.h"
+
+namespace zs::engine {
+namespace {
+
+TEST(Qwen2VlBatching, AnImageLargerThanTheStepBudgetStaysWholeAndMatchesTheSingleRun) {
+  auto loaded = Llm::load(family_model("tiny-qwen2vl-f16.gguf"));
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
+  const Llm& llm = loaded.value();
+  auto clip = load_vision_for(*llm.model, family_model("tiny-qwen2vl-mmproj-f16.gguf"));
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  auto vision_backend = make_cpu_backend(1);
+  ImageEmbedder embedder(**clip, *vision_backend);
+  std::ifstream in(zs::testing::shared_dir() + "/golden/families/images/gradient-64x48.png", std::ios::binary);
+  std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto img = embedder.embed(png.data(), png.size());
+  ASSERT_TRUE(img.is_ok()) << img.status().message();
+  ASSERT_EQ(img->n_tokens(), 6);  // 64x48 -> 84x56 -> 3 x 2 cells
+  const std::string prefix = "<|im_start|>user\n", text = "Describe the image.<|im_end|>\n<|im_start|>assistant\n";
+  auto prompt = build_multimodal_prompt(*llm.tokenizer, prefix + text, {prefix.size()}, {img.value()},
+                                        ProjectorType::kQwen2VlMerger, false);
+  ASSERT_TRUE(prompt.is_ok());
+
+  auto backend = make_cpu_backend(1);
+  Session session(*llm.model, *backend, prompt->n_positions() + kTokens + 1, /*max_batch=*/4);
+  ASSERT_TRUE(eval_prompt(session, prompt.value()).is_ok());
+  std::string want;
+  for (int i = 0; i < kTokens; ++i) {
+    const auto next =
+        static_cast<int32_t>(std::max_element(session.logits(), session.logits() + session.n_vocab()) - session.logits());
+    want += llm.tokenizer->token_to_piece(next);
+    ASSERT_TRUE(session.eval(&next, 1).is_ok());
+  }
+
+  BatchEngine engine(llm, *backend, {.slots = 2, .ctx_tokens = 256, .block_size = 4, .step_token_budget = 4});
+  std::vector<std::future<std::string>> got;
+  for (int copy = 0; copy < 2; ++copy) {  // the second shares the first's blocks, image included
+    auto promise = std::make_shared<std::promise<std::string>>();
+    auto acc = std::make_shared<std::string>();
+    GenerationRequest r;
+    r.prompt = prompt.value();
+    r.sampling.temperature = 0;
+    r.max_tokens = kTokens;
+    r.on_event = [promise, acc](const GenerationEvent& e) {
+      *acc += e.text;
+      if (e.finished) promise->set_value(e.reason == FinishReason::kError ? "error: " + e.error : *acc);
+    };
+    ASSERT_TRUE(engine.submit(std::move(r)).is_ok());
+    got.push_back(promise->get_future());
+  }
+  for (auto& f : got) EXPECT_EQ(f.get(), want);
+}
 
 }  // namespace
 }  // namespace zs::engine

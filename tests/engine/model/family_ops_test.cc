@@ -140,8 +140,19 @@ TEST(WindowedAttention, AWindowChangesTheResultOnlyBeyondIt) {
   std::vector<const int32_t*> tables(n, table.data());
   auto run = [&](int window) {
     std::vector<float> out(n * hd);
-    AttentionArgs a{q.data(), n, pos.data(), tables.data(), 8, kc.data(), vc.data(), 1, 1, hd, 0.3f, window, 0.f,
-                    out.data()};
+    AttentionArgs a;
+    a.q = q.data();
+    a.n_tokens = n;
+    a.positions = pos.data();
+    a.block_tables = tables.data();
+    a.block_size = 8;
+    a.k_cache = kc.data();
+    a.v_cache = vc.data();
+    a.n_head = a.n_head_kv = 1;
+    a.head_dim = hd;
+    a.scale = 0.3f;
+    a.window = window;
+    a.out = out.data();
     backend->attention(a);
     return out;
   };
