@@ -269,8 +269,6 @@ GgmlType fallback_for_small_rows(GgmlType t, int64_t n_in) {
   }
 }
 
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
-
 }  // namespace
 
 core::Result<FileType> parse_file_type(const std::string& name) {
@@ -304,7 +302,8 @@ GgmlType tensor_type_for(FileType ft, const std::string& tensor, int layer, int 
     case FileType::kQ4_K_M:
       if (is_output) {
         t = GgmlType::kQ6_K;
-      } else if ((tensor == "attn_v.weight" || starts_with(tensor, "ffn_down")) && use_more_bits(layer, n_layer)) {
+      } else if ((tensor == "attn_v.weight" || tensor == "ffn_down.weight" || tensor == "ffn_down_shexp.weight") &&
+                 use_more_bits(layer, n_layer)) {
         t = GgmlType::kQ6_K;
       } else if (tensor == "attn_qkv.weight") {
         t = GgmlType::kQ5_K;

@@ -20,8 +20,8 @@ core::Result<FileType> parse_file_type(const std::string& name);
 int gguf_file_type_id(FileType ft);  // the `general.file_type` value (llama_ftype)
 
 // The type a matrix gets in a file type (the mix follows the usual llama.cpp choices:
-// e.g. Q4_K_M keeps attn_v/ffn_down(_exps) of some layers and the output matrix in Q6_K,
-// fused attn_qkv in Q5_K, attn_k/attn_v of 8-expert models in Q8_0, and falls back to
+// e.g. Q4_K_M keeps attn_v/ffn_down of some layers and the output matrix in Q6_K (expert
+// matrices stay Q4_K, as in the published Mixtral files), fused attn_qkv in Q5_K, attn_k/attn_v of 8-expert models in Q8_0, and falls back to
 // 32-blocks where a row is not a multiple of 256). `tensor` is the name without "blk.N.".
 GgmlType tensor_type_for(FileType ft, const std::string& tensor, int layer, int n_layer, int64_t n_in, bool is_output,
                          int n_expert = 0);
