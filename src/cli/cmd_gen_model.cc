@@ -15,7 +15,8 @@ namespace {
 struct GenOptions {
   std::string preset, mmproj_preset, type, out;
   uint64_t seed = 1;
-  int layers = 0;  // 0: the preset's own block count
+  int layers = 0;
+  bool layers_given = false;  // otherwise the preset's own block count
 };
 
 // A vision projector: matrices in F16 (the usual published type) or F32.
@@ -40,7 +41,7 @@ core::Status gen(const GenOptions& o) {
   if (o.preset.empty()) return core::Status::error("--preset (a text model) or --mmproj-preset is required");
   auto preset = engine::find_model_preset(o.preset);
   if (!preset) return preset.status();
-  if (o.layers != 0) {
+  if (o.layers_given) {
     preset = engine::with_layers(preset.value(), o.layers);
     if (!preset) return preset.status();
   }
@@ -74,10 +75,13 @@ void register_gen_model_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--type", o->type, "file type: f16, q8_0, q4_0, q4_k_m (default), q6_k; mmproj: f16 (default), f32");
   cmd->add_option("--out", o->out, "output GGUF path")->required();
   cmd->add_option("--seed", o->seed, "random seed");
-  cmd->add_option("--layers", o->layers,
+  auto* layers = cmd->add_option("--layers", o->layers,
                   "keep only the first N blocks (every other shape stays the preset's), for machines without memory "
                   "for the whole model: mixtral-8x7b is ~26 GB at q4_k_m, qwen1.5-moe-a2.7b ~9 GB, glm-4-9b ~6 GB");
-  cmd->callback([o, &exit_code] { exit_code = report(gen(*o)); });
+  cmd->callback([o, layers, &exit_code] {
+    o->layers_given = layers->count() > 0;
+    exit_code = report(gen(*o));
+  });
 }
 
 }  // namespace zs::cli
