@@ -1,6 +1,9 @@
 // `zeroserve bench`: load time, prefill and decode speed of a model on this machine, with
-// decode bandwidth as a fraction of the machine's measured memory read bandwidth; with
-// --mmproj also the vision encoder's throughput against prefill's in the same run.
+// decode bandwidth (bytes of weights a token actually reads: for a mixture of experts only
+// the experts it uses) as a fraction of the machine's measured memory read bandwidth; with
+// --mmproj also the vision encoder's throughput against prefill's in the same run. Embedding
+// models (bert, nomic-bert) have no decode: their inputs/s and tokens/s through the Encoder
+// are measured instead.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +16,7 @@
 #include "cli/commands.h"
 #include "core/memory_bandwidth.h"
 #include "engine/kernels/matmul.h"
+#include "engine/model/encoder.h"
 #include "engine/model/llm.h"
 #include "engine/model/session.h"
 #include "engine/vision/clip_encoder.h"
@@ -28,17 +32,66 @@ struct BenchOptions {
   int prompt = 128;
   int decode = 64;
   int repeats = 3;
+  int inputs = 16;  // embedding models: inputs per embed() call
 };
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double matrix_flops_per_token(const engine::TextModel& m) {
-  double f = 0;
-  for (const auto& L : m.layers())
-    for (const engine::WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
-      f += 2.0 * static_cast<double>(w->n_in) * static_cast<double>(w->n_out);
-  return f;
+void print_params(const engine::TextModel& m) {
+  const engine::ModelConfig& c = m.config();
+  if (c.is_moe()) {
+    std::printf("parameters       %.3f B active of %.3f B (%d of %d experts per token), weights read per token "
+                "%.3f GB of %.3f GB\n",
+                m.params_active() / 1e9, m.params_total() / 1e9, c.n_expert_used, c.n_expert,
+                m.weight_bytes_per_token() / 1e9, m.weight_bytes_total() / 1e9);
+  } else {
+    std::printf("parameters       %.3f B, weights read per token %.3f GB\n", m.params_total() / 1e9,
+                m.weight_bytes_per_token() / 1e9);
+  }
+}
+
+// Embedding models: `inputs` inputs of `tokens` ids each through Encoder::embed, best of
+// `repeats` calls after a warm-up; also one input alone (the latency of a single request).
+core::Status bench_encoder(const BenchOptions& o, const engine::Llm& llm, engine::Backend& backend,
+                           double ready_s) {
+  const engine::TextModel& m = *llm.model;
+  engine::Encoder encoder(m, backend, std::max(512, o.prompt));
+  const int tokens = std::min(o.prompt, encoder.max_input_tokens());
+  std::mt19937 rng(7);
+  std::vector<std::vector<int32_t>> inputs(o.inputs, std::vector<int32_t>(tokens));
+  for (auto& in : inputs)
+    for (auto& t : in) t = static_cast<int32_t>(1000 + rng() % (m.config().n_vocab - 1000));
+  auto timed = [&](const std::vector<std::vector<int32_t>>& batch) -> core::Result<double> {
+    auto t = Clock::now();
+    auto e = encoder.embed(batch);
+    if (!e) return e.status();
+    return seconds_since(t);
+  };
+  auto warm = timed(inputs);
+  if (!warm) return warm.status();
+  double best_batch = 1e30, best_single = 1e30;
+  const std::vector<std::vector<int32_t>> one = {inputs[0]};
+  for (int r = 0; r < o.repeats; ++r) {
+    auto b = timed(inputs);
+    if (!b) return b.status();
+    best_batch = std::min(best_batch, b.value());
+    auto s = timed(one);
+    if (!s) return s.status();
+    best_single = std::min(best_single, s.value());
+  }
+  const double flops = m.matrix_flops_per_token();
+  std::printf("model            %s (%s, embedding model, %d dims, pooling %s)\n", o.model.c_str(),
+              m.config().name.c_str(), encoder.dim(), std::string(engine::pooling_name(encoder.pooling())).c_str());
+  std::printf("threads          %d, kernels %s\n", backend.threads(), std::string(engine::kernel_isa()).c_str());
+  print_params(m);
+  std::printf("ready            %.1f ms (open, map, bind, tokenizer)\n", ready_s * 1e3);
+  std::printf("embed            %.1f inputs/s, %.1f tokens/s (%d inputs of %d tokens per call), %.1f effective GFLOP/s\n",
+              o.inputs / best_batch, o.inputs * tokens / best_batch, o.inputs, tokens,
+              flops * o.inputs * tokens / best_batch / 1e9);
+  std::printf("embed one        %.2f ms per input of %d tokens (%.1f tokens/s)\n", best_single * 1e3, tokens,
+              tokens / best_single);
+  return core::Status::ok();
 }
 
 struct VisionResult {
@@ -81,6 +134,7 @@ core::Status bench(const BenchOptions& o) {
   auto llm = engine::Llm::load(o.model);
   if (!llm) return llm.status();
   auto backend = engine::make_cpu_backend(o.threads);
+  if (llm->model->config().is_encoder()) return bench_encoder(o, llm.value(), *backend, seconds_since(t0));
   const int n_ctx = o.prompt + o.decode + 1;
   engine::Session session(*llm->model, *backend, n_ctx, std::max(1, o.prompt));
   int32_t first = llm->tokenizer->bos() >= 0 ? llm->tokenizer->bos() : 0;
@@ -121,13 +175,14 @@ core::Status bench(const BenchOptions& o) {
   core::ThreadPool pool(backend->threads());
   const double bandwidth = core::measure_read_bandwidth(pool);
   const double bytes = static_cast<double>(llm->model->weight_bytes_per_token());
-  const double gflops = matrix_flops_per_token(*llm->model) * o.prompt / best_prefill / 1e9;
+  const double gflops = llm->model->matrix_flops_per_token() * o.prompt / best_prefill / 1e9;
 
   std::printf("model            %s (%s)\n", o.model.c_str(), llm->model->config().name.c_str());
   std::printf("threads          %d, kernels %s\n", backend->threads(), std::string(engine::kernel_isa()).c_str());
+  print_params(*llm->model);
   std::printf("ready            %.1f ms (open, map, bind, tokenizer, first token)\n", ready_s * 1e3);
   std::printf("prefill          %.1f tok/s (%d tokens), %.1f effective GFLOP/s\n", o.prompt / best_prefill, o.prompt, gflops);
-  std::printf("decode           %.2f tok/s, %.2f GB/s of weights\n", 1 / best_decode, bytes / best_decode / 1e9);
+  std::printf("decode           %.2f tok/s, %.2f GB/s of weights read\n", 1 / best_decode, bytes / best_decode / 1e9);
   std::printf("memory read      %.2f GB/s measured\n", bandwidth / 1e9);
   std::printf("decode roofline  %.3f (decode bandwidth / measured read bandwidth)\n", bytes / best_decode / bandwidth);
   if (vision) {
@@ -143,13 +198,15 @@ core::Status bench(const BenchOptions& o) {
 
 void register_bench_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "Measure load, prefill and decode speed of a model");
+  auto* cmd = app.add_subcommand("bench", "Measure load, prefill and decode speed of a model (embedding models: inputs/s and tokens/s)");
   cmd->add_option("--model", o->model, "GGUF model")->required();
   cmd->add_option("--mmproj", o->mmproj, "also measure this vision projector's encoder");
   cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--prompt-tokens", o->prompt, "prefill length")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--decode-tokens", o->decode, "tokens to decode")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--repeats", o->repeats, "best of this many runs")->check(CLI::Range(1, 100));
+  cmd->add_option("--inputs", o->inputs, "embedding models: inputs per batch (each --prompt-tokens long)")
+      ->check(CLI::Range(1, 4096));
   cmd->callback([o, &exit_code] { exit_code = report(bench(*o)); });
 }
 

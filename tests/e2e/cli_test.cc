@@ -81,5 +81,24 @@ TEST(GenModelCommand, WritesAModelThatRuns) {
   EXPECT_NE(bad.out.find("unknown model preset 'nope'"), std::string::npos);
 }
 
+TEST(GenModelCommand, LayersKeepTheFirstBlocksAndRefuseImpossibleCounts) {
+  zs::testing::TempDir dir;
+  const std::string path = dir.file("tiny-1.gguf");
+  auto g = run_command(zeroserve() + " gen-model --preset tiny --type q8_0 --layers 1 --out " + shell_quote(path));
+  ASSERT_EQ(g.exit_code, 0) << g.out;
+  EXPECT_NE(g.out.find("1 of 2 blocks"), std::string::npos) << g.out;
+  auto inspect = run_command(zeroserve() + " inspect --model " + shell_quote(path));
+  EXPECT_NE(inspect.out.find("llama.block_count = 1"), std::string::npos) << inspect.out;
+  EXPECT_EQ(inspect.out.find("blk.1."), std::string::npos) << inspect.out;
+  for (const char* bad : {"0", "3"}) {
+    auto r = run_command(zeroserve() + " gen-model --preset tiny --layers " + bad + " --out " +
+                         shell_quote(dir.file("x.gguf")) + " 2>&1");
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.out.find("--layers " + std::string(bad) + " is out of range for preset 'tiny' (1 to 2 blocks)"),
+              std::string::npos)
+        << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace zs

@@ -69,6 +69,10 @@ class Backend {
   virtual void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens) {
     for (int i = 0; i < n; ++i) matmul(ws[i], x, n_tokens, ys[i]);
   }
+  // ys[i] = ws[i] xs[i] for matrices of one row length, each with its own input.
+  virtual void matmul_multi(const WeightView* ws, float* const* ys, const float* const* xs, int n, int64_t n_tokens) {
+    for (int i = 0; i < n; ++i) matmul(ws[i], xs[i], n_tokens, ys[i]);
+  }
   // out[t] = row ids[t] of the table, dequantized; refuses ids outside the table.
   virtual core::Status get_rows(const WeightView& table, const int32_t* ids, int64_t n, float* out) = 0;
   // out = x / sqrt(mean(x^2) + eps) * weight, per row of dim values.

@@ -174,6 +174,9 @@ class CpuBackend final : public Backend {
   void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens) override {
     engine::matmul_group(ws, ys, n, x, n_tokens, pool_);
   }
+  void matmul_multi(const WeightView* ws, float* const* ys, const float* const* xs, int n, int64_t n_tokens) override {
+    engine::matmul_multi(ws, ys, xs, n, n_tokens, pool_);
+  }
 
   core::Status get_rows(const WeightView& table, const int32_t* ids, int64_t n, float* out) override {
     for (int64_t t = 0; t < n; ++t) {

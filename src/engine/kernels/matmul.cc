@@ -119,7 +119,7 @@ core::Status validate_weight(const WeightView& w) {
 
 namespace {
 
-constexpr int kMaxGroup = 4;
+constexpr int kMaxGroup = 16;
 
 // One dispatch for up to kMaxGroup matrices applied to the same activations: each distinct
 // activation format is packed once (by all threads together when there are fewer tokens
@@ -137,16 +137,20 @@ class GroupJob {
   static constexpr int64_t kMinChunkBytes = 32 * 1024;
 
   // ws[i] must be valid and all have the same n_in.
-  GroupJob(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens, int threads)
-      : n_(n), x_(x), n_tokens_(n_tokens), n_in_(ws[0].n_in), threads_(threads) {
+  // xs[i]: the activations of matrix i (packed once per distinct input and format).
+  GroupJob(const WeightView* ws, float* const* ys, int n, const float* const* xs, int64_t n_tokens, int threads)
+      : n_(n), n_tokens_(n_tokens), n_in_(ws[0].n_in), threads_(threads) {
     size_t act_total = 0;
     for (int i = 0; i < n; ++i) {
       const GemmKernel* k = select_kernel(ws[i].type);
       int f = 0;
-      while (f < n_formats_ && !(formats_[f].k->pack == k->pack && formats_[f].k->act_bytes == k->act_bytes)) ++f;
+      while (f < n_formats_ && !(formats_[f].k->pack == k->pack && formats_[f].k->act_bytes == k->act_bytes &&
+                                 formats_[f].x == xs[i]))
+        ++f;
       if (f == n_formats_) {
         Format& fm = formats_[n_formats_++];
         fm.k = k;
+        fm.x = xs[i];
         fm.act_stride = k->act_bytes(n_in_);
         fm.offset = act_total;
         act_total += fm.act_stride * static_cast<size_t>(n_tokens);
@@ -191,7 +195,7 @@ class GroupJob {
     for (int64_t j; (j = next_pack_.fetch_add(1, std::memory_order_relaxed)) < n_pack;) {
       const Format& fm = formats_[j / (n_tokens_ * pieces_)];
       const int64_t t = (j / pieces_) % n_tokens_, piece = j % pieces_;
-      const float* x = x_ + t * n_in_;
+      const float* x = fm.x + t * n_in_;
       uint8_t* dst = act_ + fm.offset + static_cast<size_t>(t) * fm.act_stride;
       if (pieces_ == 1) {
         fm.k->pack(x, n_in_, dst);
@@ -216,6 +220,7 @@ class GroupJob {
  private:
   struct Format {
     const GemmKernel* k;
+    const float* x;  // the activations this format packs
     size_t act_stride;
     size_t offset;  // of this format's activations in the packed buffer
   };
@@ -254,7 +259,6 @@ class GroupJob {
   int64_t bytes_after_[kMaxGroup];  // weight bytes of the matrices after matrix i
   int n_;
   int n_formats_ = 0;
-  const float* x_;
   int64_t n_tokens_;
   int64_t n_in_;
   int threads_;
@@ -270,9 +274,9 @@ class GroupJob {
 
 thread_local Scratch t_scratch;
 
-void run_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
+void run_group(const WeightView* ws, float* const* ys, int n, const float* const* xs, int64_t n_tokens,
                core::ThreadPool& pool) {
-  GroupJob job(ws, ys, n, x, n_tokens, pool.size());
+  GroupJob job(ws, ys, n, xs, n_tokens, pool.size());
   job.set_act(t_scratch.get(job.act_bytes()));
   // Everything the threads need is behind one pointer: a lambda capturing only that fits
   // std::function's inline storage, so dispatching allocates nothing.
@@ -287,15 +291,23 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, cor
     std::fill(y, y + n_tokens * std::max<int64_t>(w.n_out, 0), std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  run_group(&w, &y, 1, x, n_tokens, pool);
+  run_group(&w, &y, 1, &x, n_tokens, pool);
 }
 
 void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
                   core::ThreadPool& pool) {
+  const float* xs[kMaxGroup];
+  for (int i = 0; i < kMaxGroup; ++i) xs[i] = x;
+  for (int first = 0; first < n; first += kMaxGroup)
+    matmul_multi(ws + first, ys + first, xs, std::min(kMaxGroup, n - first), n_tokens, pool);
+}
+
+void matmul_multi(const WeightView* ws, float* const* ys, const float* const* xs, int n, int64_t n_tokens,
+                  core::ThreadPool& pool) {
   if (n_tokens <= 0 || n <= 0) return;
   if (n > kMaxGroup) {
-    matmul_group(ws, ys, kMaxGroup, x, n_tokens, pool);
-    matmul_group(ws + kMaxGroup, ys + kMaxGroup, n - kMaxGroup, x, n_tokens, pool);
+    matmul_multi(ws, ys, xs, kMaxGroup, n_tokens, pool);
+    matmul_multi(ws + kMaxGroup, ys + kMaxGroup, xs + kMaxGroup, n - kMaxGroup, n_tokens, pool);
     return;
   }
   // Matrices that cannot join (invalid ones, which matmul fills with NaN, or other row
@@ -303,16 +315,18 @@ void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x,
   // (e.g. a Q6_K attn_v among Q4_K in a Q4_K_M file).
   WeightView same[kMaxGroup];
   float* same_y[kMaxGroup];
+  const float* same_x[kMaxGroup];
   int n_same = 0;
   for (int i = 0; i < n; ++i) {
     if (validate_weight(ws[i]).is_ok() && (n_same == 0 || ws[i].n_in == same[0].n_in)) {
       same[n_same] = ws[i];
+      same_x[n_same] = xs[i];
       same_y[n_same++] = ys[i];
     } else {
-      matmul(ws[i], x, n_tokens, ys[i], pool);
+      matmul(ws[i], xs[i], n_tokens, ys[i], pool);
     }
   }
-  if (n_same > 0) run_group(same, same_y, n_same, x, n_tokens, pool);
+  if (n_same > 0) run_group(same, same_y, n_same, same_x, n_tokens, pool);
 }
 
 std::string_view kernel_isa() {

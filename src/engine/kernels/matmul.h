@@ -38,6 +38,12 @@ core::Status validate_weight(const WeightView& w);
 void matmul_group(const WeightView* ws, float* const* ys, int n, const float* x, int64_t n_tokens,
                   core::ThreadPool& pool);
 
+// Several matrices with the same row length, each applied to its own activations xs[i]
+// (n_tokens rows each; e.g. the down products of the experts one token chose): one dispatch,
+// each distinct input packed once per format. Results equal separate matmul() calls.
+void matmul_multi(const WeightView* ws, float* const* ys, const float* const* xs, int n, int64_t n_tokens,
+                  core::ThreadPool& pool);
+
 // The instruction set the kernels use on this machine ("avx512-vnni", "avx2", "scalar").
 std::string_view kernel_isa();
 // Forces a lower instruction set for tests/benchmarks ("scalar", "avx2", "avx512");

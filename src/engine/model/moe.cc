@@ -28,11 +28,12 @@ void route_token(const float* logits, int n_expert, int k, bool normalize, Exper
 
 MoeFfn::MoeFfn(const ModelConfig& c, Backend& backend, int max_rows) : c_(c), backend_(backend) {
   const int64_t b = std::max(1, max_rows);
+  const int64_t e = std::max<int64_t>(b, c.n_expert_used);  // the single-token path keeps every chosen expert's rows
   router_ = backend.alloc(b * c.n_expert);
   gathered_ = backend.alloc(b * c.n_embd);
-  gate_ = backend.alloc(b * c.n_ff_exp);
-  up_ = backend.alloc(b * c.n_ff_exp);
-  expert_out_ = backend.alloc(b * c.n_embd);
+  gate_ = backend.alloc(e * c.n_ff_exp);
+  up_ = backend.alloc(e * c.n_ff_exp);
+  expert_out_ = backend.alloc(e * c.n_embd);
   if (c.n_ff_shexp > 0) {
     sh_gate_ = backend.alloc(b * c.n_ff_shexp);
     sh_up_ = backend.alloc(b * c.n_ff_shexp);
@@ -63,6 +64,10 @@ void MoeFfn::run(const LayerWeights& L, const float* h, int64_t n, float* out) {
   }
   std::memset(out, 0, sizeof(float) * n * d);
   experts_run_ = 0;
+  if (n == 1 && k <= kMaxSingleExperts) {
+    run_single(L, h, out);
+    return;
+  }
   for (int e = 0; e < c_.n_expert; ++e) {
     const auto& rows = rows_of_expert_[e];
     if (rows.empty()) continue;
@@ -84,21 +89,85 @@ void MoeFfn::run(const LayerWeights& L, const float* h, int64_t n, float* out) {
       for (int j = 0; j < d; ++j) o[j] += w * x[j];
     }
   }
+  add_shared_expert(L, h, n, out);
+}
+
+// One token (decode): every chosen expert sees the same input, so the gate/up products of
+// all of them and of the shared expert run in one dispatch, and their down products (each on
+// its own activations) in another: three dispatches per layer with the router instead of
+// 2 per expert + 3. Each product is computed exactly as the per-expert path computes it, and
+// the outputs are added in the same order (ascending expert, then the shared expert).
+void MoeFfn::run_single(const LayerWeights& L, const float* h, float* out) {
+  const int d = c_.n_embd, k = c_.n_expert_used, fe = c_.n_ff_exp;
+  ExpertChoice chosen[kMaxSingleExperts];
+  std::copy(choices_.begin(), choices_.begin() + k, chosen);
+  for (int i = 1; i < k; ++i)  // ascending expert index (insertion sort of at most 8)
+    for (int j = i; j > 0 && chosen[j].expert < chosen[j - 1].expert; --j) std::swap(chosen[j], chosen[j - 1]);
+  const bool shared = L.ffn_gate_inp_shexp != nullptr;
+  WeightView ws[2 * kMaxSingleExperts + 2];
+  float* ys[2 * kMaxSingleExperts + 2];
+  const float* xs[kMaxSingleExperts + 1];
+  int n = 0;
+  for (int i = 0; i < k; ++i) {
+    ws[n] = L.gate_exps.at(chosen[i].expert);
+    ys[n++] = gate_ + i * fe;
+    ws[n] = L.up_exps.at(chosen[i].expert);
+    ys[n++] = up_ + i * fe;
+  }
+  if (shared) {
+    ws[n] = L.gate_shexp;
+    ys[n++] = sh_gate_;
+    ws[n] = L.up_shexp;
+    ys[n++] = sh_up_;
+  }
+  backend_.matmul_group(ws, ys, n, h, 1);
+  for (int i = 0; i < k; ++i) activate(gate_ + i * fe, up_ + i * fe, fe);
+  if (shared) activate(sh_gate_, sh_up_, c_.n_ff_shexp);
+  // Down products: experts share a row length; the shared expert's may differ (the backend
+  // then runs it on its own).
+  n = 0;
+  for (int i = 0; i < k; ++i) {
+    ws[n] = L.down_exps.at(chosen[i].expert);
+    xs[n] = gate_ + i * fe;
+    ys[n++] = expert_out_ + i * d;
+  }
+  if (shared) {
+    ws[n] = L.down_shexp;
+    xs[n] = sh_gate_;
+    ys[n++] = sh_out_;
+  }
+  backend_.matmul_multi(ws, ys, xs, n, 1);
+  experts_run_ = k;
+  for (int i = 0; i < k; ++i) {
+    const float w = chosen[i].weight;
+    const float* x = expert_out_ + i * d;
+    for (int j = 0; j < d; ++j) out[j] += w * x[j];
+  }
+  if (shared) add_shared_output(L, h, 1, out);
+}
+
+void MoeFfn::add_shared_expert(const LayerWeights& L, const float* h, int64_t n, float* out) {
   if (L.ffn_gate_inp_shexp) {
     const WeightView gate_up[2] = {L.gate_shexp, L.up_shexp};
     float* const gate_up_out[2] = {sh_gate_, sh_up_};
     backend_.matmul_group(gate_up, gate_up_out, 2, h, n);
     activate(sh_gate_, sh_up_, n * c_.n_ff_shexp);
     backend_.matmul(L.down_shexp, sh_gate_, n, sh_out_);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* ht = h + t * d;
-      float z = 0;
-      for (int j = 0; j < d; ++j) z += L.ffn_gate_inp_shexp[j] * ht[j];
-      const float g = 1.0f / (1.0f + std::exp(-z));
-      float* o = out + t * d;
-      const float* x = sh_out_ + t * d;
-      for (int j = 0; j < d; ++j) o[j] += g * x[j];
-    }
+    add_shared_output(L, h, n, out);
+  }
+}
+
+// out[t] += sigmoid(shexp_gate . h[t]) * sh_out_[t].
+void MoeFfn::add_shared_output(const LayerWeights& L, const float* h, int64_t n, float* out) {
+  const int d = c_.n_embd;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* ht = h + t * d;
+    float z = 0;
+    for (int j = 0; j < d; ++j) z += L.ffn_gate_inp_shexp[j] * ht[j];
+    const float g = 1.0f / (1.0f + std::exp(-z));
+    float* o = out + t * d;
+    const float* x = sh_out_ + t * d;
+    for (int j = 0; j < d; ++j) o[j] += g * x[j];
   }
 }
 

@@ -2,7 +2,8 @@
 // Mixture-of-experts FFN: a router picks n_expert_used of n_expert experts per token, and
 // only those experts run. Tokens of a batch routed to the same expert are gathered and go
 // through that expert in one product, so each chosen expert's weights are read once per step
-// however many tokens chose it; experts nobody chose are not read at all.
+// however many tokens chose it; experts nobody chose are not read at all. A single token
+// (decode) runs all its experts' products in two dispatches (gate/up together, then downs).
 // Not thread-safe: one per Forward.
 #include <cstdint>
 #include <vector>
@@ -34,7 +35,11 @@ class MoeFfn {
   int experts_run_last() const { return experts_run_; }
 
  private:
+  static constexpr int kMaxSingleExperts = 8;  // experts per token the single-token path takes
   void activate(float* gate, const float* up, int64_t n);
+  void run_single(const LayerWeights& L, const float* h, float* out);
+  void add_shared_expert(const LayerWeights& L, const float* h, int64_t n, float* out);
+  void add_shared_output(const LayerWeights& L, const float* h, int64_t n, float* out);
 
   const ModelConfig& c_;
   Backend& backend_;

@@ -30,10 +30,21 @@ class TextModel {
   const WeightView& output() const { return weights_.output; }
   const float* output_norm() const { return weights_.output_norm; }
   // Bytes of weights one generated token reads: every matrix once (of a mixture of experts,
-  // only the experts a token uses), the embeddings one row.
+  // the router, the shared expert and its gate vector, and only the n_expert_used experts a
+  // token uses), the output matrix, and one row of the input embeddings. Norm vectors and
+  // biases are left out (a few KB).
   size_t weight_bytes_per_token() const;
   // All matrix bytes, every expert included.
   size_t weight_bytes_total() const;
+  // Parameters as model cards count them: every matrix and embedding table (output counted
+  // once when tied; position/token-type tables of encoders included); "active" counts only
+  // the n_expert_used experts of each layer (equal to total for dense models).
+  int64_t params_active() const;
+  int64_t params_total() const;
+  // 2 x the values of every layer matrix one token multiplies with (router, shared expert and
+  // n_expert_used experts of a mixture), the output matrix left out (prefill computes logits
+  // for the last position only).
+  double matrix_flops_per_token() const;
 
  private:
   TextModel() = default;

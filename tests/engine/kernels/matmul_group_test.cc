@@ -117,5 +117,43 @@ TEST(MatmulGroup, ManyShortDispatchesAreComplete) {
   }
 }
 
+// matmul_multi: each matrix on its own input (the experts of one token); more matrices than
+// one dispatch takes, mixed formats, some inputs shared.
+TEST(MatmulMulti, EqualsSeparateProductsWithOwnInputs) {
+  std::mt19937 rng(9);
+  const int64_t n_in = 512;
+  const std::vector<GgmlType> types = {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
+                                       GgmlType::kF16,  GgmlType::kQ4_K, GgmlType::kQ5_0, GgmlType::kQ8_0,
+                                       GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kQ4_K,
+                                       GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ4_K,
+                                       GgmlType::kQ8_0, GgmlType::kQ4_K};
+  for (int threads : {1, 2})
+    for (int64_t tokens : {1, 3}) {
+      std::vector<Matrix> ms;
+      std::vector<std::vector<float>> inputs(types.size() - 3, std::vector<float>(n_in * tokens));
+      std::normal_distribution<float> d(0, 1);
+      for (auto& in : inputs)
+        for (auto& v : in) v = d(rng);
+      core::ThreadPool pool(threads);
+      std::vector<WeightView> views;
+      std::vector<const float*> xs;
+      std::vector<std::vector<float>> separate, multi;
+      std::vector<float*> outs;
+      for (size_t i = 0; i < types.size(); ++i) {
+        ms.push_back(random_matrix(types[i], n_in, 32 + 4 * static_cast<int64_t>(i), rng));
+        xs.push_back(inputs[i % inputs.size()].data());
+      }
+      for (size_t i = 0; i < ms.size(); ++i) {
+        views.push_back(ms[i].view());
+        separate.emplace_back(ms[i].n_out * tokens);
+        multi.emplace_back(ms[i].n_out * tokens, -1.f);
+        matmul(ms[i].view(), xs[i], tokens, separate.back().data(), pool);
+      }
+      for (auto& m : multi) outs.push_back(m.data());
+      matmul_multi(views.data(), outs.data(), xs.data(), static_cast<int>(views.size()), tokens, pool);
+      for (size_t i = 0; i < ms.size(); ++i) EXPECT_EQ(multi[i], separate[i]) << "matrix " << i;
+    }
+}
+
 }  // namespace
 }  // namespace zs::engine
