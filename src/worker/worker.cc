@@ -397,8 +397,8 @@ void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
   const std::string endpoint = "embeddings";
   auto answer = [&](EmbedJob& job, int status, const std::string& body) {
     job.answered = true;
+    count_response(endpoint, status);  // counted first: a client that reads /metrics next sees it
     job.w->respond_json(status, body);
-    count_response(endpoint, status);
     in_flight_.fetch_sub(1);
   };
   const int vocab = llm_.model->config().n_vocab;

@@ -356,8 +356,11 @@ TEST(EmbeddingsServe, EmbeddingsColdStartFromZeroAndAreMetered) {
   EXPECT_EQ(s.state_of("bge"), "ready");
 
   // Prompt tokens reach /metrics and the cost ledger.
-  EXPECT_EQ(metric(s.address(), "zs_gateway_prompt_tokens_total{deployment=\"bge\"}"), tokens);
-  EXPECT_EQ(metric(s.address(), "zs_gateway_requests_total{deployment=\"bge\",status=\"200\"}"), 1);
+  // (The gateway counts a request once its answer is on the way, so the count may trail it.)
+  EXPECT_TRUE(wait_for([&] { return metric(s.address(), "zs_gateway_prompt_tokens_total{deployment=\"bge\"}") == tokens; },
+                       10s));
+  EXPECT_TRUE(wait_for(
+      [&] { return metric(s.address(), "zs_gateway_requests_total{deployment=\"bge\",status=\"200\"}") == 1; }, 10s));
   json c;
   ASSERT_TRUE(wait_for([&] {
     auto costs = gateway::http_request("GET", s.address(), "/admin/costs");
