@@ -15,6 +15,7 @@
 #include "gateway/openai/base64.h"
 #include "serve_fixture.h"
 #include "test_util/process.h"
+#include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
 
 namespace zs {
@@ -150,6 +151,25 @@ TEST(EmbeddingsWorker, ATextsVectorIsTheNormalisedPooledVectorOfTheReference) {
     const auto by_ids = w.embed(c["prompt_tokens"]);
     ASSERT_EQ(by_ids.size(), 1u);
     expect_near(by_ids[0], v, kTol, "token ids of " + c["prompt"].get<std::string>());
+  }
+}
+
+TEST(EmbeddingsWorker, ATextsVectorEqualsWhatTheGoldenCommandComputes) {
+  EmbedWorker w;
+  for (const std::string text : {"Matryoshka dolls nest.", "Scale to zero, then back: 3 cold starts in 9 seconds!"}) {
+    const auto r = zs::testing::run_command(zs::testing::shell_quote(ZS_BINARY) + " golden --model " +
+                                            zs::testing::shell_quote(bert_model()) + " --prompt " +
+                                            zs::testing::shell_quote(text) + " --n 0 2>/dev/null");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const json g = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(g.is_object() && g.contains("embedding_norm_first8")) << r.out;
+    auto resp = w.post("/v1/embeddings", json{{"model", "m"}, {"input", text}});
+    ASSERT_EQ(resp.status, 200) << resp.body;
+    const json j = json::parse(resp.body);
+    const auto v = EmbedWorker::vectors_of(j)[0];
+    expect_near(std::vector<float>(v.begin(), v.begin() + 8), g["embedding_norm_first8"].get<std::vector<float>>(),
+                kTol, text);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], g["prompt_tokens"].size());
   }
 }
 
