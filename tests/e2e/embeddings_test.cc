@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -190,6 +191,32 @@ TEST(EmbeddingsWorker, ManyInputsInOneRequestEqualEachSentAloneAndRunInOnePass) 
   const auto ids = w.embed(json::array({json::array({101, 7592, 102}), json::array({101, 2088, 102})}));
   ASSERT_EQ(ids.size(), 2u);
   expect_near(ids[0], w.embed(json::array({101, 7592, 102}))[0], kTol, "token ids");
+}
+
+TEST(EmbeddingsWorker, ConcurrentRequestsEachGetTheirOwnVectors) {
+  EmbedWorker w;
+  std::vector<std::vector<std::string>> requests;
+  for (int r = 0; r < 8; ++r) requests.push_back({words(6 + r, r), words(12, r + 40), words(3, r + 80)});
+  std::vector<std::vector<std::vector<float>>> alone;
+  for (const auto& texts : requests) alone.push_back(w.embed(texts));
+  std::vector<std::future<gateway::HttpResponse>> futures;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    // Half of them as batch class: the worker orders classes, the answers must not change.
+    gateway::HttpHeaders headers{{"X-Priority", r % 2 ? "batch" : "interactive"}};
+    futures.push_back(std::async(std::launch::async, [&, r, headers] {
+      auto resp = gateway::http_request("POST", w.address(), "/v1/embeddings",
+                                        json{{"model", "m"}, {"input", requests[r]}}.dump(), headers);
+      return resp.is_ok() ? resp.value() : gateway::HttpResponse{};
+    }));
+  }
+  for (size_t r = 0; r < futures.size(); ++r) {
+    auto resp = futures[r].get();
+    ASSERT_EQ(resp.status, 200) << resp.body;
+    const auto got = EmbedWorker::vectors_of(json::parse(resp.body));
+    ASSERT_EQ(got.size(), alone[r].size());
+    for (size_t i = 0; i < got.size(); ++i)
+      expect_near(got[i], alone[r][i], kTol, "request " + std::to_string(r) + " input " + std::to_string(i));
+  }
 }
 
 TEST(EmbeddingsWorker, Base64DecodesToTheSameFloats) {
