@@ -40,9 +40,9 @@ std::string default_model() { return std::string(ZS_SHARED_DIR) + "/golden/famil
 // A text of exactly `tokens` tokens (as the worker will count them), distinct per `seed`;
 // nullopt when no word combination lands on the count.
 std::optional<std::string> text_of_length(const zs::engine::Llm& llm, int tokens, int seed) {
-  static const char* kWords[] = {"river",  "stone",  "lamp",  "quiet",   "orange", "window", "seven",  "cloud",
-                                 "paper",  "garden", "silver", "train",  "morning", "bridge", "candle", "forest",
-                                 "music",  "winter", "yellow", "doctor", "market", "island", "letter", "summer"};
+  static const char* kWords[] = {"river", "stone",  "lamp",   "quiet",  "orange",  "window", "seven",  "cloud",
+                                 "paper", "garden", "silver", "train",  "morning", "bridge", "candle", "forest",
+                                 "music", "winter", "yellow", "doctor", "market",  "island", "letter", "summer"};
   constexpr int kN = sizeof kWords / sizeof kWords[0];
   std::string text = "item " + std::to_string(seed);
   auto count = [&](const std::string& t) { return static_cast<int>(llm.tokenizer->encode(t, true, true).size()); };
@@ -76,16 +76,24 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) die("missing value after " + a);
       return argv[++i];
     };
-    if (a == "--model") o.model = next();
-    else if (a == "--zeroserve") o.zeroserve = next();
-    else if (a == "--threads") o.threads = std::stoi(next());
-    else if (a == "--inputs") o.inputs = std::stoi(next());
-    else if (a == "--tokens") o.tokens = std::stoi(next());
-    else if (a == "--rounds") o.rounds = std::stoi(next());
-    else if (a == "--quick") o.rounds = 3;
+    if (a == "--model")
+      o.model = next();
+    else if (a == "--zeroserve")
+      o.zeroserve = next();
+    else if (a == "--threads")
+      o.threads = std::stoi(next());
+    else if (a == "--inputs")
+      o.inputs = std::stoi(next());
+    else if (a == "--tokens")
+      o.tokens = std::stoi(next());
+    else if (a == "--rounds")
+      o.rounds = std::stoi(next());
+    else if (a == "--quick")
+      o.rounds = 3;
     else {
-      std::printf("usage: bench_embeddings [--model F] [--zeroserve BIN] [--threads N] [--inputs N] [--tokens N]\n"
-                  "                        [--rounds N] [--quick]\n");
+      std::printf(
+          "usage: bench_embeddings [--model F] [--zeroserve BIN] [--threads N] [--inputs N] [--tokens N]\n"
+          "                        [--rounds N] [--quick]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -104,20 +112,23 @@ int main(int argc, char** argv) {
   for (auto& texts : rounds) {
     while (static_cast<int>(texts.size()) < o.inputs) {
       if (auto t = text_of_length(*llm, o.tokens, seed++)) texts.push_back(*t);
-      if (seed > 100 * o.inputs * o.rounds) die("cannot build texts of exactly " + std::to_string(o.tokens) + " tokens");
+      if (seed > 100 * o.inputs * o.rounds)
+        die("cannot build texts of exactly " + std::to_string(o.tokens) + " tokens");
     }
   }
 
-  const std::string log = (fs::temp_directory_path() / ("bench_embeddings-" + std::to_string(getpid()) + ".log")).string();
-  Child worker({o.zeroserve, "worker", "--model", o.model, "--listen", "127.0.0.1:0", "--threads",
-                std::to_string(o.threads)},
-               log);
+  const std::string log =
+      (fs::temp_directory_path() / ("bench_embeddings-" + std::to_string(getpid()) + ".log")).string();
+  Child worker(
+      {o.zeroserve, "worker", "--model", o.model, "--listen", "127.0.0.1:0", "--threads", std::to_string(o.threads)},
+      log);
   auto addr = worker.wait_ready(std::chrono::seconds(120));
   if (!addr) die("the worker did not become ready (log: " + log + ")");
-  std::printf("bench_embeddings: %s, worker %s (--threads %d), %d inputs of %d tokens, %d rounds, load average %.2f, "
-              "%u cores\n",
-              o.model.c_str(), addr->c_str(), o.threads, o.inputs, o.tokens, o.rounds, load_average(),
-              std::thread::hardware_concurrency());
+  std::printf(
+      "bench_embeddings: %s, worker %s (--threads %d), %d inputs of %d tokens, %d rounds, load average %.2f, "
+      "%u cores\n",
+      o.model.c_str(), addr->c_str(), o.threads, o.inputs, o.tokens, o.rounds, load_average(),
+      std::thread::hardware_concurrency());
   std::fflush(stdout);
   // Warm both paths (page cache, first touch of the encoder's buffers).
   (void)post_embeddings(*addr, rounds[0]);
@@ -141,8 +152,8 @@ int main(int argc, char** argv) {
     batched.push_back(o.inputs / one);
     sequential.push_back(o.inputs / many);
     ratios.push_back(many / one);
-    std::printf("  round %d: one request %.1f inputs/s, %d requests %.1f inputs/s, ratio %.2fx\n", r + 1, batched.back(),
-                o.inputs, sequential.back(), ratios.back());
+    std::printf("  round %d: one request %.1f inputs/s, %d requests %.1f inputs/s, ratio %.2fx\n", r + 1,
+                batched.back(), o.inputs, sequential.back(), ratios.back());
     std::fflush(stdout);
   }
   const double b = median(batched), s = median(sequential);
@@ -150,9 +161,10 @@ int main(int argc, char** argv) {
               quantile(batched, 0.25), quantile(batched, 0.75));
   std::printf("%d single-input requests:  median %.1f inputs/s (quartiles %.1f-%.1f)\n", o.inputs, s,
               quantile(sequential, 0.25), quantile(sequential, 0.75));
-  std::printf("RESULT embeddings_batch_ratio %.2f (one request vs sequential requests, median of medians; per-round "
-              "median %.2f; target >= 2x)\n",
-              b / s, median(ratios));
+  std::printf(
+      "RESULT embeddings_batch_ratio %.2f (one request vs sequential requests, median of medians; per-round "
+      "median %.2f; target >= 2x)\n",
+      b / s, median(ratios));
   std::printf("\nload average at the end %.2f; total %.0f s\n", load_average(), seconds_between(t_start, Clock::now()));
   worker.stop();
   return 0;

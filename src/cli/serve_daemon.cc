@@ -11,8 +11,8 @@
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
 #include "engine/model/random_model.h"
-#include "gateway/http/http_client.h"
 #include "gateway/fetch/http_image_fetcher.h"
+#include "gateway/http/http_client.h"
 #include "platform/autoscale/policy_state_store.h"
 #include "worker/worker.h"
 

@@ -186,8 +186,8 @@ Status Worker::load_encoder() {
   });
   prep_ = std::make_unique<core::SerialExecutor>();
   core::log_info("worker", "'" + model_name_ + "' is an embedding model: " + std::to_string(encoder_->dim()) +
-                               " dimensions, inputs up to " + std::to_string(encoder_->max_input_tokens()) +
-                               " tokens" + (options_.matryoshka ? ", Matryoshka" : ""));
+                               " dimensions, inputs up to " + std::to_string(encoder_->max_input_tokens()) + " tokens" +
+                               (options_.matryoshka ? ", Matryoshka" : ""));
   ready_ = true;
   return Status::ok();
 }
@@ -343,7 +343,8 @@ void Worker::handle_embeddings(const HttpRequest& req, std::shared_ptr<ResponseW
     const int dim = encoder_->dim();
     if (!options_.matryoshka) {
       respond_error(*w, 400,
-                    "model '" + model_name_ + "' is not declared Matryoshka-trained, so 'dimensions' cannot shorten its " +
+                    "model '" + model_name_ +
+                        "' is not declared Matryoshka-trained, so 'dimensions' cannot shorten its " +
                         std::to_string(dim) + "-dimensional vectors; omit 'dimensions' (or, if the model was trained " +
                         "for it, set 'matryoshka: true' on its deployment)",
                     "invalid_request_error", "dimensions", "unsupported_parameter");

@@ -37,7 +37,8 @@ constexpr double kTol = 1e-5;
 class EmbedWorker {
  public:
   explicit EmbedWorker(std::vector<std::string> extra = {}, const std::string& model = bert_model()) {
-    std::vector<std::string> argv = {ZS_BINARY, "worker", "--model", model, "--listen", "127.0.0.1:0", "--threads", "2"};
+    std::vector<std::string> argv = {ZS_BINARY,  "worker",      "--model",   model,
+                                     "--listen", "127.0.0.1:0", "--threads", "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<ChildProcess>(argv);
     auto addr = process_->wait_ready();
@@ -111,8 +112,8 @@ std::vector<json> golden_bert_cases() {
 }
 
 std::string words(int n, int seed) {
-  static const char* kWords[] = {"serverless", "embedding", "vector", "cold", "start", "quick", "brown", "fox",
-                                 "scale", "zero", "model", "token", "gateway", "queue", "batch", "priority"};
+  static const char* kWords[] = {"serverless", "embedding", "vector", "cold",  "start",   "quick", "brown", "fox",
+                                 "scale",      "zero",      "model",  "token", "gateway", "queue", "batch", "priority"};
   std::string s;
   for (int i = 0; i < n; ++i) s += std::string(i ? " " : "") + kWords[(seed * 7 + i * 3) % 16];
   return s;
@@ -298,7 +299,8 @@ TEST(EmbeddingsWorker, BadBodiesAre400NamingTheField) {
   auto r = gateway::http_request("POST", w.address(), "/v1/embeddings", "{not json");
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->status, 400);
-  r = gateway::http_request("POST", w.address(), "/v1/embeddings", R"({"model":"m","input":"x","encoding_format":"hex"})");
+  r = gateway::http_request("POST", w.address(), "/v1/embeddings",
+                            R"({"model":"m","input":"x","encoding_format":"hex"})");
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "encoding_format");
@@ -333,7 +335,8 @@ TEST(EmbeddingsWorker, EachKindOfModelRefusesTheOtherKindsEndpoints) {
 
 TEST(EmbeddingsWorker, UsageCountsEveryInputsTokens) {
   EmbedWorker w;
-  auto r = w.post("/v1/embeddings", json{{"model", "m"}, {"input", json::array({json::array({101, 1, 102}), json::array({101, 102})})}});
+  auto r = w.post("/v1/embeddings",
+                  json{{"model", "m"}, {"input", json::array({json::array({101, 1, 102}), json::array({101, 102})})}});
   ASSERT_EQ(r.status, 200) << r.body;
   const json j = json::parse(r.body);
   EXPECT_EQ(j["usage"]["prompt_tokens"], 5);
@@ -396,27 +399,30 @@ TEST(EmbeddingsServe, EmbeddingsColdStartFromZeroAndAreMetered) {
   EXPECT_NEAR(norm(v), 1.0, 1e-5);
   const auto cases = golden_bert_cases();
   if (!cases.empty() && cases[0]["prompt"] == "The quick brown fox jumps over the lazy dog.")
-    expect_near(std::vector<float>(v.begin(), v.begin() + 8), cases[0]["embedding_norm_first8"].get<std::vector<float>>(),
-                kTol, "through serve");
+    expect_near(std::vector<float>(v.begin(), v.begin() + 8),
+                cases[0]["embedding_norm_first8"].get<std::vector<float>>(), kTol, "through serve");
   const int64_t tokens = j["usage"]["prompt_tokens"];
   EXPECT_GT(tokens, 0);
   EXPECT_EQ(s.state_of("bge"), "ready");
 
   // Prompt tokens reach /metrics and the cost ledger.
   // (The gateway counts a request once its answer is on the way, so the count may trail it.)
-  EXPECT_TRUE(wait_for([&] { return metric(s.address(), "zs_gateway_prompt_tokens_total{deployment=\"bge\"}") == tokens; },
-                       10s));
+  EXPECT_TRUE(wait_for(
+      [&] { return metric(s.address(), "zs_gateway_prompt_tokens_total{deployment=\"bge\"}") == tokens; }, 10s));
   EXPECT_TRUE(wait_for(
       [&] { return metric(s.address(), "zs_gateway_requests_total{deployment=\"bge\",status=\"200\"}") == 1; }, 10s));
   json c;
-  ASSERT_TRUE(wait_for([&] {
-    auto costs = gateway::http_request("GET", s.address(), "/admin/costs");
-    if (!costs.is_ok()) return false;
-    c = json::parse(costs->body);
-    for (const auto& d : c["deployments"])
-      if (d["deployment"] == "bge" && d["requests"] == 1) return true;
-    return false;
-  }, 10s)) << c.dump();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto costs = gateway::http_request("GET", s.address(), "/admin/costs");
+        if (!costs.is_ok()) return false;
+        c = json::parse(costs->body);
+        for (const auto& d : c["deployments"])
+          if (d["deployment"] == "bge" && d["requests"] == 1) return true;
+        return false;
+      },
+      10s))
+      << c.dump();
   for (const auto& d : c["deployments"])
     if (d["deployment"] == "bge") {
       EXPECT_EQ(d["prompt_tokens"], tokens);
@@ -493,12 +499,15 @@ TEST(EmbeddingsServe, ABatchJobOfEmbeddingsCompletes) {
   ASSERT_EQ(created.status, 200) << created.body;
   const std::string id = json::parse(created.body)["id"];
   json b;
-  ASSERT_TRUE(wait_for([&] {
-    auto r = gateway::http_request("GET", s.address(), "/v1/batches/" + id);
-    if (!r.is_ok() || r->status != 200) return false;
-    b = json::parse(r->body);
-    return b.value("status", "") == "completed";
-  }, 120s)) << b.dump();
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto r = gateway::http_request("GET", s.address(), "/v1/batches/" + id);
+        if (!r.is_ok() || r->status != 200) return false;
+        b = json::parse(r->body);
+        return b.value("status", "") == "completed";
+      },
+      120s))
+      << b.dump();
   EXPECT_EQ(b["endpoint"], "/v1/embeddings");
   EXPECT_EQ(b["request_counts"]["completed"], 5);
   EXPECT_EQ(b["request_counts"]["failed"], 0);

@@ -391,18 +391,22 @@ int32_t token_id(const json& v, const std::string& param) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
     if (u > static_cast<uint64_t>(kMax))
-      fail(param, "'" + param + "' is not a token id: " + std::to_string(u) + " is larger than " + std::to_string(kMax));
+      fail(param,
+           "'" + param + "' is not a token id: " + std::to_string(u) + " is larger than " + std::to_string(kMax));
     return static_cast<int32_t>(u);
   }
   if (v.is_number_integer()) {
     const int64_t x = v.get<int64_t>();
-    if (x < 0 || x > kMax) fail(param, "'" + param + "' is not a token id: " + std::to_string(x) + " is out of [0, " + std::to_string(kMax) + "]");
+    if (x < 0 || x > kMax)
+      fail(param,
+           "'" + param + "' is not a token id: " + std::to_string(x) + " is out of [0, " + std::to_string(kMax) + "]");
     return static_cast<int32_t>(x);
   }
   if (v.is_number_float()) {
     const double d = v.get<double>();
     if (!(std::floor(d) == d && d >= 0 && d <= static_cast<double>(kMax)))
-      fail(param, "'" + param + "' is not a token id: " + format_number(d) + " is not an integer in [0, " + std::to_string(kMax) + "]");
+      fail(param, "'" + param + "' is not a token id: " + format_number(d) + " is not an integer in [0, " +
+                      std::to_string(kMax) + "]");
     return static_cast<int32_t>(d);
   }
   wrong_type(param, v, "a token id (an integer)");
@@ -437,7 +441,8 @@ std::vector<EmbeddingInput> parse_embedding_inputs(const json& doc, const Limits
     return out;
   }
   if (!input->is_array())
-    wrong_type("input", *input, "a string, an array of strings, an array of token ids or an array of arrays of token ids");
+    wrong_type("input", *input,
+               "a string, an array of strings, an array of token ids or an array of arrays of token ids");
   if (input->empty()) fail("input", "'input' must not be an empty array");
   const json& first = (*input)[0];
   if (first.is_number()) {  // one input given as token ids
@@ -645,8 +650,7 @@ core::Result<CompletionRequest> parse_completion_request(const std::string& body
       error);
 }
 
-core::Result<EmbeddingRequest> parse_embedding_request(const std::string& body, const Limits& limits,
-                                                       ApiError* error) {
+core::Result<EmbeddingRequest> parse_embedding_request(const std::string& body, const Limits& limits, ApiError* error) {
   return run_parser<EmbeddingRequest>(
       [&]() -> EmbeddingRequest {
         json doc = parse_body(body, limits);

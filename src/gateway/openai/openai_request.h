@@ -138,7 +138,7 @@ core::Result<EmbeddingRequest> parse_embedding_request(const std::string& body, 
 // What a model serves: text generation (/v1/chat/completions, /v1/completions) or vectors
 // (/v1/embeddings). Shown as "type" in /v1/models.
 enum class ModelKind { kChat, kEmbedding };
-const char* model_kind_name(ModelKind kind);  // "chat" | "embedding"
+const char* model_kind_name(ModelKind kind);             // "chat" | "embedding"
 bool is_embeddings_endpoint(std::string_view endpoint);  // "/v1/embeddings"
 
 // The 400 (param "model", code "wrong_model_type") for a request to `endpoint` that a model

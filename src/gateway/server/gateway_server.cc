@@ -543,12 +543,14 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   }
   count(p->deployment, rec.status);
   if (rec.prompt_tokens > 0)
-    metrics_.counter("zs_gateway_prompt_tokens_total", "Prompt tokens of answered requests (embedding inputs included).",
-                     {{"deployment", p->deployment}})
+    metrics_
+        .counter("zs_gateway_prompt_tokens_total", "Prompt tokens of answered requests (embedding inputs included).",
+                 {{"deployment", p->deployment}})
         .add(static_cast<double>(rec.prompt_tokens));
   if (rec.completion_tokens > 0)
-    metrics_.counter("zs_gateway_completion_tokens_total", "Tokens generated for answered requests.",
-                     {{"deployment", p->deployment}})
+    metrics_
+        .counter("zs_gateway_completion_tokens_total", "Tokens generated for answered requests.",
+                 {{"deployment", p->deployment}})
         .add(static_cast<double>(rec.completion_tokens));
   metrics_.histogram("zs_gateway_request_duration_seconds", "End-to-end request latency at the gateway.",
                      platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})

@@ -97,7 +97,8 @@ core::Result<std::string> string_member(const json& object, const char* key, int
 }  // namespace
 
 bool is_batch_endpoint(std::string_view endpoint) {
-  return endpoint == kBatchChatEndpoint || endpoint == kBatchCompletionsEndpoint || endpoint == kBatchEmbeddingsEndpoint;
+  return endpoint == kBatchChatEndpoint || endpoint == kBatchCompletionsEndpoint ||
+         endpoint == kBatchEmbeddingsEndpoint;
 }
 
 std::string batch_endpoints_text() {
@@ -108,7 +109,8 @@ std::string batch_endpoints_text() {
 core::Result<std::vector<BatchItem>> parse_batch_input(std::string_view jsonl, const std::string& endpoint,
                                                        size_t max_items) {
   if (!is_batch_endpoint(endpoint)) {
-    return core::Status::error("unsupported batch endpoint " + json_quoted(endpoint) + ": use " + batch_endpoints_text());
+    return core::Status::error("unsupported batch endpoint " + json_quoted(endpoint) + ": use " +
+                               batch_endpoints_text());
   }
   // Counted before parsing, so an oversized file is refused without building its items.
   size_t requests = 0;

@@ -104,8 +104,8 @@ TEST(EmbeddingRequestTest, DimensionsMustBeAPositiveInteger) {
   json body = with_input("x");
   body["dimensions"] = 8;
   EXPECT_EQ(parse_ok(body).dimensions, 8);
-  for (const json& bad : {json(0), json(-3), json(2.5), json("8"), json(true), json(1e300),
-                          json(std::numeric_limits<uint64_t>::max())}) {
+  for (const json& bad :
+       {json(0), json(-3), json(2.5), json("8"), json(true), json(1e300), json(std::numeric_limits<uint64_t>::max())}) {
     body["dimensions"] = bad;
     ApiError e = error_of(body);
     EXPECT_EQ(e.param, "dimensions") << bad.dump();
@@ -192,9 +192,19 @@ TEST(EmbeddingRequestTest, MoreInputsThanTheLimitAreRefused) {
 
 TEST(EmbeddingRequestTest, RandomBodiesNeverCrashAndRefusalsAlwaysCarryAMessage) {
   std::mt19937 rng(1234);
-  const std::vector<json> pieces = {json("x"), json(""), json(1), json(-1), json(1e40), json(0.5), json(nullptr),
-                                    json(true), json::array(), json::object(), json::array({1, 2}),
-                                    json::array({"a"}), json::array({json::array({3})})};
+  const std::vector<json> pieces = {json("x"),
+                                    json(""),
+                                    json(1),
+                                    json(-1),
+                                    json(1e40),
+                                    json(0.5),
+                                    json(nullptr),
+                                    json(true),
+                                    json::array(),
+                                    json::object(),
+                                    json::array({1, 2}),
+                                    json::array({"a"}),
+                                    json::array({json::array({3})})};
   auto pick = [&] { return pieces[rng() % pieces.size()]; };
   for (int i = 0; i < 2000; ++i) {
     json body = json::object();
