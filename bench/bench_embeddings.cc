@@ -6,7 +6,7 @@
 // tokenizer counts them ([CLS] and [SEP] included), different in every round.
 //
 //   bench_embeddings [--model F] [--zeroserve BIN] [--threads 2] [--inputs 64] [--tokens 32]
-//                    [--rounds 7] [--quick]
+//                    [--rounds 15] [--quick]
 //
 // Without --model, the tiny-bert test model from ../shared/golden is used. No threshold is
 // enforced: the benchmark prints both numbers, the ratio, and the target.
@@ -32,7 +32,7 @@ using namespace zs::bench;
 
 struct Options {
   std::string model, zeroserve;
-  int threads = 2, inputs = 64, tokens = 32, rounds = 7;
+  int threads = 2, inputs = 64, tokens = 32, rounds = 15;
 };
 
 std::string default_model() { return std::string(ZS_SHARED_DIR) + "/golden/families/models/tiny-bert-f32.gguf"; }
