@@ -51,6 +51,11 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--step-tokens", o->step_tokens, "token budget of one batched step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--chat-template", o->chat_template, "override the model's chat template");
+  cmd->add_flag("--matryoshka", o->matryoshka,
+                "embedding models: the model was trained Matryoshka-style, so requests may ask for fewer 'dimensions'");
+  cmd->add_option("--embed-rows", o->embed_rows,
+                  "embedding models: tokens per encoder pass (at least the model's context)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--name", o->name, "model name reported in responses (default: the model file's stem)");
   auto grace_ms = std::make_shared<int>(30000);
   cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");

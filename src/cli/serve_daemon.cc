@@ -2,16 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include "core/log.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
 #include "engine/model/random_model.h"
-#include "gateway/http/http_client.h"
 #include "gateway/fetch/http_image_fetcher.h"
+#include "gateway/http/http_client.h"
 #include "platform/autoscale/policy_state_store.h"
+#include "worker/worker.h"
 
 namespace zs::cli {
 
@@ -43,6 +46,21 @@ std::string default_dir(const char* xdg, const char* fallback) {
   return std::string(home && *home ? home : "/tmp") + "/" + fallback + "/zeroserve";
 }
 
+// What each builtin deployment's model serves, read from its GGUF header; deployments of
+// other runtimes (or unreadable files) are left out: the gateway passes their answers on.
+std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platform::Config& config) {
+  std::map<std::string, gateway::openai::ModelKind> kinds;
+  for (const auto& d : config.deployments) {
+    if (d.runtime != platform::RuntimeKind::kBuiltin) continue;
+    auto file = engine::GgufFile::open(d.model);
+    if (!file) continue;
+    auto c = engine::ModelConfig::from_gguf(*file.value());
+    if (!c) continue;
+    kinds[d.name] = c->is_encoder() ? gateway::openai::ModelKind::kEmbedding : gateway::openai::ModelKind::kChat;
+  }
+  return kinds;
+}
+
 }  // namespace
 
 Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
@@ -50,7 +68,12 @@ Result<uint64_t> estimate_instance_memory(const std::string& model, const std::s
   if (!file) return file.status();
   uint64_t bytes = file.value()->file_size();
   auto config = engine::ModelConfig::from_gguf(*file.value());
-  if (config) {
+  if (config && config->is_encoder()) {
+    // No KV cache: the encoder's pass buffers, sized as the worker sizes them.
+    const auto& c = config.value();
+    const uint64_t rows = static_cast<uint64_t>(std::max(worker::WorkerOptions{}.embed_rows, c.n_ctx_train));
+    bytes += rows * (7 * static_cast<uint64_t>(c.n_embd) + 2 * static_cast<uint64_t>(c.n_ff)) * sizeof(float);
+  } else if (config) {
     const auto& c = config.value();
     bytes += static_cast<uint64_t>(ctx) * c.n_layer * c.kv_dim() * 2 * sizeof(uint16_t);  // f16 K and V
     bytes += static_cast<uint64_t>(256) * (4 * c.n_embd + 2 * c.n_ff + c.n_vocab) * sizeof(float);  // step buffers
@@ -128,10 +151,11 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
                                          std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
         if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
         if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
+        if (d.matryoshka) argv.push_back("--matryoshka");
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
-                      std::to_string(d.ctx) + "|" + std::to_string(d.threads);
+                      std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "");
     } else {
       s.uses_unix_socket = false;
       s.announces_ready = false;
@@ -232,6 +256,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   auto gw = gateway::GatewayServer::start(go, *d->fleet_, d->metrics_, record, costs, d->fetcher_.get());
   if (!gw) return gw.status();
   d->gateway_ = std::move(gw.value());
+  d->gateway_->set_deployment_kinds(deployment_kinds(config.value()));
 
   auto batches = platform::BatchStore::open(state_dir + "/batches.sqlite");
   if (!batches) return batches.status();
@@ -272,6 +297,7 @@ Status ServeDaemon::reload() {
   if (!config) return config.status();
   auto specs = specs_for(config.value());
   if (!specs) return specs.status();
+  gateway_->set_deployment_kinds(deployment_kinds(config.value()));
   fleet_->set_deployments(std::move(specs.value()));
   gateway_->set_api_keys(config->gateway.api_keys);
   core::log_info("serve", "configuration reloaded: " + std::to_string(config->deployments.size()) + " deployments");

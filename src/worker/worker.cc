@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -73,6 +74,22 @@ struct Worker::Call {
   engine::RequestPriority priority = engine::RequestPriority::kInteractive;
 };
 
+// One /v1/embeddings request, from its arrival until it is answered.
+struct Worker::EmbedJob {
+  std::shared_ptr<ResponseWriter> w;
+  openai::EmbeddingRequest request;
+  std::vector<std::vector<int32_t>> tokens;  // per input, filled on prep_'s thread
+  int64_t prompt_tokens = 0;
+  bool answered = false;
+};
+
+namespace {
+
+// Requests queued together share forward passes up to this many inputs.
+constexpr size_t kMaxCoalescedInputs = 2048;
+
+}  // namespace
+
 Worker::Worker(const WorkerOptions& options) : options_(options) {
   model_name_ = options.name.empty() ? std::filesystem::path(options.model).stem().string() : options.name;
 }
@@ -99,6 +116,9 @@ Status Worker::load() {
   if (!llm) return llm.status();
   llm_ = std::move(llm.value());
   backend_ = engine::make_cpu_backend(options_.threads);
+  if (llm_.model->config().is_encoder()) return load_encoder();
+  if (options_.matryoshka)
+    core::log_warn("worker", "--matryoshka applies to embedding models only; '" + model_name_ + "' is a chat model");
   if (!options_.mmproj.empty()) {
     auto clip = engine::load_vision_for(*llm_.model, options_.mmproj);
     if (!clip) return clip.status();
@@ -153,6 +173,25 @@ Status Worker::load() {
   return Status::ok();
 }
 
+Status Worker::load_encoder() {
+  if (!options_.mmproj.empty())
+    return Status::error("'" + options_.model + "' is an embedding model; --mmproj does not apply to it");
+  const int rows = std::max(options_.embed_rows, llm_.model->config().n_ctx_train);
+  encoder_ = std::make_unique<engine::Encoder>(*llm_.model, *backend_, rows);
+  embedding_model_ = true;
+  metrics_.on_collect([this] {
+    std::lock_guard<std::mutex> lock(embed_mutex_);
+    metrics_.gauge("zs_worker_waiting_sequences", "Sequences waiting for a slot or for memory.")
+        .set(static_cast<double>(embed_queue_[0].size() + embed_queue_[1].size()));
+  });
+  prep_ = std::make_unique<core::SerialExecutor>();
+  core::log_info("worker", "'" + model_name_ + "' is an embedding model: " + std::to_string(encoder_->dim()) +
+                               " dimensions, inputs up to " + std::to_string(encoder_->max_input_tokens()) + " tokens" +
+                               (options_.matryoshka ? ", Matryoshka" : ""));
+  ready_ = true;
+  return Status::ok();
+}
+
 gateway::Router Worker::routes() {
   gateway::Router r;
   r.add("GET", "/health", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
@@ -161,7 +200,14 @@ gateway::Router Worker::routes() {
     w->respond_json(200, R"({"status":"ok"})");
   });
   r.add("GET", "/v1/models", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
-    w->respond_json(200, openai::models_list({{model_name_, openai::unix_time_now(), "zeroserve"}}));
+    openai::ModelInfo info;
+    info.id = model_name_;
+    info.created = openai::unix_time_now();
+    if (ready_) {  // the kind is known once the model is loaded
+      info.type = openai::model_kind_name(embedding_model_ ? openai::ModelKind::kEmbedding : openai::ModelKind::kChat);
+      if (encoder_) info.dimensions = encoder_->dim();
+    }
+    w->respond_json(200, openai::models_list({info}));
   });
   r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
     w->respond(200, "text/plain; version=0.0.4", metrics_.render());
@@ -170,6 +216,8 @@ gateway::Router Worker::routes() {
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_chat(req, std::move(w)); });
   r.add("POST", "/v1/completions",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_completion(req, std::move(w)); });
+  r.add("POST", "/v1/embeddings",
+        [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_embeddings(req, std::move(w)); });
   return r;
 }
 
@@ -191,9 +239,20 @@ bool Worker::refuse_if_unavailable(const std::shared_ptr<ResponseWriter>& w) {
   return false;
 }
 
+bool Worker::refuse_wrong_kind(const std::string& path, const std::shared_ptr<ResponseWriter>& w,
+                               const std::string& counted_as) {
+  const auto kind = embedding_model_ ? openai::ModelKind::kEmbedding : openai::ModelKind::kChat;
+  auto err = openai::wrong_model_kind_error(kind, path, model_name_);
+  if (!err) return false;
+  w->respond_json(err->http_status, err->to_json());
+  count_response(counted_as, err->http_status);
+  return true;
+}
+
 void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "chat";
   if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_wrong_kind("/v1/chat/completions", w, endpoint)) return;
   const auto priority = read_priority(req, *w);
   if (!priority) return count_response(endpoint, 400);
   openai::ApiError err;
@@ -242,6 +301,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
 void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "completions";
   if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_wrong_kind("/v1/completions", w, endpoint)) return;
   const auto priority = read_priority(req, *w);
   if (!priority) return count_response(endpoint, 400);
   openai::ApiError err;
@@ -265,6 +325,157 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
+}
+
+void Worker::handle_embeddings(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  const std::string endpoint = "embeddings";
+  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_wrong_kind("/v1/embeddings", w, endpoint)) return;
+  const auto priority = read_priority(req, *w);
+  if (!priority) return count_response(endpoint, 400);
+  openai::ApiError err;
+  auto parsed = openai::parse_embedding_request(req.body, {}, &err);
+  if (!parsed) {
+    w->respond_json(err.http_status, err.to_json());
+    return count_response(endpoint, err.http_status);
+  }
+  if (parsed->dimensions) {
+    const int dim = encoder_->dim();
+    if (!options_.matryoshka) {
+      respond_error(*w, 400,
+                    "model '" + model_name_ +
+                        "' is not declared Matryoshka-trained, so 'dimensions' cannot shorten its " +
+                        std::to_string(dim) + "-dimensional vectors; omit 'dimensions' (or, if the model was trained " +
+                        "for it, set 'matryoshka: true' on its deployment)",
+                    "invalid_request_error", "dimensions", "unsupported_parameter");
+      return count_response(endpoint, 400);
+    }
+    if (*parsed->dimensions > dim) {
+      respond_error(*w, 400,
+                    "'dimensions' must be in [1, " + std::to_string(dim) + "] for model '" + model_name_ + "', got " +
+                        std::to_string(*parsed->dimensions),
+                    "invalid_request_error", "dimensions", "invalid_value");
+      return count_response(endpoint, 400);
+    }
+  }
+  auto job = std::make_shared<EmbedJob>();
+  job->w = std::move(w);
+  job->request = std::move(parsed.value());
+  in_flight_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(embed_mutex_);
+    embed_queue_[static_cast<int>(*priority)].push_back(job);
+  }
+  prep_->post([this] { run_embeddings(); });
+}
+
+void Worker::run_embeddings() {
+  std::vector<std::shared_ptr<EmbedJob>> jobs;
+  {
+    std::lock_guard<std::mutex> lock(embed_mutex_);
+    auto& q = embed_queue_[0].empty() ? embed_queue_[1] : embed_queue_[0];
+    size_t inputs = 0;
+    while (!q.empty() && (jobs.empty() || inputs + q.front()->request.inputs.size() <= kMaxCoalescedInputs)) {
+      inputs += q.front()->request.inputs.size();
+      jobs.push_back(std::move(q.front()));
+      q.pop_front();
+    }
+  }
+  if (jobs.empty()) return;  // an earlier run took them along
+  try {
+    finish_embeddings(jobs);
+  } catch (const std::exception& e) {
+    for (auto& job : jobs) {
+      if (job->answered) continue;
+      respond_error(*job->w, 500, std::string("embedding failed: ") + e.what(), "server_error");
+      count_response("embeddings", 500);
+      in_flight_.fetch_sub(1);
+    }
+  }
+}
+
+void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
+  const std::string endpoint = "embeddings";
+  auto answer = [&](EmbedJob& job, int status, const std::string& body) {
+    job.answered = true;
+    count_response(endpoint, status);  // counted first: a client that reads /metrics next sees it
+    job.w->respond_json(status, body);
+    in_flight_.fetch_sub(1);
+  };
+  const int vocab = llm_.model->config().n_vocab;
+  const int max_tokens = encoder_->max_input_tokens();
+  std::vector<std::vector<int32_t>> all;
+  std::vector<EmbedJob*> running;
+  for (auto& jp : jobs) {
+    EmbedJob& job = *jp;
+    if (job.w->client_gone()) {
+      job.answered = true;
+      count_response(endpoint, 499);
+      in_flight_.fetch_sub(1);
+      continue;
+    }
+    std::optional<openai::ApiError> refused;
+    const auto& inputs = job.request.inputs;
+    for (size_t i = 0; i < inputs.size() && !refused; ++i) {
+      const std::string param = job.request.single ? "input" : "input[" + std::to_string(i) + "]";
+      std::vector<int32_t> tokens =
+          inputs[i].is_tokens ? inputs[i].tokens
+                              : llm_.tokenizer->encode(inputs[i].text, /*add_bos=*/true, /*parse_special=*/true);
+      auto refuse = [&](const std::string& message, const std::string& code) {
+        refused = openai::ApiError{400, message, "invalid_request_error", param, code};
+      };
+      if (tokens.empty()) {
+        refuse("'" + param + "' has no tokens", "invalid_value");
+      } else if (static_cast<int>(tokens.size()) > max_tokens) {
+        refuse("'" + param + "' has " + std::to_string(tokens.size()) + " tokens, more than the " +
+                   std::to_string(max_tokens) + " of model '" + model_name_ + "'",
+               "context_length_exceeded");
+      } else if (auto bad = std::find_if(tokens.begin(), tokens.end(), [&](int32_t t) { return t >= vocab; });
+                 bad != tokens.end()) {
+        refuse("'" + param + "' holds token id " + std::to_string(*bad) + ", outside the vocabulary of " +
+                   std::to_string(vocab) + " of model '" + model_name_ + "'",
+               "invalid_value");
+      }
+      job.prompt_tokens += static_cast<int64_t>(tokens.size());
+      job.tokens.push_back(std::move(tokens));
+    }
+    if (refused) {
+      answer(job, 400, refused->to_json());
+      continue;
+    }
+    running.push_back(&job);
+  }
+  if (running.empty()) return;
+  // Every input of these requests in one call: the encoder packs them into as few passes as fit.
+  for (EmbedJob* job : running)
+    for (auto& t : job->tokens) all.push_back(std::move(t));
+  const int64_t passes_before = encoder_->passes();
+  auto vectors = encoder_->embed(all);
+  metrics_.counter("zs_worker_embedding_passes_total", "Forward passes of the embedding model.")
+      .add(static_cast<double>(encoder_->passes() - passes_before));
+  if (!vectors) {
+    for (EmbedJob* job : running)
+      answer(*job, 500, openai::openai_error_json("embedding failed: " + vectors.status().message(), "server_error"));
+    return;
+  }
+  size_t next = 0;
+  for (EmbedJob* job : running) {
+    const size_t n = job->request.inputs.size();
+    std::vector<std::vector<float>> out(std::make_move_iterator(vectors->begin() + next),
+                                        std::make_move_iterator(vectors->begin() + next + n));
+    next += n;
+    for (auto& v : out) {
+      // Matryoshka: the first `dimensions` values, renormalised (checked against the model above).
+      if (job->request.dimensions) v.resize(static_cast<size_t>(*job->request.dimensions));
+      engine::l2_normalize(v.data(), static_cast<int64_t>(v.size()));
+    }
+    metrics_.counter("zs_worker_prompt_tokens_total", "Prompt positions processed (text and image).")
+        .add(static_cast<double>(job->prompt_tokens));
+    metrics_.counter("zs_worker_embedding_inputs_total", "Inputs embedded.").add(static_cast<double>(n));
+    answer(*job, 200,
+           openai::embeddings_response(out, job->request.encoding_format == openai::EncodingFormat::kBase64,
+                                       model_name_, job->prompt_tokens));
+  }
 }
 
 void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt> prepared) {

@@ -2,9 +2,16 @@
 // A worker: one model instance in its own process, serving the OpenAI-compatible API over
 // HTTP (loopback TCP or a Unix socket). The HTTP server comes up first and answers /health
 // with 503 while the model loads; requests then flow into the continuous-batching engine.
+// An embedding model (`bert`, `nomic-bert`) serves /v1/embeddings instead: no generation
+// engine is created, and requests run one after another on one thread (the encoder is not
+// thread-safe), interactive ones first, never on the HTTP I/O thread; requests queued
+// together of one class share forward passes. Each endpoint refuses the other kind of model
+// with a 400 naming 'model'.
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/serial_executor.h"
@@ -12,6 +19,7 @@
 #include "engine/backend/backend.h"
 #include "engine/batch/batch_engine.h"
 #include "engine/chat/chat_template.h"
+#include "engine/model/encoder.h"
 #include "engine/model/llm.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/clip_model.h"
@@ -32,6 +40,10 @@ struct WorkerOptions {
   int ctx = 4096;            // KV cache positions shared by all slots
   int threads = 0;           // 0 = all cores
   int step_tokens = 256;     // rows per forward pass
+  // Embedding models: tokens per encoder pass (at least the model's context), and whether
+  // the model was trained Matryoshka-style so that `dimensions` may truncate its vectors.
+  int embed_rows = 2048;
+  bool matryoshka = false;
   size_t max_body_bytes = size_t{32} << 20;
   std::chrono::milliseconds drain_grace{30'000};
 };
@@ -54,8 +66,17 @@ class Worker {
  private:
   explicit Worker(const WorkerOptions& options);
   gateway::Router routes();
+  core::Status load_encoder();  // the rest of load() for an embedding model
   void handle_chat(const gateway::HttpRequest& req, std::shared_ptr<gateway::ResponseWriter> w);
   void handle_completion(const gateway::HttpRequest& req, std::shared_ptr<gateway::ResponseWriter> w);
+  void handle_embeddings(const gateway::HttpRequest& req, std::shared_ptr<gateway::ResponseWriter> w);
+  // Answers 400 and returns true when the loaded model does not serve `endpoint`.
+  bool refuse_wrong_kind(const std::string& endpoint, const std::shared_ptr<gateway::ResponseWriter>& w,
+                         const std::string& counted_as);
+  struct EmbedJob;
+  // Runs the next queued embedding requests (interactive first) on prep_'s thread.
+  void run_embeddings();
+  void finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs);
   // Common tail: prepared prompt into the engine, events out to the client.
   struct Call;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
@@ -76,7 +97,11 @@ class Worker {
   std::unique_ptr<engine::ClipModel> clip_;
   std::unique_ptr<engine::ImageEmbedder> embedder_;
   engine::ChatTemplateKind template_kind_ = engine::ChatTemplateKind::kChatML;
-  std::unique_ptr<engine::BatchEngine> engine_;
+  std::unique_ptr<engine::BatchEngine> engine_;  // chat models only
+  std::unique_ptr<engine::Encoder> encoder_;     // embedding models only; used on prep_'s thread
+  std::atomic<bool> embedding_model_{false};
+  std::mutex embed_mutex_;
+  std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2];  // by engine::RequestPriority
   std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
 };
 

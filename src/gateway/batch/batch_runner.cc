@@ -183,9 +183,9 @@ void BatchRunner::work_loop() {
 
 void BatchRunner::run_item(const platform::PendingItem& item) {
   const auto key = std::make_pair(item.batch_id, item.line);
-  // Batch answers are whole JSON documents, never streams.
+  // Batch answers are whole JSON documents, never streams (embeddings never stream anyway).
   auto body = nlohmann::json::parse(item.body, nullptr, false);
-  if (body.is_object()) body["stream"] = false;
+  if (body.is_object() && item.url != "/v1/embeddings") body["stream"] = false;
   if (auto st = store_.record_attempt(item.batch_id, item.line); !st) {
     core::log_error("batch", item.batch_id + ": " + st.message());
     return;

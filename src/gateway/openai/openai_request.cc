@@ -385,6 +385,85 @@ ChatMessage parse_message(const json& m, size_t index, const Limits& limits, siz
   return msg;
 }
 
+// One token id: an integer in [0, 2^31). 1.0 counts as an integer, as elsewhere.
+int32_t token_id(const json& v, const std::string& param) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(kMax))
+      fail(param,
+           "'" + param + "' is not a token id: " + std::to_string(u) + " is larger than " + std::to_string(kMax));
+    return static_cast<int32_t>(u);
+  }
+  if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    if (x < 0 || x > kMax)
+      fail(param,
+           "'" + param + "' is not a token id: " + std::to_string(x) + " is out of [0, " + std::to_string(kMax) + "]");
+    return static_cast<int32_t>(x);
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(std::floor(d) == d && d >= 0 && d <= static_cast<double>(kMax)))
+      fail(param, "'" + param + "' is not a token id: " + format_number(d) + " is not an integer in [0, " +
+                      std::to_string(kMax) + "]");
+    return static_cast<int32_t>(d);
+  }
+  wrong_type(param, v, "a token id (an integer)");
+}
+
+// A non-empty array of token ids as one input; `param` names the array.
+EmbeddingInput token_input(const json& v, const std::string& param) {
+  if (!v.is_array()) wrong_type(param, v, "an array of token ids (every element of 'input' must be of the same kind)");
+  if (v.empty()) fail(param, "'" + param + "' must not be an empty array of token ids");
+  EmbeddingInput in;
+  in.is_tokens = true;
+  in.tokens.reserve(v.size());
+  for (size_t j = 0; j < v.size(); ++j) in.tokens.push_back(token_id(v[j], param + "[" + std::to_string(j) + "]"));
+  return in;
+}
+
+EmbeddingInput text_input(const json& v, const std::string& param) {
+  if (!v.is_string()) wrong_type(param, v, "a string (every element of 'input' must be of the same kind)");
+  EmbeddingInput in;
+  in.text = v.get<std::string>();
+  if (in.text.empty()) fail(param, "'" + param + "' must not be an empty string");
+  return in;
+}
+
+std::vector<EmbeddingInput> parse_embedding_inputs(const json& doc, const Limits& limits, bool* single) {
+  const json* input = field(doc, "input");
+  if (!input) fail("input", "'input' is required", "missing_required_parameter");
+  std::vector<EmbeddingInput> out;
+  *single = true;
+  if (input->is_string()) {
+    out.push_back(text_input(*input, "input"));
+    return out;
+  }
+  if (!input->is_array())
+    wrong_type("input", *input,
+               "a string, an array of strings, an array of token ids or an array of arrays of token ids");
+  if (input->empty()) fail("input", "'input' must not be an empty array");
+  const json& first = (*input)[0];
+  if (first.is_number()) {  // one input given as token ids
+    out.push_back(token_input(*input, "input"));
+    return out;
+  }
+  *single = false;
+  if (input->size() > limits.max_embedding_inputs) {
+    fail("input", "'input' holds " + std::to_string(input->size()) + " inputs; at most " +
+                      std::to_string(limits.max_embedding_inputs) + " are allowed");
+  }
+  if (!first.is_string() && !first.is_array())
+    wrong_type("input[0]", first, "a string, a token id or an array of token ids");
+  out.reserve(input->size());
+  for (size_t i = 0; i < input->size(); ++i) {
+    const std::string param = "input[" + std::to_string(i) + "]";
+    out.push_back(first.is_string() ? text_input((*input)[i], param) : token_input((*input)[i], param));
+  }
+  return out;
+}
+
 template <typename T, typename Fn>
 core::Result<T> run_parser(Fn&& fn, ApiError* error) {
   try {
@@ -569,6 +648,44 @@ core::Result<CompletionRequest> parse_completion_request(const std::string& body
         return req;
       },
       error);
+}
+
+core::Result<EmbeddingRequest> parse_embedding_request(const std::string& body, const Limits& limits, ApiError* error) {
+  return run_parser<EmbeddingRequest>(
+      [&]() -> EmbeddingRequest {
+        json doc = parse_body(body, limits);
+        EmbeddingRequest req;
+        req.model = get_string(doc, "model", "model", /*required=*/true);
+        if (req.model.empty()) fail("model", "'model' must not be empty");
+        req.inputs = parse_embedding_inputs(doc, limits, &req.single);
+        const std::string format = get_string(doc, "encoding_format", "encoding_format", /*required=*/false);
+        if (format == "base64") {
+          req.encoding_format = EncodingFormat::kBase64;
+        } else if (!format.empty() && format != "float") {
+          fail("encoding_format", "'encoding_format' must be \"float\" or \"base64\", got \"" + format + "\"");
+        }
+        if (auto d = get_int(doc, "dimensions", 1, limits.max_dimensions)) req.dimensions = static_cast<int>(*d);
+        req.user = get_string(doc, "user", "user", /*required=*/false);
+        return req;
+      },
+      error);
+}
+
+const char* model_kind_name(ModelKind kind) { return kind == ModelKind::kEmbedding ? "embedding" : "chat"; }
+
+bool is_embeddings_endpoint(std::string_view endpoint) { return endpoint == "/v1/embeddings"; }
+
+std::optional<ApiError> wrong_model_kind_error(ModelKind kind, std::string_view endpoint, const std::string& model) {
+  const bool embeddings = is_embeddings_endpoint(endpoint);
+  if (embeddings == (kind == ModelKind::kEmbedding)) return std::nullopt;
+  ApiError e;
+  e.param = "model";
+  e.code = "wrong_model_type";
+  e.message = embeddings ? "model '" + model + "' is a chat model: it serves /v1/chat/completions and " +
+                               "/v1/completions, not /v1/embeddings"
+                         : "model '" + model + "' is an embedding model: it serves /v1/embeddings, not " +
+                               std::string(endpoint);
+  return e;
 }
 
 }  // namespace zs::gateway::openai

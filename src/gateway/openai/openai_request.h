@@ -1,10 +1,11 @@
 #pragma once
-// The OpenAI request schema (/v1/chat/completions, /v1/completions): parsing and validation
+// The OpenAI request schema (/v1/chat/completions, /v1/completions, /v1/embeddings): parsing and validation
 // of client JSON into plain structs, pure (no I/O). Every refusal names the field at fault,
 // so that both the worker and the gateway answer 400 with a useful OpenAI error object.
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -23,6 +24,8 @@ struct Limits {
   size_t max_stop_sequences = 4;
   size_t max_stop_length = 256;    // bytes per stop sequence
   size_t max_json_depth = 64;      // nesting of arrays/objects in the body
+  size_t max_embedding_inputs = 2048;  // inputs of one /v1/embeddings request (OpenAI's limit)
+  int max_dimensions = 1 << 16;        // upper bound for `dimensions` before the model's own
 };
 
 enum class Role { kSystem, kUser, kAssistant };
@@ -105,6 +108,42 @@ core::Result<ChatRequest> parse_chat_completion_request(const std::string& body,
 core::Result<CompletionRequest> parse_completion_request(const std::string& body,
                                                          const Limits& limits = {},
                                                          ApiError* error = nullptr);
+
+// /v1/embeddings. One input is a text (tokenized by the worker) or token ids used as given.
+struct EmbeddingInput {
+  bool is_tokens = false;
+  std::string text;             // !is_tokens: never empty
+  std::vector<int32_t> tokens;  // is_tokens: never empty, every id in [0, 2^31)
+};
+
+enum class EncodingFormat { kFloat, kBase64 };
+
+struct EmbeddingRequest {
+  std::string model;
+  // `input` as a string, an array of strings, an array of token ids (one input) or an array
+  // of arrays of token ids; never empty, at most Limits::max_embedding_inputs.
+  std::vector<EmbeddingInput> inputs;
+  bool single = false;  // `input` was one string or one array of token ids: refusals name "input"
+  EncodingFormat encoding_format = EncodingFormat::kFloat;
+  std::optional<int> dimensions;  // >= 1; whether the model allows it is the worker's check
+  std::string user;               // accepted, only for logs
+};
+
+// Parses and validates a /v1/embeddings body. Refusals name the field: "input", "input[3]"
+// (an empty string, a token array with a bad id), "input[3][7]" (the id at fault),
+// "encoding_format", "dimensions", "model", "user". Unknown fields are ignored.
+core::Result<EmbeddingRequest> parse_embedding_request(const std::string& body, const Limits& limits = {},
+                                                       ApiError* error = nullptr);
+
+// What a model serves: text generation (/v1/chat/completions, /v1/completions) or vectors
+// (/v1/embeddings). Shown as "type" in /v1/models.
+enum class ModelKind { kChat, kEmbedding };
+const char* model_kind_name(ModelKind kind);             // "chat" | "embedding"
+bool is_embeddings_endpoint(std::string_view endpoint);  // "/v1/embeddings"
+
+// The 400 (param "model", code "wrong_model_type") for a request to `endpoint` that a model
+// of `kind` does not serve, or nullopt when it serves it. Worker and gateway answer the same.
+std::optional<ApiError> wrong_model_kind_error(ModelKind kind, std::string_view endpoint, const std::string& model);
 
 // The message a worker answers (400, param "messages[i].content[j].image_url.url") for a
 // request with remote image URLs.

@@ -1,9 +1,13 @@
 #include "gateway/openai/openai_response.h"
 
+#include <bit>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/random_id.h"
+#include "gateway/openai/base64.h"
 
 namespace zs::gateway::openai {
 
@@ -126,9 +130,54 @@ std::string completion_usage_chunk(const std::string& id, int64_t created, const
 std::string models_list(const std::vector<ModelInfo>& models) {
   json data = json::array();
   for (const auto& m : models) {
-    data.push_back(json{{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}});
+    json entry{{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}};
+    if (!m.type.empty()) entry["type"] = m.type;
+    if (m.dimensions > 0) entry["dimensions"] = m.dimensions;
+    data.push_back(std::move(entry));
   }
   return dump(json{{"object", "list"}, {"data", data}});
+}
+
+std::string float32_le_bytes(const std::vector<float>& v) {
+  std::string out(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint32_t bits = std::bit_cast<uint32_t>(v[i]);
+    for (int b = 0; b < 4; ++b) out[i * 4 + b] = static_cast<char>((bits >> (8 * b)) & 0xff);
+  }
+  return out;
+}
+
+std::string embeddings_response(const std::vector<std::vector<float>>& vectors, bool base64, const std::string& model,
+                                int64_t prompt_tokens) {
+  // Written by hand: a vector of 1024 floats through nlohmann::json would be widened to
+  // double and printed with 17 digits; to_chars gives each float's shortest exact form.
+  std::string out = R"({"object":"list","data":[)";
+  size_t per_vector = vectors.empty() ? 0 : vectors[0].size() * (base64 ? 6 : 12) + 64;
+  out.reserve(vectors.size() * per_vector + 128);
+  char num[32];
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    if (i > 0) out += ',';
+    out += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":)";
+    if (base64) {
+      out += '"';
+      out += base64_encode(float32_le_bytes(vectors[i]));
+      out += '"';
+    } else {
+      out += '[';
+      for (size_t j = 0; j < vectors[i].size(); ++j) {
+        if (j > 0) out += ',';
+        const float x = std::isfinite(vectors[i][j]) ? vectors[i][j] : 0.0f;  // JSON has no NaN
+        auto r = std::to_chars(num, num + sizeof num, x);
+        out.append(num, r.ptr);
+      }
+      out += ']';
+    }
+    out += '}';
+  }
+  out += R"(],"model":)" + json(model).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += R"(,"usage":{"prompt_tokens":)" + std::to_string(prompt_tokens) + R"(,"total_tokens":)" +
+         std::to_string(prompt_tokens) + "}}";
+  return out;
 }
 
 }  // namespace zs::gateway::openai

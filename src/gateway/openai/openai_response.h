@@ -63,9 +63,21 @@ struct ModelInfo {
   std::string id;
   int64_t created = 0;
   std::string owned_by = "zeroserve";
+  std::string type;    // "chat" or "embedding"; omitted when empty (not known yet)
+  int dimensions = 0;  // of an embedding model's vectors; omitted when 0
 };
 
 // object "list" of objects "model" (/v1/models).
 std::string models_list(const std::vector<ModelInfo>& models);
+
+// object "list" of objects "embedding" (/v1/embeddings), in input order, usage
+// {prompt_tokens, total_tokens}. Each vector is a JSON array of numbers in their shortest form
+// that reads back as the same float, or with `base64` a string: the vector's float32 values as
+// little-endian bytes, base64-encoded (what OpenAI sends for encoding_format "base64").
+std::string embeddings_response(const std::vector<std::vector<float>>& vectors, bool base64, const std::string& model,
+                                int64_t prompt_tokens);
+
+// The little-endian float32 bytes of `v` (the payload base64 encodes).
+std::string float32_le_bytes(const std::vector<float>& v);
 
 }  // namespace zs::gateway::openai

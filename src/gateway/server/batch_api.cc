@@ -143,8 +143,8 @@ void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std
   const std::string endpoint = string_field("endpoint");
   const std::string window = body.contains("completion_window") ? string_field("completion_window") : "24h";
   if (file_id.empty()) return respond_error(w, 400, "'input_file_id' is required", "invalid_request_error", "input_file_id");
-  if (endpoint != "/v1/chat/completions" && endpoint != "/v1/completions")
-    return respond_error(w, 400, "'endpoint' must be /v1/chat/completions or /v1/completions, got '" + endpoint + "'",
+  if (!platform::is_batch_endpoint(endpoint))
+    return respond_error(w, 400, "'endpoint' must be " + platform::batch_endpoints_text() + ", got '" + endpoint + "'",
                          "invalid_request_error", "endpoint");
   auto window_s = platform::parse_completion_window(window);
   if (!window_s) return respond_error(w, 400, window_s.status().message(), "invalid_request_error", "completion_window");

@@ -105,6 +105,11 @@ void GatewayServer::set_api_keys(std::vector<platform::ApiKeyConfig> keys) {
   api_keys_ = std::move(keys);
 }
 
+void GatewayServer::set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  kinds_ = std::move(kinds);
+}
+
 void GatewayServer::stop(std::chrono::milliseconds grace) {
   if (stopping_.exchange(true)) return;
   const auto deadline = Clock::now() + grace;
@@ -165,12 +170,18 @@ Router GatewayServer::routes() {
   });
   r.add("GET", "/v1/models", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     if (!authorized(req, w)) return;
+    std::map<std::string, openai::ModelKind> kinds;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      kinds = kinds_;
+    }
     json data = json::array();
     for (const auto& s : fleet_.status())
       data.push_back({{"id", s.name},
                       {"object", "model"},
                       {"created", 0},
                       {"owned_by", "zeroserve"},
+                      {"type", kinds.count(s.name) ? json(openai::model_kind_name(kinds.at(s.name))) : json(nullptr)},
                       {"state", s.state()},
                       {"instances", {{"ready", s.instances_ready}, {"starting", s.instances_starting}}},
                       {"queued", s.queued},
@@ -235,6 +246,9 @@ Router GatewayServer::routes() {
   r.add("POST", "/v1/completions", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     handle_inference(req, std::move(w), "/v1/completions");
   });
+  r.add("POST", "/v1/embeddings", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handle_inference(req, std::move(w), "/v1/embeddings");
+  });
   return r;
 }
 
@@ -257,13 +271,15 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   if (!body.contains("model") || !body["model"].is_string())
     return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
                          "missing_required_parameter");
-  if (body.contains("stream") && !body["stream"].is_boolean() && !body["stream"].is_null())
+  const bool embeddings = openai::is_embeddings_endpoint(endpoint);
+  if (!embeddings && body.contains("stream") && !body["stream"].is_boolean() && !body["stream"].is_null())
     return respond_error(*w, 400, "'stream' must be true or false", "invalid_request_error", "stream", "invalid_type");
   auto p = std::make_shared<Pending>();
   p->w = std::move(w);
   p->endpoint = endpoint;
   p->deployment = body["model"].get<std::string>();
-  p->stream = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
+  // Embeddings are one JSON document, never a stream.
+  p->stream = !embeddings && body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
   p->caller = *caller;
   p->cls = cls;
   if (!fleet_.has_deployment(p->deployment)) {
@@ -272,6 +288,26 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
     count(p->deployment, 404);
     return respond_error(*p->w, 404, "unknown model '" + p->deployment + "'; available: " + names,
                          "invalid_request_error", "model", "model_not_found");
+  }
+  // The wrong kind of model, or a malformed embeddings request, is answered here: it must
+  // not start an instance only to be refused there.
+  std::optional<openai::ModelKind> kind;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = kinds_.find(p->deployment); it != kinds_.end()) kind = it->second;
+  }
+  if (kind) {
+    if (auto err = openai::wrong_model_kind_error(*kind, endpoint, p->deployment)) {
+      count(p->deployment, err->http_status);
+      return p->w->respond_json(err->http_status, err->to_json());
+    }
+  }
+  if (embeddings) {
+    openai::ApiError err;
+    if (!openai::parse_embedding_request(req.body, {}, &err)) {
+      count(p->deployment, err.http_status);
+      return p->w->respond_json(err.http_status, err.to_json());
+    }
   }
   if (!admit(p->caller, p->deployment, p->w)) return;
   // A non-standard "priority" number orders requests within their class.
@@ -506,6 +542,16 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     }
   }
   count(p->deployment, rec.status);
+  if (rec.prompt_tokens > 0)
+    metrics_
+        .counter("zs_gateway_prompt_tokens_total", "Prompt tokens of answered requests (embedding inputs included).",
+                 {{"deployment", p->deployment}})
+        .add(static_cast<double>(rec.prompt_tokens));
+  if (rec.completion_tokens > 0)
+    metrics_
+        .counter("zs_gateway_completion_tokens_total", "Tokens generated for answered requests.",
+                 {{"deployment", p->deployment}})
+        .add(static_cast<double>(rec.completion_tokens));
   metrics_.histogram("zs_gateway_request_duration_seconds", "End-to-end request latency at the gateway.",
                      platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
       .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());

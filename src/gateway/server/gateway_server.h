@@ -4,10 +4,13 @@
 // fleet's queue while one starts; streaming requests that wait receive SSE comment lines
 // with the start's progress so that clients and proxies do not time out. Responses are
 // proxied chunk by chunk from the worker, pausing the upstream read while the client is
-// slow (back-pressure).
+// slow (back-pressure). /v1/embeddings is routed the same way (never streamed); a request
+// to a deployment whose model serves the other kind (known from its GGUF) is refused with
+// 400 before it can cause a cold start.
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +22,7 @@
 
 #include "core/status.h"
 #include "gateway/http/http_server.h"
+#include "gateway/openai/openai_request.h"
 #include "platform/config/config.h"
 #include "platform/fleet/fleet.h"
 #include "platform/metrics/metrics_registry.h"
@@ -63,6 +67,9 @@ class GatewayServer {
 
   std::string address() const { return server_->address(); }
   void set_api_keys(std::vector<platform::ApiKeyConfig> keys);
+  // What each deployment's model serves (chat or embedding). Deployments left out are not
+  // known: their requests go through and the instance's own answer is passed on.
+  void set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds);
   // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
   void set_batch_api(BatchApi* api) { batch_api_ = api; }
   // A bearer token the server gives its own batch runner: batch class, no quotas.
@@ -107,6 +114,7 @@ class GatewayServer {
   std::unique_ptr<HttpServer> server_;
   mutable std::mutex mutex_;
   std::vector<platform::ApiKeyConfig> api_keys_;
+  std::map<std::string, openai::ModelKind> kinds_;
   std::string internal_key_;
   platform::QuotaBook quotas_;
   BatchApi* batch_api_ = nullptr;

@@ -96,11 +96,21 @@ core::Result<std::string> string_member(const json& object, const char* key, int
 
 }  // namespace
 
+bool is_batch_endpoint(std::string_view endpoint) {
+  return endpoint == kBatchChatEndpoint || endpoint == kBatchCompletionsEndpoint ||
+         endpoint == kBatchEmbeddingsEndpoint;
+}
+
+std::string batch_endpoints_text() {
+  return std::string(kBatchChatEndpoint) + ", " + std::string(kBatchCompletionsEndpoint) + " or " +
+         std::string(kBatchEmbeddingsEndpoint);
+}
+
 core::Result<std::vector<BatchItem>> parse_batch_input(std::string_view jsonl, const std::string& endpoint,
                                                        size_t max_items) {
-  if (endpoint != kBatchChatEndpoint && endpoint != kBatchCompletionsEndpoint) {
+  if (!is_batch_endpoint(endpoint)) {
     return core::Status::error("unsupported batch endpoint " + json_quoted(endpoint) + ": use " +
-                               std::string(kBatchChatEndpoint) + " or " + std::string(kBatchCompletionsEndpoint));
+                               batch_endpoints_text());
   }
   // Counted before parsing, so an oversized file is refused without building its items.
   size_t requests = 0;

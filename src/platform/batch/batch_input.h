@@ -25,6 +25,11 @@ struct BatchItem {
 // The endpoints a batch may target.
 inline constexpr std::string_view kBatchChatEndpoint = "/v1/chat/completions";
 inline constexpr std::string_view kBatchCompletionsEndpoint = "/v1/completions";
+inline constexpr std::string_view kBatchEmbeddingsEndpoint = "/v1/embeddings";
+// Whether a batch may target `endpoint`.
+bool is_batch_endpoint(std::string_view endpoint);
+// "/v1/chat/completions, /v1/completions or /v1/embeddings", for messages.
+std::string batch_endpoints_text();
 // OpenAI's limit on requests in one batch.
 inline constexpr size_t kMaxBatchItems = 50000;
 

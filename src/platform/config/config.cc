@@ -602,7 +602,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   Fields f(*this, node, path,
            {"name", "model", "mmproj", "runtime", "command", "min_instances", "max_instances", "keep_alive",
             "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
-            "priority", "ttft_objective", "autoscale", "env", "batch_max_instances"});
+            "priority", "ttft_objective", "autoscale", "env", "batch_max_instances", "matryoshka"});
   if (errors_.size() > errors_before && !node.IsMap()) return 0;
   const int line = d.source_line;
 
@@ -690,6 +690,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
       error(*e, "must be <= max_instances (" + std::to_string(d.max_instances) + ")");
   }
   optional_field(f, "ttft_objective", d.ttft_objective_s, &Parser::read_duration);
+  optional_field(f, "matryoshka", d.matryoshka, &Parser::read_bool);
 
   if (const Entry* e = f.get("memory")) {
     uint64_t bytes = 0;

@@ -56,6 +56,9 @@ struct DeploymentConfig {
   double ttft_objective_s = 0;           // 0 = none
   AutoscaleConfig autoscale;
   std::map<std::string, std::string> env;  // extra environment for the instance process
+  // Embedding models: trained Matryoshka-style, so requests may ask for fewer `dimensions`
+  // (no GGUF metadata says so; the builtin worker gets --matryoshka).
+  bool matryoshka = false;
   int source_line = 0;                     // 1-based line of this entry, for later messages
 
   static constexpr double kKeepAliveForever = -1;

@@ -90,7 +90,7 @@ TEST(OpenAiResponseTest, CompletionAndChunk) {
 }
 
 TEST(OpenAiResponseTest, ModelsList) {
-  auto j = json::parse(models_list({{"qwen2-vl", 10, "zeroserve"}, {"llava", 11, "me"}}));
+  auto j = json::parse(models_list({{"qwen2-vl", 10, "zeroserve", "", 0}, {"llava", 11, "me", "", 0}}));
   EXPECT_EQ(j["object"], "list");
   ASSERT_EQ(j["data"].size(), 2u);
   EXPECT_EQ(j["data"][0]["id"], "qwen2-vl");

@@ -45,8 +45,16 @@ TEST(BatchInput, CompletionsEndpointAndByteOrderMark) {
 }
 
 TEST(BatchInput, UnsupportedEndpoint) {
-  EXPECT_EQ(error_of(request("a", "/v1/embeddings"), "/v1/embeddings"),
-            "unsupported batch endpoint \"/v1/embeddings\": use /v1/chat/completions or /v1/completions");
+  EXPECT_EQ(error_of(request("a", "/v1/audio/speech"), "/v1/audio/speech"),
+            "unsupported batch endpoint \"/v1/audio/speech\": use /v1/chat/completions, /v1/completions or "
+            "/v1/embeddings");
+}
+
+TEST(BatchInput, EmbeddingsIsABatchEndpoint) {
+  auto r = parse_batch_input(request("e", "/v1/embeddings", R"({"model":"m","input":["a","b"]})"), "/v1/embeddings");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].url, "/v1/embeddings");
 }
 
 TEST(BatchInput, EmptyAndOversizedFiles) {

@@ -323,6 +323,15 @@ deployments:
   EXPECT_EQ(parse_ok(kMinimal, test_env({})).deployments[0].batch_max_instances, 0);
 }
 
+TEST(ParseConfig, MatryoshkaIsAnOptionalBooleanOffByDefault) {
+  EXPECT_FALSE(parse_ok(kMinimal, test_env({})).deployments[0].matryoshka);
+  EXPECT_TRUE(parse_ok("deployments:\n  - {name: e, model: e.gguf, matryoshka: true}\n", test_env({}))
+                  .deployments[0]
+                  .matryoshka);
+  EXPECT_NE(error_of("deployments:\n  - {name: e, model: e.gguf, matryoshka: maybe}\n").find("deployments[0].matryoshka"),
+            std::string::npos);
+}
+
 TEST(ConfigErrors, ApiKeyMapsAndBatchLimits) {
   const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
   EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {name: x}\n" + deployments),
@@ -517,7 +526,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "zeroserve.yaml:4: deployments[0].keepalive: unknown key (did you mean keep_alive?); valid keys here: "
             "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, slots, ctx, threads, "
             "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env, "
-            "batch_max_instances");
+            "batch_max_instances, matryoshka");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:1: deployment: unknown key (did you mean deployments?); valid keys here: gateway, devices, "
             "deployments");
