@@ -56,6 +56,10 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--embed-rows", o->embed_rows,
                   "embedding models: tokens per encoder pass (at least the model's context)")
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-image-tokens", o->max_image_tokens,
+                  "vision models: image tokens one image may become (0 = the context is the limit); "
+                  "'detail: low' caps an image at 256")
+      ->check(CLI::Range(0, 1 << 22));
   cmd->add_option("--name", o->name, "model name reported in responses (default: the model file's stem)");
   auto grace_ms = std::make_shared<int>(30000);
   cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");

@@ -152,10 +152,12 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
         if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
         if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
         if (d.matryoshka) argv.push_back("--matryoshka");
+        if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
-                      std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "");
+                      std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "") +
+                      "|" + std::to_string(d.max_image_tokens);
     } else {
       s.uses_unix_socket = false;
       s.announces_ready = false;

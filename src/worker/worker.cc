@@ -282,6 +282,8 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   prep_->post([this, call, request] {
     std::vector<engine::ChatMessage> messages;
     std::vector<engine::ImageBytes> images;
+    engine::PromptLimits limits;
+    limits.max_positions = engine_->max_context();
     for (const auto& m : request->messages) {
       engine::ChatMessage em{openai::role_name(m.role), {}};
       for (const auto& part : m.content) {
@@ -290,11 +292,12 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
         } else {
           em.parts.push_back({engine::ChatPart::Kind::kImage, "", static_cast<int>(images.size())});
           images.emplace_back(part.image.data.begin(), part.image.data.end());
+          limits.budgets.push_back(engine::image_budget_for_detail(part.image.detail, options_.max_image_tokens));
         }
       }
       messages.push_back(std::move(em));
     }
-    generate(call, engine::prepare_chat_prompt(llm_, embedder_.get(), template_kind_, messages, images));
+    generate(call, engine::prepare_chat_prompt(llm_, embedder_.get(), template_kind_, messages, images, limits));
   });
 }
 

@@ -44,6 +44,7 @@ struct WorkerOptions {
   // the model was trained Matryoshka-style so that `dimensions` may truncate its vectors.
   int embed_rows = 2048;
   bool matryoshka = false;
+  int max_image_tokens = 0;  // per image; 0 = only the context limits it
   size_t max_body_bytes = size_t{32} << 20;
   std::chrono::milliseconds drain_grace{30'000};
 };

@@ -315,6 +315,84 @@ TEST(Worker, TakesImagesAsDataUrls) {
   EXPECT_NE(bad.body.find("PNG"), std::string::npos) << bad.body;
 }
 
+// An uncompressed 24-bit BMP of a colour gradient.
+std::string bmp_image(int w, int h) {
+  const int row = (w * 3 + 3) / 4 * 4;
+  std::string out(54 + static_cast<size_t>(row) * h, '\0');
+  auto put32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
+  };
+  out[0] = 'B';
+  out[1] = 'M';
+  put32(2, static_cast<uint32_t>(out.size()));
+  put32(10, 54);
+  put32(14, 40);
+  put32(18, static_cast<uint32_t>(w));
+  put32(22, static_cast<uint32_t>(h));
+  out[26] = 1;
+  out[28] = 24;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      char* p = &out[54 + static_cast<size_t>(y) * row + x * 3];
+      p[0] = static_cast<char>(x * 255 / w);
+      p[1] = static_cast<char>(y * 255 / h);
+      p[2] = static_cast<char>((x + y) & 255);
+    }
+  return out;
+}
+
+json image_chat(const std::string& image, const std::string& detail) {
+  json body = chat_body("", 2);
+  json url = {{"url", "data:image/bmp;base64," + base64(image)}};
+  if (!detail.empty()) url["detail"] = detail;
+  body["messages"][0]["content"] =
+      json::array({{{"type", "image_url"}, {"image_url", url}}, {{"type", "text"}, {"text", "Describe the image."}}});
+  return body;
+}
+
+// Qwen2-VL: a 1024x768 photo is 37 x 28 = 1036 image tokens at the reference's resize.
+TEST(Worker, ImageBudgetsShrinkQwen2VlImagesAndOverLargeImagesAreRefusedBeforeEncoding) {
+  const std::vector<std::string> vision = {"--mmproj", zs::testing::shared_dir() +
+                                                           "/golden/families/models/tiny-qwen2vl-mmproj-f16.gguf",
+                                           "--ctx", "512"};
+  const std::string model = "../families/models/tiny-qwen2vl-f16.gguf";
+  const std::string photo = bmp_image(1024, 768);
+  {
+    Worker w(vision, model);
+    ASSERT_FALSE(w.address().empty());
+    auto low = w.post("/v1/chat/completions", image_chat(photo, "low").dump());
+    ASSERT_EQ(low.status, 200) << low.body;
+    const int low_tokens = json::parse(low.body)["usage"]["prompt_tokens_details"]["image_tokens"];
+    EXPECT_LE(low_tokens, 256);
+    EXPECT_GE(low_tokens, 200);
+    // At full size it needs 1036 positions: refused, naming the image, before any encoding.
+    auto high = w.post("/v1/chat/completions", image_chat(photo, "high").dump());
+    ASSERT_EQ(high.status, 400) << high.body;
+    EXPECT_NE(high.body.find("image 1 (1024x768) takes 1036 image tokens"), std::string::npos) << high.body;
+    EXPECT_NE(high.body.find("context holds 512"), std::string::npos) << high.body;
+  }
+  std::vector<std::string> capped = vision;
+  capped.insert(capped.end(), {"--max-image-tokens", "64"});
+  Worker w(capped, model);
+  ASSERT_FALSE(w.address().empty());
+  for (const char* detail : {"", "auto", "high"}) {
+    auto r = w.post("/v1/chat/completions", image_chat(photo, detail).dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const int tokens = json::parse(r.body)["usage"]["prompt_tokens_details"]["image_tokens"];
+    EXPECT_LE(tokens, 64) << detail;
+    EXPECT_GE(tokens, 40) << detail;
+  }
+}
+
+TEST(Worker, AFixedSizeProjectorRefusesAnImageOverTheDeploymentsImageBudget) {
+  Worker w({"--mmproj", zs::testing::golden_model("tiny-llava-mmproj-f32.gguf"), "--max-image-tokens", "8"},
+           "tiny-llama-f16.gguf");
+  ASSERT_FALSE(w.address().empty());
+  auto r = w.post("/v1/chat/completions", image_chat(bmp_image(64, 48), "").dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("takes 16 image tokens with this model, over its limit of 8"), std::string::npos) << r.body;
+}
+
 TEST(Worker, ClientDisconnectCancelsItsSequence) {
   Worker w({"--slots", "1"});
   int chunks = 0;

@@ -341,6 +341,24 @@ std::string_view image_format_name(ImageFormat format) {
   return "unknown";
 }
 
+Result<UprightSize> read_image_size(const uint8_t* data, size_t size) {
+  if (data == nullptr || size == 0) return Status::error("image data is empty");
+  const ImageFormat format = detect_image_format(data, size);
+  if (format == ImageFormat::kUnknown)
+    return Status::error("unrecognized image format (expected JPEG, PNG, BMP, GIF or WebP)");
+  auto dims = header_dimensions(format, data, size);
+  if (!dims) return dims.status();
+  if (dims->width <= 0 || dims->height <= 0 || dims->width > INT_MAX || dims->height > INT_MAX)
+    return Status::error(format_label(format) + " image has an invalid size (" + std::to_string(dims->width) + "x" +
+                         std::to_string(dims->height) + ")");
+  int orientation = 1;
+  if (format == ImageFormat::kJpeg) orientation = scan_jpeg_header(data, size).orientation;
+  if (format == ImageFormat::kWebp) orientation = webp_exif_orientation(data, size);
+  UprightSize s{static_cast<int>(dims->width), static_cast<int>(dims->height)};
+  if (orientation >= 5 && orientation <= 8) std::swap(s.width, s.height);  // turned by 90 degrees
+  return s;
+}
+
 Result<Image> decode_image(const uint8_t* data, size_t size, const ImageLimits& limits) {
   if (data == nullptr || size == 0) return Status::error("image data is empty");
   if (size > limits.max_bytes || size > static_cast<size_t>(INT_MAX)) {

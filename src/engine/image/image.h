@@ -46,6 +46,14 @@ enum class ImageFormat { kUnknown, kJpeg, kPng, kBmp, kGif, kWebp };
 ImageFormat detect_image_format(const uint8_t* data, size_t size);
 std::string_view image_format_name(ImageFormat format);
 
+// The upright size (EXIF orientation applied) an image will decode to, from its header
+// alone: for counting the tokens it will become before paying for decoding it.
+struct UprightSize {
+  int width = 0;
+  int height = 0;
+};
+core::Result<UprightSize> read_image_size(const uint8_t* data, size_t size);
+
 // Decodes one encoded image. Errors name the format and the reason
 // ("PNG image is truncated or corrupt: ..."); nothing the input holds can crash it.
 core::Result<Image> decode_image(const uint8_t* data, size_t size, const ImageLimits& limits = {});

@@ -4,6 +4,7 @@
 // image embeddings in order. Shared by `zeroserve run` and the worker.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -16,6 +17,19 @@ namespace zs::engine {
 
 using ImageBytes = std::vector<uint8_t>;
 
+// What one request may spend on images, checked before any image is encoded.
+struct PromptLimits {
+  // Per image of the request (by index), or empty: each image's token budget.
+  std::vector<ImageTokenBudget> budgets;
+  // The positions a prompt may take (the context); 0 = unchecked. The text's tokens and each
+  // image's token count (from its header) must fit, or the error names the image that does not.
+  int max_positions = 0;
+};
+
+// OpenAI's `detail` of an image_url part as a budget: "low" caps an image at 256 tokens,
+// "high" and "auto" at the deployment's max_image_tokens (0 = none).
+ImageTokenBudget image_budget_for_detail(std::string_view detail, int deployment_max_tokens);
+
 struct PreparedPrompt {
   MultimodalPrompt prompt;
   int cached_images = 0;  // images whose embeddings came from the cache
@@ -25,10 +39,12 @@ struct PreparedPrompt {
 // when the model has no vision projector; then any image is an error.
 core::Result<PreparedPrompt> prepare_chat_prompt(const Llm& llm, ImageEmbedder* embedder, ChatTemplateKind kind,
                                                  const std::vector<ChatMessage>& messages,
-                                                 const std::vector<ImageBytes>& images);
+                                                 const std::vector<ImageBytes>& images,
+                                                 const PromptLimits& limits = {});
 
 // A raw completion prompt; images, if any, come before the text.
 core::Result<PreparedPrompt> prepare_text_prompt(const Llm& llm, ImageEmbedder* embedder, const std::string& text,
-                                                 const std::vector<ImageBytes>& images);
+                                                 const std::vector<ImageBytes>& images,
+                                                 const PromptLimits& limits = {});
 
 }  // namespace zs::engine

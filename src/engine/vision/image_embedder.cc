@@ -45,12 +45,19 @@ int ImageEmbedder::image_tokens(int width, int height, ImageTokenBudget budget) 
     return (s.width / kCell) * (s.height / kCell);
   }
   if (c.projector == ProjectorType::kIdefics3) {
-    const ImageSize resized = idefics3_resize_size(width, height, options_.split.longest_edge);
-    const ImageSize grid = idefics3_tile_grid_size(resized.width, resized.height, c.image_size);
-    const int tiles = grid.width / c.image_size * (grid.height / c.image_size);
-    return (tiles > 1 ? tiles + 1 : 1) * c.tokens_per_image();
+    const int tiled = idefics3_tiled_tokens(width, height);
+    // Over the budget, the image is not split: the global view alone.
+    return budget.max_tokens > 0 && tiled > budget.max_tokens ? c.tokens_per_image() : tiled;
   }
   return c.tokens_per_image();
+}
+
+int ImageEmbedder::idefics3_tiled_tokens(int width, int height) const {
+  const ClipConfig& c = model_.config();
+  const ImageSize resized = idefics3_resize_size(width, height, options_.split.longest_edge);
+  const ImageSize grid = idefics3_tile_grid_size(resized.width, resized.height, c.image_size);
+  const int tiles = grid.width / c.image_size * (grid.height / c.image_size);
+  return (tiles > 1 ? tiles + 1 : 1) * c.tokens_per_image();
 }
 
 ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBudget budget) const {
@@ -67,7 +74,10 @@ ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBud
     v.pixels.push_back(preprocess_llava(image, c.image_size, c.image_mean, c.image_std));
     return v;
   }
-  SplitImage split = split_image(image, options_.split);
+  SplitConfig split_config = options_.split;
+  if (budget.max_tokens > 0 && idefics3_tiled_tokens(image.width, image.height) > budget.max_tokens)
+    split_config.longest_edge = c.image_size;  // one tile: the global view alone
+  SplitImage split = split_image(image, split_config);
   for (const Image& tile : split.tiles) v.pixels.push_back(normalize(tile, c.image_mean, c.image_std));
   v.pixels.push_back(normalize(split.global, c.image_mean, c.image_std));
   v.rows = split.rows;
@@ -84,7 +94,7 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size, Im
   // One cache entry per image (and budget, where it changes the result) holds every view,
   // laid out view after view.
   const ContentHash key =
-      cache_.key_for(data, size, native && budget.max_tokens > 0 ? "max_tokens=" + std::to_string(budget.max_tokens) : "");
+      cache_.key_for(data, size, budget.max_tokens > 0 ? "max_tokens=" + std::to_string(budget.max_tokens) : "");
   EmbeddingCache::Value all = cache_.find(key);
   if (all) {
     out.cache_hit = true;

@@ -34,7 +34,8 @@ struct ImageEmbedding {
 };
 
 // Image tokens one image may become, at most (0: no limit of its own). For Qwen2-VL the
-// image is resized down until its 28x28 cells fit; other projectors have a fixed count.
+// image is resized down until its 28x28 cells fit; SmolVLM drops its tiles for the global
+// view alone; other projectors have a fixed count (an image over the budget is refused).
 struct ImageTokenBudget {
   int max_tokens = 0;
 };
@@ -69,6 +70,9 @@ class ImageEmbedder {
   EmbeddingCache::Stats cache_stats() const { return cache_.stats(); }
 
  private:
+  // SmolVLM: the tokens of the tiles and the global view.
+  int idefics3_tiled_tokens(int width, int height) const;
+
   const ClipModel& model_;
   std::unique_ptr<ClipEncoder> encoder_;        // fixed-size projectors
   std::unique_ptr<Qwen2VlEncoder> qwen2vl_;     // native resolution

@@ -602,7 +602,8 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   Fields f(*this, node, path,
            {"name", "model", "mmproj", "runtime", "command", "min_instances", "max_instances", "keep_alive",
             "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
-            "priority", "ttft_objective", "autoscale", "env", "batch_max_instances", "matryoshka"});
+            "priority", "ttft_objective", "autoscale", "env", "batch_max_instances", "matryoshka",
+            "max_image_tokens"});
   if (errors_.size() > errors_before && !node.IsMap()) return 0;
   const int line = d.source_line;
 
@@ -691,6 +692,8 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   }
   optional_field(f, "ttft_objective", d.ttft_objective_s, &Parser::read_duration);
   optional_field(f, "matryoshka", d.matryoshka, &Parser::read_bool);
+  if (optional_field(f, "max_image_tokens", d.max_image_tokens, &Parser::read_int))
+    at_least(f, "max_image_tokens", d.max_image_tokens, 0);
 
   if (const Entry* e = f.get("memory")) {
     uint64_t bytes = 0;

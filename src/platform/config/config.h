@@ -59,6 +59,9 @@ struct DeploymentConfig {
   // Embedding models: trained Matryoshka-style, so requests may ask for fewer `dimensions`
   // (no GGUF metadata says so; the builtin worker gets --matryoshka).
   bool matryoshka = false;
+  // Vision models: image tokens one image may become (0 = only the context limits it);
+  // `detail: low` in a request caps it at 256. The builtin worker gets --max-image-tokens.
+  int max_image_tokens = 0;
   int source_line = 0;                     // 1-based line of this entry, for later messages
 
   static constexpr double kKeepAliveForever = -1;

@@ -332,6 +332,17 @@ TEST(ParseConfig, MatryoshkaIsAnOptionalBooleanOffByDefault) {
             std::string::npos);
 }
 
+TEST(ParseConfig, MaxImageTokensIsAnOptionalNonNegativeIntegerZeroByDefault) {
+  EXPECT_EQ(parse_ok(kMinimal, test_env({})).deployments[0].max_image_tokens, 0);
+  EXPECT_EQ(parse_ok("deployments:\n  - {name: v, model: v.gguf, max_image_tokens: 1024}\n", test_env({}))
+                .deployments[0]
+                .max_image_tokens,
+            1024);
+  EXPECT_NE(error_of("deployments:\n  - {name: v, model: v.gguf, max_image_tokens: -1}\n")
+                .find("deployments[0].max_image_tokens"),
+            std::string::npos);
+}
+
 TEST(ConfigErrors, ApiKeyMapsAndBatchLimits) {
   const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
   EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {name: x}\n" + deployments),
@@ -526,7 +537,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "zeroserve.yaml:4: deployments[0].keepalive: unknown key (did you mean keep_alive?); valid keys here: "
             "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, slots, ctx, threads, "
             "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env, "
-            "batch_max_instances, matryoshka");
+            "batch_max_instances, matryoshka, max_image_tokens");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:1: deployment: unknown key (did you mean deployments?); valid keys here: gateway, devices, "
             "deployments");
