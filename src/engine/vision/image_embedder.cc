@@ -1,5 +1,7 @@
 #include "engine/vision/image_embedder.h"
 
+#include "engine/vision/anyres.h"
+
 namespace zs::engine {
 
 using core::Result;
@@ -13,8 +15,22 @@ ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbe
 ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image) const {
   const ClipConfig& c = model_.config();
   Views v;
+  if (c.is_anyres()) {
+    // LLaVA-1.6 anyres: the base tile first, then the grid row-major.
+    AnyresTiles tiles = anyres_split(image, c.grid_pinpoints, c.image_size);
+    v.pixels.push_back(normalize(tiles.base, c.image_mean, c.image_std));
+    for (const Image& tile : tiles.grid) v.pixels.push_back(normalize(tile, c.image_mean, c.image_std));
+    v.rows = tiles.rows;
+    v.cols = tiles.cols;
+    return v;
+  }
   if (c.projector == ProjectorType::kMlp) {
     v.pixels.push_back(preprocess_llava(image, c.image_size, c.image_mean, c.image_std));
+    return v;
+  }
+  if (c.projector == ProjectorType::kAdapter) {
+    // GLM-Edge: bicubic straight to the square input size, no padding.
+    v.pixels.push_back(normalize(resize_bicubic(image, c.image_size, c.image_size), c.image_mean, c.image_std));
     return v;
   }
   SplitImage split = split_image(image, options_.split);
@@ -45,6 +61,13 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size) {
       auto e = encoder_.encode(pixels.data());
       if (!e) return e.status();
       joined->values.insert(joined->values.end(), e->begin(), e->end());
+    }
+    if (c.is_anyres()) {
+      // LLaVA-1.6: store the rows in the order the reference feeds them (see anyres.h).
+      std::vector<float> ordered(joined->values.size());
+      anyres_feed_order(joined->values.data(), views.rows, views.cols, c.patches_per_side(), out.dim,
+                        ordered.data());
+      joined->values = std::move(ordered);
     }
     joined->grid_rows = views.rows;
     joined->grid_cols = views.cols;

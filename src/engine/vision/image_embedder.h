@@ -1,6 +1,7 @@
 #pragma once
 // Image bytes in, text-space embeddings out: decoding, the projector family's own
-// preprocessing (LLaVA padding, or SmolVLM tiling), the vision encoder, and a content-hash
+// preprocessing (LLaVA-1.5 padding, LLaVA-1.6 anyres tiles, SmolVLM tiling, GLM-Edge's
+// bicubic resize), the vision encoder, and a content-hash
 // cache so that an image resent in a later turn of a conversation is encoded once.
 #include <memory>
 #include <vector>
@@ -16,10 +17,12 @@ namespace zs::engine {
 
 struct ImageEmbedding {
   // Embeddings of each encoded view, view after view in prompt order: the tiles row-major,
-  // then the global view (LLaVA: one view). Shared with the cache.
+  // then the global view (LLaVA: one view). LLaVA-1.6 anyres: all rows in the order they are
+  // fed (base tile, then the grid interleaved by patch row, anyres.h), so view(i) is the i-th
+  // block of tokens_per_view rows of that order rather than one tile. Shared with the cache.
   std::shared_ptr<const std::vector<float>> data;
   int n_views = 0;
-  int rows = 0;  // tile grid (idefics3); 0 x 0 when the image is a single view
+  int rows = 0;  // tile grid (idefics3, LLaVA-1.6 anyres); 0 x 0 when the image is a single view
   int cols = 0;
   int tokens_per_view = 0;
   int dim = 0;
