@@ -7,6 +7,22 @@ namespace zs::engine {
 using core::Result;
 using core::Status;
 
+ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, SplitConfig split) {
+  ImageTokenCount n{1, c.tokens_per_image()};
+  if (c.is_anyres()) {
+    n.tokens = anyres_image_tokens(width, height, c.grid_pinpoints, c.image_size, c.tokens_per_image());
+    n.views = n.tokens / c.tokens_per_image();
+  } else if (c.projector == ProjectorType::kIdefics3) {
+    split.tile_size = c.image_size;
+    const ImageSize first = idefics3_resize_size(width, height, split.longest_edge);
+    const ImageSize grid = idefics3_tile_grid_size(first.width, first.height, split.tile_size);
+    if (grid.width > split.tile_size || grid.height > split.tile_size)
+      n.views = (grid.width / split.tile_size) * (grid.height / split.tile_size) + 1;
+    n.tokens = n.views * c.tokens_per_image();
+  }
+  return n;
+}
+
 ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options)
     : model_(model), encoder_(model, backend), options_(options), cache_(options.cache_bytes) {
   options_.split.tile_size = model.config().image_size;

@@ -39,6 +39,15 @@ struct ImageEmbedderOptions {
   SplitConfig split;  // idefics3 tiling; tile_size follows the encoder's image size
 };
 
+// How many encoder views (tiles) and text-model rows an image of this size becomes with this
+// projector, without decoding it (for reports such as `zeroserve bench`). Projector types
+// whose geometry is not computed here report one view.
+struct ImageTokenCount {
+  int views = 0;
+  int tokens = 0;
+};
+ImageTokenCount image_token_count(const ClipConfig& config, int width, int height, SplitConfig split = {});
+
 class ImageEmbedder {
  public:
   ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options = {});
