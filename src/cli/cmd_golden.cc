@@ -2,6 +2,7 @@
 // the engine can be compared against the reference outputs (greedy, 2 threads); for
 // embedding models the fields of the embedding lines of ../shared/golden/families/.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -71,7 +72,8 @@ core::Status run_golden(const GoldenOptions& o) {
     return golden_embedding(o, llm.value(), *backend, tokens);
   }
 
-  // With an image the sequence is BOS, the image embeddings, then the prompt without BOS.
+  // With an image the sequence is BOS (when the model adds one), the image embeddings (with
+  // any rows the projector adds, such as GLM-Edge's boi/eoi), then the prompt without BOS.
   engine::MultimodalPrompt prompt;
   std::unique_ptr<engine::ClipModel> clip;
   if (!o.mmproj.empty()) {
@@ -113,7 +115,8 @@ core::Status run_golden(const GoldenOptions& o) {
     out["image_embed_sum"] = sum;
     out["image_embed_sumsq"] = sumsq;
     out["image_embed_first8"] = std::vector<float>(e.begin(), e.begin() + std::min<size_t>(8, n_values));
-    out["layout"] = framed ? "prefix_tokens,image,prompt_tokens" : "bos,image,prompt_tokens[1:]";
+    // Models that add a BOS get it before the image; others (chatglm) start with the image.
+    out["layout"] = framed ? "prefix_tokens,image,prompt_tokens" : add_bos ? "bos,image,prompt_tokens[1:]" : "image,prompt_tokens";
   } else {
     engine::PromptPiece piece;
     piece.tokens = tokens;
@@ -140,8 +143,16 @@ core::Status run_golden(const GoldenOptions& o) {
     sumsq += static_cast<double>(logits[i]) * logits[i];
   }
   std::vector<int32_t> greedy;
+  std::vector<float> margins;  // top-1 minus top-2 logit at each greedy step
   for (int i = 0; i < o.n; ++i) {
     int32_t next = argmax(session.logits(), nv);
+    // How far ahead the chosen token was: a margin below the logit tolerance means the
+    // reference may have picked the runner-up (see tests/e2e/golden_test.cc).
+    const float* l = session.logits();
+    float second = -INFINITY;
+    for (int t = 0; t < nv; ++t)
+      if (t != next) second = std::max(second, l[t]);
+    margins.push_back(l[next] - second);
     greedy.push_back(next);
     if (i + 1 < o.n) ZS_RETURN_IF_ERROR(session.eval(&next, 1));
   }
@@ -152,6 +163,7 @@ core::Status run_golden(const GoldenOptions& o) {
   out["last_logits_sum"] = sum;
   out["last_logits_sumsq"] = sumsq;
   out["greedy"] = greedy;
+  out["greedy_margins"] = margins;
   std::printf("%s\n", out.dump().c_str());
   return core::Status::ok();
 }

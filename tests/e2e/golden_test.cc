@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -31,7 +32,7 @@ std::vector<json> golden_lines() { return read_lines(zs::testing::shared_dir() +
 std::string families_dir() { return zs::testing::shared_dir() + "/golden/families"; }
 
 // The families' lines of one kind: "text" (next-token logits), "embedding", or "vision"
-// (projectors of the vision-language families, not held here yet).
+// (projectors of the vision-language families).
 std::vector<json> family_lines(const std::string& kind) {
   std::vector<json> out;
   for (json& line : read_lines(families_dir() + "/golden.jsonl")) {
@@ -142,6 +143,53 @@ TEST_P(FamilyText, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLines, FamilyText, ::testing::Range(0, static_cast<int>(family_lines("text").size())));
+
+// LLaVA-1.6 (anyres, with tiny-llama3), GLM-Edge-V (adapter, with tiny-chatglm) and Qwen2-VL
+// (merger, with tiny-qwen2vl; its line frames the image with prefix_text and suffix_text):
+// image embedding sums, image_tokens (GLM's boi/eoi included), layout, logits and greedy tokens.
+class FamilyVision : public ::testing::TestWithParam<int> {};
+
+TEST_P(FamilyVision, MatchesReference) {
+  const json ref = family_lines("vision").at(GetParam());
+  const std::string models = families_dir() + "/models/";
+  const bool framed = ref.contains("prefix_text");
+  std::string cmd =
+      zs::testing::zeroserve() + " golden --model " + zs::testing::shell_quote(models + ref["model"].get<std::string>()) +
+      " --mmproj " + zs::testing::shell_quote(models + ref["mmproj"].get<std::string>()) + " --image " +
+      zs::testing::shell_quote(families_dir() + "/images/" + ref["image"].get<std::string>()) + " --prompt " +
+      zs::testing::shell_quote(ref["prompt"]) + " --n " + std::to_string(ref["greedy"].size());
+  if (framed)
+    cmd += " --prefix " + zs::testing::shell_quote(ref["prefix_text"]) + " --suffix " +
+           zs::testing::shell_quote(ref["suffix_text"]);
+  auto r = zs::testing::run_command(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json got = json::parse(r.out);
+  if (framed) {
+    // The reference's layout text describes the M-RoPE positions; ours names the same parts.
+    EXPECT_EQ(got["prefix_tokens"], ref["prefix_tokens"]);
+    EXPECT_EQ(got["image_grid_hw"], ref["image_grid_hw"]);
+    EXPECT_EQ(got["layout"], "prefix_tokens,image,prompt_tokens");
+    got["layout"] = ref["layout"];
+  }
+  // Greedy tokens must be identical, except that a divergence is accepted at a step where our
+  // top two logits are closer than the logit tolerance (1e-2): there either choice agrees with
+  // the reference within tolerance, and the rest follows from that choice. The LLaVA-1.6 line
+  // diverges at such a step (step 1, margin ~9e-4; a 1e-6 relative perturbation of the image
+  // embeddings flips it either way, see docs/engine.md); every token before it matches.
+  const auto& want = ref["greedy"];
+  size_t first_diff = 0;
+  while (first_diff < want.size() && got["greedy"][first_diff] == want[first_diff]) ++first_diff;
+  if (first_diff < want.size()) {
+    const double margin = got["greedy_margins"][first_diff].get<double>();
+    std::printf("[   NOTE   ] %s: greedy diverges at step %zu where our top-2 margin is %.2e\n",
+                ref["model"].get<std::string>().c_str(), first_diff, margin);
+    EXPECT_LT(margin, 1e-2) << "greedy token " << first_diff << " differs without a near-tie";
+    got["greedy"] = want;  // for the remaining checks of expect_matches_text_line
+  }
+  expect_matches_text_line(ref, got);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLines, FamilyVision, ::testing::Range(0, static_cast<int>(family_lines("vision").size())));
 
 // bert: the pooled vector before and after normalisation (f32 model: 1e-4 relative).
 class FamilyEmbedding : public ::testing::TestWithParam<int> {};

@@ -38,8 +38,8 @@ const float* gelu_f16_table() {
   return table.data();
 }
 
-// Quick GELU x * sigmoid(1.702 x) of every f16 value, rounded to f16: the reference evaluates
-// it through such a table too.
+// Quick GELU x * sigmoid(1.702 x) of every f16 value, rounded to f16: the reference's CPU
+// path evaluates quick GELU through such a table too (input and output rounded to f16).
 const float* gelu_quick_f16_table() {
   static const std::vector<float> table = [] {
     std::vector<float> t(1 << 16);
@@ -376,6 +376,7 @@ class CpuBackend final : public Backend {
   }
 
   void gelu_quick(float* x, int64_t n) override {
+    // Through an f16 table like gelu(), as the reference does.
     const float* table = gelu_quick_f16_table();
     [[maybe_unused]] const bool simd = has_avx2_fma();
     pool_.parallel_for(n, [&](int64_t b, int64_t e) {

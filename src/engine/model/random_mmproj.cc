@@ -60,6 +60,44 @@ const std::vector<MmprojPreset>& presets() {
     siglip.clip_projection_dim = 576;
     v.push_back(siglip);
 
+    // LLaVA-1.6 anyres
+
+    MmprojPreset llava16 = clip;  // liuhaotian/llava-v1.6-mistral-7b: CLIP ViT-L/14-336 + mlp2x_gelu
+    llava16.name = "llava-1.6-mistral-7b";
+    llava16.grid_pinpoints = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+    v.push_back(llava16);
+
+    // GLM-Edge adapter
+
+    MmprojPreset glm;  // THUDM/glm-edge-v-2b: SigLIP-so400m-shaped ViT at 672 px + adapter into GLM-Edge 2B
+    glm.name = "glm-edge-v-2b";
+    glm.projector_type = "adapter";
+    glm.image_size = 672;
+    glm.patch_size = 14;
+    glm.n_embd = 1152;
+    glm.n_layer = 27;
+    glm.n_head = 16;
+    glm.n_ff = 4304;
+    glm.post_ln = true;
+    glm.patch_bias = true;
+    glm.use_gelu = true;
+    glm.ffn_names_swapped = true;
+    glm.eps = 1e-6f;
+    glm.projection_dim = 2048;  // the text model's width
+    glm.adapter_ff = 6144;
+    v.push_back(glm);
+
+    MmprojPreset tiny_glm = glm;  // in miniature, for tests
+    tiny_glm.name = "tiny-glmedge";
+    tiny_glm.image_size = 56;
+    tiny_glm.n_embd = 32;
+    tiny_glm.n_layer = 2;
+    tiny_glm.n_head = 4;
+    tiny_glm.n_ff = 64;
+    tiny_glm.projection_dim = 32;
+    tiny_glm.adapter_ff = 64;
+    v.push_back(tiny_glm);
+
     MmprojPreset tiny = siglip;  // the same architecture in miniature, for tests
     tiny.name = "tiny-siglip";
     tiny.image_size = 64;
@@ -98,7 +136,10 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   if (p.image_size % p.patch_size != 0 || p.n_embd % p.n_head != 0)
     return Status::error("mmproj preset '" + p.name + "' has inconsistent shapes");
   const bool idefics3 = p.projector_type == "idefics3";
+  const bool adapter = p.projector_type == "adapter";
   const int side = p.image_size / p.patch_size;
+  if (adapter && side % 2 != 0)
+    return Status::error("mmproj preset '" + p.name + "': the adapter needs an even number of patches per side");
   if (idefics3 && side % p.scale_factor != 0)
     return Status::error("mmproj preset '" + p.name + "': patches per side not a multiple of the scale factor");
 
@@ -109,7 +150,8 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_u32("general.file_type", mt == GgmlType::kF16 ? 1 : 0);
   w.set_bool("clip.has_text_encoder", false);
   w.set_bool("clip.has_vision_encoder", true);
-  if (!idefics3) w.set_bool("clip.has_llava_projector", true);
+  if (adapter) w.set_bool("clip.has_glm_projector", true);
+  else if (!idefics3) w.set_bool("clip.has_llava_projector", true);
   w.set_string("clip.projector_type", p.projector_type);
   w.set_u32("clip.vision.image_size", p.image_size);
   w.set_u32("clip.vision.patch_size", p.patch_size);
@@ -124,6 +166,16 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_bool("clip.use_gelu", p.use_gelu);
   w.set_bool("clip.use_silu", false);
   if (idefics3) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
+  if (!p.grid_pinpoints.empty()) {  // LLaVA-1.6 anyres keys as the llava surgery scripts write them
+    std::vector<int32_t> flat;
+    for (const auto& wh : p.grid_pinpoints) flat.insert(flat.end(), wh.begin(), wh.end());
+    w.set_i32_array("clip.vision.image_grid_pinpoints", flat);
+    w.set_string("clip.vision.mm_patch_merge_type", "spatial_unpad");
+    w.set_string("clip.vision.image_aspect_ratio", "anyres");
+    w.set_u32("clip.vision.image_crop_resolution", p.image_size);
+    w.set_u32("clip.vision.image_split_resolution", p.image_size);
+    w.set_string("clip.vision.mm_projector_type", "mlp2x_gelu");
+  }
 
   RandomTensors src(seed);
   const int64_t d = p.n_embd, ff = p.n_ff, ps = p.patch_size;
@@ -162,7 +214,19 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     vec("v.post_ln.weight", d, 1.f, 0.05f);
     vec("v.post_ln.bias", d, 0.f, kScale);
   }
-  if (idefics3) {
+  if (adapter) {  // GLM-Edge adapter
+    const int64_t e = p.projection_dim, aff = p.adapter_ff;
+    w.add_tensor("adapter.conv.weight", mt, {2, 2, d, e}, src.matrix(mt, 4 * d, e, kScale));
+    vec("adapter.conv.bias", e, 0.f, kScale);
+    w.add_tensor("adapter.linear.linear.weight", mt, {e, e}, src.matrix(mt, e, e, kScale));
+    vec("adapter.linear.norm1.weight", e, 1.f, 0.05f);
+    vec("adapter.linear.norm1.bias", e, 0.f, kScale);
+    w.add_tensor("adapter.linear.dense_h_to_4h.weight", mt, {e, aff}, src.matrix(mt, e, aff, kScale));
+    w.add_tensor("adapter.linear.gate.weight", mt, {e, aff}, src.matrix(mt, e, aff, kScale));
+    w.add_tensor("adapter.linear.dense_4h_to_h.weight", mt, {aff, e}, src.matrix(mt, aff, e, kScale));
+    vec("adapter.boi", e, 0.f, 1.f);
+    vec("adapter.eoi", e, 0.f, 1.f);
+  } else if (idefics3) {
     const int64_t in = d * p.scale_factor * p.scale_factor;
     w.add_tensor("mm.model.fc.weight", mt, {in, p.projection_dim}, src.matrix(mt, in, p.projection_dim, kScale));
   } else {
@@ -171,6 +235,7 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     w.add_tensor("mm.2.weight", mt, {p.mlp_hidden, p.projection_dim},
                  src.matrix(mt, p.mlp_hidden, p.projection_dim, kScale));
     vec("mm.2.bias", p.projection_dim, 0.f, kScale);
+    if (!p.grid_pinpoints.empty()) vec("model.image_newline", p.projection_dim, 0.f, kScale);
   }
   return w.write(path);
 }

@@ -14,7 +14,7 @@ namespace zs::engine {
 
 struct MmprojPreset {
   std::string name;
-  std::string projector_type;  // "mlp" (LLaVA-1.5) or "idefics3" (SmolVLM)
+  std::string projector_type;  // "mlp" (LLaVA-1.5/1.6), "idefics3" (SmolVLM), "adapter" (GLM-Edge-V)
   int image_size = 0;
   int patch_size = 0;
   int n_embd = 0;
@@ -36,6 +36,10 @@ struct MmprojPreset {
   int mlp_hidden = 0;       // mlp: width between mm.0 and mm.2
   int projection_dim = 0;   // the text model's embedding width
   int clip_projection_dim = 0;  // clip.vision.projection_dim as the converter writes it
+  // LLaVA-1.6 anyres: (width, height) grid resolutions and the model.image_newline tensor.
+  std::vector<std::array<int, 2>> grid_pinpoints;
+  // GLM-Edge-V adapter: the SwiGLU width (conv output = projection_dim).
+  int adapter_ff = 0;
 };
 
 core::Result<MmprojPreset> find_mmproj_preset(const std::string& name);

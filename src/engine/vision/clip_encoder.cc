@@ -22,6 +22,8 @@ ClipEncoder::ClipEncoder(const ClipModel& model, Backend& backend) : model_(mode
   ff_ = backend.alloc(n_tokens_ * c.n_ff);
   proj_in_ = backend.alloc(np * d);
   proj_hidden_ = backend.alloc(np * std::max<int64_t>(model.mm0.n_out, 1));
+  if (c.projector == ProjectorType::kAdapter)
+    glm_ = std::make_unique<GlmAdapter>(model.glm, backend, c.patches_per_side(), c.n_embd, c.eps);
 }
 
 double ClipEncoder::flops_per_image() const {
@@ -36,6 +38,8 @@ double ClipEncoder::flops_per_image() const {
   }
   if (c.projector == ProjectorType::kMlp) {
     f += mm(model_.mm0, c.n_patches()) + mm(model_.mm2, c.n_patches());
+  } else if (c.projector == ProjectorType::kAdapter) {
+    f += glm_adapter_flops(model_.glm, c.patches_per_side());
   } else {
     f += mm(model_.mm0, c.tokens_per_image());
   }
@@ -104,7 +108,11 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
 
   std::vector<float> out(static_cast<size_t>(c.tokens_per_image()) * c.projection_dim);
   const float* patches_out = x_ + first * d;  // the projectors drop the class token
-  if (c.projector == ProjectorType::kMlp) {
+  if (c.projector == ProjectorType::kAdapter) {
+    // GLM-Edge adapter: post_ln, then the adapter (with boi/eoi rows).
+    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    glm_->run(patches_out, out.data());
+  } else if (c.projector == ProjectorType::kMlp) {
     backend_.matmul(model_.mm0, patches_out, np, proj_hidden_);
     backend_.add_bias(proj_hidden_, model_.mm0_b, np, model_.mm0.n_out);
     backend_.gelu(proj_hidden_, np * model_.mm0.n_out);

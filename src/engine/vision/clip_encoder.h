@@ -1,10 +1,12 @@
 #pragma once
 // Runs a ClipModel: normalized pixels in, embeddings in the text model's space out.
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
 #include "engine/backend/backend.h"
 #include "engine/vision/clip_model.h"
+#include "engine/vision/glm_adapter.h"
 
 namespace zs::engine {
 
@@ -29,6 +31,7 @@ class ClipEncoder {
   Backend& backend_;
   int n_tokens_;
   float *patches_, *x_, *h_, *q_, *k_, *v_, *attn_, *ff_, *proj_in_, *proj_hidden_;
+  std::unique_ptr<GlmAdapter> glm_;  // GLM-Edge adapter (projector adapter only)
 };
 
 }  // namespace zs::engine

@@ -9,6 +9,39 @@ namespace zs::engine {
 using core::Result;
 using core::Status;
 
+namespace {
+
+// LLaVA-1.6 anyres
+
+// clip.vision.image_grid_pinpoints: flattened (width, height) pairs; absent for LLaVA-1.5.
+Status read_anyres_pinpoints(const GgufFile& f, ClipConfig& c) {
+  const std::vector<int64_t> v = f.get_int_array("clip.vision.image_grid_pinpoints");
+  if (v.empty()) return Status::ok();
+  if (v.size() % 2 != 0)
+    return Status::error("clip.vision.image_grid_pinpoints has " + std::to_string(v.size()) +
+                         " values; expected (width, height) pairs");
+  for (size_t i = 0; i < v.size(); i += 2) {
+    const int64_t w = v[i], h = v[i + 1];
+    if (w <= 0 || h <= 0 || w > 16384 || h > 16384 || w % c.image_size != 0 || h % c.image_size != 0)
+      return Status::error("clip.vision.image_grid_pinpoints entry " + std::to_string(w) + "x" + std::to_string(h) +
+                           " is not a positive multiple of image_size " + std::to_string(c.image_size));
+    c.grid_pinpoints.push_back({static_cast<int>(w), static_cast<int>(h)});
+  }
+  return Status::ok();
+}
+
+// GLM-Edge adapter
+
+Status check_glm_adapter_config(ClipConfig& c) {
+  c.n_layer_run = c.n_layer;  // every block runs, then post_ln
+  if (c.patches_per_side() % 2 != 0)
+    return Status::error("the adapter projector's 2x2 stride-2 convolution needs an even number of patches per "
+                         "side, but image_size / patch_size is " + std::to_string(c.patches_per_side()));
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
   auto arch = f.get_string("general.architecture");
   if (!arch || *arch != "clip")
@@ -23,10 +56,15 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     c.projector = ProjectorType::kIdefics3;
   } else if (c.projector_name == "qwen2vl_merger") {
     c.projector = ProjectorType::kQwen2VlMerger;
+  } else if (c.projector_name == "adapter") {
+    c.projector = ProjectorType::kAdapter;  // GLM-Edge-V
   } else {
     return Status::error("unsupported projector type '" + c.projector_name +
-                         "' (supported: mlp, idefics3, qwen2vl_merger)");
+                         "' (supported: mlp, idefics3, qwen2vl_merger, adapter)");
   }
+  if (f.get_bool("clip.has_glm_projector").value_or(false) && c.projector != ProjectorType::kAdapter)
+    return Status::error("clip.has_glm_projector is set but the projector type is '" + c.projector_name +
+                         "', expected 'adapter'");
   auto need = [&](const char* key, int* out, int64_t lo, int64_t hi) -> Status {
     auto v = f.get_int(key);
     if (!v) return Status::error(std::string("metadata key '") + key + "' is missing or not an integer");
@@ -63,6 +101,9 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
   if (c.projector == ProjectorType::kMlp) {
     // LLaVA feeds the projector the output of the second-to-last block.
     c.n_layer_run = c.n_layer > 1 ? c.n_layer - 1 : c.n_layer;
+    ZS_RETURN_IF_ERROR(read_anyres_pinpoints(f, c));
+  } else if (c.projector == ProjectorType::kAdapter) {
+    ZS_RETURN_IF_ERROR(check_glm_adapter_config(c));
   } else if (c.projector == ProjectorType::kQwen2VlMerger) {
     c.n_layer_run = c.n_layer;
     c.has_class_token = false;
@@ -160,6 +201,11 @@ Status ClipModel::bind() {
     ZS_RETURN_IF_ERROR(b.bind(mm0_b, "mm.0.bias", hidden, true));
     ZS_RETURN_IF_ERROR(b.bind(mm2, "mm.2.weight", hidden, c.projection_dim));
     ZS_RETURN_IF_ERROR(b.bind(mm2_b, "mm.2.bias", c.projection_dim, true));
+    ZS_RETURN_IF_ERROR(b.bind(image_newline, "model.image_newline", c.projection_dim, false));
+  } else if (c.projector == ProjectorType::kAdapter) {
+    if (!post_ln_w) return Status::error("the adapter projector (GLM-Edge-V) needs tensor 'v.post_ln.weight'");
+    ZS_RETURN_IF_ERROR(bind_glm_adapter(b, c.n_embd, glm));
+    c.projection_dim = glm.n_embd;
   } else {
     const GgufTensorInfo* fc = b.info("mm.model.fc.weight");
     if (!fc) return Status::error("the idefics3 projector needs tensor 'mm.model.fc.weight'");

@@ -10,7 +10,9 @@
 #include "core/status.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/gguf/tensor_binder.h"
+#include "engine/image/preprocess.h"
 #include "engine/kernels/matmul.h"
+#include "engine/vision/glm_adapter.h"
 
 namespace zs::engine {
 
@@ -35,11 +37,18 @@ struct ClipConfig {
   bool has_class_token = false;
   std::array<float, 3> image_mean{0.5f, 0.5f, 0.5f};
   std::array<float, 3> image_std{0.5f, 0.5f, 0.5f};
+  // LLaVA-1.6 anyres: the grid resolutions (width, height) an image may be tiled at, from
+  // clip.vision.image_grid_pinpoints; each a multiple of image_size. Empty for LLaVA-1.5.
+  std::vector<ImageSize> grid_pinpoints;
 
+  bool is_anyres() const { return projector == ProjectorType::kMlp && !grid_pinpoints.empty(); }
   int patches_per_side() const { return image_size / patch_size; }
   int n_patches() const { return patches_per_side() * patches_per_side(); }
-  // Embedding vectors one image (or one tile) becomes.
-  int tokens_per_image() const { return n_patches() / (scale_factor * scale_factor); }
+  // Embedding vectors one image (or one tile) becomes; GLM-Edge's include its boi/eoi rows.
+  int tokens_per_image() const {
+    if (projector == ProjectorType::kAdapter) return glm_adapter_tokens(patches_per_side());
+    return n_patches() / (scale_factor * scale_factor);
+  }
 
   static core::Result<ClipConfig> from_gguf(const GgufFile& file);
 };
@@ -70,6 +79,10 @@ class ClipModel {
   // qwen2vl_merger = post_ln, 2x2 blocks concatenated -> mm0 -> GELU -> mm2.
   WeightView mm0, mm2;
   const float *mm0_b = nullptr, *mm2_b = nullptr;
+  // LLaVA-1.6: loaded for completeness; the reference feeds no newline rows (docs/engine.md).
+  const float* image_newline = nullptr;
+  // GLM-Edge-V (projector adapter).
+  GlmAdapterWeights glm;
 
  private:
   ClipModel() = default;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/vision/anyres.h"
+
 namespace zs::engine {
 
 using core::Result;
@@ -28,6 +30,28 @@ ImageSize qwen2vl_image_size(int width, int height, int max_tokens) {
   }
 }
 
+ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, SplitConfig split,
+                                  ImageTokenBudget budget) {
+  ImageTokenCount n{1, c.tokens_per_image()};
+  if (c.projector == ProjectorType::kQwen2VlMerger) {
+    const ImageSize s = qwen2vl_image_size(width, height, budget.max_tokens);
+    n.tokens = (s.width / kCell) * (s.height / kCell);
+  } else if (c.is_anyres()) {
+    n.tokens = anyres_image_tokens(width, height, c.grid_pinpoints, c.image_size, c.tokens_per_image());
+    n.views = n.tokens / c.tokens_per_image();
+  } else if (c.projector == ProjectorType::kIdefics3) {
+    split.tile_size = c.image_size;
+    const ImageSize first = idefics3_resize_size(width, height, split.longest_edge);
+    const ImageSize grid = idefics3_tile_grid_size(first.width, first.height, split.tile_size);
+    if (grid.width > split.tile_size || grid.height > split.tile_size)
+      n.views = (grid.width / split.tile_size) * (grid.height / split.tile_size) + 1;
+    // Over the budget, the image is not split: the global view alone.
+    if (budget.max_tokens > 0 && n.views * c.tokens_per_image() > budget.max_tokens) n.views = 1;
+    n.tokens = n.views * c.tokens_per_image();
+  }
+  return n;
+}
+
 ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options)
     : model_(model), options_(options), cache_(options.cache_bytes) {
   options_.split.tile_size = model.config().image_size;
@@ -39,25 +63,7 @@ ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbe
 }
 
 int ImageEmbedder::image_tokens(int width, int height, ImageTokenBudget budget) const {
-  const ClipConfig& c = model_.config();
-  if (c.projector == ProjectorType::kQwen2VlMerger) {
-    const ImageSize s = qwen2vl_image_size(width, height, budget.max_tokens);
-    return (s.width / kCell) * (s.height / kCell);
-  }
-  if (c.projector == ProjectorType::kIdefics3) {
-    const int tiled = idefics3_tiled_tokens(width, height);
-    // Over the budget, the image is not split: the global view alone.
-    return budget.max_tokens > 0 && tiled > budget.max_tokens ? c.tokens_per_image() : tiled;
-  }
-  return c.tokens_per_image();
-}
-
-int ImageEmbedder::idefics3_tiled_tokens(int width, int height) const {
-  const ClipConfig& c = model_.config();
-  const ImageSize resized = idefics3_resize_size(width, height, options_.split.longest_edge);
-  const ImageSize grid = idefics3_tile_grid_size(resized.width, resized.height, c.image_size);
-  const int tiles = grid.width / c.image_size * (grid.height / c.image_size);
-  return (tiles > 1 ? tiles + 1 : 1) * c.tokens_per_image();
+  return image_token_count(model_.config(), width, height, options_.split, budget).tokens;
 }
 
 ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBudget budget) const {
@@ -70,12 +76,26 @@ ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBud
     v.height = s.height;
     return v;
   }
+  if (c.is_anyres()) {
+    // LLaVA-1.6 anyres: the base tile first, then the grid row-major.
+    AnyresTiles tiles = anyres_split(image, c.grid_pinpoints, c.image_size);
+    v.pixels.push_back(normalize(tiles.base, c.image_mean, c.image_std));
+    for (const Image& tile : tiles.grid) v.pixels.push_back(normalize(tile, c.image_mean, c.image_std));
+    v.rows = tiles.rows;
+    v.cols = tiles.cols;
+    return v;
+  }
   if (c.projector == ProjectorType::kMlp) {
     v.pixels.push_back(preprocess_llava(image, c.image_size, c.image_mean, c.image_std));
     return v;
   }
+  if (c.projector == ProjectorType::kAdapter) {
+    // GLM-Edge: bicubic straight to the square input size, no padding.
+    v.pixels.push_back(normalize(resize_bicubic(image, c.image_size, c.image_size), c.image_mean, c.image_std));
+    return v;
+  }
   SplitConfig split_config = options_.split;
-  if (budget.max_tokens > 0 && idefics3_tiled_tokens(image.width, image.height) > budget.max_tokens)
+  if (image_token_count(c, image.width, image.height, options_.split, budget).views == 1)
     split_config.longest_edge = c.image_size;  // one tile: the global view alone
   SplitImage split = split_image(image, split_config);
   for (const Image& tile : split.tiles) v.pixels.push_back(normalize(tile, c.image_mean, c.image_std));
@@ -116,6 +136,13 @@ Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size, Im
         if (!e) return e.status();
         joined->values.insert(joined->values.end(), e->begin(), e->end());
       }
+    }
+    if (c.is_anyres()) {
+      // LLaVA-1.6: store the rows in the order the reference feeds them (see anyres.h).
+      std::vector<float> ordered(joined->values.size());
+      anyres_feed_order(joined->values.data(), views.rows, views.cols, c.patches_per_side(), out.dim,
+                        ordered.data());
+      joined->values = std::move(ordered);
     }
     joined->grid_rows = views.rows;
     joined->grid_cols = views.cols;

@@ -1,6 +1,7 @@
 #pragma once
 // Image bytes in, text-space embeddings out: decoding, the projector family's own
-// preprocessing (LLaVA padding, or SmolVLM tiling), the vision encoder, and a content-hash
+// preprocessing (LLaVA-1.5 padding, LLaVA-1.6 anyres tiles, SmolVLM tiling, GLM-Edge's
+// bicubic resize), the vision encoder, and a content-hash
 // cache so that an image resent in a later turn of a conversation is encoded once.
 #include <memory>
 #include <vector>
@@ -17,10 +18,12 @@ namespace zs::engine {
 
 struct ImageEmbedding {
   // Embeddings of each encoded view, view after view in prompt order: the tiles row-major,
-  // then the global view (LLaVA: one view). Shared with the cache.
+  // then the global view (LLaVA: one view). LLaVA-1.6 anyres: all rows in the order they are
+  // fed (base tile, then the grid interleaved by patch row, anyres.h), so view(i) is the i-th
+  // block of tokens_per_view rows of that order rather than one tile. Shared with the cache.
   std::shared_ptr<const std::vector<float>> data;
   int n_views = 0;
-  int rows = 0;  // tile grid (idefics3); 0 x 0 when the image is a single view
+  int rows = 0;  // tile grid (idefics3, LLaVA-1.6 anyres); 0 x 0 when the image is a single view
   int cols = 0;
   int pos_rows = 0;  // Qwen2-VL: the merged 28x28-cell grid, for M-RoPE positions; else 0
   int pos_cols = 0;
@@ -51,6 +54,16 @@ struct ImageEmbedderOptions {
   SplitConfig split;  // idefics3 tiling; tile_size follows the encoder's image size
 };
 
+// How many encoder views (tiles) and text-model rows an image of this size becomes with this
+// projector, without decoding it (for reports such as `zeroserve bench`). Projector types
+// whose geometry is not computed here report one view.
+struct ImageTokenCount {
+  int views = 0;
+  int tokens = 0;
+};
+ImageTokenCount image_token_count(const ClipConfig& config, int width, int height, SplitConfig split = {},
+                                  ImageTokenBudget budget = {});
+
 class ImageEmbedder {
  public:
   ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options = {});
@@ -70,9 +83,6 @@ class ImageEmbedder {
   EmbeddingCache::Stats cache_stats() const { return cache_.stats(); }
 
  private:
-  // SmolVLM: the tokens of the tiles and the global view.
-  int idefics3_tiled_tokens(int width, int height) const;
-
   const ClipModel& model_;
   std::unique_ptr<ClipEncoder> encoder_;        // fixed-size projectors
   std::unique_ptr<Qwen2VlEncoder> qwen2vl_;     // native resolution

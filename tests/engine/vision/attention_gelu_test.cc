@@ -102,6 +102,24 @@ TEST(Gelu, EqualsF16RoundedFormulaBitForBit) {
   }
 }
 
+TEST(GeluQuick, EqualsF16RoundedFormulaLikeTheReferenceTable) {
+  // The reference evaluates quick GELU through an f16 table: f16(x * sigmoid(1.702 x)) at f16(x).
+  std::vector<float> x = random_values(4099, 4.f, 9);
+  for (float e : {0.f, -0.f, 1e-7f, 10.f, -10.f, 30.f, -30.f}) x.push_back(e);
+  std::vector<float> y = x;
+  auto backend = make_cpu_backend(2);
+  backend->gelu_quick(y.data(), static_cast<int64_t>(y.size()));
+  int mismatches = 0;
+  for (size_t i = 0; i < x.size() && mismatches <= 10; ++i) {
+    const float h = f16_to_f32(f32_to_f16(x[i]));
+    const float want = f16_to_f32(f32_to_f16(h * (1.0f / (1.0f + std::exp(-1.702f * h)))));
+    if (y[i] != want) {
+      ++mismatches;
+      ADD_FAILURE() << "gelu_quick(" << x[i] << ") = " << y[i] << ", want " << want;
+    }
+  }
+}
+
 TEST(Gelu, ShortInputs) {
   auto backend = make_cpu_backend(2);
   for (int n = 0; n < 20; ++n) {
