@@ -1,10 +1,15 @@
 // Vision encoder throughput on random-weight projectors in the shapes of real ones, against
 // text prefill measured in the same run (both are batches of matrix products, so an encoder
 // that reaches prefill's GFLOP/s is compute-bound), and the full attention of the encoders'
-// shapes against the scalar loop it replaced.
+// shapes against the scalar loop it replaced. Qwen2-VL runs at native resolution: its encoder
+// is measured on a --qwen-size square image, and a 1024x768 photo is encoded at `detail: low`
+// (<= 256 tokens) against `high` (1,036 tokens), alternately, for the ratio of their times.
 //
-//   bench_vision [--preset clip-vit-l-336|siglip-512-smolvlm|all] [--type f16|f32]
+//   bench_vision [--preset NAME|all] [--type f16|f32] [--blocks N] [--qwen-size PX]
 //                [--text-preset smollm2-135m] [--threads N] [--repeats N] [--prompt-tokens N]
+//
+// --blocks N cuts every encoder to its first N blocks (default 4; 0 = all): GFLOP/s and the
+// low/high ratio do not depend on the depth, and the real depths take minutes per image here.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,6 +32,8 @@
 #include "engine/vision/attention_reference.h"
 #include "engine/vision/clip_encoder.h"
 #include "engine/vision/clip_model.h"
+#include "engine/vision/image_embedder.h"
+#include "engine/vision/qwen2vl_encoder.h"
 
 namespace {
 
@@ -36,8 +43,11 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct Options {
-  std::vector<std::string> presets = {"clip-vit-l-336", "siglip-512-smolvlm"};
+  std::vector<std::string> presets = {"clip-vit-l-336", "siglip-512-smolvlm", "llava-1.6-mistral-7b",
+                                      "glm-edge-v-2b", "qwen2-vl-2b"};
   std::string type = "f16";
+  int blocks = 4;
+  int qwen_size = 448;
   std::string text_preset = "smollm2-135m";
   int threads = 0;
   int repeats = 3;
@@ -53,6 +63,10 @@ bool parse(int argc, char** argv, Options& o) {
       if (std::string(v) != "all") o.presets = {v};
     } else if (a == "--type" && (v = next())) {
       o.type = v;
+    } else if (a == "--blocks" && (v = next())) {
+      o.blocks = std::max(0, std::atoi(v));
+    } else if (a == "--qwen-size" && (v = next())) {
+      o.qwen_size = std::max(28, std::atoi(v) / 28 * 28);
     } else if (a == "--text-preset" && (v = next())) {
       o.text_preset = v;
     } else if (a == "--threads" && (v = next())) {
@@ -62,8 +76,8 @@ bool parse(int argc, char** argv, Options& o) {
     } else if (a == "--prompt-tokens" && (v = next())) {
       o.prompt_tokens = std::max(1, std::atoi(v));
     } else {
-      std::fprintf(stderr, "usage: bench_vision [--preset NAME|all] [--type f16|f32] [--text-preset NAME] "
-                           "[--threads N] [--repeats N] [--prompt-tokens N]\n");
+      std::fprintf(stderr, "usage: bench_vision [--preset NAME|all] [--type f16|f32] [--blocks N] [--qwen-size PX] "
+                           "[--text-preset NAME] [--threads N] [--repeats N] [--prompt-tokens N]\n");
       return false;
     }
   }
@@ -113,6 +127,64 @@ void gelu_before(float* x, int64_t n, core::ThreadPool& pool) {
   });
 }
 
+std::vector<float> random_pixels(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> p(n);
+  for (auto& x : p) x = dist(rng);
+  return p;
+}
+
+// Qwen2-VL: throughput on a square image, then a 1024x768 photo at detail low vs high.
+int bench_qwen2vl(const Options& o, const engine::ClipModel& clip, engine::Backend& backend, Prefill& prefill) {
+  engine::Qwen2VlEncoder encoder(clip, backend);
+  std::mt19937 rng(11);
+  const int side = o.qwen_size;
+  auto pixels = random_pixels(3 * static_cast<size_t>(side) * side, rng);
+  if (!encoder.encode(pixels.data(), side, side)) return 1;
+  double s_image = 1e30, s_prefill = 1e30;
+  for (int r = 0; r < o.repeats; ++r) {
+    s_prefill = std::min(s_prefill, prefill.run());
+    auto t = Clock::now();
+    if (!encoder.encode(pixels.data(), side, side)) return 1;
+    s_image = std::min(s_image, seconds_since(t));
+  }
+  const double flops = encoder.flops(side, side);
+  const double gflops = flops / s_image / 1e9, prefill_gflops = prefill.flops() / s_prefill / 1e9;
+  const int tokens = (side / 28) * (side / 28);
+  std::printf("\nqwen2-vl-2b (%s, %dx%d image = %d tokens of %d patches, %d blocks run)\n", o.type.c_str(), side,
+              side, tokens, 4 * tokens, clip.config().n_layer_run);
+  std::printf("  encoder        %.3f images/s (%.0f ms), %.1f GFLOP/s of %.1f GFLOP per image\n", 1 / s_image,
+              s_image * 1e3, gflops, flops / 1e9);
+  std::printf("  text prefill   %.1f GFLOP/s\n", prefill_gflops);
+  std::printf("  RESULT vision-vs-prefill qwen2-vl-2b %.2f (encoder GFLOP/s / text prefill GFLOP/s; target >= 1.0)\n",
+              gflops / prefill_gflops);
+
+  // A 1024x768 photo: its sizes at detail high (the reference's resize) and low (<= 256 tokens).
+  const engine::ImageSize high = engine::qwen2vl_image_size(1024, 768, 0), low = engine::qwen2vl_image_size(1024, 768, 256);
+  auto high_px = random_pixels(3 * static_cast<size_t>(high.width) * high.height, rng);
+  auto low_px = random_pixels(3 * static_cast<size_t>(low.width) * low.height, rng);
+  std::vector<double> ratios;
+  double t_high = 1e30, t_low = 1e30;
+  for (int r = 0; r < std::max(2, o.repeats); ++r) {
+    auto t = Clock::now();
+    if (!encoder.encode(low_px.data(), low.width, low.height)) return 1;
+    const double l = seconds_since(t);
+    t = Clock::now();
+    if (!encoder.encode(high_px.data(), high.width, high.height)) return 1;
+    const double h = seconds_since(t);
+    t_low = std::min(t_low, l);
+    t_high = std::min(t_high, h);
+    ratios.push_back(l / h);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  std::printf("  1024x768 photo high %dx%d = %d tokens: %.0f ms; low %dx%d = %d tokens: %.0f ms\n", high.width,
+              high.height, (high.width / 28) * (high.height / 28), t_high * 1e3, low.width, low.height,
+              (low.width / 28) * (low.height / 28), t_low * 1e3);
+  std::printf("  RESULT qwen2vl-detail-low-vs-high %.3f (median of %zu paired rounds; target <= 0.25)\n",
+              ratios[ratios.size() / 2], ratios.size());
+  return 0;
+}
+
 int run(const Options& o) {
   auto backend = engine::make_cpu_backend(o.threads);
   core::ThreadPool pool(backend->threads());
@@ -134,14 +206,21 @@ int run(const Options& o) {
   for (const std::string& name : o.presets) {
     auto preset = engine::find_mmproj_preset(name);
     if (!preset) return std::fprintf(stderr, "%s\n", preset.status().message().c_str()), 1;
+    engine::MmprojPreset cut = preset.value();
+    // LLaVA runs all blocks but the last: keep one more so as many run as asked.
+    if (o.blocks > 0) cut.n_layer = std::min(cut.n_layer, o.blocks + (cut.projector_type == "mlp" ? 1 : 0));
     const std::string path = temp_path(name + ".gguf");
     const auto type = o.type == "f32" ? engine::GgmlType::kF32 : engine::GgmlType::kF16;
-    if (auto s = engine::write_random_mmproj(preset.value(), type, path); !s)
+    if (auto s = engine::write_random_mmproj(cut, type, path); !s)
       return std::fprintf(stderr, "%s\n", s.message().c_str()), 1;
     auto clip = engine::ClipModel::load(path);
     std::remove(path.c_str());  // the mapping keeps the data
     if (!clip) return std::fprintf(stderr, "%s\n", clip.status().message().c_str()), 1;
     const engine::ClipConfig& c = clip.value()->config();
+    if (c.projector == engine::ProjectorType::kQwen2VlMerger) {
+      if (int rc = bench_qwen2vl(o, *clip.value(), *backend, prefill); rc != 0) return rc;
+      continue;
+    }
     engine::ClipEncoder encoder(*clip.value(), *backend);
 
     std::vector<float> pixels(3 * static_cast<size_t>(c.image_size) * c.image_size);
@@ -165,7 +244,8 @@ int run(const Options& o) {
     std::printf("  encoder        %.3f images/s (%.0f ms), %.1f GFLOP/s of %.1f GFLOP per image\n", 1 / s_image,
                 s_image * 1e3, gflops, encoder.flops_per_image() / 1e9);
     std::printf("  text prefill   %.1f GFLOP/s\n", prefill_gflops);
-    std::printf("  ratio          %.2f (encoder GFLOP/s / text prefill GFLOP/s)\n", gflops / prefill_gflops);
+    std::printf("  RESULT vision-vs-prefill %s %.2f (encoder GFLOP/s / text prefill GFLOP/s; target >= 1.0)\n",
+                name.c_str(), gflops / prefill_gflops);
 
     // Attention of one block, in this encoder's shape, on random activations.
     const int64_t t_n = c.n_patches() + (c.has_class_token ? 1 : 0);

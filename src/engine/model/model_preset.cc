@@ -55,6 +55,18 @@ std::vector<ModelPreset> make_presets() {
     p.vocab = VocabStyle::kPhi3;
     v.push_back(p);
   }
+  {  // Qwen/Qwen2-VL-2B-Instruct (text): mrope_section [16, 24, 24]; vision in the mmproj preset of the same name
+    ModelPreset p{"qwen2-vl-2b", "qwen2vl", 1536, 28, 12, 2, 8960, 151936, 32768, 1000000.f, 1e-6f, true};
+    p.rope_sections = {16, 24, 24, 0};
+    v.push_back(p);
+  }
+  {  // THUDM/glm-edge-v-2b (text, GLM layout as the converter writes it; figures from its config, not
+     // checked offline): 28 blocks of 2048, 16 heads of 128, 4 KV heads, rope on half of each head
+    ModelPreset p{"glm-edge-v-2b", "chatglm", 2048, 28, 16, 4, 6144, 59264, 8192, 10000.f, 1e-5f, false};
+    p.head_dim = 128;
+    p.rope_dims = 64;
+    v.push_back(p);
+  }
   {  // THUDM/glm-4-9b: multi_query_group_num 2, kv_channels 128, rope on half of each head
     ModelPreset p{"glm-4-9b", "chatglm", 4096, 40, 32, 2, 13696, 151552, 8192, 10000.f, 1.5625e-7f, false};
     p.rope_dims = 64;

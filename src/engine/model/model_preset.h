@@ -22,7 +22,7 @@ enum class VocabStyle {
 
 struct ModelPreset {
   std::string name;
-  std::string arch;  // general.architecture: llama, qwen2, qwen2moe, gemma2, phi3, chatglm, bert, nomic-bert
+  std::string arch;  // general.architecture: llama, qwen2, qwen2moe, qwen2vl, gemma2, phi3, chatglm, bert, nomic-bert
   int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
   float rope_base, rms_eps;
   bool tied_embeddings;
@@ -35,6 +35,7 @@ struct ModelPreset {
   int n_ff_shexp = 0;  // expert_shared_feed_forward_length (qwen2moe)
   int sliding_window = 0;  // attention.sliding_window (gemma2, phi3)
   float attn_softcap = 0.f, final_softcap = 0.f;  // gemma2
+  std::vector<int> rope_sections = {};  // qwen2vl: rope.dimension_sections (M-RoPE)
   int rope_orig_ctx = 0;  // LongRoPE (phi3): rope.scaling.original_context_length, with the factors below
   std::vector<float> rope_factors_long = {}, rope_factors_short = {};
   int pooling = 0;       // encoders: pooling_type (1 mean, 2 cls)

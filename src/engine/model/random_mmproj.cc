@@ -60,6 +60,25 @@ const std::vector<MmprojPreset>& presets() {
     siglip.clip_projection_dim = 576;
     v.push_back(siglip);
 
+    MmprojPreset qwen2vl;  // Qwen/Qwen2-VL-2B-Instruct vision_config: depth 32, embed 1280, 16 heads, mlp ratio 4
+    qwen2vl.name = "qwen2-vl-2b";
+    qwen2vl.projector_type = "qwen2vl_merger";
+    qwen2vl.image_size = 560;  // a nominal size: images run at their native resolution
+    qwen2vl.patch_size = 14;
+    qwen2vl.n_embd = 1280;
+    qwen2vl.n_layer = 32;
+    qwen2vl.n_head = 16;
+    qwen2vl.n_ff = 5120;
+    qwen2vl.post_ln = true;  // the merger's LayerNorm
+    qwen2vl.use_gelu = false;  // quick GELU
+    qwen2vl.ffn_names_swapped = true;
+    qwen2vl.image_mean = {0.48145466f, 0.4578275f, 0.40821073f};
+    qwen2vl.image_std = {0.26862954f, 0.26130258f, 0.27577711f};
+    qwen2vl.mlp_hidden = 5120;      // 4 x 1280
+    qwen2vl.projection_dim = 1536;  // Qwen2-VL-2B's text width
+    qwen2vl.clip_projection_dim = 1536;
+    v.push_back(qwen2vl);
+
     // LLaVA-1.6 anyres
 
     MmprojPreset llava16 = clip;  // liuhaotian/llava-v1.6-mistral-7b: CLIP ViT-L/14-336 + mlp2x_gelu
@@ -137,6 +156,7 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     return Status::error("mmproj preset '" + p.name + "' has inconsistent shapes");
   const bool idefics3 = p.projector_type == "idefics3";
   const bool adapter = p.projector_type == "adapter";
+  const bool merger = p.projector_type == "qwen2vl_merger";
   const int side = p.image_size / p.patch_size;
   if (adapter && side % 2 != 0)
     return Status::error("mmproj preset '" + p.name + "': the adapter needs an even number of patches per side");
@@ -151,12 +171,13 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_bool("clip.has_text_encoder", false);
   w.set_bool("clip.has_vision_encoder", true);
   if (adapter) w.set_bool("clip.has_glm_projector", true);
+  else if (merger) w.set_bool("clip.has_qwen2vl_merger", true);
   else if (!idefics3) w.set_bool("clip.has_llava_projector", true);
   w.set_string("clip.projector_type", p.projector_type);
   w.set_u32("clip.vision.image_size", p.image_size);
   w.set_u32("clip.vision.patch_size", p.patch_size);
   w.set_u32("clip.vision.embedding_length", p.n_embd);
-  w.set_u32("clip.vision.feed_forward_length", p.n_ff);
+  w.set_u32("clip.vision.feed_forward_length", merger ? 0 : p.n_ff);  // Qwen2-VL's converter writes 0
   w.set_u32("clip.vision.projection_dim", p.clip_projection_dim);
   w.set_u32("clip.vision.attention.head_count", p.n_head);
   w.set_f32("clip.vision.attention.layer_norm_epsilon", p.eps);
@@ -186,9 +207,15 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   };
   // A convolution kernel [kx, ky, channel, out]: each output's 3 * p * p values are one row.
   w.add_tensor("v.patch_embd.weight", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
+  // Qwen2-VL: the 3-D patch convolution's second temporal half (and a dummy position table).
+  if (merger) w.add_tensor("v.patch_embd.weight.1", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
   if (p.patch_bias) vec("v.patch_embd.bias", d, 0.f, kScale);
   if (p.class_token) vec("v.class_embd", d, 0.f, kScale);
-  w.add_tensor("v.position_embd.weight", GgmlType::kF32, {d, n_pos}, src.vector(d * n_pos, 0.f, kScale));
+  if (merger) {
+    w.add_tensor("v.position_embd.weight", GgmlType::kF32, {10, 10}, src.vector(100, 0.f, kScale));
+  } else {
+    w.add_tensor("v.position_embd.weight", GgmlType::kF32, {d, n_pos}, src.vector(d * n_pos, 0.f, kScale));
+  }
   if (p.pre_ln) {
     vec("v.pre_ln.weight", d, 1.f, 0.05f);
     vec("v.pre_ln.bias", d, 0.f, kScale);
@@ -230,7 +257,8 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     const int64_t in = d * p.scale_factor * p.scale_factor;
     w.add_tensor("mm.model.fc.weight", mt, {in, p.projection_dim}, src.matrix(mt, in, p.projection_dim, kScale));
   } else {
-    w.add_tensor("mm.0.weight", mt, {d, p.mlp_hidden}, src.matrix(mt, d, p.mlp_hidden, kScale));
+    const int64_t in = merger ? 4 * d : d;  // the merger concatenates 2x2 patches
+    w.add_tensor("mm.0.weight", mt, {in, p.mlp_hidden}, src.matrix(mt, in, p.mlp_hidden, kScale));
     vec("mm.0.bias", p.mlp_hidden, 0.f, kScale);
     w.add_tensor("mm.2.weight", mt, {p.mlp_hidden, p.projection_dim},
                  src.matrix(mt, p.mlp_hidden, p.projection_dim, kScale));

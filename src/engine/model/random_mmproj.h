@@ -14,7 +14,8 @@ namespace zs::engine {
 
 struct MmprojPreset {
   std::string name;
-  std::string projector_type;  // "mlp" (LLaVA-1.5/1.6), "idefics3" (SmolVLM), "adapter" (GLM-Edge-V)
+  std::string projector_type;  // "mlp" (LLaVA-1.5/1.6), "idefics3" (SmolVLM), "adapter" (GLM-Edge-V),
+                               // "qwen2vl_merger" (Qwen2-VL)
   int image_size = 0;
   int patch_size = 0;
   int n_embd = 0;

@@ -94,6 +94,10 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       v.add_bytes();
       v.add("<|im_start|>", 3);
       v.add("<|im_end|>", 3);
+      if (p.arch == "qwen2vl") {  // the markers the image is wrapped in
+        v.add("<|vision_start|>", 3);
+        v.add("<|vision_end|>", 3);
+      }
       add_spm_pieces(v, n);
       v.fit(n);
       w.set_string("tokenizer.ggml.model", "llama");
@@ -217,10 +221,12 @@ void write_metadata(const ModelPreset& p, FileType ft, GgufWriter& w) {
   } else {
     w.set_u32(a + "attention.head_count_kv", p.n_head_kv);
     w.set_f32(a + "attention.layer_norm_rms_epsilon", p.rms_eps);
-    if (p.arch == "llama" || p.arch == "qwen2") {
+    if (p.arch == "llama" || p.arch == "qwen2" || p.arch == "qwen2vl") {
       w.set_u32(a + "rope.dimension_count", hd);
       w.set_f32(a + "rope.freq_base", p.rope_base);
       w.set_u32(a + "vocab_size", p.n_vocab);
+      if (!p.rope_sections.empty())
+        w.set_i32_array(a + "rope.dimension_sections", {p.rope_sections.begin(), p.rope_sections.end()});
     } else if (p.arch == "qwen2moe") {
       w.set_f32(a + "rope.freq_base", p.rope_base);
     } else if (p.arch == "gemma2") {
@@ -380,7 +386,7 @@ std::vector<PlannedTensor> plan_random_model(const ModelPreset& p, FileType ft) 
   }
 
   const bool fused = p.arch == "phi3" || p.arch == "chatglm";
-  const bool qkv_bias = p.arch == "qwen2" || p.arch == "qwen2moe" || p.arch == "chatglm";
+  const bool qkv_bias = p.arch == "qwen2" || p.arch == "qwen2moe" || p.arch == "qwen2vl" || p.arch == "chatglm";
   const bool post_norms = p.arch == "gemma2";
   mat(-1, "token_embd.weight", d, p.n_vocab, 0, p.tied_embeddings);
   if (!p.tied_embeddings) mat(-1, "output.weight", d, p.n_vocab, 0, true);

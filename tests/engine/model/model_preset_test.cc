@@ -62,6 +62,15 @@ TEST(ModelPreset, NewFamiliesHaveThePublishedShapes) {
   EXPECT_EQ(glm["blk.0.ffn_up.weight"], (std::vector<int64_t>{4096, 2 * 13696}));
   EXPECT_EQ(glm["blk.0.ffn_down.weight"], (std::vector<int64_t>{13696, 4096}));
 
+  auto qvl = shapes(preset("qwen2-vl-2b"));
+  EXPECT_EQ(qvl["blk.27.attn_q.weight"], (std::vector<int64_t>{1536, 1536}));
+  EXPECT_EQ(qvl["blk.0.attn_k.bias"], (std::vector<int64_t>{256}));  // 2 KV heads of 128
+  EXPECT_EQ(qvl["blk.0.ffn_up.weight"], (std::vector<int64_t>{1536, 8960}));
+  EXPECT_EQ(qvl.count("output.weight"), 0u);  // tied
+  auto edge = shapes(preset("glm-edge-v-2b"));
+  EXPECT_EQ(edge["blk.27.attn_qkv.weight"], (std::vector<int64_t>{2048, 2048 + 2 * 512}));
+  EXPECT_EQ(edge["blk.0.ffn_up.weight"], (std::vector<int64_t>{2048, 2 * 6144}));
+
   auto mix = shapes(preset("mixtral-8x7b"));
   EXPECT_EQ(mix["blk.31.ffn_gate_exps.weight"], (std::vector<int64_t>{4096, 14336, 8}));
   EXPECT_EQ(mix["blk.0.ffn_down_exps.weight"], (std::vector<int64_t>{14336, 4096, 8}));

@@ -4,13 +4,22 @@
 // rotary-pair assignment of the vision tower's 2-D rope.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/image/test_images.h"
+#include "engine/model/llm.h"
+#include "engine/model/random_mmproj.h"
+#include "engine/model/random_model.h"
+#include "engine/model/session.h"
 #include "engine/vision/image_embedder.h"
 #include "engine/vision/multimodal_prompt.h"
+#include "engine/vision/vision_loader.h"
+#include "test_util/temp_dir.h"
 
 namespace zs::engine {
 namespace {
@@ -117,6 +126,58 @@ TEST(Qwen2VlRope2d, RowsTurnTheFirstQuarterOfPairsAndColumnsTheRest) {
   EXPECT_NEAR(x[1], std::cos(0.03f) - std::sin(0.03f), 1e-5f);
   EXPECT_FLOAT_EQ(x[2], 1.f);  // column 0: untouched
   EXPECT_FLOAT_EQ(x[7], 1.f);
+}
+
+TEST(Qwen2VlPresets, TheGeneratedPairHasTheRealShapesAndRunsAnImage) {
+  auto vision = find_mmproj_preset("qwen2-vl-2b");
+  ASSERT_TRUE(vision.is_ok());
+  EXPECT_EQ(vision->n_embd, 1280);
+  EXPECT_EQ(vision->n_layer, 32);
+  EXPECT_EQ(vision->mlp_hidden, 4 * 1280);
+  auto text = find_model_preset("qwen2-vl-2b");
+  ASSERT_TRUE(text.is_ok());
+  EXPECT_EQ(vision->projection_dim, text->n_embd);
+  EXPECT_EQ(text->rope_sections, (std::vector<int>{16, 24, 24, 0}));
+
+  // A narrow copy of both (same keys, tensor names and layout) through the whole path.
+  MmprojPreset v = vision.value();
+  v.n_embd = 64;
+  v.n_layer = 1;
+  v.n_head = 4;
+  v.n_ff = 128;
+  v.mlp_hidden = 256;
+  ModelPreset t = with_layers(text.value(), 1).value();
+  t.n_ff = 256;
+  t.n_vocab = 1024;
+  zs::testing::TempDir dir;
+  ASSERT_TRUE(write_random_model(t, FileType::kF16, dir.file("text.gguf")).is_ok());
+  ASSERT_TRUE(write_random_mmproj(v, GgmlType::kF16, dir.file("mmproj.gguf")).is_ok());
+  auto llm = Llm::load(dir.file("text.gguf"));
+  ASSERT_TRUE(llm.is_ok()) << llm.status().message();
+  EXPECT_EQ(llm->model->config().rope_mode, RopeMode::kMrope);
+  auto clip = load_vision_for(*llm->model, dir.file("mmproj.gguf"));
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  EXPECT_EQ(clip.value()->config().projector, ProjectorType::kQwen2VlMerger);
+  auto backend = make_cpu_backend(1);
+  ImageEmbedder embedder(**clip, *backend);
+  test::Bytes pixels(100 * 60 * 3, 128);
+  const test::Bytes png = test::png_stb(100, 60, 3, pixels);
+  auto img = embedder.embed(png.data(), png.size());
+  ASSERT_TRUE(img.is_ok()) << img.status().message();
+  EXPECT_EQ(img->pos_rows, 3);  // 60 -> 84 = 3 cells, 100 -> 112 = 4 cells
+  EXPECT_EQ(img->pos_cols, 4);
+  EXPECT_EQ(img->n_tokens(), 12);
+  auto prompt = build_multimodal_prompt(*llm->tokenizer, "look: now", {6}, {img.value()},
+                                        ProjectorType::kQwen2VlMerger, false);
+  ASSERT_TRUE(prompt.is_ok());
+  // The vision markers are single special tokens around the image rows.
+  const auto ids = prompt->flat_ids();
+  const int32_t start = llm->tokenizer->encode("<|vision_start|>", false, true).at(0);
+  EXPECT_EQ(llm->tokenizer->encode("<|vision_start|>", false, true).size(), 1u);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), start), ids.end());
+  Session s(*llm->model, *backend, prompt->n_positions() + 1);
+  ASSERT_TRUE(eval_prompt(s, prompt.value()).is_ok());
+  for (int i = 0; i < s.n_vocab(); ++i) ASSERT_TRUE(std::isfinite(s.logits()[i]));
 }
 
 }  // namespace
