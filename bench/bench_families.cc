@@ -37,30 +37,17 @@
 #include "engine/model/llm.h"
 #include "engine/model/random_model.h"
 #include "engine/model/session.h"
+#include "bench_util.h"
 
 namespace {
 
 using namespace zs;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::load_average;
+using bench::median;
 namespace fs = std::filesystem;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double load_average() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
+double seconds_since(Clock::time_point t) { return bench::seconds_between(t, Clock::now()); }
 
 [[noreturn]] void die(const std::string& m) {
   std::fprintf(stderr, "bench_families: %s\n", m.c_str());

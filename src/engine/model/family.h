@@ -45,6 +45,20 @@ core::Status bind_ffn_fused(TensorBinder& b, const ModelConfig& c, int layer, La
 // Router ffn_gate_inp and ffn_{gate,up,down}_exps; with a shared expert (c.n_ff_shexp) also
 // ffn_gate_inp_shexp and ffn_{gate,up,down}_shexp.
 core::Status bind_experts(TensorBinder& b, const ModelConfig& c, int layer, LayerWeights& L);
+// The tensor layout of a pre-norm decoder block (attn_norm, attention, ffn_norm, FFN), the
+// shape nearly every decoder family shares; the FFN is experts when the config has them.
+struct DecoderLayout {
+  enum class Qkv { kSeparate, kFused, kFusedOrSeparate };
+  Qkv qkv = Qkv::kSeparate;
+  bool qkv_bias = false;       // separate Q/K/V biases are required (optional otherwise)
+  bool qk_norms = false;       // attn_q_norm / attn_k_norm, one weight per head dimension
+  bool post_norms = false;     // post_attention_norm / post_ffw_norm
+  bool fused_gate_up = false;  // ffn_up holds the gate rows, then the up rows
+};
+
+// Globals (bind_decoder_globals) and every block in that layout.
+core::Status bind_decoder(TensorBinder& b, const ModelConfig& c, ModelWeights& w, const DecoderLayout& layout);
+
 // Reads `<arch>.expert_count` / `expert_used_count` (both or neither) into c.
 core::Status read_expert_counts(const GgufFile& file, ModelConfig& c);
 

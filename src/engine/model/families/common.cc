@@ -87,6 +87,31 @@ Status bind_experts(TensorBinder& b, const ModelConfig& c, int i, LayerWeights& 
   return Status::ok();
 }
 
+Status bind_decoder(TensorBinder& b, const ModelConfig& c, ModelWeights& w, const DecoderLayout& layout) {
+  ZS_RETURN_IF_ERROR(bind_decoder_globals(b, c, w));
+  w.layers.resize(c.n_layer);
+  for (int i = 0; i < c.n_layer; ++i) {
+    LayerWeights& L = w.layers[i];
+    ZS_RETURN_IF_ERROR(b.bind(L.attn_norm, blk(i, "attn_norm.weight"), c.n_embd, true));
+    const bool fused = layout.qkv == DecoderLayout::Qkv::kFused ||
+                       (layout.qkv == DecoderLayout::Qkv::kFusedOrSeparate && b.has(blk(i, "attn_qkv.weight")));
+    ZS_RETURN_IF_ERROR(fused ? bind_attention_fused(b, c, i, L) : bind_attention(b, c, i, L, layout.qkv_bias));
+    ZS_RETURN_IF_ERROR(b.bind(L.attn_q_norm, blk(i, "attn_q_norm.weight"), c.head_dim, layout.qk_norms));
+    ZS_RETURN_IF_ERROR(b.bind(L.attn_k_norm, blk(i, "attn_k_norm.weight"), c.head_dim, layout.qk_norms));
+    if (layout.post_norms) {
+      ZS_RETURN_IF_ERROR(b.bind(L.attn_post_norm, blk(i, "post_attention_norm.weight"), c.n_embd, true));
+      ZS_RETURN_IF_ERROR(b.bind(L.ffn_post_norm, blk(i, "post_ffw_norm.weight"), c.n_embd, true));
+    }
+    ZS_RETURN_IF_ERROR(b.bind(L.ffn_norm, blk(i, "ffn_norm.weight"), c.n_embd, true));
+    if (c.is_moe()) {
+      ZS_RETURN_IF_ERROR(bind_experts(b, c, i, L));
+    } else {
+      ZS_RETURN_IF_ERROR(layout.fused_gate_up ? bind_ffn_fused(b, c, i, L) : bind_ffn(b, c, i, L));
+    }
+  }
+  return Status::ok();
+}
+
 Status read_expert_counts(const GgufFile& file, ModelConfig& c) {
   ZS_RETURN_IF_ERROR(read_int_key(file, c.arch_name, "expert_count", &c.n_expert, 0, false));
   ZS_RETURN_IF_ERROR(read_int_key(file, c.arch_name, "expert_used_count", &c.n_expert_used, 0, false));

@@ -58,22 +58,9 @@ Status configure_gemma3(const GgufFile& file, ModelConfig& c) {
 }
 
 Status bind(TensorBinder& b, const ModelConfig& c, ModelWeights& w) {
-  ZS_RETURN_IF_ERROR(family::bind_decoder_globals(b, c, w));
-  const bool post_norms = c.arch == TextArch::kGemma2 || c.arch == TextArch::kGemma3;
-  const bool qk_norms = c.arch == TextArch::kGemma3;
-  w.layers.resize(c.n_layer);
-  for (int i = 0; i < c.n_layer; ++i) {
-    LayerWeights& L = w.layers[i];
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_norm, family::blk(i, "attn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(family::bind_attention(b, c, i, L, false));
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_q_norm, family::blk(i, "attn_q_norm.weight"), c.head_dim, qk_norms));
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_k_norm, family::blk(i, "attn_k_norm.weight"), c.head_dim, qk_norms));
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_post_norm, family::blk(i, "post_attention_norm.weight"), c.n_embd, post_norms));
-    ZS_RETURN_IF_ERROR(b.bind(L.ffn_norm, family::blk(i, "ffn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(family::bind_ffn(b, c, i, L));
-    ZS_RETURN_IF_ERROR(b.bind(L.ffn_post_norm, family::blk(i, "post_ffw_norm.weight"), c.n_embd, post_norms));
-  }
-  return Status::ok();
+  return family::bind_decoder(b, c, w,
+                              {.qk_norms = c.arch == TextArch::kGemma3,
+                               .post_norms = c.arch == TextArch::kGemma2 || c.arch == TextArch::kGemma3});
 }
 
 }  // namespace

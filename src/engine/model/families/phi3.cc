@@ -22,23 +22,14 @@ Status configure(const GgufFile& file, ModelConfig& c) {
 }
 
 Status bind(TensorBinder& b, const ModelConfig& c, ModelWeights& w) {
-  ZS_RETURN_IF_ERROR(family::bind_decoder_globals(b, c, w));
   ZS_RETURN_IF_ERROR(b.bind(w.rope_factors_long, "rope_factors_long.weight", c.rope_dims / 2, false));
   ZS_RETURN_IF_ERROR(b.bind(w.rope_factors_short, "rope_factors_short.weight", c.rope_dims / 2, false));
   if ((w.rope_factors_long == nullptr) != (w.rope_factors_short == nullptr))
     return Status::error("a LongRoPE file needs both 'rope_factors_long.weight' and 'rope_factors_short.weight'");
   if (w.rope_factors_long && c.rope_n_ctx_orig == 0)
     return Status::error("LongRoPE factors need 'phi3.rope.scaling.original_context_length'");
-  w.layers.resize(c.n_layer);
-  for (int i = 0; i < c.n_layer; ++i) {
-    LayerWeights& L = w.layers[i];
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_norm, family::blk(i, "attn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(b.has(family::blk(i, "attn_qkv.weight")) ? family::bind_attention_fused(b, c, i, L)
-                                                                : family::bind_attention(b, c, i, L, false));
-    ZS_RETURN_IF_ERROR(b.bind(L.ffn_norm, family::blk(i, "ffn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(family::bind_ffn_fused(b, c, i, L));
-  }
-  return Status::ok();
+  return family::bind_decoder(b, c, w,
+                              {.qkv = family::DecoderLayout::Qkv::kFusedOrSeparate, .fused_gate_up = true});
 }
 
 }  // namespace

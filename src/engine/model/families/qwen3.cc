@@ -22,18 +22,7 @@ Status configure_qwen3moe(const GgufFile& file, ModelConfig& c) {
 }
 
 Status bind(TensorBinder& b, const ModelConfig& c, ModelWeights& w) {
-  ZS_RETURN_IF_ERROR(family::bind_decoder_globals(b, c, w));
-  w.layers.resize(c.n_layer);
-  for (int i = 0; i < c.n_layer; ++i) {
-    LayerWeights& L = w.layers[i];
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_norm, family::blk(i, "attn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(family::bind_attention(b, c, i, L, false));
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_q_norm, family::blk(i, "attn_q_norm.weight"), c.head_dim, true));
-    ZS_RETURN_IF_ERROR(b.bind(L.attn_k_norm, family::blk(i, "attn_k_norm.weight"), c.head_dim, true));
-    ZS_RETURN_IF_ERROR(b.bind(L.ffn_norm, family::blk(i, "ffn_norm.weight"), c.n_embd, true));
-    ZS_RETURN_IF_ERROR(c.is_moe() ? family::bind_experts(b, c, i, L) : family::bind_ffn(b, c, i, L));
-  }
-  return Status::ok();
+  return family::bind_decoder(b, c, w, {.qk_norms = true});
 }
 
 }  // namespace
