@@ -83,6 +83,15 @@ const char* kPhi3Template =
     "'<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}"
     "{{ eos_token }}{% endif %}";
 
+// The pieces of a SentencePiece-style (`llama` tokenizer) vocabulary.
+void write_llama_tokens(const Vocab& v, GgufWriter& w) {
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set_string("tokenizer.ggml.pre", "default");
+  w.set_string_array("tokenizer.ggml.tokens", v.tokens);
+  w.set_f32_array("tokenizer.ggml.scores", v.scores);
+  w.set_i32_array("tokenizer.ggml.token_type", v.types);
+}
+
 void write_vocab(const ModelPreset& p, GgufWriter& w) {
   Vocab v;
   const int n = p.n_vocab;
@@ -100,11 +109,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       }
       add_spm_pieces(v, n);
       v.fit(n);
-      w.set_string("tokenizer.ggml.model", "llama");
-      w.set_string("tokenizer.ggml.pre", "default");
-      w.set_string_array("tokenizer.ggml.tokens", v.tokens);
-      w.set_f32_array("tokenizer.ggml.scores", v.scores);
-      w.set_i32_array("tokenizer.ggml.token_type", v.types);
+      write_llama_tokens(v, w);
       w.set_u32("tokenizer.ggml.bos_token_id", 1);
       w.set_u32("tokenizer.ggml.eos_token_id", 2);
       w.set_u32("tokenizer.ggml.unknown_token_id", 0);
@@ -126,11 +131,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       v.add_bytes();
       add_spm_pieces(v, n);
       v.fit(n);
-      w.set_string("tokenizer.ggml.model", "llama");
-      w.set_string("tokenizer.ggml.pre", "default");
-      w.set_string_array("tokenizer.ggml.tokens", v.tokens);
-      w.set_f32_array("tokenizer.ggml.scores", v.scores);
-      w.set_i32_array("tokenizer.ggml.token_type", v.types);
+      write_llama_tokens(v, w);
       w.set_u32("tokenizer.ggml.bos_token_id", 2);
       w.set_u32("tokenizer.ggml.eos_token_id", 1);
       w.set_u32("tokenizer.ggml.unknown_token_id", 3);
@@ -156,11 +157,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
         v.add(t, 3);
       for (int i = 7; v.size() < n; ++i) v.add("<|placeholder" + std::to_string(i) + "|>", 3);
       v.fit(n);
-      w.set_string("tokenizer.ggml.model", "llama");
-      w.set_string("tokenizer.ggml.pre", "default");
-      w.set_string_array("tokenizer.ggml.tokens", v.tokens);
-      w.set_f32_array("tokenizer.ggml.scores", v.scores);
-      w.set_i32_array("tokenizer.ggml.token_type", v.types);
+      write_llama_tokens(v, w);
       w.set_u32("tokenizer.ggml.bos_token_id", 1);
       if (first_special + 7 < n) {
         w.set_u32("tokenizer.ggml.eos_token_id", first_special);
