@@ -1,9 +1,10 @@
 // Vision encoder throughput on random-weight projectors in the shapes of real ones, against
 // text prefill measured in the same run (both are batches of matrix products, so an encoder
 // that reaches prefill's GFLOP/s is compute-bound), and the full attention of the encoders'
-// shapes against the scalar loop it replaced. Qwen2-VL runs at native resolution: its encoder
-// is measured on a --qwen-size square image, and a 1024x768 photo is encoded at `detail: low`
-// (<= 256 tokens) against `high` (1,036 tokens), alternately, for the ratio of their times.
+// shapes against the scalar loop it replaced. Qwen2-VL and Qwen2.5-VL run at native resolution:
+// their encoders are measured on a --qwen-size square image (Qwen2.5-VL: 4x4 windows of 4x4
+// tokens at 448), and a 1024x768 photo is encoded at `detail: low` (<= 256 tokens) against
+// `high` (Qwen2-VL 1,036 tokens, Qwen2.5-VL 999), alternately, for the ratio of their times.
 //
 //   bench_vision [--preset NAME|all] [--type f16|f32] [--blocks N] [--qwen-size PX]
 //                [--text-preset smollm2-135m] [--threads N] [--repeats N] [--prompt-tokens N]
@@ -44,7 +45,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 struct Options {
   std::vector<std::string> presets = {"clip-vit-l-336", "siglip-512-smolvlm", "llava-1.6-mistral-7b",
-                                      "glm-edge-v-2b", "qwen2-vl-2b"};
+                                      "glm-edge-v-2b", "qwen2-vl-2b", "qwen2.5-vl-3b"};
   std::string type = "f16";
   int blocks = 4;
   int qwen_size = 448;
@@ -134,8 +135,10 @@ std::vector<float> random_pixels(size_t n, std::mt19937& rng) {
   return p;
 }
 
-// Qwen2-VL: throughput on a square image, then a 1024x768 photo at detail low vs high.
-int bench_qwen2vl(const Options& o, const engine::ClipModel& clip, engine::Backend& backend, Prefill& prefill) {
+// Qwen2-VL and Qwen2.5-VL: throughput on a square image, then a 1024x768 photo at detail low vs
+// high (each family's own resize rule).
+int bench_qwen2vl(const Options& o, const std::string& name, const engine::ClipModel& clip, engine::Backend& backend,
+                  Prefill& prefill) {
   engine::Qwen2VlEncoder encoder(clip, backend);
   std::mt19937 rng(11);
   const int side = o.qwen_size;
@@ -151,16 +154,18 @@ int bench_qwen2vl(const Options& o, const engine::ClipModel& clip, engine::Backe
   const double flops = encoder.flops(side, side);
   const double gflops = flops / s_image / 1e9, prefill_gflops = prefill.flops() / s_prefill / 1e9;
   const int tokens = (side / 28) * (side / 28);
-  std::printf("\nqwen2-vl-2b (%s, %dx%d image = %d tokens of %d patches, %d blocks run)\n", o.type.c_str(), side,
-              side, tokens, 4 * tokens, clip.config().n_layer_run);
+  std::printf("\n%s (%s, %dx%d image = %d tokens of %d patches, %d blocks run)\n", name.c_str(), o.type.c_str(),
+              side, side, tokens, 4 * tokens, clip.config().n_layer_run);
   std::printf("  encoder        %.3f images/s (%.0f ms), %.1f GFLOP/s of %.1f GFLOP per image\n", 1 / s_image,
               s_image * 1e3, gflops, flops / 1e9);
   std::printf("  text prefill   %.1f GFLOP/s\n", prefill_gflops);
-  std::printf("  RESULT vision-vs-prefill qwen2-vl-2b %.2f (encoder GFLOP/s / text prefill GFLOP/s; target >= 1.0)\n",
-              gflops / prefill_gflops);
+  std::printf("  RESULT vision-vs-prefill %s %.2f (encoder GFLOP/s / text prefill GFLOP/s; target >= 1.0)\n",
+              name.c_str(), gflops / prefill_gflops);
 
   // A 1024x768 photo: its sizes at detail high (the reference's resize) and low (<= 256 tokens).
-  const engine::ImageSize high = engine::qwen2vl_image_size(1024, 768, 0), low = engine::qwen2vl_image_size(1024, 768, 256);
+  const engine::ClipConfig& c = clip.config();
+  const engine::ImageSize high = engine::native_image_size(c, 1024, 768, 0),
+                          low = engine::native_image_size(c, 1024, 768, 256);
   auto high_px = random_pixels(3 * static_cast<size_t>(high.width) * high.height, rng);
   auto low_px = random_pixels(3 * static_cast<size_t>(low.width) * low.height, rng);
   std::vector<double> ratios;
@@ -180,8 +185,9 @@ int bench_qwen2vl(const Options& o, const engine::ClipModel& clip, engine::Backe
   std::printf("  1024x768 photo high %dx%d = %d tokens: %.0f ms; low %dx%d = %d tokens: %.0f ms\n", high.width,
               high.height, (high.width / 28) * (high.height / 28), t_high * 1e3, low.width, low.height,
               (low.width / 28) * (low.height / 28), t_low * 1e3);
-  std::printf("  RESULT qwen2vl-detail-low-vs-high %.3f (median of %zu paired rounds; target <= 0.25)\n",
-              ratios[ratios.size() / 2], ratios.size());
+  std::printf("  RESULT %s-detail-low-vs-high %.3f (median of %zu paired rounds; target <= 0.25)\n",
+              c.projector == engine::ProjectorType::kQwen25VlMerger ? "qwen25vl" : "qwen2vl", ratios[ratios.size() / 2],
+              ratios.size());
   return 0;
 }
 
@@ -209,6 +215,8 @@ int run(const Options& o) {
     engine::MmprojPreset cut = preset.value();
     // LLaVA runs all blocks but the last: keep one more so as many run as asked.
     if (o.blocks > 0) cut.n_layer = std::min(cut.n_layer, o.blocks + (cut.projector_type == "mlp" ? 1 : 0));
+    // Qwen2.5-VL cut short keeps one full-attention block: its last (the rest windowed).
+    if (cut.projector_type == "qwen2.5vl_merger") cut.n_wa_pattern = std::min(cut.n_wa_pattern, cut.n_layer);
     const std::string path = temp_path(name + ".gguf");
     const auto type = o.type == "f32" ? engine::GgmlType::kF32 : engine::GgmlType::kF16;
     if (auto s = engine::write_random_mmproj(cut, type, path); !s)
@@ -217,8 +225,8 @@ int run(const Options& o) {
     std::remove(path.c_str());  // the mapping keeps the data
     if (!clip) return std::fprintf(stderr, "%s\n", clip.status().message().c_str()), 1;
     const engine::ClipConfig& c = clip.value()->config();
-    if (c.projector == engine::ProjectorType::kQwen2VlMerger) {
-      if (int rc = bench_qwen2vl(o, *clip.value(), *backend, prefill); rc != 0) return rc;
+    if (c.native_resolution()) {
+      if (int rc = bench_qwen2vl(o, name, *clip.value(), *backend, prefill); rc != 0) return rc;
       continue;
     }
     engine::ClipEncoder encoder(*clip.value(), *backend);

@@ -113,9 +113,9 @@ core::Result<VisionResult> bench_vision(const std::string& path, engine::Backend
   auto clip = engine::ClipModel::load(path);
   if (!clip) return clip.status();
   const engine::ClipConfig& c = clip.value()->config();
-  // Qwen2-VL runs at native resolution: measured on a 448x448 image (256 tokens); the others on
-  // one view of their fixed size.
-  const bool native = c.projector == engine::ProjectorType::kQwen2VlMerger;
+  // Qwen2-VL and Qwen2.5-VL run at native resolution: measured on a 448x448 image (256 tokens);
+  // the others on one view of their fixed size.
+  const bool native = c.native_resolution();
   const int width = native ? 448 : c.image_size, height = width;
   std::unique_ptr<engine::ClipEncoder> fixed;
   std::unique_ptr<engine::Qwen2VlEncoder> qwen2vl;
@@ -144,8 +144,8 @@ core::Result<VisionResult> bench_vision(const std::string& path, engine::Backend
   r.gflops = flops / r.seconds_per_image / 1e9;
   r.photo = engine::image_token_count(c, 1024, 768);
   if (native) {
-    // The photo at its own size (1036x784) is one view; its time from this GFLOP/s.
-    const engine::ImageSize s = engine::qwen2vl_image_size(1024, 768, 0);
+    // The photo at its own size (Qwen2-VL 1036x784) is one view; its time from this GFLOP/s.
+    const engine::ImageSize s = engine::native_image_size(c, 1024, 768, 0);
     r.photo_seconds = qwen2vl->flops(s.width, s.height) / (r.gflops * 1e9);
     r.view_note = "448x448 image";
   } else {

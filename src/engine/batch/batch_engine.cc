@@ -113,7 +113,7 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
     s->rope = request.prompt.rope_positions(&s->rope_next);
     for (const auto& piece : request.prompt.pieces) {
       const int32_t a = static_cast<int32_t>(s->image_start.size());
-      const bool whole = piece.embeddings && piece.grid_rows > 0;
+      const bool whole = piece.embeddings && piece.grid_rows > 0 && !piece.causal_grid;  // causal: like text
       s->image_start.insert(s->image_start.end(), piece.n_positions(), whole ? a : -1);
       s->image_end.insert(s->image_end.end(), piece.n_positions(), whole ? a + piece.n_positions() : -1);
     }

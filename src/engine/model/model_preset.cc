@@ -83,6 +83,12 @@ std::vector<ModelPreset> make_presets() {
     p.rope_sections = {16, 24, 24, 0};
     v.push_back(p);
   }
+  {  // Qwen/Qwen2.5-VL-3B-Instruct (text): 36 blocks of 2048, 16 heads, 2 KV heads, FFN 11008, tied output,
+     // max_position_embeddings 128000, mrope_section [16, 24, 24]; vision in the mmproj preset of the same name
+    ModelPreset p{"qwen2.5-vl-3b", "qwen2vl", 2048, 36, 16, 2, 11008, 151936, 128000, 1000000.f, 1e-6f, true};
+    p.rope_sections = {16, 24, 24, 0};
+    v.push_back(p);
+  }
   {  // THUDM/glm-edge-v-2b (text, GLM layout as the converter writes it; figures from its config, not
      // checked offline): 28 blocks of 2048, 16 heads of 128, 4 KV heads, rope on half of each head
     ModelPreset p{"glm-edge-v-2b", "chatglm", 2048, 28, 16, 4, 6144, 59264, 8192, 10000.f, 1e-5f, false};

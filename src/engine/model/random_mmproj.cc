@@ -79,6 +79,39 @@ const std::vector<MmprojPreset>& presets() {
     qwen2vl.clip_projection_dim = 1536;
     v.push_back(qwen2vl);
 
+    // Qwen2.5-VL
+
+    MmprojPreset qwen25vl;  // Qwen/Qwen2.5-VL-3B-Instruct vision_config: depth 32, hidden 1280, 16 heads,
+                            // intermediate 3420 (SwiGLU), fullatt_block_indexes [7, 15, 23, 31], out 2048
+    qwen25vl.name = "qwen2.5-vl-3b";
+    qwen25vl.projector_type = "qwen2.5vl_merger";
+    qwen25vl.image_size = 560;  // nominal: images run at their native resolution
+    qwen25vl.patch_size = 14;
+    qwen25vl.n_embd = 1280;
+    qwen25vl.n_layer = 32;
+    qwen25vl.n_head = 16;
+    qwen25vl.n_ff = 3420;
+    qwen25vl.post_ln = true;  // the merger's RMSNorm
+    qwen25vl.image_mean = kClipMean;
+    qwen25vl.image_std = kClipStd;
+    qwen25vl.mlp_hidden = 5120;      // 4 x 1280
+    qwen25vl.projection_dim = 2048;  // Qwen2.5-VL-3B's text width
+    qwen25vl.clip_projection_dim = 2048;
+    qwen25vl.n_wa_pattern = 8;       // fullatt_block_indexes[0] + 1
+    v.push_back(qwen25vl);
+
+    MmprojPreset tiny_qwen25vl = qwen25vl;  // in miniature, for tests: block 0 windowed, block 1 full
+    tiny_qwen25vl.name = "tiny-qwen25vl";
+    tiny_qwen25vl.n_embd = 32;
+    tiny_qwen25vl.n_layer = 2;
+    tiny_qwen25vl.n_head = 2;
+    tiny_qwen25vl.n_ff = 64;
+    tiny_qwen25vl.mlp_hidden = 128;
+    tiny_qwen25vl.projection_dim = 32;
+    tiny_qwen25vl.clip_projection_dim = 32;
+    tiny_qwen25vl.n_wa_pattern = 2;
+    v.push_back(tiny_qwen25vl);
+
     // LLaVA-1.6 anyres
 
     MmprojPreset llava16 = clip;  // liuhaotian/llava-v1.6-mistral-7b: CLIP ViT-L/14-336 + mlp2x_gelu
@@ -157,6 +190,9 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   const bool idefics3 = p.projector_type == "idefics3";
   const bool adapter = p.projector_type == "adapter";
   const bool merger = p.projector_type == "qwen2vl_merger";
+  const bool merger25 = p.projector_type == "qwen2.5vl_merger";  // Qwen2.5-VL: RMSNorm, SwiGLU, windows
+  if (merger25 && p.n_wa_pattern < 1)
+    return Status::error("mmproj preset '" + p.name + "': qwen2.5vl_merger needs n_wa_pattern >= 1");
   const int side = p.image_size / p.patch_size;
   if (adapter && side % 2 != 0)
     return Status::error("mmproj preset '" + p.name + "': the adapter needs an even number of patches per side");
@@ -172,20 +208,25 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_bool("clip.has_vision_encoder", true);
   if (adapter) w.set_bool("clip.has_glm_projector", true);
   else if (merger) w.set_bool("clip.has_qwen2vl_merger", true);
-  else if (!idefics3) w.set_bool("clip.has_llava_projector", true);
+  else if (!idefics3 && !merger25) w.set_bool("clip.has_llava_projector", true);
   w.set_string("clip.projector_type", p.projector_type);
   w.set_u32("clip.vision.image_size", p.image_size);
   w.set_u32("clip.vision.patch_size", p.patch_size);
   w.set_u32("clip.vision.embedding_length", p.n_embd);
-  w.set_u32("clip.vision.feed_forward_length", merger ? 0 : p.n_ff);  // Qwen2-VL's converter writes 0
+  w.set_u32("clip.vision.feed_forward_length", merger ? 0 : p.n_ff);  // Qwen2-VL's converter writes 0 (Qwen2.5-VL's the width)
   w.set_u32("clip.vision.projection_dim", p.clip_projection_dim);
   w.set_u32("clip.vision.attention.head_count", p.n_head);
   w.set_f32("clip.vision.attention.layer_norm_epsilon", p.eps);
   w.set_u32("clip.vision.block_count", p.n_layer);
   w.set_f32_array("clip.vision.image_mean", {p.image_mean.begin(), p.image_mean.end()});
   w.set_f32_array("clip.vision.image_std", {p.image_std.begin(), p.image_std.end()});
-  w.set_bool("clip.use_gelu", p.use_gelu);
-  w.set_bool("clip.use_silu", false);
+  if (merger25) {
+    w.set_bool("clip.use_silu", true);
+    w.set_u32("clip.vision.n_wa_pattern", p.n_wa_pattern);
+  } else {
+    w.set_bool("clip.use_gelu", p.use_gelu);
+    w.set_bool("clip.use_silu", false);
+  }
   if (idefics3) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
   if (!p.grid_pinpoints.empty()) {  // LLaVA-1.6 anyres keys as the llava surgery scripts write them
     std::vector<int32_t> flat;
@@ -208,12 +249,12 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   // A convolution kernel [kx, ky, channel, out]: each output's 3 * p * p values are one row.
   w.add_tensor("v.patch_embd.weight", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
   // Qwen2-VL: the 3-D patch convolution's second temporal half (and a dummy position table).
-  if (merger) w.add_tensor("v.patch_embd.weight.1", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
+  if (merger || merger25) w.add_tensor("v.patch_embd.weight.1", mt, {ps, ps, 3, d}, src.matrix(mt, 3 * ps * ps, d, kScale));
   if (p.patch_bias) vec("v.patch_embd.bias", d, 0.f, kScale);
   if (p.class_token) vec("v.class_embd", d, 0.f, kScale);
   if (merger) {
     w.add_tensor("v.position_embd.weight", GgmlType::kF32, {10, 10}, src.vector(100, 0.f, kScale));
-  } else {
+  } else if (!merger25) {  // Qwen2.5-VL's files have no position table
     w.add_tensor("v.position_embd.weight", GgmlType::kF32, {d, n_pos}, src.vector(d * n_pos, 0.f, kScale));
   }
   if (p.pre_ln) {
@@ -229,17 +270,21 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
       vec(b + m + ".bias", d, 0.f, kScale);
     }
     vec(b + "ln1.weight", d, 1.f, 0.05f);
-    vec(b + "ln1.bias", d, 0.f, kScale);
+    if (!merger25) vec(b + "ln1.bias", d, 0.f, kScale);
+    if (merger25) {  // SwiGLU gate, beside ffn_up (the names agree with the shapes)
+      w.add_tensor(b + "ffn_gate.weight", mt, {d, ff}, src.matrix(mt, d, ff, kScale));
+      vec(b + "ffn_gate.bias", ff, 0.f, kScale);
+    }
     w.add_tensor(b + first + ".weight", mt, {d, ff}, src.matrix(mt, d, ff, kScale));
     vec(b + first + ".bias", ff, 0.f, kScale);
     w.add_tensor(b + second + ".weight", mt, {ff, d}, src.matrix(mt, ff, d, kScale));
     vec(b + second + ".bias", d, 0.f, kScale);
     vec(b + "ln2.weight", d, 1.f, 0.05f);
-    vec(b + "ln2.bias", d, 0.f, kScale);
+    if (!merger25) vec(b + "ln2.bias", d, 0.f, kScale);
   }
   if (p.post_ln) {
     vec("v.post_ln.weight", d, 1.f, 0.05f);
-    vec("v.post_ln.bias", d, 0.f, kScale);
+    if (!merger25) vec("v.post_ln.bias", d, 0.f, kScale);
   }
   if (adapter) {  // GLM-Edge adapter
     const int64_t e = p.projection_dim, aff = p.adapter_ff;
@@ -257,7 +302,7 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     const int64_t in = d * p.scale_factor * p.scale_factor;
     w.add_tensor("mm.model.fc.weight", mt, {in, p.projection_dim}, src.matrix(mt, in, p.projection_dim, kScale));
   } else {
-    const int64_t in = merger ? 4 * d : d;  // the merger concatenates 2x2 patches
+    const int64_t in = merger || merger25 ? 4 * d : d;  // the merger concatenates 2x2 patches
     w.add_tensor("mm.0.weight", mt, {in, p.mlp_hidden}, src.matrix(mt, in, p.mlp_hidden, kScale));
     vec("mm.0.bias", p.mlp_hidden, 0.f, kScale);
     w.add_tensor("mm.2.weight", mt, {p.mlp_hidden, p.projection_dim},

@@ -15,7 +15,7 @@ namespace zs::engine {
 struct MmprojPreset {
   std::string name;
   std::string projector_type;  // "mlp" (LLaVA-1.5/1.6), "idefics3" (SmolVLM), "adapter" (GLM-Edge-V),
-                               // "qwen2vl_merger" (Qwen2-VL)
+                               // "qwen2vl_merger" (Qwen2-VL), "qwen2.5vl_merger" (Qwen2.5-VL)
   int image_size = 0;
   int patch_size = 0;
   int n_embd = 0;
@@ -41,6 +41,9 @@ struct MmprojPreset {
   std::vector<std::array<int, 2>> grid_pinpoints;
   // GLM-Edge-V adapter: the SwiGLU width (conv output = projection_dim).
   int adapter_ff = 0;
+  // Qwen2.5-VL: clip.vision.n_wa_pattern (block il full-attention when (il + 1) % it == 0);
+  // its blocks have RMSNorm and a SwiGLU FFN (ffn_gate, ffn_up, ffn_down), n_ff wide.
+  int n_wa_pattern = 0;
 };
 
 core::Result<MmprojPreset> find_mmproj_preset(const std::string& name);

@@ -40,6 +40,20 @@ Status check_glm_adapter_config(ClipConfig& c) {
   return Status::ok();
 }
 
+// Qwen2.5-VL
+
+Status read_qwen25vl_config(const GgufFile& f, ClipConfig& c) {
+  const auto pattern = f.get_int("clip.vision.n_wa_pattern");
+  if (!pattern) return Status::error("qwen2.5vl_merger needs metadata key 'clip.vision.n_wa_pattern' (an integer)");
+  // Above the block count, every block is windowed (a tower cut short, as bench_vision does).
+  if (*pattern < 1 || *pattern > (1 << 16))
+    return Status::error("clip.vision.n_wa_pattern is " + std::to_string(*pattern) + "; expected a positive block count");
+  c.n_wa_pattern = static_cast<int>(*pattern);
+  c.use_silu = f.get_bool("clip.use_silu").value_or(true);
+  if (!c.use_silu) return Status::error("qwen2.5vl_merger has a SwiGLU FFN, but clip.use_silu is false");
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
@@ -58,9 +72,11 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     c.projector = ProjectorType::kQwen2VlMerger;
   } else if (c.projector_name == "adapter") {
     c.projector = ProjectorType::kAdapter;  // GLM-Edge-V
+  } else if (c.projector_name == "qwen2.5vl_merger") {
+    c.projector = ProjectorType::kQwen25VlMerger;
   } else {
     return Status::error("unsupported projector type '" + c.projector_name +
-                         "' (supported: mlp, idefics3, qwen2vl_merger, adapter)");
+                         "' (supported: mlp, idefics3, qwen2vl_merger, qwen2.5vl_merger, adapter)");
   }
   if (f.get_bool("clip.has_glm_projector").value_or(false) && c.projector != ProjectorType::kAdapter)
     return Status::error("clip.has_glm_projector is set but the projector type is '" + c.projector_name +
@@ -104,12 +120,14 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     ZS_RETURN_IF_ERROR(read_anyres_pinpoints(f, c));
   } else if (c.projector == ProjectorType::kAdapter) {
     ZS_RETURN_IF_ERROR(check_glm_adapter_config(c));
-  } else if (c.projector == ProjectorType::kQwen2VlMerger) {
+  } else if (c.native_resolution()) {
     c.n_layer_run = c.n_layer;
     c.has_class_token = false;
-    if (c.patch_size != 14) return Status::error("qwen2vl_merger needs patch_size 14, got " + std::to_string(c.patch_size));
+    if (c.patch_size != 14)
+      return Status::error(c.projector_name + " needs patch_size 14, got " + std::to_string(c.patch_size));
     if ((c.n_embd / c.n_head) % 4 != 0)
-      return Status::error("qwen2vl_merger needs a vision head size divisible by 4 (2-D rotary positions)");
+      return Status::error(c.projector_name + " needs a vision head size divisible by 4 (2-D rotary positions)");
+    if (c.projector == ProjectorType::kQwen25VlMerger) ZS_RETURN_IF_ERROR(read_qwen25vl_config(f, c));
   } else {
     c.n_layer_run = c.n_layer;
     ZS_RETURN_IF_ERROR(need("clip.vision.projector.scale_factor", &c.scale_factor, 1, 64));
@@ -148,7 +166,7 @@ Status ClipModel::bind() {
   patch_embd = pe.value();
   ZS_RETURN_IF_ERROR(b.bind(patch_bias, "v.patch_embd.bias", d, false));
   ZS_RETURN_IF_ERROR(b.bind(class_embd, "v.class_embd", d, false));
-  if (c.projector == ProjectorType::kQwen2VlMerger) {
+  if (c.native_resolution()) {
     // The second temporal half of the 3-D patch convolution; no position table (2-D rope).
     auto pe1 = b.matrix_flat("v.patch_embd.weight.1", 3 * p * p, d);
     if (!pe1) return pe1.status();
@@ -162,13 +180,14 @@ Status ClipModel::bind() {
   ZS_RETURN_IF_ERROR(b.bind(post_ln_w, "v.post_ln.weight", d, false));
   ZS_RETURN_IF_ERROR(b.bind(post_ln_b, "v.post_ln.bias", d, false));
   layers.resize(c.n_layer);
+  const bool rms = c.projector == ProjectorType::kQwen25VlMerger;  // RMSNorm blocks: no norm biases
   for (int i = 0; i < c.n_layer; ++i) {
     const std::string n = "v.blk." + std::to_string(i) + ".";
     ClipLayer& L = layers[i];
     ZS_RETURN_IF_ERROR(b.bind(L.ln1_w, n + "ln1.weight", d, true));
-    ZS_RETURN_IF_ERROR(b.bind(L.ln1_b, n + "ln1.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.ln1_b, n + "ln1.bias", d, !rms));
     ZS_RETURN_IF_ERROR(b.bind(L.ln2_w, n + "ln2.weight", d, true));
-    ZS_RETURN_IF_ERROR(b.bind(L.ln2_b, n + "ln2.bias", d, true));
+    ZS_RETURN_IF_ERROR(b.bind(L.ln2_b, n + "ln2.bias", d, !rms));
     ZS_RETURN_IF_ERROR(b.bind(L.wq, n + "attn_q.weight", d, d));
     ZS_RETURN_IF_ERROR(b.bind(L.wk, n + "attn_k.weight", d, d));
     ZS_RETURN_IF_ERROR(b.bind(L.wv, n + "attn_v.weight", d, d));
@@ -187,8 +206,12 @@ Status ClipModel::bind() {
     ZS_RETURN_IF_ERROR(b.bind(L.fc1_b, n + first + ".bias", c.n_ff, true));
     ZS_RETURN_IF_ERROR(b.bind(L.fc2, n + second + ".weight", c.n_ff, d));
     ZS_RETURN_IF_ERROR(b.bind(L.fc2_b, n + second + ".bias", d, true));
+    if (c.use_silu) {  // Qwen2.5-VL's SwiGLU gate
+      ZS_RETURN_IF_ERROR(b.bind(L.ffn_gate, n + "ffn_gate.weight", d, c.n_ff));
+      ZS_RETURN_IF_ERROR(b.bind(L.ffn_gate_b, n + "ffn_gate.bias", c.n_ff, true));
+    }
   }
-  if (c.projector == ProjectorType::kMlp || c.projector == ProjectorType::kQwen2VlMerger) {
+  if (c.projector == ProjectorType::kMlp || c.native_resolution()) {
     const GgufTensorInfo* m0 = b.info("mm.0.weight");
     const GgufTensorInfo* m2 = b.info("mm.2.weight");
     if (!m0 || !m2)
@@ -196,7 +219,7 @@ Status ClipModel::bind() {
     const int64_t hidden = m0->ne[1];
     c.projection_dim = static_cast<int>(m2->ne[1]);
     // The merger concatenates each 2x2 block of patches before its MLP.
-    const int64_t in = c.projector == ProjectorType::kQwen2VlMerger ? 4 * d : d;
+    const int64_t in = c.native_resolution() ? 4 * d : d;
     ZS_RETURN_IF_ERROR(b.bind(mm0, "mm.0.weight", in, hidden));
     ZS_RETURN_IF_ERROR(b.bind(mm0_b, "mm.0.bias", hidden, true));
     ZS_RETURN_IF_ERROR(b.bind(mm2, "mm.2.weight", hidden, c.projection_dim));

@@ -17,8 +17,9 @@
 namespace zs::engine {
 
 // mlp: LLaVA-1.5, and LLaVA-1.6 when the file has image_grid_pinpoints (anyres tiling);
-// idefics3: SmolVLM; qwen2vl_merger: Qwen2-VL (native resolution); adapter: GLM-Edge-V.
-enum class ProjectorType { kMlp, kIdefics3, kQwen2VlMerger, kAdapter };
+// idefics3: SmolVLM; qwen2vl_merger: Qwen2-VL (native resolution); adapter: GLM-Edge-V;
+// qwen2.5vl_merger: Qwen2.5-VL (native resolution, RMSNorm, SwiGLU, window attention).
+enum class ProjectorType { kMlp, kIdefics3, kQwen2VlMerger, kAdapter, kQwen25VlMerger };
 
 struct ClipConfig {
   ProjectorType projector = ProjectorType::kMlp;
@@ -40,8 +41,20 @@ struct ClipConfig {
   // LLaVA-1.6 anyres: the grid resolutions (width, height) an image may be tiled at, from
   // clip.vision.image_grid_pinpoints; each a multiple of image_size. Empty for LLaVA-1.5.
   std::vector<ImageSize> grid_pinpoints;
+  // Qwen2.5-VL: block il attends over the whole image when (il + 1) % n_wa_pattern == 0 and
+  // inside its window otherwise (clip.vision.n_wa_pattern); the FFN is SwiGLU (clip.use_silu).
+  int n_wa_pattern = 0;
+  bool use_silu = false;
 
   bool is_anyres() const { return projector == ProjectorType::kMlp && !grid_pinpoints.empty(); }
+  // Qwen2-VL and Qwen2.5-VL: images at their own size, 2x2 patches per token, M-RoPE grid.
+  bool native_resolution() const {
+    return projector == ProjectorType::kQwen2VlMerger || projector == ProjectorType::kQwen25VlMerger;
+  }
+  // Qwen2.5-VL: whether block il attends over the whole image (else inside windows).
+  bool full_attention_block(int il) const {
+    return projector != ProjectorType::kQwen25VlMerger || (n_wa_pattern > 0 && (il + 1) % n_wa_pattern == 0);
+  }
   int patches_per_side() const { return image_size / patch_size; }
   int n_patches() const { return patches_per_side() * patches_per_side(); }
   // Embedding vectors one image (or one tile) becomes; GLM-Edge's include its boi/eoi rows.
@@ -57,6 +70,10 @@ struct ClipLayer {
   const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
   WeightView wq, wk, wv, wo, fc1, fc2;
   const float *bq, *bk, *bv, *bo, *fc1_b, *fc2_b;
+  // Qwen2.5-VL's SwiGLU: fc2(silu(ffn_gate x) * fc1 x); empty elsewhere. ln1/ln2 are RMSNorm
+  // there (ln1_b, ln2_b null).
+  WeightView ffn_gate{};
+  const float* ffn_gate_b = nullptr;
 };
 
 class ClipModel {
@@ -76,7 +93,8 @@ class ClipModel {
   const float *post_ln_w = nullptr, *post_ln_b = nullptr;
   std::vector<ClipLayer> layers;
   // Projector: mlp = mm0 -> GELU -> mm2; idefics3 = pixel shuffle -> mm0 (no bias);
-  // qwen2vl_merger = post_ln, 2x2 blocks concatenated -> mm0 -> GELU -> mm2.
+  // qwen2vl_merger = post_ln, 2x2 blocks concatenated -> mm0 -> GELU -> mm2 (qwen2.5vl_merger:
+  // the same with an RMSNorm post_ln).
   WeightView mm0, mm2;
   const float *mm0_b = nullptr, *mm2_b = nullptr;
   // LLaVA-1.6: loaded for completeness; the reference feeds no newline rows (docs/engine.md).

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/vision/anyres.h"
+#include "engine/vision/qwen25vl.h"
 
 namespace zs::engine {
 
@@ -13,6 +14,11 @@ using core::Status;
 namespace {
 constexpr int kCell = 28;  // Qwen2-VL: 2x2 patches of 14, one image token
 }  // namespace
+
+ImageSize native_image_size(const ClipConfig& c, int width, int height, int max_tokens) {
+  if (c.projector == ProjectorType::kQwen25VlMerger) return qwen25vl_image_size(width, height, max_tokens);
+  return qwen2vl_image_size(width, height, max_tokens);
+}
 
 ImageSize qwen2vl_image_size(int width, int height, int max_tokens) {
   auto up = [](int v) { return std::max(kCell, (v + kCell - 1) / kCell * kCell); };
@@ -33,8 +39,8 @@ ImageSize qwen2vl_image_size(int width, int height, int max_tokens) {
 ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, SplitConfig split,
                                   ImageTokenBudget budget) {
   ImageTokenCount n{1, c.tokens_per_image()};
-  if (c.projector == ProjectorType::kQwen2VlMerger) {
-    const ImageSize s = qwen2vl_image_size(width, height, budget.max_tokens);
+  if (c.native_resolution()) {
+    const ImageSize s = native_image_size(c, width, height, budget.max_tokens);
     n.tokens = (s.width / kCell) * (s.height / kCell);
   } else if (c.is_anyres()) {
     n.tokens = anyres_image_tokens(width, height, c.grid_pinpoints, c.image_size, c.tokens_per_image());
@@ -55,7 +61,7 @@ ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, Sp
 ImageEmbedder::ImageEmbedder(const ClipModel& model, Backend& backend, ImageEmbedderOptions options)
     : model_(model), options_(options), cache_(options.cache_bytes) {
   options_.split.tile_size = model.config().image_size;
-  if (model.config().projector == ProjectorType::kQwen2VlMerger) {
+  if (model.config().native_resolution()) {
     qwen2vl_ = std::make_unique<Qwen2VlEncoder>(model, backend);
   } else {
     encoder_ = std::make_unique<ClipEncoder>(model, backend);
@@ -69,6 +75,13 @@ int ImageEmbedder::image_tokens(int width, int height, ImageTokenBudget budget) 
 ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBudget budget) const {
   const ClipConfig& c = model_.config();
   Views v;
+  if (c.projector == ProjectorType::kQwen25VlMerger) {
+    const ImageSize s = qwen25vl_image_size(image.width, image.height, budget.max_tokens);
+    v.pixels.push_back(normalize(qwen25vl_resize(image, s.width, s.height), c.image_mean, c.image_std));
+    v.width = s.width;
+    v.height = s.height;
+    return v;
+  }
   if (c.projector == ProjectorType::kQwen2VlMerger) {
     const ImageSize s = qwen2vl_image_size(image.width, image.height, budget.max_tokens);
     v.pixels.push_back(normalize(resize_bicubic(image, s.width, s.height), c.image_mean, c.image_std));
@@ -107,7 +120,7 @@ ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBud
 
 Result<ImageEmbedding> ImageEmbedder::embed(const uint8_t* data, size_t size, ImageTokenBudget budget) {
   const ClipConfig& c = model_.config();
-  const bool native = c.projector == ProjectorType::kQwen2VlMerger;
+  const bool native = c.native_resolution();
   ImageEmbedding out;
   out.tokens_per_view = c.tokens_per_image();
   out.dim = c.projection_dim;

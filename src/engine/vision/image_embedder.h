@@ -25,7 +25,7 @@ struct ImageEmbedding {
   int n_views = 0;
   int rows = 0;  // tile grid (idefics3, LLaVA-1.6 anyres); 0 x 0 when the image is a single view
   int cols = 0;
-  int pos_rows = 0;  // Qwen2-VL: the merged 28x28-cell grid, for M-RoPE positions; else 0
+  int pos_rows = 0;  // Qwen2-VL, Qwen2.5-VL: the merged 28x28-cell grid, for M-RoPE positions; else 0
   int pos_cols = 0;
   int tokens_per_view = 0;
   int dim = 0;
@@ -36,8 +36,8 @@ struct ImageEmbedding {
   const float* view(int i) const { return data->data() + static_cast<size_t>(i) * tokens_per_view * dim; }
 };
 
-// Image tokens one image may become, at most (0: no limit of its own). For Qwen2-VL the
-// image is resized down until its 28x28 cells fit; SmolVLM drops its tiles for the global
+// Image tokens one image may become, at most (0: no limit of its own). For Qwen2-VL and
+// Qwen2.5-VL the image is resized down until its 28x28 cells fit (qwen25vl.h); SmolVLM drops its tiles for the global
 // view alone; other projectors have a fixed count (an image over the budget is refused).
 struct ImageTokenBudget {
   int max_tokens = 0;
@@ -47,6 +47,10 @@ struct ImageTokenBudget {
 // does; with max_tokens > 0 and more cells than that, scaled down (aspect kept, each side at
 // least 28) until (w/28) * (h/28) <= max_tokens.
 ImageSize qwen2vl_image_size(int width, int height, int max_tokens);
+
+// The preprocessing size of a native-resolution projector (ClipConfig::native_resolution):
+// qwen2vl_image_size for Qwen2-VL, qwen25vl_image_size (qwen25vl.h) for Qwen2.5-VL.
+ImageSize native_image_size(const ClipConfig& config, int width, int height, int max_tokens);
 
 struct ImageEmbedderOptions {
   ImageLimits limits;
@@ -85,7 +89,7 @@ class ImageEmbedder {
  private:
   const ClipModel& model_;
   std::unique_ptr<ClipEncoder> encoder_;        // fixed-size projectors
-  std::unique_ptr<Qwen2VlEncoder> qwen2vl_;     // native resolution
+  std::unique_ptr<Qwen2VlEncoder> qwen2vl_;     // native resolution (Qwen2-VL, Qwen2.5-VL)
   ImageEmbedderOptions options_;
   EmbeddingCache cache_;
 };

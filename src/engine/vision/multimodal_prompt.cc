@@ -119,10 +119,11 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
     b.text(text.substr(pos, image_offsets[i] - pos), add_bos && i == 0);
     if (projector == ProjectorType::kIdefics3) {
       add_idefics3_image(b, images[i]);
-    } else if (projector == ProjectorType::kQwen2VlMerger) {
-      // Qwen2-VL wraps each image in its vision start/end tokens.
+    } else if (projector == ProjectorType::kQwen2VlMerger || projector == ProjectorType::kQwen25VlMerger) {
+      // Qwen2-VL and Qwen2.5-VL wrap each image in their vision start/end tokens.
       b.text("<|vision_start|>", false);
       b.view(images[i], 0);
+      if (projector == ProjectorType::kQwen25VlMerger) out.pieces.back().causal_grid = true;
       b.text("<|vision_end|>", false);
     } else {
       for (int v = 0; v < images[i].n_views; ++v) b.view(images[i], v);
@@ -135,7 +136,8 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
 
 Status eval_prompt(Session& session, const MultimodalPrompt& prompt) {
   for (const auto& p : prompt.pieces) {
-    if (p.embeddings) ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings, p.grid_rows, p.grid_cols));
+    if (p.embeddings)
+      ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings, p.grid_rows, p.grid_cols, p.causal_grid));
     else ZS_RETURN_IF_ERROR(session.eval(p.tokens));
   }
   return Status::ok();

@@ -24,6 +24,9 @@ struct PromptPiece {
   // M-RoPE models (Qwen2-VL): the rows form this grid (row-major) and take its coordinates as
   // rotary positions; 0 x 0 = plain consecutive positions.
   int grid_rows = 0, grid_cols = 0;
+  // Qwen2.5-VL: the grid's rows attend causally (in row-major order), as its reference does;
+  // otherwise an M-RoPE grid's rows all see each other (Qwen2-VL's reference).
+  bool causal_grid = false;
 
   int n_positions() const { return embeddings ? n_embeddings : static_cast<int>(tokens.size()); }
 };

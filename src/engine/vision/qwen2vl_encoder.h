@@ -6,6 +6,12 @@
 // row and column (Backend::rope_2d) and attend over the whole image; then a LayerNorm, and each
 // 2x2 block's four rows concatenated go through the merger MLP into one text-space row. The
 // rows come out in the merged grid's row-major order. Buffers are sized per image.
+//
+// Qwen2.5-VL (`qwen2.5vl_merger`) runs through the same tower with its differences: RMSNorm
+// (no bias) for ln1, ln2 and post_ln, a SwiGLU FFN (ffn_gate, ffn_up, ffn_down with biases),
+// and window attention: the 2x2 blocks are taken window by window (qwen25vl.h), blocks outside
+// the full-attention set (ClipConfig::full_attention_block) attend only inside their window,
+// and the merger's rows are put back into raster order of the merged grid.
 // Not thread-safe: one caller at a time.
 #include <vector>
 
