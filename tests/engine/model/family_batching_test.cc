@@ -20,10 +20,6 @@
 namespace zs::engine {
 namespace {
 
-std::string family_model(const std::string& name) {
-  return zs::testing::shared_dir() + "/golden/families/models/" + name;
-}
-
 // A model file under ../shared/golden/: "families/..." or "2026/..." (the models folder implied).
 std::string golden_file(const std::string& path) {
   const size_t slash = path.find('/');
@@ -106,21 +102,30 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyBatching,
 }  // namespace
 }  // namespace zs::engine
 
-// ---- Qwen2-VL ----------------------------------------------------------------------------
-// An image's rows share one temporal position and see each other, so a step must take all of
-// them: with a step budget smaller than the image, batching still equals the single run, whose
-// greedy tokens the reference line fixes.
+// ---- Qwen2-VL and Qwen2.5-VL --------------------------------------------------------------
+// With a step budget smaller than the image, batching (and sharing the image's blocks with a
+// second copy of the prompt) equals the single run.
 #include "engine/vision/image_embedder.h"
 #include "engine/vision/vision_loader.h"
 
 namespace zs::engine {
 namespace {
 
-TEST(Qwen2VlBatching, AnImageLargerThanTheStepBudgetStaysWholeAndMatchesTheSingleRun) {
-  auto loaded = Llm::load(family_model("tiny-qwen2vl-f16.gguf"));
+struct VisionCase {
+  const char* text;
+  const char* mmproj;
+  ProjectorType projector;
+  int image_tokens;
+};
+
+class QwenVlBatching : public ::testing::TestWithParam<VisionCase> {};
+
+TEST_P(QwenVlBatching, AnImageLargerThanTheStepBudgetMatchesTheSingleRun) {
+  const VisionCase vc = GetParam();
+  auto loaded = Llm::load(golden_file(vc.text));
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
   const Llm& llm = loaded.value();
-  auto clip = load_vision_for(*llm.model, family_model("tiny-qwen2vl-mmproj-f16.gguf"));
+  auto clip = load_vision_for(*llm.model, golden_file(vc.mmproj));
   ASSERT_TRUE(clip.is_ok()) << clip.status().message();
   auto vision_backend = make_cpu_backend(1);
   ImageEmbedder embedder(**clip, *vision_backend);
@@ -128,10 +133,10 @@ TEST(Qwen2VlBatching, AnImageLargerThanTheStepBudgetStaysWholeAndMatchesTheSingl
   std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto img = embedder.embed(png.data(), png.size());
   ASSERT_TRUE(img.is_ok()) << img.status().message();
-  ASSERT_EQ(img->n_tokens(), 6);  // 64x48 -> 84x56 -> 3 x 2 cells
+  ASSERT_EQ(img->n_tokens(), vc.image_tokens);
   const std::string prefix = "<|im_start|>user\n", text = "Describe the image.<|im_end|>\n<|im_start|>assistant\n";
   auto prompt = build_multimodal_prompt(*llm.tokenizer, prefix + text, {prefix.size()}, {img.value()},
-                                        ProjectorType::kQwen2VlMerger, false);
+                                        vc.projector, false);
   ASSERT_TRUE(prompt.is_ok());
 
   auto backend = make_cpu_backend(1);
@@ -163,6 +168,16 @@ TEST(Qwen2VlBatching, AnImageLargerThanTheStepBudgetStaysWholeAndMatchesTheSingl
   }
   for (auto& f : got) EXPECT_EQ(f.get(), want);
 }
+
+// Qwen2-VL's rows see each other, so a step takes the whole image (6 rows, budget 4); Qwen2.5-VL's
+// are causal (the 2026 reference), so its 12 rows may be split across steps like text.
+INSTANTIATE_TEST_SUITE_P(
+    Projectors, QwenVlBatching,
+    ::testing::Values(VisionCase{"families/tiny-qwen2vl-f16.gguf", "families/tiny-qwen2vl-mmproj-f16.gguf",
+                                 ProjectorType::kQwen2VlMerger, 6},
+                      VisionCase{"2026/tiny-qwen25vl-f16.gguf", "2026/tiny-qwen25vl-mmproj-f16.gguf",
+                                 ProjectorType::kQwen25VlMerger, 12}),
+    [](const auto& info) { return std::string(info.param.projector == ProjectorType::kQwen2VlMerger ? "Qwen2Vl" : "Qwen25Vl"); });
 
 }  // namespace
 }  // namespace zs::engine
