@@ -42,9 +42,10 @@ struct AttentionArgs {
   int head_dim = 0;
   float scale = 1.f;
   // Keys visible to a query at position p: p - window < q <= p; 0 = all earlier positions.
+  // With visible_end the window still bounds the earlier keys only: p - window < q < visible_end.
   int window = 0;
   // Per query, or null: it sees positions below visible_end[t] instead of up to positions[t]
-  // (the rows of one image seeing each other, as M-RoPE models' reference does).
+  // (the rows of one image seeing each other: M-RoPE images, Gemma 3's bidirectional images).
   const int32_t* visible_end = nullptr;
   // Soft-capping: scores = softcap * tanh(scores / softcap) before the softmax; 0 = none. With
   // it the query is scaled before its f16 rounding (the reference scales Q first there).

@@ -332,7 +332,10 @@ class CpuBackend final : public Backend {
         const int h = static_cast<int>(job % a.n_head);
         const int kvh = h / group;
         const int64_t n_ctx = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
-        const int64_t first = a.window > 0 ? std::max<int64_t>(0, n_ctx - a.window) : 0;
+        // The window hides keys earlier than it before the query's own position; keys after it
+        // (the rest of a bidirectional image, through visible_end) stay visible.
+        const int64_t first =
+            a.window > 0 ? std::max<int64_t>(0, static_cast<int64_t>(a.positions[t]) + 1 - a.window) : 0;
         const int32_t* table = a.block_tables[t];
         auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
         const float* q = a.q + (t * a.n_head + h) * a.head_dim;

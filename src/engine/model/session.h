@@ -25,7 +25,10 @@ class Session {
   // n rows of n_embd values each, fed in place of token embeddings. For M-RoPE models a
   // grid_rows x grid_cols grid (row-major, n = rows * cols) takes its coordinates as rotary
   // positions, and later text continues after max(rows, cols) (see MultimodalPrompt).
-  core::Status eval_embeddings(const float* embeddings, int64_t n, int grid_rows = 0, int grid_cols = 0);
+  // bidirectional (and any M-RoPE grid): the n rows see each other (one batch, however many);
+  // a sliding window still hides keys earlier than the window before each row.
+  core::Status eval_embeddings(const float* embeddings, int64_t n, int grid_rows = 0, int grid_cols = 0,
+                               bool bidirectional = false);
 
   const float* logits() const { return logits_.data(); }
   int n_vocab() const { return model_.config().n_vocab; }
@@ -36,7 +39,7 @@ class Session {
 
  private:
   core::Status eval_rows(const int32_t* tokens, const float* embeddings, int64_t n, int grid_rows = 0,
-                         int grid_cols = 0);
+                         int grid_cols = 0, bool bidirectional = false);
 
   const TextModel& model_;
   Backend& backend_;

@@ -1,0 +1,192 @@
+// Gemma 3's vision projector and SmolVLM's reference tiling (../shared/golden/2026): the
+// align-corners bilinear resize and the aspect-fit on black against hand-computed pixels, the
+// refined-size rule, 4x4 average pooling, the image embeddings of both tiny projectors against
+// the reference's sums, the token layouts, and bidirectional image pieces: an image is never
+// split across BatchEngine steps, batching equals the single run, and a sliding window still
+// hides keys earlier than the window.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/batch/batch_engine.h"
+#include "engine/image/resize_aligned.h"
+#include "engine/model/llm.h"
+#include "engine/model/session.h"
+#include "engine/vision/gemma3_projector.h"
+#include "engine/vision/idefics3_reference.h"
+#include "engine/vision/image_embedder.h"
+#include "engine/vision/multimodal_prompt.h"
+#include "test_util/temp_dir.h"
+
+namespace zs::engine {
+namespace {
+
+std::string dir_2026() { return zs::testing::shared_dir() + "/golden/2026"; }
+
+Image gray(int w, int h, std::vector<uint8_t> values) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  for (uint8_t v : values) img.rgb.insert(img.rgb.end(), {v, v, v});
+  return img;
+}
+
+// ---- resizes ------------------------------------------------------------------------------
+
+TEST(AlignCornersBilinear, TwoPixelsBecomeThreeWithTheMiddleTruncated) {
+  const Image out = resize_bilinear_align_corners(gray(2, 1, {0, 255}), 3, 1);
+  ASSERT_EQ(out.width, 3);
+  EXPECT_EQ(out.rgb[0], 0);
+  EXPECT_EQ(out.rgb[3], 127);  // 127.5 truncated, not rounded
+  EXPECT_EQ(out.rgb[6], 255);
+}
+
+TEST(AlignCornersBilinear, TwoByTwoToFourByFourMatchesHandComputedPixels) {
+  // Source corners 0, 90 / 30, 120; x and y step by 1/3 of the source.
+  const Image out = resize_bilinear_align_corners(gray(2, 2, {0, 90, 30, 120}), 4, 4);
+  // Row 1 (y = 1/3): left 10, right 100; pixel (1, 1) = 10 + 90/3 = 40; (2, 1) = 10 + 60 = 70.
+  EXPECT_EQ(out.rgb[out.pixel_index(0, 1)], 10);
+  EXPECT_EQ(out.rgb[out.pixel_index(1, 1)], 40);
+  EXPECT_EQ(out.rgb[out.pixel_index(2, 1)], 70);
+  EXPECT_EQ(out.rgb[out.pixel_index(3, 3)], 120);
+  EXPECT_EQ(out.rgb[out.pixel_index(1, 0)], 30);
+}
+
+TEST(AlignCornersBilinear, SameSizeCopiesTheImage) {
+  const Image src = gray(3, 2, {1, 2, 3, 4, 5, 6});
+  EXPECT_EQ(resize_bilinear_align_corners(src, 3, 2).rgb, src.rgb);
+}
+
+TEST(FitCentered, GradientSixtyFourByFortyEightSitsOnRowsEightToFiftyFive) {
+  Image src;
+  src.width = 64;
+  src.height = 48;
+  src.rgb.assign(64 * 48 * 3, 200);
+  EXPECT_EQ(fit_size(64, 48, 64, 64), (ImageSize{64, 48}));
+  const Image out = resize_fit_centered(src, 64, 64, ResizeFilter::kBilinearAlignCorners);
+  EXPECT_EQ(out.rgb[out.pixel_index(10, 7)], 0);
+  EXPECT_EQ(out.rgb[out.pixel_index(10, 8)], 200);
+  EXPECT_EQ(out.rgb[out.pixel_index(10, 55)], 200);
+  EXPECT_EQ(out.rgb[out.pixel_index(10, 56)], 0);
+  EXPECT_EQ(fit_size(64, 48, 128, 128), (ImageSize{128, 96}));
+  EXPECT_EQ(fit_size(1, 1000, 64, 64), (ImageSize{1, 64}));  // ceil(0.064) = 1
+}
+
+// ---- SmolVLM reference geometry -------------------------------------------------------------
+
+TEST(Idefics3Reference, RefinedSizeRoundsTheAspectFitUpToWholeTiles) {
+  EXPECT_EQ(idefics3_refined_size(64, 48, 128, 64), (ImageSize{128, 128}));     // s = 2: 128 x 96
+  EXPECT_EQ(idefics3_refined_size(1024, 400, 128, 64), (ImageSize{128, 64}));   // s = 1/8: 128 x 50
+  EXPECT_EQ(idefics3_refined_size(4000, 3000, 128, 64), (ImageSize{128, 128}));  // 128 x 96
+  EXPECT_EQ(idefics3_refined_size(300, 1200, 2048, 512), (ImageSize{512, 2048}));
+}
+
+TEST(Idefics3Reference, GradientSplitsIntoTwoByTwoTilesOfTheCentredBicubicCanvas) {
+  Image src;
+  src.width = 64;
+  src.height = 48;
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x) src.rgb.insert(src.rgb.end(), {uint8_t(4 * x), uint8_t(5 * y), 100});
+  const SplitImage s = split_image_reference(src, 128, 64);
+  ASSERT_EQ(s.rows, 2);
+  ASSERT_EQ(s.cols, 2);
+  ASSERT_EQ(s.tiles.size(), 4u);
+  // Canvas rows 0..15 are black: tile (0, 0) row 15 black, row 16 not.
+  EXPECT_EQ(s.tiles[0].rgb[s.tiles[0].pixel_index(5, 15) + 2], 0);
+  EXPECT_EQ(s.tiles[0].rgb[s.tiles[0].pixel_index(5, 16) + 2], 100);
+  // Canvas rows 112..127 black: tile (1, 1) row 47 (canvas 111) blue, row 48 black.
+  EXPECT_EQ(s.tiles[3].rgb[s.tiles[3].pixel_index(5, 47) + 2], 100);
+  EXPECT_EQ(s.tiles[3].rgb[s.tiles[3].pixel_index(5, 48) + 2], 0);
+  // The global view is the whole image stretched (no bars): its corners are the source's
+  // (within the truncation of float sampling positions).
+  EXPECT_EQ(s.global.rgb[s.global.pixel_index(0, 0) + 1], 0);
+  EXPECT_NEAR(s.global.rgb[s.global.pixel_index(63, 63)], 4 * 63, 1);
+  EXPECT_NEAR(s.global.rgb[s.global.pixel_index(63, 63) + 1], 5 * 47, 1);
+}
+
+// ---- Gemma 3 pooling --------------------------------------------------------------------------
+
+TEST(Gemma3Pooling, FourByFourGridPooledTwoByTwoAveragesEachBlock) {
+  // side 4, d 1, values 0..15 row-major: blocks {0,1,4,5} {2,3,6,7} {8,9,12,13} {10,11,14,15}.
+  std::vector<float> in(16), out(4);
+  for (int i = 0; i < 16; ++i) in[i] = static_cast<float>(i);
+  avg_pool_patches(in.data(), 4, 1, 2, out.data());
+  EXPECT_FLOAT_EQ(out[0], 2.5f);
+  EXPECT_FLOAT_EQ(out[1], 4.5f);
+  EXPECT_FLOAT_EQ(out[2], 10.5f);
+  EXPECT_FLOAT_EQ(out[3], 12.5f);
+}
+
+TEST(Gemma3Pooling, FeaturesArePooledIndependently) {
+  // side 2, d 2, k 2: one output row, the mean of each feature.
+  const std::vector<float> in = {1, 10, 2, 20, 3, 30, 4, 40};
+  std::vector<float> out(2);
+  avg_pool_patches(in.data(), 2, 2, 2, out.data());
+  EXPECT_FLOAT_EQ(out[0], 2.5f);
+  EXPECT_FLOAT_EQ(out[1], 25.0f);
+}
+
+// ---- the tiny projectors against the reference's embedding sums --------------------------------
+
+nlohmann::json vision_line(const std::string& mmproj) {
+  std::ifstream in(dir_2026() + "/golden.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("mmproj", "") == mmproj) return j;
+  }
+  return {};
+}
+
+void expect_embeddings_match(const std::string& mmproj) {
+  const nlohmann::json ref = vision_line(mmproj);
+  ASSERT_FALSE(ref.is_null()) << mmproj;
+  auto clip = ClipModel::load(dir_2026() + "/models/" + mmproj);
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  auto backend = make_cpu_backend(2);
+  ImageEmbedder embedder(**clip, *backend);
+  std::ifstream in(dir_2026() + "/images/" + ref["image"].get<std::string>(), std::ios::binary);
+  std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto img = embedder.embed(png.data(), png.size());
+  ASSERT_TRUE(img.is_ok()) << img.status().message();
+  ASSERT_EQ(img->n_tokens(), ref["image_tokens"].get<int>());
+  EXPECT_EQ(embedder.image_tokens(64, 48), ref["image_tokens"].get<int>());
+  const std::vector<float>& e = *img->data;
+  double sum = 0, sumsq = 0;
+  for (float v : e) {
+    sum += v;
+    sumsq += static_cast<double>(v) * v;
+  }
+  const double want_sum = ref["image_embed_sum"], want_sumsq = ref["image_embed_sumsq"];
+  EXPECT_NEAR(sumsq, want_sumsq, 1e-3 * std::abs(want_sumsq));
+  EXPECT_NEAR(sum, want_sum, 1e-3 * std::sqrt(want_sumsq));
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(e[i], ref["image_embed_first8"][i].get<double>(), 2e-3) << i;
+}
+
+TEST(Gemma3Vision, TinyProjectorMatchesTheReferenceEmbeddings) {
+  expect_embeddings_match("tiny-gemma3-mmproj-f16.gguf");
+}
+
+TEST(SmolVlmReference, TinyProjectorMatchesTheReferenceEmbeddings) {
+  expect_embeddings_match("tiny-smolvlm-mmproj-f16.gguf");
+}
+
+TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
+  auto clip = ClipModel::load(dir_2026() + "/models/tiny-smolvlm-mmproj-f16.gguf");
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  EXPECT_EQ((*clip)->config().preproc_image_size, 128);
+  const ImageTokenCount n = image_token_count((*clip)->config(), 1920, 800);
+  EXPECT_EQ(n.views, 3);
+  EXPECT_EQ(n.tokens, 12);
+  EXPECT_EQ(image_token_count((*clip)->config(), 4032, 3024).tokens, 20);
+}
+
+}  // namespace
+}  // namespace zs::engine
