@@ -3,11 +3,13 @@
 // default /tmp/zs-bench; the big presets scaled down in block count only).
 //
 //   a) dense families: decode bandwidth (GB/s of weights read per token) of gemma2-2b,
-//      phi-3.5-mini and glm-4-9b, each cut to the most blocks that keep the file near 1 GB,
-//      as a ratio to the llama family's (bench-1b) at the same file type.   target >= 0.9x
-//   b) MoE: decode tokens/s of qwen1.5-moe-a2.7b (cut to --moe-layers blocks, Q8_0) against
-//      a dense llama of the same active shape (FFN width = 4 experts x 1408 + shared 5632;
-//      same attention, embeddings, blocks and file type).                   target >= 0.8x
+//      phi-3.5-mini, glm-4-9b, qwen3-1.7b and gemma-3-4b, each cut to the most blocks that
+//      keep the file near 1 GB, as a ratio to the llama family's (bench-1b) at the same file
+//      type.                                                                 target >= 0.9x
+//   b) MoE: decode tokens/s of qwen1.5-moe-a2.7b and qwen3-30b-a3b (each cut to --moe-layers
+//      blocks, Q8_0) against a dense model of the same active shape (FFN as wide as the chosen
+//      experts plus any shared expert; same attention, embeddings, blocks and file type:
+//      llama for qwen2moe, qwen3 for qwen3moe).                              target >= 0.8x
 //   c) MoE batching: aggregate decode tokens/s of 16 streams through BatchEngine against
 //      one stream, on the model of b).                                      target >= 2x
 //
@@ -166,7 +168,7 @@ void bench_dense(const Options& o, engine::Backend& backend) {
   std::vector<std::unique_ptr<Decoder>> ds;
   ds.push_back(std::make_unique<Decoder>("llama (bench-1b)", ensure_file(llama_p, ft.value(), o.type), backend,
                                          o.decode_tokens));
-  for (const char* name : {"gemma2-2b", "phi-3.5-mini", "glm-4-9b"}) {
+  for (const char* name : {"gemma2-2b", "phi-3.5-mini", "glm-4-9b", "qwen3-1.7b", "gemma-3-4b"}) {
     const auto p = fit_layers(preset(name), ft.value(), 1.05e9);
     ds.push_back(std::make_unique<Decoder>(std::string(p.arch) + " (" + name + ", " + std::to_string(p.n_layer) + "/" +
                                                std::to_string(p.full_layers) + " blocks)",
@@ -195,31 +197,33 @@ void bench_dense(const Options& o, engine::Backend& backend) {
   }
 }
 
-engine::ModelPreset moe_preset(const Options& o) {
-  auto p = engine::with_layers(preset("qwen1.5-moe-a2.7b"), o.moe_layers);
+engine::ModelPreset moe_preset(const Options& o, const std::string& name = "qwen1.5-moe-a2.7b") {
+  auto p = engine::with_layers(preset(name), o.moe_layers);
   if (!p) die(p.status().message());
   return p.value();
 }
 
-// A dense llama with the MoE's active shape: same width, heads, vocabulary, blocks; FFN as
-// wide as the experts a token uses plus the shared expert.
+// A dense model with the MoE's active shape: same width, heads, head size, vocabulary, blocks;
+// FFN as wide as the experts a token uses plus the shared expert (llama for qwen2moe, whose
+// attention it shares; qwen3 for qwen3moe).
 engine::ModelPreset dense_equivalent(const engine::ModelPreset& m) {
-  engine::ModelPreset d{"qwen1.5-moe-a2.7b-active-dense", "llama", m.n_embd, m.n_layer, m.n_head, m.n_head_kv,
-                        m.n_expert_used * m.expert_ff() + m.n_ff_shexp, m.n_vocab, m.n_ctx, m.rope_base, m.rms_eps,
-                        false};
+  engine::ModelPreset d{m.name + "-active-dense", m.arch == "qwen3moe" ? "qwen3" : "llama", m.n_embd, m.n_layer,
+                        m.n_head, m.n_head_kv, m.n_expert_used * m.expert_ff() + m.n_ff_shexp, m.n_vocab, m.n_ctx,
+                        m.rope_base, m.rms_eps, false};
+  d.head_dim = m.head_dim;
   d.full_layers = m.full_layers;
   return d;
 }
 
-void bench_moe(const Options& o, engine::Backend& backend) {
+void bench_moe(const Options& o, engine::Backend& backend, const std::string& name) {
   const auto ft = engine::FileType::kQ8_0;  // one block format everywhere: equal bytes for equal shapes
-  const auto mp = moe_preset(o);
+  const auto mp = moe_preset(o, name);
   const auto dp = dense_equivalent(mp);
-  std::printf("\n[b] MoE decode vs a dense model of its active size: %s (%d/%d blocks) vs llama with FFN %d, q8_0, "
+  std::printf("\n[b] MoE decode vs a dense model of its active size: %s (%d/%d blocks) vs %s with FFN %d, q8_0, "
               "%d rounds of %d tokens\n",
-              mp.name.c_str(), mp.n_layer, mp.full_layers, dp.n_ff, o.rounds, o.decode_tokens);
-  Decoder moe("qwen2moe", ensure_file(mp, ft, "q8_0"), backend, o.decode_tokens);
-  Decoder dense("llama (active-size dense)", ensure_file(dp, ft, "q8_0"), backend, o.decode_tokens);
+              mp.name.c_str(), mp.n_layer, mp.full_layers, dp.arch.c_str(), dp.n_ff, o.rounds, o.decode_tokens);
+  Decoder moe(mp.arch, ensure_file(mp, ft, "q8_0"), backend, o.decode_tokens);
+  Decoder dense(dp.arch + " (active-size dense)", ensure_file(dp, ft, "q8_0"), backend, o.decode_tokens);
   const auto& mm = *moe.llm.model;
   std::printf("  active parameters: moe %.3f B (of %.3f B), dense %.3f B; bytes read per token: moe %.3f GB, dense "
               "%.3f GB\n",
@@ -234,9 +238,9 @@ void bench_moe(const Options& o, engine::Backend& backend) {
   }
   std::printf("  moe   %.2f tok/s, %.2f GB/s of weights read (median)\n", 1 / median(t[0]), median(moe_gbs));
   std::printf("  dense %.2f tok/s, %.2f GB/s (median)\n", 1 / median(t[1]), median(dense_gbs));
-  std::printf("  RESULT moe-decode %.2f tok/s vs dense-of-active-size %.2f tok/s, ratio %.2fx (min %.2f, max %.2f; "
+  std::printf("  RESULT moe-decode %s %.2f tok/s vs dense-of-active-size %.2f tok/s, ratio %.2fx (min %.2f, max %.2f; "
               "target >= 0.8x)\n",
-              1 / median(t[0]), 1 / median(t[1]), median(ratio), *std::min_element(ratio.begin(), ratio.end()),
+              mp.arch.c_str(), 1 / median(t[0]), 1 / median(t[1]), median(ratio), *std::min_element(ratio.begin(), ratio.end()),
               *std::max_element(ratio.begin(), ratio.end()));
 }
 
@@ -353,7 +357,10 @@ int main(int argc, char** argv) {
               std::string(engine::kernel_isa()).c_str(), load_average(), cache_dir().c_str());
   auto backend = engine::make_cpu_backend(o.threads);
   if (o.only.empty() || o.only == "a") bench_dense(o, *backend);
-  if (o.only.empty() || o.only == "b") bench_moe(o, *backend);
+  if (o.only.empty() || o.only == "b") {
+    bench_moe(o, *backend, "qwen1.5-moe-a2.7b");
+    bench_moe(o, *backend, "qwen3-30b-a3b");
+  }
   if (o.only.empty() || o.only == "c") bench_streams(o, *backend);
   std::printf("\nload average at the end %.2f\n", load_average());
   return 0;

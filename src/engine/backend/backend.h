@@ -42,14 +42,16 @@ struct AttentionArgs {
   int head_dim = 0;
   float scale = 1.f;
   // Keys visible to a query at position p: p - window < q <= p; 0 = all earlier positions.
-  // With visible_end the window still bounds the earlier keys only: p - window < q < visible_end.
   int window = 0;
   // Per query, or null: it sees positions below visible_end[t] instead of up to positions[t]
-  // (the rows of one image seeing each other: M-RoPE images, Gemma 3's bidirectional images).
+  // (the rows of one image seeing each other); the window still hides keys before
+  // positions[t] - window + 1.
   const int32_t* visible_end = nullptr;
-  // Soft-capping: scores = softcap * tanh(scores / softcap) before the softmax; 0 = none. With
-  // it the query is scaled before its f16 rounding (the reference scales Q first there).
+  // Soft-capping: scores = softcap * tanh(scores / softcap) before the softmax; 0 = none.
   float softcap = 0.f;
+  // The query is multiplied by `scale` before its f16 rounding instead of the scores after
+  // (the reference scales Q first for gemma2/3).
+  bool scale_q_first = false;
   float* out = nullptr;  // [n_tokens][n_head * head_dim]
 };
 

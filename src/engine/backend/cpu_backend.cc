@@ -332,16 +332,12 @@ class CpuBackend final : public Backend {
         const int h = static_cast<int>(job % a.n_head);
         const int kvh = h / group;
         const int64_t n_ctx = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
-        // The window hides keys earlier than it before the query's own position; keys after it
-        // (the rest of a bidirectional image, through visible_end) stay visible.
-        const int64_t first =
-            a.window > 0 ? std::max<int64_t>(0, static_cast<int64_t>(a.positions[t]) + 1 - a.window) : 0;
+        const int64_t first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
         const int32_t* table = a.block_tables[t];
         auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
         const float* q = a.q + (t * a.n_head + h) * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
-        // With soft-capping the reference scales the query first, then rounds.
-        const float q_scale = a.softcap > 0 ? a.scale : 1.f, s_scale = a.softcap > 0 ? 1.f : a.scale;
+        const float q_scale = a.scale_q_first ? a.scale : 1.f, s_scale = a.scale_q_first ? 1.f : a.scale;
         for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
         scores.resize(n_ctx);
         float max_s = -INFINITY;

@@ -5,14 +5,14 @@
 namespace zs::engine {
 
 // Defined in families/*.cc.
-extern const ModelFamily kLlamaFamily, kQwen2Family, kQwen2MoeFamily, kQwen2VlFamily, kGemmaFamily, kGemma2Family, kPhi3Family,
-    kChatglmFamily, kBertFamily, kNomicBertFamily;
+extern const ModelFamily kLlamaFamily, kQwen2Family, kQwen2MoeFamily, kQwen2VlFamily, kQwen3Family, kQwen3MoeFamily,
+    kGemmaFamily, kGemma2Family, kGemma3Family, kPhi3Family, kChatglmFamily, kBertFamily, kNomicBertFamily;
 
 namespace {
-const std::array<const ModelFamily*, 10>& families() {
-  static const std::array<const ModelFamily*, 10> kAll = {&kLlamaFamily,  &kQwen2Family,  &kQwen2MoeFamily, &kQwen2VlFamily,
-                                                         &kGemmaFamily,  &kGemma2Family, &kPhi3Family,
-                                                         &kChatglmFamily, &kBertFamily,  &kNomicBertFamily};
+const std::array<const ModelFamily*, 13>& families() {
+  static const std::array<const ModelFamily*, 13> kAll = {
+      &kLlamaFamily, &kQwen2Family,  &kQwen2MoeFamily, &kQwen2VlFamily, &kQwen3Family,   &kQwen3MoeFamily, &kGemmaFamily,
+      &kGemma2Family, &kGemma3Family, &kPhi3Family,     &kChatglmFamily, &kBertFamily,    &kNomicBertFamily};
   return kAll;
 }
 }  // namespace

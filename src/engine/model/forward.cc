@@ -111,6 +111,13 @@ Status Forward::run(const BatchRows& batch, float* logits) {
   att.head_dim = c.head_dim;
   att.scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   att.softcap = c.attn_softcap;
+  att.scale_q_first = c.attn_prescale_q;
+  // Windowed blocks may rotate with a base and scaling of their own (gemma3).
+  RopeParams rq_swa = rq, rk_swa = rk;
+  if (c.rope_base_swa > 0) {
+    rq_swa.base = rk_swa.base = c.rope_base_swa;
+    rq_swa.freq_scale = rk_swa.freq_scale = c.rope_freq_scale_swa;
+  }
   if (!batch.visible_end.empty()) {
     if (static_cast<int64_t>(batch.visible_end.size()) != n)
       return Status::error("batch has " + std::to_string(batch.visible_end.size()) + " visibility limits for " +
@@ -129,14 +136,18 @@ Status Forward::run(const BatchRows& batch, float* logits) {
     if (L.bq) backend_.add_bias(q_, L.bq, n, c.q_dim());
     if (L.bk) backend_.add_bias(k_, L.bk, n, c.kv_dim());
     if (L.bv) backend_.add_bias(v_, L.bv, n, c.kv_dim());
+    // qwen3, gemma3: each head of Q and K normalised on its own.
+    if (L.attn_q_norm) backend_.rms_norm(q_, L.attn_q_norm, n * c.n_head, c.head_dim, c.rms_eps, q_);
+    if (L.attn_k_norm) backend_.rms_norm(k_, L.attn_k_norm, n * c.n_head_kv, c.head_dim, c.rms_eps, k_);
+    const bool windowed = c.window_on_layer(l);
     if (c.rope_mode != RopeMode::kNone) {
-      backend_.rope(q_, n, rope_pos, rq);
-      backend_.rope(k_, n, rope_pos, rk);
+      backend_.rope(q_, n, rope_pos, windowed ? rq_swa : rq);
+      backend_.rope(k_, n, rope_pos, windowed ? rk_swa : rk);
     }
     backend_.store_kv(k_, v_, n, cache_rows_.data(), c.kv_dim(), kv_.k(l), kv_.v(l));
     att.k_cache = kv_.k(l);
     att.v_cache = kv_.v(l);
-    att.window = c.window_on_layer(l) ? c.sliding_window : 0;
+    att.window = windowed ? c.sliding_window : 0;
     backend_.attention(att);
     backend_.matmul(L.wo, attn_, n, h_);
     if (L.bo) backend_.add_bias(h_, L.bo, n, c.n_embd);

@@ -11,13 +11,17 @@
 
 namespace zs::engine {
 
-enum class TextArch { kLlama, kQwen2, kQwen2Moe, kQwen2Vl, kGemma, kGemma2, kPhi3, kChatglm, kBert, kNomicBert };
+enum class TextArch {
+  kLlama, kQwen2, kQwen2Moe, kQwen2Vl, kQwen3, kQwen3Moe, kGemma, kGemma2, kGemma3, kPhi3, kChatglm, kBert, kNomicBert
+};
 // "normal" rotates adjacent pairs (x[2i], x[2i+1]); "neox" rotates (x[i], x[i + d/2]);
 // "mrope" (Qwen2-VL) rotates NEOX pairs with one of several position components per pair.
 enum class RopeMode { kNormal, kNeox, kMrope, kNone };
 enum class FfnActivation { kSilu, kGelu };
-// Which decoder blocks attend through the sliding window (when sliding_window > 0).
-enum class WindowLayers { kNone, kAll, kEven };
+// Which decoder blocks attend through the sliding window (when sliding_window > 0): none, all,
+// or periodically (block l slides when l % window_period < window_period - 1: gemma2 every
+// other block from 0, gemma3 five of every six).
+enum class WindowLayers { kNone, kAll, kPeriodic };
 // How an encoder turns its last hidden states into one vector (GGUF `<arch>.pooling_type`).
 enum class Pooling { kNone = 0, kMean = 1, kCls = 2, kLast = 3 };
 
@@ -47,6 +51,11 @@ struct ModelConfig {
   float final_softcap = 0.f;     // the same on the output logits (gemma2)
   int sliding_window = 0;        // keys visible to a query in windowed blocks, itself included
   WindowLayers window_layers = WindowLayers::kNone;
+  int window_period = 2;
+  // Windowed blocks' own rope (gemma3: base `rope.freq_base_swa`, no scaling); 0 = as the others.
+  float rope_base_swa = 0.f;
+  float rope_freq_scale_swa = 1.f;
+  bool attn_prescale_q = false;  // Q is scaled before its f16 rounding (gemma2/3, as the reference)
   float rope_attn_factor = 1.f;  // rotated values multiplied by this (phi3 LongRoPE)
   int rope_n_ctx_orig = 0;       // LongRoPE: long factors when the instance's context exceeds this
   // M-RoPE: rotary pairs per position component (time, height, width, extra); pair i uses
@@ -70,7 +79,8 @@ struct ModelConfig {
   bool is_moe() const { return n_expert > 0; }
   bool window_on_layer(int layer) const {
     if (sliding_window <= 0) return false;
-    return window_layers == WindowLayers::kAll || (window_layers == WindowLayers::kEven && layer % 2 == 0);
+    return window_layers == WindowLayers::kAll ||
+           (window_layers == WindowLayers::kPeriodic && layer % window_period < window_period - 1);
   }
   int q_dim() const { return n_head * head_dim; }
   int kv_dim() const { return n_head_kv * head_dim; }

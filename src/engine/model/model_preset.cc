@@ -55,6 +55,29 @@ std::vector<ModelPreset> make_presets() {
     p.vocab = VocabStyle::kPhi3;
     v.push_back(p);
   }
+  {  // Qwen/Qwen3-1.7B: head_dim 128 (16 heads of 128 = 2048 = hidden), Q/K norms, tied
+    ModelPreset p{"qwen3-1.7b", "qwen3", 2048, 28, 16, 8, 6144, 151936, 40960, 1000000.f, 1e-6f, true};
+    p.head_dim = 128;
+    v.push_back(p);
+  }
+  {  // Qwen/Qwen3-30B-A3B: 128 experts of 768, 8 per token, 32 heads of 128 over hidden 2048
+    ModelPreset p{"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 6144, 151936, 40960, 1000000.f, 1e-6f, false};
+    p.head_dim = 128;
+    p.n_expert = 128;
+    p.n_expert_used = 8;
+    p.n_ff_exp = 768;
+    v.push_back(p);
+  }
+  {  // google/gemma-3-4b-it (text): head_dim 256, sliding window 1024 on 5 of 6 blocks, local rope base
+     // 10000, global rope base 1e6 with linear scaling 8
+    ModelPreset p{"gemma-3-4b", "gemma3", 2560, 34, 8, 4, 10240, 262208, 131072, 1000000.f, 1e-6f, true};
+    p.head_dim = 256;
+    p.sliding_window = 1024;
+    p.rope_base_swa = 10000.f;
+    p.rope_scale_linear = 8.f;
+    p.vocab = VocabStyle::kGemma;
+    v.push_back(p);
+  }
   {  // Qwen/Qwen2-VL-2B-Instruct (text): mrope_section [16, 24, 24]; vision in the mmproj preset of the same name
     ModelPreset p{"qwen2-vl-2b", "qwen2vl", 1536, 28, 12, 2, 8960, 151936, 32768, 1000000.f, 1e-6f, true};
     p.rope_sections = {16, 24, 24, 0};

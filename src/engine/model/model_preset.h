@@ -22,7 +22,8 @@ enum class VocabStyle {
 
 struct ModelPreset {
   std::string name;
-  std::string arch;  // general.architecture: llama, qwen2, qwen2moe, qwen2vl, gemma2, phi3, chatglm, bert, nomic-bert
+  std::string arch;  // general.architecture: llama, qwen2, qwen2moe, qwen2vl, qwen3, qwen3moe, gemma2, gemma3, phi3,
+                     // chatglm, bert, nomic-bert
   int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
   float rope_base, rms_eps;
   bool tied_embeddings;
@@ -36,6 +37,8 @@ struct ModelPreset {
   int sliding_window = 0;  // attention.sliding_window (gemma2, phi3)
   float attn_softcap = 0.f, final_softcap = 0.f;  // gemma2
   std::vector<int> rope_sections = {};  // qwen2vl: rope.dimension_sections (M-RoPE)
+  float rope_base_swa = 0.f;      // gemma3: rope.freq_base_swa of the sliding blocks
+  float rope_scale_linear = 0.f;  // gemma3: rope.scaling.factor (linear) of the global blocks
   int rope_orig_ctx = 0;  // LongRoPE (phi3): rope.scaling.original_context_length, with the factors below
   std::vector<float> rope_factors_long = {}, rope_factors_short = {};
   int pooling = 0;       // encoders: pooling_type (1 mean, 2 cls)

@@ -40,6 +40,8 @@ struct LayerWeights {
   const float* bk = nullptr;
   const float* bv = nullptr;
   const float* bo = nullptr;
+  const float* attn_q_norm = nullptr;  // qwen3, gemma3: RMSNorm of each head of Q and K (head_dim), before rope
+  const float* attn_k_norm = nullptr;
   const float* attn_post_norm = nullptr;  // gemma2: RMSNorm of the attention output
   const float* attn_post_norm_b = nullptr;
   const float* ffn_norm = nullptr;

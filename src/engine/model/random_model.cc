@@ -119,6 +119,10 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       v.add("<mask>", 3);
       v.add("<start_of_turn>", 3);
       v.add("<end_of_turn>", 3);
+      if (p.arch == "gemma3") {  // the markers an image is wrapped in
+        v.add("<start_of_image>", 3);
+        v.add("<end_of_image>", 3);
+      }
       v.add_bytes();
       add_spm_pieces(v, n);
       v.fit(n);
@@ -229,6 +233,21 @@ void write_metadata(const ModelPreset& p, FileType ft, GgufWriter& w) {
         w.set_i32_array(a + "rope.dimension_sections", {p.rope_sections.begin(), p.rope_sections.end()});
     } else if (p.arch == "qwen2moe") {
       w.set_f32(a + "rope.freq_base", p.rope_base);
+    } else if (p.arch == "qwen3" || p.arch == "qwen3moe") {
+      w.set_u32(a + "attention.key_length", hd);
+      w.set_u32(a + "attention.value_length", hd);
+      w.set_f32(a + "rope.freq_base", p.rope_base);
+    } else if (p.arch == "gemma3") {
+      // No sliding_window_pattern key: converters do not write it (the period is 6).
+      w.set_u32(a + "attention.key_length", hd);
+      w.set_u32(a + "attention.value_length", hd);
+      w.set_u32(a + "attention.sliding_window", p.sliding_window);
+      w.set_f32(a + "rope.freq_base", p.rope_base);
+      w.set_f32(a + "rope.freq_base_swa", p.rope_base_swa);
+      if (p.rope_scale_linear > 0) {
+        w.set_string(a + "rope.scaling.type", "linear");
+        w.set_f32(a + "rope.scaling.factor", p.rope_scale_linear);
+      }
     } else if (p.arch == "gemma2") {
       w.set_u32(a + "attention.key_length", hd);
       w.set_u32(a + "attention.value_length", hd);
@@ -387,7 +406,8 @@ std::vector<PlannedTensor> plan_random_model(const ModelPreset& p, FileType ft) 
 
   const bool fused = p.arch == "phi3" || p.arch == "chatglm";
   const bool qkv_bias = p.arch == "qwen2" || p.arch == "qwen2moe" || p.arch == "qwen2vl" || p.arch == "chatglm";
-  const bool post_norms = p.arch == "gemma2";
+  const bool post_norms = p.arch == "gemma2" || p.arch == "gemma3";
+  const bool qk_norms = p.arch == "qwen3" || p.arch == "qwen3moe" || p.arch == "gemma3";
   mat(-1, "token_embd.weight", d, p.n_vocab, 0, p.tied_embeddings);
   if (!p.tied_embeddings) mat(-1, "output.weight", d, p.n_vocab, 0, true);
   vec("output_norm.weight", d, 1.f, 0.05f);
@@ -408,6 +428,10 @@ std::vector<PlannedTensor> plan_random_model(const ModelPreset& p, FileType ft) 
       mat(i, "attn_v.weight", d, kv);
     }
     mat(i, "attn_output.weight", q, d);
+    if (qk_norms) {
+      vec(blk(i, "attn_q_norm.weight"), hd, 1.f, 0.05f);
+      vec(blk(i, "attn_k_norm.weight"), hd, 1.f, 0.05f);
+    }
     if (!fused && qkv_bias) {  // after attn_output: the order (and random stream) of the first presets
       vec(blk(i, "attn_q.bias"), q, 0.f, 0.02f);
       vec(blk(i, "attn_k.bias"), kv, 0.f, 0.02f);

@@ -24,6 +24,12 @@ std::string family_model(const std::string& name) {
   return zs::testing::shared_dir() + "/golden/families/models/" + name;
 }
 
+// A model file under ../shared/golden/: "families/..." or "2026/..." (the models folder implied).
+std::string golden_file(const std::string& path) {
+  const size_t slash = path.find('/');
+  return zs::testing::shared_dir() + "/golden/" + path.substr(0, slash) + "/models" + path.substr(slash);
+}
+
 constexpr int kTokens = 10;
 
 std::string greedy_alone(const Llm& llm, const std::vector<int32_t>& ids) {
@@ -43,7 +49,7 @@ std::string greedy_alone(const Llm& llm, const std::vector<int32_t>& ids) {
 class FamilyBatching : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FamilyBatching, ConcurrentChunkedSharedAndPreemptedRequestsMatchEachPromptAlone) {
-  auto loaded = Llm::load(family_model(GetParam()));
+  auto loaded = Llm::load(golden_file(GetParam()));
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
   const Llm& llm = loaded.value();
   const std::string shared = "The quick brown fox jumps over the lazy dog, and then the quick brown fox ";
@@ -83,11 +89,15 @@ TEST_P(FamilyBatching, ConcurrentChunkedSharedAndPreemptedRequestsMatchEachPromp
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyBatching,
-                         ::testing::Values("tiny-gemma2-f16.gguf", "tiny-gemma2-q8_0.gguf", "tiny-phi3-f16.gguf",
-                                           "tiny-phi3-q8_0.gguf", "tiny-chatglm-f16.gguf", "tiny-qwen2moe-f16.gguf",
-                                           "tiny-llama-moe-q8_0.gguf", "tiny-llama3-f16.gguf"),
+                         ::testing::Values("families/tiny-gemma2-f16.gguf", "families/tiny-gemma2-q8_0.gguf",
+                                           "families/tiny-phi3-f16.gguf", "families/tiny-phi3-q8_0.gguf",
+                                           "families/tiny-chatglm-f16.gguf", "families/tiny-qwen2moe-f16.gguf",
+                                           "families/tiny-llama-moe-q8_0.gguf", "families/tiny-llama3-f16.gguf",
+                                           "2026/tiny-qwen3-f16.gguf", "2026/tiny-qwen3moe-f16.gguf",
+                                           "2026/tiny-gemma3-f16.gguf", "2026/tiny-gemma3-q8_0.gguf"),
                          [](const auto& info) {
-                           std::string n = info.param.substr(5, info.param.size() - 10);
+                           const std::string file = info.param.substr(info.param.find('/') + 1);
+                           std::string n = file.substr(5, file.size() - 10);
                            for (char& ch : n)
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;

@@ -113,6 +113,7 @@ TEST_P(WindowedAttention, MatchesTheScalarReferenceOverAPagedCache) {
   a.scale = 0.25f;
   a.window = window;
   a.softcap = softcap;
+  a.scale_q_first = softcap > 0;  // as gemma2 runs it
   a.out = out.data();
   backend->attention(a);
   for (int p = 0; p < n; ++p) {

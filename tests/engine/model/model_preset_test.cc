@@ -71,6 +71,20 @@ TEST(ModelPreset, NewFamiliesHaveThePublishedShapes) {
   EXPECT_EQ(edge["blk.27.attn_qkv.weight"], (std::vector<int64_t>{2048, 2048 + 2 * 512}));
   EXPECT_EQ(edge["blk.0.ffn_up.weight"], (std::vector<int64_t>{2048, 2 * 6144}));
 
+  auto q3 = shapes(preset("qwen3-1.7b"));
+  EXPECT_EQ(q3["blk.0.attn_q.weight"], (std::vector<int64_t>{2048, 2048}));
+  EXPECT_EQ(q3["blk.27.attn_k_norm.weight"], (std::vector<int64_t>{128}));
+  EXPECT_EQ(q3.count("blk.0.attn_q.bias"), 0u);
+  auto q3m = shapes(preset("qwen3-30b-a3b"));
+  EXPECT_EQ(q3m["blk.47.ffn_gate_exps.weight"], (std::vector<int64_t>{2048, 768, 128}));
+  EXPECT_EQ(q3m["blk.0.attn_q.weight"], (std::vector<int64_t>{2048, 4096}));  // 32 heads of 128
+  EXPECT_EQ(q3m.count("blk.0.ffn_gate_inp_shexp.weight"), 0u);
+  auto g3 = shapes(preset("gemma-3-4b"));
+  EXPECT_EQ(g3["token_embd.weight"], (std::vector<int64_t>{2560, 262208}));
+  EXPECT_EQ(g3["blk.0.attn_q.weight"], (std::vector<int64_t>{2560, 2048}));  // 8 heads of 256
+  EXPECT_EQ(g3["blk.33.attn_q_norm.weight"], (std::vector<int64_t>{256}));
+  EXPECT_EQ(g3["blk.33.post_ffw_norm.weight"], (std::vector<int64_t>{2560}));
+
   auto mix = shapes(preset("mixtral-8x7b"));
   EXPECT_EQ(mix["blk.31.ffn_gate_exps.weight"], (std::vector<int64_t>{4096, 14336, 8}));
   EXPECT_EQ(mix["blk.0.ffn_down_exps.weight"], (std::vector<int64_t>{14336, 4096, 8}));
