@@ -190,3 +190,22 @@ TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
 
 }  // namespace
 }  // namespace zs::engine
+namespace zs::engine {
+TEST(ScratchDebug, Dump) {
+  std::ifstream in(dir_2026() + "/images/gradient-64x48.png", std::ios::binary);
+  std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto img = decode_image(png.data(), png.size(), {});
+  for (int x = 0; x < 8; ++x) printf("(%d %d %d) ", img->rgb[img->pixel_index(x, 0)], img->rgb[img->pixel_index(x, 0)+1], img->rgb[img->pixel_index(x, 0)+2]);
+  printf("\n");
+  for (int y = 0; y < 8; ++y) printf("(%d %d %d) ", img->rgb[img->pixel_index(0, y)], img->rgb[img->pixel_index(0, y)+1], img->rgb[img->pixel_index(0, y)+2]);
+  printf("\n");
+  auto clip = ClipModel::load(dir_2026() + "/models/tiny-smolvlm-mmproj-f16.gguf");
+  auto backend = make_cpu_backend(2);
+  ImageEmbedder embedder(**clip, *backend);
+  auto e = embedder.embed(png.data(), png.size());
+  for (int v = 0; v < e->n_views; ++v) {
+    double s = 0; for (int i = 0; i < e->tokens_per_view * e->dim; ++i) s += e->view(v)[i];
+    printf("view %d sum %f\n", v, s);
+  }
+}
+}
