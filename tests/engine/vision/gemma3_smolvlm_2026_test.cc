@@ -188,24 +188,108 @@ TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
   EXPECT_EQ(image_token_count((*clip)->config(), 4032, 3024).tokens, 20);
 }
 
-}  // namespace
-}  // namespace zs::engine
-namespace zs::engine {
-TEST(ScratchDebug, Dump) {
+// ---- bidirectional image pieces ----------------------------------------------------------------
+
+constexpr int kGreedy = 8;
+
+struct Gemma3Prompt {
+  std::unique_ptr<Llm> llm;
+  std::unique_ptr<ClipModel> clip;
+  MultimodalPrompt prompt;
+};
+
+// tiny-gemma3 (5 sliding blocks of window 4, one global) with the 16-row gradient image.
+void load_gemma3_prompt(Gemma3Prompt& out) {
+  auto llm = Llm::load(dir_2026() + "/models/tiny-gemma3-f16.gguf");
+  ASSERT_TRUE(llm.is_ok()) << llm.status().message();
+  out.llm = std::make_unique<Llm>(std::move(llm.value()));
+  ASSERT_GT(out.llm->model->config().sliding_window, 0);
+  auto clip = ClipModel::load(dir_2026() + "/models/tiny-gemma3-mmproj-f16.gguf");
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  out.clip = std::move(clip.value());
+  auto backend = make_cpu_backend(1);
+  ImageEmbedder embedder(*out.clip, *backend);
   std::ifstream in(dir_2026() + "/images/gradient-64x48.png", std::ios::binary);
   std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto img = decode_image(png.data(), png.size(), {});
-  for (int x = 0; x < 8; ++x) printf("(%d %d %d) ", img->rgb[img->pixel_index(x, 0)], img->rgb[img->pixel_index(x, 0)+1], img->rgb[img->pixel_index(x, 0)+2]);
-  printf("\n");
-  for (int y = 0; y < 8; ++y) printf("(%d %d %d) ", img->rgb[img->pixel_index(0, y)], img->rgb[img->pixel_index(0, y)+1], img->rgb[img->pixel_index(0, y)+2]);
-  printf("\n");
-  auto clip = ClipModel::load(dir_2026() + "/models/tiny-smolvlm-mmproj-f16.gguf");
-  auto backend = make_cpu_backend(2);
-  ImageEmbedder embedder(**clip, *backend);
-  auto e = embedder.embed(png.data(), png.size());
-  for (int v = 0; v < e->n_views; ++v) {
-    double s = 0; for (int i = 0; i < e->tokens_per_view * e->dim; ++i) s += e->view(v)[i];
-    printf("view %d sum %f\n", v, s);
+  auto img = embedder.embed(png.data(), png.size());
+  ASSERT_TRUE(img.is_ok()) << img.status().message();
+  const std::string prefix = "<start_of_turn>user\n",
+                    text = "Describe the image.<end_of_turn>\n<start_of_turn>model\n";
+  auto prompt = build_multimodal_prompt(*out.llm->tokenizer, prefix + text, {prefix.size()}, {img.value()},
+                                        ProjectorType::kGemma3, true);
+  ASSERT_TRUE(prompt.is_ok()) << prompt.status().message();
+  out.prompt = std::move(prompt.value());
+}
+
+std::vector<int32_t> greedy_single(const Llm& llm, const MultimodalPrompt& prompt, int max_batch,
+                                   std::vector<float>* first_logits = nullptr) {
+  auto backend = make_cpu_backend(1);
+  Session s(*llm.model, *backend, prompt.n_positions() + kGreedy + 1, max_batch);
+  EXPECT_TRUE(eval_prompt(s, prompt).is_ok());
+  if (first_logits) first_logits->assign(s.logits(), s.logits() + s.n_vocab());
+  std::vector<int32_t> out;
+  for (int i = 0; i < kGreedy; ++i) {
+    const auto next = static_cast<int32_t>(std::max_element(s.logits(), s.logits() + s.n_vocab()) - s.logits());
+    out.push_back(next);
+    EXPECT_TRUE(s.eval(&next, 1).is_ok());
   }
+  return out;
 }
+
+TEST(Gemma3Layout, ImageRowsSitBetweenStartAndEndOfImageAsOneBidirectionalPiece) {
+  Gemma3Prompt g;
+  ASSERT_NO_FATAL_FAILURE(load_gemma3_prompt(g));
+  ASSERT_EQ(g.prompt.pieces.size(), 3u);
+  EXPECT_EQ(g.prompt.pieces[0].tokens, (std::vector<int32_t>{1, 32000, 1792, 13, 32002}));
+  EXPECT_EQ(g.prompt.pieces[1].n_embeddings, 16);
+  EXPECT_TRUE(g.prompt.pieces[1].bidirectional);
+  EXPECT_EQ(g.prompt.pieces[2].tokens.front(), 32003);
 }
+
+TEST(Gemma3Layout, BidirectionalRowsChangeTheResultAndDoNotDependOnTheSessionBatch) {
+  Gemma3Prompt g;
+  ASSERT_NO_FATAL_FAILURE(load_gemma3_prompt(g));
+  std::vector<float> whole, small_batch, causal;
+  const auto want = greedy_single(*g.llm, g.prompt, 256, &whole);
+  // A session batch smaller than the image still evaluates the image in one pass.
+  EXPECT_EQ(greedy_single(*g.llm, g.prompt, 4, &small_batch), want);
+  EXPECT_EQ(small_batch, whole);
+  MultimodalPrompt plain = g.prompt;
+  plain.pieces[1].bidirectional = false;
+  greedy_single(*g.llm, plain, 256, &causal);
+  double diff = 0;
+  for (size_t i = 0; i < whole.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(whole[i] - causal[i])));
+  EXPECT_GT(diff, 1e-3) << "causal and bidirectional image rows gave the same logits";
+}
+
+TEST(Gemma3Batching, AnImageLargerThanTheStepBudgetIsNeverSplitAndBatchingEqualsTheSingleRun) {
+  Gemma3Prompt g;
+  ASSERT_NO_FATAL_FAILURE(load_gemma3_prompt(g));
+  std::string want;
+  for (int32_t t : greedy_single(*g.llm, g.prompt, 256)) {
+    if (g.llm->tokenizer->is_end_of_generation(t)) break;
+    want += g.llm->tokenizer->token_to_piece(t);
+  }
+  auto backend = make_cpu_backend(1);
+  // Budget 3 < 16 image rows, blocks of 4: a split image would read keys not yet written.
+  BatchEngine engine(*g.llm, *backend, {.slots = 3, .ctx_tokens = 256, .block_size = 4, .step_token_budget = 3});
+  std::vector<std::future<std::string>> got;
+  for (int copy = 0; copy < 3; ++copy) {  // later copies share the first's blocks, image included
+    auto promise = std::make_shared<std::promise<std::string>>();
+    auto acc = std::make_shared<std::string>();
+    GenerationRequest r;
+    r.prompt = g.prompt;
+    r.sampling.temperature = 0;
+    r.max_tokens = kGreedy;
+    r.on_event = [promise, acc](const GenerationEvent& e) {
+      *acc += e.text;
+      if (e.finished) promise->set_value(e.reason == FinishReason::kError ? "error: " + e.error : *acc);
+    };
+    ASSERT_TRUE(engine.submit(std::move(r)).is_ok());
+    got.push_back(promise->get_future());
+  }
+  for (auto& f : got) EXPECT_EQ(f.get(), want);
+}
+
+}  // namespace
+}  // namespace zs::engine
