@@ -18,6 +18,7 @@
 #include "engine/batch/batch_engine.h"
 #include "engine/image/resize_aligned.h"
 #include "engine/model/llm.h"
+#include "engine/model/random_mmproj.h"
 #include "engine/model/session.h"
 #include "engine/vision/gemma3_projector.h"
 #include "engine/vision/idefics3_reference.h"
@@ -186,6 +187,45 @@ TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
   EXPECT_EQ(n.views, 3);
   EXPECT_EQ(n.tokens, 12);
   EXPECT_EQ(image_token_count((*clip)->config(), 4032, 3024).tokens, 20);
+}
+
+// ---- presets -------------------------------------------------------------------------------------
+
+TEST(MmprojPresets, GemmaThreeFourBLoadsWithItsPublishedShapesAndTwoHundredFiftySixTokens) {
+  auto preset = find_mmproj_preset("gemma-3-4b");
+  ASSERT_TRUE(preset.is_ok()) << preset.status().message();
+  MmprojPreset cut = preset.value();
+  cut.n_layer = 1;  // every other shape as published
+  zs::testing::TempDir dir;
+  const std::string path = dir.file("g3.gguf");
+  ASSERT_TRUE(write_random_mmproj(cut, GgmlType::kF16, path).is_ok());
+  auto clip = ClipModel::load(path);
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  const ClipConfig& c = (*clip)->config();
+  EXPECT_EQ(c.projector, ProjectorType::kGemma3);
+  EXPECT_EQ(c.image_size, 896);
+  EXPECT_EQ(c.n_embd, 1152);
+  EXPECT_EQ(c.scale_factor, 4);
+  EXPECT_EQ(c.tokens_per_image(), 256);
+  EXPECT_EQ(c.projection_dim, 2560);
+  EXPECT_EQ(image_token_count(c, 1024, 768).tokens, 256);
+}
+
+TEST(MmprojPresets, SmolVlm256MWritesPreprocImageSizeAndTilesAPhotoAsTheReference) {
+  auto preset = find_mmproj_preset("smolvlm-256m");
+  ASSERT_TRUE(preset.is_ok()) << preset.status().message();
+  MmprojPreset cut = preset.value();
+  cut.n_layer = 1;
+  zs::testing::TempDir dir;
+  const std::string path = dir.file("smol.gguf");
+  ASSERT_TRUE(write_random_mmproj(cut, GgmlType::kF16, path).is_ok());
+  auto clip = ClipModel::load(path);
+  ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+  const ClipConfig& c = (*clip)->config();
+  EXPECT_EQ(c.preproc_image_size, 2048);
+  // 1024 x 768 -> s = 2 -> 2048 x 1536 -> 4 x 3 tiles of 512 + the global view, 64 tokens each.
+  EXPECT_EQ(image_token_count(c, 1024, 768).views, 13);
+  EXPECT_EQ(image_token_count(c, 1024, 768).tokens, 13 * 64);
 }
 
 // ---- bidirectional image pieces ----------------------------------------------------------------
