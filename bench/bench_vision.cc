@@ -44,8 +44,8 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct Options {
-  std::vector<std::string> presets = {"clip-vit-l-336", "siglip-512-smolvlm", "llava-1.6-mistral-7b",
-                                      "glm-edge-v-2b", "qwen2-vl-2b", "qwen2.5-vl-3b"};
+  std::vector<std::string> presets = {"clip-vit-l-336", "siglip-512-smolvlm", "smolvlm-256m", "gemma-3-4b",
+                                      "llava-1.6-mistral-7b", "glm-edge-v-2b", "qwen2-vl-2b", "qwen2.5-vl-3b"};
   std::string type = "f16";
   int blocks = 4;
   int qwen_size = 448;

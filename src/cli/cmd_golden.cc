@@ -91,13 +91,18 @@ core::Status run_golden(const GoldenOptions& o) {
     if (!built) return built.status();
     prompt = std::move(built.value());
     if (framed) {
-      // The tokens before the image (ending with the family's image start token) and after it.
+      // The tokens before the first image piece (ending with the family's image start token)
+      // and after the last one (SmolVLM's tiles are several image pieces with text between).
       std::vector<int32_t> before, after;
       bool seen_image = false;
       for (const auto& piece : prompt.pieces) {
-        if (piece.embeddings) seen_image = true;
-        else (seen_image ? after : before).insert((seen_image ? after : before).end(), piece.tokens.begin(),
-                                                  piece.tokens.end());
+        if (piece.embeddings) {
+          seen_image = true;
+          after.clear();
+        } else {
+          (seen_image ? after : before).insert((seen_image ? after : before).end(), piece.tokens.begin(),
+                                               piece.tokens.end());
+        }
       }
       out["prefix_tokens"] = before;
       tokens = after;

@@ -109,11 +109,16 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
       s->embeddings.insert(s->embeddings.end(), piece.tokens.size(), nullptr);
     }
   }
-  if (llm_.model->config().rope_mode == RopeMode::kMrope) {
-    s->rope = request.prompt.rope_positions(&s->rope_next);
+  const bool mrope = llm_.model->config().rope_mode == RopeMode::kMrope;
+  if (mrope) s->rope = request.prompt.rope_positions(&s->rope_next);
+  // Images whose rows see each other (Qwen2-VL, Gemma 3): where each one starts and ends, so
+  // that a step takes all of its rows or none.
+  bool any_whole = false;
+  for (const auto& piece : request.prompt.pieces) any_whole |= piece.embeddings && piece.bidirectional;
+  if (any_whole) {
     for (const auto& piece : request.prompt.pieces) {
       const int32_t a = static_cast<int32_t>(s->image_start.size());
-      const bool whole = piece.embeddings && piece.grid_rows > 0 && !piece.causal_grid;  // causal: like text
+      const bool whole = piece.embeddings && piece.bidirectional;
       s->image_start.insert(s->image_start.end(), piece.n_positions(), whole ? a : -1);
       s->image_end.insert(s->image_end.end(), piece.n_positions(), whole ? a + piece.n_positions() : -1);
     }
@@ -405,10 +410,12 @@ bool BatchEngine::step() {
       const bool last = pos + 1 == static_cast<int>(s.ids.size());
       if (s.embeddings[pos]) rows_.add_embedding(s.embeddings[pos], pos, s.blocks.data(), last);
       else rows_.add_token(s.ids[pos], pos, s.blocks.data(), last);
-      if (!s.rope.empty()) {
+      if (!s.rope.empty())
         rows_.set_rope_position(pos < s.n_prompt ? s.rope[pos] : RopePosition::text(s.rope_next + pos - s.n_prompt));
-        rows_.set_visible_end(pos < s.n_prompt && s.image_end[pos] >= 0 ? s.image_end[pos] : pos + 1);
-      }
+      // Every row carries its visibility limit (the rows of one step share one vector): the
+      // end of its image when it is inside a whole image, else itself.
+      rows_.set_visible_end(pos < s.n_prompt && !s.image_end.empty() && s.image_end[pos] >= 0 ? s.image_end[pos]
+                                                                                              : pos + 1);
     }
     plan.push_back({&s, count});
     budget -= count;

@@ -60,6 +60,33 @@ const std::vector<MmprojPreset>& presets() {
     siglip.clip_projection_dim = 576;
     v.push_back(siglip);
 
+    // HuggingFaceTB/SmolVLM-256M-Instruct as the 2026 reference's converter writes it: the
+    // same SigLIP and connector, plus preproc_image_size = size.longest_edge (4 x 512).
+    MmprojPreset smolvlm = siglip;
+    smolvlm.name = "smolvlm-256m";
+    smolvlm.preproc_image_size = 2048;
+    v.push_back(smolvlm);
+
+    // google/gemma-3-4b-it vision_config (SigLIP so400m: 27 blocks of 1152, 16 heads, FFN 4304,
+    // 896 px, patch 14) and mm_tokens_per_image 256 (64 x 64 patches pooled 4 x 4) into 2560.
+    MmprojPreset gemma3;
+    gemma3.name = "gemma-3-4b";
+    gemma3.projector_type = "gemma3";
+    gemma3.image_size = 896;
+    gemma3.patch_size = 14;
+    gemma3.n_embd = 1152;
+    gemma3.n_layer = 27;
+    gemma3.n_head = 16;
+    gemma3.n_ff = 4304;
+    gemma3.post_ln = true;
+    gemma3.patch_bias = true;
+    gemma3.use_gelu = true;
+    gemma3.eps = 1e-6f;
+    gemma3.scale_factor = 4;
+    gemma3.projection_dim = 2560;
+    gemma3.clip_projection_dim = 2560;
+    v.push_back(gemma3);
+
     MmprojPreset qwen2vl;  // Qwen/Qwen2-VL-2B-Instruct vision_config: depth 32, embed 1280, 16 heads, mlp ratio 4
     qwen2vl.name = "qwen2-vl-2b";
     qwen2vl.projector_type = "qwen2vl_merger";
@@ -193,10 +220,11 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   const bool merger25 = p.projector_type == "qwen2.5vl_merger";  // Qwen2.5-VL: RMSNorm, SwiGLU, windows
   if (merger25 && p.n_wa_pattern < 1)
     return Status::error("mmproj preset '" + p.name + "': qwen2.5vl_merger needs n_wa_pattern >= 1");
+  const bool gemma3 = p.projector_type == "gemma3";
   const int side = p.image_size / p.patch_size;
   if (adapter && side % 2 != 0)
     return Status::error("mmproj preset '" + p.name + "': the adapter needs an even number of patches per side");
-  if (idefics3 && side % p.scale_factor != 0)
+  if ((idefics3 || gemma3) && side % p.scale_factor != 0)
     return Status::error("mmproj preset '" + p.name + "': patches per side not a multiple of the scale factor");
 
   GgufWriter w;
@@ -208,7 +236,7 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
   w.set_bool("clip.has_vision_encoder", true);
   if (adapter) w.set_bool("clip.has_glm_projector", true);
   else if (merger) w.set_bool("clip.has_qwen2vl_merger", true);
-  else if (!idefics3 && !merger25) w.set_bool("clip.has_llava_projector", true);
+  else if (!idefics3 && !merger25 && !gemma3) w.set_bool("clip.has_llava_projector", true);
   w.set_string("clip.projector_type", p.projector_type);
   w.set_u32("clip.vision.image_size", p.image_size);
   w.set_u32("clip.vision.patch_size", p.patch_size);
@@ -227,7 +255,8 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     w.set_bool("clip.use_gelu", p.use_gelu);
     w.set_bool("clip.use_silu", false);
   }
-  if (idefics3) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
+  if (idefics3 || (gemma3 && p.scale_factor != 4)) w.set_u32("clip.vision.projector.scale_factor", p.scale_factor);
+  if (idefics3 && p.preproc_image_size > 0) w.set_u32("clip.vision.preproc_image_size", p.preproc_image_size);
   if (!p.grid_pinpoints.empty()) {  // LLaVA-1.6 anyres keys as the llava surgery scripts write them
     std::vector<int32_t> flat;
     for (const auto& wh : p.grid_pinpoints) flat.insert(flat.end(), wh.begin(), wh.end());
@@ -298,6 +327,10 @@ Status write_random_mmproj(const MmprojPreset& p, GgmlType mt, const std::string
     w.add_tensor("adapter.linear.dense_4h_to_h.weight", mt, {aff, e}, src.matrix(mt, aff, e, kScale));
     vec("adapter.boi", e, 0.f, 1.f);
     vec("adapter.eoi", e, 0.f, 1.f);
+  } else if (gemma3) {
+    // mm.input_projection is used as x * W: ne [text width, vision width].
+    w.add_tensor("mm.input_projection.weight", mt, {p.projection_dim, d}, src.matrix(mt, p.projection_dim, d, kScale));
+    vec("mm.soft_emb_norm.weight", d, 1.f, 0.05f);
   } else if (idefics3) {
     const int64_t in = d * p.scale_factor * p.scale_factor;
     w.add_tensor("mm.model.fc.weight", mt, {in, p.projection_dim}, src.matrix(mt, in, p.projection_dim, kScale));

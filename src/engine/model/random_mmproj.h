@@ -15,7 +15,8 @@ namespace zs::engine {
 struct MmprojPreset {
   std::string name;
   std::string projector_type;  // "mlp" (LLaVA-1.5/1.6), "idefics3" (SmolVLM), "adapter" (GLM-Edge-V),
-                               // "qwen2vl_merger" (Qwen2-VL), "qwen2.5vl_merger" (Qwen2.5-VL)
+                               // "qwen2vl_merger" (Qwen2-VL), "qwen2.5vl_merger" (Qwen2.5-VL),
+                               // "gemma3" (Gemma 3)
   int image_size = 0;
   int patch_size = 0;
   int n_embd = 0;
@@ -33,7 +34,8 @@ struct MmprojPreset {
   float eps = 1e-6f;
   std::array<float, 3> image_mean{0.5f, 0.5f, 0.5f};
   std::array<float, 3> image_std{0.5f, 0.5f, 0.5f};
-  int scale_factor = 1;     // idefics3 pixel shuffle
+  int scale_factor = 1;     // idefics3 pixel shuffle; gemma3 pooling kernel (written only when not 4)
+  int preproc_image_size = 0;  // idefics3: clip.vision.preproc_image_size (0: not written)
   int mlp_hidden = 0;       // mlp: width between mm.0 and mm.2
   int projection_dim = 0;   // the text model's embedding width
   int clip_projection_dim = 0;  // clip.vision.projection_dim as the converter writes it

@@ -26,21 +26,20 @@ void Session::truncate(int n) {
 
 Status Session::eval(const int32_t* tokens, int64_t n) { return eval_rows(tokens, nullptr, n); }
 
-Status Session::eval_embeddings(const float* embeddings, int64_t n, int grid_rows, int grid_cols, bool causal_grid) {
-  return eval_rows(nullptr, embeddings, n, grid_rows, grid_cols, causal_grid);
+Status Session::eval_embeddings(const float* embeddings, int64_t n, int grid_rows, int grid_cols, bool bidirectional) {
+  return eval_rows(nullptr, embeddings, n, grid_rows, grid_cols, bidirectional);
 }
 
 Status Session::eval_rows(const int32_t* tokens, const float* embeddings, int64_t n, int grid_rows, int grid_cols,
-                          bool causal_grid) {
+                          bool bidirectional) {
   const bool grid = grid_rows > 0 && grid_cols > 0;
   if (grid && static_cast<int64_t>(grid_rows) * grid_cols != n)
     return Status::error("an image grid of " + std::to_string(grid_rows) + " x " + std::to_string(grid_cols) +
                          " does not hold " + std::to_string(n) + " rows");
   const bool mrope = model_.config().rope_mode == RopeMode::kMrope;
   const int32_t rope_first = n_past_ + rope_delta_;
-  // An M-RoPE image is one batch: its rows see each other (they share one temporal position);
-  // a causal grid (Qwen2.5-VL) is fed like text rows.
-  const bool whole = grid && mrope && !causal_grid;
+  // A bidirectional image is one batch: its rows see each other.
+  const bool whole = bidirectional;
   if (whole && n > forward_->max_rows())
     forward_ = std::make_unique<Forward>(model_, backend_, *kv_, static_cast<int>(n), n_ctx_);
   const int32_t image_end = static_cast<int32_t>(n_past_ + n);

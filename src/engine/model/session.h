@@ -24,10 +24,12 @@ class Session {
   core::Status eval(const std::vector<int32_t>& tokens) { return eval(tokens.data(), static_cast<int64_t>(tokens.size())); }
   // n rows of n_embd values each, fed in place of token embeddings. For M-RoPE models a
   // grid_rows x grid_cols grid (row-major, n = rows * cols) takes its coordinates as rotary
-  // positions, and later text continues after max(rows, cols) (see MultimodalPrompt). The
-  // grid's rows see each other (one batch), or with causal_grid attend causally (Qwen2.5-VL).
+  // positions, and later text continues after max(rows, cols) (see MultimodalPrompt).
+  // bidirectional: the n rows see each other (one batch, however many; Qwen2-VL, Gemma 3); a
+  // sliding window still hides keys earlier than the window before each row. Otherwise the
+  // rows attend causally like text (Qwen2.5-VL).
   core::Status eval_embeddings(const float* embeddings, int64_t n, int grid_rows = 0, int grid_cols = 0,
-                               bool causal_grid = false);
+                               bool bidirectional = false);
 
   const float* logits() const { return logits_.data(); }
   int n_vocab() const { return model_.config().n_vocab; }
@@ -38,7 +40,7 @@ class Session {
 
  private:
   core::Status eval_rows(const int32_t* tokens, const float* embeddings, int64_t n, int grid_rows = 0,
-                         int grid_cols = 0, bool causal_grid = false);
+                         int grid_cols = 0, bool bidirectional = false);
 
   const TextModel& model_;
   Backend& backend_;

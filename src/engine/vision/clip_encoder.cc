@@ -40,6 +40,8 @@ double ClipEncoder::flops_per_image() const {
     f += mm(model_.mm0, c.n_patches()) + mm(model_.mm2, c.n_patches());
   } else if (c.projector == ProjectorType::kAdapter) {
     f += glm_adapter_flops(model_.glm, c.patches_per_side());
+  } else if (c.projector == ProjectorType::kGemma3) {
+    f += mm(model_.gemma3.input_projection, c.tokens_per_image());
   } else {
     f += mm(model_.mm0, c.tokens_per_image());
   }
@@ -118,6 +120,13 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
     backend_.gelu(proj_hidden_, np * model_.mm0.n_out);
     backend_.matmul(model_.mm2, proj_hidden_, np, out.data());
     backend_.add_bias(out.data(), model_.mm2_b, np, c.projection_dim);
+  } else if (c.projector == ProjectorType::kGemma3) {
+    // Gemma 3: post_ln, k x k average pooling, RMSNorm * soft_emb_norm, input_projection.
+    const int64_t n_out = c.tokens_per_image();
+    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    avg_pool_patches(patches_out, side, static_cast<int>(d), c.scale_factor, proj_in_);
+    backend_.rms_norm(proj_in_, model_.gemma3.soft_emb_norm, n_out, d, c.eps, proj_in_);
+    backend_.matmul(model_.gemma3.input_projection, proj_in_, n_out, out.data());
   } else {
     if (model_.post_ln_w) backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
     pixel_shuffle(patches_out, side, static_cast<int>(d), c.scale_factor, proj_in_);

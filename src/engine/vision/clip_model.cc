@@ -54,6 +54,25 @@ Status read_qwen25vl_config(const GgufFile& f, ClipConfig& c) {
   return Status::ok();
 }
 
+// Gemma 3
+
+// Every block runs; the pooling kernel is clip.vision.projector.scale_factor when written,
+// else 4 (the converter writes it only when it differs from 4).
+Status read_gemma3_config(const GgufFile& f, ClipConfig& c) {
+  c.n_layer_run = c.n_layer;
+  c.has_class_token = false;
+  c.scale_factor = kGemma3DefaultPool;
+  if (auto k = f.get_int("clip.vision.projector.scale_factor")) {
+    if (*k < 1 || *k > 64)
+      return Status::error("clip.vision.projector.scale_factor has implausible value " + std::to_string(*k));
+    c.scale_factor = static_cast<int>(*k);
+  }
+  if (c.patches_per_side() % c.scale_factor != 0)
+    return Status::error("gemma3: patches per side " + std::to_string(c.patches_per_side()) +
+                         " is not a multiple of the pooling kernel " + std::to_string(c.scale_factor));
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
@@ -74,9 +93,11 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     c.projector = ProjectorType::kAdapter;  // GLM-Edge-V
   } else if (c.projector_name == "qwen2.5vl_merger") {
     c.projector = ProjectorType::kQwen25VlMerger;
+  } else if (c.projector_name == "gemma3") {
+    c.projector = ProjectorType::kGemma3;
   } else {
     return Status::error("unsupported projector type '" + c.projector_name +
-                         "' (supported: mlp, idefics3, qwen2vl_merger, qwen2.5vl_merger, adapter)");
+                         "' (supported: mlp, idefics3, qwen2vl_merger, qwen2.5vl_merger, adapter, gemma3)");
   }
   if (f.get_bool("clip.has_glm_projector").value_or(false) && c.projector != ProjectorType::kAdapter)
     return Status::error("clip.has_glm_projector is set but the projector type is '" + c.projector_name +
@@ -128,9 +149,17 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     if ((c.n_embd / c.n_head) % 4 != 0)
       return Status::error(c.projector_name + " needs a vision head size divisible by 4 (2-D rotary positions)");
     if (c.projector == ProjectorType::kQwen25VlMerger) ZS_RETURN_IF_ERROR(read_qwen25vl_config(f, c));
+  } else if (c.projector == ProjectorType::kGemma3) {
+    ZS_RETURN_IF_ERROR(read_gemma3_config(f, c));
   } else {
     c.n_layer_run = c.n_layer;
     ZS_RETURN_IF_ERROR(need("clip.vision.projector.scale_factor", &c.scale_factor, 1, 64));
+    if (f.get_int("clip.vision.preproc_image_size")) {
+      ZS_RETURN_IF_ERROR(need("clip.vision.preproc_image_size", &c.preproc_image_size, 1, 1 << 15));
+      if (c.preproc_image_size < c.image_size)
+        return Status::error("clip.vision.preproc_image_size " + std::to_string(c.preproc_image_size) +
+                             " is smaller than image_size " + std::to_string(c.image_size));
+    }
     if (c.patches_per_side() % c.scale_factor != 0)
       return Status::error("patches per side " + std::to_string(c.patches_per_side()) +
                            " is not a multiple of the pixel-shuffle scale factor " + std::to_string(c.scale_factor));
@@ -229,6 +258,9 @@ Status ClipModel::bind() {
     if (!post_ln_w) return Status::error("the adapter projector (GLM-Edge-V) needs tensor 'v.post_ln.weight'");
     ZS_RETURN_IF_ERROR(bind_glm_adapter(b, c.n_embd, glm));
     c.projection_dim = glm.n_embd;
+  } else if (c.projector == ProjectorType::kGemma3) {
+    if (!post_ln_w) return Status::error("the gemma3 projector needs tensor 'v.post_ln.weight'");
+    ZS_RETURN_IF_ERROR(bind_gemma3_projector(b, c.n_embd, gemma3, &c.projection_dim));
   } else {
     const GgufTensorInfo* fc = b.info("mm.model.fc.weight");
     if (!fc) return Status::error("the idefics3 projector needs tensor 'mm.model.fc.weight'");

@@ -12,14 +12,16 @@
 #include "engine/gguf/tensor_binder.h"
 #include "engine/image/preprocess.h"
 #include "engine/kernels/matmul.h"
+#include "engine/vision/gemma3_projector.h"
 #include "engine/vision/glm_adapter.h"
 
 namespace zs::engine {
 
 // mlp: LLaVA-1.5, and LLaVA-1.6 when the file has image_grid_pinpoints (anyres tiling);
 // idefics3: SmolVLM; qwen2vl_merger: Qwen2-VL (native resolution); adapter: GLM-Edge-V;
-// qwen2.5vl_merger: Qwen2.5-VL (native resolution, RMSNorm, SwiGLU, window attention).
-enum class ProjectorType { kMlp, kIdefics3, kQwen2VlMerger, kAdapter, kQwen25VlMerger };
+// qwen2.5vl_merger: Qwen2.5-VL (native resolution, RMSNorm, SwiGLU, window attention);
+// gemma3: Gemma 3 (average pooling, soft_emb_norm, input_projection; gemma3_projector.h).
+enum class ProjectorType { kMlp, kIdefics3, kQwen2VlMerger, kAdapter, kQwen25VlMerger, kGemma3 };
 
 struct ClipConfig {
   ProjectorType projector = ProjectorType::kMlp;
@@ -32,7 +34,10 @@ struct ClipConfig {
   int n_layer = 0;       // blocks stored in the file
   int n_layer_run = 0;   // blocks evaluated (LLaVA feeds the projector the second-to-last block)
   int projection_dim = 0;
-  int scale_factor = 1;  // pixel shuffle (idefics3)
+  int scale_factor = 1;  // pixel shuffle (idefics3); average-pooling kernel (gemma3)
+  // idefics3: clip.vision.preproc_image_size (the HF size.longest_edge) when the file has it:
+  // then images are tiled the 2026 reference's way (idefics3_reference.h); 0: Hugging Face's.
+  int preproc_image_size = 0;
   float eps = 1e-6f;
   bool use_gelu = true;  // false: quick GELU
   bool has_class_token = false;
@@ -101,6 +106,8 @@ class ClipModel {
   const float* image_newline = nullptr;
   // GLM-Edge-V (projector adapter).
   GlmAdapterWeights glm;
+  // Gemma 3 (projector gemma3).
+  Gemma3ProjectorWeights gemma3;
 
  private:
   ClipModel() = default;

@@ -5,6 +5,7 @@
 
 #include "engine/vision/anyres.h"
 #include "engine/vision/qwen25vl.h"
+#include "engine/vision/idefics3_reference.h"
 
 namespace zs::engine {
 
@@ -45,6 +46,13 @@ ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, Sp
   } else if (c.is_anyres()) {
     n.tokens = anyres_image_tokens(width, height, c.grid_pinpoints, c.image_size, c.tokens_per_image());
     n.views = n.tokens / c.tokens_per_image();
+  } else if (c.projector == ProjectorType::kIdefics3 && c.preproc_image_size > 0) {
+    // The 2026 reference's tiling (idefics3_reference.h).
+    const ImageSize refined = idefics3_refined_size(width, height, c.preproc_image_size, c.image_size);
+    if (refined.width > c.image_size || refined.height > c.image_size)
+      n.views = (refined.width / c.image_size) * (refined.height / c.image_size) + 1;
+    if (budget.max_tokens > 0 && n.views * c.tokens_per_image() > budget.max_tokens) n.views = 1;
+    n.tokens = n.views * c.tokens_per_image();
   } else if (c.projector == ProjectorType::kIdefics3) {
     split.tile_size = c.image_size;
     const ImageSize first = idefics3_resize_size(width, height, split.longest_edge);
@@ -102,9 +110,26 @@ ImageEmbedder::Views ImageEmbedder::preprocess(const Image& image, ImageTokenBud
     v.pixels.push_back(preprocess_llava(image, c.image_size, c.image_mean, c.image_std));
     return v;
   }
+  if (c.projector == ProjectorType::kGemma3) {
+    v.pixels.push_back(preprocess_gemma3(image, c.image_size, c.image_mean, c.image_std));
+    return v;
+  }
   if (c.projector == ProjectorType::kAdapter) {
     // GLM-Edge: bicubic straight to the square input size, no padding.
     v.pixels.push_back(normalize(resize_bicubic(image, c.image_size, c.image_size), c.image_mean, c.image_std));
+    return v;
+  }
+  if (c.preproc_image_size > 0) {
+    // idefics3 with clip.vision.preproc_image_size: the 2026 reference's tiling.
+    SplitImage split;
+    if (image_token_count(c, image.width, image.height, options_.split, budget).views == 1)
+      split.global = idefics3_reference_global(image, c.image_size);  // over the budget: global view alone
+    else
+      split = split_image_reference(image, c.preproc_image_size, c.image_size);
+    for (const Image& tile : split.tiles) v.pixels.push_back(normalize(tile, c.image_mean, c.image_std));
+    v.pixels.push_back(normalize(split.global, c.image_mean, c.image_std));
+    v.rows = split.rows;
+    v.cols = split.cols;
     return v;
   }
   SplitConfig split_config = options_.split;

@@ -64,8 +64,9 @@ class Builder {
     }
   }
 
-  void view(const ImageEmbedding& img, int i) {
+  void view(const ImageEmbedding& img, int i, bool bidirectional = false) {
     PromptPiece p;
+    p.bidirectional = bidirectional;
     p.storage = img.data;
     p.embeddings = img.view(i);
     p.n_embeddings = img.tokens_per_view;
@@ -81,8 +82,9 @@ class Builder {
   MultimodalPrompt& out_;
 };
 
-// The layout of Hugging Face's Idefics3 processor: each tile announced by its grid position,
-// a newline after each row of tiles, then the global view.
+// The layout of Hugging Face's Idefics3 processor and of the 2026 reference: each tile
+// announced by its grid position, "\n" after each row of tiles but the last, then "\n\n"
+// (one token, as the processor's string tokenizes) before the global view.
 void add_idefics3_image(Builder& b, const ImageEmbedding& img) {
   const std::string wrap = "<fake_token_around_image>";
   int view = 0;
@@ -92,13 +94,21 @@ void add_idefics3_image(Builder& b, const ImageEmbedding& img) {
         b.text(wrap + "<row_" + std::to_string(r + 1) + "_col_" + std::to_string(c + 1) + ">", false);
         b.view(img, view++);
       }
-      b.text("\n", false);
+      if (r + 1 < img.rows) b.text("\n", false);
     }
-    b.text("\n", false);
+    b.text("\n\n", false);
   }
   b.text(wrap + "<global-img>", false);
   b.view(img, view);
   b.text(wrap, false);
+}
+
+// ---- Gemma 3 ----------------------------------------------------------------------------
+// <start_of_image>, the image's rows (decoded bidirectionally), <end_of_image>.
+void add_gemma3_image(Builder& b, const ImageEmbedding& img) {
+  b.text("<start_of_image>", false);
+  for (int v = 0; v < img.n_views; ++v) b.view(img, v, /*bidirectional=*/true);
+  b.text("<end_of_image>", false);
 }
 
 }  // namespace
@@ -119,11 +129,14 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
     b.text(text.substr(pos, image_offsets[i] - pos), add_bos && i == 0);
     if (projector == ProjectorType::kIdefics3) {
       add_idefics3_image(b, images[i]);
+    } else if (projector == ProjectorType::kGemma3) {
+      add_gemma3_image(b, images[i]);
     } else if (projector == ProjectorType::kQwen2VlMerger || projector == ProjectorType::kQwen25VlMerger) {
       // Qwen2-VL and Qwen2.5-VL wrap each image in their vision start/end tokens.
+      // Qwen2-VL's rows share one temporal position and see each other (its reference masks
+      // by that position); Qwen2.5-VL's reference masks them causally in row-major order.
       b.text("<|vision_start|>", false);
-      b.view(images[i], 0);
-      if (projector == ProjectorType::kQwen25VlMerger) out.pieces.back().causal_grid = true;
+      b.view(images[i], 0, /*bidirectional=*/projector == ProjectorType::kQwen2VlMerger);
       b.text("<|vision_end|>", false);
     } else {
       for (int v = 0; v < images[i].n_views; ++v) b.view(images[i], v);
@@ -136,8 +149,8 @@ Result<MultimodalPrompt> build_multimodal_prompt(const Tokenizer& tokenizer, con
 
 Status eval_prompt(Session& session, const MultimodalPrompt& prompt) {
   for (const auto& p : prompt.pieces) {
-    if (p.embeddings)
-      ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings, p.grid_rows, p.grid_cols, p.causal_grid));
+    if (p.embeddings) ZS_RETURN_IF_ERROR(session.eval_embeddings(p.embeddings, p.n_embeddings, p.grid_rows, p.grid_cols,
+                                                                  p.bidirectional));
     else ZS_RETURN_IF_ERROR(session.eval(p.tokens));
   }
   return Status::ok();

@@ -2,7 +2,8 @@
 // A prompt of text and images as the text model consumes it: runs of token ids and runs of
 // image embeddings, in order. Each image becomes the positions its projector family
 // expects: LLaVA places the embeddings alone; SmolVLM/Idefics3 wraps each tile in marker
-// tokens (<fake_token_around_image><row_r_col_c> ... <global-img> ...).
+// tokens (<fake_token_around_image><row_r_col_c> ... <global-img> ...); Gemma 3 wraps the
+// image in <start_of_image> ... <end_of_image> and decodes its rows bidirectionally.
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,9 +25,11 @@ struct PromptPiece {
   // M-RoPE models (Qwen2-VL): the rows form this grid (row-major) and take its coordinates as
   // rotary positions; 0 x 0 = plain consecutive positions.
   int grid_rows = 0, grid_cols = 0;
-  // Qwen2.5-VL: the grid's rows attend causally (in row-major order), as its reference does;
-  // otherwise an M-RoPE grid's rows all see each other (Qwen2-VL's reference).
-  bool causal_grid = false;
+  // The image's rows see each other (non-causal inside the piece): a step takes all of them
+  // or none. Set for Qwen2-VL grids (their rows share one temporal position; Qwen2.5-VL's
+  // reference is causal) and for Gemma 3 images; sliding windows still hide keys earlier than
+  // the window before each row.
+  bool bidirectional = false;
 
   int n_positions() const { return embeddings ? n_embeddings : static_cast<int>(tokens.size()); }
 };
