@@ -77,12 +77,14 @@ Image resize_source(int src_width, int src_height, int width, int height, PixelA
 namespace {
 
 // The cubic through p[-1], p[0], p[1], p[2] evaluated at fraction t after p[0], with the
-// coefficients of the reference's bicubic resize.
+// coefficients of the reference's bicubic resize. The reference holds the differences and
+// coefficients in float but evaluates the coefficients' expressions in double (its constants
+// are double literals); the polynomial itself is evaluated in float.
 float cubic(float m1, float p0, float p1, float p2, float t) {
   const float d0 = m1 - p0, d2 = p1 - p0, d3 = p2 - p0;
-  const float a1 = -1.0f / 3 * d0 + d2 - 1.0f / 6 * d3;
-  const float a2 = 1.0f / 2 * d0 + 1.0f / 2 * d2;
-  const float a3 = -1.0f / 6 * d0 - 1.0f / 2 * d2 + 1.0f / 6 * d3;
+  const auto a1 = static_cast<float>(-1.0 / 3 * d0 + d2 - 1.0 / 6 * d3);
+  const auto a2 = static_cast<float>(1.0 / 2 * d0 + 1.0 / 2 * d2);
+  const auto a3 = static_cast<float>(-1.0 / 6 * d0 - 1.0 / 2 * d2 + 1.0 / 6 * d3);
   return p0 + a1 * t + a2 * t * t + a3 * t * t * t;
 }
 

@@ -1,5 +1,7 @@
 #include "engine/image/resize_aligned.h"
 
+#include "engine/image/preprocess.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -45,58 +47,13 @@ ImageSize fit_size(int width, int height, int box_w, int box_h) {
   return {w, h};
 }
 
-namespace {
 
-// The cubic through m1, p0, p1, p2 at fraction t after p0. The reference holds the differences
-// and coefficients in float but evaluates the coefficients' expressions in double (its
-// constants are double literals); the polynomial itself is evaluated in float.
-float cubic_reference(float m1, float p0, float p1, float p2, float t) {
-  const float d0 = m1 - p0, d2 = p1 - p0, d3 = p2 - p0;
-  const auto a1 = static_cast<float>(-1.0 / 3 * d0 + d2 - 1.0 / 6 * d3);
-  const auto a2 = static_cast<float>(1.0 / 2 * d0 + 1.0 / 2 * d2);
-  const auto a3 = static_cast<float>(-1.0 / 6 * d0 - 1.0 / 2 * d2 + 1.0 / 6 * d3);
-  return p0 + a1 * t + a2 * t * t + a3 * t * t * t;
-}
-
-}  // namespace
-
-Image resize_bicubic_reference(const Image& src, int width, int height) {
-  Image out;
-  if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0) return out;
-  out.width = width;
-  out.height = height;
-  out.rgb.resize(static_cast<size_t>(width) * height * 3);
-  const float sx = static_cast<float>(src.width) / static_cast<float>(width);
-  const float sy = static_cast<float>(src.height) / static_cast<float>(height);
-  auto at = [&](int x, int y, int c) {
-    return static_cast<float>(
-        src.rgb[src.pixel_index(std::clamp(x, 0, src.width - 1), std::clamp(y, 0, src.height - 1)) + c]);
-  };
-  for (int i = 0; i < height; ++i) {
-    const int y = static_cast<int>(sy * static_cast<float>(i));
-    const float dy = sy * static_cast<float>(i) - static_cast<float>(y);
-    for (int j = 0; j < width; ++j) {
-      const int x = static_cast<int>(sx * static_cast<float>(j));
-      const float dx = sx * static_cast<float>(j) - static_cast<float>(x);
-      for (int c = 0; c < 3; ++c) {
-        float col[4];
-        for (int k = 0; k < 4; ++k) {
-          const int yy = y - 1 + k;
-          col[k] = cubic_reference(at(x - 1, yy, c), at(x, yy, c), at(x + 1, yy, c), at(x + 2, yy, c), dx);
-        }
-        const float v = cubic_reference(col[0], col[1], col[2], col[3], dy);
-        out.rgb[out.pixel_index(j, i) + c] = static_cast<uint8_t>(std::clamp(std::round(v), 0.0f, 255.0f));
-      }
-    }
-  }
-  return out;
-}
 
 Image resize_fit_centered(const Image& src, int box_w, int box_h, ResizeFilter filter) {
   Image out;
   const ImageSize fit = fit_size(src.width, src.height, box_w, box_h);
   if (fit.width == 0) return out;
-  const Image resized = filter == ResizeFilter::kBicubic ? resize_bicubic_reference(src, fit.width, fit.height)
+  const Image resized = filter == ResizeFilter::kBicubic ? resize_bicubic(src, fit.width, fit.height)
                                                          : resize_bilinear_align_corners(src, fit.width, fit.height);
   out.width = box_w;
   out.height = box_h;

@@ -17,12 +17,6 @@ enum class ResizeFilter { kBilinearAlignCorners, kBicubic };
 
 Image resize_bilinear_align_corners(const Image& src, int width, int height);
 
-// resize_bicubic (preprocess.h) with the reference's arithmetic to the last bit: the cubic's
-// coefficients are computed in double from float differences and stored as float, the
-// polynomial is evaluated in float (resize_bicubic computes the coefficients in float; .5
-// cases such as a 5-per-pixel gradient upscaled 2x round differently).
-Image resize_bicubic_reference(const Image& src, int width, int height);
-
 // The aspect-fit size of a width x height image inside a box_w x box_h box (each side >= 1).
 ImageSize fit_size(int width, int height, int box_w, int box_h);
 
