@@ -41,15 +41,8 @@ std::optional<engine::RequestPriority> read_priority(const HttpRequest& req, Res
 }
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
-  engine::SamplingParams p;
-  p.temperature = static_cast<float>(o.temperature.value_or(1.0));
-  p.top_p = static_cast<float>(o.top_p.value_or(1.0));
-  p.top_k = o.top_k.value_or(0);
-  p.min_p = static_cast<float>(o.min_p.value_or(0.0));
-  p.repeat_penalty = static_cast<float>(o.repeat_penalty.value_or(1.0));
-  p.presence_penalty = static_cast<float>(o.presence_penalty);
-  p.frequency_penalty = static_cast<float>(o.frequency_penalty);
-  p.seed = o.seed ? static_cast<uint64_t>(*o.seed) : std::random_device{}();
+  engine::SamplingParams p = o.to_params();
+  if (!o.seed) p.seed = std::random_device{}();
   return p;
 }
 

@@ -266,8 +266,17 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
     cls = *parsed;
   }
   json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
+  if (body.is_discarded() || !body.is_object()) {
+    // The endpoint's own parser says what is wrong (where the JSON breaks, which field holds a
+    // number beyond a double's range), as the worker would.
+    openai::ApiError err;
+    const bool refused =
+        openai::is_embeddings_endpoint(endpoint) ? !openai::parse_embedding_request(req.body, {}, &err).is_ok()
+        : endpoint == "/v1/completions"          ? !openai::parse_completion_request(req.body, {}, &err).is_ok()
+                                                 : !openai::parse_chat_completion_request(req.body, {}, &err).is_ok();
+    if (refused && err.http_status >= 400 && err.http_status < 500) return w->respond_json(err.http_status, err.to_json());
     return respond_error(*w, 400, "the request body is not a JSON object", "invalid_request_error");
+  }
   if (!body.contains("model") || !body["model"].is_string())
     return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
                          "missing_required_parameter");
