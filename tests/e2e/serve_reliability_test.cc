@@ -65,5 +65,43 @@ TEST(ServeReliability, OutOfRangeSamplingNumbersAre400NamingTheField) {
   EXPECT_EQ(m->body.find(R"(status="502")"), std::string::npos) << m->body;
 }
 
+TEST(ServeReliability, AStreamWhoseWorkerIsKilledEndsWithAnErrorEventAndCountsAsFailed) {
+  Serve s("deployments:\n" + stories_deployment("story", "    max_instances: 1\n"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  const std::vector<pid_t> pids = worker_pids(s);
+  ASSERT_EQ(pids.size(), 1u);
+  json body = chat("story", 512, true);
+  body["temperature"] = 0.8;
+  body["seed"] = 791014571;
+  std::string received;
+  bool killed = false;
+  auto r = gateway::http_stream("POST", s.address(), "/v1/chat/completions", body.dump(), {},
+                                [&](std::string_view chunk) {
+                                  received += chunk;
+                                  if (!killed) {  // the role chunk comes before any token is sampled
+                                    killed = true;
+                                    kill(pids[0], SIGKILL);
+                                  }
+                                  return true;
+                                },
+                                std::chrono::seconds(60));
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);  // the stream had opened before the worker died
+  if (received.find("data: [DONE]") != std::string::npos && received.find("\"error\"") == std::string::npos)
+    GTEST_SKIP() << "the worker finished all 512 tokens before the kill landed";
+  // The last event is an error naming the cause; no [DONE] after it.
+  const size_t last = received.rfind("data: ");
+  ASSERT_NE(last, std::string::npos) << received;
+  const std::string final_event = received.substr(last);
+  EXPECT_NE(final_event.find("\"error\""), std::string::npos) << final_event;
+  EXPECT_NE(final_event.find("failed in the middle of the stream"), std::string::npos) << final_event;
+  EXPECT_EQ(received.find("data: [DONE]"), std::string::npos) << received;
+
+  auto m = gateway::http_request("GET", s.address(), "/metrics");
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_EQ(metric(m->body, R"(zs_gateway_requests_total{deployment="story",status="502"})"), 1) << m->body;
+  EXPECT_EQ(metric(m->body, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << m->body;
+}
+
 }  // namespace
 }  // namespace zs

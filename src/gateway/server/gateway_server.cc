@@ -465,6 +465,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   rec.queue_seconds = lease.queue_ms / 1000;
   rec.cold_start = lease.cold_start_ms >= 0;
   bool instance_failed = false;
+  bool started_stream = false;  // the worker's stream reached the client (errors go inside it)
   HttpHeaders cold_header;
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
@@ -530,14 +531,26 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
         p->w->write(sse_event(r->body));
         p->w->end();
       }
+    } else if (!r) {
+      // The worker's connection broke mid-stream (it died, or stalled past the timeout): the
+      // answer is cut, so the stream ends with an error event naming the cause (never a clean
+      // end a client would take for a complete answer) and the request counts as failed.
+      rec.status = 502;
+      instance_failed = true;
+      started_stream = true;
+      const std::string msg = "the instance of '" + p->deployment + "' failed in the middle of the stream (" +
+                              r.status().message() + "); the answer above is incomplete";
+      p->settle(rec.prompt_tokens + rec.completion_tokens);
+      p->w->write(sse_event(openai::openai_error_json(msg, "server_error")));
+      p->w->end();
     } else {
-      rec.status = r ? r->status : 200;
-      if (r && r->status != 200 && opened) p->w->write(sse_event(r->body));
+      rec.status = r->status;
+      if (r->status != 200 && opened) p->w->write(sse_event(r->body));
       p->settle(rec.prompt_tokens + rec.completion_tokens);
       p->w->end();
     }
   }
-  if (instance_failed) {
+  if (instance_failed && !started_stream) {
     rec.status = 502;
     const std::string msg = "the instance of '" + p->deployment + "' failed while handling the request (" + first_error +
                             "); retry: later requests go to a restarted instance";
