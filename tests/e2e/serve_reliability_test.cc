@@ -103,5 +103,36 @@ TEST(ServeReliability, AStreamWhoseWorkerIsKilledEndsWithAnErrorEventAndCountsAs
   EXPECT_EQ(metric(m->body, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << m->body;
 }
 
+TEST(ServeReliability, ABodyTheGatewayAcceptsIsNeverRefusedByTheWorker) {
+  // Workers on their own default to 32 MiB; serve passes them its 64 MiB.
+  Serve s("deployments:\n" + stories_deployment("story"));
+  json body = chat("story", 2);
+  body["user"] = std::string(40u << 20, 'u');  // accepted and ignored, so only the size matters
+  auto r = gateway::http_request("POST", s.address(), "/v1/chat/completions", body.dump(), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200) << r->body.substr(0, 300);
+  body["user"] = std::string(65u << 20, 'u');
+  auto big = gateway::http_request("POST", s.address(), "/v1/chat/completions", body.dump(), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(big.is_ok()) << big.status().message();
+  EXPECT_EQ(big->status, 413) << big->body.substr(0, 300);
+}
+
+TEST(ServeReliability, TheBodyLimitIsConfiguredOnceForGatewayAndWorkers) {
+  Serve s("gateway:\n  max_body_bytes: 30MiB\n  max_image_bytes: 1MiB\ndeployments:\n" + stories_deployment("story"));
+  json body = chat("story", 2);
+  body["user"] = std::string(29u << 20, 'u');
+  auto r = gateway::http_request("POST", s.address(), "/v1/chat/completions", body.dump(), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200) << r->body.substr(0, 300);
+  body["user"] = std::string(31u << 20, 'u');
+  auto big = gateway::http_request("POST", s.address(), "/v1/chat/completions", body.dump(), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(big.is_ok()) << big.status().message();
+  EXPECT_EQ(big->status, 413) << big->body.substr(0, 300);
+  // The worker was started with the same limit.
+  EXPECT_NE(zs::testing::run_command("ps -o args= --ppid " + std::to_string(s.process().pid())).out.find(
+                "--max-body-bytes " + std::to_string(30u << 20)),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace zs
