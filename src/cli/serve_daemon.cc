@@ -14,6 +14,7 @@
 #include "gateway/fetch/http_image_fetcher.h"
 #include "gateway/http/http_client.h"
 #include "platform/autoscale/policy_state_store.h"
+#include "platform/metrics/process_memory.h"
 #include "worker/worker.h"
 
 namespace zs::cli {
@@ -278,6 +279,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
       go.max_body_bytes);
   d->gateway_->set_batch_api(d->batch_api_.get());
   d->batch_runner_->start();  // resumes the jobs a previous run left in progress
+  platform::track_process_memory(d->metrics_);
   d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
     for (const auto& dev : fleet->device_memory()) {
       m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));

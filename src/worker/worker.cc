@@ -12,6 +12,7 @@
 #include "gateway/http/sse.h"
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
+#include "platform/metrics/process_memory.h"
 
 namespace zs::worker {
 
@@ -132,6 +133,7 @@ Status Worker::load() {
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));
   engine_->set_step_observer([&batch_hist](int rows) { batch_hist.observe(rows); });
+  platform::track_process_memory(metrics_);
   metrics_.on_collect([this] {
     auto s = engine_->stats();
     metrics_.gauge("zs_worker_running_sequences", "Sequences in the running batch.").set(s.running);

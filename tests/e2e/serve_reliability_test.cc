@@ -134,5 +134,21 @@ TEST(ServeReliability, TheBodyLimitIsConfiguredOnceForGatewayAndWorkers) {
             std::string::npos);
 }
 
+TEST(ServeReliability, ServeAndEachWorkerReportTheirResidentMemory) {
+  Serve s("deployments:\n" + stories_deployment("story"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  auto m = gateway::http_request("GET", s.address(), "/metrics");
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_GT(metric(m->body, "process_resident_memory_bytes"), 0) << m->body;
+  // The worker's own /metrics, on the unix socket the fleet logged.
+  const std::string sock = zs::testing::run_command("ps -o args= --ppid " + std::to_string(s.process().pid())).out;
+  const size_t at = sock.find("--listen ");
+  ASSERT_NE(at, std::string::npos) << sock;
+  const std::string address = sock.substr(at + 9, sock.find(' ', at + 9) - at - 9);
+  auto w = gateway::http_request("GET", address, "/metrics");
+  ASSERT_TRUE(w.is_ok()) << address << ": " << w.status().message();
+  EXPECT_GT(metric(w->body, "process_resident_memory_bytes"), 0) << w->body;
+}
+
 }  // namespace
 }  // namespace zs
