@@ -5,12 +5,16 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <sstream>
 #include <string>
 
 #include "gateway/http/http_client.h"
 #include "test_util/subprocess.h"
+#include "test_util/temp_dir.h"
 #include "serve_fixture.h"
 
 namespace zs {
@@ -20,6 +24,7 @@ using nlohmann::json;
 using zs::testing::Serve;
 using zs::testing::chat;
 using zs::testing::stories_deployment;
+using zs::testing::wait_for;
 
 // The pids of the daemon's worker processes (its children).
 std::vector<pid_t> worker_pids(Serve& s) {
@@ -148,6 +153,60 @@ TEST(ServeReliability, ServeAndEachWorkerReportTheirResidentMemory) {
   auto w = gateway::http_request("GET", address, "/metrics");
   ASSERT_TRUE(w.is_ok()) << address << ": " << w.status().message();
   EXPECT_GT(metric(w->body, "process_resident_memory_bytes"), 0) << w->body;
+}
+
+TEST(ServeReliability, AfterSigtermNewRequestsGet503WithRetryAfterAndAcceptedOnesAreAnswered) {
+  // A model slow enough (random smollm2-135m weights) that a long request is still running.
+  zs::testing::TempDir models;
+  const std::string model = models.file("m.gguf");
+  ASSERT_EQ(zs::testing::run_command(std::string(ZS_BINARY) + " gen-model --preset smollm2-135m --type q8_0 --out " + model).exit_code, 0);
+  Serve s("deployments:\n  - name: story\n    model: " + model +
+          "\n    min_instances: 1\n    max_instances: 1\n    slots: 1\n    ctx: 1024\n    threads: 1\n");
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  // One request runs (the only slot), one waits for the slot behind it.
+  std::promise<void> first_token;
+  std::atomic<bool> seen{false};
+  std::string running_body;
+  auto running = std::async(std::launch::async, [&] {
+    return gateway::http_stream("POST", s.address(), "/v1/chat/completions", chat("story", 1000, true).dump(), {},
+                                [&](std::string_view chunk) {
+                                  running_body += chunk;
+                                  if (!seen.exchange(true)) first_token.set_value();
+                                  return true;
+                                },
+                                std::chrono::seconds(120));
+  });
+  first_token.get_future().wait();
+  auto queued = std::async(std::launch::async, [&] {
+    return gateway::http_request("POST", s.address(), "/v1/chat/completions", chat("story", 4).dump(), {},
+                                 std::chrono::seconds(120));
+  });
+  ASSERT_TRUE(wait_for([&] {
+    auto r = gateway::http_request("GET", s.address(), "/admin/deployments");
+    return r.is_ok() && r->body.find("\"queued\":1") != std::string::npos;
+  }, std::chrono::seconds(20)));
+  s.process().signal(SIGTERM);
+  // While the running request drains, the listener stays open and answers new requests 503.
+  ASSERT_TRUE(wait_for([&] {
+    auto h = gateway::http_request("GET", s.address(), "/health");
+    return h.is_ok() && h->status == 503;
+  }, std::chrono::seconds(20)));
+  auto late = gateway::http_request("POST", s.address(), "/v1/chat/completions", chat("story", 2).dump());
+  ASSERT_TRUE(late.is_ok()) << late.status().message();
+  EXPECT_EQ(late->status, 503) << late->body;
+  EXPECT_FALSE(late->header("Retry-After").empty());
+  EXPECT_EQ(json::parse(late->body)["error"]["type"], "service_unavailable");
+
+  auto r = running.get();
+  ASSERT_TRUE(r.is_ok()) << r.status().message();  // accepted: answered in full, not reset
+  EXPECT_NE(running_body.find("data: [DONE]"), std::string::npos);
+  auto q = queued.get();
+  ASSERT_TRUE(q.is_ok()) << q.status().message();
+  if (q->status != 200) {  // it never got the slot: a clean refusal, never a reset
+    EXPECT_EQ(q->status, 503) << q->body;
+    EXPECT_FALSE(q->header("Retry-After").empty());
+  }
+  EXPECT_EQ(s.process().wait_exit(std::chrono::seconds(60)), 0);
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ using openai::respond_error;
 
 namespace {
 
+// Seconds a client should wait before retrying a request refused because the server is stopping.
+constexpr int kShutdownRetryAfterS = 2;
+
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 constexpr const char* kPriorityHeader = "X-Priority";
 
@@ -111,11 +114,22 @@ void GatewayServer::set_deployment_kinds(std::map<std::string, openai::ModelKind
 }
 
 void GatewayServer::stop(std::chrono::milliseconds grace) {
-  if (stopping_.exchange(true)) return;
+  if (stopping_.exchange(true)) return;  // from here on, new requests get 503 + Retry-After
   const auto deadline = Clock::now() + grace;
-  while (proxies_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // The listener stays open while requests being proxied finish, so that new ones are answered
+  // (503) rather than refused.
+  auto drain = [&] {
+    while (proxies_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  drain();
+  // Requests still queued for a slot get a clean 503 + Retry-After rather than a reset when their
+  // connection closes; those that got a slot meanwhile finish.
+  fleet_.fail_waiting(platform::RequestClass::kInteractive, "the server is shutting down; retry shortly");
+  fleet_.fail_waiting(platform::RequestClass::kBatch, "the server is shutting down; retry shortly");
+  drain();
   if (keepalive_.joinable()) keepalive_.join();
-  if (server_) server_->stop(std::chrono::milliseconds(500));
+  // Responses already being written (the 503s above) get time to go out before connections close.
+  if (server_) server_->stop(std::chrono::seconds(5));
 }
 
 void GatewayServer::count(const std::string& deployment, int status) {
@@ -162,7 +176,11 @@ bool GatewayServer::admit(const Caller& caller, const std::string& deployment,
 
 Router GatewayServer::routes() {
   Router r;
-  r.add("GET", "/health", [](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+  r.add("GET", "/health", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    // Load balancers stop sending here as soon as the daemon stops.
+    if (stopping_)
+      return w->respond(503, "application/json", R"({"status":"stopping"})",
+                        {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
     w->respond_json(200, R"({"status":"ok"})");
   });
   r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
@@ -256,7 +274,9 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
                                      const std::string& endpoint) {
   auto caller = authenticate(req, w);
   if (!caller) return;
-  if (stopping_) return respond_error(*w, 503, "the server is shutting down", "service_unavailable");
+  if (stopping_)
+    return respond_error(*w, 503, "the server is shutting down; retry shortly (against its replacement)",
+                         "service_unavailable", "", "", {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
   platform::RequestClass cls = caller->default_class;
   if (const std::string h = req.header(kPriorityHeader); !h.empty()) {
     auto parsed = platform::parse_request_class(h);
