@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -207,6 +208,34 @@ TEST(ServeReliability, AfterSigtermNewRequestsGet503WithRetryAfterAndAcceptedOne
     EXPECT_FALSE(q->header("Retry-After").empty());
   }
   EXPECT_EQ(s.process().wait_exit(std::chrono::seconds(60)), 0);
+}
+
+// The unix socket address the daemon's (only) worker listens on.
+std::string worker_address(Serve& s) {
+  const std::string args = zs::testing::run_command("ps -o args= --ppid " + std::to_string(s.process().pid())).out;
+  const size_t at = args.find("--listen ");
+  if (at == std::string::npos) return "";
+  return args.substr(at + 9, args.find(' ', at + 9) - at - 9);
+}
+
+TEST(ServeReliability, ARequestWhoseInstanceCannotBeReachedWaitsForAnotherInsteadOfFailing) {
+  Serve s("deployments:\n" + stories_deployment("story", "    min_instances: 1\n    max_instances: 1\n"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  // The instance is alive but its socket is gone: connecting is refused, as with a worker that just died.
+  const std::string address = worker_address(s);
+  ASSERT_EQ(address.rfind("unix:", 0), 0u) << address;
+  ASSERT_EQ(::unlink(address.substr(5).c_str()), 0);
+  auto r = s.post(chat("story", 2));
+  EXPECT_EQ(r.status, 200) << r.body;
+  // A worker killed just before a request is sent: the request waits for its replacement.
+  const std::vector<pid_t> pids = worker_pids(s);
+  ASSERT_EQ(pids.size(), 1u);
+  ASSERT_EQ(kill(pids[0], SIGKILL), 0);
+  auto after_kill = s.post(chat("story", 2));
+  EXPECT_EQ(after_kill.status, 200) << after_kill.body;
+  auto m = gateway::http_request("GET", s.address(), "/metrics");
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_EQ(m->body.find(R"(status="502")"), std::string::npos) << m->body;
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ namespace {
 
 // Seconds a client should wait before retrying a request refused because the server is stopping.
 constexpr int kShutdownRetryAfterS = 2;
+// Instances one request may be dispatched to when the earlier ones could not be reached.
+constexpr int kMaxDispatchAttempts = 3;
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 constexpr const char* kPriorityHeader = "X-Priority";
@@ -66,6 +68,8 @@ struct GatewayServer::Pending {
   std::mutex mutex;
   bool stream_open = false;  // headers already sent (the client is waiting on a stream)
   bool leased = false;
+  int order = 0;     // within its class, in the fleet's queue
+  int attempts = 0;  // instances that could not be reached for it
 };
 
 GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics,
@@ -416,7 +420,23 @@ bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
   return true;
 }
 
+bool GatewayServer::retry_elsewhere(const std::shared_ptr<Pending>& p, const platform::Lease& lease,
+                                    const std::string& error) {
+  if (stopping_ || p->attempts + 1 >= kMaxDispatchAttempts || p->w->client_gone()) return false;
+  ++p->attempts;
+  core::log_warn("gateway", "instance " + lease.instance_id + " of '" + p->deployment + "' could not be reached (" +
+                                error + "); the request goes to another instance");
+  {
+    std::lock_guard<std::mutex> lock(p->mutex);
+    p->leased = false;
+  }
+  fleet_.release(lease, /*instance_failed=*/true);  // no request goes to it until it proves alive
+  enqueue(p, p->order);
+  return true;
+}
+
 void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
+  p->order = order;
   // The fleet's callback owns the request while it waits (a cancel drops it).
   p->ticket = fleet_.acquire(
       p->deployment, p->cls,
@@ -490,6 +510,12 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
   auto client = HttpClient::connect(lease.address, std::chrono::seconds(5));
+  // A connection that could not even be opened never reached the worker: the request is safe
+  // to send to another instance (or to wait for a new one).
+  if (!client && retry_elsewhere(p, lease, client.status().message())) {
+    proxies_.fetch_sub(1);
+    return;
+  }
   std::string first_error;
   if (!client) {
     instance_failed = true;
