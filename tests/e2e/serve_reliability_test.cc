@@ -227,10 +227,15 @@ TEST(ServeReliability, ARequestWhoseInstanceCannotBeReachedWaitsForAnotherInstea
   ASSERT_EQ(::unlink(address.substr(5).c_str()), 0);
   auto r = s.post(chat("story", 2));
   EXPECT_EQ(r.status, 200) << r.body;
-  // A worker killed just before a request is sent: the request waits for its replacement.
+  // A worker killed just before a request is sent (its socket refuses connections, the fleet may
+  // not have seen the exit yet): the request waits for its replacement.
+  ASSERT_TRUE(wait_for([&] { return worker_pids(s).size() == 1 && !worker_address(s).empty(); },
+                       std::chrono::seconds(30)));
   const std::vector<pid_t> pids = worker_pids(s);
-  ASSERT_EQ(pids.size(), 1u);
+  const std::string second = worker_address(s);
   ASSERT_EQ(kill(pids[0], SIGKILL), 0);
+  ASSERT_TRUE(wait_for([&] { return !gateway::HttpClient::connect(second, std::chrono::seconds(1)).is_ok(); },
+                       std::chrono::seconds(10)));
   auto after_kill = s.post(chat("story", 2));
   EXPECT_EQ(after_kill.status, 200) << after_kill.body;
   auto m = gateway::http_request("GET", s.address(), "/metrics");
