@@ -60,6 +60,9 @@ void register_worker_command(CLI::App& app, int& exit_code) {
                   "vision models: image tokens one image may become (0 = the context is the limit); "
                   "'detail: low' caps an image at 256")
       ->check(CLI::Range(0, 1 << 22));
+  cmd->add_option("--max-body-bytes", o->max_body_bytes,
+                  "largest request body accepted (413 beyond); `serve` passes its gateway.max_body_bytes")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 40));
   cmd->add_option("--name", o->name, "model name reported in responses (default: the model file's stem)");
   auto grace_ms = std::make_shared<int>(30000);
   cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");

@@ -14,6 +14,7 @@
 #include "gateway/fetch/http_image_fetcher.h"
 #include "gateway/http/http_client.h"
 #include "platform/autoscale/policy_state_store.h"
+#include "platform/metrics/process_memory.h"
 #include "worker/worker.h"
 
 namespace zs::cli {
@@ -146,11 +147,14 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       s.uses_unix_socket = true;
       s.announces_ready = true;
       const std::string exe = self_exe_;
-      s.command = [exe, d](const std::string& address, int) -> Result<std::vector<std::string>> {
+      const uint64_t max_body = max_body_bytes_;
+      s.command = [exe, d, max_body](const std::string& address, int) -> Result<std::vector<std::string>> {
         std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--listen", address, "--slots",
                                          std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
         if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
         if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
+        // The gateway's limit, so that the worker never refuses a body the gateway accepted.
+        argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
         if (d.matryoshka) argv.push_back("--matryoshka");
         if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
         return argv;
@@ -181,6 +185,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->self_exe_ = self_executable();
   auto config = d->read_config();
   if (!config) return config.status();
+  d->max_body_bytes_ = config->gateway.max_body_bytes;
   auto specs = d->specs_for(config.value());
   if (!specs) return specs.status();
 
@@ -247,6 +252,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   gateway::GatewayOptions go;
   go.listen = config->gateway.listen;
   go.api_keys = config->gateway.api_keys;
+  go.max_body_bytes = config->gateway.max_body_bytes;
   auto record = [l](const gateway::RequestRecord& r) {
     (void)l->record_request(r.deployment, r.api_key, platform::request_class_name(r.cls), r.prompt_tokens,
                             r.completion_tokens, r.status, r.queue_seconds, unix_now());
@@ -273,6 +279,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
       go.max_body_bytes);
   d->gateway_->set_batch_api(d->batch_api_.get());
   d->batch_runner_->start();  // resumes the jobs a previous run left in progress
+  platform::track_process_memory(d->metrics_);
   d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
     for (const auto& dev : fleet->device_memory()) {
       m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));

@@ -39,6 +39,9 @@ class ServeDaemon {
   core::Result<std::vector<platform::DeploymentSpec>> specs_for(const platform::Config& config) const;
 
   ServeOptions options_;
+  // gateway.max_body_bytes as the gateway was started with (a reload keeps it: the listener's
+  // limit is fixed), passed to every builtin worker.
+  uint64_t max_body_bytes_ = 0;
   std::string self_exe_;
   platform::MetricsRegistry metrics_;
   std::unique_ptr<platform::CostLedger> ledger_;

@@ -12,6 +12,7 @@
 #include "gateway/http/sse.h"
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
+#include "platform/metrics/process_memory.h"
 
 namespace zs::worker {
 
@@ -41,15 +42,8 @@ std::optional<engine::RequestPriority> read_priority(const HttpRequest& req, Res
 }
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
-  engine::SamplingParams p;
-  p.temperature = static_cast<float>(o.temperature.value_or(1.0));
-  p.top_p = static_cast<float>(o.top_p.value_or(1.0));
-  p.top_k = o.top_k.value_or(0);
-  p.min_p = static_cast<float>(o.min_p.value_or(0.0));
-  p.repeat_penalty = static_cast<float>(o.repeat_penalty.value_or(1.0));
-  p.presence_penalty = static_cast<float>(o.presence_penalty);
-  p.frequency_penalty = static_cast<float>(o.frequency_penalty);
-  p.seed = o.seed ? static_cast<uint64_t>(*o.seed) : std::random_device{}();
+  engine::SamplingParams p = o.to_params();
+  if (!o.seed) p.seed = std::random_device{}();
   return p;
 }
 
@@ -139,6 +133,7 @@ Status Worker::load() {
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));
   engine_->set_step_observer([&batch_hist](int rows) { batch_hist.observe(rows); });
+  platform::track_process_memory(metrics_);
   metrics_.on_collect([this] {
     auto s = engine_->stats();
     metrics_.gauge("zs_worker_running_sequences", "Sequences in the running batch.").set(s.running);

@@ -359,7 +359,9 @@ void Connection::start() {
 
 void Connection::begin_shutdown() {
   stopping_ = true;
-  if (phase_ == Phase::kIdle) close();
+  // An idle connection is closed gracefully (FIN, then whatever the client still sends is read
+  // and discarded), never reset.
+  if (phase_ == Phase::kIdle) linger_close();
   // Otherwise the response in progress goes out with Connection: close (if not started yet)
   // and the connection closes after it.
   keep_alive_ = false;

@@ -64,6 +64,61 @@ size_t json_depth(const std::string& text) {
   return max_depth;
 }
 
+// Finds the field that holds a number too large for a double (JSON allows 1e999; no field does),
+// so that the refusal names it: "top_p", "messages[0].content" and so on. Runs on the error path only.
+class OverflowFinder : public nlohmann::json_sax<json> {
+ public:
+  std::string path;  // of the value being parsed when the error came
+
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
+  bool start_object(std::size_t) override { return open(false); }
+  bool key(string_t& k) override {
+    stack_.back().key = k;
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(true); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    path = current();
+    return false;
+  }
+
+ private:
+  struct Level {
+    bool array = false;
+    size_t index = 0;
+    std::string key;
+  };
+  std::string current() const {
+    std::string p;
+    for (const auto& l : stack_) {
+      if (l.array) p += "[" + std::to_string(l.index) + "]";
+      else p += (p.empty() ? "" : ".") + l.key;
+    }
+    return p;
+  }
+  bool value() {
+    if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+    return true;
+  }
+  bool open(bool array) {
+    stack_.push_back({array, 0, ""});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return value();
+  }
+  std::vector<Level> stack_;
+};
+
 json parse_body(const std::string& body, const Limits& limits) {
   if (body.empty()) fail("", "the request body is empty; expected a JSON object", "invalid_json");
   if (json_depth(body) > limits.max_json_depth) {
@@ -82,6 +137,10 @@ json parse_body(const std::string& body, const Limits& limits) {
     size_t offset = e.byte > 0 ? e.byte - 1 : 0;
     fail("", "the request body is not valid JSON (at byte offset " + std::to_string(offset) + "): " + what,
          "invalid_json");
+  } catch (const json::out_of_range& e) {  // a number beyond a double's range
+    OverflowFinder finder;
+    (void)json::sax_parse(body, &finder);
+    fail(finder.path, "'" + finder.path + "' holds a number too large to represent (beyond about 1.8e308)");
   }
   if (!doc.is_object()) {
     fail("", std::string("the request body must be a JSON object, got ") + type_name(doc), "invalid_json");
@@ -218,6 +277,14 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
   s->min_p = get_number(doc, "min_p", 0, 1);
   s->repeat_penalty = get_number(doc, "repetition_penalty", 0, 10, /*lo_open=*/true);
   if (auto rp = get_number(doc, "repeat_penalty", 0, 10, /*lo_open=*/true)) s->repeat_penalty = rp;
+  // The same rule the engine applies, on the values it will see (a denormal top_p is 0 as a float).
+  if (auto bad = s->to_params().invalid_field()) {
+    std::string name = bad->field;  // as the client spelled it
+    if (name == "repeat_penalty" && !field(doc, "repeat_penalty")) name = "repetition_penalty";
+    const json* given = field(doc, name.c_str());
+    fail(name, bad->message + ", got " + (given ? given->dump() : std::string("nothing")) +
+                   " (sampling uses 32-bit floats)");
+  }
 
   if (auto n = get_int(doc, "n", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {
     if (*n != 1) unsupported("n", "only n=1 is supported (one choice per request), got n=" + std::to_string(*n));
@@ -487,6 +554,19 @@ core::Result<T> run_parser(Fn&& fn, ApiError* error) {
 }
 
 }  // namespace
+
+core::SamplingParams SamplingOptions::to_params() const {
+  core::SamplingParams p;
+  p.temperature = static_cast<float>(temperature.value_or(1.0));
+  p.top_p = static_cast<float>(top_p.value_or(1.0));
+  p.top_k = top_k.value_or(0);
+  p.min_p = static_cast<float>(min_p.value_or(0.0));
+  p.repeat_penalty = static_cast<float>(repeat_penalty.value_or(1.0));
+  p.presence_penalty = static_cast<float>(presence_penalty);
+  p.frequency_penalty = static_cast<float>(frequency_penalty);
+  p.seed = seed ? static_cast<uint64_t>(*seed) : 0;
+  return p;
+}
 
 const char* role_name(Role role) {
   switch (role) {

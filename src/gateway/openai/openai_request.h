@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/sampling_params.h"
 #include "core/status.h"
 #include "gateway/openai/openai_error.h"
 
@@ -72,6 +73,11 @@ struct SamplingOptions {
   std::optional<int> top_k;               // >= 0 (0: off)
   std::optional<double> min_p;            // [0, 1]
   std::optional<double> repeat_penalty;   // (0, 10]; "repeat_penalty" or "repetition_penalty"
+
+  // The values the engine samples with (OpenAI's defaults for absent fields; seed 0 when absent,
+  // for the caller to choose). The parser refuses a request whose values fail
+  // core::SamplingParams::invalid_field(), so the result of a parsed request is always valid.
+  core::SamplingParams to_params() const;
 };
 
 struct ChatRequest {

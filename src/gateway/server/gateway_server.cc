@@ -22,6 +22,11 @@ using openai::respond_error;
 
 namespace {
 
+// Seconds a client should wait before retrying a request refused because the server is stopping.
+constexpr int kShutdownRetryAfterS = 2;
+// Instances one request may be dispatched to when the earlier ones could not be reached.
+constexpr int kMaxDispatchAttempts = 3;
+
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 constexpr const char* kPriorityHeader = "X-Priority";
 
@@ -63,6 +68,8 @@ struct GatewayServer::Pending {
   std::mutex mutex;
   bool stream_open = false;  // headers already sent (the client is waiting on a stream)
   bool leased = false;
+  int order = 0;     // within its class, in the fleet's queue
+  int attempts = 0;  // instances that could not be reached for it
 };
 
 GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics,
@@ -111,11 +118,22 @@ void GatewayServer::set_deployment_kinds(std::map<std::string, openai::ModelKind
 }
 
 void GatewayServer::stop(std::chrono::milliseconds grace) {
-  if (stopping_.exchange(true)) return;
+  if (stopping_.exchange(true)) return;  // from here on, new requests get 503 + Retry-After
   const auto deadline = Clock::now() + grace;
-  while (proxies_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // The listener stays open while requests being proxied finish, so that new ones are answered
+  // (503) rather than refused.
+  auto drain = [&] {
+    while (proxies_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  drain();
+  // Requests still queued for a slot get a clean 503 + Retry-After rather than a reset when their
+  // connection closes; those that got a slot meanwhile finish.
+  fleet_.fail_waiting(platform::RequestClass::kInteractive, "the server is shutting down; retry shortly");
+  fleet_.fail_waiting(platform::RequestClass::kBatch, "the server is shutting down; retry shortly");
+  drain();
   if (keepalive_.joinable()) keepalive_.join();
-  if (server_) server_->stop(std::chrono::milliseconds(500));
+  // Responses already being written (the 503s above) get time to go out before connections close.
+  if (server_) server_->stop(std::chrono::seconds(5));
 }
 
 void GatewayServer::count(const std::string& deployment, int status) {
@@ -162,7 +180,11 @@ bool GatewayServer::admit(const Caller& caller, const std::string& deployment,
 
 Router GatewayServer::routes() {
   Router r;
-  r.add("GET", "/health", [](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+  r.add("GET", "/health", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    // Load balancers stop sending here as soon as the daemon stops.
+    if (stopping_)
+      return w->respond(503, "application/json", R"({"status":"stopping"})",
+                        {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
     w->respond_json(200, R"({"status":"ok"})");
   });
   r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
@@ -256,7 +278,9 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
                                      const std::string& endpoint) {
   auto caller = authenticate(req, w);
   if (!caller) return;
-  if (stopping_) return respond_error(*w, 503, "the server is shutting down", "service_unavailable");
+  if (stopping_)
+    return respond_error(*w, 503, "the server is shutting down; retry shortly (against its replacement)",
+                         "service_unavailable", "", "", {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
   platform::RequestClass cls = caller->default_class;
   if (const std::string h = req.header(kPriorityHeader); !h.empty()) {
     auto parsed = platform::parse_request_class(h);
@@ -266,8 +290,17 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
     cls = *parsed;
   }
   json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
+  if (body.is_discarded() || !body.is_object()) {
+    // The endpoint's own parser says what is wrong (where the JSON breaks, which field holds a
+    // number beyond a double's range), as the worker would.
+    openai::ApiError err;
+    const bool refused =
+        openai::is_embeddings_endpoint(endpoint) ? !openai::parse_embedding_request(req.body, {}, &err).is_ok()
+        : endpoint == "/v1/completions"          ? !openai::parse_completion_request(req.body, {}, &err).is_ok()
+                                                 : !openai::parse_chat_completion_request(req.body, {}, &err).is_ok();
+    if (refused && err.http_status >= 400 && err.http_status < 500) return w->respond_json(err.http_status, err.to_json());
     return respond_error(*w, 400, "the request body is not a JSON object", "invalid_request_error");
+  }
   if (!body.contains("model") || !body["model"].is_string())
     return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
                          "missing_required_parameter");
@@ -387,7 +420,23 @@ bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
   return true;
 }
 
+bool GatewayServer::retry_elsewhere(const std::shared_ptr<Pending>& p, const platform::Lease& lease,
+                                    const std::string& error) {
+  if (stopping_ || p->attempts + 1 >= kMaxDispatchAttempts || p->w->client_gone()) return false;
+  ++p->attempts;
+  core::log_warn("gateway", "instance " + lease.instance_id + " of '" + p->deployment + "' could not be reached (" +
+                                error + "); the request goes to another instance");
+  {
+    std::lock_guard<std::mutex> lock(p->mutex);
+    p->leased = false;
+  }
+  fleet_.release(lease, /*instance_failed=*/true);  // no request goes to it until it proves alive
+  enqueue(p, p->order);
+  return true;
+}
+
 void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
+  p->order = order;
   // The fleet's callback owns the request while it waits (a cancel drops it).
   p->ticket = fleet_.acquire(
       p->deployment, p->cls,
@@ -456,10 +505,17 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   rec.queue_seconds = lease.queue_ms / 1000;
   rec.cold_start = lease.cold_start_ms >= 0;
   bool instance_failed = false;
+  bool started_stream = false;  // the worker's stream reached the client (errors go inside it)
   HttpHeaders cold_header;
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
   auto client = HttpClient::connect(lease.address, std::chrono::seconds(5));
+  // A connection that could not even be opened never reached the worker: the request is safe
+  // to send to another instance (or to wait for a new one).
+  if (!client && retry_elsewhere(p, lease, client.status().message())) {
+    proxies_.fetch_sub(1);
+    return;
+  }
   std::string first_error;
   if (!client) {
     instance_failed = true;
@@ -521,14 +577,26 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
         p->w->write(sse_event(r->body));
         p->w->end();
       }
+    } else if (!r) {
+      // The worker's connection broke mid-stream (it died, or stalled past the timeout): the
+      // answer is cut, so the stream ends with an error event naming the cause (never a clean
+      // end a client would take for a complete answer) and the request counts as failed.
+      rec.status = 502;
+      instance_failed = true;
+      started_stream = true;
+      const std::string msg = "the instance of '" + p->deployment + "' failed in the middle of the stream (" +
+                              r.status().message() + "); the answer above is incomplete";
+      p->settle(rec.prompt_tokens + rec.completion_tokens);
+      p->w->write(sse_event(openai::openai_error_json(msg, "server_error")));
+      p->w->end();
     } else {
-      rec.status = r ? r->status : 200;
-      if (r && r->status != 200 && opened) p->w->write(sse_event(r->body));
+      rec.status = r->status;
+      if (r->status != 200 && opened) p->w->write(sse_event(r->body));
       p->settle(rec.prompt_tokens + rec.completion_tokens);
       p->w->end();
     }
   }
-  if (instance_failed) {
+  if (instance_failed && !started_stream) {
     rec.status = 502;
     const std::string msg = "the instance of '" + p->deployment + "' failed while handling the request (" + first_error +
                             "); retry: later requests go to a restarted instance";

@@ -100,6 +100,10 @@ class GatewayServer {
   // Replaces remote image URLs by data URLs; on failure answers the client and returns false.
   bool fetch_remote_images(Pending& p, nlohmann::json& body);
   void enqueue(std::shared_ptr<Pending> p, int order);
+  // Sends a request whose instance could not be reached (it never got the request) back to the
+  // fleet's queue, marking that instance unreachable; false when it must fail instead (too many
+  // attempts, stopping, or the client left).
+  bool retry_elsewhere(const std::shared_ptr<Pending>& p, const platform::Lease& lease, const std::string& error);
   void on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease, const platform::AcquireFailure* failure);
   void proxy(std::shared_ptr<Pending> p, platform::Lease lease);
   void keepalive_loop();

@@ -402,7 +402,7 @@ core::Result<Config> Parser::parse(const std::string& text) {
 
 void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
   Fields f(*this, node, "gateway",
-           {"listen", "api_keys", "allow_private_image_urls", "max_image_bytes", "image_fetch_timeout",
+           {"listen", "api_keys", "allow_private_image_urls", "max_image_bytes", "max_body_bytes", "image_fetch_timeout",
             "state_dir", "cache_dir", "batch_concurrency"});
   if (const Entry* e = f.get("listen"); e && read_string(*e, gw.listen)) {
     // host:port, where host may be a bracketed IPv6 address.
@@ -444,6 +444,15 @@ void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
   optional_field(f, "allow_private_image_urls", gw.allow_private_image_urls, &Parser::read_bool);
   if (optional_field(f, "max_image_bytes", gw.max_image_bytes, &Parser::read_size)) {
     greater_than(f, "max_image_bytes", static_cast<double>(gw.max_image_bytes), 0);
+  }
+  const uint64_t needed = min_body_bytes_for(gw.max_image_bytes);
+  if (const Entry* e = f.get("max_body_bytes")) {
+    if (read_size(*e, gw.max_body_bytes) && gw.max_body_bytes < needed)
+      error(*e, "must be >= " + std::to_string(needed) + " bytes to admit an image of max_image_bytes (" +
+                    std::to_string(gw.max_image_bytes) + ") base64-encoded (4/3 of it) plus 1 MiB for the rest of the request, got " +
+                    std::to_string(gw.max_body_bytes));
+  } else {
+    gw.max_body_bytes = std::max(gw.max_body_bytes, needed);
   }
   if (optional_field(f, "image_fetch_timeout", gw.image_fetch_timeout_s, &Parser::read_duration)) {
     greater_than(f, "image_fetch_timeout", gw.image_fetch_timeout_s, 0);

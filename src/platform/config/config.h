@@ -91,10 +91,20 @@ struct GatewayConfig {
   int batch_concurrency = 8;           // batch-job items in flight at once, over all jobs
   bool allow_private_image_urls = false;
   uint64_t max_image_bytes = 20ull << 20;
+  // The one request body limit: enforced by the gateway before forwarding and passed to builtin
+  // workers, so a worker never refuses what the gateway accepted. At least
+  // min_body_bytes_for(max_image_bytes); when not configured, the larger of 64 MiB and that.
+  uint64_t max_body_bytes = 64ull << 20;
   double image_fetch_timeout_s = 10;
   std::string state_dir;  // holds the SQLite ledger; default $XDG_STATE_HOME/zeroserve or ~/.local/state/zeroserve
   std::string cache_dir;  // default $XDG_CACHE_HOME/zeroserve or ~/.cache/zeroserve
 };
+
+// The smallest body limit that admits one image of `max_image_bytes` sent as a base64 data: URL
+// (4/3 of its size) plus 1 MiB for the rest of the request.
+inline uint64_t min_body_bytes_for(uint64_t max_image_bytes) {
+  return (max_image_bytes + 2) / 3 * 4 + (1ull << 20);
+}
 
 struct Config {
   GatewayConfig gateway;

@@ -70,6 +70,9 @@ struct Fleet::Instance {
   Clock::time_point drain_started;
   int in_flight = 0;        // both classes
   int batch_in_flight = 0;  // of which batch requests
+  // A request to it failed (e.g. connection refused): no new requests go to it until the
+  // control thread has seen it exit or pass a health check.
+  bool unreachable = false;
   // Since the last interactive request finished: batch work alone does not keep an instance
   // beyond what batch_max_instances allows.
   Clock::time_point interactive_idle_since = Clock::now();
@@ -269,7 +272,10 @@ void Fleet::release(const Lease& lease, bool instance_failed) {
             inst->idle_since = Clock::now();
             if (inst->state == Instance::State::kReady) set_phase(*inst, InstancePhase::kIdle);
           }
-          if (instance_failed) inst->last_health = Clock::now() - std::chrono::hours(1);  // probe at once
+          if (instance_failed) {
+            inst->unreachable = true;
+            inst->last_health = Clock::now() - std::chrono::hours(1);  // probe at once
+          }
           return true;
         }
       return false;
@@ -410,7 +416,7 @@ void Fleet::dispatch(Deployment& d) {
     const bool batch = d.queue.front().cls == RequestClass::kBatch;
     Instance* best = nullptr;
     for (auto& i : d.instances) {
-      if (i->state != Instance::State::kReady) continue;
+      if (i->state != Instance::State::kReady || i->unreachable) continue;
       const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
       if (used < d.spec.slots && (!best || i->in_flight < best->in_flight)) best = i.get();
     }
@@ -613,6 +619,9 @@ void Fleet::tick() {
           ++d.crashes;
           i.process->signal(SIGKILL);
           i.state = Instance::State::kDraining;
+        } else if (i.unreachable) {
+          i.unreachable = false;
+          dispatch(d);
         }
       }
       if (i.state == Instance::State::kDraining) {

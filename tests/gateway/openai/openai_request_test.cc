@@ -481,3 +481,88 @@ TEST(ChatRequestFuzzTest, RandomMutationsNeverCrash) {
 
 }  // namespace
 }  // namespace zs::gateway::openai
+
+namespace zs::gateway::openai {
+namespace {
+
+// The body of a chat request with `field` set to the literal JSON text `value`.
+std::string chat_with(const std::string& field, const std::string& value) {
+  return R"({"model":"m","messages":[{"role":"user","content":"Hi"}],")" + field + "\":" + value + "}";
+}
+
+TEST(SamplingEdgeTest, EveryOutOfRangeNumberIsA400NamingItsField) {
+  const std::vector<std::string> fields = {"temperature", "top_p",   "min_p",     "repeat_penalty", "repetition_penalty",
+                                           "top_k",       "seed",    "max_tokens", "presence_penalty",
+                                           "frequency_penalty", "max_completion_tokens"};
+  // Values no field accepts: denormals and numbers that are 0 as a float only matter for the
+  // fields whose 0 is invalid, so they are tested separately below.
+  const std::vector<std::string> bad_everywhere = {"1e308", "-1e308", "1e999", "-1e999",
+                                                   "99999999999999999999999", "-99999999999999999999999",
+                                                   "\"NaN\"", "\"inf\"", "null", "true", "[1]"};
+  for (const auto& f : fields) {
+    for (const auto& v : bad_everywhere) {
+      if (f == "seed" && (v == "99999999999999999999999" || v == "-99999999999999999999999")) continue;
+      ApiError err;
+      auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
+      if (f == "seed" && v == "null") continue;  // covered by null handling below
+      if (v == "null" && r.is_ok()) continue;    // null means "absent", as in OpenAI's SDKs
+      ASSERT_FALSE(r.is_ok()) << f << "=" << v;
+      EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+      EXPECT_EQ(err.param, f) << f << "=" << v << ": " << err.message;
+    }
+  }
+}
+
+TEST(SamplingEdgeTest, HugeIntegerSeedsAreA400NamingSeed) {
+  for (const std::string v : {"99999999999999999999999", "-99999999999999999999999", "1e300"}) {
+    ApiError err;
+    ASSERT_FALSE(parse_chat_completion_request(chat_with("seed", v), {}, &err).is_ok()) << v;
+    EXPECT_EQ(err.http_status, 400);
+    EXPECT_EQ(err.param, "seed");
+  }
+}
+
+TEST(SamplingEdgeTest, ValuesThatAreZeroAsAFloatAreRefusedWhereZeroIsInvalid) {
+  for (const std::string f : {"top_p", "repeat_penalty", "repetition_penalty"}) {
+    for (const std::string v : {"4.9e-324", "1e-46", "2.2250738585072014e-308", "0", "-0.0", "-1e-46", "-1"}) {
+      ApiError err;
+      auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
+      ASSERT_FALSE(r.is_ok()) << f << "=" << v;
+      EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+      EXPECT_EQ(err.param, f) << f << "=" << v << ": " << err.message;
+      EXPECT_EQ(err.type, "invalid_request_error");
+    }
+  }
+}
+
+TEST(SamplingEdgeTest, TinyValuesAreAcceptedWhereZeroIsValid) {
+  for (const std::string f : {"temperature", "min_p", "presence_penalty", "frequency_penalty"}) {
+    for (const std::string v : {"4.9e-324", "1e-46", "0", "-0.0"}) {
+      ApiError err;
+      auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
+      EXPECT_TRUE(r.is_ok()) << f << "=" << v << ": " << err.message;
+    }
+  }
+}
+
+TEST(SamplingEdgeTest, EveryParsedRequestPassesTheEnginesRule) {
+  for (const std::string f : {"top_p", "repeat_penalty", "temperature", "min_p"}) {
+    for (const std::string v : {"1e-38", "1.2e-38", "1e-40", "1", "0.5"}) {
+      ApiError err;
+      auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
+      if (r.is_ok()) EXPECT_FALSE(r->sampling.to_params().invalid_field()) << f << "=" << v;
+      else EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+    }
+  }
+}
+
+TEST(SamplingEdgeTest, CompletionsApplyTheSameRule) {
+  ApiError err;
+  auto r = parse_completion_request(R"({"model":"m","prompt":"a","top_p":4.9e-324})", {}, &err);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(err.http_status, 400);
+  EXPECT_EQ(err.param, "top_p");
+}
+
+}  // namespace
+}  // namespace zs::gateway::openai

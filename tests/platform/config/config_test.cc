@@ -543,7 +543,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "deployments");
   EXPECT_EQ(error_of("gateway:\n  listen_addr: x\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: gateway.listen_addr: unknown key (did you mean listen?); valid keys here: listen, "
-            "api_keys, allow_private_image_urls, max_image_bytes, image_fetch_timeout, state_dir, cache_dir, "
+            "api_keys, allow_private_image_urls, max_image_bytes, max_body_bytes, image_fetch_timeout, state_dir, cache_dir, "
             "batch_concurrency");
   EXPECT_EQ(error_of("devices:\n  - {name: g, kind: cuda, memory: 1GiB, colour: red}\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: devices[0].colour: unknown key; valid keys here: name, kind, memory, price_per_second, "
@@ -718,6 +718,25 @@ TEST(ConfigErrors, Gateway) {
   EXPECT_EQ(error_of("gateway:\n  max_image_bytes: 0\n" + deployments),
             "zeroserve.yaml:2: gateway.max_image_bytes: must be > 0");
   EXPECT_EQ(error_of("gateway: [1]\n" + deployments), "zeroserve.yaml:1: gateway: must be a map of fields, got a list");
+}
+
+TEST(ConfigErrors, ABodyLimitTooSmallForTheLargestBase64ImageIsRefusedWithItsLine) {
+  const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
+  // 3 MiB images need 4 MiB of base64 plus 1 MiB: 5 MiB.
+  EXPECT_EQ(error_of("gateway:\n  max_body_bytes: 4MiB\n  max_image_bytes: 3MiB\n" + deployments),
+            "zeroserve.yaml:2: gateway.max_body_bytes: must be >= 5242880 bytes to admit an image of max_image_bytes "
+            "(3145728) base64-encoded (4/3 of it) plus 1 MiB for the rest of the request, got 4194304");
+  parse_ok("gateway:\n  max_image_bytes: 3MiB\n  max_body_bytes: 5MiB\n" + deployments);
+}
+
+TEST(GatewayConfig, TheBodyLimitDefaultsTo64MiBOrWhatTheLargestImageNeeds) {
+  const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
+  EXPECT_EQ(parse_ok(deployments).gateway.max_body_bytes, 64ull << 20);
+  EXPECT_GE(parse_ok(deployments).gateway.max_body_bytes, min_body_bytes_for(20ull << 20));
+  const Config big = parse_ok("gateway:\n  max_image_bytes: 60MiB\n" + deployments);
+  EXPECT_EQ(big.gateway.max_body_bytes, min_body_bytes_for(60ull << 20));
+  EXPECT_EQ(min_body_bytes_for(3), 4u + (1u << 20));
+  EXPECT_EQ(min_body_bytes_for(4), 8u + (1u << 20));
 }
 
 TEST(ConfigErrors, Env) {

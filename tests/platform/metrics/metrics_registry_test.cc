@@ -56,3 +56,26 @@ TEST(MetricsRegistry, ConcurrentUpdatesAreNotLost) {
 
 }  // namespace
 }  // namespace zs::platform
+
+#include "platform/metrics/process_memory.h"
+
+namespace zs::platform {
+namespace {
+
+TEST(ProcessMemory, TheResidentSetSizeIsPositive) {
+  auto rss = process_resident_memory_bytes();
+  ASSERT_TRUE(rss.has_value());
+  EXPECT_GT(*rss, 0u);
+}
+
+TEST(ProcessMemory, ATrackedRegistryRendersProcessResidentMemoryBytes) {
+  MetricsRegistry r;
+  track_process_memory(r);
+  const std::string text = r.render();
+  EXPECT_NE(text.find("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes "), std::string::npos)
+      << text;
+  EXPECT_GT(r.gauge("process_resident_memory_bytes", "").value(), 0);
+}
+
+}  // namespace
+}  // namespace zs::platform
