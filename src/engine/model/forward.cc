@@ -156,23 +156,19 @@ Status Forward::run(const BatchRows& batch, float* logits) {
 
     // Feed-forward.
     backend_.rms_norm(x_, L.ffn_norm, n, c.n_embd, c.rms_eps, h_);
+    float* ffn_out = h_;
     if (moe_) {
-      moe_->run(L, h_, n, last_);
-      std::memcpy(h_, last_, sizeof(float) * n * c.n_embd);
+      ffn_out = last_;  // the experts read h_ while they write
+      moe_->run(L, h_, n, ffn_out);
     } else {
       const WeightView gate_up[2] = {L.ffn_gate, L.ffn_up};
       float* const gate_up_out[2] = {gate_, up_};
       backend_.matmul_group(gate_up, gate_up_out, 2, h_, n);
-      if (c.ffn_act == FfnActivation::kGelu) {
-        backend_.gelu(gate_, n * c.n_ff);
-        backend_.mul(gate_, up_, n * c.n_ff);
-      } else {
-        backend_.silu_mul(gate_, up_, n * c.n_ff);
-      }
+      gated_activation(backend_, c.ffn_act, gate_, up_, n * c.n_ff);
       backend_.matmul(L.ffn_down, gate_, n, h_);
     }
-    if (L.ffn_post_norm) backend_.rms_norm(h_, L.ffn_post_norm, n, c.n_embd, c.rms_eps, h_);
-    backend_.add(x_, h_, n * c.n_embd);
+    if (L.ffn_post_norm) backend_.rms_norm(ffn_out, L.ffn_post_norm, n, c.n_embd, c.rms_eps, ffn_out);
+    backend_.add(x_, ffn_out, n * c.n_embd);
   }
   const int64_t n_out = static_cast<int64_t>(batch.logit_rows.size());
   for (int64_t i = 0; i < n_out; ++i)

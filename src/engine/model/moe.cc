@@ -45,12 +45,12 @@ MoeFfn::MoeFfn(const ModelConfig& c, Backend& backend, int max_rows) : c_(c), ba
   rows_of_expert_.resize(c.n_expert);
 }
 
-void MoeFfn::activate(float* gate, const float* up, int64_t n) {
-  if (c_.ffn_act == FfnActivation::kGelu) {
-    backend_.gelu(gate, n);
-    backend_.mul(gate, up, n);
+void gated_activation(Backend& backend, FfnActivation act, float* gate, const float* up, int64_t n) {
+  if (act == FfnActivation::kGelu) {
+    backend.gelu(gate, n);
+    backend.mul(gate, up, n);
   } else {
-    backend_.silu_mul(gate, up, n);
+    backend.silu_mul(gate, up, n);
   }
 }
 
@@ -77,7 +77,7 @@ void MoeFfn::run(const LayerWeights& L, const float* h, int64_t n, float* out) {
     const WeightView gate_up[2] = {L.gate_exps.at(e), L.up_exps.at(e)};
     float* const gate_up_out[2] = {gate_, up_};
     backend_.matmul_group(gate_up, gate_up_out, 2, gathered_, m);
-    activate(gate_, up_, m * c_.n_ff_exp);
+    gated_activation(backend_, c_.ffn_act, gate_, up_, m * c_.n_ff_exp);
     backend_.matmul(L.down_exps.at(e), gate_, m, expert_out_);
     for (int64_t r = 0; r < m; ++r) {
       const int64_t t = rows[r];
@@ -121,8 +121,8 @@ void MoeFfn::run_single(const LayerWeights& L, const float* h, float* out) {
     ys[n++] = sh_up_;
   }
   backend_.matmul_group(ws, ys, n, h, 1);
-  for (int i = 0; i < k; ++i) activate(gate_ + i * fe, up_ + i * fe, fe);
-  if (shared) activate(sh_gate_, sh_up_, c_.n_ff_shexp);
+  for (int i = 0; i < k; ++i) gated_activation(backend_, c_.ffn_act, gate_ + i * fe, up_ + i * fe, fe);
+  if (shared) gated_activation(backend_, c_.ffn_act, sh_gate_, sh_up_, c_.n_ff_shexp);
   // Down products: experts share a row length; the shared expert's may differ (the backend
   // then runs it on its own).
   n = 0;
@@ -151,7 +151,7 @@ void MoeFfn::add_shared_expert(const LayerWeights& L, const float* h, int64_t n,
     const WeightView gate_up[2] = {L.gate_shexp, L.up_shexp};
     float* const gate_up_out[2] = {sh_gate_, sh_up_};
     backend_.matmul_group(gate_up, gate_up_out, 2, h, n);
-    activate(sh_gate_, sh_up_, n * c_.n_ff_shexp);
+    gated_activation(backend_, c_.ffn_act, sh_gate_, sh_up_, n * c_.n_ff_shexp);
     backend_.matmul(L.down_shexp, sh_gate_, n, sh_out_);
     add_shared_output(L, h, n, out);
   }

@@ -19,6 +19,10 @@ struct ExpertChoice {
   float weight = 0.f;
 };
 
+// gate = act(gate) * up, with the family's activation (GELU through the reference's table, or
+// SiLU): the gated FFNs of every decoder family, dense and expert alike.
+void gated_activation(Backend& backend, FfnActivation act, float* gate, const float* up, int64_t n);
+
 // One token's routing: p = softmax(logits); the k largest p (ties: the lower expert index
 // first); weights p themselves, or p / (sum of the k chosen) when `normalize`.
 void route_token(const float* logits, int n_expert, int k, bool normalize, ExpertChoice* out);
@@ -36,7 +40,6 @@ class MoeFfn {
 
  private:
   static constexpr int kMaxSingleExperts = 8;  // experts per token the single-token path takes
-  void activate(float* gate, const float* up, int64_t n);
   void run_single(const LayerWeights& L, const float* h, float* out);
   void add_shared_expert(const LayerWeights& L, const float* h, int64_t n, float* out);
   void add_shared_output(const LayerWeights& L, const float* h, int64_t n, float* out);
