@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/vision/vit_block.h"
+
 namespace zs::engine {
 
 using core::Result;
@@ -68,13 +70,8 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
   // Patch embedding is a convolution with kernel = stride = patch: gather each patch into a
   // row ordered like the kernel ([channel][ky][kx]) and multiply by the kernel matrix.
   for (int py = 0; py < side; ++py)
-    for (int px = 0; px < side; ++px) {
-      float* row = patches_ + (static_cast<int64_t>(py) * side + px) * patch_len;
-      for (int ch = 0; ch < 3; ++ch)
-        for (int ky = 0; ky < p; ++ky)
-          std::memcpy(row + (ch * p + ky) * p, pixels + (static_cast<int64_t>(ch) * size + py * p + ky) * size + px * p,
-                      sizeof(float) * p);
-    }
+    for (int px = 0; px < side; ++px)
+      gather_patch(pixels, size, size, p, py, px, patches_ + (static_cast<int64_t>(py) * side + px) * patch_len);
   const int64_t first = c.has_class_token ? 1 : 0;
   backend_.matmul(model_.patch_embd, patches_, np, x_ + first * d);
   if (model_.patch_bias) backend_.add_bias(x_ + first * d, model_.patch_bias, np, d);
@@ -82,31 +79,8 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
   backend_.add(x_, model_.position_embd, n_tokens_ * d);
   if (model_.pre_ln_w) backend_.layer_norm(x_, model_.pre_ln_w, model_.pre_ln_b, n_tokens_, d, c.eps, x_);
 
-  const int head_dim = static_cast<int>(d / c.n_head);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  for (int l = 0; l < c.n_layer_run; ++l) {
-    const ClipLayer& L = model_.layers[l];
-    backend_.layer_norm(x_, L.ln1_w, L.ln1_b, n_tokens_, d, c.eps, h_);
-    backend_.matmul(L.wq, h_, n_tokens_, q_);
-    backend_.matmul(L.wk, h_, n_tokens_, k_);
-    backend_.matmul(L.wv, h_, n_tokens_, v_);
-    backend_.add_bias(q_, L.bq, n_tokens_, d);
-    backend_.add_bias(k_, L.bk, n_tokens_, d);
-    backend_.add_bias(v_, L.bv, n_tokens_, d);
-    backend_.attention_full(q_, k_, v_, n_tokens_, c.n_head, head_dim, scale, attn_);
-    backend_.matmul(L.wo, attn_, n_tokens_, h_);
-    backend_.add_bias(h_, L.bo, n_tokens_, d);
-    backend_.add(x_, h_, n_tokens_ * d);
-
-    backend_.layer_norm(x_, L.ln2_w, L.ln2_b, n_tokens_, d, c.eps, h_);
-    backend_.matmul(L.fc1, h_, n_tokens_, ff_);
-    backend_.add_bias(ff_, L.fc1_b, n_tokens_, c.n_ff);
-    if (c.use_gelu) backend_.gelu(ff_, n_tokens_ * c.n_ff);
-    else backend_.gelu_quick(ff_, n_tokens_ * c.n_ff);
-    backend_.matmul(L.fc2, ff_, n_tokens_, h_);
-    backend_.add_bias(h_, L.fc2_b, n_tokens_, d);
-    backend_.add(x_, h_, n_tokens_ * d);
-  }
+  const VitScratch scratch{h_, q_, k_, v_, attn_, ff_, nullptr};
+  for (int l = 0; l < c.n_layer_run; ++l) vit_block(backend_, c, model_.layers[l], n_tokens_, x_, scratch, {});
 
   std::vector<float> out(static_cast<size_t>(c.tokens_per_image()) * c.projection_dim);
   const float* patches_out = x_ + first * d;  // the projectors drop the class token

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "engine/vision/qwen25vl.h"
+#include "engine/vision/vit_block.h"
 
 namespace zs::engine {
 
@@ -84,12 +85,7 @@ Result<std::vector<float>> Qwen2VlEncoder::encode(const float* pixels, int width
         const int py = by * kMerge + dy, px = bx * kMerge + dx;
         ys[r] = py;
         xs[r] = px;
-        float* row = patches.data() + r * patch_len;
-        for (int ch = 0; ch < 3; ++ch)
-          for (int ky = 0; ky < kPatch; ++ky)
-            std::memcpy(row + (ch * kPatch + ky) * kPatch,
-                        pixels + (static_cast<int64_t>(ch) * height + py * kPatch + ky) * width + px * kPatch,
-                        sizeof(float) * kPatch);
+        gather_patch(pixels, width, height, kPatch, py, px, patches.data() + r * patch_len);
       }
   }
   backend_.matmul(model_.patch_embd, patches.data(), n, x.data());
@@ -99,52 +95,22 @@ Result<std::vector<float>> Qwen2VlEncoder::encode(const float* pixels, int width
 
   const int head_dim = static_cast<int>(d / c.n_head);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  // Qwen2.5-VL normalises by RMSNorm (no bias), Qwen2-VL by LayerNorm.
-  auto norm = [&](const float* in, const float* w, const float* b, float* out) {
-    if (q25) backend_.rms_norm(in, w, n, d, c.eps, out);
-    else backend_.layer_norm(in, w, b, n, d, c.eps, out);
-  };
+  const VitScratch scratch{h.data(), q.data(), k.data(), v.data(), attn.data(), ff.data(), gate.data()};
   for (int l = 0; l < c.n_layer_run; ++l) {
-    const ClipLayer& L = model_.layers[l];
-    norm(x.data(), L.ln1_w, L.ln1_b, h.data());
-    const WeightView qkv[3] = {L.wq, L.wk, L.wv};
-    float* const qkv_out[3] = {q.data(), k.data(), v.data()};
-    backend_.matmul_group(qkv, qkv_out, 3, h.data(), n);
-    backend_.add_bias(q.data(), L.bq, n, d);
-    backend_.add_bias(k.data(), L.bk, n, d);
-    backend_.add_bias(v.data(), L.bv, n, d);
-    backend_.rope_2d(q.data(), n, ys.data(), xs.data(), c.n_head, head_dim, 10000.f);
-    backend_.rope_2d(k.data(), n, ys.data(), xs.data(), c.n_head, head_dim, 10000.f);
+    VitBlockOptions o;
+    o.rms_norm = q25;
+    o.rope_ys = ys.data();
+    o.rope_xs = xs.data();
     if (layout.windowed && !c.full_attention_block(l))
-      window_attention(backend_, q.data(), k.data(), v.data(), layout.bounds, c.n_head, head_dim, scale, attn.data());
-    else
-      backend_.attention_full(q.data(), k.data(), v.data(), n, c.n_head, head_dim, scale, attn.data());
-    backend_.matmul(L.wo, attn.data(), n, h.data());
-    backend_.add_bias(h.data(), L.bo, n, d);
-    backend_.add(x.data(), h.data(), n * d);
-
-    norm(x.data(), L.ln2_w, L.ln2_b, h.data());
-    if (L.ffn_gate.data) {
-      // Qwen2.5-VL's SwiGLU: down(silu(gate x) * up x), every product with its bias.
-      const WeightView gate_up[2] = {L.ffn_gate, L.fc1};
-      float* const gate_up_out[2] = {gate.data(), ff.data()};
-      backend_.matmul_group(gate_up, gate_up_out, 2, h.data(), n);
-      backend_.add_bias(gate.data(), L.ffn_gate_b, n, c.n_ff);
-      backend_.add_bias(ff.data(), L.fc1_b, n, c.n_ff);
-      backend_.silu_mul(gate.data(), ff.data(), n * c.n_ff);
-      backend_.matmul(L.fc2, gate.data(), n, h.data());
-    } else {
-      backend_.matmul(L.fc1, h.data(), n, ff.data());
-      backend_.add_bias(ff.data(), L.fc1_b, n, c.n_ff);
-      if (c.use_gelu) backend_.gelu(ff.data(), n * c.n_ff);
-      else backend_.gelu_quick(ff.data(), n * c.n_ff);
-      backend_.matmul(L.fc2, ff.data(), n, h.data());
-    }
-    backend_.add_bias(h.data(), L.fc2_b, n, d);
-    backend_.add(x.data(), h.data(), n * d);
+      o.attend = [&](const float* bq, const float* bk, const float* bv, float* out) {
+        window_attention(backend_, bq, bk, bv, layout.bounds, c.n_head, head_dim, scale, out);
+      };
+    vit_block(backend_, c, model_.layers[l], n, x.data(), scratch, o);
   }
   if (!model_.post_ln_w) return Status::error(c.projector_name + " needs tensor 'v.post_ln.weight'");
-  norm(x.data(), model_.post_ln_w, model_.post_ln_b, h.data());
+  // Qwen2.5-VL normalises by RMSNorm (no bias), Qwen2-VL by LayerNorm.
+  if (q25) backend_.rms_norm(x.data(), model_.post_ln_w, n, d, c.eps, h.data());
+  else backend_.layer_norm(x.data(), model_.post_ln_w, model_.post_ln_b, n, d, c.eps, h.data());
 
   // Each 2x2 block's four consecutive rows, side by side, are one merger input of 4 * d.
   const int64_t m = n / 4, hidden = model_.mm0.n_out;
