@@ -22,33 +22,27 @@ namespace {
 
 // --- Helpers of gelu() and attention_full().
 
-// GELU (tanh approximation) of every f16 value, rounded to f16 and widened back: the
-// reference evaluates GELU through such a table, so looking it up reproduces it bit for bit.
-// Built once; immutable afterwards.
+// f(v) of every f16 value v, rounded to f16 and widened back: the reference evaluates GELU
+// and quick GELU through such tables, so looking them up reproduces it bit for bit.
+std::vector<float> f16_function_table(float (*f)(float)) {
+  std::vector<float> t(1 << 16);
+  for (uint32_t h = 0; h < t.size(); ++h) t[h] = f16_to_f32(f32_to_f16(f(f16_to_f32(static_cast<uint16_t>(h)))));
+  return t;
+}
+
+// GELU (tanh approximation). Built once; immutable afterwards.
 const float* gelu_f16_table() {
-  static const std::vector<float> table = [] {
+  static const std::vector<float> table = f16_function_table([](float v) {
     constexpr float kSqrt2OverPi = 0.79788456080286535588f;
-    std::vector<float> t(1 << 16);
-    for (uint32_t h = 0; h < t.size(); ++h) {
-      const float v = f16_to_f32(static_cast<uint16_t>(h));
-      t[h] = f16_to_f32(f32_to_f16(0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)))));
-    }
-    return t;
-  }();
+    return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)));
+  });
   return table.data();
 }
 
-// Quick GELU x * sigmoid(1.702 x) of every f16 value, rounded to f16: the reference's CPU
-// path evaluates quick GELU through such a table too (input and output rounded to f16).
+// Quick GELU x * sigmoid(1.702 x). Built once; immutable afterwards.
 const float* gelu_quick_f16_table() {
-  static const std::vector<float> table = [] {
-    std::vector<float> t(1 << 16);
-    for (uint32_t h = 0; h < t.size(); ++h) {
-      const float v = f16_to_f32(static_cast<uint16_t>(h));
-      t[h] = f16_to_f32(f32_to_f16(v * (1.0f / (1.0f + std::exp(-1.702f * v)))));
-    }
-    return t;
-  }();
+  static const std::vector<float> table =
+      f16_function_table([](float v) { return v * (1.0f / (1.0f + std::exp(-1.702f * v))); });
   return table.data();
 }
 
@@ -383,30 +377,11 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void gelu(float* x, int64_t n) override {
-    // The reference evaluates GELU through an f16 lookup table (input and output rounded to
-    // f16); doing the same brings vision embeddings from ~1e-2 to ~1e-6 relative agreement.
-    const float* table = gelu_f16_table();
-    [[maybe_unused]] const bool simd = has_avx2_fma();
-    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-#if defined(__x86_64__)
-      if (simd) return gelu_table_avx2(table, x + b, e - b);
-#endif
-      gelu_table_scalar(table, x + b, e - b);
-    });
-  }
-
-  void gelu_quick(float* x, int64_t n) override {
-    // Through an f16 table like gelu(), as the reference does.
-    const float* table = gelu_quick_f16_table();
-    [[maybe_unused]] const bool simd = has_avx2_fma();
-    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-#if defined(__x86_64__)
-      if (simd) return gelu_table_avx2(table, x + b, e - b);
-#endif
-      gelu_table_scalar(table, x + b, e - b);
-    });
-  }
+  // The reference evaluates GELU and quick GELU through f16 lookup tables (input and output
+  // rounded to f16); doing the same brings vision embeddings from ~1e-2 to ~1e-6 relative
+  // agreement.
+  void gelu(float* x, int64_t n) override { apply_f16_table(gelu_f16_table(), x, n); }
+  void gelu_quick(float* x, int64_t n) override { apply_f16_table(gelu_quick_f16_table(), x, n); }
 
   // Per head h: S = Q_h K_h^T (K_h read in place as a strided f32 matrix), softmax, then
   // O_h = S V_h (V transposed once so that its rows are contiguous), both products through
@@ -450,6 +425,16 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  void apply_f16_table(const float* table, float* x, int64_t n) {
+    [[maybe_unused]] const bool simd = has_avx2_fma();
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+#if defined(__x86_64__)
+      if (simd) return gelu_table_avx2(table, x + b, e - b);
+#endif
+      gelu_table_scalar(table, x + b, e - b);
+    });
+  }
+
   core::ThreadPool pool_;
   // calloc: large blocks come straight from the kernel as untouched zero pages, so a big KV
   // pool costs nothing until used (zero-filling it eagerly added ~100 ms to cold starts).
