@@ -46,19 +46,18 @@ ImageTokenCount image_token_count(const ClipConfig& c, int width, int height, Sp
   } else if (c.is_anyres()) {
     n.tokens = anyres_image_tokens(width, height, c.grid_pinpoints, c.image_size, c.tokens_per_image());
     n.views = n.tokens / c.tokens_per_image();
-  } else if (c.projector == ProjectorType::kIdefics3 && c.preproc_image_size > 0) {
-    // The 2026 reference's tiling (idefics3_reference.h).
-    const ImageSize refined = idefics3_refined_size(width, height, c.preproc_image_size, c.image_size);
-    if (refined.width > c.image_size || refined.height > c.image_size)
-      n.views = (refined.width / c.image_size) * (refined.height / c.image_size) + 1;
-    if (budget.max_tokens > 0 && n.views * c.tokens_per_image() > budget.max_tokens) n.views = 1;
-    n.tokens = n.views * c.tokens_per_image();
   } else if (c.projector == ProjectorType::kIdefics3) {
-    split.tile_size = c.image_size;
-    const ImageSize first = idefics3_resize_size(width, height, split.longest_edge);
-    const ImageSize grid = idefics3_tile_grid_size(first.width, first.height, split.tile_size);
-    if (grid.width > split.tile_size || grid.height > split.tile_size)
-      n.views = (grid.width / split.tile_size) * (grid.height / split.tile_size) + 1;
+    // The tile grid: the 2026 reference's rule when the file has preproc_image_size
+    // (idefics3_reference.h), else Hugging Face's.
+    ImageSize grid;
+    if (c.preproc_image_size > 0) {
+      grid = idefics3_refined_size(width, height, c.preproc_image_size, c.image_size);
+    } else {
+      const ImageSize first = idefics3_resize_size(width, height, split.longest_edge);
+      grid = idefics3_tile_grid_size(first.width, first.height, c.image_size);
+    }
+    if (grid.width > c.image_size || grid.height > c.image_size)
+      n.views = (grid.width / c.image_size) * (grid.height / c.image_size) + 1;
     // Over the budget, the image is not split: the global view alone.
     if (budget.max_tokens > 0 && n.views * c.tokens_per_image() > budget.max_tokens) n.views = 1;
     n.tokens = n.views * c.tokens_per_image();
