@@ -23,6 +23,10 @@ namespace zs::engine {
 struct RopePosition {
   int32_t t = 0, h = 0, w = 0, e = 0;
   static RopePosition text(int32_t p) { return {p, p, p, 0}; }
+  // Row k of an image grid `cols` wide (row-major) placed when the counter is at c; the
+  // counter then advances by grid_span(rows, cols).
+  static RopePosition grid(int32_t c, int32_t k, int32_t cols) { return {c, c + k / cols, c + k % cols, 0}; }
+  static int32_t grid_span(int32_t rows, int32_t cols) { return rows > cols ? rows : cols; }
 };
 
 struct BatchRows {

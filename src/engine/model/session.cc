@@ -39,8 +39,7 @@ Status Session::eval_rows(const int32_t* tokens, const float* embeddings, int64_
   const bool mrope = model_.config().rope_mode == RopeMode::kMrope;
   const int32_t rope_first = n_past_ + rope_delta_;
   // A bidirectional image is one batch: its rows see each other.
-  const bool whole = bidirectional;
-  if (whole && n > forward_->max_rows())
+  if (bidirectional && n > forward_->max_rows())
     forward_ = std::make_unique<Forward>(model_, backend_, *kv_, static_cast<int>(n), n_ctx_);
   const int32_t image_end = static_cast<int32_t>(n_past_ + n);
   if (n_past_ + n > n_ctx_)
@@ -55,18 +54,17 @@ Status Session::eval_rows(const int32_t* tokens, const float* embeddings, int64_
       const int32_t pos = static_cast<int32_t>(n_past_ + i);
       if (tokens) rows_.add_token(tokens[done + i], pos, block_table_.data(), last);
       else rows_.add_embedding(embeddings + (done + i) * d, pos, block_table_.data(), last);
-      if (whole) rows_.set_visible_end(image_end);
+      if (bidirectional) rows_.set_visible_end(image_end);
       if (mrope) {
         const int32_t k = static_cast<int32_t>(done + i);
-        rows_.set_rope_position(grid ? RopePosition{rope_first, rope_first + k / grid_cols, rope_first + k % grid_cols, 0}
-                                     : RopePosition::text(rope_first + k));
+        rows_.set_rope_position(grid ? RopePosition::grid(rope_first, k, grid_cols) : RopePosition::text(rope_first + k));
       }
     }
     ZS_RETURN_IF_ERROR(forward_->run(rows_, logits_.data()));
     n_past_ += static_cast<int>(chunk);
     done += chunk;
   }
-  if (grid) rope_delta_ += std::max(grid_rows, grid_cols) - static_cast<int>(n);
+  if (grid) rope_delta_ += RopePosition::grid_span(grid_rows, grid_cols) - static_cast<int>(n);
   return Status::ok();
 }
 

@@ -33,9 +33,8 @@ std::vector<RopePosition> MultimodalPrompt::rope_positions(int32_t* next) const 
   int32_t c = 0;
   for (const auto& p : pieces) {
     if (p.embeddings && p.grid_rows > 0 && p.grid_cols > 0) {
-      for (int i = 0; i < p.n_embeddings; ++i)
-        out.push_back({c, c + i / p.grid_cols, c + i % p.grid_cols, 0});
-      c += std::max(p.grid_rows, p.grid_cols);
+      for (int i = 0; i < p.n_embeddings; ++i) out.push_back(RopePosition::grid(c, i, p.grid_cols));
+      c += RopePosition::grid_span(p.grid_rows, p.grid_cols);
     } else {
       for (int i = 0; i < p.n_positions(); ++i) out.push_back(RopePosition::text(c++));
     }
