@@ -28,6 +28,19 @@ struct GoldenOptions {
   int ctx = 0;  // 0: just what the prompt and the greedy tokens need
 };
 
+// Sum and sum of squares of n values, in double: the reference lines' checksums.
+struct Sums {
+  double sum = 0, sumsq = 0;
+};
+Sums sums_of(const float* v, size_t n) {
+  Sums s;
+  for (size_t i = 0; i < n; ++i) {
+    s.sum += v[i];
+    s.sumsq += static_cast<double>(v[i]) * v[i];
+  }
+  return s;
+}
+
 int argmax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 // Embedding models: the pooled vector before and after L2 normalisation (the fields of the
@@ -38,19 +51,15 @@ core::Status golden_embedding(const GoldenOptions& o, const engine::Llm& llm, en
   auto pooled = encoder.embed({tokens});
   if (!pooled) return pooled.status();
   std::vector<float> v = pooled->at(0);
-  double sum = 0, sumsq = 0;
-  for (float x : v) {
-    sum += x;
-    sumsq += static_cast<double>(x) * x;
-  }
+  const Sums s = sums_of(v.data(), v.size());
   nlohmann::json out;
   out["model"] = std::filesystem::path(o.model).filename().string();
   out["prompt"] = o.prompt;
   out["prompt_tokens"] = tokens;
   out["pooling"] = engine::pooling_name(encoder.pooling());
   out["embedding_dim"] = v.size();
-  out["embedding_sum"] = sum;
-  out["embedding_sumsq"] = sumsq;
+  out["embedding_sum"] = s.sum;
+  out["embedding_sumsq"] = s.sumsq;
   out["embedding_first8"] = std::vector<float>(v.begin(), v.begin() + std::min<size_t>(8, v.size()));
   engine::l2_normalize(v.data(), static_cast<int64_t>(v.size()));
   out["embedding_norm_first8"] = std::vector<float>(v.begin(), v.begin() + std::min<size_t>(8, v.size()));
@@ -110,15 +119,11 @@ core::Status run_golden(const GoldenOptions& o) {
     if (img->pos_rows > 0) out["image_grid_hw"] = {img->pos_rows, img->pos_cols};
     const std::vector<float>& e = *img->data;
     const size_t n_values = static_cast<size_t>(img->n_tokens()) * img->dim;
-    double sum = 0, sumsq = 0;
-    for (size_t i = 0; i < n_values; ++i) {
-      sum += e[i];
-      sumsq += static_cast<double>(e[i]) * e[i];
-    }
+    const Sums s = sums_of(e.data(), n_values);
     out["image"] = std::filesystem::path(o.image).filename().string();
     out["image_tokens"] = img->n_tokens();
-    out["image_embed_sum"] = sum;
-    out["image_embed_sumsq"] = sumsq;
+    out["image_embed_sum"] = s.sum;
+    out["image_embed_sumsq"] = s.sumsq;
     out["image_embed_first8"] = std::vector<float>(e.begin(), e.begin() + std::min<size_t>(8, n_values));
     // Models that add a BOS get it before the image; others (chatglm) start with the image.
     out["layout"] = framed ? "prefix_tokens,image,prompt_tokens" : add_bos ? "bos,image,prompt_tokens[1:]" : "image,prompt_tokens";
@@ -142,11 +147,7 @@ core::Status run_golden(const GoldenOptions& o) {
                     [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   nlohmann::json top = nlohmann::json::array();
   for (int i = 0; i < std::min(10, nv); ++i) top.push_back({order[i], logits[order[i]]});
-  double sum = 0, sumsq = 0;
-  for (int i = 0; i < nv; ++i) {
-    sum += logits[i];
-    sumsq += static_cast<double>(logits[i]) * logits[i];
-  }
+  const Sums logit_sums = sums_of(logits, static_cast<size_t>(nv));
   std::vector<int32_t> greedy;
   std::vector<float> margins;  // top-1 minus top-2 logit at each greedy step
   for (int i = 0; i < o.n; ++i) {
@@ -165,8 +166,8 @@ core::Status run_golden(const GoldenOptions& o) {
   out["prompt"] = o.prompt;
   out["prompt_tokens"] = tokens;
   out["last_logits_top10"] = top;
-  out["last_logits_sum"] = sum;
-  out["last_logits_sumsq"] = sumsq;
+  out["last_logits_sum"] = logit_sums.sum;
+  out["last_logits_sumsq"] = logit_sums.sumsq;
   out["greedy"] = greedy;
   out["greedy_margins"] = margins;
   std::printf("%s\n", out.dump().c_str());
