@@ -103,10 +103,15 @@ TEST(ServeReliability, AStreamWhoseWorkerIsKilledEndsWithAnErrorEventAndCountsAs
   EXPECT_NE(final_event.find("failed in the middle of the stream"), std::string::npos) << final_event;
   EXPECT_EQ(received.find("data: [DONE]"), std::string::npos) << received;
 
-  auto m = gateway::http_request("GET", s.address(), "/metrics");
-  ASSERT_TRUE(m.is_ok());
-  EXPECT_EQ(metric(m->body, R"(zs_gateway_requests_total{deployment="story",status="502"})"), 1) << m->body;
-  EXPECT_EQ(metric(m->body, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << m->body;
+  // The gateway counts the stream once it has closed it, which the client may see first.
+  std::string metrics;
+  wait_for([&] {
+    auto m = gateway::http_request("GET", s.address(), "/metrics");
+    metrics = m.is_ok() ? m->body : "";
+    return metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})") >= 0;
+  }, std::chrono::seconds(10));
+  EXPECT_EQ(metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})"), 1) << metrics;
+  EXPECT_EQ(metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << metrics;
 }
 
 TEST(ServeReliability, ABodyTheGatewayAcceptsIsNeverRefusedByTheWorker) {
