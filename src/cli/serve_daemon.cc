@@ -118,31 +118,17 @@ Result<platform::Config> ServeDaemon::read_config() const {
 Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platform::Config& config) const {
   std::vector<platform::DeploymentSpec> specs;
   for (const auto& d : config.deployments) {
-    platform::DeploymentSpec s;
-    s.name = d.name;
-    s.min_instances = d.min_instances;
-    s.max_instances = d.max_instances;
-    s.slots = d.slots;
-    s.max_queue = d.max_queue;
-    s.batch_max_instances = d.batch_max_instances;
-    s.keep_alive_s = d.keep_alive_s;
-    s.request_timeout_s = d.request_timeout_s;
-    s.priority = d.priority;
-    s.env = d.env;
-    s.device = d.device;
-    if (const auto* dev = config.device(d.device)) s.price_per_second = dev->price_per_second;
-    s.policy = d.autoscale.policy;
-    s.policy_options = d.autoscale.options;
-    s.ttft_objective_s = d.ttft_objective_s;
+    uint64_t memory_bytes = 0;
     if (d.memory_bytes) {
-      s.memory_bytes = *d.memory_bytes;
+      memory_bytes = *d.memory_bytes;
     } else {
       auto est = estimate_instance_memory(d.model, d.mmproj, d.ctx);
       if (!est) return est.status().with_context("deployment '" + d.name + "'");
-      s.memory_bytes = est.value();
+      memory_bytes = est.value();
     }
-    // Loading is mostly mapping and page faults: allow 30 s plus 20 s per GiB of model.
-    s.start_timeout_s = d.start_timeout_s > 0 ? d.start_timeout_s : 30 + 20.0 * s.memory_bytes / (1ull << 30);
+    const auto* dev = config.device(d.device);
+    platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
+    s.env = d.env;
     if (d.runtime == platform::RuntimeKind::kBuiltin) {
       s.uses_unix_socket = true;
       s.announces_ready = true;
@@ -203,13 +189,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   };
   platform::MetricsRegistry* metrics = &d->metrics_;
   events.instance_phase = [metrics, l](const std::string& id, platform::InstancePhase phase, double start_s) {
-    const platform::InstanceState state = phase == platform::InstancePhase::kReady  ? platform::InstanceState::kReady
-                                          : phase == platform::InstancePhase::kIdle ? platform::InstanceState::kIdle
-                                          : phase == platform::InstancePhase::kDraining
-                                              ? platform::InstanceState::kDraining
-                                              : platform::InstanceState::kStarting;
     if (phase != platform::InstancePhase::kStarting) {
-      Status s = l->instance_state(id, state, unix_now());
+      Status s = l->instance_state(id, phase, unix_now());
       if (!s) core::log_warn("ledger", s.message());
     }
     if (start_s > 0)

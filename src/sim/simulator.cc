@@ -11,13 +11,14 @@
 #include <thread>
 #include <unordered_map>
 
-#include "platform/placement/placement.h"
+#include "platform/fleet/fleet_core.h"
 
 namespace zs::sim {
 namespace {
 
-using platform::DeploymentObservation;
-using platform::ScalingDecision;
+using platform::FleetActions;
+using platform::FleetCore;
+using platform::InstanceKey;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kReactS = 0.02;   // the Fleet's control tick: how soon a waiting request is seen
@@ -27,7 +28,6 @@ constexpr double kTokenEps = 1e-6;
 // Keep-alive expiries are looked at just after they pass, so that rounding cannot make an
 // instance look idle for a hair less than its keep-alive.
 constexpr double kExpiryEpsS = 1e-6;
-constexpr size_t kTtftWindow = 32;  // recent TTFTs behind the observation's ttft_p95_s
 
 enum class EventKind : uint8_t { kReady, kWake, kDecide };
 
@@ -41,7 +41,6 @@ struct Event {
 
 struct Active {
   uint32_t request;
-  bool cold;
 };
 
 struct Decoding {
@@ -50,13 +49,12 @@ struct Decoding {
   bool operator>(const Decoding& o) const { return target > o.target; }
 };
 
+// The service model of one instance; its lifecycle is the fleet core's.
 struct Instance {
-  std::string id;
+  InstanceKey key = 0;
   uint32_t deployment = 0;
   bool live = false;
-  bool ready = false;
   double started = 0;
-  double idle_since = 0;
   double busy_since = 0;
   int in_flight = 0;
   std::deque<Active> prefill;
@@ -68,41 +66,23 @@ struct Instance {
   uint64_t wake_seq = 0;
 };
 
-struct Waiting {
-  uint32_t request;
-  double arrival;
-  bool cold;
-};
-
+// When the simulator shows a deployment to the fleet core (the daemon's tick would matter).
 struct Dep {
   const SimDeployment* spec = nullptr;
-  std::unique_ptr<platform::ScalingPolicy> policy;
-  int min_instances = 0;
-  int max_instances = 1;
   double keep_alive_s = 300;
-  std::vector<uint32_t> instances;  // live handles (starting or ready)
-  int ready = 0;
-  int in_flight = 0;
-  std::deque<Waiting> queue;
-  int arrivals = 0;
+  int live = 0;
+  int peak_live = 0;
   double decide_at = kInf;
   uint64_t decide_seq = 0;
   double last_decide = -kInf;
   double backoff = kTickS;
   double anchor = 0;  // the policies' evaluation grid restarts at a cold start (see grid_after)
   uint64_t last_summary = ~0ull;
-  float ttft_ring[kTtftWindow] = {};
-  size_t ttft_count = 0;
-  bool ttft_dirty = false;
-  double ttft_p95 = 0;
-  int peak_live = 0;
-  uint64_t next_instance = 1;
-  DeploymentObservation obs;  // reused between decisions
 };
 
 class Simulation {
  public:
-  Simulation(const Workload& w, const RunOptions& options) : w_(w), options_(options), placement_(w.devices) {}
+  Simulation(const Workload& w, const RunOptions& options) : w_(w), options_(options) {}
 
   core::Status run(RunResult& r) {
     r.label = options_.spec.label;
@@ -146,28 +126,66 @@ class Simulation {
     bucket_s_ = w_.duration_s / options_.series_buckets;
     series_.assign(options_.series_buckets, 0);
     const auto& spec = options_.spec;
+    std::vector<platform::DeploymentSpec> specs;
+    std::vector<int> always_on(deps_.size(), 1);
     for (size_t i = 0; i < deps_.size(); ++i) {
       Dep& d = deps_[i];
       d.spec = &w_.deployments[i];
       const auto& c = d.spec->config;
-      d.min_instances = spec.min_instances.value_or(c.min_instances);
-      d.max_instances = std::max(d.min_instances, spec.max_instances.value_or(c.max_instances));
-      d.keep_alive_s = spec.keep_alive_s.value_or(c.keep_alive_s);
+      platform::DeploymentSpec s =
+          platform::scheduling_spec(c, d.spec->memory_bytes, w_.devices[d.spec->device].price_per_second);
+      s.min_instances = spec.min_instances.value_or(c.min_instances);
+      s.max_instances = std::max(s.min_instances, spec.max_instances.value_or(c.max_instances));
+      s.keep_alive_s = spec.keep_alive_s.value_or(c.keep_alive_s);
       if (spec.always_on()) {
         const int n = i < options_.always_on_instances.size() ? options_.always_on_instances[i] : 1;
-        d.policy = std::make_unique<AlwaysOnPolicy>(n);
-        d.min_instances = d.max_instances = n;
-        d.keep_alive_s = -1;
+        always_on[i] = n;
+        s.policy = kAlwaysOn;
+        s.min_instances = s.max_instances = n;
+        s.keep_alive_s = -1;
       } else {
-        platform::PolicyOptions po = c.autoscale.options;
-        po.target_concurrency = spec.target_concurrency.value_or(po.target_concurrency);
-        auto p = platform::make_scaling_policy(spec.policy, po);
+        s.policy = spec.policy;
+        s.policy_options.target_concurrency = spec.target_concurrency.value_or(s.policy_options.target_concurrency);
+        auto p = platform::make_scaling_policy(s.policy, s.policy_options);
         if (!p) return p.status();
-        d.policy = std::move(p.value());
       }
+      d.keep_alive_s = s.keep_alive_s;
+      specs.push_back(std::move(s));
     }
+    platform::FleetCoreOptions o;
+    o.devices = w_.devices;
+    o.wall_clock_offset_s = w_.epoch_s;  // policies that read the time of day see the trace's own clock
+    o.health_check_s = 0;                // the service model has no failing instances
+    o.explain = false;
+    o.phases = false;
+    o.make_policy = [always_on = std::move(always_on), this](const platform::DeploymentSpec& s)
+        -> core::Result<std::unique_ptr<platform::ScalingPolicy>> {
+      if (s.policy == kAlwaysOn) {
+        return std::unique_ptr<platform::ScalingPolicy>(std::make_unique<AlwaysOnPolicy>(always_on[index_of(s.name)]));
+      }
+      return platform::make_scaling_policy(s.policy, s.policy_options);
+    };
+    for (size_t i = 0; i < specs.size(); ++i) names_[specs[i].name] = static_cast<int>(i);
+    core_ = std::make_unique<FleetCore>(std::move(o));
+    FleetActions& a = actions(0);
+    core_->set_deployments(std::move(specs), 0, a);
     return core::Status::ok();
   }
+
+  int index_of(const std::string& name) const { return names_.at(name); }
+
+  // One FleetActions per nesting level: applying actions feeds events back into the core.
+  FleetActions& actions(size_t depth) {
+    while (action_stack_.size() <= depth) action_stack_.push_back(std::make_unique<FleetActions>());
+    action_stack_[depth]->clear();
+    return *action_stack_[depth];
+  }
+  struct Level {
+    explicit Level(Simulation& s) : sim(s), a(s.actions(s.depth_++)) {}
+    ~Level() { --sim.depth_; }
+    Simulation& sim;
+    FleetActions& a;
+  };
 
   void push(double t, EventKind kind, uint32_t target, uint64_t& seq_out) {
     seq_out = ++seq_;
@@ -211,7 +229,12 @@ class Simulation {
       case EventKind::kReady: {
         Instance& inst = *pool_[e.target];
         if (!inst.live || inst.ready_seq != e.seq) return;
-        mark_ready(inst);
+        Level l(*this);
+        core_->instance_ready(inst.key, now_, l.a);
+        apply(l.a);
+        const Dep& d = deps_[inst.deployment];
+        if (inst.live && inst.in_flight == 0 && d.keep_alive_s >= 0)
+          want_decide(inst.deployment, next_expiry_look(d, now_ + d.keep_alive_s + kExpiryEpsS));
         return;
       }
       case EventKind::kWake: {
@@ -223,59 +246,56 @@ class Simulation {
     }
   }
 
+  // --- the fleet core's actions ----------------------------------------------------------
+
+  void apply(FleetActions& a) {
+    for (const auto& f : a.failures) {
+      --outstanding_;
+      switch (f.failure.error) {
+        case platform::AcquireError::kQueueFull: ++refused_queue_full_; break;
+        case platform::AcquireError::kNoMemory: ++refused_no_memory_; break;
+        default: ++refused_timeout_; break;
+      }
+    }
+    for (const auto& s : a.starts) start(s);
+    for (const auto& s : a.signals) {
+      auto it = by_key_.find(s.instance);
+      if (it != by_key_.end()) stop(it->second);
+    }
+    for (const auto& d : a.dispatches) {
+      const uint32_t h = by_key_.at(d.lease.instance);
+      Instance& inst = *pool_[h];
+      queue_wait_.push_back(static_cast<float>(d.lease.queue_ms / 1000));
+      if (d.lease.cold_start_ms >= 0) ++cold_requests_;
+      advance(inst);
+      if (inst.in_flight++ == 0) inst.busy_since = now_;
+      inst.prefill.push_back({static_cast<uint32_t>(d.tag)});
+      if (inst.prefill.size() == 1) inst.head_left = w_.requests[d.tag].prompt_tokens;
+      service(h);
+    }
+  }
+
   // --- requests --------------------------------------------------------------------------
 
   void arrive(uint32_t req) {
     const SimRequest& q = w_.requests[req];
-    Dep& d = deps_[q.deployment];
-    ++requests_;
-    ++d.arrivals;
-    if (static_cast<int>(d.queue.size()) >= d.spec->config.max_queue) {
-      ++refused_queue_full_;
-      return;
-    }
-    ++outstanding_;
-    const bool was_idle = d.in_flight == 0 && d.queue.empty();
-    d.queue.push_back({req, q.arrival_s, d.ready == 0});
-    dispatch(q.deployment);
-    if (d.instances.empty() && !d.queue.empty())
-      want_decide(q.deployment, now_ + kReactS);  // a cold start: the Fleet reacts at its next tick
-    else if (!d.queue.empty() || was_idle)
-      want_decide(q.deployment, std::min(now_ + kTickS / 4, grid_after(d, now_)));
-    else
-      want_decide(q.deployment, grid_after(d, std::max(now_, d.last_decide + kTickS)));
-  }
-
-  // Queued requests to ready instances with a free slot, least loaded first (as the Fleet).
-  void dispatch(uint32_t dep) {
+    const uint32_t dep = q.deployment;
     Dep& d = deps_[dep];
-    if (dispatching_) return;
-    dispatching_ = true;
-    const int slots = d.spec->config.slots;
-    while (!d.queue.empty()) {
-      uint32_t best = ~0u;
-      int best_load = slots;
-      for (uint32_t h : d.instances) {
-        const Instance& i = *pool_[h];
-        if (i.ready && i.in_flight < best_load) {
-          best = h;
-          best_load = i.in_flight;
-        }
-      }
-      if (best == ~0u) break;
-      const Waiting w = d.queue.front();
-      d.queue.pop_front();
-      queue_wait_.push_back(static_cast<float>(now_ - w.arrival));
-      if (w.cold) ++cold_requests_;
-      Instance& inst = *pool_[best];
-      advance(inst);
-      if (inst.in_flight++ == 0) inst.busy_since = now_;
-      ++d.in_flight;
-      inst.prefill.push_back({w.request, w.cold});
-      if (inst.prefill.size() == 1) inst.head_left = w_.requests[w.request].prompt_tokens;
-      service(best);
+    ++requests_;
+    ++outstanding_;
+    const bool was_idle = core_->in_flight(dep) == 0 && core_->queued(dep) == 0;
+    {
+      Level l(*this);
+      core_->acquire(static_cast<int>(dep), platform::RequestClass::kInteractive, 0, req, now_, l.a);
+      apply(l.a);
     }
-    dispatching_ = false;
+    const bool waiting = core_->queued(dep) > 0;
+    if (core_->live(dep) == 0 && waiting)
+      want_decide(dep, now_ + kReactS);  // a cold start: the Fleet reacts at its next tick
+    else if (waiting || was_idle)
+      want_decide(dep, std::min(now_ + kTickS / 4, grid_after(d, now_)));
+    else
+      want_decide(dep, grid_after(d, std::max(now_, d.last_decide + kTickS)));
   }
 
   // Brings an instance's progress up to now.
@@ -291,26 +311,26 @@ class Simulation {
     inst.last_update = now_;
   }
 
-  // Completes what is due on an instance now and schedules its next completion.
+  // Completes what is due on an instance now, schedules its next completion, and hands the
+  // freed slots back to the fleet core.
   void service(uint32_t h) {
     Instance& inst = *pool_[h];
     advance(inst);
-    Dep& d = deps_[inst.deployment];
+    const uint32_t dep = inst.deployment;
+    Dep& d = deps_[dep];
     const ServiceProfile& p = d.spec->profile;
-    bool freed = false;
+    int freed = 0;
     for (;;) {
       if (!inst.prefill.empty() && inst.head_left <= kTokenEps) {
         const Active a = inst.prefill.front();
         inst.prefill.pop_front();
         if (!inst.prefill.empty()) inst.head_left = w_.requests[inst.prefill.front().request].prompt_tokens;
         const SimRequest& q = w_.requests[a.request];
-        const float ttft = static_cast<float>(now_ - q.arrival_s);
-        ttft_.push_back(ttft);
-        d.ttft_ring[d.ttft_count++ % kTtftWindow] = ttft;
-        d.ttft_dirty = true;
+        const double ttft = now_ - q.arrival_s;
+        ttft_.push_back(static_cast<float>(ttft));
+        if (d.spec->config.ttft_objective_s > 0) core_->observe_ttft(static_cast<int>(dep), ttft, now_);
         if (q.output_tokens <= 1) {
-          complete(inst, d);
-          freed = true;
+          ++freed;
         } else {
           inst.decoding.push_back({inst.progress + (q.output_tokens - 1), a.request});
           std::push_heap(inst.decoding.begin(), inst.decoding.end(), std::greater<>());
@@ -320,8 +340,7 @@ class Simulation {
       if (!inst.decoding.empty() && inst.decoding.front().target <= inst.progress + kTokenEps) {
         std::pop_heap(inst.decoding.begin(), inst.decoding.end(), std::greater<>());
         inst.decoding.pop_back();
-        complete(inst, d);
-        freed = true;
+        ++freed;
         continue;
       }
       break;
@@ -333,22 +352,22 @@ class Simulation {
       next = std::min(next, now_ + (inst.decoding.front().target - inst.progress) / (p.decode_rate(b) / b));
     }
     if (next < kInf) push(next, EventKind::kWake, h, inst.wake_seq);
-    if (freed && !d.queue.empty()) dispatch(inst.deployment);
-  }
-
-  void complete(Instance& inst, Dep& d) {
-    // The last request of a busy period: the policy sees the deployment still busy at this
-    // instant, as the Fleet's 20 ms tick would have just before, so that policies timing
-    // "no traffic for keep_alive" start counting here and not at an earlier, sparser look.
-    if (d.in_flight == 1 && d.queue.empty() && !deciding_) decide(inst.deployment);
-    ++served_;
-    --outstanding_;
-    --d.in_flight;
-    if (--inst.in_flight == 0) {
-      inst.idle_since = now_;
-      busy_seconds_ += clip(now_) - clip(inst.busy_since);
-      if (d.keep_alive_s >= 0) want_decide(inst.deployment, next_expiry_look(d, now_ + d.keep_alive_s + kExpiryEpsS));
+    if (freed == 0) return;
+    // The last requests of a busy period: the policy sees the deployment still busy at this
+    // instant, as the Fleet's 20 ms tick would have just before, so that policies timing "no
+    // traffic for keep_alive" start counting here and not at an earlier, sparser look.
+    if (core_->in_flight(static_cast<int>(dep)) == freed && core_->queued(static_cast<int>(dep)) == 0 && !deciding_)
+      decide(dep);
+    for (int k = 0; k < freed; ++k) {
+      ++served_;
+      --outstanding_;
+      if (--inst.in_flight == 0) busy_seconds_ += clip(now_) - clip(inst.busy_since);
+      Level l(*this);
+      core_->release(inst.key, platform::RequestClass::kInteractive, false, now_, l.a);
+      apply(l.a);
     }
+    if (inst.live && inst.in_flight == 0 && d.keep_alive_s >= 0)
+      want_decide(dep, next_expiry_look(d, now_ + d.keep_alive_s + kExpiryEpsS));
   }
 
   // --- instances -------------------------------------------------------------------------
@@ -390,78 +409,51 @@ class Simulation {
     return static_cast<uint32_t>(pool_.size() - 1);
   }
 
-  // Memory first (the Fleet's reserve_or_make_room: idle instances of deployments of no higher
-  // priority, above their min_instances and with nothing queued, make room); false when it
-  // does not fit yet.
-  bool reserve(uint32_t dep, const std::string& id) {
+  void start(const platform::StartAction& s) {
+    const uint32_t dep = static_cast<uint32_t>(s.deployment);
     Dep& d = deps_[dep];
-    const auto& device = d.spec->config.device;
-    if (placement_.reserve(id, device, d.spec->memory_bytes)) return true;
-    auto is_idle = [&](const std::string& other) {
-      auto it = by_id_.find(other);
-      if (it == by_id_.end()) return false;
-      const Instance& i = *pool_[it->second];
-      const Dep& o = deps_[i.deployment];
-      if (i.deployment == dep || o.spec->config.priority > d.spec->config.priority || !o.queue.empty()) return false;
-      if (static_cast<int>(o.instances.size()) <= o.min_instances) return false;
-      return i.ready && i.in_flight == 0;
-    };
-    const auto victims = placement_.eviction_candidates(device, d.spec->memory_bytes, is_idle);
-    if (victims.empty()) return false;
-    for (const auto& v : victims) stop(by_id_.at(v));
-    return static_cast<bool>(placement_.reserve(id, device, d.spec->memory_bytes));
-  }
-
-  void start(uint32_t dep, bool warm) {
-    Dep& d = deps_[dep];
-    std::string id = d.spec->config.name + "/" + std::to_string(d.next_instance);
-    if (!reserve(dep, id)) return;
-    ++d.next_instance;
     const uint32_t h = new_handle();
     Instance& inst = *pool_[h];
     inst = Instance();
-    inst.id = std::move(id);
+    inst.key = s.instance;
     inst.deployment = dep;
     inst.live = true;
     inst.started = inst.last_update = now_;
-    by_id_[inst.id] = h;
-    d.instances.push_back(h);
-    d.peak_live = std::max(d.peak_live, static_cast<int>(d.instances.size()));
+    by_key_[s.instance] = h;
+    d.peak_live = std::max(d.peak_live, ++d.live);
     ++instance_starts_;
-    if (!d.queue.empty() && !warm) ++cold_starts_;
+    if (s.for_request) ++cold_starts_;
     account_device(d.spec->device, static_cast<int64_t>(d.spec->memory_bytes));
     count_live(+1);
-    if (warm)
-      mark_ready(inst);
+    // The always-on baseline is provisioned before the trace begins: warm at time 0.
+    if (options_.spec.always_on() && now_ == 0)
+      push(now_, EventKind::kReady, h, inst.ready_seq);
     else
       push(now_ + d.spec->profile.cold_start_s, EventKind::kReady, h, inst.ready_seq);
   }
 
-  void mark_ready(Instance& inst) {
-    Dep& d = deps_[inst.deployment];
-    inst.ready = true;
-    inst.idle_since = now_;
-    ++d.ready;
-    dispatch(inst.deployment);
-    if (inst.in_flight == 0 && d.keep_alive_s >= 0)
-      want_decide(inst.deployment, next_expiry_look(d, now_ + d.keep_alive_s + kExpiryEpsS));
-  }
-
+  // The instance exits (the service model's instances exit at once when asked to stop).
   void stop(uint32_t h) {
     Instance& inst = *pool_[h];
     Dep& d = deps_[inst.deployment];
-    placement_.release(inst.id);
-    by_id_.erase(inst.id);
+    by_key_.erase(inst.key);
     account_device(d.spec->device, -static_cast<int64_t>(d.spec->memory_bytes));
     count_live(-1);
+    --d.live;
     instance_seconds_ += clip(now_) - clip(inst.started);
     cost_ += (clip(now_) - clip(inst.started)) * w_.devices[d.spec->device].price_per_second;
-    if (inst.ready) --d.ready;
-    d.instances.erase(std::find(d.instances.begin(), d.instances.end(), h));
+    // Only a kill (a start that timed out) stops an instance with work: that work is lost.
+    outstanding_ -= inst.in_flight;
+    refused_timeout_ += inst.in_flight;
+    if (inst.in_flight > 0) busy_seconds_ += clip(now_) - clip(inst.busy_since);
     inst.live = false;
+    inst.in_flight = 0;
     inst.prefill.clear();
     inst.decoding.clear();
     free_.push_back(h);
+    Level l(*this);
+    core_->instance_exited(inst.key, 0, now_, l.a);
+    apply(l.a);
   }
 
   // --- the policy ------------------------------------------------------------------------
@@ -474,94 +466,31 @@ class Simulation {
 
   void decide_once(uint32_t dep) {
     Dep& d = deps_[dep];
-    const auto& c = d.spec->config;
+    const int i = static_cast<int>(dep);
     d.last_decide = now_;
     ++decisions_;
-    // Requests that waited too long (request_timeout), as the Fleet's tick.
-    while (!d.queue.empty() && now_ - d.queue.front().arrival > c.request_timeout_s) {
-      d.queue.pop_front();
-      --outstanding_;
-      ++refused_timeout_;
-    }
-    dispatch(dep);
-    DeploymentObservation& o = d.obs;
-    o.now_s = w_.epoch_s + now_;  // policies that read the time of day see the trace's own clock
-    o.min_instances = d.min_instances;
-    o.max_instances = d.max_instances;
-    o.slots = c.slots;
-    o.keep_alive_s = d.keep_alive_s;
-    o.queued = static_cast<int>(d.queue.size());
-    o.in_flight = d.in_flight;
-    o.arrivals = d.arrivals;
-    o.ttft_objective_s = c.ttft_objective_s;
-    if (d.ttft_dirty) {
-      const size_t n = std::min(d.ttft_count, kTtftWindow);
-      float tmp[kTtftWindow];
-      std::copy(d.ttft_ring, d.ttft_ring + n, tmp);
-      const size_t k = std::min(n - 1, static_cast<size_t>(std::ceil(0.95 * n)) - 1);
-      std::nth_element(tmp, tmp + k, tmp + n);
-      d.ttft_p95 = tmp[k];
-      d.ttft_dirty = false;
-    }
-    o.ttft_p95_s = d.ttft_p95;
-    o.instances.resize(d.instances.size());
-    double next_expiry = kInf;
-    for (size_t i = 0; i < d.instances.size(); ++i) {
-      const Instance& inst = *pool_[d.instances[i]];
-      auto& io = o.instances[i];
-      if (io.id != inst.id) io.id = inst.id;
-      io.ready = inst.ready;
-      io.in_flight = inst.in_flight;
-      io.idle_for_s = inst.in_flight == 0 && inst.ready ? now_ - inst.idle_since : 0.0;
-      const double expiry = inst.idle_since + d.keep_alive_s + kExpiryEpsS;
-      if (inst.ready && inst.in_flight == 0 && d.keep_alive_s >= 0) next_expiry = std::min(next_expiry, next_expiry_look(d, expiry));
-    }
-    const uint64_t summary = (static_cast<uint64_t>(d.instances.size()) << 48) ^ (static_cast<uint64_t>(d.ready) << 32) ^
-                             (static_cast<uint64_t>(o.queued) << 16) ^ static_cast<uint64_t>(o.in_flight) ^
-                             (o.arrivals > 0 ? 1ull << 63 : 0);
-    d.arrivals = 0;
-    if (d.instances.empty() && o.queued > 0) d.anchor = now_;  // policies evaluate a cold start at once
-    ScalingDecision decision = d.policy->decide(o);
-    bool acted = false;
-    for (const auto& id : decision.stop) {
-      auto it = by_id_.find(id);
-      if (it == by_id_.end()) continue;
-      const Instance& inst = *pool_[it->second];
-      if (inst.deployment != dep || !inst.ready || inst.in_flight != 0) continue;
-      stop(it->second);
-      acted = true;
-    }
-    const int live = static_cast<int>(o.instances.size());
-    int desired = std::min(decision.desired, std::max(d.max_instances, d.min_instances));
-    bool blocked = false;
-    if (live < desired) {
-      const uint64_t capacity = placement_.capacity(c.device);
-      if (capacity > 0 && d.spec->memory_bytes > capacity) {
-        // The model cannot fit its device at all: every waiting request is refused (507).
-        refused_no_memory_ += d.queue.size();
-        outstanding_ -= d.queue.size();
-        d.queue.clear();
-      } else {
-        const bool warm = options_.spec.always_on() && now_ == 0;
-        for (int i = live; i < desired; ++i) {
-          const size_t before = d.instances.size();
-          start(dep, warm);
-          if (d.instances.size() == before) {
-            blocked = true;
-            break;
-          }
-        }
-        acted = true;
-      }
+    const int queued = core_->queued(i);
+    const uint64_t summary = (static_cast<uint64_t>(core_->live(i)) << 48) ^
+                             (static_cast<uint64_t>(core_->ready(i)) << 32) ^ (static_cast<uint64_t>(queued) << 16) ^
+                             static_cast<uint64_t>(core_->in_flight(i)) ^
+                             (core_->arrivals_pending(i) > 0 ? 1ull << 63 : 0);
+    if (core_->live(i) == 0 && queued > 0) d.anchor = now_;  // policies evaluate a cold start at once
+    FleetCore::Evaluation e;
+    {
+      Level l(*this);
+      e = core_->evaluate(i, now_, l.a);
+      apply(l.a);
     }
     // When to look again.
-    const bool active = !d.instances.empty() || !d.queue.empty();
-    if (acted || summary != d.last_summary) d.backoff = kTickS;
+    const bool active = core_->live(i) > 0 || core_->queued(i) > 0;
+    if (e.acted || summary != d.last_summary) d.backoff = kTickS;
     else d.backoff = std::min(d.backoff * 4, kTickMaxS);
     d.last_summary = summary;
     double next = active ? grid_after(d, now_ + d.backoff) : now_ + options_.idle_tick_s;
-    if (blocked || !d.queue.empty()) next = std::min(next, now_ + kTickS / 4);
-    next = std::min(next, next_expiry);
+    if (e.blocked || core_->queued(i) > 0) next = std::min(next, now_ + kTickS / 4);
+    if (e.evicted) next = std::min(next, now_ + kReactS);  // the room frees as the evicted exit
+    const double expiry = core_->next_idle_expiry(i);
+    if (expiry < kInf) next = std::min(next, next_expiry_look(d, expiry + kExpiryEpsS));
     want_decide(dep, next);
   }
 
@@ -587,7 +516,7 @@ class Simulation {
     for (uint32_t h = 0; h < pool_.size(); ++h) {
       Instance& inst = *pool_[h];
       if (!inst.live) continue;
-      if (inst.in_flight > 0) busy_seconds_ += clip(now_) - clip(inst.busy_since);
+      // Nothing runs past the end (the run ends when nothing is outstanding): no work is lost.
       stop(h);
     }
     for (size_t dev = 0; dev < w_.devices.size(); ++dev) account_device(static_cast<uint32_t>(dev), 0);
@@ -610,7 +539,7 @@ class Simulation {
     for (double a : series_) r.instances_series.push_back(static_cast<float>(a / bucket_s_));
     double util = 0;
     for (size_t dev = 0; dev < w_.devices.size(); ++dev) {
-      const double cap = static_cast<double>(placement_.capacity(w_.devices[dev].name));
+      const double cap = static_cast<double>(w_.devices[dev].memory_bytes);
       if (cap > 0) util += dev_area_[dev] / (cap * w_.duration_s);
     }
     r.memory_utilisation = w_.devices.empty() ? 0 : util / w_.devices.size();
@@ -625,15 +554,17 @@ class Simulation {
 
   const Workload& w_;
   const RunOptions& options_;
-  platform::Placement placement_;
+  std::unique_ptr<FleetCore> core_;
+  std::unordered_map<std::string, int> names_;  // deployment name -> index
+  std::vector<std::unique_ptr<FleetActions>> action_stack_;
+  size_t depth_ = 0;
   std::vector<Dep> deps_;
   std::vector<std::unique_ptr<Instance>> pool_;
   std::vector<uint32_t> free_;
-  std::unordered_map<std::string, uint32_t> by_id_;
+  std::unordered_map<InstanceKey, uint32_t> by_key_;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> heap_;
   uint64_t seq_ = 0;
   double now_ = 0;
-  bool dispatching_ = false;
   bool deciding_ = false;
   const double eval_interval_s_ = platform::PolicyOptions{}.evaluation_interval_s;
   int64_t outstanding_ = 0;  // requests queued or in flight

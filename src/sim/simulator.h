@@ -1,10 +1,9 @@
 #pragma once
 // The discrete-event simulator: replays a Workload through one autoscaling policy with a
-// virtual clock. It models what the daemon's Fleet (platform/fleet) does — a bounded queue per
-// deployment, least-loaded dispatch to ready instances with a free slot, instances that start
-// (cold start from the calibration) and stop, memory per device through the platform's
-// Placement (with the same eviction of idle instances) — and asks the platform's own
-// ScalingPolicy for every decision, with the observation the Fleet would build.
+// virtual clock. Every fleet decision (queues, dispatch, instance lifecycle, scaling policy,
+// placement and eviction) is made by the daemon's own FleetCore (platform/fleet/fleet_core.h);
+// the simulator is only its runtime: instances that become ready after the calibration's cold
+// start and exit at once when stopped, and the service model below.
 //
 // Inside an instance, prompts are processed one at a time in arrival order at the profile's
 // prefill rate (the first token comes out when a prompt is done); decoding sequences share the
@@ -14,8 +13,9 @@
 // Policies are asked at every change that could need a decision (a request that must wait is
 // seen 20 ms later, as the Fleet's tick would), when an idle instance reaches its keep-alive,
 // and on a tick that starts at 2 s of simulated time and backs off (x4) to 60 s while nothing
-// changes (RunOptions::idle_tick_s for a deployment at zero). Instance time is counted over [0, duration]; requests still running at the end are
-// finished (their latencies count) without further cost.
+// changes (RunOptions::idle_tick_s for a deployment at zero). Instance time is counted over
+// [0, duration]; requests still running at the end are finished (their latencies count)
+// without further cost.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -19,7 +19,7 @@ namespace {
 
 using nlohmann::json;
 using platform::CostLedger;
-using platform::InstanceState;
+using platform::InstancePhase;
 using zs::testing::run_command;
 using zs::testing::shell_quote;
 using zs::testing::zeroserve;
@@ -46,21 +46,21 @@ void write_ledger(const std::string& path) {
   ASSERT_TRUE(ledger_or.is_ok()) << ledger_or.status().message();
   auto& l = *ledger_or.value();
   ASSERT_OK(l.instance_started("i1", "llava", "gpu0", 0.001, kT0, true));
-  ASSERT_OK(l.instance_state("i1", InstanceState::kIdle, kT0 + 20));
-  ASSERT_OK(l.instance_state("i1", InstanceState::kReady, kT0 + 100));
+  ASSERT_OK(l.instance_state("i1", InstancePhase::kIdle, kT0 + 20));
+  ASSERT_OK(l.instance_state("i1", InstancePhase::kReady, kT0 + 100));
   ASSERT_OK(l.instance_started("i2", "llava", "gpu0", 0.001, kT0 + 300, false));
-  ASSERT_OK(l.instance_state("i2", InstanceState::kReady, kT0 + 310));
-  ASSERT_OK(l.instance_state("i1", InstanceState::kIdle, kT0 + 400));
-  ASSERT_OK(l.instance_state("i2", InstanceState::kIdle, kT0 + 480));
-  ASSERT_OK(l.instance_state("i2", InstanceState::kDraining, kT0 + 500));
+  ASSERT_OK(l.instance_state("i2", InstancePhase::kReady, kT0 + 310));
+  ASSERT_OK(l.instance_state("i1", InstancePhase::kIdle, kT0 + 400));
+  ASSERT_OK(l.instance_state("i2", InstancePhase::kIdle, kT0 + 480));
+  ASSERT_OK(l.instance_state("i2", InstancePhase::kDraining, kT0 + 500));
   ASSERT_OK(l.instance_stopped("i2", kT0 + 500));
-  ASSERT_OK(l.instance_state("i1", InstanceState::kDraining, kT0 + 590));
+  ASSERT_OK(l.instance_state("i1", InstancePhase::kDraining, kT0 + 590));
   ASSERT_OK(l.instance_stopped("i1", kT0 + 600));
   for (double at : {kT0 + 100, kT0 + 200, kT0 + 350, kT0 + 420}) {
     ASSERT_OK(l.record_request("llava", "", "interactive", 100, 25, 200, 0.5, at));
   }
   ASSERT_OK(l.instance_started("q1", "qwen", "cpu0", 0.0005, kT0 + 1000, true));
-  ASSERT_OK(l.instance_state("q1", InstanceState::kReady, kT0 + 1030));
+  ASSERT_OK(l.instance_state("q1", InstancePhase::kReady, kT0 + 1030));
   ASSERT_OK(l.instance_stopped("q1", kT0 + 1300));
   ASSERT_OK(l.record_request("qwen", "", "interactive", 10, 5, 200, 30, kT0 + 1030));
   ASSERT_OK(l.record_request("qwen", "", "interactive", 10, 5, 500, 0, kT0 + 1100));
@@ -251,7 +251,7 @@ TEST_F(CostCommand, ReadingLeavesARunningDaemonsInstancesAlone) {
   ASSERT_TRUE(writer.is_ok()) << writer.status().message();
   const double now = unix_now();
   ASSERT_OK((*writer)->instance_started("live", "llava", "gpu0", 0.001, now - 100, false));
-  ASSERT_OK((*writer)->instance_state("live", InstanceState::kIdle, now - 90));
+  ASSERT_OK((*writer)->instance_state("live", InstancePhase::kIdle, now - 90));
   ASSERT_OK((*writer)->heartbeat(now - 2));
   auto r = cost(" --since 10m --format json");
   ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -3,89 +3,38 @@
 // A request asks for a slot on an instance of its deployment (acquire); when none is free
 // it waits in the deployment's bounded queue, and when no instance can take it one is
 // started (a cold start) — requests are never dropped while one starts. Idle instances stop
-// after their keep-alive; crashed ones are restarted with back-off while there is demand.
-// Memory per device is accounted by Placement; an idle instance of another deployment is
-// stopped to make room for a requested one. One control thread makes every decision.
+// as their policy decides; crashed ones are restarted with back-off while there is demand.
+//
+// Every decision is the FleetCore's (fleet_core.h), the same code the simulator runs; this
+// class is its runtime for local processes: it hands the core the time and what happened to
+// the processes, and applies the core's actions (spawn, signal, probe over HTTP, answer
+// waiting requests).
+//
+// Threading: every public method is thread-safe. One control thread ticks the core every
+// 20 ms and watches the processes. `mutex_` guards the core and is held only while the core
+// decides: nothing that blocks runs under it (spawning, signals, health probes, callbacks,
+// policy state I/O all run after it is released). Probes run on threads of their own, so a
+// worker that hangs delays nothing but its own health check. Callbacks (Done, FleetEvents)
+// run on whichever thread applied the action, never under a fleet lock; they may call back
+// into the Fleet.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
-#include "platform/autoscale/scaling_policy.h"
 #include "platform/config/config.h"
+#include "platform/fleet/fleet_core.h"
 #include "platform/instance/process.h"
-#include "platform/placement/placement.h"
 
 namespace zs::platform {
-
-struct DeploymentSpec {
-  std::string name;
-  // argv of a new instance; {address} of a builtin worker is a unix socket, a command
-  // runtime gets a loopback port.
-  std::function<core::Result<std::vector<std::string>>(const std::string& address, int port)> command;
-  bool uses_unix_socket = true;  // builtin workers listen on a unix socket
-  bool announces_ready = true;   // builtin workers print "ready <addr>"; others are probed
-  std::map<std::string, std::string> env;
-  int min_instances = 0;
-  int max_instances = 1;
-  int slots = 4;
-  int max_queue = 64;  // per request class
-  int batch_max_instances = 0;  // instances that batch demand alone may keep or start
-  double keep_alive_s = 300;  // < 0: never scale in
-  double request_timeout_s = 300;
-  double start_timeout_s = 60;
-  uint64_t memory_bytes = 0;
-  std::string device = "cpu0";
-  double price_per_second = 0;
-  std::string policy = "concurrency";  // see platform/autoscale/scaling_policy.h
-  PolicyOptions policy_options;
-  double ttft_objective_s = 0;
-  int priority = 0;
-  std::string fingerprint;  // changes when a reload must replace running instances
-};
-
-struct Lease {
-  std::string deployment;
-  RequestClass cls = RequestClass::kInteractive;
-  std::string instance_id;
-  std::string address;
-  double queue_ms = 0;        // time spent waiting for a slot
-  double cold_start_ms = -1;  // >= 0 when the request waited for an instance to start
-};
-
-enum class AcquireError { kUnknownDeployment, kQueueFull, kTimeout, kNoMemory, kStartFailed, kShuttingDown };
-
-struct AcquireFailure {
-  AcquireError error;
-  std::string message;
-  double retry_after_s = 1;
-};
-
-struct DeploymentStatus {
-  std::string name;
-  int instances_ready = 0;
-  int instances_starting = 0;
-  int instances_draining = 0;
-  int queued = 0;  // both classes
-  int in_flight = 0;
-  int batch_queued = 0;
-  int batch_in_flight = 0;
-  double starting_for_s = 0;  // the oldest start in progress
-  uint64_t cold_starts = 0;
-  uint64_t crashes = 0;
-  std::string state() const;  // "idle" (scaled to zero), "starting", "ready"
-};
-
-enum class InstancePhase { kStarting, kReady, kIdle, kDraining };
 
 struct FleetEvents {
   std::function<void(const std::string& instance_id, const DeploymentSpec&, bool for_request)> instance_started;
@@ -93,20 +42,14 @@ struct FleetEvents {
   std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
   std::function<void(const std::string& instance_id)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
-  // Every scaling decision (scale_out, scale_in, prewarm, evict, restart) with its reason;
-  // the fleet also logs it as one structured line.
+  // Every scaling decision (scale_out, scale_in, prewarm, evict) with its reason; the fleet
+  // also logs it as one structured line.
   std::function<void(const std::string& deployment, const std::string& action, const std::string& reason)> decision;
   // What policies learned, kept across restarts: loaded when a deployment is set up, saved
   // every minute and at shutdown.
   std::function<std::optional<std::string>(const std::string& deployment, const std::string& policy)> load_policy_state;
   std::function<void(const std::string& deployment, const std::string& policy, const std::string& state)>
       save_policy_state;
-};
-
-struct DeviceMemory {
-  std::string device;
-  uint64_t used = 0;
-  uint64_t capacity = 0;
 };
 
 class Fleet {
@@ -123,10 +66,10 @@ class Fleet {
   bool has_deployment(const std::string& name) const;
   std::vector<std::string> deployment_names() const;
 
-  // Asks for a slot. done is called exactly once (on the control thread, or inline for an
-  // immediate failure), unless cancel() removes the ticket first. Interactive requests go
-  // before batch ones and may use slots that batch requests hold (the worker pauses those);
-  // batch requests take only free slots. Within a class, higher `order` goes first.
+  // Asks for a slot. done is called exactly once (on the control thread, or on the calling
+  // thread), unless cancel() removes the ticket first. Interactive requests go before batch
+  // ones and may use slots that batch requests hold (the worker pauses those); batch requests
+  // take only free slots. Within a class, higher `order` goes first.
   uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0);
   void cancel(uint64_t ticket);
   // The request that held the lease finished; instance_failed when the instance did not answer.
@@ -148,38 +91,48 @@ class Fleet {
   void shutdown(std::chrono::milliseconds grace);
 
  private:
-  struct Instance;
-  struct Waiter;
-  struct Deployment;
-  void loop();
-  void tick();
-  void run_pending();  // callbacks queued under the lock, run without it
-  void save_policy_states();
-  // may_evict: stop idle instances of other deployments when memory is short.
-  void start_instance(Deployment& d, bool for_request, bool may_evict);
-  void stop_instance(Deployment& d, Instance& inst, const char* why);
-  void dispatch(Deployment& d);
-  bool reserve_or_make_room(Deployment& d, const std::string& instance_id);
-  void set_phase(Instance& inst, InstancePhase phase, double start_s = 0);
-  void fail_all(Deployment& d, AcquireError e, const std::string& message);
-  // Removes the waiters `which` picks, answering each with `failure` (outside the lock).
-  void fail_waiters(Deployment& d, const AcquireFailure& failure, const std::function<bool(const Waiter&)>& which);
-  // One structured log line and the decision event.
-  void record_decision(const Deployment& d, const std::string& action, const std::string& reason,
-                       const std::string& inputs);
+  // What one call into the core asks for, taken out of the lock to be applied.
+  struct Pending {
+    FleetActions actions;
+    std::vector<Done> dispatch_done;          // one per actions.dispatches
+    std::vector<Done> failure_done;           // one per actions.failures
+    std::vector<DeploymentSpec> start_specs;  // one per actions.starts
+  };
+  struct Proc {
+    std::string id;
+    std::string address;
+    std::unique_ptr<Process> process;
+  };
 
-  Placement placement_;
+  double now() const;  // seconds on the monotonic clock since construction
+  // REQUIRES: mutex_ held. Moves the callbacks and specs the actions need into `p`.
+  void collect(Pending& p);
+  // REQUIRES: mutex_ not held. Applies the actions; may call into the core again.
+  void apply(Pending& p);
+  void start(const StartAction& a, const DeploymentSpec& spec);
+  void run_probe(const ProbeAction& a);
+  void loop();
+  void save_policy_states();
+
   std::string run_dir_;
   Probe probe_;
   FleetEvents events_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::map<std::string, std::unique_ptr<Deployment>> deployments_;
-  std::vector<std::unique_ptr<Deployment>> retired_;  // removed by reload, still draining
-  uint64_t next_ticket_ = 1;
-  uint64_t next_instance_ = 1;
-  bool stop_ = false;
-  std::vector<std::function<void()>> pending_callbacks_;  // run outside the lock
+  const std::chrono::steady_clock::time_point epoch_;
+
+  mutable std::mutex mutex_;     // guards the fields below up to procs_mutex_
+  std::condition_variable wake_;  // the control thread's tick, woken early by new work
+  FleetCore core_;                                // GUARDED_BY(mutex_)
+  std::unordered_map<uint64_t, Done> waiting_;    // GUARDED_BY(mutex_): ticket -> its callback
+  uint64_t next_ticket_ = 1;                      // GUARDED_BY(mutex_)
+  bool stop_ = false;                             // GUARDED_BY(mutex_)
+
+  // Never held together with mutex_; held only for map operations and signals (no waiting).
+  mutable std::mutex procs_mutex_;
+  std::unordered_map<InstanceKey, Proc> procs_;  // GUARDED_BY(procs_mutex_)
+  int probes_running_ = 0;                       // GUARDED_BY(procs_mutex_)
+  std::condition_variable probes_done_;          // with procs_mutex_
+
+  // Control thread only.
   std::chrono::steady_clock::time_point last_heartbeat_;
   std::chrono::steady_clock::time_point last_policy_save_;
   std::thread thread_;

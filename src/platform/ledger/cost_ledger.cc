@@ -136,10 +136,10 @@ core::Status check_window(double from, double to, double now) {
   return core::Status::ok();
 }
 
-std::optional<InstanceState> parse_state(std::string_view s) {
-  for (InstanceState st : {InstanceState::kStarting, InstanceState::kReady, InstanceState::kIdle,
-                           InstanceState::kDraining}) {
-    if (s == instance_state_name(st)) return st;
+std::optional<InstancePhase> parse_state(std::string_view s) {
+  for (InstancePhase st : {InstancePhase::kStarting, InstancePhase::kReady, InstancePhase::kIdle,
+                           InstancePhase::kDraining}) {
+    if (s == instance_phase_name(st)) return st;
   }
   return std::nullopt;
 }
@@ -176,16 +176,6 @@ int64_t peak_overlap(std::vector<std::pair<double, int>>& edges) {
 }
 
 }  // namespace
-
-const char* instance_state_name(InstanceState state) {
-  switch (state) {
-    case InstanceState::kStarting: return "starting";
-    case InstanceState::kReady: return "ready";
-    case InstanceState::kIdle: return "idle";
-    case InstanceState::kDraining: return "draining";
-  }
-  return "unknown";
-}
 
 double DeploymentCost::cost_per_request() const {
   return requests > 0 ? cost / static_cast<double>(requests) : 0.0;
@@ -591,7 +581,7 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
   {
     StmtScope scope(begin_phase_stmt_);
     if (sqlite3_bind_int64(begin_phase_stmt_, 1, run) != SQLITE_OK ||
-        !bind_text(begin_phase_stmt_, 2, instance_state_name(InstanceState::kStarting)) ||
+        !bind_text(begin_phase_stmt_, 2, instance_phase_name(InstancePhase::kStarting)) ||
         sqlite3_bind_double(begin_phase_stmt_, 3, now) != SQLITE_OK ||
         sqlite3_step(begin_phase_stmt_) != SQLITE_DONE) {
       return sqlite_error(what);
@@ -644,10 +634,10 @@ core::Status CostLedger::instance_stopped(const std::string& instance_id, double
   return core::Status::ok();
 }
 
-core::Status CostLedger::instance_state(const std::string& instance_id, InstanceState state,
+core::Status CostLedger::instance_state(const std::string& instance_id, InstancePhase state,
                                         double now) {
-  const std::string what = "moving instance " + instance_id + " to " + instance_state_name(state);
-  if (!parse_state(instance_state_name(state))) {
+  const std::string what = "moving instance " + instance_id + " to " + instance_phase_name(state);
+  if (!parse_state(instance_phase_name(state))) {
     return core::Status::error("moving instance " + instance_id + ": unknown state " +
                                std::to_string(static_cast<int>(state)));
   }
@@ -671,13 +661,13 @@ core::Status CostLedger::instance_state(const std::string& instance_id, Instance
     if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
       open_phase = sqlite3_column_int64(s, 2);
       const std::string current_name = column_text(s, 3);
-      const std::optional<InstanceState> current = parse_state(current_name);
+      const std::optional<InstancePhase> current = parse_state(current_name);
       if (current == state) return core::Status::ok();  // nothing changes; the txn rolls back
-      if (state == InstanceState::kStarting) {
+      if (state == InstancePhase::kStarting) {
         return core::Status::error(what + ": it is " + current_name +
                                    " and cannot start again (a new run needs instance_started)");
       }
-      if (current == InstanceState::kDraining) {
+      if (current == InstancePhase::kDraining) {
         return core::Status::error(what + ": it is draining and can only stop");
       }
       begins_at = std::max(begins_at, sqlite3_column_double(s, 4));
@@ -694,7 +684,7 @@ core::Status CostLedger::instance_state(const std::string& instance_id, Instance
   {
     StmtScope scope(begin_phase_stmt_);
     if (sqlite3_bind_int64(begin_phase_stmt_, 1, run) != SQLITE_OK ||
-        !bind_text(begin_phase_stmt_, 2, instance_state_name(state)) ||
+        !bind_text(begin_phase_stmt_, 2, instance_phase_name(state)) ||
         sqlite3_bind_double(begin_phase_stmt_, 3, begins_at) != SQLITE_OK ||
         sqlite3_step(begin_phase_stmt_) != SQLITE_DONE) {
       return sqlite_error(what);
@@ -819,9 +809,9 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
       if (it == by_deployment.end()) continue;  // no instance time in the window
       const double seconds = sqlite3_column_double(s, 2);
       const std::string phase = column_text(s, 1);
-      if (phase == instance_state_name(InstanceState::kStarting)) {
+      if (phase == instance_phase_name(InstancePhase::kStarting)) {
         it->second.starting_seconds = seconds;
-      } else if (phase == instance_state_name(InstanceState::kIdle)) {
+      } else if (phase == instance_phase_name(InstancePhase::kIdle)) {
         it->second.idle_seconds = seconds;
       }
     }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "platform/instance/instance_phase.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -41,11 +42,6 @@ struct InstanceCost {
   double cost = 0;  // seconds * price_per_second of the device when the instance ran
 };
 
-// The phases of one run of an instance: starting -> ready <-> idle -> draining -> stopped.
-// kReady is ready with at least one request in flight, kIdle ready with none: the time an
-// instance is paid for but does nothing.
-enum class InstanceState { kStarting, kReady, kIdle, kDraining };
-const char* instance_state_name(InstanceState state);  // "starting", "ready", "idle", "draining"
 
 struct DeploymentCost {
   std::string deployment;
@@ -145,7 +141,7 @@ class CostLedger {
   // instance_started() opens the starting phase. Repeating the current state is a no-op;
   // going back to starting, or out of draining, is refused. A time before the current phase
   // began is taken as that time, so phases never overlap or run backwards.
-  core::Status instance_state(const std::string& instance_id, InstanceState state, double now);
+  core::Status instance_state(const std::string& instance_id, InstancePhase state, double now);
   // One request: `api_key` is the caller's key name ("" for none), `cls` its request class
   // by name ("interactive" or "batch"; anything else is refused).
   core::Status record_request(const std::string& deployment, const std::string& api_key,

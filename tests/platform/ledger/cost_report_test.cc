@@ -19,7 +19,7 @@ namespace {
 
 using namespace ledger_test;
 using zs::testing::TempDir;
-using S = InstanceState;
+using S = InstancePhase;
 
 CostReport report_ok(const CostLedger& ledger, double from, double to, double now) {
   auto r = ledger.report(from, to, now);
@@ -495,7 +495,7 @@ TEST(CostLedgerReadOnlyDeathTest, ReadsTheWalACrashLeftBehind) {
         auto ledger = CostLedger::open(path);
         if (!ledger.is_ok()) _exit(2);
         if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 100, false).is_ok()) _exit(3);
-        if (!(*ledger)->instance_state("i1", InstanceState::kIdle, 110).is_ok()) _exit(4);
+        if (!(*ledger)->instance_state("i1", InstancePhase::kIdle, 110).is_ok()) _exit(4);
         if (!(*ledger)->heartbeat(130).is_ok()) _exit(5);
         _exit(0);
       },

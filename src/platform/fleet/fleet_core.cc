@@ -1,0 +1,820 @@
+#include "platform/fleet/fleet_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+
+namespace zs::platform {
+
+namespace {
+
+constexpr double kPast = -std::numeric_limits<double>::infinity();
+constexpr size_t kTtftSamples = 4096;  // at most this many of the last minute's
+constexpr double kTtftWindowS = 60;
+
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / 1073741824.0);
+  return buf;
+}
+
+double backoff_s(int consecutive_failures) { return std::min(30, 1 << std::min(consecutive_failures, 5)); }
+
+int class_index(RequestClass c) { return c == RequestClass::kInteractive ? 0 : 1; }
+
+}  // namespace
+
+std::string DeploymentStatus::state() const {
+  if (instances_ready > 0) return "ready";
+  if (instances_starting > 0) return "starting";
+  return "idle";
+}
+
+DeploymentSpec scheduling_spec(const DeploymentConfig& d, uint64_t memory_bytes, double price_per_second) {
+  DeploymentSpec s;
+  s.name = d.name;
+  s.min_instances = d.min_instances;
+  s.max_instances = d.max_instances;
+  s.slots = d.slots;
+  s.max_queue = d.max_queue;
+  s.batch_max_instances = d.batch_max_instances;
+  s.keep_alive_s = d.keep_alive_s;
+  s.request_timeout_s = d.request_timeout_s;
+  s.priority = d.priority;
+  s.device = d.device;
+  s.price_per_second = price_per_second;
+  s.policy = d.autoscale.policy;
+  s.policy_options = d.autoscale.options;
+  s.ttft_objective_s = d.ttft_objective_s;
+  s.memory_bytes = memory_bytes;
+  // Loading is mostly mapping and page faults: allow 30 s plus 20 s per GiB of model.
+  s.start_timeout_s = d.start_timeout_s > 0 ? d.start_timeout_s : 30 + 20.0 * memory_bytes / (1ull << 30);
+  return s;
+}
+
+void FleetActions::clear() {
+  starts.clear();
+  signals.clear();
+  probes.clear();
+  dispatches.clear();
+  failures.clear();
+  phases.clear();
+  decisions.clear();
+  notes.clear();
+  errors.clear();
+}
+
+bool FleetActions::empty() const {
+  return starts.empty() && signals.empty() && probes.empty() && dispatches.empty() && failures.empty() &&
+         phases.empty() && decisions.empty() && notes.empty() &&
+         errors.empty();
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------------------------
+
+// The lifecycle: kStarting -> kReady -> kDraining -> gone (instance_exited). A ready instance
+// with nothing in flight reports the phase kIdle.
+namespace {
+enum class InstanceState { kStarting, kReady, kDraining };
+}  // namespace
+
+struct FleetCore::Instance {
+  InstanceKey key = 0;
+  std::string id;
+  InstanceState state = InstanceState::kStarting;
+  double started = 0;
+  double idle_since = 0;
+  // Since the last interactive request finished: batch work alone does not keep an instance
+  // beyond what batch_max_instances allows.
+  double interactive_idle_since = 0;
+  double last_health = 0;
+  double drain_started = 0;
+  int in_flight = 0;        // both classes
+  int batch_in_flight = 0;  // of which batch requests
+  // A request to it failed (e.g. connection refused): no new requests go to it until it
+  // exits or passes a probe.
+  bool unreachable = false;
+  bool probing = false;  // a probe is out; its result has not come back
+  bool reported_ready = false;
+  InstancePhase phase = InstancePhase::kStarting;
+};
+
+struct FleetCore::Waiter {
+  uint64_t tag;
+  RequestClass cls;
+  int order;
+  double enqueued;
+  bool cold;  // no instance was ready when it arrived
+};
+
+struct FleetCore::Deployment {
+  int index = 0;
+  DeploymentSpec spec;
+  std::vector<std::unique_ptr<Instance>> instances;
+  std::deque<Waiter> queue;
+  int queued_by_class[2] = {0, 0};
+  int consecutive_failures = 0;
+  double next_start_allowed = kPast;
+  uint64_t cold_starts = 0;
+  uint64_t crashes = 0;
+  bool removed = false;
+  double prewarm_until = kPast;  // admin pre-warm: hold at least one instance until then
+  int arrivals = 0;              // interactive, since the policy's last observation
+  std::unique_ptr<ScalingPolicy> policy;
+  std::deque<std::pair<double, double>> ttft_samples;  // (time, seconds) of the last minute
+  DeploymentObservation obs;                           // reused between evaluations
+
+  int count(InstanceState s) const {
+    int n = 0;
+    for (const auto& i : instances) n += i->state == s;
+    return n;
+  }
+  int in_flight() const {
+    int n = 0;
+    for (const auto& i : instances) n += i->in_flight;
+    return n;
+  }
+  int batch_in_flight() const {
+    int n = 0;
+    for (const auto& i : instances) n += i->batch_in_flight;
+    return n;
+  }
+  int queued(RequestClass c) const { return queued_by_class[class_index(c)]; }
+  double ttft_p95(double now) {
+    while (!ttft_samples.empty() && now - ttft_samples.front().first > kTtftWindowS) ttft_samples.pop_front();
+    if (ttft_samples.empty()) return 0;
+    std::vector<double> v;
+    v.reserve(ttft_samples.size());
+    for (const auto& [t, s] : ttft_samples) v.push_back(s);
+    const size_t k = static_cast<size_t>(std::ceil(0.95 * static_cast<double>(v.size()))) - 1;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+  }
+};
+
+FleetCore::FleetCore(FleetCoreOptions options) : options_(std::move(options)), placement_(options_.devices) {}
+
+FleetCore::~FleetCore() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Deployments
+// ---------------------------------------------------------------------------------------------
+
+void FleetCore::set_deployments(std::vector<DeploymentSpec> specs, double now, FleetActions& out) {
+  std::map<std::string, bool> keep;
+  for (auto& spec : specs) {
+    keep[spec.name] = true;
+    core::Result<std::unique_ptr<ScalingPolicy>> policy =
+        options_.make_policy ? options_.make_policy(spec) : make_scaling_policy(spec.policy, spec.policy_options);
+    if (!policy) {  // the config layer validates names; keep serving with the default
+      out.errors.push_back(spec.name + ": " + policy.status().message() + "; using the concurrency policy");
+      policy = make_scaling_policy("concurrency", spec.policy_options);
+    }
+    if (!spec.policy_state.empty()) {
+      core::Status st = policy.value()->restore_state(spec.policy_state);
+      if (!st) out.errors.push_back(spec.name + ": ignoring saved policy state: " + st.message());
+    }
+    auto it = by_name_.find(spec.name);
+    if (it == by_name_.end()) {
+      auto d = std::make_unique<Deployment>();
+      d->index = static_cast<int>(deployments_.size());
+      d->spec = std::move(spec);
+      d->policy = std::move(policy.value());
+      by_name_[d->spec.name] = d->index;
+      deployments_.push_back(std::move(d));
+      continue;
+    }
+    Deployment& d = *deployments_[it->second];
+    const bool replace = d.spec.fingerprint != spec.fingerprint;
+    d.spec = std::move(spec);
+    d.policy = std::move(policy.value());
+    if (replace)
+      for (auto& inst : d.instances)
+        if (inst->state != InstanceState::kDraining) drain(*inst, "configuration changed", now, out);
+  }
+  for (auto it = by_name_.begin(); it != by_name_.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    Deployment& d = *deployments_[it->second];
+    d.removed = true;
+    fail_waiters(d, {AcquireError::kUnknownDeployment, "deployment '" + d.spec.name + "' was removed", 1}, out,
+                 [](const Waiter&) { return true; });
+    for (auto& inst : d.instances)
+      if (inst->state != InstanceState::kDraining) drain(*inst, "deployment removed", now, out);
+    it = by_name_.erase(it);
+  }
+}
+
+int FleetCore::deployment_index(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? -1 : it->second;
+}
+
+std::vector<std::string> FleetCore::deployment_names() const {
+  std::vector<std::string> names;
+  for (const auto& d : deployments_)
+    if (!d->removed) names.push_back(d->spec.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const DeploymentSpec& FleetCore::spec(int deployment) const { return deployments_[deployment]->spec; }
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out) {
+  Deployment& d = *deployments_[dep];
+  if (d.removed) {
+    out.failures.push_back({tag, {AcquireError::kUnknownDeployment, "unknown deployment '" + d.spec.name + "'", 0}});
+    return;
+  }
+  if (const int waiting = d.queued(cls); waiting >= d.spec.max_queue) {
+    out.failures.push_back({tag,
+                            {AcquireError::kQueueFull,
+                             "deployment '" + d.spec.name + "' has " + std::to_string(waiting) + " " +
+                                 std::string(request_class_name(cls)) +
+                                 " requests waiting (its max_queue); retry later",
+                             2}});
+    return;
+  }
+  if (cls == RequestClass::kInteractive) ++d.arrivals;
+  const Waiter w{tag, cls, order, now, d.count(InstanceState::kReady) == 0};
+  // Interactive before batch, then higher order, then arrival order.
+  auto key = [](const Waiter& x) { return std::make_pair(x.cls == RequestClass::kInteractive ? 1 : 0, x.order); };
+  const bool was_empty = d.queue.empty();
+  if (was_empty || !(key(d.queue.back()) < key(w))) {
+    d.queue.push_back(w);  // the common case: no one of lower rank waits
+  } else {
+    auto pos = std::find_if(d.queue.begin(), d.queue.end(), [&](const Waiter& o) { return key(o) < key(w); });
+    d.queue.insert(pos, w);
+  }
+  ++d.queued_by_class[class_index(cls)];
+  queue_changed(d, was_empty);
+  dispatch(d, now, out);
+}
+
+bool FleetCore::cancel(uint64_t tag) {
+  for (auto& d : deployments_)
+    for (auto it = d->queue.begin(); it != d->queue.end(); ++it)
+      if (it->tag == tag) {
+        --d->queued_by_class[class_index(it->cls)];
+        d->queue.erase(it);
+        queue_changed(*d, false);
+        return true;
+      }
+  return false;
+}
+
+void FleetCore::queue_changed(Deployment& d, bool was_empty) {
+  const bool empty = d.queue.empty();
+  if (was_empty == empty) return;
+  int& n = waiting_on_device_[d.spec.device];
+  n += empty ? -1 : 1;
+}
+
+// Gives queued requests to ready instances with a free slot, least loaded first. Batch
+// requests need a slot nobody uses; interactive ones count only interactive requests against
+// the slots, so they never wait behind batch work (the worker pauses it for them). The queue
+// is ordered interactive first, and a batch request needs more than an interactive one, so
+// the first request that cannot be placed ends the round.
+void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
+  while (!d.queue.empty()) {
+    const bool batch = d.queue.front().cls == RequestClass::kBatch;
+    Instance* best = nullptr;
+    for (auto& i : d.instances) {
+      if (i->state != InstanceState::kReady || i->unreachable) continue;
+      const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
+      if (used < d.spec.slots && (!best || i->in_flight < best->in_flight)) best = i.get();
+    }
+    if (!best) return;
+    const Waiter w = d.queue.front();
+    d.queue.pop_front();
+    --d.queued_by_class[class_index(w.cls)];
+    queue_changed(d, false);
+    if (best->in_flight++ == 0) set_phase(*best, InstancePhase::kReady, 0, out);
+    if (batch) ++best->batch_in_flight;
+    Lease lease;
+    lease.cls = w.cls;
+    lease.deployment = d.spec.name;
+    lease.instance_id = best->id;
+    lease.instance = best->key;
+    lease.queue_ms = (now - w.enqueued) * 1000;
+    if (w.cold) lease.cold_start_ms = lease.queue_ms;
+    out.dispatches.push_back({w.tag, std::move(lease)});
+  }
+}
+
+void FleetCore::release(InstanceKey key, RequestClass cls, bool failed, double now, FleetActions& out) {
+  Instance* inst = nullptr;
+  Deployment* d = find(key, &inst);
+  if (!d) return;
+  inst->in_flight = std::max(0, inst->in_flight - 1);
+  if (cls == RequestClass::kBatch) inst->batch_in_flight = std::max(0, inst->batch_in_flight - 1);
+  if (inst->in_flight == inst->batch_in_flight) inst->interactive_idle_since = now;
+  if (inst->in_flight == 0) {
+    inst->idle_since = now;
+    if (inst->state == InstanceState::kReady) set_phase(*inst, InstancePhase::kIdle, 0, out);
+    if (inst->state == InstanceState::kDraining) out.signals.push_back({key, false});
+  }
+  if (failed && !inst->unreachable) {
+    inst->unreachable = true;
+    inst->last_health = kPast;  // probe at the next tick
+  }
+  if (!d->removed) dispatch(*d, now, out);
+}
+
+void FleetCore::observe_ttft(int dep, double seconds, double now) {
+  auto& samples = deployments_[dep]->ttft_samples;
+  samples.emplace_back(now, seconds);
+  if (samples.size() > kTtftSamples) samples.pop_front();
+}
+
+void FleetCore::fail_waiters(Deployment& d, const AcquireFailure& failure, FleetActions& out,
+                             const std::function<bool(const Waiter&)>& which) {
+  const bool was_empty = d.queue.empty();
+  for (auto it = d.queue.begin(); it != d.queue.end();) {
+    if (!which(*it)) {
+      ++it;
+      continue;
+    }
+    out.failures.push_back({it->tag, failure});
+    --d.queued_by_class[class_index(it->cls)];
+    it = d.queue.erase(it);
+  }
+  queue_changed(d, was_empty);
+}
+
+void FleetCore::fail_waiting(RequestClass cls, const AcquireFailure& failure, FleetActions& out) {
+  for (auto& d : deployments_) fail_waiters(*d, failure, out, [&](const Waiter& w) { return w.cls == cls; });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances
+// ---------------------------------------------------------------------------------------------
+
+FleetCore::Deployment* FleetCore::find(InstanceKey key, Instance** inst) {
+  auto it = owner_.find(key);
+  if (it == owner_.end()) return nullptr;
+  Deployment& d = *deployments_[it->second];
+  for (auto& i : d.instances)
+    if (i->key == key) {
+      *inst = i.get();
+      return &d;
+    }
+  return nullptr;
+}
+
+std::string FleetCore::instance_id(InstanceKey key) const {
+  auto it = owner_.find(key);
+  if (it == owner_.end()) return "";
+  for (const auto& i : deployments_[it->second]->instances)
+    if (i->key == key) return i->id;
+  return "";
+}
+
+void FleetCore::set_phase(Instance& inst, InstancePhase phase, double start_s, FleetActions& out) {
+  if (inst.phase == phase && inst.reported_ready) return;
+  inst.phase = phase;
+  if (options_.phases) out.phases.push_back({inst.key, inst.id, phase, start_s});
+}
+
+void FleetCore::instance_ready(InstanceKey key, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d || i->state != InstanceState::kStarting) return;
+  i->state = InstanceState::kReady;
+  i->idle_since = i->interactive_idle_since = now;
+  i->last_health = now;
+  d->consecutive_failures = 0;
+  if (options_.explain)
+    out.notes.push_back(i->id + " ready after " + std::to_string(static_cast<int>((now - i->started) * 1000)) + " ms");
+  set_phase(*i, i->in_flight > 0 ? InstancePhase::kReady : InstancePhase::kIdle, now - i->started, out);
+  i->reported_ready = true;
+  dispatch(*d, now, out);
+}
+
+void FleetCore::crashed(Deployment& d, double now) {
+  ++d.crashes;
+  ++d.consecutive_failures;
+  d.next_start_allowed = now + backoff_s(d.consecutive_failures);
+}
+
+void FleetCore::remove_instance(Deployment& d, InstanceKey key) {
+  for (auto it = d.instances.begin(); it != d.instances.end(); ++it)
+    if ((*it)->key == key) {
+      placement_.release((*it)->id);
+      d.instances.erase(it);
+      break;
+    }
+  owner_.erase(key);
+}
+
+void FleetCore::instance_exited(InstanceKey key, int status, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d) return;
+  if (i->state != InstanceState::kDraining) {
+    crashed(*d, now);
+    const bool starting = i->state == InstanceState::kStarting;
+    out.errors.push_back(i->id + " exited unexpectedly with status " + std::to_string(status) +
+                         (starting ? " while starting" : ""));
+    if (starting && d->consecutive_failures >= 3)
+      fail_waiters(*d,
+                   {AcquireError::kStartFailed,
+                    "instances of '" + d->spec.name + "' fail to start (last exit status " + std::to_string(status) +
+                        ")",
+                    1},
+                   out, [](const Waiter&) { return true; });
+  }
+  remove_instance(*d, key);
+}
+
+void FleetCore::start_failed(InstanceKey key, const std::string& why, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d) return;
+  out.errors.push_back("cannot start an instance of '" + d->spec.name + "': " + why);
+  ++d->consecutive_failures;
+  d->next_start_allowed = now + backoff_s(d->consecutive_failures);
+  if (d->consecutive_failures >= 3)
+    fail_waiters(*d, {AcquireError::kStartFailed, "cannot start '" + d->spec.name + "': " + why, 1}, out,
+                 [](const Waiter&) { return true; });
+  remove_instance(*d, key);
+}
+
+void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d) return;
+  i->probing = false;
+  if (i->state == InstanceState::kStarting) {
+    if (ok) instance_ready(key, now, out);
+    return;
+  }
+  if (i->state != InstanceState::kReady) return;
+  i->last_health = now;
+  if (!ok) {
+    out.errors.push_back(i->id + " failed its health check: restarting it");
+    ++d->crashes;
+    i->state = InstanceState::kDraining;
+    i->drain_started = now;
+    set_phase(*i, InstancePhase::kDraining, 0, out);
+    out.signals.push_back({key, true});
+  } else if (i->unreachable) {
+    i->unreachable = false;
+    dispatch(*d, now, out);
+  }
+}
+
+void FleetCore::drain(Instance& inst, const std::string& why, double now, FleetActions& out) {
+  if (options_.explain) out.notes.push_back("stopping " + inst.id + ": " + why);
+  inst.state = InstanceState::kDraining;
+  inst.drain_started = now;
+  set_phase(inst, InstancePhase::kDraining, 0, out);
+  if (inst.in_flight == 0) out.signals.push_back({inst.key, false});
+}
+
+// Start timeouts, probes due, and draining instances: asked again to stop, killed after the
+// grace period.
+void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
+  for (auto& ip : d.instances) {
+    Instance& i = *ip;
+    switch (i.state) {
+      case InstanceState::kStarting:
+        if (now - i.started > d.spec.start_timeout_s) {
+          out.errors.push_back(i.id + " did not become ready within " +
+                               std::to_string(static_cast<int>(d.spec.start_timeout_s)) + " s");
+          ++d.consecutive_failures;
+          i.state = InstanceState::kDraining;
+          i.drain_started = now;
+          out.signals.push_back({i.key, true});
+          if (d.consecutive_failures >= 3)
+            fail_waiters(d,
+                         {AcquireError::kStartFailed,
+                          "instances of '" + d.spec.name + "' do not become ready in time", 1},
+                         out, [](const Waiter&) { return true; });
+        } else if (!d.spec.announces_ready && !i.probing) {
+          i.probing = true;
+          out.probes.push_back({i.key, true});
+        }
+        break;
+      case InstanceState::kReady:
+        if (options_.health_check_s > 0 && !i.probing && now - i.last_health > options_.health_check_s) {
+          i.probing = true;
+          out.probes.push_back({i.key, false});
+        }
+        break;
+      case InstanceState::kDraining:
+        if (now - i.drain_started > options_.drain_grace_s) out.signals.push_back({i.key, true});
+        else if (i.in_flight == 0) out.signals.push_back({i.key, false});
+        break;
+    }
+  }
+}
+
+// Reserves the deployment's memory on its device for a new instance. When it does not fit,
+// stops idle instances of deployments of no higher priority (above their min_instances, with
+// nothing waiting) to make room; their memory frees when they exit, so the start happens at a
+// later evaluation.
+bool FleetCore::reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
+                                     Evaluation& e) {
+  if (placement_.reserve(instance_id, d.spec.device, d.spec.memory_bytes)) return true;
+  std::unordered_map<std::string, std::pair<Deployment*, Instance*>> owners;
+  for (auto& o : deployments_)
+    if (o->spec.device == d.spec.device)
+      for (auto& i : o->instances) owners[i->id] = {o.get(), i.get()};
+  auto is_idle = [&](const std::string& id) {
+    auto it = owners.find(id);
+    if (it == owners.end()) return false;
+    auto [o, i] = it->second;
+    if (o == &d || o->spec.priority > d.spec.priority || !o->queue.empty()) return false;
+    if (o->count(InstanceState::kReady) + o->count(InstanceState::kStarting) <= o->spec.min_instances) return false;
+    return i->state == InstanceState::kReady && i->in_flight == 0;
+  };
+  const auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, is_idle);
+  for (const auto& id : victims) {
+    auto [o, i] = owners[id];
+    if (options_.explain)
+      decision(*o, "evict", "making room for '" + d.spec.name + "' on " + d.spec.device,
+               "needed_bytes=" + std::to_string(d.spec.memory_bytes) +
+                   " used_bytes=" + std::to_string(placement_.used(d.spec.device)) +
+                   " capacity_bytes=" + std::to_string(placement_.capacity(d.spec.device)),
+               out);
+    drain(*i, "making room for '" + d.spec.name + "'", now, out);
+    e.evicted = true;
+  }
+  return false;
+}
+
+void FleetCore::start_instances(Deployment& d, int n, bool for_request, bool may_evict, double now,
+                                FleetActions& out, Evaluation& e) {
+  for (int k = 0; k < n; ++k) {
+    std::string id = d.spec.name + "-" + std::to_string(next_instance_);
+    const bool fits = may_evict ? reserve_or_make_room(d, id, now, out, e)
+                                : static_cast<bool>(placement_.reserve(id, d.spec.device, d.spec.memory_bytes));
+    if (!fits) {
+      e.blocked = true;
+      return;
+    }
+    auto inst = std::make_unique<Instance>();
+    inst->key = next_instance_++;
+    inst->id = std::move(id);
+    inst->started = inst->idle_since = inst->interactive_idle_since = inst->last_health = now;
+    if (for_request) ++d.cold_starts;
+    owner_[inst->key] = d.index;
+    out.starts.push_back({inst->key, inst->id, d.index, for_request});
+    d.instances.push_back(std::move(inst));
+    e.acted = true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions
+// ---------------------------------------------------------------------------------------------
+
+void FleetCore::tick(double now, FleetActions& out) {
+  for (auto& d : deployments_) {
+    if (d->removed) {
+      lifecycle(*d, now, out);
+      continue;
+    }
+    evaluate(d->index, now, out);
+  }
+}
+
+void FleetCore::decision(const Deployment& d, const std::string& action, const std::string& reason,
+                         const std::string& inputs, FleetActions& out) const {
+  out.decisions.push_back({d.spec.name, d.spec.policy, action, reason, inputs});
+}
+
+FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out) {
+  Evaluation e;
+  Deployment& d = *deployments_[dep];
+  lifecycle(d, now, out);
+  if (d.removed) return e;
+  const DeploymentSpec& spec = d.spec;
+  // Requests that waited too long (batch ones sit behind interactive ones: check them all).
+  if (!d.queue.empty())
+    fail_waiters(d,
+                 {AcquireError::kTimeout,
+                  "no instance of '" + spec.name + "' could take the request within " +
+                      std::to_string(static_cast<int>(spec.request_timeout_s)) + " s (request_timeout)",
+                  5},
+                 out, [&](const Waiter& w) { return now - w.enqueued > spec.request_timeout_s; });
+  dispatch(d, now, out);
+
+  // The policy sees interactive demand only; batch demand may add up to batch_max_instances.
+  const int batch_queued = d.queued(RequestClass::kBatch);
+  const int batch_in_flight = d.batch_in_flight();
+  DeploymentObservation& o = d.obs;
+  o.now_s = now + options_.wall_clock_offset_s;
+  o.ttft_objective_s = spec.ttft_objective_s;
+  o.ttft_p95_s = spec.ttft_objective_s > 0 ? d.ttft_p95(now) : 0;
+  o.min_instances = std::max(spec.min_instances, now < d.prewarm_until ? 1 : 0);
+  o.max_instances = spec.max_instances;
+  o.slots = spec.slots;
+  o.keep_alive_s = spec.keep_alive_s;
+  o.queued = d.queued(RequestClass::kInteractive);
+  o.in_flight = d.in_flight() - batch_in_flight;
+  o.arrivals = d.arrivals;
+  d.arrivals = 0;
+  size_t n = 0;
+  for (const auto& i : d.instances) {
+    if (i->state == InstanceState::kDraining) continue;
+    if (o.instances.size() <= n) o.instances.emplace_back();
+    auto& io = o.instances[n++];
+    const int interactive = i->in_flight - i->batch_in_flight;
+    if (io.id != i->id) io.id = i->id;
+    io.ready = i->state == InstanceState::kReady;
+    io.in_flight = interactive;
+    io.idle_for_s = interactive == 0 && io.ready ? now - i->interactive_idle_since : 0.0;
+  }
+  o.instances.resize(n);
+  const int live = static_cast<int>(n);
+  const int batch_want = std::min(spec.batch_max_instances, (batch_queued + batch_in_flight + spec.slots - 1) / spec.slots);
+  // What the decision saw, for its log line; formatted only when one is logged.
+  auto inputs = [&] {
+    if (!options_.explain) return std::string();
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  "live=%d in_flight=%d queued=%d batch_in_flight=%d batch_queued=%d min=%d max=%d ttft_p95_s=%.3f",
+                  live, o.in_flight, o.queued, batch_in_flight, batch_queued, o.min_instances, o.max_instances,
+                  spec.ttft_objective_s > 0 ? o.ttft_p95_s : d.ttft_p95(now));
+    return std::string(text);
+  };
+  ScalingDecision sd = d.policy->decide(o);
+  if (!sd.reason.empty() && options_.explain)
+    decision(d, "policy", sd.reason, "desired=" + std::to_string(sd.desired) + " " + inputs(), out);
+
+  // An instance that batch work keeps busy may still go once interactive demand left it, as
+  // long as the batch allowance is kept.
+  int keep_for_batch = batch_want;
+  for (const auto& id : sd.stop)
+    for (auto& i : d.instances) {
+      if (i->id != id || i->state != InstanceState::kReady || i->in_flight > i->batch_in_flight) continue;
+      if (i->batch_in_flight > 0 && keep_for_batch-- > 0) continue;
+      const std::string why = i->batch_in_flight > 0 ? "no interactive demand; its batch work drains"
+                              : sd.reason.empty()    ? "idle past keep-alive"
+                                                     : sd.reason;
+      if (options_.explain) decision(d, "scale_in", why, inputs(), out);
+      drain(*i, why, now, out);
+      e.acted = true;
+    }
+
+  const int desired = std::max({std::min(sd.desired, std::max(spec.max_instances, o.min_instances)),
+                                o.min_instances, batch_want});
+  if (live < desired && now >= d.next_start_allowed) {
+    const uint64_t capacity = placement_.capacity(spec.device);
+    if (capacity > 0 && spec.memory_bytes > capacity) {
+      fail_waiters(d,
+                   {AcquireError::kNoMemory, "deployment '" + spec.name + "' needs " + gib(spec.memory_bytes) +
+                                                 " but device " + spec.device + " has " + gib(capacity) + " in all",
+                    1},
+                   out, [](const Waiter&) { return true; });
+    } else {
+      // Capacity the policy wants without a request waiting for it (its windows still remember
+      // load) must not take memory from a deployment that has requests waiting, or two
+      // deployments sharing a device would evict each other in turn.
+      const bool batch_needs = batch_queued > 0 && live < spec.batch_max_instances;
+      const bool for_request = o.queued > 0 || batch_needs;
+      const bool needed = for_request || live < o.min_instances;
+      auto contended = [&] {
+        auto it = waiting_on_device_.find(spec.device);
+        return it != waiting_on_device_.end() && it->second > 0;
+      };
+      if (needed || !contended()) {
+        const size_t before = d.instances.size();
+        start_instances(d, desired - live, for_request, needed, now, out, e);
+        if (d.instances.size() > before && options_.explain) {
+          const std::string reason = o.queued > 0 ? "interactive requests waiting"
+                                     : batch_needs ? "batch requests waiting (batch_max_instances " +
+                                                         std::to_string(spec.batch_max_instances) + ")"
+                                     : now < d.prewarm_until ? "admin pre-warm"
+                                     : live < spec.min_instances ? "below min_instances"
+                                                                 : sd.reason;
+          // One decision per instance started, so that the decision metric counts instances.
+          const std::string why = reason.empty() ? "policy" : reason, seen = inputs();
+          for (size_t k = before; k < d.instances.size(); ++k)
+            decision(d, for_request ? "scale_out" : "prewarm", why, seen, out);
+        }
+      } else {
+        e.blocked = true;
+      }
+    }
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin
+// ---------------------------------------------------------------------------------------------
+
+core::Status FleetCore::scale(const std::string& name, int n) {
+  const int dep = deployment_index(name);
+  if (dep < 0) return core::Status::error("unknown deployment '" + name + "'");
+  Deployment& d = *deployments_[dep];
+  if (n < 0 || n > d.spec.max_instances)
+    return core::Status::error("instances must be between 0 and max_instances (" +
+                               std::to_string(d.spec.max_instances) + ")");
+  d.spec.min_instances = n;
+  return core::Status::ok();
+}
+
+core::Status FleetCore::prewarm(const std::string& name, double now) {
+  const int dep = deployment_index(name);
+  if (dep < 0) return core::Status::error("unknown deployment '" + name + "'");
+  Deployment& d = *deployments_[dep];
+  const double hold_s = d.spec.keep_alive_s < 0 ? 86400.0 * 365 : std::max(60.0, d.spec.keep_alive_s);
+  d.prewarm_until = now + hold_s;
+  return core::Status::ok();
+}
+
+std::vector<InstanceKey> FleetCore::shutdown(const AcquireFailure& failure, FleetActions& out) {
+  std::vector<InstanceKey> all;
+  for (auto& d : deployments_) {
+    fail_waiters(*d, failure, out, [](const Waiter&) { return true; });
+    for (auto& i : d->instances) {
+      all.push_back(i->key);
+      placement_.release(i->id);
+    }
+    d->instances.clear();
+  }
+  owner_.clear();
+  return all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------------
+
+std::vector<DeploymentStatus> FleetCore::status(double now) const {
+  std::vector<DeploymentStatus> out;
+  for (const auto& d : deployments_) {
+    if (d->removed) continue;
+    DeploymentStatus s;
+    s.name = d->spec.name;
+    s.instances_ready = d->count(InstanceState::kReady);
+    s.instances_starting = d->count(InstanceState::kStarting);
+    s.instances_draining = d->count(InstanceState::kDraining);
+    s.queued = static_cast<int>(d->queue.size());
+    s.in_flight = d->in_flight();
+    s.batch_queued = d->queued(RequestClass::kBatch);
+    s.batch_in_flight = d->batch_in_flight();
+    for (const auto& i : d->instances)
+      if (i->state == InstanceState::kStarting) s.starting_for_s = std::max(s.starting_for_s, now - i->started);
+    s.cold_starts = d->cold_starts;
+    s.crashes = d->crashes;
+    out.push_back(s);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+std::vector<DeviceMemory> FleetCore::device_memory() const {
+  std::vector<DeviceMemory> out;
+  std::map<std::string, bool> seen;
+  for (const auto& d : deployments_) {
+    if (d->removed || seen[d->spec.device]) continue;
+    seen[d->spec.device] = true;
+    out.push_back({d->spec.device, placement_.used(d->spec.device), placement_.capacity(d->spec.device)});
+  }
+  return out;
+}
+
+std::vector<std::tuple<std::string, std::string, std::string>> FleetCore::policy_states() const {
+  std::vector<std::tuple<std::string, std::string, std::string>> states;
+  for (const auto& d : deployments_) {
+    if (d->removed) continue;
+    std::string state = d->policy->save_state();
+    if (!state.empty()) states.emplace_back(d->spec.name, d->spec.policy, std::move(state));
+  }
+  return states;
+}
+
+int FleetCore::live(int dep) const {
+  const auto& d = *deployments_[dep];
+  return static_cast<int>(d.instances.size()) - d.count(InstanceState::kDraining);
+}
+int FleetCore::ready(int dep) const { return deployments_[dep]->count(InstanceState::kReady); }
+int FleetCore::queued(int dep) const { return static_cast<int>(deployments_[dep]->queue.size()); }
+int FleetCore::in_flight(int dep) const { return deployments_[dep]->in_flight(); }
+int FleetCore::arrivals_pending(int dep) const { return deployments_[dep]->arrivals; }
+
+double FleetCore::next_idle_expiry(int dep) const {
+  const auto& d = *deployments_[dep];
+  if (d.spec.keep_alive_s < 0) return kNever;
+  double t = kNever;
+  for (const auto& i : d.instances)
+    if (i->state == InstanceState::kReady && i->in_flight == 0)
+      t = std::min(t, i->interactive_idle_since + d.spec.keep_alive_s);
+  return t;
+}
+
+}  // namespace zs::platform

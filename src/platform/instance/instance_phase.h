@@ -1,0 +1,20 @@
+#pragma once
+// The phases of one run of an instance, as the fleet reports them and the ledger bills them:
+// starting -> ready <-> idle -> draining -> stopped. kReady is ready with at least one request
+// in flight, kIdle ready with none: the time an instance is paid for but does nothing.
+// Defined once here for both sides (the fleet core emits phases, the ledger stores their names).
+namespace zs::platform {
+
+enum class InstancePhase { kStarting, kReady, kIdle, kDraining };
+
+inline const char* instance_phase_name(InstancePhase phase) {  // "starting", "ready", "idle", "draining"
+  switch (phase) {
+    case InstancePhase::kStarting: return "starting";
+    case InstancePhase::kReady: return "ready";
+    case InstancePhase::kIdle: return "idle";
+    case InstancePhase::kDraining: return "draining";
+  }
+  return "unknown";
+}
+
+}  // namespace zs::platform
