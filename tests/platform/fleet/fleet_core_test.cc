@@ -1,0 +1,540 @@
+// The fleet core on a virtual clock: no processes, no threads, no sleeps. Each test hands the
+// core events and checks the actions it answers with.
+#include "platform/fleet/fleet_core.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+namespace zs::platform {
+namespace {
+
+constexpr uint64_t kGiB = 1ull << 30;
+
+DeploymentSpec spec(const std::string& name, int slots = 2, int max_instances = 2) {
+  DeploymentSpec s;
+  s.name = name;
+  s.slots = slots;
+  s.max_instances = max_instances;
+  s.max_queue = 3;
+  s.keep_alive_s = 10;
+  s.request_timeout_s = 30;
+  s.start_timeout_s = 20;
+  s.memory_bytes = kGiB;
+  s.device = "cpu0";
+  s.policy = "fixed";
+  s.fingerprint = name;
+  return s;
+}
+
+// Drives a FleetCore and keeps what its actions said.
+struct Harness {
+  explicit Harness(uint64_t device_bytes = 4 * kGiB, double health_check_s = 0)
+      : core(options(device_bytes, health_check_s)) {}
+
+  static FleetCoreOptions options(uint64_t device_bytes, double health_check_s) {
+    FleetCoreOptions o;
+    o.devices = {{"cpu0", "cpu", device_bytes, 0}};
+    o.health_check_s = health_check_s;
+    return o;
+  }
+
+  FleetCore core;
+  double now = 0;
+  uint64_t next_tag = 1;
+  std::map<uint64_t, Lease> leases;           // dispatched requests
+  std::map<uint64_t, AcquireFailure> failed;  // failed requests
+  std::vector<StartAction> starts;
+  std::vector<SignalAction> signals;
+  std::vector<ProbeAction> probes;
+  std::vector<DecisionAction> decisions;
+
+  std::vector<uint64_t> dispatched;  // tags, in order
+
+  void take(FleetActions& a) {
+    for (auto& d : a.dispatches) {
+      dispatched.push_back(d.tag);
+      EXPECT_FALSE(leases.count(d.tag) || failed.count(d.tag)) << "tag " << d.tag << " answered twice";
+      leases[d.tag] = d.lease;
+    }
+    for (auto& f : a.failures) {
+      EXPECT_FALSE(leases.count(f.tag) || failed.count(f.tag)) << "tag " << f.tag << " answered twice";
+      failed[f.tag] = f.failure;
+    }
+    starts.insert(starts.end(), a.starts.begin(), a.starts.end());
+    signals.insert(signals.end(), a.signals.begin(), a.signals.end());
+    probes.insert(probes.end(), a.probes.begin(), a.probes.end());
+    decisions.insert(decisions.end(), a.decisions.begin(), a.decisions.end());
+    a.clear();
+  }
+  void set(std::vector<DeploymentSpec> specs) {
+    FleetActions a;
+    core.set_deployments(std::move(specs), now, a);
+    take(a);
+  }
+  uint64_t acquire(const std::string& dep, RequestClass cls = RequestClass::kInteractive, int order = 0) {
+    FleetActions a;
+    const uint64_t tag = next_tag++;
+    core.acquire(core.deployment_index(dep), cls, order, tag, now, a);
+    take(a);
+    return tag;
+  }
+  void tick() {
+    FleetActions a;
+    core.tick(now, a);
+    take(a);
+  }
+  void advance(double s) {
+    now += s;
+    tick();
+  }
+  void ready(InstanceKey k) {
+    FleetActions a;
+    core.instance_ready(k, now, a);
+    take(a);
+  }
+  void exited(InstanceKey k, int status = 0) {
+    FleetActions a;
+    core.instance_exited(k, status, now, a);
+    take(a);
+  }
+  void release(uint64_t tag, bool failed_instance = false) {
+    FleetActions a;
+    const Lease& l = leases.at(tag);
+    core.release(l.instance, l.cls, failed_instance, now, a);
+    take(a);
+  }
+  void probe(InstanceKey k, bool ok) {
+    FleetActions a;
+    core.probe_result(k, ok, now, a);
+    take(a);
+  }
+  bool signalled(InstanceKey k, bool kill) const {
+    for (const auto& s : signals)
+      if (s.instance == k && s.kill == kill) return true;
+    return false;
+  }
+  DeploymentStatus status(const std::string& name) const {
+    for (const auto& s : core.status(now))
+      if (s.name == name) return s;
+    return {};
+  }
+};
+
+TEST(FleetCore, ARequestAtZeroStartsAnInstanceAndWaitsForIt) {
+  Harness h;
+  h.set({spec("a")});
+  const uint64_t t = h.acquire("a");
+  EXPECT_TRUE(h.starts.empty()) << "starts are decided on a tick, not inside acquire";
+  h.advance(0.02);
+  ASSERT_EQ(h.starts.size(), 1u);
+  EXPECT_TRUE(h.starts[0].for_request);
+  EXPECT_EQ(h.starts[0].id, "a-1");
+  EXPECT_EQ(h.status("a").cold_starts, 1u);
+  EXPECT_FALSE(h.leases.count(t));
+  h.now = 3;
+  h.ready(h.starts[0].instance);
+  ASSERT_TRUE(h.leases.count(t));
+  EXPECT_NEAR(h.leases[t].cold_start_ms, 3000, 1e-6);
+  EXPECT_NEAR(h.leases[t].queue_ms, 3000, 1e-6);
+  EXPECT_EQ(h.leases[t].instance_id, "a-1");
+}
+
+TEST(FleetCore, RequestsGoToTheLeastLoadedReadyInstanceWithinItsSlots) {
+  Harness h;
+  auto s = spec("a", /*slots=*/2);
+  s.min_instances = 2;
+  h.set({s});
+  h.tick();
+  ASSERT_EQ(h.starts.size(), 2u);
+  h.ready(h.starts[0].instance);
+  h.ready(h.starts[1].instance);
+  std::map<InstanceKey, int> load;
+  for (int i = 0; i < 4; ++i) ++load[h.leases[h.acquire("a")].instance];
+  EXPECT_EQ(load[h.starts[0].instance], 2);
+  EXPECT_EQ(load[h.starts[1].instance], 2);
+  const uint64_t fifth = h.acquire("a");  // every slot taken: it waits
+  EXPECT_FALSE(h.leases.count(fifth));
+  EXPECT_EQ(h.status("a").queued, 1);
+  h.release(1);
+  EXPECT_TRUE(h.leases.count(fifth));
+}
+
+TEST(FleetCore, InteractiveGoesBeforeBatchAndHigherOrderFirst) {
+  Harness h;
+  auto s = spec("a", /*slots=*/1, /*max_instances=*/1);
+  s.min_instances = 1;
+  s.max_queue = 10;
+  h.set({s});
+  h.tick();
+  h.ready(h.starts[0].instance);
+  const uint64_t busy = h.acquire("a");
+  const uint64_t batch = h.acquire("a", RequestClass::kBatch);
+  const uint64_t low = h.acquire("a", RequestClass::kInteractive, 0);
+  const uint64_t high = h.acquire("a", RequestClass::kInteractive, 5);
+  std::vector<uint64_t> order;
+  uint64_t current = busy;
+  for (int i = 0; i < 3; ++i) {
+    h.release(current);
+    for (uint64_t t : {batch, low, high})
+      if (h.leases.count(t) && std::find(order.begin(), order.end(), t) == order.end()) {
+        order.push_back(t);
+        current = t;
+      }
+  }
+  EXPECT_EQ(order, (std::vector<uint64_t>{high, low, batch}));
+}
+
+TEST(FleetCore, InteractiveRequestsUseSlotsThatBatchWorkHolds) {
+  Harness h;
+  auto s = spec("a", /*slots=*/1, /*max_instances=*/1);
+  s.min_instances = 1;
+  h.set({s});
+  h.tick();
+  h.ready(h.starts[0].instance);
+  const uint64_t b = h.acquire("a", RequestClass::kBatch);
+  ASSERT_TRUE(h.leases.count(b));
+  const uint64_t b2 = h.acquire("a", RequestClass::kBatch);
+  EXPECT_FALSE(h.leases.count(b2)) << "batch takes only free slots";
+  const uint64_t i = h.acquire("a");
+  EXPECT_TRUE(h.leases.count(i)) << "the worker pauses batch work for interactive requests";
+}
+
+TEST(FleetCore, AFullQueueRefusesAtOnce) {
+  Harness h;
+  h.set({spec("a")});
+  for (int i = 0; i < 3; ++i) h.acquire("a");
+  const uint64_t t = h.acquire("a");
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].error, AcquireError::kQueueFull);
+  EXPECT_NE(h.failed[t].message.find("max_queue"), std::string::npos);
+  // The other class has its own bound.
+  EXPECT_FALSE(h.failed.count(h.acquire("a", RequestClass::kBatch)));
+}
+
+TEST(FleetCore, WaitingLongerThanRequestTimeoutFails) {
+  Harness h;
+  auto s = spec("a");
+  s.start_timeout_s = 100;
+  h.set({s});
+  const uint64_t t = h.acquire("a");
+  h.advance(29);
+  EXPECT_FALSE(h.failed.count(t));
+  h.advance(2);
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].error, AcquireError::kTimeout);
+}
+
+TEST(FleetCore, AnIdleInstanceStopsAfterItsKeepAliveAndFreesItsMemory) {
+  Harness h;
+  h.set({spec("a")});
+  const uint64_t t = h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.ready(k);
+  h.advance(1);
+  h.release(t);
+  EXPECT_EQ(h.core.device_memory()[0].used, kGiB);
+  h.advance(9.5);
+  EXPECT_FALSE(h.signalled(k, false));
+  h.advance(1);
+  EXPECT_TRUE(h.signalled(k, false));
+  EXPECT_EQ(h.status("a").instances_draining, 1);
+  EXPECT_EQ(h.core.device_memory()[0].used, kGiB) << "memory frees when the process has exited";
+  h.exited(k);
+  EXPECT_EQ(h.core.device_memory()[0].used, 0u);
+  EXPECT_EQ(h.status("a").state(), "idle");
+  EXPECT_EQ(h.status("a").crashes, 0u) << "an exit that was asked for is no crash";
+}
+
+TEST(FleetCore, ACrashBacksOffTheNextStart) {
+  Harness h;
+  h.set({spec("a")});
+  h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.ready(k);
+  h.now = 1;
+  h.exited(k, 139);
+  EXPECT_EQ(h.status("a").crashes, 1u);
+  h.acquire("a");
+  h.advance(1.5);  // back-off of 2 s after the first failure
+  EXPECT_EQ(h.starts.size(), 1u);
+  h.advance(1);
+  EXPECT_EQ(h.starts.size(), 2u);
+}
+
+TEST(FleetCore, ThreeFailedStartsFailTheWaitingRequests) {
+  Harness h;
+  auto s = spec("a");
+  s.request_timeout_s = 1000;
+  h.set({s});
+  const uint64_t t = h.acquire("a");
+  for (size_t i = 0; i < 3; ++i) {
+    h.advance(40);  // past any back-off
+    ASSERT_EQ(h.starts.size(), i + 1);
+    EXPECT_FALSE(h.failed.count(t));
+    FleetActions a;
+    h.core.start_failed(h.starts.back().instance, "no such file", h.now, a);
+    h.take(a);
+  }
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].error, AcquireError::kStartFailed);
+  EXPECT_NE(h.failed[t].message.find("no such file"), std::string::npos);
+  EXPECT_EQ(h.core.device_memory()[0].used, 0u);
+}
+
+TEST(FleetCore, AStartThatTakesTooLongIsKilled) {
+  Harness h;
+  h.set({spec("a")});
+  h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.advance(19);
+  EXPECT_FALSE(h.signalled(k, true));
+  h.advance(2);
+  EXPECT_TRUE(h.signalled(k, true));
+}
+
+TEST(FleetCore, ADrainingInstanceIsKilledAfterTheGracePeriod) {
+  Harness h;
+  h.set({spec("a")});
+  const uint64_t t = h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.ready(k);
+  auto changed = spec("a");
+  changed.fingerprint = "new";
+  h.set({changed});  // a reload drains the busy instance
+  EXPECT_FALSE(h.signalled(k, false)) << "a busy instance finishes its requests first";
+  h.advance(31);
+  EXPECT_TRUE(h.signalled(k, true));
+  (void)t;
+}
+
+TEST(FleetCore, HealthProbesRunOnlyWhenDueAndAFailedOneRestartsTheInstance) {
+  Harness h(4 * kGiB, /*health_check_s=*/5);
+  h.set({spec("a")});
+  h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.ready(k);
+  h.advance(4);
+  EXPECT_TRUE(h.probes.empty());
+  h.advance(2);
+  ASSERT_EQ(h.probes.size(), 1u);
+  h.advance(1);
+  EXPECT_EQ(h.probes.size(), 1u) << "one probe at a time per instance";
+  h.probe(k, false);
+  EXPECT_TRUE(h.signalled(k, true));
+  EXPECT_EQ(h.status("a").crashes, 1u);
+}
+
+TEST(FleetCore, AnUnreachableInstanceGetsNoRequestsUntilItPassesAProbe) {
+  Harness h(4 * kGiB, /*health_check_s=*/5);
+  auto s = spec("a", 2, 1);
+  h.set({s});
+  const uint64_t t = h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.ready(k);
+  h.release(t, /*failed_instance=*/true);
+  const uint64_t next = h.acquire("a");
+  EXPECT_FALSE(h.leases.count(next));
+  h.advance(0.02);
+  ASSERT_FALSE(h.probes.empty()) << "probed at once";
+  h.probe(k, true);
+  EXPECT_TRUE(h.leases.count(next));
+}
+
+TEST(FleetCore, AStartingInstanceThatDoesNotAnnounceItselfIsProbedUntilReady) {
+  Harness h;
+  auto s = spec("a");
+  s.announces_ready = false;
+  h.set({s});
+  const uint64_t t = h.acquire("a");
+  h.tick();
+  const InstanceKey k = h.starts[0].instance;
+  h.advance(0.02);
+  ASSERT_EQ(h.probes.size(), 1u);
+  EXPECT_TRUE(h.probes[0].readiness);
+  h.probe(k, false);
+  h.advance(0.02);
+  ASSERT_EQ(h.probes.size(), 2u);
+  h.probe(k, true);
+  EXPECT_TRUE(h.leases.count(t));
+}
+
+TEST(FleetCore, MemoryIsMadeByEvictingAnIdleInstanceOfALowerOrEqualPriority) {
+  Harness h(kGiB);
+  h.set({spec("a"), spec("b")});
+  const uint64_t ta = h.acquire("a");
+  h.tick();
+  const InstanceKey ka = h.starts[0].instance;
+  h.ready(ka);
+  h.release(ta);
+  h.acquire("b");
+  h.tick();
+  EXPECT_TRUE(h.signalled(ka, false));
+  EXPECT_EQ(h.starts.size(), 1u) << "b starts once a's memory is free";
+  bool evict = false;
+  for (const auto& d : h.decisions) evict |= d.action == "evict" && d.deployment == "a";
+  EXPECT_TRUE(evict);
+  h.exited(ka);
+  h.tick();
+  ASSERT_EQ(h.starts.size(), 2u);
+  EXPECT_EQ(h.core.spec(h.starts[1].deployment).name, "b");
+}
+
+TEST(FleetCore, AHigherPriorityInstanceIsNeverEvicted) {
+  Harness h(kGiB);
+  auto a = spec("a");
+  a.priority = 1;
+  h.set({a, spec("b")});
+  const uint64_t ta = h.acquire("a");
+  h.tick();
+  const InstanceKey ka = h.starts[0].instance;
+  h.ready(ka);
+  h.release(ta);
+  h.acquire("b");
+  h.tick();
+  EXPECT_FALSE(h.signalled(ka, false));
+}
+
+TEST(FleetCore, AModelLargerThanItsDeviceFailsItsRequests) {
+  Harness h(kGiB);
+  auto s = spec("a");
+  s.memory_bytes = 2 * kGiB;
+  h.set({s});
+  const uint64_t t = h.acquire("a");
+  h.tick();
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].error, AcquireError::kNoMemory);
+  EXPECT_TRUE(h.starts.empty());
+}
+
+TEST(FleetCore, ARemovedDeploymentFailsItsWaitersAndDrains) {
+  Harness h;
+  h.set({spec("a"), spec("b")});
+  const uint64_t t = h.acquire("a", RequestClass::kInteractive);
+  h.set({spec("b")});
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].error, AcquireError::kUnknownDeployment);
+  EXPECT_EQ(h.core.deployment_index("a"), -1);
+  EXPECT_EQ(h.core.deployment_names(), std::vector<std::string>{"b"});
+}
+
+TEST(FleetCore, PrewarmAndScaleHoldInstancesWithoutRequests) {
+  Harness h;
+  h.set({spec("a"), spec("b")});
+  ASSERT_TRUE(h.core.prewarm("a", h.now).is_ok());
+  ASSERT_TRUE(h.core.scale("b", 2).is_ok());
+  EXPECT_FALSE(h.core.scale("b", 3).is_ok());
+  EXPECT_FALSE(h.core.prewarm("zzz", h.now).is_ok());
+  h.tick();
+  int a = 0, b = 0;
+  for (const auto& s : h.starts) (h.core.spec(s.deployment).name == "a" ? a : b)++;
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 2);
+  for (const auto& s : h.starts) EXPECT_FALSE(s.for_request);
+}
+
+TEST(FleetCore, EveryPolicyScalesFromZeroAndBackToZero) {
+  for (const auto& policy : scaling_policy_names()) {
+    SCOPED_TRACE(policy);
+    Harness h;
+    auto s = spec("a");
+    s.policy = policy;
+    s.keep_alive_s = 30;
+    h.set({s});
+    const uint64_t t = h.acquire("a");
+    h.advance(0.02);
+    ASSERT_EQ(h.starts.size(), 1u);
+    h.now += 1;
+    h.ready(h.starts[0].instance);
+    ASSERT_TRUE(h.leases.count(t));
+    h.advance(1);
+    h.release(t);
+    for (int i = 0; i < 6 * 3600 && !h.signalled(h.starts[0].instance, false); ++i) h.advance(1);
+    EXPECT_TRUE(h.signalled(h.starts[0].instance, false)) << "never scaled in";
+  }
+}
+
+// Random events against invariants that a simpler bookkeeping checks: every request answered
+// exactly once, slots never exceeded, the memory in use equal to what live instances hold.
+TEST(FleetCore, RandomEventsKeepEveryInvariant) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(seed);
+    std::mt19937 rng(seed);
+    Harness h(3 * kGiB, 5);
+    auto a = spec("a", 2, 3), b = spec("b", 1, 2);
+    b.priority = 1;
+    b.policy = "concurrency";
+    h.set({a, b});
+    std::set<InstanceKey> alive;      // started and not exited
+    std::map<uint64_t, int> holding;  // dispatched, not released
+    uint64_t asked = 0;
+    for (int step = 0; step < 3000; ++step) {
+      h.now += std::uniform_real_distribution<double>(0, 0.5)(rng);
+      const size_t before = h.starts.size();
+      switch (rng() % 7) {
+        case 0:
+        case 1: h.acquire(rng() % 2 ? "a" : "b", rng() % 4 ? RequestClass::kInteractive : RequestClass::kBatch); ++asked; break;
+        case 2:
+          if (!holding.empty()) {
+            auto it = std::next(holding.begin(), static_cast<long>(rng() % holding.size()));
+            h.release(it->first, rng() % 20 == 0);
+            holding.erase(it);
+          }
+          break;
+        case 3:
+          for (InstanceKey k : alive)
+            if (rng() % 2) h.ready(k);
+          break;
+        case 4:
+          if (!alive.empty() && rng() % 8 == 0) {
+            auto it = std::next(alive.begin(), static_cast<long>(rng() % alive.size()));
+            h.exited(*it, 1);
+            for (auto l = holding.begin(); l != holding.end();)  // its requests fail
+              l = h.leases[l->first].instance == *it ? holding.erase(l) : std::next(l);
+            alive.erase(it);
+          }
+          break;
+        case 5:
+          for (const auto& p : h.probes) h.probe(p.instance, rng() % 10 != 0);
+          h.probes.clear();
+          break;
+        default: h.tick(); break;
+      }
+      for (size_t i = before; i < h.starts.size(); ++i) alive.insert(h.starts[i].instance);
+      for (uint64_t tag : h.dispatched) holding[tag] = 1;
+      h.dispatched.clear();
+      // Stopped instances exit; their requests end with them.
+      for (const auto& s : h.signals)
+        if (alive.erase(s.instance)) {
+          h.exited(s.instance);
+          for (auto l = holding.begin(); l != holding.end();)
+            l = h.leases[l->first].instance == s.instance ? holding.erase(l) : std::next(l);
+        }
+      h.signals.clear();
+      for (uint64_t tag : h.dispatched) holding[tag] = 1;  // exits may free slots for others
+      h.dispatched.clear();
+      uint64_t used = 0;
+      int in_flight = 0;
+      for (const auto& s : h.core.status(h.now)) in_flight += s.in_flight;
+      for (InstanceKey k : alive) used += kGiB * (h.core.instance_id(k).empty() ? 0 : 1);
+      ASSERT_EQ(h.core.device_memory()[0].used, used);
+      ASSERT_LE(used, 3 * kGiB);
+      ASSERT_EQ(in_flight, static_cast<int>(holding.size()));
+    }
+    // Every request is answered once, or still waiting.
+    uint64_t waiting = 0;
+    for (const auto& s : h.core.status(h.now)) waiting += s.queued;
+    EXPECT_EQ(h.leases.size() + h.failed.size() + waiting, asked);
+  }
+}
+
+}  // namespace
+}  // namespace zs::platform
