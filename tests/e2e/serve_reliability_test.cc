@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -246,6 +247,49 @@ TEST(ServeReliability, ARequestWhoseInstanceCannotBeReachedWaitsForAnotherInstea
   auto m = gateway::http_request("GET", s.address(), "/metrics");
   ASSERT_TRUE(m.is_ok());
   EXPECT_EQ(m->body.find(R"(status="502")"), std::string::npos) << m->body;
+}
+
+// The worker of `deployment` among the daemon's children (its command line names it).
+pid_t worker_of(Serve& s, const std::string& deployment) {
+  for (pid_t pid : worker_pids(s)) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(std::string("--name") + '\0' + deployment + '\0') != std::string::npos) return pid;
+  }
+  return -1;
+}
+
+TEST(ServeReliability, AWorkerThatHangsIsReplacedWhileOtherDeploymentsKeepServing) {
+  Serve s("deployments:\n" + stories_deployment("a", "    min_instances: 1\n") +
+          stories_deployment("b", "    min_instances: 1\n"));
+  ASSERT_TRUE(wait_for([&] { return s.state_of("a") == "ready" && s.state_of("b") == "ready"; }, std::chrono::seconds(30)));
+  const pid_t hung = worker_of(s, "b");
+  ASSERT_GT(hung, 0);
+  // Stopped, its socket still accepts connections but nothing answers: its health probe hangs
+  // until the probe's timeout.
+  ASSERT_EQ(kill(hung, SIGSTOP), 0);
+  auto crashes = [&] {
+    auto r = gateway::http_request("GET", s.address(), "/admin/deployments");
+    if (!r.is_ok()) return -1;
+    const json all = json::parse(r->body);
+    for (const auto& d : all["deployments"])
+      if (d["name"] == "b") return d["crashes"].get<int>();
+    return -1;
+  };
+  int served = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  while (crashes() < 1 && std::chrono::steady_clock::now() < deadline) {
+    auto r = s.post(chat("a", 2));
+    ASSERT_EQ(r.status, 200) << r.body;
+    ++served;
+  }
+  kill(hung, SIGCONT);
+  EXPECT_EQ(crashes(), 1) << "the hanging worker fails its health check and is replaced";
+  EXPECT_GT(served, 0);
+  // Its replacement serves.
+  auto r = s.post(chat("b", 2));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(worker_of(s, "b"), hung);
 }
 
 }  // namespace
