@@ -26,6 +26,9 @@ namespace zs::sim {
 
 struct ServiceProfile {
   double cold_start_s = 0.1;          // process start to ready, weights in the page cache
+  // Asked to stop until the fleet has seen the exit, billed: the worker's own exit plus half
+  // of the daemon's 20 ms tick on average.
+  double stop_s = 0.02;
   double prefill_tokens_per_s = 700;  // prompt tokens per second (one prompt at a time)
   uint64_t memory_bytes = 1ull << 30; // per instance, when the deployment does not say
   std::vector<std::pair<int, double>> decode;  // (batch size, aggregate tokens/s), batch ascending

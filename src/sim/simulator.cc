@@ -21,7 +21,7 @@ using platform::FleetCore;
 using platform::InstanceKey;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kReactS = 0.02;   // the Fleet's control tick: how soon a waiting request is seen
+constexpr double kReactS = 0.02;   // the Fleet's control tick
 constexpr double kTickS = 2;       // policy tick while a deployment is active ...
 constexpr double kTickMaxS = 60;   // ... backing off to this while nothing changes
 constexpr double kTokenEps = 1e-6;
@@ -209,10 +209,11 @@ class Simulation {
   }
 
   // A keep-alive expiring at `expiry`: looks at the grid point before it (an evaluation that
-  // policies with a cadence make there), at it (policies without one stop at once) and after.
+  // policies with a cadence make there), at it (policies without one stop at the Fleet's next
+  // tick: half a tick late on average) and after.
   double next_expiry_look(const Dep& d, double expiry) const {
     const double after = grid_after(d, expiry);
-    for (double c : {after - eval_interval_s_, expiry, after})
+    for (double c : {after - eval_interval_s_, expiry + kReactS / 2, after})
       if (c > now_ + 1e-9) return c;
     return kInf;
   }
@@ -291,7 +292,7 @@ class Simulation {
     }
     const bool waiting = core_->queued(dep) > 0;
     if (core_->live(dep) == 0 && waiting)
-      want_decide(dep, now_ + kReactS);  // a cold start: the Fleet reacts at its next tick
+      want_decide(dep, now_);  // a cold start: a request that must wait wakes the Fleet's tick at once
     else if (waiting || was_idle)
       want_decide(dep, std::min(now_ + kTickS / 4, grid_after(d, now_)));
     else
@@ -440,8 +441,10 @@ class Simulation {
     account_device(d.spec->device, -static_cast<int64_t>(d.spec->memory_bytes));
     count_live(-1);
     --d.live;
-    instance_seconds_ += clip(now_) - clip(inst.started);
-    cost_ += (clip(now_) - clip(inst.started)) * w_.devices[d.spec->device].price_per_second;
+    // Billed until the exit is seen (the profile's stop_s), except at the end of the run.
+    const double billed = clip(finishing_ ? now_ : now_ + d.spec->profile.stop_s) - clip(inst.started);
+    instance_seconds_ += billed;
+    cost_ += billed * w_.devices[d.spec->device].price_per_second;
     // Only a kill (a start that timed out) stops an instance with work: that work is lost.
     outstanding_ -= inst.in_flight;
     refused_timeout_ += inst.in_flight;
@@ -517,6 +520,7 @@ class Simulation {
       Instance& inst = *pool_[h];
       if (!inst.live) continue;
       // Nothing runs past the end (the run ends when nothing is outstanding): no work is lost.
+      finishing_ = true;
       stop(h);
     }
     for (size_t dev = 0; dev < w_.devices.size(); ++dev) account_device(static_cast<uint32_t>(dev), 0);
@@ -566,6 +570,7 @@ class Simulation {
   uint64_t seq_ = 0;
   double now_ = 0;
   bool deciding_ = false;
+  bool finishing_ = false;  // the run is over: instances stop without their stop_s
   const double eval_interval_s_ = platform::PolicyOptions{}.evaluation_interval_s;
   int64_t outstanding_ = 0;  // requests queued or in flight
 

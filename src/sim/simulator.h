@@ -10,8 +10,8 @@
 // profile's aggregate decode rate for the current batch size. Prefill and decode are assumed
 // not to slow each other down.
 //
-// Policies are asked at every change that could need a decision (a request that must wait is
-// seen 20 ms later, as the Fleet's tick would), when an idle instance reaches its keep-alive,
+// Policies are asked at every change that could need a decision (a request that finds no
+// instance at once, as it wakes the Fleet's tick), when an idle instance reaches its keep-alive,
 // and on a tick that starts at 2 s of simulated time and backs off (x4) to 60 s while nothing
 // changes (RunOptions::idle_tick_s for a deployment at zero). Instance time is counted over
 // [0, duration]; requests still running at the end are finished (their latencies count)

@@ -27,6 +27,7 @@ Calibration fixed_service(double cold_start_s, double tokens_per_s) {
   Calibration c;
   ServiceProfile p;
   p.cold_start_s = cold_start_s;
+  p.stop_s = 0;  // exits at once: instance time is exactly start to stop
   p.prefill_tokens_per_s = 1e9;
   p.decode = {{1, tokens_per_s}, {64, 64 * tokens_per_s}};  // every sequence at the same speed
   c.profiles["cpu"] = p;
@@ -58,18 +59,19 @@ RunResult run(const Workload& w, const std::string& policy) {
 
 TEST(Simulator, ScalesToZeroBetweenBurstsWithExactInstanceTime) {
   // Two requests of 1 s (output 11 tokens at 10 tok/s after the first), 10 s apart;
-  // cold start 0.5 s, keep_alive 2 s: each burst costs 0.5 + 1 + 2 = 3.5 instance-seconds.
+  // cold start 0.5 s, keep_alive 2 s: each burst costs 0.5 + 1 + 2 = 3.5 instance-seconds, and
+  // the stop lands on the Fleet's next tick, half a tick (10 ms) late on average.
   auto w = build_workload(config("    keep_alive: 2s\n    slots: 2\n"), {trace_of({0, 10}, 11, 20)}, fixed_service(0.5, 10), {});
   ASSERT_TRUE(w) << w.status().message();
   auto r = run(w.value(), "fixed");
   EXPECT_EQ(r.served, 2u);
   EXPECT_EQ(r.cold_starts, 2u);
   EXPECT_EQ(r.cold_requests, 2u);
-  EXPECT_NEAR(r.instance_seconds, 7.0, 1e-3);
-  EXPECT_NEAR(r.cost, 0.07, 1e-5);
-  // The waiting request is seen after one control tick (20 ms), then the cold start.
-  EXPECT_NEAR(r.ttft_s.p50, 0.52, 1e-6);
-  EXPECT_NEAR(r.mean_instances, 7.0 / 20, 1e-3);
+  EXPECT_NEAR(r.instance_seconds, 7.02, 1e-3);
+  EXPECT_NEAR(r.cost, 0.0702, 1e-5);
+  // A request that finds no instance wakes the Fleet at once: the cold start begins on arrival.
+  EXPECT_NEAR(r.ttft_s.p50, 0.5, 1e-6);
+  EXPECT_NEAR(r.mean_instances, 7.02 / 20, 1e-3);
   EXPECT_EQ(r.peak_instances, 1);
 }
 
@@ -82,8 +84,8 @@ TEST(Simulator, SlotsBatchAndQueueBoundsRefuse) {
   auto r = run(w.value(), "fixed");
   EXPECT_EQ(r.refused_queue_full, 3u);  // the queue holds 3 while the instance starts
   EXPECT_EQ(r.served, 3u);
-  EXPECT_NEAR(r.ttft_s.max, 2.02, 1e-6);  // the third waited for a slot: tick + 1 s start + 1 s
-  EXPECT_NEAR(r.queue_s.max, 2.02, 1e-6);
+  EXPECT_NEAR(r.ttft_s.max, 2.0, 1e-6);  // the third waited for a slot: 1 s start + 1 s
+  EXPECT_NEAR(r.queue_s.max, 2.0, 1e-6);
 }
 
 TEST(Simulator, ScalesOutUnderLoadAndAlwaysOnIsWarm) {
@@ -119,10 +121,11 @@ TEST(Simulator, MemoryEvictsIdleInstancesOfOtherDeployments) {
   auto r = run(w.value(), "fixed");
   EXPECT_EQ(r.served, 2u);
   EXPECT_EQ(r.instance_starts, 2u);
-  // The first from 0.02 s until evicted at 5.02 s; the second starts one fleet tick later
-  // (5.04 s), once the evicted instance has exited and its memory is free, as in the daemon.
-  EXPECT_NEAR(r.instance_seconds, 20 - 0.04, 1e-3);
-  EXPECT_NEAR(r.memory_utilisation, (20 - 0.04) / 20, 1e-3);
+  // The first runs from 0 s (a cold start begins when the request arrives) until evicted at
+  // 5 s; the second starts one fleet tick after the eviction (5.02 s), once the memory is
+  // free, as in the daemon, and runs to the end.
+  EXPECT_NEAR(r.instance_seconds, 5 + (20 - 5.02), 1e-3);
+  EXPECT_NEAR(r.memory_utilisation, (5 + (20 - 5.02)) / 20, 1e-3);
 }
 
 TEST(Simulator, ModelTooLargeForItsDeviceIsRefused) {
