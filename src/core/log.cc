@@ -4,12 +4,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <mutex>
+
+#include "core/mutex.h"
 
 namespace zs::core {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
-std::mutex g_write_mutex;  // keeps lines from interleaving between threads
+Mutex g_write_mutex;  // guards stderr: keeps lines from interleaving between threads
 const char* level_name(LogLevel l) {
   switch (l) {
     case LogLevel::kDebug: return "debug";
@@ -33,7 +34,7 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
   gmtime_r(&t, &tm);
   char ts[32];
   std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::lock_guard<std::mutex> lock(g_write_mutex);
+  MutexLock lock(g_write_mutex);
   std::fprintf(stderr, "%s.%03dZ %s %.*s: %.*s\n", ts, static_cast<int>(ms), level_name(level),
                static_cast<int>(component.size()), component.data(), static_cast<int>(message.size()),
                message.data());

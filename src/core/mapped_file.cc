@@ -12,7 +12,11 @@ namespace zs::core {
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error("cannot open '" + path + "': " + std::strerror(errno));
+  if (fd < 0) {
+    const int e = errno;
+    const std::string message = "cannot open '" + path + "': " + std::strerror(e);
+    return e == ENOENT ? Status::not_found(message) : Status::error(message);
+  }
   struct stat st{};
   if (fstat(fd, &st) != 0) {
     int e = errno;
@@ -21,7 +25,7 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::error("'" + path + "' is not a regular file");
+    return Status::invalid_argument("'" + path + "' is not a regular file");
   }
   std::unique_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;

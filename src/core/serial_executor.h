@@ -1,11 +1,11 @@
 #pragma once
 // One thread that runs posted tasks in order: for work that must leave an I/O thread but
 // must not run concurrently with itself (e.g. an encoder with scratch buffers).
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
+
+#include "core/mutex.h"
 
 namespace zs::core {
 
@@ -16,15 +16,15 @@ class SerialExecutor {
   SerialExecutor(const SerialExecutor&) = delete;
   SerialExecutor& operator=(const SerialExecutor&) = delete;
 
-  void post(std::function<void()> task);
-  size_t pending() const;
+  void post(std::function<void()> task) EXCLUDES(mutex_);
+  size_t pending() const EXCLUDES(mutex_);
 
  private:
-  void loop();
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> tasks_;
-  bool stop_ = false;
+  void loop() EXCLUDES(mutex_);
+  mutable Mutex mutex_;
+  CondVar wake_;
+  std::deque<std::function<void()>> tasks_ GUARDED_BY(mutex_);
+  bool stop_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

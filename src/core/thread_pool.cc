@@ -30,7 +30,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     stop_.store(true);
     ticket_.store((static_cast<uint64_t>(generation_of(ticket_.load()) + 1) << 32) | kClosed);
   }
@@ -57,7 +57,7 @@ void ThreadPool::dispatch(const std::function<void(int, int)>& fn, bool shared) 
   done_.store(0, std::memory_order_relaxed);
   const uint64_t next = static_cast<uint64_t>(generation_of(ticket_.load(std::memory_order_relaxed)) + 1) << 32;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     ticket_.store(next | (shared ? kShared : 0), std::memory_order_release);
   }
   wake_.notify_all();
@@ -92,8 +92,8 @@ void ThreadPool::worker_loop(int index) {
       ++spins;
     }
     if (generation_of(ticket_.load(std::memory_order_acquire)) == seen) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_of(ticket_.load()) != seen; });
+      MutexLock lock(mutex_);
+      while (generation_of(ticket_.load()) == seen) wake_.wait(mutex_);
     }
     if (stop_.load()) return;
     // Join the newest job unless the caller has closed it; the compare-exchange fails if

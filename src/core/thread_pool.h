@@ -3,12 +3,12 @@
 // Workers spin briefly before sleeping because a decode step dispatches hundreds of small
 // jobs per token and a futex wake-up per job would cost more than the jobs themselves.
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/mutex.h"
 
 namespace zs::core {
 
@@ -49,8 +49,10 @@ class ThreadPool {
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int> done_{0};  // workers that joined and finished
   std::atomic<bool> stop_{false};
-  std::mutex mutex_;
-  std::condition_variable wake_;
+  // Guards no field: the ticket is atomic. Storing a new ticket under it, and a worker checking
+  // the ticket under it before sleeping, keeps a wake-up from being lost between the two.
+  Mutex mutex_;
+  CondVar wake_;
 };
 
 }  // namespace zs::core

@@ -252,9 +252,9 @@ class Simulation {
   void apply(FleetActions& a) {
     for (const auto& f : a.failures) {
       --outstanding_;
-      switch (f.failure.error) {
-        case platform::AcquireError::kQueueFull: ++refused_queue_full_; break;
-        case platform::AcquireError::kNoMemory: ++refused_no_memory_; break;
+      switch (f.failure.status.code()) {
+        case core::StatusCode::kResourceExhausted: ++refused_queue_full_; break;
+        case core::StatusCode::kInsufficientMemory: ++refused_no_memory_; break;
         default: ++refused_timeout_; break;
       }
     }

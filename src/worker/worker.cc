@@ -30,15 +30,13 @@ namespace {
 // on its own behaves as before.
 constexpr const char* kPriorityHeader = "X-Priority";
 
-// The priority named by the request's header, or nullopt after answering 400.
-std::optional<engine::RequestPriority> read_priority(const HttpRequest& req, ResponseWriter& w) {
+// The priority named by the request's header, or kInvalidArgument.
+Result<engine::RequestPriority> read_priority(const HttpRequest& req) {
   const std::string h = req.header(kPriorityHeader);
   if (h.empty()) return engine::RequestPriority::kInteractive;
   auto parsed = engine::parse_request_priority(h);
-  if (!parsed)
-    respond_error(w, 400, "header X-Priority must be 'interactive' or 'batch', got '" + h + "'",
-                  "invalid_request_error", kPriorityHeader, "invalid_value");
-  return parsed;
+  if (!parsed) return Status::invalid_argument("header X-Priority must be 'interactive' or 'batch', got '" + h + "'");
+  return *parsed;
 }
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
@@ -175,7 +173,7 @@ Status Worker::load_encoder() {
   encoder_ = std::make_unique<engine::Encoder>(*llm_.model, *backend_, rows);
   embedding_model_ = true;
   metrics_.on_collect([this] {
-    std::lock_guard<std::mutex> lock(embed_mutex_);
+    core::MutexLock lock(embed_mutex_);
     metrics_.gauge("zs_worker_waiting_sequences", "Sequences waiting for a slot or for memory.")
         .set(static_cast<double>(embed_queue_[0].size() + embed_queue_[1].size()));
   });
@@ -222,13 +220,24 @@ void Worker::count_response(const std::string& endpoint, int status) {
       .add();
 }
 
-bool Worker::refuse_if_unavailable(const std::shared_ptr<ResponseWriter>& w) {
+void Worker::refuse(ResponseWriter& w, const std::string& counted_as, const Status& status, const std::string& param,
+                    const std::string& code) {
+  respond_error(w, status, param, code);
+  count_response(counted_as, openai::http_error_for(status.code()).status);
+}
+
+void Worker::refuse(ResponseWriter& w, const std::string& counted_as, const openai::ApiError& error) {
+  respond_error(w, error);
+  count_response(counted_as, error.http_status());
+}
+
+bool Worker::refuse_if_unavailable(const std::shared_ptr<ResponseWriter>& w, const std::string& counted_as) {
   if (draining_) {
-    respond_error(*w, 503, "the worker is draining and takes no new requests", "service_unavailable");
+    refuse(*w, counted_as, Status::unavailable("the worker is draining and takes no new requests"));
     return true;
   }
   if (!ready_) {
-    respond_error(*w, 503, "the model is still loading", "service_unavailable");
+    refuse(*w, counted_as, Status::unavailable("the model is still loading"));
     return true;
   }
   return false;
@@ -239,26 +248,21 @@ bool Worker::refuse_wrong_kind(const std::string& path, const std::shared_ptr<Re
   const auto kind = embedding_model_ ? openai::ModelKind::kEmbedding : openai::ModelKind::kChat;
   auto err = openai::wrong_model_kind_error(kind, path, model_name_);
   if (!err) return false;
-  w->respond_json(err->http_status, err->to_json());
-  count_response(counted_as, err->http_status);
+  refuse(*w, counted_as, *err);
   return true;
 }
 
 void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "chat";
-  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_if_unavailable(w, endpoint)) return;
   if (refuse_wrong_kind("/v1/chat/completions", w, endpoint)) return;
-  const auto priority = read_priority(req, *w);
-  if (!priority) return count_response(endpoint, 400);
+  const auto priority = read_priority(req);
+  if (!priority) return refuse(*w, endpoint, priority.status(), kPriorityHeader, "invalid_value");
   openai::ApiError err;
   auto parsed = openai::parse_chat_completion_request(req.body, {}, &err);
-  if (!parsed) {
-    w->respond_json(err.http_status, err.to_json());
-    return count_response(endpoint, err.http_status);
-  }
+  if (!parsed) return refuse(*w, endpoint, err);
   if (auto remote = openai::remote_image_error(parsed.value())) {
-    w->respond_json(remote->http_status, remote->to_json());
-    return count_response(endpoint, remote->http_status);
+    return refuse(*w, endpoint, *remote);
   }
   auto call = std::make_shared<Call>();
   call->chat = true;
@@ -271,7 +275,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
   call->stop = parsed->sampling.stop;
-  call->priority = *priority;
+  call->priority = priority.value();
   in_flight_.fetch_add(1);
   auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
   prep_->post([this, call, request] {
@@ -298,16 +302,13 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
 
 void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "completions";
-  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_if_unavailable(w, endpoint)) return;
   if (refuse_wrong_kind("/v1/completions", w, endpoint)) return;
-  const auto priority = read_priority(req, *w);
-  if (!priority) return count_response(endpoint, 400);
+  const auto priority = read_priority(req);
+  if (!priority) return refuse(*w, endpoint, priority.status(), kPriorityHeader, "invalid_value");
   openai::ApiError err;
   auto parsed = openai::parse_completion_request(req.body, {}, &err);
-  if (!parsed) {
-    w->respond_json(err.http_status, err.to_json());
-    return count_response(endpoint, err.http_status);
-  }
+  if (!parsed) return refuse(*w, endpoint, err);
   auto call = std::make_shared<Call>();
   call->chat = false;
   call->endpoint = endpoint;
@@ -319,7 +320,7 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
   call->stop = parsed->sampling.stop;
-  call->priority = *priority;
+  call->priority = priority.value();
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
@@ -327,33 +328,28 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
 
 void Worker::handle_embeddings(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "embeddings";
-  if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
+  if (refuse_if_unavailable(w, endpoint)) return;
   if (refuse_wrong_kind("/v1/embeddings", w, endpoint)) return;
-  const auto priority = read_priority(req, *w);
-  if (!priority) return count_response(endpoint, 400);
+  const auto priority = read_priority(req);
+  if (!priority) return refuse(*w, endpoint, priority.status(), kPriorityHeader, "invalid_value");
   openai::ApiError err;
   auto parsed = openai::parse_embedding_request(req.body, {}, &err);
-  if (!parsed) {
-    w->respond_json(err.http_status, err.to_json());
-    return count_response(endpoint, err.http_status);
-  }
+  if (!parsed) return refuse(*w, endpoint, err);
   if (parsed->dimensions) {
     const int dim = encoder_->dim();
     if (!options_.matryoshka) {
-      respond_error(*w, 400,
-                    "model '" + model_name_ +
-                        "' is not declared Matryoshka-trained, so 'dimensions' cannot shorten its " +
+      return refuse(*w, endpoint,
+                    Status::invalid_argument(
+                        "model '" + model_name_ + "' is not declared Matryoshka-trained, so 'dimensions' cannot shorten its " +
                         std::to_string(dim) + "-dimensional vectors; omit 'dimensions' (or, if the model was trained " +
-                        "for it, set 'matryoshka: true' on its deployment)",
-                    "invalid_request_error", "dimensions", "unsupported_parameter");
-      return count_response(endpoint, 400);
+                        "for it, set 'matryoshka: true' on its deployment)"),
+                    "dimensions", "unsupported_parameter");
     }
     if (*parsed->dimensions > dim) {
-      respond_error(*w, 400,
-                    "'dimensions' must be in [1, " + std::to_string(dim) + "] for model '" + model_name_ + "', got " +
-                        std::to_string(*parsed->dimensions),
-                    "invalid_request_error", "dimensions", "invalid_value");
-      return count_response(endpoint, 400);
+      return refuse(*w, endpoint,
+                    Status::invalid_argument("'dimensions' must be in [1, " + std::to_string(dim) + "] for model '" +
+                                             model_name_ + "', got " + std::to_string(*parsed->dimensions)),
+                    "dimensions", "invalid_value");
     }
   }
   auto job = std::make_shared<EmbedJob>();
@@ -361,8 +357,8 @@ void Worker::handle_embeddings(const HttpRequest& req, std::shared_ptr<ResponseW
   job->request = std::move(parsed.value());
   in_flight_.fetch_add(1);
   {
-    std::lock_guard<std::mutex> lock(embed_mutex_);
-    embed_queue_[static_cast<int>(*priority)].push_back(job);
+    core::MutexLock lock(embed_mutex_);
+    embed_queue_[static_cast<int>(priority.value())].push_back(job);
   }
   prep_->post([this] { run_embeddings(); });
 }
@@ -370,7 +366,7 @@ void Worker::handle_embeddings(const HttpRequest& req, std::shared_ptr<ResponseW
 void Worker::run_embeddings() {
   std::vector<std::shared_ptr<EmbedJob>> jobs;
   {
-    std::lock_guard<std::mutex> lock(embed_mutex_);
+    core::MutexLock lock(embed_mutex_);
     auto& q = embed_queue_[0].empty() ? embed_queue_[1] : embed_queue_[0];
     size_t inputs = 0;
     while (!q.empty() && (jobs.empty() || inputs + q.front()->request.inputs.size() <= kMaxCoalescedInputs)) {
@@ -385,8 +381,7 @@ void Worker::run_embeddings() {
   } catch (const std::exception& e) {
     for (auto& job : jobs) {
       if (job->answered) continue;
-      respond_error(*job->w, 500, std::string("embedding failed: ") + e.what(), "server_error");
-      count_response("embeddings", 500);
+      refuse(*job->w, "embeddings", Status::internal(std::string("embedding failed: ") + e.what()));
       in_flight_.fetch_sub(1);
     }
   }
@@ -420,7 +415,7 @@ void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
           inputs[i].is_tokens ? inputs[i].tokens
                               : llm_.tokenizer->encode(inputs[i].text, /*add_bos=*/true, /*parse_special=*/true);
       auto refuse = [&](const std::string& message, const std::string& code) {
-        refused = openai::ApiError{400, message, "invalid_request_error", param, code};
+        refused = openai::ApiError{core::StatusCode::kInvalidArgument, message, param, code};
       };
       if (tokens.empty()) {
         refuse("'" + param + "' has no tokens", "invalid_value");
@@ -438,7 +433,7 @@ void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
       job.tokens.push_back(std::move(tokens));
     }
     if (refused) {
-      answer(job, 400, refused->to_json());
+      answer(job, refused->http_status(), refused->to_json());
       continue;
     }
     running.push_back(&job);
@@ -452,8 +447,9 @@ void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
   metrics_.counter("zs_worker_embedding_passes_total", "Forward passes of the embedding model.")
       .add(static_cast<double>(encoder_->passes() - passes_before));
   if (!vectors) {
+    const Status failed = vectors.status().with_code(core::StatusCode::kInternal).with_context("embedding failed");
     for (EmbedJob* job : running)
-      answer(*job, 500, openai::openai_error_json("embedding failed: " + vectors.status().message(), "server_error"));
+      answer(*job, openai::http_error_for(failed.code()).status, openai::openai_error_json(failed));
     return;
   }
   size_t next = 0;
@@ -478,11 +474,11 @@ void Worker::finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs) {
 
 void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt> prepared) {
   auto fail = [&](const std::string& message, const std::string& param, const std::string& code) {
-    respond_error(*call->w, 400, message, "invalid_request_error", param, code);
-    count_response(call->endpoint, 400);
+    refuse(*call->w, call->endpoint, Status::invalid_argument(message), param, code);
     in_flight_.fetch_sub(1);
   };
   const std::string param = call->chat ? "messages" : "prompt";
+  // A prompt that cannot be prepared (an undecodable image, too many images) is the request's fault.
   if (!prepared) return fail(prepared.status().message(), param, "invalid_value");
   const int positions = prepared->prompt.n_positions();
   if (positions + 1 > engine_->max_context())
@@ -530,18 +526,20 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
     if (e.reason == engine::FinishReason::kCancelled) {
       count_response(call->endpoint, 499);  // the client went away (or the worker stopped)
       if (call->stream) w.end();
-      else respond_error(w, 503, "the request was cancelled because the worker is stopping", "service_unavailable");
+      else respond_error(w, Status::unavailable("the request was cancelled because the worker is stopping"));
       return;
     }
     if (e.reason == engine::FinishReason::kError) {
-      count_response(call->endpoint, 500);
-      const std::string body = openai::openai_error_json(e.error, "server_error");
+      const Status failed = Status::internal(e.error);
+      const int status = openai::http_error_for(failed.code()).status;
+      count_response(call->endpoint, status);
+      const std::string body = openai::openai_error_json(failed);
       if (call->stream) {
         w.write(gateway::sse_event(body));
         w.write(gateway::sse_event("[DONE]"));
         w.end();
       } else {
-        w.respond_json(500, body);
+        w.respond_json(status, body);
       }
       return;
     }
@@ -574,11 +572,12 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
                                                                       "", std::nullopt, call->include_usage)));
   }
   auto id = engine_->submit(std::move(gr));
-  if (!id) {  // only when the engine is shutting down
-    count_response(call->endpoint, 503);
+  if (!id) {  // kUnavailable when the engine is shutting down
+    const int status = openai::http_error_for(id.code()).status;
+    count_response(call->endpoint, status);
     in_flight_.fetch_sub(1);
-    const std::string body = openai::openai_error_json(id.status().message(), "service_unavailable");
-    if (!call->stream) return call->w->respond_json(503, body);
+    const std::string body = openai::openai_error_json(id.status());
+    if (!call->stream) return call->w->respond_json(status, body);
     call->w->write(gateway::sse_event(body));
     call->w->write(gateway::sse_event("[DONE]"));
     call->w->end();

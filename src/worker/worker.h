@@ -11,9 +11,9 @@
 #include <chrono>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "core/mutex.h"
 #include "core/serial_executor.h"
 #include "core/status.h"
 #include "engine/backend/backend.h"
@@ -76,12 +76,17 @@ class Worker {
                          const std::string& counted_as);
   struct EmbedJob;
   // Runs the next queued embedding requests (interactive first) on prep_'s thread.
-  void run_embeddings();
+  void run_embeddings() EXCLUDES(embed_mutex_);
   void finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs);
   // Common tail: prepared prompt into the engine, events out to the client.
   struct Call;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
-  bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w);
+  // Answers 503 and returns true while the model loads or the worker drains.
+  bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w, const std::string& counted_as);
+  // Answers a refused request under the HTTP status of its code, and counts it.
+  void refuse(gateway::ResponseWriter& w, const std::string& counted_as, const core::Status& status,
+              const std::string& param = "", const std::string& code = "");
+  void refuse(gateway::ResponseWriter& w, const std::string& counted_as, const gateway::openai::ApiError& error);
   void count_response(const std::string& endpoint, int status);
 
   WorkerOptions options_;
@@ -101,8 +106,8 @@ class Worker {
   std::unique_ptr<engine::BatchEngine> engine_;  // chat models only
   std::unique_ptr<engine::Encoder> encoder_;     // embedding models only; used on prep_'s thread
   std::atomic<bool> embedding_model_{false};
-  std::mutex embed_mutex_;
-  std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2];  // by engine::RequestPriority
+  core::Mutex embed_mutex_;
+  std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2] GUARDED_BY(embed_mutex_);  // by engine::RequestPriority
   std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
 };
 

@@ -75,17 +75,21 @@ BatchEngine::~BatchEngine() { shutdown(); }
 
 void BatchEngine::shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     if (stop_ && !thread_.joinable()) return;
     stop_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  for (auto& s : inbox_) finish(*s, FinishReason::kCancelled);
+  std::deque<std::unique_ptr<Sequence>> inbox;
+  {
+    core::MutexLock lock(mutex_);
+    inbox.swap(inbox_);
+  }
+  for (auto& s : inbox) finish(*s, FinishReason::kCancelled);
   for (auto& s : waiting_) finish(*s, FinishReason::kCancelled);
   for (auto& s : running_) finish(*s, FinishReason::kCancelled);
   for (auto& s : paused_) finish(*s, FinishReason::kCancelled);
-  inbox_.clear();
   waiting_.clear();
   running_.clear();
   paused_.clear();
@@ -96,7 +100,7 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   auto s = std::make_unique<Sequence>();
   for (const auto& piece : request.prompt.pieces) {
     if (piece.embeddings) {
-      if (piece.n_embeddings > 0 && !piece.storage) return Status::error("image embeddings without storage");
+      if (piece.n_embeddings > 0 && !piece.storage) return Status::invalid_argument("image embeddings without storage");
       s->n_image += piece.n_embeddings;
     }
   }
@@ -124,9 +128,9 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
     }
   }
   s->n_prompt = static_cast<int>(s->ids.size());
-  if (s->n_prompt == 0) return Status::error("the prompt is empty");
+  if (s->n_prompt == 0) return Status::invalid_argument("the prompt is empty");
   if (s->n_prompt + 1 > max_context_)
-    return Status::error("the prompt needs " + std::to_string(s->n_prompt) + " positions (" +
+    return Status::invalid_argument("the prompt needs " + std::to_string(s->n_prompt) + " positions (" +
                          std::to_string(s->n_image) + " for images) but the context holds " +
                          std::to_string(max_context_));
   s->max_tokens = request.max_tokens < 0 ? max_context_ - s->n_prompt
@@ -138,8 +142,8 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   s->request = std::move(request);
   uint64_t id;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stop_) return Status::error("the engine is shutting down");
+    core::MutexLock lock(mutex_);
+    if (stop_) return Status::unavailable("the engine is shutting down");
     id = s->id = next_id_++;
     inbox_.push_back(std::move(s));
   }
@@ -149,7 +153,7 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
 
 void BatchEngine::cancel(uint64_t id) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     cancelled_.push_back(id);
   }
   wake_.notify_all();
@@ -176,11 +180,10 @@ BatchEngineStats BatchEngine::stats() const {
 void BatchEngine::loop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] {
-        return stop_ || !inbox_.empty() || !cancelled_.empty() || !running_.empty() || !waiting_.empty() ||
-               !paused_.empty();
-      });
+      core::MutexLock lock(mutex_);
+      while (!stop_ && inbox_.empty() && cancelled_.empty() && running_.empty() && waiting_.empty() &&
+             paused_.empty())
+        wake_.wait(mutex_);
       if (stop_) return;
     }
     admit_new();
@@ -216,7 +219,7 @@ void BatchEngine::enqueue(std::unique_ptr<Sequence> s, bool front) {
 void BatchEngine::admit_new() {
   std::vector<uint64_t> cancelled;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     while (!inbox_.empty()) {
       enqueue(std::move(inbox_.front()), /*front=*/false);
       inbox_.pop_front();

@@ -13,18 +13,17 @@
 // before interactive ones. Batch sequences are paused or preempted, never failed.
 // The engine runs on its own thread; submit() and cancel() may be called from any thread.
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "engine/backend/backend.h"
 #include "engine/batch/kv_pool.h"
@@ -99,11 +98,11 @@ class BatchEngine {
   BatchEngine& operator=(const BatchEngine&) = delete;
 
   // Checks that the request can ever run (fits the context), queues it and returns its id.
-  core::Result<uint64_t> submit(GenerationRequest request);
+  core::Result<uint64_t> submit(GenerationRequest request) EXCLUDES(mutex_);
   // Stops a request at the next step; its on_event gets finished with kCancelled.
-  void cancel(uint64_t id);
+  void cancel(uint64_t id) EXCLUDES(mutex_);
   // Ends the engine thread after cancelling whatever is left.
-  void shutdown();
+  void shutdown() EXCLUDES(mutex_);
 
   BatchEngineStats stats() const;
   // Rows of the steps run so far, as (batch size, count): for a batch-size histogram.
@@ -144,14 +143,17 @@ class BatchEngine {
   std::vector<float> logits_;
   BatchRows rows_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::unique_ptr<Sequence>> inbox_;
-  std::vector<uint64_t> cancelled_;
-  bool stop_ = false;
-  uint64_t next_id_ = 1;
+  // The hand-over between callers and the engine thread. The engine thread holds mutex_ only
+  // to move these into its own state, never during a step.
+  mutable core::Mutex mutex_;
+  core::CondVar wake_;
+  std::deque<std::unique_ptr<Sequence>> inbox_ GUARDED_BY(mutex_);
+  std::vector<uint64_t> cancelled_ GUARDED_BY(mutex_);
+  bool stop_ GUARDED_BY(mutex_) = false;
+  uint64_t next_id_ GUARDED_BY(mutex_) = 1;
 
-  // Engine-thread state.
+  // Engine-thread state: touched by the engine thread only (no lock). The counters below are
+  // atomics that stats() reads from other threads.
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::deque<std::unique_ptr<Sequence>> paused_;  // by id, oldest first

@@ -27,7 +27,7 @@ ContentHash EmbeddingCache::key_for(const uint8_t* data, size_t size, std::strin
 }
 
 EmbeddingCache::Value EmbeddingCache::find(const ContentHash& key) {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto it = index_.find(key);
   if (it == index_.end()) {
     ++counters_.misses;
@@ -52,7 +52,7 @@ bool EmbeddingCache::insert(const ContentHash& key, Value value) {
   if (!value) return false;
   const size_t bytes = entry_bytes(*value);
   if (bytes > byte_budget_) return false;
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   if (auto it = index_.find(key); it != index_.end()) {
     bytes_ -= it->second->bytes;
     lru_.erase(it->second);
@@ -77,19 +77,19 @@ core::Result<EmbeddingCache::Value> EmbeddingCache::get_or_compute(
 }
 
 bool EmbeddingCache::contains(const ContentHash& key) const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   return index_.count(key) != 0;
 }
 
 void EmbeddingCache::clear() {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   lru_.clear();
   index_.clear();
   bytes_ = 0;
 }
 
 EmbeddingCache::Stats EmbeddingCache::stats() const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   Stats s = counters_;
   s.entries = lru_.size();
   s.bytes = bytes_;

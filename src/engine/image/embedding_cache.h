@@ -11,11 +11,11 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "engine/image/content_hash.h"
 
@@ -83,15 +83,15 @@ class EmbeddingCache {
   };
   using List = std::list<Entry>;  // front = most recently used
 
-  void evict_until_fits(size_t incoming);  // with mutex_ held
+  void evict_until_fits(size_t incoming) REQUIRES(mutex_);
 
   const size_t byte_budget_;
   const uint64_t seed_;
-  mutable std::mutex mutex_;
-  List lru_;
-  std::unordered_map<ContentHash, List::iterator, ContentHashHasher> index_;
-  size_t bytes_ = 0;
-  Stats counters_;
+  mutable core::Mutex mutex_;
+  List lru_ GUARDED_BY(mutex_);
+  std::unordered_map<ContentHash, List::iterator, ContentHashHasher> index_ GUARDED_BY(mutex_);
+  size_t bytes_ GUARDED_BY(mutex_) = 0;
+  Stats counters_ GUARDED_BY(mutex_);
 };
 
 }  // namespace zs::engine

@@ -24,7 +24,7 @@ void BatchRunner::start() {
 
 void BatchRunner::wake() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     poke_ = true;
   }
   wake_.notify_all();
@@ -32,7 +32,7 @@ void BatchRunner::wake() {
 
 void BatchRunner::halt() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     stopping_ = true;
     // Queued items never started: they stay pending in the store.
     for (const auto& item : queue_) in_flight_[item.batch_id].erase(item.line);
@@ -45,10 +45,10 @@ void BatchRunner::halt() {
 void BatchRunner::stop(std::chrono::milliseconds grace) {
   halt();
   {
-    std::unique_lock<std::mutex> lock(mutex_);
-    idle_.wait_for(lock, grace, [&] {
-      return std::all_of(in_flight_.begin(), in_flight_.end(), [](const auto& kv) { return kv.second.empty(); });
-    });
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    core::MutexLock lock(mutex_);
+    while (!idle_locked() && idle_.wait_until(mutex_, deadline)) {
+    }
   }
   wake_.notify_all();
   work_ready_.notify_all();
@@ -63,8 +63,12 @@ BatchRunner::~BatchRunner() {
     if (w.joinable()) w.join();
 }
 
+bool BatchRunner::idle_locked() const {
+  return std::all_of(in_flight_.begin(), in_flight_.end(), [](const auto& kv) { return kv.second.empty(); });
+}
+
 int BatchRunner::in_flight(const std::string& batch_id) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto it = in_flight_.find(batch_id);
   return it == in_flight_.end() ? 0 : static_cast<int>(it->second.size());
 }
@@ -78,8 +82,10 @@ void BatchRunner::count(const std::string& outcome) {
 void BatchRunner::schedule_loop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, options_.poll, [&] { return stopping_ || poke_; });
+      const auto deadline = std::chrono::steady_clock::now() + options_.poll;
+      core::MutexLock lock(mutex_);
+      while (!stopping_ && !poke_ && wake_.wait_until(mutex_, deadline)) {
+      }
       poke_ = false;
       if (stopping_) return;
     }
@@ -110,7 +116,7 @@ void BatchRunner::schedule_once() {
     bool waiting_retry = false;
     int free_slots;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       if (stopping_) return;
       owners_[id] = rec->owner;
       exclude = in_flight_[id];
@@ -143,7 +149,7 @@ void BatchRunner::schedule_once() {
     }
     if (free_slots <= 0) continue;  // pending work but no room: next round
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       for (auto& item : items) {
         in_flight_[id].insert(item.line);
         queue_.push_back(std::move(item));
@@ -154,7 +160,7 @@ void BatchRunner::schedule_once() {
 }
 
 void BatchRunner::forget(const std::string& batch_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   owners_.erase(batch_id);
   in_flight_.erase(batch_id);
   for (auto it = retries_.begin(); it != retries_.end();)
@@ -165,15 +171,15 @@ void BatchRunner::work_loop() {
   for (;;) {
     platform::PendingItem item;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      core::MutexLock lock(mutex_);
+      while (!stopping_ && queue_.empty()) work_ready_.wait(mutex_);
       if (queue_.empty()) return;  // stopping
       item = std::move(queue_.front());
       queue_.pop_front();
     }
     run_item(item);
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       in_flight_[item.batch_id].erase(item.line);
     }
     idle_.notify_all();
@@ -192,7 +198,7 @@ void BatchRunner::run_item(const platform::PendingItem& item) {
   }
   std::string owner;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     owner = owners_[item.batch_id];
   }
   // The owner header is honoured only with the internal key: usage is metered to the key
@@ -224,18 +230,18 @@ void BatchRunner::run_item(const platform::PendingItem& item) {
     outcome.body = r->body;
   }
   if (server_error) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     Attempt& a = retries_[key];
     if (++a.server_errors < options_.max_server_errors) retry_after_s = std::min(30.0, 1.0 * (1 << a.server_errors));
   }
   if (retry_after_s > 0) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     retries_[key].retry_at = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(retry_after_s * 1000));
     count("retried");
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     retries_.erase(key);
   }
   auto recorded = store_.record_outcome(item.batch_id, item.line, outcome);

@@ -7,15 +7,14 @@
 // no result is lost or written twice. Items in flight at a crash are sent again; on a clean
 // stop the runner lets them finish first.
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/mutex.h"
 #include "platform/batch/batch_store.h"
 #include "platform/metrics/metrics_registry.h"
 
@@ -38,13 +37,13 @@ class BatchRunner {
 
   void start();
   // A job was created or cancelled: look at once rather than at the next poll.
-  void wake();
+  void wake() EXCLUDES(mutex_);
   // Sends no new items from now on.
-  void halt();
+  void halt() EXCLUDES(mutex_);
   // halt(), then waits up to `grace` for the items in flight to be recorded. Call it while
   // the gateway still serves, so that they can finish.
-  void stop(std::chrono::milliseconds grace);
-  int in_flight(const std::string& batch_id) const;
+  void stop(std::chrono::milliseconds grace) EXCLUDES(mutex_);
+  int in_flight(const std::string& batch_id) const EXCLUDES(mutex_);
 
  private:
   struct Attempt {
@@ -56,21 +55,23 @@ class BatchRunner {
   void work_loop();
   void run_item(const platform::PendingItem& item);
   void count(const std::string& outcome);
-  void forget(const std::string& batch_id);  // a finished batch's bookkeeping
+  void forget(const std::string& batch_id) EXCLUDES(mutex_);  // a finished batch's bookkeeping
+  bool idle_locked() const REQUIRES(mutex_);  // no item queued or running
 
   platform::BatchStore& store_;
   BatchRunnerOptions options_;
   platform::MetricsRegistry& metrics_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable work_ready_;
-  std::condition_variable idle_;
-  std::deque<platform::PendingItem> queue_;
-  std::map<std::string, std::set<int64_t>> in_flight_;  // batch id -> lines queued or running
-  std::map<std::pair<std::string, int64_t>, Attempt> retries_;
-  std::map<std::string, std::string> owners_;  // batch id -> the API key name that created it
-  bool stopping_ = false;
-  bool poke_ = false;
+  // Held only to read or change the fields below, never around the store or an HTTP call.
+  mutable core::Mutex mutex_;
+  core::CondVar wake_;        // the scheduler: poke_ or stopping_
+  core::CondVar work_ready_;  // the workers: queue_ or stopping_
+  core::CondVar idle_;        // stop(): in_flight_ emptied
+  std::deque<platform::PendingItem> queue_ GUARDED_BY(mutex_);
+  std::map<std::string, std::set<int64_t>> in_flight_ GUARDED_BY(mutex_);  // batch id -> lines queued or running
+  std::map<std::pair<std::string, int64_t>, Attempt> retries_ GUARDED_BY(mutex_);
+  std::map<std::string, std::string> owners_ GUARDED_BY(mutex_);  // batch id -> the API key name that created it
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  bool poke_ GUARDED_BY(mutex_) = false;
   std::thread scheduler_;
   std::vector<std::thread> workers_;
 };

@@ -26,7 +26,7 @@ std::string shown(std::string_view url) {
 }
 
 core::Status bad(std::string_view url, const std::string& why) {
-  return core::Status::error("invalid image URL '" + shown(url) + "': " + why);
+  return core::Status::invalid_argument("invalid image URL '" + shown(url) + "': " + why);
 }
 
 bool is_host_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; }
@@ -92,7 +92,7 @@ std::string ImageUrl::authority() const {
 std::string ImageUrl::to_string() const { return scheme + "://" + authority() + target; }
 
 core::Result<ImageUrl> parse_image_url(std::string_view url) {
-  if (url.empty()) return core::Status::error("invalid image URL: it is empty");
+  if (url.empty()) return core::Status::invalid_argument("invalid image URL: it is empty");
   if (url.size() > kMaxImageUrlBytes) {
     return bad(url, "it is " + std::to_string(url.size()) + " bytes long, over the limit of " +
                         std::to_string(kMaxImageUrlBytes));
@@ -179,7 +179,7 @@ core::Result<ImageUrl> resolve_redirect(const ImageUrl& base, std::string_view l
   // Leading and trailing blanks are tolerated in Location, as browsers do.
   while (!location.empty() && (location.front() == ' ' || location.front() == '\t')) location.remove_prefix(1);
   while (!location.empty() && (location.back() == ' ' || location.back() == '\t')) location.remove_suffix(1);
-  if (location.empty()) return core::Status::error("the redirect has an empty Location");
+  if (location.empty()) return core::Status::invalid_argument("the redirect has an empty Location");
 
   if (location.substr(0, 2) == "//") return parse_image_url(base.scheme + ":" + std::string(location));
   // A scheme is letters, digits, '+', '-', '.' before the first ':' that precedes any '/?#'.

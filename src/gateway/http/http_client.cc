@@ -57,8 +57,8 @@ struct HttpClient::Impl {
     ErrorCode ignored;
     socket.close(ignored);
     open = false;
-    if (timed_out) return core::Status::error(address + ": timed out " + what);
-    return core::Status::error(address + ": " + what + ": " + ec.message());
+    if (timed_out) return core::Status::deadline_exceeded(address + ": timed out " + what);
+    return core::Status::unavailable(address + ": " + what + ": " + ec.message());
   }
 
   core::Status send(const std::string& method, const std::string& target, const std::string& body,
@@ -86,7 +86,7 @@ core::Result<Protocol::endpoint> resolve(const HttpAddress& addr) {
   asio::ip::tcp::resolver resolver(io);
   auto results = resolver.resolve(addr.host, std::to_string(addr.port), ec);
   if (ec || results.empty()) {
-    return core::Status::error("cannot resolve '" + addr.host + "': " +
+    return core::Status::unavailable("cannot resolve '" + addr.host + "': " +
                                (ec ? ec.message() : std::string("no address")));
   }
   return Protocol::endpoint(results.begin()->endpoint());
@@ -112,7 +112,7 @@ core::Result<std::unique_ptr<HttpClient>> HttpClient::connect(const std::string&
   try {
     return connect_unchecked(address, timeout);
   } catch (const std::exception& e) {
-    return core::Status::error("cannot connect to " + address + ": " + e.what());
+    return core::Status::unavailable("cannot connect to " + address + ": " + e.what());
   }
 }
 
@@ -140,7 +140,7 @@ core::Result<std::unique_ptr<HttpClient>> HttpClient::connect_unchecked(const st
 core::Status HttpClient::Impl::send(const std::string& method, const std::string& target,
                                     const std::string& body, const HttpHeaders& headers,
                                     Clock::time_point deadline) {
-  if (!open) return core::Status::error(address + ": the connection is closed");
+  if (!open) return core::Status::unavailable(address + ": the connection is closed");
   bhttp::request<bhttp::string_body> req;
   req.method_string(method);
   req.target(target);
@@ -161,7 +161,7 @@ core::Status HttpClient::Impl::send(const std::string& method, const std::string
   if (timed_out) return fail("sending the request", ec, true);
   // A server refusing the request (413) may close before reading all of it; its answer
   // can still be read, so a failed write is reported only when no response follows.
-  if (ec) return core::Status::error(ec.message());
+  if (ec) return core::Status::unavailable(ec.message());
   return core::Status::ok();
 }
 
@@ -181,7 +181,7 @@ core::Result<HttpResponse> HttpClient::request(const std::string& method, const 
   if (ec || timed_out) {
     if (!sent) {
       (void)m.fail("reading the response", ec, timed_out);
-      return core::Status::error(m.address + ": sending the request: " + sent.message());
+      return sent.with_context(m.address + ": sending the request");
     }
     return m.fail("reading the response", ec, timed_out);
   }

@@ -18,15 +18,14 @@
 #include <boost/beast/http.hpp>
 #include <cstdio>
 #include <cstring>
-#include <condition_variable>
 #include <deque>
 #include <future>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 
 #include "core/log.h"
+#include "core/mutex.h"
 #include "gateway/http/http_address.h"
 #include "gateway/openai/openai_error.h"
 
@@ -103,7 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Called from any thread by writers. Returns false once the connection is closed.
   template <typename Fn>
   bool post_from_writer(Fn&& fn) {
-    std::lock_guard<std::mutex> lock(post_mu_);
+    core::MutexLock lock(post_mu_);
     if (post_closed_) return false;
     asio::post(strand_, std::forward<Fn>(fn));
     return true;
@@ -130,7 +129,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_header(ErrorCode ec);
   void on_body(ErrorCode ec);
   void dispatch_request();
-  void fail_request(int status, const std::string& message, const std::string& code);
+  // Answers a request that never reached a handler (too many connections, a malformed or
+  // oversized request) with the HTTP status of `status`'s code, or with `http_status` where HTTP
+  // has a status of its own for the case (431 for oversized headers), and closes the connection.
+  void fail_request(const core::Status& status, const std::string& code, int http_status = 0);
   std::string response_head(int status, const std::string& content_type, const HttpHeaders& extra,
                             std::optional<size_t> content_length);
   void send_response(int status, const std::string& content_type, std::string body,
@@ -158,8 +160,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reject_;
   std::string remote_;
 
-  std::mutex post_mu_;
-  bool post_closed_ = false;  // guarded by post_mu_
+  // Writers on other threads post to the strand under post_mu_; everything else below is
+  // touched on the strand only.
+  core::Mutex post_mu_;
+  bool post_closed_ GUARDED_BY(post_mu_) = false;
 
   Phase phase_ = Phase::kIdle;
   bool reading_ = false;
@@ -193,25 +197,27 @@ struct ServerCore {
   asio::io_context io;
   std::atomic<bool> stopping{false};
 
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::unordered_map<uint64_t, std::weak_ptr<Connection>> conns;  // open connections
+  mutable core::Mutex mu;
+  core::CondVar cv;  // conns emptied, or an I/O thread ended (HttpServer::Impl::threads_running)
+  std::unordered_map<uint64_t, std::weak_ptr<Connection>> conns GUARDED_BY(mu);  // open connections
+
+  bool idle() const REQUIRES(mu) { return conns.empty(); }
 
   void add(uint64_t id, const std::shared_ptr<Connection>& c) {
-    std::lock_guard<std::mutex> lock(mu);
+    core::MutexLock lock(mu);
     conns.emplace(id, c);
   }
   void remove(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu);
+    core::MutexLock lock(mu);
     conns.erase(id);
     cv.notify_all();
   }
   size_t count() const {
-    std::lock_guard<std::mutex> lock(mu);
+    core::MutexLock lock(mu);
     return conns.size();
   }
   std::vector<std::shared_ptr<Connection>> snapshot() const {
-    std::lock_guard<std::mutex> lock(mu);
+    core::MutexLock lock(mu);
     std::vector<std::shared_ptr<Connection>> out;
     for (const auto& [id, w] : conns) {
       if (auto c = w.lock()) out.push_back(std::move(c));
@@ -250,7 +256,7 @@ class ConnWriter final : public ResponseWriter {
 
   bool write(std::string chunk) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      core::MutexLock lock(mu_);
       if (state_ != State::kStreaming || gone_) return false;
     }
     if (chunk.empty()) return true;
@@ -272,13 +278,13 @@ class ConnWriter final : public ResponseWriter {
   }
 
   bool client_gone() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    core::MutexLock lock(mu_);
     return gone_;
   }
 
   void on_client_gone(std::function<void()> cb) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      core::MutexLock lock(mu_);
       if (!gone_) {
         gone_callbacks_.push_back(std::move(cb));
         return;
@@ -293,7 +299,7 @@ class ConnWriter final : public ResponseWriter {
   void mark_gone() {
     std::vector<std::function<void()>> cbs;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      core::MutexLock lock(mu_);
       if (gone_) return;
       gone_ = true;
       cbs.swap(gone_callbacks_);
@@ -312,7 +318,7 @@ class ConnWriter final : public ResponseWriter {
   enum class State { kNone, kStreaming, kDone };
 
   bool transition(State from, State to, const char* what) {
-    std::lock_guard<std::mutex> lock(mu_);
+    core::MutexLock lock(mu_);
     if (state_ != from) {
       core::log_debug(kComponent, std::string("ResponseWriter::") + what + " out of order, ignored");
       return false;
@@ -323,10 +329,10 @@ class ConnWriter final : public ResponseWriter {
 
   std::shared_ptr<Connection> conn_;
   uint64_t seq_;
-  mutable std::mutex mu_;
-  State state_ = State::kNone;
-  bool gone_ = false;
-  std::vector<std::function<void()>> gone_callbacks_;
+  mutable core::Mutex mu_;  // never held while a callback runs
+  State state_ GUARDED_BY(mu_) = State::kNone;
+  bool gone_ GUARDED_BY(mu_) = false;
+  std::vector<std::function<void()>> gone_callbacks_ GUARDED_BY(mu_);
   std::atomic<size_t> queued_{0};
 };
 
@@ -350,7 +356,7 @@ Connection::~Connection() {
 void Connection::start() {
   if (reject_) {
     phase_ = Phase::kHandling;
-    fail_request(503, "the server has too many open connections; retry later", "overloaded");
+    fail_request(core::Status::unavailable("the server has too many open connections; retry later"), "overloaded");
     return;
   }
   arm_read_timer(core_->options.idle_timeout);
@@ -419,17 +425,18 @@ void Connection::on_header(ErrorCode ec) {
   if (ec) {
     phase_ = Phase::kHandling;
     if (ec == bhttp::error::header_limit) {
-      fail_request(431, "request headers exceed " + std::to_string(core_->options.max_header_bytes) +
-                            " bytes", "headers_too_large");
+      fail_request(core::Status::too_large("request headers exceed " +
+                                           std::to_string(core_->options.max_header_bytes) + " bytes"),
+                   "headers_too_large", 431);
     } else if (ec == bhttp::error::body_limit) {  // Content-Length says so up front
-      fail_request(413, "request body exceeds the limit of " +
-                            std::to_string(core_->options.max_body_bytes) + " bytes",
+      fail_request(core::Status::too_large("request body exceeds the limit of " +
+                                           std::to_string(core_->options.max_body_bytes) + " bytes"),
                    "request_too_large");
     } else if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
                ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       close();
     } else {
-      fail_request(400, "malformed HTTP request: " + ec.message(), "bad_request");
+      fail_request(core::Status::invalid_argument("malformed HTTP request: " + ec.message()), "bad_request");
     }
     return;
   }
@@ -438,8 +445,9 @@ void Connection::on_header(ErrorCode ec) {
   auto length = parser_->content_length();
   if (length && *length > core_->options.max_body_bytes) {
     phase_ = Phase::kHandling;
-    fail_request(413, "request body of " + std::to_string(*length) + " bytes exceeds the limit of " +
-                          std::to_string(core_->options.max_body_bytes) + " bytes",
+    fail_request(core::Status::too_large("request body of " + std::to_string(*length) +
+                                         " bytes exceeds the limit of " +
+                                         std::to_string(core_->options.max_body_bytes) + " bytes"),
                  "request_too_large");
     return;
   }
@@ -460,14 +468,14 @@ void Connection::on_body(ErrorCode ec) {
   if (ec) {
     phase_ = Phase::kHandling;
     if (ec == bhttp::error::body_limit) {
-      fail_request(413, "request body exceeds the limit of " +
-                            std::to_string(core_->options.max_body_bytes) + " bytes",
+      fail_request(core::Status::too_large("request body exceeds the limit of " +
+                                           std::to_string(core_->options.max_body_bytes) + " bytes"),
                    "request_too_large");
     } else if (ec == bhttp::error::partial_message || ec == asio::error::eof ||
                ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       close();
     } else {
-      fail_request(400, "malformed HTTP request body: " + ec.message(), "bad_request");
+      fail_request(core::Status::invalid_argument("malformed HTTP request body: " + ec.message()), "bad_request");
     }
     return;
   }
@@ -497,22 +505,19 @@ void Connection::dispatch_request() {
     core_->router.dispatch(req, writer);
   } catch (const std::exception& e) {
     core::log_error(kComponent, req.method + " " + req.target + ": handler threw: " + e.what());
-    writer->respond(500, "application/json",
-                    openai::openai_error_json("internal error: " + std::string(e.what()),
-                                              "server_error", "", "internal_error"),
-                    {});
+    openai::respond_error(*writer, core::Status::internal("internal error: " + std::string(e.what())), "",
+                          "internal_error");
   }
 }
 
-void Connection::fail_request(int status, const std::string& message, const std::string& code) {
+void Connection::fail_request(const core::Status& status, const std::string& code, int http_status) {
   cancel_read_timer();
   keep_alive_ = false;
   ++seq_;
   writer_.reset();
   resp_ = Resp::kNone;
-  std::string type = status >= 500 ? "server_error" : "invalid_request_error";
-  send_response(status, "application/json", openai::openai_error_json(message, type, "", code), {},
-                0);
+  send_response(http_status ? http_status : openai::http_error_for(status.code()).status, "application/json",
+                openai::openai_error_json(status, "", code), {}, 0);
 }
 
 std::string Connection::response_head(int status, const std::string& content_type,
@@ -611,10 +616,9 @@ void Connection::on_writer_released(uint64_t seq) {
   if (seq != seq_ || phase_ != Phase::kHandling) return;
   if (resp_ == Resp::kNone) {
     core::log_error(kComponent, "handler released its ResponseWriter without responding");
-    send_response(500, "application/json",
-                  openai::openai_error_json("the server produced no response", "server_error", "",
-                                            "internal_error"),
-                  {}, 0);
+    const core::Status none = core::Status::internal("the server produced no response");
+    send_response(openai::http_error_for(none.code()).status, "application/json",
+                  openai::openai_error_json(none, "", "internal_error"), {}, 0);
   } else if (resp_ == Resp::kStreaming) {
     core::log_warn(kComponent, "stream released without end(); closing the connection");
     close();
@@ -754,7 +758,7 @@ void Connection::close() {
   bool response_unfinished = phase_ == Phase::kHandling && resp_ != Resp::kDone;
   phase_ = Phase::kClosed;
   {
-    std::lock_guard<std::mutex> lock(post_mu_);
+    core::MutexLock lock(post_mu_);
     post_closed_ = true;
   }
   ErrorCode ec;
@@ -786,8 +790,9 @@ struct HttpServer::Impl {
   int port = 0;
   std::string unix_path;
   std::atomic<uint64_t> next_id{0};
-  std::mutex stop_mu;
-  bool stopped = false;
+  // Held through the whole of stop() (its waits included): a second stop() waits for the first.
+  core::Mutex stop_mu;
+  bool stopped GUARDED_BY(stop_mu) = false;
 
   void do_accept();
   void on_accept(ErrorCode ec, Socket socket);
@@ -917,7 +922,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOpti
           core::log_error(kComponent, std::string("I/O thread: unexpected exception: ") + e.what());
         }
       }
-      std::lock_guard<std::mutex> lock(raw->core->mu);
+      core::MutexLock lock(raw->core->mu);
       --raw->threads_running;
       raw->core->cv.notify_all();
     });
@@ -928,7 +933,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOpti
 
 void HttpServer::stop(std::chrono::milliseconds grace) {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> stop_lock(m.stop_mu);
+  core::MutexLock stop_lock(m.stop_mu);
   if (m.stopped) return;
   m.stopped = true;
   for (const auto& t : m.threads) {
@@ -954,21 +959,27 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
   for (const auto& c : core.snapshot()) asio::post(c->strand(), [c] { c->begin_shutdown(); });
   auto deadline = std::chrono::steady_clock::now() + grace;
   {
-    std::unique_lock<std::mutex> lock(core.mu);
-    core.cv.wait_until(lock, deadline, [&] { return core.conns.empty(); });
+    core::MutexLock lock(core.mu);
+    while (!core.idle() && core.cv.wait_until(core.mu, deadline)) {
+    }
   }
   for (const auto& c : core.snapshot()) asio::post(c->strand(), [c] { c->force_close(); });
   {
     // Closing is immediate on each strand; bounded only in case a handler misbehaves.
-    std::unique_lock<std::mutex> lock(core.mu);
-    core.cv.wait_for(lock, std::chrono::seconds(5), [&] { return core.conns.empty(); });
+    const auto closed_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    core::MutexLock lock(core.mu);
+    while (!core.idle() && core.cv.wait_until(core.mu, closed_by)) {
+    }
   }
 
   // With every socket closed, the threads run out of work and return.
   m.work.reset();
   {
-    std::unique_lock<std::mutex> lock(core.mu);
-    if (!core.cv.wait_for(lock, std::chrono::seconds(5), [&] { return m.threads_running == 0; })) {
+    const auto ended_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    core::MutexLock lock(core.mu);
+    while (m.threads_running != 0 && core.cv.wait_until(core.mu, ended_by)) {
+    }
+    if (m.threads_running != 0) {
       core::log_warn(kComponent, "I/O threads still busy after stop; stopping the io_context");
       core.io.stop();
     }

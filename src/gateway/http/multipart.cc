@@ -18,7 +18,7 @@ std::string_view trim(std::string_view s) {
 }
 
 core::Status part_error(size_t index, const std::string& problem) {
-  return core::Status::error("part " + std::to_string(index) + ": " + problem);
+  return core::Status::invalid_argument("part " + std::to_string(index) + ": " + problem);
 }
 
 // What follows a boundary found in the body.
@@ -130,7 +130,7 @@ core::Result<std::string> header_parameter(std::string_view header_value, std::s
         }
       }
       if (!closed) {
-        return core::Status::error("the quoted value of parameter '" + std::string(key) + "' has no closing quote");
+        return core::Status::invalid_argument("the quoted value of parameter '" + std::string(key) + "' has no closing quote");
       }
       pos = header_value.find(';', pos);
     } else {
@@ -146,14 +146,14 @@ core::Result<std::string> header_parameter(std::string_view header_value, std::s
 core::Result<std::vector<FormPart>> parse_multipart(std::string_view content_type_header, std::string_view body) {
   const std::string_view media_type = trim(content_type_header.substr(0, content_type_header.find(';')));
   if (!iequals(media_type, "multipart/form-data")) {
-    return core::Status::error("the Content-Type is \"" + std::string(media_type.substr(0, 100)) +
+    return core::Status::invalid_argument("the Content-Type is \"" + std::string(media_type.substr(0, 100)) +
                                "\", not multipart/form-data");
   }
   auto boundary = header_parameter(content_type_header, "boundary");
   if (!boundary) return boundary.status().with_context("the Content-Type");
-  if (boundary->empty()) return core::Status::error("the Content-Type has no boundary parameter");
+  if (boundary->empty()) return core::Status::invalid_argument("the Content-Type has no boundary parameter");
   if (boundary->size() > kMaxMultipartBoundary) {
-    return core::Status::error("the multipart boundary is " + std::to_string(boundary->size()) +
+    return core::Status::invalid_argument("the multipart boundary is " + std::to_string(boundary->size()) +
                                " characters long; the limit is " + std::to_string(kMaxMultipartBoundary));
   }
   const std::string dash_boundary = "--" + *boundary;
@@ -182,7 +182,7 @@ core::Result<std::vector<FormPart>> parse_multipart(std::string_view content_typ
     // Otherwise the boundary text is part of the preamble.
   }
   if (eol.empty()) {
-    return core::Status::error("no boundary line \"" + dash_boundary + "\" (is the body empty or the boundary wrong?)");
+    return core::Status::invalid_argument("no boundary line \"" + dash_boundary + "\" (is the body empty or the boundary wrong?)");
   }
 
   const std::string delimiter = std::string(eol) + dash_boundary;
@@ -190,7 +190,7 @@ core::Result<std::vector<FormPart>> parse_multipart(std::string_view content_typ
   while (true) {
     const size_t index = parts.size() + 1;
     if (index > kMaxMultipartParts) {
-      return core::Status::error("the body has more than " + std::to_string(kMaxMultipartParts) + " parts");
+      return core::Status::invalid_argument("the body has more than " + std::to_string(kMaxMultipartParts) + " parts");
     }
     PartHeaders headers;
     ZS_RETURN_IF_ERROR(read_headers(body, eol, dash_boundary, index, &pos, &headers));

@@ -4,6 +4,14 @@
 
 namespace zs::gateway {
 
+void respond_method_not_allowed(ResponseWriter& w, const std::string& method, const std::string& path,
+                                const std::string& allow) {
+  w.respond(405, "application/json",
+            openai::openai_error_json("method " + method + " is not allowed on " + path + " (allowed: " + allow + ")",
+                                      "invalid_request_error", "", "method_not_allowed"),
+            {{"Allow", allow}});
+}
+
 void Router::add(const std::string& method, const std::string& path, Handler handler) {
   routes_[path][method] = std::move(handler);
 }
@@ -14,21 +22,14 @@ void Router::dispatch(const HttpRequest& request,
   auto it = routes_.find(path);
   if (it == routes_.end()) {
     if (fallback_) return fallback_(request, writer);
-    writer->respond_json(404, openai::openai_error_json("no route for " + request.method + " " + path,
-                                                        "invalid_request_error", "", "not_found"));
-    return;
+    return openai::respond_error(*writer, core::Status::not_found("no route for " + request.method + " " + path), "",
+                                 "not_found");
   }
   auto m = it->second.find(request.method);
   if (m == it->second.end()) {
     std::string allow;
     for (const auto& [method, h] : it->second) allow += (allow.empty() ? "" : ", ") + method;
-    writer->respond_json(
-        405,
-        openai::openai_error_json("method " + request.method + " is not allowed on " + path +
-                                      " (allowed: " + allow + ")",
-                                  "invalid_request_error", "", "method_not_allowed"),
-        {{"Allow", allow}});
-    return;
+    return respond_method_not_allowed(*writer, request.method, path, allow);
   }
   m->second(request, writer);
 }

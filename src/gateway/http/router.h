@@ -16,6 +16,11 @@ namespace zs::gateway {
 // writer and responds later.
 using Handler = std::function<void(const HttpRequest&, std::shared_ptr<ResponseWriter>)>;
 
+// Answers 405 for a method `path` does not take, with an Allow header listing the ones it does
+// ("GET, POST"). A protocol answer, not the failure of an operation: it has no Status code.
+void respond_method_not_allowed(ResponseWriter& w, const std::string& method, const std::string& path,
+                                const std::string& allow);
+
 class Router {
  public:
   // Registers `handler` for `method` (e.g. "POST") on `path` (without query, e.g.

@@ -38,16 +38,16 @@ core::Result<std::string> base64_decode(std::string_view text) {
   for (size_t i = 0; i < len; ++i) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (kTable[c] < 0) {
-      return core::Status::error("invalid base64: character " + describe(c) + " at offset " +
+      return core::Status::invalid_argument("invalid base64: character " + describe(c) + " at offset " +
                                  std::to_string(i));
     }
   }
   if (pad > 0 && (len + pad) % 4 != 0) {
-    return core::Status::error("invalid base64: padding at offset " + std::to_string(len) +
+    return core::Status::invalid_argument("invalid base64: padding at offset " + std::to_string(len) +
                                " does not complete a 4-character group");
   }
   if (len % 4 == 1) {
-    return core::Status::error("invalid base64: truncated (a single character at offset " +
+    return core::Status::invalid_argument("invalid base64: truncated (a single character at offset " +
                                std::to_string(len - 1) + " encodes no whole byte)");
   }
   std::string out;
@@ -65,7 +65,7 @@ core::Result<std::string> base64_decode(std::string_view text) {
     }
   }
   if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-    return core::Status::error("invalid base64: non-zero padding bits in the character at offset " +
+    return core::Status::invalid_argument("invalid base64: non-zero padding bits in the character at offset " +
                                std::to_string(len - 1));
   }
   return out;

@@ -542,14 +542,14 @@ core::Result<T> run_parser(Fn&& fn, ApiError* error) {
       error->param = e.param;
       error->code = e.code;
     }
-    return core::Status::error(e.message);
+    return core::Status::invalid_argument(e.message);
   } catch (const std::exception& e) {
     // A json type error would mean a missed check above; still a clean 400, not a crash.
     if (error) {
       *error = ApiError{};
       error->message = std::string("invalid request: ") + e.what();
     }
-    return core::Status::error(std::string("invalid request: ") + e.what());
+    return core::Status::invalid_argument(std::string("invalid request: ") + e.what());
   }
 }
 
@@ -620,9 +620,9 @@ std::optional<ApiError> remote_image_error(const ChatRequest& request) {
 
 core::Result<ImageInput> parse_image_data_url(const std::string& url, size_t max_bytes) {
   // data:[<mediatype>][;param=value]*[;base64],<data>
-  if (!starts_with(url, "data:")) return core::Status::error("not a data: URL");
+  if (!starts_with(url, "data:")) return core::Status::invalid_argument("not a data: URL");
   size_t comma = url.find(',');
-  if (comma == std::string::npos) return core::Status::error("data: URL without ',' before the data");
+  if (comma == std::string::npos) return core::Status::invalid_argument("data: URL without ',' before the data");
   std::string meta = url.substr(5, comma - 5);
   std::vector<std::string> params;
   size_t start = 0;
@@ -635,23 +635,23 @@ core::Result<ImageInput> parse_image_data_url(const std::string& url, size_t max
   std::string mime = params[0];
   for (char& c : mime) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!starts_with(mime, "image/")) {
-    return core::Status::error("data: URL media type must be image/..., got \"" + params[0] + "\"");
+    return core::Status::invalid_argument("data: URL media type must be image/..., got \"" + params[0] + "\"");
   }
   if (params.size() < 2 || params.back() != "base64") {
-    return core::Status::error("data: URL must be base64-encoded (data:" + params[0] + ";base64,...)");
+    return core::Status::invalid_argument("data: URL must be base64-encoded (data:" + params[0] + ";base64,...)");
   }
   std::string_view payload(url);
   payload.remove_prefix(comma + 1);
   // Reject before decoding when the encoded size already says it is too large.
   if (payload.size() / 4 * 3 > max_bytes + 3) {
-    return core::Status::error("image of about " + std::to_string(payload.size() / 4 * 3) +
+    return core::Status::invalid_argument("image of about " + std::to_string(payload.size() / 4 * 3) +
                                " bytes exceeds the limit of " + std::to_string(max_bytes) + " bytes");
   }
   auto bytes = base64_decode(payload);
   if (!bytes) return bytes.status();
-  if (bytes->empty()) return core::Status::error("data: URL holds no image bytes");
+  if (bytes->empty()) return core::Status::invalid_argument("data: URL holds no image bytes");
   if (bytes->size() > max_bytes) {
-    return core::Status::error("image of " + std::to_string(bytes->size()) + " bytes exceeds the limit of " +
+    return core::Status::invalid_argument("image of " + std::to_string(bytes->size()) + " bytes exceeds the limit of " +
                                std::to_string(max_bytes) + " bytes");
   }
   ImageInput image;

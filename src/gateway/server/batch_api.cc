@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "gateway/http/multipart.h"
+#include "gateway/http/router.h"
 #include "gateway/openai/openai_error.h"
 #include "platform/batch/batch_input.h"
 
@@ -59,42 +60,42 @@ void BatchApi::handle(const HttpRequest& req, std::shared_ptr<ResponseWriter> w,
     }
     if (!files && req.method == "POST") return create_batch(req, *w, owner);
     if (!files && req.method == "GET") return list_batches(req, *w, owner);
-    return respond_error(*w, 405, "use GET or POST on " + base, "invalid_request_error");
+    return respond_method_not_allowed(*w, req.method, path, "GET, POST");
   }
-  if (path.rfind(base + "/", 0) != 0) return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
+  if (path.rfind(base + "/", 0) != 0) return respond_error(*w, core::Status::not_found("no such endpoint: " + path));
   auto [id, action] = id_and_action(path.substr(base.size() + 1));
   if (files) {
     auto f = visible_file(id, owner);
-    if (!f) return respond_error(*w, 404, f.status().message(), "invalid_request_error", "file_id");
+    if (!f) return respond_error(*w, f.status(), "file_id");
     if (action.empty() && req.method == "GET") return w->respond_json(200, file_json(*f).dump());
     if (action.empty() && req.method == "DELETE") {
-      if (auto st = store_.delete_file(id); !st) return respond_error(*w, 400, st.message(), "invalid_request_error");
+      if (auto st = store_.delete_file(id); !st) return respond_error(*w, st);
       return w->respond_json(200, json{{"id", id}, {"object", "file"}, {"deleted", true}}.dump());
     }
     if (action == "content" && req.method == "GET") {
       auto content = store_.file_content(id);
-      if (!content) return respond_error(*w, 404, content.status().message(), "invalid_request_error");
+      if (!content) return respond_error(*w, content.status());
       return w->respond(200, "application/jsonl", std::move(*content));
     }
-    return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
+    return respond_error(*w, core::Status::not_found("no such endpoint: " + req.method + " " + path));
   }
   auto b = store_.batch(id);
-  if (b && !owner.empty() && b->owner != owner) b = core::Status::error("no such batch: " + id);
-  if (!b) return respond_error(*w, 404, b.status().message(), "invalid_request_error", "batch_id");
+  if (b && !owner.empty() && b->owner != owner) b = core::Status::not_found("no such batch: " + id);
+  if (!b) return respond_error(*w, b.status(), "batch_id");
   if (action.empty() && req.method == "GET") return w->respond_json(200, batch_json(*b).dump());
   if (action == "cancel" && req.method == "POST") {
-    if (auto st = store_.request_cancel(id); !st) return respond_error(*w, 409, st.message(), "invalid_request_error");
+    if (auto st = store_.request_cancel(id); !st) return respond_error(*w, st);
     runner_.wake();
     auto now = store_.batch(id);
     return w->respond_json(200, batch_json(now ? *now : *b).dump());
   }
-  return respond_error(*w, 404, "no such endpoint: " + req.method + " " + path, "invalid_request_error");
+  return respond_error(*w, core::Status::not_found("no such endpoint: " + req.method + " " + path));
 }
 
 core::Result<platform::StoredFile> BatchApi::visible_file(const std::string& id, const std::string& owner) {
   auto f = store_.file(id);
   // Another key's file answers as if it did not exist: its id tells nothing.
-  if (f && !owner.empty() && f->owner != owner) return core::Status::error("no such file: " + id);
+  if (f && !owner.empty() && f->owner != owner) return core::Status::not_found("no such file: " + id);
   return f;
 }
 
@@ -103,7 +104,7 @@ void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w, const std:
   const std::string type = req.header("Content-Type");
   if (type.rfind("multipart/form-data", 0) == 0) {
     auto parts = parse_multipart(type, req.body);
-    if (!parts) return respond_error(w, 400, "malformed multipart upload: " + parts.status().message(), "invalid_request_error");
+    if (!parts) return respond_error(w, parts.status().with_context("malformed multipart upload"));
     bool have_file = false;
     for (auto& p : *parts) {
       if (p.name == "purpose") purpose = p.data;
@@ -113,7 +114,7 @@ void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w, const std:
         content = std::move(p.data);
       }
     }
-    if (!have_file) return respond_error(w, 400, "the upload has no 'file' part", "invalid_request_error", "file");
+    if (!have_file) return respond_error(w, core::Status::invalid_argument("the upload has no 'file' part"), "file");
   } else {
     // A raw JSONL body: purpose and filename in the query string.
     purpose = query_param(req.query(), "purpose");
@@ -121,55 +122,62 @@ void BatchApi::upload_file(const HttpRequest& req, ResponseWriter& w, const std:
     content = req.body;
   }
   if (purpose != "batch")
-    return respond_error(w, 400, "purpose must be 'batch' (the only purpose this server stores files for), got '" +
-                                     purpose + "'", "invalid_request_error", "purpose");
-  if (content.empty()) return respond_error(w, 400, "the file is empty", "invalid_request_error", "file");
+    return respond_error(w,
+                         core::Status::invalid_argument(
+                             "purpose must be 'batch' (the only purpose this server stores files for), got '" + purpose + "'"),
+                         "purpose");
+  if (content.empty()) return respond_error(w, core::Status::invalid_argument("the file is empty"), "file");
   if (content.size() > max_file_bytes_)
-    return respond_error(w, 413, "the file has " + std::to_string(content.size()) + " bytes; the limit is " +
-                                     std::to_string(max_file_bytes_), "invalid_request_error", "file");
+    return respond_error(w,
+                         core::Status::too_large("the file has " + std::to_string(content.size()) +
+                                                 " bytes; the limit is " + std::to_string(max_file_bytes_)),
+                         "file");
   auto f = store_.add_file(purpose, filename, content, owner);
-  if (!f) return respond_error(w, 500, "cannot store the file: " + f.status().message(), "server_error");
+  if (!f) return respond_error(w, f.status().with_context("cannot store the file"));
   w.respond_json(200, file_json(*f).dump());
 }
 
 void BatchApi::create_batch(const HttpRequest& req, ResponseWriter& w, const std::string& owner) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object())
-    return respond_error(w, 400, "the request body is not a JSON object", "invalid_request_error");
+    return respond_error(w, core::Status::invalid_argument("the request body is not a JSON object"));
   auto string_field = [&](const char* name) {
     return body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : std::string();
   };
   const std::string file_id = string_field("input_file_id");
   const std::string endpoint = string_field("endpoint");
   const std::string window = body.contains("completion_window") ? string_field("completion_window") : "24h";
-  if (file_id.empty()) return respond_error(w, 400, "'input_file_id' is required", "invalid_request_error", "input_file_id");
+  if (file_id.empty()) return respond_error(w, core::Status::invalid_argument("'input_file_id' is required"), "input_file_id");
   if (!platform::is_batch_endpoint(endpoint))
-    return respond_error(w, 400, "'endpoint' must be " + platform::batch_endpoints_text() + ", got '" + endpoint + "'",
-                         "invalid_request_error", "endpoint");
+    return respond_error(w,
+                         core::Status::invalid_argument("'endpoint' must be " + platform::batch_endpoints_text() +
+                                                        ", got '" + endpoint + "'"),
+                         "endpoint");
   auto window_s = platform::parse_completion_window(window);
-  if (!window_s) return respond_error(w, 400, window_s.status().message(), "invalid_request_error", "completion_window");
+  if (!window_s) return respond_error(w, window_s.status(), "completion_window");
   std::string metadata = "{}";
   if (body.contains("metadata") && !body["metadata"].is_null()) {
     if (!body["metadata"].is_object())
-      return respond_error(w, 400, "'metadata' must be an object", "invalid_request_error", "metadata");
+      return respond_error(w, core::Status::invalid_argument("'metadata' must be an object"), "metadata");
     metadata = body["metadata"].dump();
   }
   auto file = visible_file(file_id, owner);
-  if (!file) return respond_error(w, 404, file.status().message(), "invalid_request_error", "input_file_id");
+  if (!file) return respond_error(w, file.status(), "input_file_id");
   auto content = store_.file_content(file_id);
-  if (!content) return respond_error(w, 404, content.status().message(), "invalid_request_error", "input_file_id");
+  if (!content) return respond_error(w, content.status(), "input_file_id");
   auto items = platform::parse_batch_input(*content, endpoint);
   if (!items)
-    return respond_error(w, 400, "input file " + file_id + ": " + items.status().message(), "invalid_request_error",
-                         "input_file_id");
+    return respond_error(w, items.status().with_context("input file " + file_id), "input_file_id");
   for (const auto& item : *items) {
     const std::string model = json::parse(item.body).value("model", "");
     if (!model_exists_(model))
-      return respond_error(w, 400, "input file " + file_id + ": line " + std::to_string(item.line) +
-                                       ": unknown model '" + model + "'", "invalid_request_error", "input_file_id");
+      return respond_error(w,
+                           core::Status::invalid_argument("input file " + file_id + ": line " +
+                                                          std::to_string(item.line) + ": unknown model '" + model + "'"),
+                           "input_file_id");
   }
   auto b = store_.create_batch(file_id, endpoint, window, *window_s, metadata, owner, *items);
-  if (!b) return respond_error(w, 500, "cannot store the batch: " + b.status().message(), "server_error");
+  if (!b) return respond_error(w, b.status().with_context("cannot store the batch"));
   runner_.wake();
   w.respond_json(200, batch_json(*b).dump());
 }

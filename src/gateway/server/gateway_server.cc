@@ -8,6 +8,7 @@
 #include "core/random_id.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/http/http_client.h"
+#include "gateway/http/router.h"
 #include "gateway/http/sse.h"
 #include "gateway/openai/base64.h"
 #include "gateway/openai/openai_error.h"
@@ -65,9 +66,10 @@ struct GatewayServer::Pending {
   bool stream = false;
   Clock::time_point arrival = Clock::now();
   uint64_t ticket = 0;
-  std::mutex mutex;
-  bool stream_open = false;  // headers already sent (the client is waiting on a stream)
-  bool leased = false;
+  // Orders the keepalive thread's writes to a waiting stream against the lease's answer.
+  core::Mutex mutex;
+  bool stream_open GUARDED_BY(mutex) = false;  // headers already sent (the client is waiting on a stream)
+  bool leased GUARDED_BY(mutex) = false;
   int order = 0;     // within its class, in the fleet's queue
   int attempts = 0;  // instances that could not be reached for it
 };
@@ -97,7 +99,12 @@ core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions
   auto server = HttpServer::start(http, g->routes());
   if (!server) return server.status();
   g->server_ = std::move(server.value());
-  if (g->api_keys_.empty())
+  bool open_api;
+  {
+    core::MutexLock lock(g->mutex_);
+    open_api = g->api_keys_.empty();
+  }
+  if (open_api)
     core::log_warn("gateway", "no API keys configured: the API is open to anyone who can reach " + g->address());
   g->keepalive_ = std::thread([gp = g.get()] { gp->keepalive_loop(); });
   return g;
@@ -108,12 +115,12 @@ GatewayServer::~GatewayServer() { stop(std::chrono::milliseconds(0)); }
 void GatewayServer::set_api_keys(std::vector<platform::ApiKeyConfig> keys) {
   for (const auto& k : keys)
     quotas_.set_limits(k.name, {k.requests_per_minute, k.tokens_per_minute, k.max_concurrent}, steady_seconds());
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   api_keys_ = std::move(keys);
 }
 
 void GatewayServer::set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   kinds_ = std::move(kinds);
 }
 
@@ -150,13 +157,13 @@ std::optional<GatewayServer::Caller> GatewayServer::authenticate(const HttpReque
   // The server's own batch runner: batch class, no quotas, metered to the job's owner.
   if (token == internal_key_) return Caller{req.header("X-Zeroserve-Batch-Owner"), platform::RequestClass::kBatch, true};
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     if (api_keys_.empty()) return Caller{};
     for (const auto& k : api_keys_)
       if (token == k.key) return Caller{k.name, k.default_class, false};
   }
-  respond_error(*w, 401, "missing or invalid API key (send 'Authorization: Bearer <key>')", "authentication_error",
-                "", "invalid_api_key");
+  respond_error(*w, core::Status::unauthenticated("missing or invalid API key (send 'Authorization: Bearer <key>')"), "",
+                "invalid_api_key");
   return std::nullopt;
 }
 
@@ -168,12 +175,12 @@ bool GatewayServer::admit(const Caller& caller, const std::string& deployment,
   metrics_.counter("zs_gateway_quota_refusals_total", "Requests refused by a per-key quota, by key and limit.",
                    {{"key", caller.key_name}, {"limit", refusal->limit}})
       .add();
-  count(deployment, 429);
   char limit[32];
   std::snprintf(limit, sizeof limit, "%g", refusal->limit_value);
   const std::string retry_after = std::to_string(std::max(1, static_cast<int>(std::ceil(refusal->retry_after_s))));
-  respond_error(*w, 429, refusal->message + "; retry after " + retry_after + " s", "rate_limit_error", "",
-                refusal->limit + "_exceeded",
+  const core::Status refused = core::Status::resource_exhausted(refusal->message + "; retry after " + retry_after + " s");
+  count(deployment, openai::http_error_for(refused.code()).status);
+  respond_error(*w, refused, "", refusal->limit + "_exceeded",
                 {{"Retry-After", retry_after}, {"X-Zeroserve-Limit", refusal->limit + "=" + limit}});
   return false;
 }
@@ -194,7 +201,7 @@ Router GatewayServer::routes() {
     if (!authorized(req, w)) return;
     std::map<std::string, openai::ModelKind> kinds;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       kinds = kinds_;
     }
     json data = json::array();
@@ -238,28 +245,29 @@ Router GatewayServer::routes() {
     if (path.rfind("/v1/files", 0) == 0 || path.rfind("/v1/batches", 0) == 0) {
       auto caller = authenticate(req, w);
       if (!caller) return;
-      if (!batch_api_) return respond_error(*w, 404, "batch jobs are not enabled on this server", "invalid_request_error");
+      if (!batch_api_) return respond_error(*w, core::Status::not_found("batch jobs are not enabled on this server"));
       return batch_api_->handle(req, std::move(w), caller->key_name);
     }
     const size_t slash = path.rfind('/');
     if (path.rfind(prefix, 0) != 0 || slash <= prefix.size())
-      return respond_error(*w, 404, "no such endpoint: " + path, "invalid_request_error");
+      return respond_error(*w, core::Status::not_found("no such endpoint: " + path));
     if (!authorized(req, w)) return;
-    if (req.method != "POST") return respond_error(*w, 405, "use POST", "invalid_request_error");
+    if (req.method != "POST") return respond_method_not_allowed(*w, req.method, path, "POST");
     const std::string name = path.substr(prefix.size(), slash - prefix.size());
     const std::string action = path.substr(slash + 1);
+    if (!fleet_.has_deployment(name)) return respond_error(*w, core::Status::not_found("unknown deployment '" + name + "'"));
     core::Status st = core::Status::ok();
     if (action == "prewarm") {
       st = fleet_.prewarm(name);
     } else if (action == "scale") {
       json body = json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("instances") || !body["instances"].is_number_integer())
-        return respond_error(*w, 400, "send {\"instances\": N}", "invalid_request_error", "instances");
+        return respond_error(*w, core::Status::invalid_argument("send {\"instances\": N}"), "instances");
       st = fleet_.scale(name, body["instances"].get<int>());
     } else {
-      return respond_error(*w, 404, "no such action '" + action + "' (scale, prewarm)", "invalid_request_error");
+      return respond_error(*w, core::Status::not_found("no such action '" + action + "' (scale, prewarm)"));
     }
-    if (!st) return respond_error(*w, st.message().find("unknown deployment") == 0 ? 404 : 400, st.message(), "invalid_request_error");
+    if (!st) return respond_error(*w, st);
     w->respond_json(200, json{{"deployment", name}, {"action", action}, {"ok", true}}.dump());
   });
   r.add("POST", "/v1/chat/completions", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
@@ -279,14 +287,14 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   auto caller = authenticate(req, w);
   if (!caller) return;
   if (stopping_)
-    return respond_error(*w, 503, "the server is shutting down; retry shortly (against its replacement)",
-                         "service_unavailable", "", "", {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
+    return respond_error(*w, core::Status::unavailable("the server is shutting down; retry shortly (against its replacement)"),
+                         "", "", {{"Retry-After", std::to_string(kShutdownRetryAfterS)}});
   platform::RequestClass cls = caller->default_class;
   if (const std::string h = req.header(kPriorityHeader); !h.empty()) {
     auto parsed = platform::parse_request_class(h);
     if (!parsed)
-      return respond_error(*w, 400, "header X-Priority must be 'interactive' or 'batch', got '" + h + "'",
-                           "invalid_request_error", "X-Priority");
+      return respond_error(*w, core::Status::invalid_argument("header X-Priority must be 'interactive' or 'batch', got '" + h + "'"),
+                           "X-Priority");
     cls = *parsed;
   }
   json body = json::parse(req.body, nullptr, false);
@@ -298,15 +306,15 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
         openai::is_embeddings_endpoint(endpoint) ? !openai::parse_embedding_request(req.body, {}, &err).is_ok()
         : endpoint == "/v1/completions"          ? !openai::parse_completion_request(req.body, {}, &err).is_ok()
                                                  : !openai::parse_chat_completion_request(req.body, {}, &err).is_ok();
-    if (refused && err.http_status >= 400 && err.http_status < 500) return w->respond_json(err.http_status, err.to_json());
-    return respond_error(*w, 400, "the request body is not a JSON object", "invalid_request_error");
+    if (refused) return respond_error(*w, err);
+    return respond_error(*w, core::Status::invalid_argument("the request body is not a JSON object"));
   }
   if (!body.contains("model") || !body["model"].is_string())
-    return respond_error(*w, 400, "'model' is required and must name a deployment", "invalid_request_error", "model",
+    return respond_error(*w, core::Status::invalid_argument("'model' is required and must name a deployment"), "model",
                          "missing_required_parameter");
   const bool embeddings = openai::is_embeddings_endpoint(endpoint);
   if (!embeddings && body.contains("stream") && !body["stream"].is_boolean() && !body["stream"].is_null())
-    return respond_error(*w, 400, "'stream' must be true or false", "invalid_request_error", "stream", "invalid_type");
+    return respond_error(*w, core::Status::invalid_argument("'stream' must be true or false"), "stream", "invalid_type");
   auto p = std::make_shared<Pending>();
   p->w = std::move(w);
   p->endpoint = endpoint;
@@ -318,28 +326,28 @@ void GatewayServer::handle_inference(const HttpRequest& req, std::shared_ptr<Res
   if (!fleet_.has_deployment(p->deployment)) {
     std::string names;
     for (const auto& n : fleet_.deployment_names()) names += (names.empty() ? "" : ", ") + n;
-    count(p->deployment, 404);
-    return respond_error(*p->w, 404, "unknown model '" + p->deployment + "'; available: " + names,
-                         "invalid_request_error", "model", "model_not_found");
+    const core::Status unknown = core::Status::not_found("unknown model '" + p->deployment + "'; available: " + names);
+    count(p->deployment, openai::http_error_for(unknown.code()).status);
+    return respond_error(*p->w, unknown, "model", "model_not_found");
   }
   // The wrong kind of model, or a malformed embeddings request, is answered here: it must
   // not start an instance only to be refused there.
   std::optional<openai::ModelKind> kind;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     if (auto it = kinds_.find(p->deployment); it != kinds_.end()) kind = it->second;
   }
   if (kind) {
     if (auto err = openai::wrong_model_kind_error(*kind, endpoint, p->deployment)) {
-      count(p->deployment, err->http_status);
-      return p->w->respond_json(err->http_status, err->to_json());
+      count(p->deployment, err->http_status());
+      return respond_error(*p->w, *err);
     }
   }
   if (embeddings) {
     openai::ApiError err;
     if (!openai::parse_embedding_request(req.body, {}, &err)) {
-      count(p->deployment, err.http_status);
-      return p->w->respond_json(err.http_status, err.to_json());
+      count(p->deployment, err.http_status());
+      return respond_error(*p->w, err);
     }
   }
   if (!admit(p->caller, p->deployment, p->w)) return;
@@ -402,14 +410,18 @@ bool GatewayServer::fetch_remote_images(Pending& p, nlohmann::json& body) {
       auto& iu = part["image_url"];
       const std::string param = "messages[" + std::to_string(m) + "].content[" + std::to_string(c) + "].image_url.url";
       if (!fetcher_) {
-        count(p.deployment, 400);
-        respond_error(*p.w, 400, "remote image URLs are not enabled on this server", "invalid_request_error", param);
+        const core::Status off = core::Status::invalid_argument("remote image URLs are not enabled on this server");
+        count(p.deployment, openai::http_error_for(off.code()).status);
+        respond_error(*p.w, off, param);
         return false;
       }
       auto img = fetcher_->fetch(url);
       if (!img) {
-        count(p.deployment, 400);
-        respond_error(*p.w, 400, img.status().message(), "invalid_request_error", param, "image_fetch_failed");
+        // An image the client named that cannot be fetched is a fault of the request, whatever
+        // the cause (a refused address, a remote 404, a timeout).
+        const core::Status failed = img.status().with_code(core::StatusCode::kInvalidArgument);
+        count(p.deployment, openai::http_error_for(failed.code()).status);
+        respond_error(*p.w, failed, param, "image_fetch_failed");
         return false;
       }
       const std::string data_url = "data:" + img->mime_type + ";base64," + openai::base64_encode(img->bytes);
@@ -427,7 +439,7 @@ bool GatewayServer::retry_elsewhere(const std::shared_ptr<Pending>& p, const pla
   core::log_warn("gateway", "instance " + lease.instance_id + " of '" + p->deployment + "' could not be reached (" +
                                 error + "); the request goes to another instance");
   {
-    std::lock_guard<std::mutex> lock(p->mutex);
+    core::MutexLock lock(p->mutex);
     p->leased = false;
   }
   fleet_.release(lease, /*instance_failed=*/true);  // no request goes to it until it proves alive
@@ -446,7 +458,7 @@ void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
     const uint64_t ticket = p->ticket;
     p->w->on_client_gone([fleet, ticket] { fleet->cancel(ticket); });
     if (p->stream) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       waiting_streams_.push_back(p);
     }
   }
@@ -455,30 +467,24 @@ void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
 void GatewayServer::on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease,
                              const platform::AcquireFailure* failure) {
   {
-    std::lock_guard<std::mutex> lock(p->mutex);
+    core::MutexLock lock(p->mutex);
     p->leased = true;
   }
   if (failure) {
-    int status = 503;
-    std::string type = "service_unavailable";
-    switch (failure->error) {
-      case platform::AcquireError::kQueueFull: status = 429; type = "rate_limit_error"; break;
-      case platform::AcquireError::kTimeout: status = 504; type = "timeout"; break;
-      case platform::AcquireError::kNoMemory: status = 507; type = "insufficient_storage"; break;
-      case platform::AcquireError::kUnknownDeployment: status = 404; type = "invalid_request_error"; break;
-      default: break;
-    }
+    const auto answer = openai::http_error_for(failure->status.code());
+    const int status = answer.status;
+    const std::string type(answer.type);
     count(p->deployment, status);
-    std::lock_guard<std::mutex> lock(p->mutex);
+    core::MutexLock lock(p->mutex);
     if (p->stream_open) {
-      p->w->write(sse_event(openai::openai_error_json(failure->message, type)));
+      p->w->write(sse_event(openai::openai_error_json(failure->status.message(), type)));
       p->w->write(sse_event("[DONE]"));
       p->w->end();
     } else {
       HttpHeaders h;
       if (status == 429 || status == 503)
         h.push_back({"Retry-After", std::to_string(static_cast<int>(std::ceil(failure->retry_after_s)))});
-      respond_error(*p->w, status, failure->message, type, "", "", std::move(h));
+      p->w->respond_json(status, openai::openai_error_json(failure->status.message(), type), std::move(h));
     }
     return;
   }
@@ -537,7 +543,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   } else if (client) {
     bool opened;
     {
-      std::lock_guard<std::mutex> lock(p->mutex);
+      core::MutexLock lock(p->mutex);
       opened = p->stream_open;
     }
     std::string pending_events;  // to find the usage chunk
@@ -581,13 +587,14 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
       // The worker's connection broke mid-stream (it died, or stalled past the timeout): the
       // answer is cut, so the stream ends with an error event naming the cause (never a clean
       // end a client would take for a complete answer) and the request counts as failed.
-      rec.status = 502;
+      const core::Status cut = core::Status::upstream_failed("the instance of '" + p->deployment +
+                                                            "' failed in the middle of the stream (" +
+                                                            r.status().message() + "); the answer above is incomplete");
+      rec.status = openai::http_error_for(cut.code()).status;
       instance_failed = true;
       started_stream = true;
-      const std::string msg = "the instance of '" + p->deployment + "' failed in the middle of the stream (" +
-                              r.status().message() + "); the answer above is incomplete";
       p->settle(rec.prompt_tokens + rec.completion_tokens);
-      p->w->write(sse_event(openai::openai_error_json(msg, "server_error")));
+      p->w->write(sse_event(openai::openai_error_json(cut)));
       p->w->end();
     } else {
       rec.status = r->status;
@@ -597,16 +604,17 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     }
   }
   if (instance_failed && !started_stream) {
-    rec.status = 502;
-    const std::string msg = "the instance of '" + p->deployment + "' failed while handling the request (" + first_error +
-                            "); retry: later requests go to a restarted instance";
-    std::lock_guard<std::mutex> lock(p->mutex);
+    const core::Status failed =
+        core::Status::upstream_failed("the instance of '" + p->deployment + "' failed while handling the request (" +
+                                      first_error + "); retry: later requests go to a restarted instance");
+    rec.status = openai::http_error_for(failed.code()).status;
+    core::MutexLock lock(p->mutex);
     if (p->stream_open) {
-      p->w->write(sse_event(openai::openai_error_json(msg, "server_error")));
+      p->w->write(sse_event(openai::openai_error_json(failed)));
       p->w->write(sse_event("[DONE]"));
       p->w->end();
     } else {
-      respond_error(*p->w, 502, msg, "server_error");
+      respond_error(*p->w, failed);
     }
   }
   count(p->deployment, rec.status);
@@ -635,7 +643,7 @@ void GatewayServer::keepalive_loop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::vector<std::shared_ptr<Pending>> live;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       std::vector<std::weak_ptr<Pending>> keep;
       for (auto& wp : waiting_streams_)
         if (auto p = wp.lock()) {
@@ -650,7 +658,7 @@ void GatewayServer::keepalive_loop() {
     std::map<std::string, platform::DeploymentStatus> status;
     for (const auto& s : fleet_.status()) status[s.name] = s;
     for (auto& p : live) {
-      std::lock_guard<std::mutex> lock(p->mutex);
+      core::MutexLock lock(p->mutex);
       if (p->leased) continue;
       if (!p->stream_open && now - p->arrival >= options_.quiet_wait) {
         p->stream_open = true;
@@ -665,12 +673,12 @@ void GatewayServer::keepalive_loop() {
         p->w->write(sse_comment(text));
       }
     }
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     waiting_streams_.erase(std::remove_if(waiting_streams_.begin(), waiting_streams_.end(),
                                           [](const auto& wp) {
                                             auto p = wp.lock();
                                             if (!p) return true;
-                                            std::lock_guard<std::mutex> l(p->mutex);
+                                            core::MutexLock l(p->mutex);
                                             return p->leased;
                                           }),
                            waiting_streams_.end());

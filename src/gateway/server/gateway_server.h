@@ -12,7 +12,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -20,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "gateway/http/http_server.h"
 #include "gateway/openai/openai_request.h"
@@ -66,10 +66,10 @@ class GatewayServer {
   ~GatewayServer();
 
   std::string address() const { return server_->address(); }
-  void set_api_keys(std::vector<platform::ApiKeyConfig> keys);
+  void set_api_keys(std::vector<platform::ApiKeyConfig> keys) EXCLUDES(mutex_);
   // What each deployment's model serves (chat or embedding). Deployments left out are not
   // known: their requests go through and the instance's own answer is passed on.
-  void set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds);
+  void set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds) EXCLUDES(mutex_);
   // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
   void set_batch_api(BatchApi* api) { batch_api_ = api; }
   // A bearer token the server gives its own batch runner: batch class, no quotas.
@@ -116,13 +116,13 @@ class GatewayServer {
   AdminFn costs_json_;
   ImageFetcher* fetcher_;
   std::unique_ptr<HttpServer> server_;
-  mutable std::mutex mutex_;
-  std::vector<platform::ApiKeyConfig> api_keys_;
-  std::map<std::string, openai::ModelKind> kinds_;
-  std::string internal_key_;
-  platform::QuotaBook quotas_;
-  BatchApi* batch_api_ = nullptr;
-  std::vector<std::weak_ptr<Pending>> waiting_streams_;
+  mutable core::Mutex mutex_;  // taken before a Pending's own mutex, never after
+  std::vector<platform::ApiKeyConfig> api_keys_ GUARDED_BY(mutex_);
+  std::map<std::string, openai::ModelKind> kinds_ GUARDED_BY(mutex_);
+  std::vector<std::weak_ptr<Pending>> waiting_streams_ GUARDED_BY(mutex_);  // for keepalive_loop
+  const std::string internal_key_;
+  platform::QuotaBook quotas_;  // thread-safe itself
+  BatchApi* batch_api_ = nullptr;  // set before serving
   std::atomic<int> proxies_{0};
   std::atomic<bool> stopping_{false};
   std::thread keepalive_;

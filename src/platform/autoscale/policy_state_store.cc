@@ -13,6 +13,7 @@ Result<std::unique_ptr<PolicyStateStore>> PolicyStateStore::open(const std::stri
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   std::unique_ptr<PolicyStateStore> s(new PolicyStateStore());
+  core::MutexLock lock(s->mutex_);  // not shared yet; taken for the annotations' sake
   if (sqlite3_open(path.c_str(), &s->db_) != SQLITE_OK)
     return Status::error("policy state " + path + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : "cannot open"));
   sqlite3_busy_timeout(s->db_, 5000);
@@ -34,7 +35,7 @@ PolicyStateStore::~PolicyStateStore() {
 }
 
 Status PolicyStateStore::save(const std::string& deployment, const std::string& policy, const std::string& state) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO policy_state (deployment, policy, state) VALUES (?, ?, ?)", -1,
                          &st, nullptr) != SQLITE_OK)
@@ -49,7 +50,7 @@ Status PolicyStateStore::save(const std::string& deployment, const std::string& 
 }
 
 std::optional<std::string> PolicyStateStore::load(const std::string& deployment, const std::string& policy) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT state FROM policy_state WHERE deployment = ? AND policy = ?", -1, &st, nullptr) !=
       SQLITE_OK)

@@ -2,10 +2,10 @@
 // Keeps what autoscaling policies learned (idle-time histograms, arrival profiles) across
 // restarts of the daemon, in a small SQLite file (WAL), one row per deployment.
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "core/mutex.h"
 #include "core/status.h"
 
 struct sqlite3;
@@ -23,8 +23,8 @@ class PolicyStateStore {
 
  private:
   PolicyStateStore() = default;
-  sqlite3* db_ = nullptr;
-  mutable std::mutex mutex_;
+  mutable core::Mutex mutex_;
+  sqlite3* db_ GUARDED_BY(mutex_) = nullptr;  // one connection: statements on it are serialized
 };
 
 }  // namespace zs::platform

@@ -81,7 +81,7 @@ void for_each_line(std::string_view jsonl, Fn&& fn) {
 }
 
 core::Status line_error(int64_t number, const std::string& problem) {
-  return core::Status::error("line " + std::to_string(number) + ": " + problem);
+  return core::Status::invalid_argument("line " + std::to_string(number) + ": " + problem);
 }
 
 // The string member `key` of `object`, or an error naming it.
@@ -109,7 +109,7 @@ std::string batch_endpoints_text() {
 core::Result<std::vector<BatchItem>> parse_batch_input(std::string_view jsonl, const std::string& endpoint,
                                                        size_t max_items) {
   if (!is_batch_endpoint(endpoint)) {
-    return core::Status::error("unsupported batch endpoint " + json_quoted(endpoint) + ": use " +
+    return core::Status::invalid_argument("unsupported batch endpoint " + json_quoted(endpoint) + ": use " +
                                batch_endpoints_text());
   }
   // Counted before parsing, so an oversized file is refused without building its items.
@@ -118,9 +118,9 @@ core::Result<std::vector<BatchItem>> parse_batch_input(std::string_view jsonl, c
     ++requests;
     return true;
   });
-  if (requests == 0) return core::Status::error("the file has no requests");
+  if (requests == 0) return core::Status::invalid_argument("the file has no requests");
   if (requests > max_items) {
-    return core::Status::error("the file has " + std::to_string(requests) + " requests; the limit is " +
+    return core::Status::invalid_argument("the file has " + std::to_string(requests) + " requests; the limit is " +
                                std::to_string(max_items));
   }
 
@@ -212,7 +212,7 @@ core::Result<std::vector<BatchItem>> parse_batch_input(std::string_view jsonl, c
 
 core::Result<int64_t> parse_completion_window(std::string_view window) {
   const auto bad = [&] {
-    return core::Status::error("completion_window " + json_quoted(window) +
+    return core::Status::invalid_argument("completion_window " + json_quoted(window) +
                                " is not supported: use \"24h\" (or \"<n>h\" with n from 1 to " +
                                std::to_string(kMaxWindowHours) + ")");
   };

@@ -263,6 +263,7 @@ core::Result<std::unique_ptr<BatchStore>> BatchStore::open(const std::string& pa
   if (sqlite3_db_readonly(db, "main") == 1) {
     return core::Status::error(where + ": the file is read-only (check its permissions)");
   }
+  core::MutexLock lock(store->mu_);
   ZS_RETURN_IF_ERROR(store->init().with_context(where));
   return store;
 }
@@ -340,33 +341,33 @@ core::Result<StoredFile> BatchStore::insert_file_locked(const std::string& purpo
 
 core::Result<StoredFile> BatchStore::add_file(const std::string& purpose, const std::string& filename,
                                               const std::string& content, const std::string& owner) {
-  if (purpose.empty()) return core::Status::error("storing a file: the purpose is empty");
-  std::lock_guard<std::mutex> lock(mu_);
+  if (purpose.empty()) return core::Status::invalid_argument("storing a file: the purpose is empty");
+  core::MutexLock lock(mu_);
   return insert_file_locked(purpose, filename, content, now_(), owner);
 }
 
 core::Result<StoredFile> BatchStore::file(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_, "SELECT id, purpose, filename, bytes, created_at, owner FROM files WHERE id = ?");
   s.text(1, id);
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return core::Status::error("no such file: " + id);
+  if (rc == SQLITE_DONE) return core::Status::not_found("no such file: " + id);
   if (rc != SQLITE_ROW) return sqlite_error("reading file " + id);
   return StoredFile{s.col_text(0), s.col_text(1), s.col_text(2), s.col_int(3), s.col_int(4), s.col_text(5)};
 }
 
 core::Result<std::string> BatchStore::file_content(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_, "SELECT content FROM files WHERE id = ?");
   s.text(1, id);
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return core::Status::error("no such file: " + id);
+  if (rc == SQLITE_DONE) return core::Status::not_found("no such file: " + id);
   if (rc != SQLITE_ROW) return sqlite_error("reading file " + id);
   return s.col_blob(0);
 }
 
 std::vector<StoredFile> BatchStore::list_files(const std::string& owner) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_,
          "SELECT id, purpose, filename, bytes, created_at, owner FROM files WHERE ?1 = '' OR owner = ?1 "
          "ORDER BY seq DESC");
@@ -379,11 +380,11 @@ std::vector<StoredFile> BatchStore::list_files(const std::string& owner) {
 }
 
 core::Status BatchStore::delete_file(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_, "DELETE FROM files WHERE id = ?");
   s.text(1, id);
   if (!s.done()) return sqlite_error("deleting file " + id);
-  if (sqlite3_changes(db_) == 0) return core::Status::error("no such file: " + id);
+  if (sqlite3_changes(db_) == 0) return core::Status::not_found("no such file: " + id);
   return core::Status::ok();
 }
 
@@ -394,20 +395,20 @@ core::Result<BatchRecord> BatchStore::create_batch(const std::string& input_file
                                                    const std::string& metadata_json, const std::string& owner,
                                                    const std::vector<BatchItem>& items) {
   const std::string what = "creating a batch from " + input_file_id;
-  if (items.empty()) return core::Status::error(what + ": the batch has no requests");
+  if (items.empty()) return core::Status::invalid_argument(what + ": the batch has no requests");
   if (window_seconds <= 0) {
-    return core::Status::error(what + ": the completion window must be positive");
+    return core::Status::invalid_argument(what + ": the completion window must be positive");
   }
   std::string metadata = "{}";
   if (!metadata_json.empty()) {
     const ojson parsed = ojson::parse(metadata_json, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded() || !parsed.is_object()) {
-      return core::Status::error(what + ": metadata must be a JSON object");
+      return core::Status::invalid_argument(what + ": metadata must be a JSON object");
     }
     metadata = parsed.dump(-1, ' ', false, ojson::error_handler_t::replace);
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   const int64_t now = now_();
   const std::string id = "batch_" + core::random_hex(24);
   SqliteTransaction txn(db_);
@@ -459,20 +460,20 @@ core::Result<BatchRecord> BatchStore::batch_locked(const std::string& id) {
   Stmt s(db_, (std::string("SELECT ") + kBatchColumns + " FROM batches WHERE id = ?").c_str());
   s.text(1, id);
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return core::Status::error("no such batch: " + id);
+  if (rc == SQLITE_DONE) return core::Status::not_found("no such batch: " + id);
   if (rc != SQLITE_ROW) return sqlite_error("reading batch " + id);
   return read_record(s);
 }
 
 core::Result<BatchRecord> BatchStore::batch(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   return batch_locked(id);
 }
 
 std::vector<BatchRecord> BatchStore::list_batches(int limit, const std::string& after_id, const std::string& owner) {
   std::vector<BatchRecord> out;
   if (limit <= 0) return out;
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   std::string sql = std::string("SELECT ") + kBatchColumns + " FROM batches WHERE (?3 = '' OR owner = ?3)";
   // An unknown cursor makes the subquery NULL, and `seq < NULL` matches nothing.
   if (!after_id.empty()) sql += " AND seq < (SELECT seq FROM batches WHERE id = ?2)";
@@ -486,7 +487,7 @@ std::vector<BatchRecord> BatchStore::list_batches(int limit, const std::string& 
 }
 
 std::vector<std::string> BatchStore::active_batch_ids() {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_, "SELECT id FROM batches WHERE state IN (?, ?) ORDER BY seq");
   s.text(1, sql_state(BatchState::kInProgress)).text(2, sql_state(BatchState::kCancelling));
   std::vector<std::string> out;
@@ -495,7 +496,7 @@ std::vector<std::string> BatchStore::active_batch_ids() {
 }
 
 std::vector<std::string> BatchStore::expired_batch_ids() {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   // Cancelling batches are left out: their cancel is already ending them.
   Stmt s(db_, "SELECT id FROM batches WHERE state = ? AND expires_at <= ? ORDER BY seq");
   s.text(1, sql_state(BatchState::kInProgress)).integer(2, now_());
@@ -510,7 +511,7 @@ std::vector<PendingItem> BatchStore::pending_items(const std::string& batch_id, 
                                                    const std::set<int64_t>& exclude) {
   std::vector<PendingItem> out;
   if (limit <= 0) return out;
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_,
          "SELECT line, custom_id, url, body FROM batch_items"
          " WHERE batch_id = ? AND outcome_at IS NULL ORDER BY line");
@@ -524,18 +525,18 @@ std::vector<PendingItem> BatchStore::pending_items(const std::string& batch_id, 
 }
 
 core::Result<int64_t> BatchStore::pending_count(const std::string& batch_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   Stmt s(db_, "SELECT total - completed - failed FROM batches WHERE id = ?");
   s.text(1, batch_id);
   const int rc = s.step();
-  if (rc == SQLITE_DONE) return core::Status::error("no such batch: " + batch_id);
+  if (rc == SQLITE_DONE) return core::Status::not_found("no such batch: " + batch_id);
   if (rc != SQLITE_ROW) return sqlite_error("reading batch " + batch_id);
   return s.col_int(0);
 }
 
 core::Status BatchStore::record_attempt(const std::string& batch_id, int64_t line) {
   const std::string what = "recording an attempt at line " + std::to_string(line) + " of " + batch_id;
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(batch_id);
@@ -567,7 +568,7 @@ core::Status BatchStore::record_attempt(const std::string& batch_id, int64_t lin
 
 core::Status BatchStore::withdraw_attempt(const std::string& batch_id, int64_t line) {
   const std::string what = "withdrawing an attempt at line " + std::to_string(line) + " of " + batch_id;
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   Stmt item(db_,
@@ -591,7 +592,7 @@ core::Result<bool> BatchStore::record_outcome(const std::string& batch_id, int64
   if (outcome.status_code == 0 && outcome.error_code.empty()) {
     return core::Status::error(what + ": an outcome without an HTTP status needs an error code");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(batch_id);
@@ -634,13 +635,13 @@ core::Result<bool> BatchStore::record_outcome(const std::string& batch_id, int64
 
 core::Status BatchStore::request_cancel(const std::string& id) {
   const std::string what = "cancelling batch " + id;
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto record = batch_locked(id);
   if (!record) return record.status();
   if (record->state != BatchState::kInProgress && record->state != BatchState::kValidating) {
-    return core::Status::error("batch " + id + " cannot be cancelled: it is " +
+    return core::Status::failed_precondition("batch " + id + " cannot be cancelled: it is " +
                                std::string(batch_state_name(record->state)));
   }
   Stmt s(db_, "UPDATE batches SET state = ?, cancelling_at = ? WHERE id = ?");
@@ -657,7 +658,7 @@ core::Result<BatchRecord> BatchStore::finalize(const std::string& id, BatchState
     return core::Status::error(what + ": " + std::string(batch_state_name(final_state)) +
                                " is not a final state (use completed, cancelled or expired)");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin()) return sqlite_error(what);
   auto found = batch_locked(id);

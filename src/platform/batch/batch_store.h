@@ -19,12 +19,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "platform/batch/batch_input.h"
 
@@ -172,16 +172,20 @@ class BatchStore {
 
  private:
   BatchStore(std::string path, sqlite3* db, Clock now);
-  core::Status init();
-  core::Status sqlite_error(const std::string& what) const;
-  core::Result<BatchRecord> batch_locked(const std::string& id);
+  core::Status init() REQUIRES(mu_);  // open() runs it with mu_ held, before the store is shared
+  core::Status sqlite_error(const std::string& what) const REQUIRES(mu_);
+  core::Result<BatchRecord> batch_locked(const std::string& id) REQUIRES(mu_);
   core::Result<StoredFile> insert_file_locked(const std::string& purpose, const std::string& filename,
-                                              const std::string& content, int64_t now, const std::string& owner);
+                                              const std::string& content, int64_t now, const std::string& owner)
+      REQUIRES(mu_);
 
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  Clock now_;
-  std::mutex mu_;
+  // One connection, used by one thread at a time: mu_ serializes every statement and
+  // transaction on it. Each call does its SQLite I/O (finalize() writes whole result files)
+  // with mu_ held.
+  mutable core::Mutex mu_;
+  const std::string path_;
+  sqlite3* db_ GUARDED_BY(mu_) = nullptr;
+  const Clock now_;
 };
 
 }  // namespace zs::platform

@@ -348,16 +348,16 @@ core::Result<Config> Parser::parse(const std::string& text) {
     if (ex.mark.line >= 0) {
       where += ":" + std::to_string(ex.mark.line + 1) + ":" + std::to_string(ex.mark.column + 1);
     }
-    return core::Status::error(where + ": invalid YAML: " + ex.msg);
+    return core::Status::invalid_argument(where + ": invalid YAML: " + ex.msg);
   }
 
   Config config;
   config.source = source_;
   if (root.IsNull()) {
-    return core::Status::error(source_ + ": the file is empty: declare at least one deployment");
+    return core::Status::invalid_argument(source_ + ": the file is empty: declare at least one deployment");
   }
   Fields top(*this, root, "", {"gateway", "devices", "deployments"});
-  if (!errors_.empty()) return core::Status::error(join(errors_, "\n"));
+  if (!errors_.empty()) return core::Status::invalid_argument(join(errors_, "\n"));
 
   if (const Entry* g = top.get("gateway")) parse_gateway(g->value, config.gateway);
   {
@@ -395,7 +395,7 @@ core::Result<Config> Parser::parse(const std::string& text) {
 
   parse_devices(top.get("devices"), config);
   parse_deployments(top.get("deployments"), config);
-  if (!errors_.empty()) return core::Status::error(join(errors_, "\n"));
+  if (!errors_.empty()) return core::Status::invalid_argument(join(errors_, "\n"));
   config.warnings.insert(config.warnings.end(), warnings_.begin(), warnings_.end());
   return config;
 }
@@ -916,7 +916,7 @@ core::Result<Config> parse_config(const std::string& yaml_text, const std::strin
   try {
     return Parser(source_name, base_dir, env).parse(yaml_text);
   } catch (const std::exception& ex) {
-    return core::Status::error(source_name + ": cannot read the configuration: " + ex.what());
+    return core::Status::invalid_argument(source_name + ": cannot read the configuration: " + ex.what());
   }
 }
 
@@ -930,8 +930,9 @@ core::Result<Config> load_config(const std::string& path) {
   if (!in) {
     std::error_code ec;
     const bool exists = fs::exists(path, ec);
-    return core::Status::error("cannot read configuration " + path + ": " +
-                               (exists ? "permission denied or not a file" : "no such file"));
+    const std::string message = "cannot read configuration " + path + ": ";
+    return exists ? core::Status::error(message + "permission denied or not a file")
+                  : core::Status::not_found(message + "no such file");
   }
   std::stringstream text;
   text << in.rdbuf();
@@ -947,6 +948,7 @@ core::Result<Config> load_config(const std::string& path) {
 
 core::Status validate_files(const Config& config) {
   std::vector<std::string> errors;
+  bool all_missing = true;  // then the error is kNotFound, else the paths are wrong in another way
   for (size_t i = 0; i < config.deployments.size(); ++i) {
     const DeploymentConfig& d = config.deployments[i];
     auto check = [&](const std::string& field, const std::string& path, bool directory_ok) {
@@ -962,6 +964,7 @@ core::Status validate_files(const Config& config) {
         problem = "cannot read " + path + " (permission denied?)";
       }
       if (problem.empty()) return;
+      all_missing &= !fs::exists(status);
       std::string where = config.source;
       if (d.source_line > 0) where += ":" + std::to_string(d.source_line);
       errors.push_back(where + ": deployments[" + std::to_string(i) + "]." + field + " (" + d.name + "): " + problem);
@@ -969,7 +972,8 @@ core::Status validate_files(const Config& config) {
     check("model", d.model, d.runtime == RuntimeKind::kCommand);
     check("mmproj", d.mmproj, false);
   }
-  if (!errors.empty()) return core::Status::error(join(errors, "\n"));
+  if (!errors.empty())
+    return all_missing ? core::Status::not_found(join(errors, "\n")) : core::Status::invalid_argument(join(errors, "\n"));
   return core::Status::ok();
 }
 

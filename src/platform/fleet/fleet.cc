@@ -79,21 +79,21 @@ void Fleet::set_deployments(std::vector<DeploymentSpec> specs) {
       if (auto state = events_.load_policy_state(s.name, s.policy)) s.policy_state = std::move(*state);
   Pending p;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     core_.set_deployments(std::move(specs), now(), p.actions);
-    collect(p);
+    collect_locked(p);
   }
   wake_.notify_all();
   apply(p);
 }
 
 bool Fleet::has_deployment(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   return core_.deployment_index(name) >= 0;
 }
 
 std::vector<std::string> Fleet::deployment_names() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   return core_.deployment_names();
 }
 
@@ -102,17 +102,17 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
   uint64_t ticket = 0;
   Pending p;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     const int dep = core_.deployment_index(name);
     if (stop_) {
-      failure = AcquireFailure{AcquireError::kShuttingDown, "the server is shutting down", 5};
+      failure = AcquireFailure{core::Status::unavailable("the server is shutting down"), 5};
     } else if (dep < 0) {
-      failure = AcquireFailure{AcquireError::kUnknownDeployment, "unknown deployment '" + name + "'", 0};
+      failure = AcquireFailure{core::Status::not_found("unknown deployment '" + name + "'"), 0};
     } else {
       ticket = next_ticket_++;
       waiting_[ticket] = std::move(done);
       core_.acquire(dep, cls, order, ticket, now(), p.actions);
-      collect(p);
+      collect_locked(p);
     }
   }
   if (failure) {
@@ -125,23 +125,23 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
 }
 
 void Fleet::cancel(uint64_t ticket) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   if (core_.cancel(ticket)) waiting_.erase(ticket);
 }
 
 void Fleet::release(const Lease& lease, bool instance_failed) {
   Pending p;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     core_.release(lease.instance, lease.cls, instance_failed, now(), p.actions);
-    collect(p);
+    collect_locked(p);
   }
   if (instance_failed) wake_.notify_all();  // probe it at once
   apply(p);
 }
 
 void Fleet::observe_ttft(const std::string& deployment, double seconds) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   const int dep = core_.deployment_index(deployment);
   if (dep >= 0) core_.observe_ttft(dep, seconds, now());
 }
@@ -149,27 +149,27 @@ void Fleet::observe_ttft(const std::string& deployment, double seconds) {
 void Fleet::fail_waiting(RequestClass cls, const std::string& message) {
   Pending p;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    core_.fail_waiting(cls, {AcquireError::kShuttingDown, message, 5}, p.actions);
-    collect(p);
+    core::MutexLock lock(mutex_);
+    core_.fail_waiting(cls, {core::Status::unavailable(message), 5}, p.actions);
+    collect_locked(p);
   }
   apply(p);
 }
 
 std::vector<DeploymentStatus> Fleet::status() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   return core_.status(now());
 }
 
 std::vector<DeviceMemory> Fleet::device_memory() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   return core_.device_memory();
 }
 
 core::Status Fleet::scale(const std::string& name, int n) {
   core::Status st;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     st = core_.scale(name, n);
   }
   wake_.notify_all();
@@ -179,7 +179,7 @@ core::Status Fleet::scale(const std::string& name, int n) {
 core::Status Fleet::prewarm(const std::string& name) {
   core::Status st;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     st = core_.prewarm(name, now());
   }
   wake_.notify_all();
@@ -190,7 +190,7 @@ void Fleet::save_policy_states() {
   if (!events_.save_policy_state) return;
   std::vector<std::tuple<std::string, std::string, std::string>> states;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     states = core_.policy_states();
   }
   for (const auto& [name, policy, state] : states) events_.save_policy_state(name, policy, state);
@@ -199,23 +199,23 @@ void Fleet::save_policy_states() {
 void Fleet::shutdown(std::chrono::milliseconds grace) {
   Pending p;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     if (stop_) return;
     stop_ = true;
   }
   save_policy_states();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    (void)core_.shutdown({AcquireError::kShuttingDown, "the server is shutting down", 5}, p.actions);
-    collect(p);
+    core::MutexLock lock(mutex_);
+    (void)core_.shutdown({core::Status::unavailable("the server is shutting down"), 5}, p.actions);
+    collect_locked(p);
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   apply(p);
   std::vector<Proc> all;
   {
-    std::unique_lock<std::mutex> lock(procs_mutex_);
-    probes_done_.wait(lock, [&] { return probes_running_ == 0; });
+    core::MutexLock lock(procs_mutex_);
+    while (probes_running_ > 0) probes_done_.wait(procs_mutex_);
     for (auto& [key, proc] : procs_) all.push_back(std::move(proc));
     procs_.clear();
   }
@@ -233,17 +233,18 @@ void Fleet::shutdown(std::chrono::milliseconds grace) {
 // Applying actions
 // ---------------------------------------------------------------------------------------------
 
-void Fleet::collect(Pending& p) {
-  auto take = [&](uint64_t tag) {
-    auto it = waiting_.find(tag);
-    if (it == waiting_.end()) return Done();
-    Done d = std::move(it->second);
-    waiting_.erase(it);
-    return d;
-  };
-  for (const auto& d : p.actions.dispatches) p.dispatch_done.push_back(take(d.tag));
-  for (const auto& f : p.actions.failures) p.failure_done.push_back(take(f.tag));
+void Fleet::collect_locked(Pending& p) {
+  for (const auto& d : p.actions.dispatches) p.dispatch_done.push_back(take_waiting_locked(d.tag));
+  for (const auto& f : p.actions.failures) p.failure_done.push_back(take_waiting_locked(f.tag));
   for (const auto& s : p.actions.starts) p.start_specs.push_back(core_.spec(s.deployment));
+}
+
+Fleet::Done Fleet::take_waiting_locked(uint64_t ticket) {
+  auto it = waiting_.find(ticket);
+  if (it == waiting_.end()) return Done();
+  Done d = std::move(it->second);
+  waiting_.erase(it);
+  return d;
 }
 
 void Fleet::apply(Pending& p) {
@@ -261,7 +262,7 @@ void Fleet::apply(Pending& p) {
     if (events_.decision) events_.decision(d.deployment, d.action, d.reason);
   }
   {
-    std::lock_guard<std::mutex> lock(procs_mutex_);
+    core::MutexLock lock(procs_mutex_);
     for (const auto& s : a.signals) {
       auto it = procs_.find(s.instance);
       if (it != procs_.end()) it->second.process->signal(s.kill ? SIGKILL : SIGTERM);
@@ -274,7 +275,7 @@ void Fleet::apply(Pending& p) {
   for (size_t i = 0; i < a.dispatches.size(); ++i) {
     Lease& lease = a.dispatches[i].lease;
     {
-      std::lock_guard<std::mutex> lock(procs_mutex_);
+      core::MutexLock lock(procs_mutex_);
       auto it = procs_.find(lease.instance);
       if (it != procs_.end()) lease.address = it->second.address;
     }
@@ -309,9 +310,9 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
   if (!status) {
     Pending p;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       core_.start_failed(a.instance, status.message(), now(), p.actions);
-      collect(p);
+      collect_locked(p);
     }
     apply(p);
     return;
@@ -319,7 +320,7 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
   core::log_info("fleet", "starting " + a.id + " (pid " + std::to_string(process->pid()) + ") at " + address +
                               (a.for_request ? " for a waiting request" : ""));
   {
-    std::lock_guard<std::mutex> lock(procs_mutex_);
+    core::MutexLock lock(procs_mutex_);
     procs_[a.instance] = Proc{a.id, address, std::move(process)};
   }
   if (events_.instance_started) events_.instance_started(a.id, spec, a.for_request);
@@ -330,7 +331,7 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
 void Fleet::run_probe(const ProbeAction& a) {
   std::string address;
   {
-    std::lock_guard<std::mutex> lock(procs_mutex_);
+    core::MutexLock lock(procs_mutex_);
     auto it = procs_.find(a.instance);
     if (it == procs_.end() || !probe_) return;
     address = it->second.address;
@@ -340,12 +341,12 @@ void Fleet::run_probe(const ProbeAction& a) {
     const bool ok = probe_(address);
     Pending p;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       core_.probe_result(a.instance, ok, now(), p.actions);
-      collect(p);
+      collect_locked(p);
     }
     apply(p);
-    std::lock_guard<std::mutex> lock(procs_mutex_);
+    core::MutexLock lock(procs_mutex_);
     --probes_running_;
     probes_done_.notify_all();  // under the lock: shutdown may destroy the Fleet once it sees 0
   }).detach();
@@ -358,8 +359,8 @@ void Fleet::run_probe(const ProbeAction& a) {
 void Fleet::loop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, kTick, [&] { return stop_; });
+      core::MutexLock lock(mutex_);
+      if (!stop_) wake_.wait_for(mutex_, kTick);
       if (stop_) return;
     }
     // What the processes did since the last tick (non-blocking reads and waitpid).
@@ -367,7 +368,7 @@ void Fleet::loop() {
     std::vector<std::pair<InstanceKey, int>> exited;
     std::vector<Proc> gone;
     {
-      std::lock_guard<std::mutex> lock(procs_mutex_);
+      core::MutexLock lock(procs_mutex_);
       for (auto it = procs_.begin(); it != procs_.end();) {
         for (const auto& line : it->second.process->read_lines())
           if (line.rfind("ready ", 0) == 0) ready.push_back(it->first);
@@ -382,13 +383,13 @@ void Fleet::loop() {
     }
     Pending p;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      core::MutexLock lock(mutex_);
       if (stop_) return;
       const double t = now();
       for (InstanceKey k : ready) core_.instance_ready(k, t, p.actions);
       for (const auto& [k, code] : exited) core_.instance_exited(k, code, t, p.actions);
       core_.tick(t, p.actions);
-      collect(p);
+      collect_locked(p);
     }
     for (const auto& proc : gone)
       if (events_.instance_stopped) events_.instance_stopped(proc.id);

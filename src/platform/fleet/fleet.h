@@ -18,17 +18,16 @@
 // run on whichever thread applied the action, never under a fleet lock; they may call back
 // into the Fleet.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "platform/config/config.h"
 #include "platform/fleet/fleet_core.h"
@@ -62,33 +61,33 @@ class Fleet {
 
   // Sets the deployments (at start and on reload). New ones are added; removed ones drain;
   // changed ones (fingerprint) drain their instances and start fresh ones on demand.
-  void set_deployments(std::vector<DeploymentSpec> specs);
-  bool has_deployment(const std::string& name) const;
-  std::vector<std::string> deployment_names() const;
+  void set_deployments(std::vector<DeploymentSpec> specs) EXCLUDES(mutex_);
+  bool has_deployment(const std::string& name) const EXCLUDES(mutex_);
+  std::vector<std::string> deployment_names() const EXCLUDES(mutex_);
 
   // Asks for a slot. done is called exactly once (on the control thread, or on the calling
   // thread), unless cancel() removes the ticket first. Interactive requests go before batch
   // ones and may use slots that batch requests hold (the worker pauses those); batch requests
   // take only free slots. Within a class, higher `order` goes first.
-  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0);
-  void cancel(uint64_t ticket);
+  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0) EXCLUDES(mutex_);
+  void cancel(uint64_t ticket) EXCLUDES(mutex_);
   // The request that held the lease finished; instance_failed when the instance did not answer.
-  void release(const Lease& lease, bool instance_failed = false);
+  void release(const Lease& lease, bool instance_failed = false) EXCLUDES(mutex_);
   // A time to first token seen by the gateway, for policies with a latency objective.
-  void observe_ttft(const std::string& deployment, double seconds);
+  void observe_ttft(const std::string& deployment, double seconds) EXCLUDES(mutex_);
 
   // Fails the requests of one class still waiting for a slot (at shutdown: batch work that
   // has not started gives way at once instead of holding the drain).
-  void fail_waiting(RequestClass cls, const std::string& message);
+  void fail_waiting(RequestClass cls, const std::string& message) EXCLUDES(mutex_);
 
-  std::vector<DeploymentStatus> status() const;
-  std::vector<DeviceMemory> device_memory() const;
+  std::vector<DeploymentStatus> status() const EXCLUDES(mutex_);
+  std::vector<DeviceMemory> device_memory() const EXCLUDES(mutex_);
   // Admin: keep at least n instances (n <= max_instances) until the next reload.
-  core::Status scale(const std::string& deployment, int n);
+  core::Status scale(const std::string& deployment, int n) EXCLUDES(mutex_);
   // Admin: start an instance now if none is running, ahead of the requests expected soon.
-  core::Status prewarm(const std::string& deployment);
+  core::Status prewarm(const std::string& deployment) EXCLUDES(mutex_);
   // Stops everything: queued requests fail, instances drain within grace.
-  void shutdown(std::chrono::milliseconds grace);
+  void shutdown(std::chrono::milliseconds grace) EXCLUDES(mutex_);
 
  private:
   // What one call into the core asks for, taken out of the lock to be applied.
@@ -105,32 +104,34 @@ class Fleet {
   };
 
   double now() const;  // seconds on the monotonic clock since construction
-  // REQUIRES: mutex_ held. Moves the callbacks and specs the actions need into `p`.
-  void collect(Pending& p);
-  // REQUIRES: mutex_ not held. Applies the actions; may call into the core again.
-  void apply(Pending& p);
-  void start(const StartAction& a, const DeploymentSpec& spec);
-  void run_probe(const ProbeAction& a);
-  void loop();
-  void save_policy_states();
+  // Moves the callbacks and specs the actions need into `p`.
+  void collect_locked(Pending& p) REQUIRES(mutex_);
+  Done take_waiting_locked(uint64_t ticket) REQUIRES(mutex_);  // the callback of a ticket, removed
+  // Applies the actions; may call into the core again.
+  void apply(Pending& p) EXCLUDES(mutex_, procs_mutex_);
+  void start(const StartAction& a, const DeploymentSpec& spec) EXCLUDES(mutex_, procs_mutex_);
+  void run_probe(const ProbeAction& a) EXCLUDES(mutex_, procs_mutex_);
+  void loop() EXCLUDES(mutex_, procs_mutex_);
+  void save_policy_states() EXCLUDES(mutex_);
 
   std::string run_dir_;
   Probe probe_;
   FleetEvents events_;
   const std::chrono::steady_clock::time_point epoch_;
 
-  mutable std::mutex mutex_;     // guards the fields below up to procs_mutex_
-  std::condition_variable wake_;  // the control thread's tick, woken early by new work
-  FleetCore core_;                                // GUARDED_BY(mutex_)
-  std::unordered_map<uint64_t, Done> waiting_;    // GUARDED_BY(mutex_): ticket -> its callback
-  uint64_t next_ticket_ = 1;                      // GUARDED_BY(mutex_)
-  bool stop_ = false;                             // GUARDED_BY(mutex_)
+  // Held only while the core decides: never around I/O, process calls or callbacks.
+  mutable core::Mutex mutex_;
+  core::CondVar wake_;  // the control thread's tick, woken early by new work
+  FleetCore core_ GUARDED_BY(mutex_);
+  std::unordered_map<uint64_t, Done> waiting_ GUARDED_BY(mutex_);  // ticket -> its callback
+  uint64_t next_ticket_ GUARDED_BY(mutex_) = 1;
+  bool stop_ GUARDED_BY(mutex_) = false;
 
   // Never held together with mutex_; held only for map operations and signals (no waiting).
-  mutable std::mutex procs_mutex_;
-  std::unordered_map<InstanceKey, Proc> procs_;  // GUARDED_BY(procs_mutex_)
-  int probes_running_ = 0;                       // GUARDED_BY(procs_mutex_)
-  std::condition_variable probes_done_;          // with procs_mutex_
+  mutable core::Mutex procs_mutex_;
+  std::unordered_map<InstanceKey, Proc> procs_ GUARDED_BY(procs_mutex_);
+  int probes_running_ GUARDED_BY(procs_mutex_) = 0;
+  core::CondVar probes_done_;  // with procs_mutex_
 
   // Control thread only.
   std::chrono::steady_clock::time_point last_heartbeat_;

@@ -202,7 +202,7 @@ void FleetCore::set_deployments(std::vector<DeploymentSpec> specs, double now, F
     }
     Deployment& d = *deployments_[it->second];
     d.removed = true;
-    fail_waiters(d, {AcquireError::kUnknownDeployment, "deployment '" + d.spec.name + "' was removed", 1}, out,
+    fail_waiters(d, {core::Status::not_found("deployment '" + d.spec.name + "' was removed"), 1}, out,
                  [](const Waiter&) { return true; });
     for (auto& inst : d.instances)
       if (inst->state != InstanceState::kDraining) drain(*inst, "deployment removed", now, out);
@@ -232,15 +232,14 @@ const DeploymentSpec& FleetCore::spec(int deployment) const { return deployments
 void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out) {
   Deployment& d = *deployments_[dep];
   if (d.removed) {
-    out.failures.push_back({tag, {AcquireError::kUnknownDeployment, "unknown deployment '" + d.spec.name + "'", 0}});
+    out.failures.push_back({tag, {core::Status::not_found("unknown deployment '" + d.spec.name + "'"), 0}});
     return;
   }
   if (const int waiting = d.queued(cls); waiting >= d.spec.max_queue) {
     out.failures.push_back({tag,
-                            {AcquireError::kQueueFull,
-                             "deployment '" + d.spec.name + "' has " + std::to_string(waiting) + " " +
-                                 std::string(request_class_name(cls)) +
-                                 " requests waiting (its max_queue); retry later",
+                            {core::Status::resource_exhausted(
+                                 "deployment '" + d.spec.name + "' has " + std::to_string(waiting) + " " +
+                                 std::string(request_class_name(cls)) + " requests waiting (its max_queue); retry later"),
                              2}});
     return;
   }
@@ -427,9 +426,8 @@ void FleetCore::instance_exited(InstanceKey key, int status, double now, FleetAc
                          (starting ? " while starting" : ""));
     if (starting && d->consecutive_failures >= 3)
       fail_waiters(*d,
-                   {AcquireError::kStartFailed,
-                    "instances of '" + d->spec.name + "' fail to start (last exit status " + std::to_string(status) +
-                        ")",
+                   {core::Status::unavailable("instances of '" + d->spec.name +
+                                              "' fail to start (last exit status " + std::to_string(status) + ")"),
                     1},
                    out, [](const Waiter&) { return true; });
   }
@@ -444,7 +442,7 @@ void FleetCore::start_failed(InstanceKey key, const std::string& why, double now
   ++d->consecutive_failures;
   d->next_start_allowed = now + backoff_s(d->consecutive_failures);
   if (d->consecutive_failures >= 3)
-    fail_waiters(*d, {AcquireError::kStartFailed, "cannot start '" + d->spec.name + "': " + why, 1}, out,
+    fail_waiters(*d, {core::Status::unavailable("cannot start '" + d->spec.name + "': " + why), 1}, out,
                  [](const Waiter&) { return true; });
   remove_instance(*d, key);
 }
@@ -497,8 +495,8 @@ void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
           out.signals.push_back({i.key, true});
           if (d.consecutive_failures >= 3)
             fail_waiters(d,
-                         {AcquireError::kStartFailed,
-                          "instances of '" + d.spec.name + "' do not become ready in time", 1},
+                         {core::Status::unavailable("instances of '" + d.spec.name + "' do not become ready in time"),
+                          1},
                          out, [](const Waiter&) { return true; });
         } else if (!d.spec.announces_ready && !i.probing) {
           i.probing = true;
@@ -603,9 +601,9 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
   // Requests that waited too long (batch ones sit behind interactive ones: check them all).
   if (!d.queue.empty())
     fail_waiters(d,
-                 {AcquireError::kTimeout,
-                  "no instance of '" + spec.name + "' could take the request within " +
-                      std::to_string(static_cast<int>(spec.request_timeout_s)) + " s (request_timeout)",
+                 {core::Status::deadline_exceeded("no instance of '" + spec.name + "' could take the request within " +
+                                                  std::to_string(static_cast<int>(spec.request_timeout_s)) +
+                                                  " s (request_timeout)"),
                   5},
                  out, [&](const Waiter& w) { return now - w.enqueued > spec.request_timeout_s; });
   dispatch(d, now, out);
@@ -674,8 +672,9 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
     const uint64_t capacity = placement_.capacity(spec.device);
     if (capacity > 0 && spec.memory_bytes > capacity) {
       fail_waiters(d,
-                   {AcquireError::kNoMemory, "deployment '" + spec.name + "' needs " + gib(spec.memory_bytes) +
-                                                 " but device " + spec.device + " has " + gib(capacity) + " in all",
+                   {core::Status::insufficient_memory("deployment '" + spec.name + "' needs " +
+                                                      gib(spec.memory_bytes) + " but device " + spec.device + " has " +
+                                                      gib(capacity) + " in all"),
                     1},
                    out, [](const Waiter&) { return true; });
     } else {
@@ -718,10 +717,10 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
 
 core::Status FleetCore::scale(const std::string& name, int n) {
   const int dep = deployment_index(name);
-  if (dep < 0) return core::Status::error("unknown deployment '" + name + "'");
+  if (dep < 0) return core::Status::not_found("unknown deployment '" + name + "'");
   Deployment& d = *deployments_[dep];
   if (n < 0 || n > d.spec.max_instances)
-    return core::Status::error("instances must be between 0 and max_instances (" +
+    return core::Status::invalid_argument("instances must be between 0 and max_instances (" +
                                std::to_string(d.spec.max_instances) + ")");
   d.spec.min_instances = n;
   return core::Status::ok();
@@ -729,7 +728,7 @@ core::Status FleetCore::scale(const std::string& name, int n) {
 
 core::Status FleetCore::prewarm(const std::string& name, double now) {
   const int dep = deployment_index(name);
-  if (dep < 0) return core::Status::error("unknown deployment '" + name + "'");
+  if (dep < 0) return core::Status::not_found("unknown deployment '" + name + "'");
   Deployment& d = *deployments_[dep];
   const double hold_s = d.spec.keep_alive_s < 0 ? 86400.0 * 365 : std::max(60.0, d.spec.keep_alive_s);
   d.prewarm_until = now + hold_s;

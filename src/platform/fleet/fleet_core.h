@@ -90,11 +90,12 @@ struct Lease {
   double cold_start_ms = -1;  // >= 0 when the request waited for an instance to start
 };
 
-enum class AcquireError { kUnknownDeployment, kQueueFull, kTimeout, kNoMemory, kStartFailed, kShuttingDown };
-
+// Why a request will not be served, by code: not_found (unknown or removed deployment),
+// resource_exhausted (its queue is full), deadline_exceeded (request_timeout),
+// insufficient_memory (the model cannot fit its device), unavailable (instances fail to start,
+// or shutting down).
 struct AcquireFailure {
-  AcquireError error;
-  std::string message;
+  core::Status status;
   double retry_after_s = 1;
 };
 

@@ -187,8 +187,8 @@ double DeploymentCost::idle_share() const {
 
 CostLedger::CostLedger(std::string path, sqlite3* db, bool read_only)
     : path_(std::move(path)),
-      db_(db),
       read_only_(read_only),
+      db_(db),
       stale_after_(read_only ? kStaleHeartbeatSeconds : std::numeric_limits<double>::max()) {}
 
 CostLedger::~CostLedger() {
@@ -241,6 +241,7 @@ core::Result<std::unique_ptr<CostLedger>> CostLedger::open(const std::string& pa
   if (sqlite3_db_readonly(db, "main") == 1) {
     return core::Status::error(where + ": the file is read-only (check its permissions)");
   }
+  core::MutexLock lock(ledger->mu_);
   ZS_RETURN_IF_ERROR(ledger->init().with_context(where));
   return ledger;
 }
@@ -275,6 +276,7 @@ core::Result<std::unique_ptr<CostLedger>> CostLedger::open_read_only(const std::
     return core::Status::error(where + ": " + msg);
   }
   std::unique_ptr<CostLedger> ledger(new CostLedger(path, db, /*read_only=*/true));
+  core::MutexLock lock(ledger->mu_);
   ZS_RETURN_IF_ERROR(ledger->init_read_only().with_context(where));
   return ledger;
 }
@@ -555,7 +557,7 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   // The run and its starting phase land together or not at all.
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
@@ -594,7 +596,7 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
 core::Status CostLedger::heartbeat(double now) {
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context("heartbeat"));
   ZS_RETURN_IF_ERROR(check_writable("heartbeat"));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   StmtScope scope(heartbeat_stmt_);
   if (sqlite3_bind_double(heartbeat_stmt_, 1, now) != SQLITE_OK ||
       sqlite3_step(heartbeat_stmt_) != SQLITE_DONE) {
@@ -607,7 +609,7 @@ core::Status CostLedger::instance_stopped(const std::string& instance_id, double
   const std::string what = "stopping instance " + instance_id;
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   {
@@ -643,7 +645,7 @@ core::Status CostLedger::instance_state(const std::string& instance_id, Instance
   }
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
   int64_t run = 0;
@@ -713,7 +715,7 @@ core::Status CostLedger::record_request(const std::string& deployment, const std
   }
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   StmtScope scope(request_stmt_);
   if (!bind_text(request_stmt_, 1, deployment) ||
       sqlite3_bind_double(request_stmt_, 2, now) != SQLITE_OK ||
@@ -740,13 +742,13 @@ core::Result<std::optional<double>> CostLedger::first_record_time_locked() const
 }
 
 core::Result<std::optional<double>> CostLedger::first_record_time() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   return first_record_time_locked();
 }
 
 core::Result<CostReport> CostLedger::report(double from, double to, double now) const {
   ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading costs"));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   // Every read in one transaction, so instance time, phases and requests describe one moment.
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
@@ -916,7 +918,7 @@ core::Result<std::vector<KeyUsage>> CostLedger::usage_by_key_locked(const CostRe
 core::Result<std::vector<KeyUsage>> CostLedger::usage_by_key(double from, double to,
                                                              double now) const {
   ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading usage per key"));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   // The deployment costs and the requests they are shared by must describe one moment.
   SqliteTransaction txn(db_);
   if (!txn.begin("BEGIN")) return sqlite_error("reading usage per key");
@@ -938,7 +940,7 @@ core::Result<std::vector<DeploymentCost>> CostLedger::costs(double from, double 
 core::Result<std::vector<InstanceCost>> CostLedger::instance_costs(double from, double to,
                                                                    double now) const {
   ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading instance costs"));
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(mu_);
   sqlite3_stmt* s = device_costs_stmt_;
   StmtScope scope(s);
   if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance costs");
@@ -964,7 +966,7 @@ core::Result<std::string> CostLedger::costs_json(double from, double to, double 
   std::optional<CostReport> r;
   std::vector<KeyUsage> keys;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    core::MutexLock lock(mu_);
     SqliteTransaction txn(db_);
     if (!txn.begin("BEGIN")) return sqlite_error("reading costs");
     auto report = report_locked(from, to, now);

@@ -20,12 +20,12 @@
 // clock, tests a virtual one). Thread-safe: one connection guarded by a mutex.
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "platform/instance/instance_phase.h"
 
@@ -182,46 +182,52 @@ class CostLedger {
 
  private:
   CostLedger(std::string path, sqlite3* db, bool read_only);
-  core::Status init();                    // pragmas, schema, recovery, statements
-  core::Status init_read_only();          // schema check, statements
-  core::Status prepare_statements();      // the writes (unless read-only) and the reads
-  core::Status migrate();                 // schema_version table up to kSchemaVersion
-  core::Result<int64_t> read_schema_version();  // 0 for a file without a ledger schema
+  // open() runs these with mu_ held, before the ledger is shared.
+  core::Status init() REQUIRES(mu_);            // pragmas, schema, recovery, statements
+  core::Status init_read_only() REQUIRES(mu_);  // schema check, statements
+  core::Status prepare_statements() REQUIRES(mu_);  // the writes (unless read-only) and the reads
+  core::Status migrate() REQUIRES(mu_);             // schema_version table up to kSchemaVersion
+  core::Result<int64_t> read_schema_version() REQUIRES(mu_);  // 0 for a file without a ledger schema
   core::Status check_writable(const std::string& what) const;
-  core::Result<std::optional<double>> first_record_time_locked() const;
+  core::Result<std::optional<double>> first_record_time_locked() const REQUIRES(mu_);
   // report() and usage_by_key() under mu_ and inside a read transaction the caller holds.
-  core::Result<CostReport> report_locked(double from, double to, double now) const;
-  core::Result<std::vector<KeyUsage>> usage_by_key_locked(const CostReport& report) const;
-  core::Status exec(const char* sql, const char* what);
-  core::Status prepare(const char* sql, sqlite3_stmt** stmt);
-  core::Status sqlite_error(const std::string& what) const;
+  core::Result<CostReport> report_locked(double from, double to, double now) const REQUIRES(mu_);
+  core::Result<std::vector<KeyUsage>> usage_by_key_locked(const CostReport& report) const REQUIRES(mu_);
+  core::Status exec(const char* sql, const char* what) REQUIRES(mu_);
+  core::Status prepare(const char* sql, sqlite3_stmt** stmt) REQUIRES(mu_);
+  core::Status sqlite_error(const std::string& what) const REQUIRES(mu_);
 
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  bool read_only_ = false;
+  // One connection, used by one thread at a time: mu_ serializes every statement on it (the
+  // connection is opened SQLITE_OPEN_NOMUTEX). Queries and writes run with mu_ held, so a
+  // slow disk holds up every caller of the ledger.
+  mutable core::Mutex mu_;
+  // Set at construction, constant after.
+  const std::string path_;
+  const bool read_only_ = false;
+  sqlite3* db_ GUARDED_BY(mu_) = nullptr;
+  // Set by open() before the ledger is shared, read-only after.
   int64_t schema_version_ = 0;
   int64_t recovered_on_open_ = 0;
   // Treats open rows whose heartbeat is older than this as stopped there: infinite for the
   // writer (its open rows are its own live instances), kStaleHeartbeatSeconds for a reader.
   double stale_after_ = 0;
   // Prepared once in init(), reused under mu_, finalized in the destructor.
-  sqlite3_stmt* start_stmt_ = nullptr;
-  sqlite3_stmt* find_open_stmt_ = nullptr;
-  sqlite3_stmt* heartbeat_stmt_ = nullptr;
-  sqlite3_stmt* stop_stmt_ = nullptr;
-  sqlite3_stmt* request_stmt_ = nullptr;
-  sqlite3_stmt* costs_instances_stmt_ = nullptr;
-  sqlite3_stmt* costs_requests_stmt_ = nullptr;
-  sqlite3_stmt* device_costs_stmt_ = nullptr;
-  sqlite3_stmt* open_phase_stmt_ = nullptr;
-  sqlite3_stmt* end_phase_stmt_ = nullptr;
-  sqlite3_stmt* begin_phase_stmt_ = nullptr;
-  sqlite3_stmt* end_phases_of_stmt_ = nullptr;
-  sqlite3_stmt* costs_phases_stmt_ = nullptr;
-  sqlite3_stmt* intervals_stmt_ = nullptr;
-  sqlite3_stmt* first_record_stmt_ = nullptr;
-  sqlite3_stmt* key_requests_stmt_ = nullptr;
-  mutable std::mutex mu_;
+  sqlite3_stmt* start_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* find_open_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* heartbeat_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* stop_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* request_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* costs_instances_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* costs_requests_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* device_costs_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* open_phase_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* end_phase_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* begin_phase_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* end_phases_of_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* costs_phases_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* intervals_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* first_record_stmt_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* key_requests_stmt_ GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace zs::platform

@@ -80,14 +80,14 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, Kind k
 }
 
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help, const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto& slot = family(name, Kind::kCounter, help).counters[render_labels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
   return *slot;
 }
 
 Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto& slot = family(name, Kind::kGauge, help).gauges[render_labels(labels)];
   if (!slot) slot = std::make_unique<Gauge>();
   return *slot;
@@ -95,14 +95,14 @@ Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help, 
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                       const std::vector<double>& bounds, const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto& slot = family(name, Kind::kHistogram, help).histograms[render_labels(labels)];
   if (!slot) slot = std::make_unique<Histogram>(bounds);
   return *slot;
 }
 
 void MetricsRegistry::on_collect(std::function<void()> fn) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   collectors_.push_back(std::move(fn));
 }
 
@@ -115,11 +115,11 @@ std::vector<double> MetricsRegistry::exponential_buckets(double start, double fa
 std::string MetricsRegistry::render() const {
   std::vector<std::function<void()>> collectors;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    core::MutexLock lock(mutex_);
     collectors = collectors_;
   }
   for (auto& c : collectors) c();
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   std::ostringstream os;
   for (const auto& [name, f] : families_) {
     const char* type = f.kind == Kind::kCounter ? "counter" : f.kind == Kind::kGauge ? "gauge" : "histogram";

@@ -6,9 +6,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "core/mutex.h"
 
 namespace zs::platform {
 
@@ -72,11 +73,12 @@ class MetricsRegistry {
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
   };
-  Family& family(const std::string& name, Kind kind, const std::string& help);
+  Family& family(const std::string& name, Kind kind, const std::string& help) REQUIRES(mutex_);
 
-  mutable std::mutex mutex_;
-  std::map<std::string, Family> families_;
-  std::vector<std::function<void()>> collectors_;
+  mutable core::Mutex mutex_;
+  // The families' maps are guarded; the metrics they point to are atomics, used without it.
+  std::map<std::string, Family> families_ GUARDED_BY(mutex_);
+  std::vector<std::function<void()>> collectors_ GUARDED_BY(mutex_);
 };
 
 // {a="x",b="y"} with values escaped as the format requires; "" for no labels.

@@ -29,9 +29,9 @@ std::string Placement::no_room_message(const Device& d, uint64_t bytes) {
 
 core::Result<std::string> Placement::reserve(const std::string& instance_id, const std::string& preferred_device,
                                              uint64_t bytes) {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   if (auto it = reservations_.find(instance_id); it != reservations_.end()) {
-    return core::Status::error("instance " + instance_id + " already holds " + format_bytes(it->second.bytes) +
+    return core::Status::failed_precondition("instance " + instance_id + " already holds " + format_bytes(it->second.bytes) +
                                " on device " + it->second.device);
   }
   auto fits = [&](const Device& d) { return bytes <= d.config.memory_bytes - d.used; };
@@ -41,9 +41,9 @@ core::Result<std::string> Placement::reserve(const std::string& instance_id, con
     if (!chosen) {
       std::string names;
       for (const Device& d : devices_) names += (names.empty() ? "" : ", ") + d.config.name;
-      return core::Status::error("no device named " + preferred_device + "; devices: " + names);
+      return core::Status::not_found("no device named " + preferred_device + "; devices: " + names);
     }
-    if (!fits(*chosen)) return core::Status::error(no_room_message(*chosen, bytes));
+    if (!fits(*chosen)) return core::Status::resource_exhausted(no_room_message(*chosen, bytes));
   } else {
     for (Device& d : devices_) {
       if (fits(d)) {
@@ -52,14 +52,14 @@ core::Result<std::string> Placement::reserve(const std::string& instance_id, con
       }
     }
     if (!chosen) {
-      if (devices_.empty()) return core::Status::error("no devices to place an instance on");
+      if (devices_.empty()) return core::Status::resource_exhausted("no devices to place an instance on");
       std::string message = "deployment needs " + format_bytes(bytes) + " but no device has room:";
       for (size_t i = 0; i < devices_.size(); ++i) {
         const Device& d = devices_[i];
         message += std::string(i ? "," : "") + " " + d.config.name + " has " +
                    format_bytes(d.config.memory_bytes - d.used) + " free of " + format_bytes(d.config.memory_bytes);
       }
-      return core::Status::error(message);
+      return core::Status::resource_exhausted(message);
     }
   }
   chosen->used += bytes;
@@ -68,7 +68,7 @@ core::Result<std::string> Placement::reserve(const std::string& instance_id, con
 }
 
 void Placement::release(const std::string& instance_id) {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto it = reservations_.find(instance_id);
   if (it == reservations_.end()) return;
   if (Device* d = find_locked(it->second.device)) d->used -= std::min(d->used, it->second.bytes);
@@ -76,25 +76,25 @@ void Placement::release(const std::string& instance_id) {
 }
 
 uint64_t Placement::used(const std::string& device) const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   const Device* d = find_locked(device);
   return d ? d->used : 0;
 }
 
 uint64_t Placement::free(const std::string& device) const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   const Device* d = find_locked(device);
   return d ? d->config.memory_bytes - d->used : 0;
 }
 
 uint64_t Placement::capacity(const std::string& device) const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   const Device* d = find_locked(device);
   return d ? d->config.memory_bytes : 0;
 }
 
 std::string Placement::device_of(const std::string& instance_id) const {
-  std::lock_guard lock(mutex_);
+  core::MutexLock lock(mutex_);
   auto it = reservations_.find(instance_id);
   return it == reservations_.end() ? std::string() : it->second.device;
 }
@@ -112,7 +112,7 @@ std::vector<std::string> Placement::eviction_candidates(
   {
     // Snapshot, then ask the predicate unlocked: it belongs to the caller, which may well
     // take its own locks or call back into this class.
-    std::lock_guard lock(mutex_);
+    core::MutexLock lock(mutex_);
     const Device* d = find_locked(device);
     if (!d) return {};
     free_now = d->config.memory_bytes - d->used;

@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "platform/config/config.h"
 
@@ -54,14 +54,14 @@ class Placement {
     uint64_t sequence = 0;  // order of reservation: smaller = less recent
   };
 
-  Device* find_locked(const std::string& name);
-  const Device* find_locked(const std::string& name) const;
+  Device* find_locked(const std::string& name) REQUIRES(mutex_);
+  const Device* find_locked(const std::string& name) const REQUIRES(mutex_);
   static std::string no_room_message(const Device& d, uint64_t bytes);
 
-  mutable std::mutex mutex_;
-  std::vector<Device> devices_;  // configuration order
-  std::map<std::string, Reservation> reservations_;
-  uint64_t next_sequence_ = 0;
+  mutable core::Mutex mutex_;
+  std::vector<Device> devices_ GUARDED_BY(mutex_);  // configuration order
+  std::map<std::string, Reservation> reservations_ GUARDED_BY(mutex_);
+  uint64_t next_sequence_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace zs::platform

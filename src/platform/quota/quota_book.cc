@@ -22,7 +22,7 @@ void set_bucket(std::optional<TokenBucket>& bucket, double per_minute, double no
 }  // namespace
 
 void QuotaBook::set_limits(const std::string& key, const QuotaLimits& limits, double now_s) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   Account& a = accounts_[key];
   a.limits = limits;
   set_bucket(a.requests, limits.requests_per_minute, now_s);
@@ -30,7 +30,7 @@ void QuotaBook::set_limits(const std::string& key, const QuotaLimits& limits, do
 }
 
 std::optional<QuotaRefusal> QuotaBook::admit(const std::string& key, double now_s) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   Account& a = accounts_[key];
   const std::string who = "API key '" + key + "'";
   if (a.limits.max_concurrent > 0 && a.in_flight >= a.limits.max_concurrent)
@@ -53,14 +53,14 @@ std::optional<QuotaRefusal> QuotaBook::admit(const std::string& key, double now_
 }
 
 void QuotaBook::finish(const std::string& key, double tokens, double now_s) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   Account& a = accounts_[key];
   a.in_flight = std::max(0, a.in_flight - 1);
   if (a.tokens && tokens > 0) a.tokens->take(tokens, now_s);
 }
 
 QuotaUsage QuotaBook::usage(const std::string& key, double now_s) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  core::MutexLock lock(mutex_);
   Account& a = accounts_[key];
   QuotaUsage u;
   if (a.requests) u.requests_remaining = std::max(0.0, std::floor(a.requests->available(now_s)));

@@ -4,10 +4,10 @@
 // concurrency slot and charges the tokens it used. A refusal names the limit it hit, so the
 // 429 tells the client what to change. Time is passed in, so tests drive a virtual clock.
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "core/mutex.h"
 #include "platform/quota/token_bucket.h"
 
 namespace zs::platform {
@@ -34,12 +34,12 @@ struct QuotaUsage {
 class QuotaBook {
  public:
   // Sets or changes a key's limits; what it already used counts against the new ones.
-  void set_limits(const std::string& key, const QuotaLimits& limits, double now_s);
+  void set_limits(const std::string& key, const QuotaLimits& limits, double now_s) EXCLUDES(mutex_);
   // Takes a request and a concurrency slot, or says which limit refuses it.
-  std::optional<QuotaRefusal> admit(const std::string& key, double now_s);
+  std::optional<QuotaRefusal> admit(const std::string& key, double now_s) EXCLUDES(mutex_);
   // The request admitted earlier ended having used `tokens`.
-  void finish(const std::string& key, double tokens, double now_s);
-  QuotaUsage usage(const std::string& key, double now_s);
+  void finish(const std::string& key, double tokens, double now_s) EXCLUDES(mutex_);
+  QuotaUsage usage(const std::string& key, double now_s) EXCLUDES(mutex_);
 
  private:
   struct Account {
@@ -48,8 +48,8 @@ class QuotaBook {
     std::optional<TokenBucket> tokens;
     int in_flight = 0;
   };
-  std::mutex mutex_;
-  std::map<std::string, Account> accounts_;
+  core::Mutex mutex_;
+  std::map<std::string, Account> accounts_ GUARDED_BY(mutex_);
 };
 
 }  // namespace zs::platform

@@ -33,7 +33,7 @@ ApiError body_error(const std::string& body, const Limits& limits = {}) {
   if (!r.is_ok()) {
     EXPECT_EQ(r.status().message(), err.message);
   }
-  EXPECT_EQ(err.http_status, 400);
+  EXPECT_EQ(err.http_status(), 400);
   return err;
 }
 
@@ -233,7 +233,7 @@ TEST(ModelKindTest, EachKindServesOnlyItsOwnEndpoints) {
   EXPECT_FALSE(wrong_model_kind_error(ModelKind::kEmbedding, "/v1/embeddings", "m"));
   auto chat_to_embedder = wrong_model_kind_error(ModelKind::kEmbedding, "/v1/chat/completions", "bge");
   ASSERT_TRUE(chat_to_embedder);
-  EXPECT_EQ(chat_to_embedder->http_status, 400);
+  EXPECT_EQ(chat_to_embedder->http_status(), 400);
   EXPECT_EQ(chat_to_embedder->param, "model");
   EXPECT_NE(chat_to_embedder->message.find("serves /v1/embeddings"), std::string::npos);
   auto embed_to_chat = wrong_model_kind_error(ModelKind::kChat, "/v1/embeddings", "llama");

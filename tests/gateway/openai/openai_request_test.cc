@@ -209,8 +209,8 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
     body[c.field] = c.value;
     ApiError err = chat_error(body);
     EXPECT_EQ(err.param, c.param) << c.field << "=" << c.value.dump() << ": " << err.message;
-    EXPECT_EQ(err.type, "invalid_request_error");
-    EXPECT_EQ(err.http_status, 400);
+    EXPECT_EQ(err.type(), "invalid_request_error");
+    EXPECT_EQ(err.http_status(), 400);
     EXPECT_FALSE(err.message.empty());
     EXPECT_FALSE(err.code.empty());
     // The message itself names the field, for clients that only show the message.
@@ -507,7 +507,7 @@ TEST(SamplingEdgeTest, EveryOutOfRangeNumberIsA400NamingItsField) {
       if (f == "seed" && v == "null") continue;  // covered by null handling below
       if (v == "null" && r.is_ok()) continue;    // null means "absent", as in OpenAI's SDKs
       ASSERT_FALSE(r.is_ok()) << f << "=" << v;
-      EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+      EXPECT_EQ(err.http_status(), 400) << f << "=" << v;
       EXPECT_EQ(err.param, f) << f << "=" << v << ": " << err.message;
     }
   }
@@ -517,7 +517,7 @@ TEST(SamplingEdgeTest, HugeIntegerSeedsAreA400NamingSeed) {
   for (const std::string v : {"99999999999999999999999", "-99999999999999999999999", "1e300"}) {
     ApiError err;
     ASSERT_FALSE(parse_chat_completion_request(chat_with("seed", v), {}, &err).is_ok()) << v;
-    EXPECT_EQ(err.http_status, 400);
+    EXPECT_EQ(err.http_status(), 400);
     EXPECT_EQ(err.param, "seed");
   }
 }
@@ -528,9 +528,9 @@ TEST(SamplingEdgeTest, ValuesThatAreZeroAsAFloatAreRefusedWhereZeroIsInvalid) {
       ApiError err;
       auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
       ASSERT_FALSE(r.is_ok()) << f << "=" << v;
-      EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+      EXPECT_EQ(err.http_status(), 400) << f << "=" << v;
       EXPECT_EQ(err.param, f) << f << "=" << v << ": " << err.message;
-      EXPECT_EQ(err.type, "invalid_request_error");
+      EXPECT_EQ(err.type(), "invalid_request_error");
     }
   }
 }
@@ -551,7 +551,7 @@ TEST(SamplingEdgeTest, EveryParsedRequestPassesTheEnginesRule) {
       ApiError err;
       auto r = parse_chat_completion_request(chat_with(f, v), {}, &err);
       if (r.is_ok()) EXPECT_FALSE(r->sampling.to_params().invalid_field()) << f << "=" << v;
-      else EXPECT_EQ(err.http_status, 400) << f << "=" << v;
+      else EXPECT_EQ(err.http_status(), 400) << f << "=" << v;
     }
   }
 }
@@ -560,7 +560,7 @@ TEST(SamplingEdgeTest, CompletionsApplyTheSameRule) {
   ApiError err;
   auto r = parse_completion_request(R"({"model":"m","prompt":"a","top_p":4.9e-324})", {}, &err);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_EQ(err.http_status, 400);
+  EXPECT_EQ(err.http_status(), 400);
   EXPECT_EQ(err.param, "top_p");
 }
 

@@ -182,8 +182,8 @@ TEST_F(FleetClassTest, EachClassHasItsOwnQueueLimit) {
   fleet_->acquire("m", RequestClass::kBatch, b3.done());  // max_queue is 2
   ASSERT_TRUE(b3.wait(1s));
   ASSERT_TRUE(b3.failure);
-  EXPECT_EQ(b3.failure->error, AcquireError::kQueueFull);
-  EXPECT_NE(b3.failure->message.find("2 batch requests waiting"), std::string::npos) << b3.failure->message;
+  EXPECT_EQ(b3.failure->status.code(), core::StatusCode::kResourceExhausted);
+  EXPECT_NE(b3.failure->status.message().find("2 batch requests waiting"), std::string::npos) << b3.failure->status.message();
   // A full batch queue does not turn interactive requests away.
   fleet_->acquire("m", RequestClass::kInteractive, i1.done());
   ASSERT_TRUE(i1.wait());

@@ -208,8 +208,8 @@ TEST(FleetCore, AFullQueueRefusesAtOnce) {
   for (int i = 0; i < 3; ++i) h.acquire("a");
   const uint64_t t = h.acquire("a");
   ASSERT_TRUE(h.failed.count(t));
-  EXPECT_EQ(h.failed[t].error, AcquireError::kQueueFull);
-  EXPECT_NE(h.failed[t].message.find("max_queue"), std::string::npos);
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kResourceExhausted);
+  EXPECT_NE(h.failed[t].status.message().find("max_queue"), std::string::npos);
   // The other class has its own bound.
   EXPECT_FALSE(h.failed.count(h.acquire("a", RequestClass::kBatch)));
 }
@@ -224,7 +224,7 @@ TEST(FleetCore, WaitingLongerThanRequestTimeoutFails) {
   EXPECT_FALSE(h.failed.count(t));
   h.advance(2);
   ASSERT_TRUE(h.failed.count(t));
-  EXPECT_EQ(h.failed[t].error, AcquireError::kTimeout);
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kDeadlineExceeded);
 }
 
 TEST(FleetCore, AnIdleInstanceStopsAfterItsKeepAliveAndFreesItsMemory) {
@@ -281,8 +281,8 @@ TEST(FleetCore, ThreeFailedStartsFailTheWaitingRequests) {
     h.take(a);
   }
   ASSERT_TRUE(h.failed.count(t));
-  EXPECT_EQ(h.failed[t].error, AcquireError::kStartFailed);
-  EXPECT_NE(h.failed[t].message.find("no such file"), std::string::npos);
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kUnavailable);
+  EXPECT_NE(h.failed[t].status.message().find("no such file"), std::string::npos);
   EXPECT_EQ(h.core.device_memory()[0].used, 0u);
 }
 
@@ -411,7 +411,7 @@ TEST(FleetCore, AModelLargerThanItsDeviceFailsItsRequests) {
   const uint64_t t = h.acquire("a");
   h.tick();
   ASSERT_TRUE(h.failed.count(t));
-  EXPECT_EQ(h.failed[t].error, AcquireError::kNoMemory);
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kInsufficientMemory);
   EXPECT_TRUE(h.starts.empty());
 }
 
@@ -421,7 +421,7 @@ TEST(FleetCore, ARemovedDeploymentFailsItsWaitersAndDrains) {
   const uint64_t t = h.acquire("a", RequestClass::kInteractive);
   h.set({spec("b")});
   ASSERT_TRUE(h.failed.count(t));
-  EXPECT_EQ(h.failed[t].error, AcquireError::kUnknownDeployment);
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kNotFound);
   EXPECT_EQ(h.core.deployment_index("a"), -1);
   EXPECT_EQ(h.core.deployment_names(), std::vector<std::string>{"b"});
 }
