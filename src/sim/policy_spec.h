@@ -4,7 +4,7 @@
 //                                            min_instances, max_instances
 // e.g. "concurrency", "keep-alive-10m=concurrency:keep_alive=10m", "always-on".
 // "always-on" is the simulator's own baseline, not a platform policy: every deployment runs
-// its peak instance count (the most any other compared policy needed) from the first second,
+// its peak need (sim/baseline.h: its most requests in flight at once over its slots) from the first second,
 // already warm — the cost of provisioning for the peak.
 #include <memory>
 #include <optional>
