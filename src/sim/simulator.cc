@@ -555,7 +555,8 @@ class Simulation {
         acted = true;
       }
     }
-    // When to look again.
+    // When to look again (also when the policy asked: a pre-warm or a window's end).
+    const double revisit = decision.revisit_at_s > 0 ? decision.revisit_at_s - w_.epoch_s : kInf;
     const bool active = !d.instances.empty() || !d.queue.empty();
     if (acted || summary != d.last_summary) d.backoff = kTickS;
     else d.backoff = std::min(d.backoff * 4, kTickMaxS);
@@ -563,6 +564,7 @@ class Simulation {
     double next = active ? grid_after(d, now_ + d.backoff) : now_ + options_.idle_tick_s;
     if (blocked || !d.queue.empty()) next = std::min(next, now_ + kTickS / 4);
     next = std::min(next, next_expiry);
+    if (revisit > now_) next = std::min(next, revisit + kExpiryEpsS);
     want_decide(dep, next);
   }
 

@@ -49,23 +49,11 @@ HistogramPolicy::Windows HistogramPolicy::windows() const {
 
 ScalingDecision HistogramPolicy::decide(const DeploymentObservation& o) {
   const double now = o.now_s;
-  const int demand = demand_of(o);
-  if (idle_ && now < idle_since_s_) idle_since_s_ = now;  // a clock that stepped back
-  if (o.arrivals > 0) {
-    if (idle_) histogram_.add(now - idle_since_s_);
-    idle_ = false;
-    active_seen_ = true;
-  }
-  if (demand > 0) {
-    idle_ = false;
-    active_seen_ = true;
-  } else if (active_seen_ && !idle_) {
-    idle_ = true;  // the last request just ended (or came and went between two observations)
-    idle_since_s_ = now;
-  }
+  const double ended = idle_.observe(o);
+  if (ended >= 0) histogram_.add(ended);
 
   ScalingDecision fixed = fallback_.decide(o);
-  if (!idle_) {
+  if (!idle_.idle()) {
     phase_ = Phase::kBusy;
     return fixed;
   }
@@ -79,12 +67,14 @@ ScalingDecision HistogramPolicy::decide(const DeploymentObservation& o) {
     return fixed;
   }
 
-  const double idle_for = now - idle_since_s_;
+  const double idle_for = now - idle_.since_s();
   ScalingDecision d;
   if (idle_for < w.prewarm_at_s) {
     phase_ = Phase::kUnloaded;
+    d.revisit_at_s = idle_.since_s() + w.prewarm_at_s;
   } else if (idle_for < w.keep_until_s) {
     phase_ = Phase::kWarm;
+    d.revisit_at_s = idle_.since_s() + w.keep_until_s;
   } else {
     phase_ = Phase::kExpired;
   }

@@ -42,9 +42,7 @@ class HistogramPolicy final : public ScalingPolicy {
   PolicyOptions options_;
   IdleTimeHistogram histogram_;
   FixedPolicy fallback_;
-  bool active_seen_ = false;  // an idle time starts only after some traffic was seen
-  bool idle_ = false;
-  double idle_since_s_ = 0;
+  IdleTracker idle_;
   Phase phase_ = Phase::kBusy;
 };
 

@@ -47,6 +47,22 @@ class Cadence {
   double last_s_ = 0;
 };
 
+// Idle periods of a deployment: from the moment nothing is in flight or queued to the next
+// arrival (what the histogram policies learn from). An idle period starts only after some
+// traffic was seen.
+class IdleTracker {
+ public:
+  // Feeds one observation; returns the length of the idle period an arrival just ended, or -1.
+  double observe(const DeploymentObservation& o);
+  bool idle() const { return idle_; }
+  double since_s() const { return since_s_; }
+
+ private:
+  bool seen_ = false;
+  bool idle_ = false;
+  double since_s_ = 0;
+};
+
 // Fills `reason` for a decision that stops instances without having said why.
 void explain_stops(ScalingDecision& d, std::string_view policy);
 

@@ -40,6 +40,10 @@ struct ScalingDecision {
   int desired = 0;                  // instances wanted (the fleet starts the difference)
   std::vector<std::string> stop;    // idle ready instances to drain now; at most live - desired
   std::string reason;               // why, for the decision log (empty: nothing changed)
+  // When the policy next wants to look even if nothing changes (a pre-warm or the end of a
+  // keep-alive window), on the observation's clock; 0: no such time. The fleet looks every
+  // 20 ms anyway; the simulator, which looks at event times, schedules a look then.
+  double revisit_at_s = 0;
 };
 
 class ScalingPolicy {
@@ -95,11 +99,18 @@ struct PolicyOptions {
   double histogram_min_samples = 10;        // ... and it holds at least this many idle times
   double histogram_max_oob_fraction = 0.5;  // more out-of-bounds idle times than this: fixed keep-alive
 
+  // hybrid (the default: demand-driven count, cost-aware histogram windows for the last instance).
+  double hybrid_cold_start_cost_s = 600;   // instance-seconds one avoided cold start is worth
+  double hybrid_scale_in_delay_s = 60;     // instances above the demand leave once idle this long
+
   // predictive (hour-of-day / day-of-week arrival profile, then concurrency).
   double predictive_threshold = 10;        // expected arrivals in the coming hour that warrant pre-warming
   double predictive_history_weight = 0.7;  // weight of the old estimate each time an hour comes round
   double predictive_min_weeks = 2;         // day-of-week buckets count once seen this many weeks; else hour of day
 };
+
+// The policy a deployment gets when its configuration names none.
+inline constexpr const char* kDefaultScalingPolicy = "hybrid";
 
 // The names make_scaling_policy knows, in the order docs/autoscaling.md presents them.
 const std::vector<std::string>& scaling_policy_names();
@@ -107,11 +118,13 @@ const std::vector<std::string>& scaling_policy_names();
 // Checks the options' ranges; the message names the field and the accepted range.
 core::Status validate_policy_options(const PolicyOptions& options);
 
-// "concurrency" (also ""): Knative-style stable/panic windows on in-flight + queued requests.
+// "concurrency": Knative-style stable/panic windows on in-flight + queued requests.
 // "rules": queue / utilisation / TTFT thresholds, step-wise scale-in.
 // "fixed": demand-driven scale-out, scale-in after keep_alive idle.
 // "histogram": per-deployment idle-time histogram decides keep-alive and pre-warming.
 // "predictive": daily/weekly arrival profile pre-warms ahead of recurring peaks.
+// "hybrid" (the default, also ""): demand-driven count; the last instance kept and pre-warmed in
+// the cheapest windows its idle-time histogram allows.
 core::Result<std::unique_ptr<ScalingPolicy>> make_scaling_policy(const std::string& name, const PolicyOptions& options);
 
 }  // namespace zs::platform

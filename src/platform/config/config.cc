@@ -832,6 +832,8 @@ constexpr PolicyKnob kPolicyKnobs[] = {
     {"histogram_cv_threshold", &PolicyOptions::histogram_cv_threshold, false},
     {"histogram_min_samples", &PolicyOptions::histogram_min_samples, false},
     {"histogram_max_oob_fraction", &PolicyOptions::histogram_max_oob_fraction, false},
+    {"hybrid_cold_start_cost", &PolicyOptions::hybrid_cold_start_cost_s, true},
+    {"hybrid_scale_in_delay", &PolicyOptions::hybrid_scale_in_delay_s, true},
     {"predictive_threshold", &PolicyOptions::predictive_threshold, false},
     {"predictive_history_weight", &PolicyOptions::predictive_history_weight, false},
     {"predictive_min_weeks", &PolicyOptions::predictive_min_weeks, false},
