@@ -20,13 +20,37 @@ core::Status HybridPolicy::restore_state(const std::string& state) {
   return histogram_.parse(state).with_context("restoring the hybrid policy");
 }
 
+double HybridPolicy::start_lead_s() const { return start_s_ > 0 ? start_s_ : options_.prewarm_lead_s; }
+
+void HybridPolicy::measure_start(const DeploymentObservation& o, const ScalingDecision& d) {
+  // How long this deployment takes to start an instance, as far as observations show: from
+  // the decision that asked for one to the first look with more instances ready. Smoothed, so
+  // that one late look does not stretch every pre-warm.
+  const int ready = ready_count(o);
+  if (start_asked_s_ >= 0) {
+    if (ready > ready_before_ && o.now_s >= start_asked_s_) {
+      const double took = o.now_s - start_asked_s_;
+      start_s_ = start_s_ > 0 ? 0.75 * start_s_ + 0.25 * took : took;
+      start_asked_s_ = -1;
+    } else if (live_count(o) <= ready) {
+      start_asked_s_ = -1;  // nothing starting any more (stopped before it was ready)
+    }
+  }
+  if (start_asked_s_ < 0 && d.desired > live_count(o)) {
+    start_asked_s_ = o.now_s;
+    ready_before_ = ready;
+  }
+}
+
 const HybridPolicy::Windows& HybridPolicy::windows() {
   // The windows move little with one more idle time once there are many: recompute when the
-  // histogram has grown by a sixteenth (every time while it is small).
+  // histogram has grown by a sixteenth (every time while it is small), or the start lead changed.
   const uint64_t n = histogram_.total();
-  if (windows_total_ == ~0ull || n < windows_total_ || n - windows_total_ >= std::max<uint64_t>(1, windows_total_ / 16)) {
+  if (windows_total_ == ~0ull || n < windows_total_ || n - windows_total_ >= std::max<uint64_t>(1, windows_total_ / 16) ||
+      windows_lead_s_ != start_lead_s()) {
     windows_ = compute_windows();
     windows_total_ = n;
+    windows_lead_s_ = start_lead_s();
   }
   return windows_;
 }
@@ -45,7 +69,7 @@ HybridPolicy::Windows HybridPolicy::compute_windows() const {
     return w;
   }
   w.learned = true;
-  const double bin = h.bin_s(), margin = options_.histogram_margin, lead = options_.prewarm_lead_s;
+  const double bin = h.bin_s(), lead = start_lead_s();
   const double cold_cost = options_.hybrid_cold_start_cost_s;
   size_t used = 0;  // bins up to the last non-empty one
   for (size_t i = 0; i < h.bins(); ++i)
@@ -61,13 +85,13 @@ HybridPolicy::Windows HybridPolicy::compute_windows() const {
   for (double p : {0.0, 1.0, options_.histogram_head_percentile, 10.0, 25.0}) {
     // Ready at `head` after the last request: started `lead` earlier, or kept from the end when
     // stopping would save less than a start.
-    const double head = p > 0 && in_range > 0 ? h.percentile_lower_edge_s(p) * (1 - margin) : 0;
+    const double head = p > 0 && in_range > 0 ? h.percentile_lower_edge_s(p) : 0;
     double start = head - lead;
     if (start <= lead) start = 0;
     // Idle times shorter than the head find nothing running.
     const size_t first = start > 0 ? std::min(used, static_cast<size_t>(head / bin)) : 0;
     for (size_t last = first; last <= used; ++last) {
-      const double until = last * bin * (1 + margin);  // covers the bins below `last`
+      const double until = last * bin;  // covers the bins below `last`
       if (start > 0 && until <= start) continue;
       const double later = in_range - count[last] + beyond;  // idle times past the window: cold
       const double warm = (length[last] - length[first]) - start * (count[last] - count[first]) +
@@ -95,6 +119,7 @@ ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
   ScalingDecision d;
   if (o.keep_alive_s < 0) {  // never scale in
     settle_count(d, bounded(need, o), o, name());
+    measure_start(o, d);
     return d;
   }
   // The last instance, after the last request of a busy period.
@@ -132,6 +157,7 @@ ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
                                   short_number(options_.hybrid_scale_in_delay_s) + " s above demand";
   last_warm_ = warm;
   last_unloaded_ = unloaded;
+  measure_start(o, d);
   return d;
 }
 

@@ -7,14 +7,16 @@
 // Wild" (Shahrad et al., ATC'20) — unload, pre-warm before the next request is due, keep it
 // until the request has probably come — but the two windows are the cheapest ones for this
 // deployment's own idle times rather than fixed percentiles: each candidate pre-warm point
-// (the 0th, 1st, 5th, 10th or 25th percentile of idle time, less the margin and the start
-// lead) and each keep-until point (a bin's upper edge plus the margin) is priced as the
+// (the lower edge of the bin holding the 0th, 1st, 5th, 10th or 25th percentile of idle time,
+// less the start lead) and each keep-until point (a bin's upper edge) is priced as the
 // instance time it keeps warm over the recorded idle times plus hybrid_cold_start_cost_s for
 // every idle time it would miss (cold), and the cheapest pair wins. A spread-out pattern thus
 // gets "stop at once" or "keep a while" (whichever its idle times make cheaper); a regular one
 // gets a short window around the next request. With fewer than histogram_min_samples idle
 // times, or more than histogram_max_oob_fraction beyond histogram_range_s, the last instance
-// follows the fixed keep_alive.
+// follows the fixed keep_alive. The start lead is this deployment's measured start time (from
+// the decision asking for an instance to the first look with one more ready, smoothed),
+// prewarm_lead_s until one was measured.
 #include <string>
 
 #include "platform/autoscale/idle_time_histogram.h"
@@ -43,12 +45,19 @@ class HybridPolicy final : public ScalingPolicy {
 
  private:
   Windows compute_windows() const;
+  // The pre-warm lead: the deployment's measured start time, else prewarm_lead_s.
+  double start_lead_s() const;
+  void measure_start(const DeploymentObservation& o, const ScalingDecision& d);
 
   PolicyOptions options_;
   IdleTimeHistogram histogram_;
   IdleTracker idle_;
   Windows windows_;
   uint64_t windows_total_ = ~0ull;  // histogram size the cached windows were computed at
+  double windows_lead_s_ = 0;
+  double start_s_ = 0;           // measured start time (smoothed), 0 until one
+  double start_asked_s_ = -1;    // a start asked for at this time, not yet seen ready
+  int ready_before_ = 0;
   bool last_warm_ = false;          // the last decision kept the last instance for its window
   bool last_unloaded_ = false;
 };

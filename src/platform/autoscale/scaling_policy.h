@@ -100,7 +100,7 @@ struct PolicyOptions {
   double histogram_max_oob_fraction = 0.5;  // more out-of-bounds idle times than this: fixed keep-alive
 
   // hybrid (the default: demand-driven count, cost-aware histogram windows for the last instance).
-  double hybrid_cold_start_cost_s = 600;   // instance-seconds one avoided cold start is worth
+  double hybrid_cold_start_cost_s = 1080;  // instance-seconds one avoided cold start is worth
   double hybrid_scale_in_delay_s = 60;     // instances above the demand leave once idle this long
 
   // predictive (hour-of-day / day-of-week arrival profile, then concurrency).
