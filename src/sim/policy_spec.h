@@ -32,7 +32,7 @@ struct PolicySpec {
 // Parses a spec and checks that the platform knows the policy (the error lists what it knows).
 core::Result<PolicySpec> parse_policy_spec(const std::string& text);
 
-// always-on, keep-alive-10m (fixed with a 10-minute keep_alive), concurrency, then rules, histogram and predictive where the
+// always-on, keep-alive-10m (fixed with a 10-minute keep_alive), the default policy (hybrid), concurrency, then rules, histogram and predictive where the
 // platform has them; `unavailable` receives the names it does not.
 std::vector<PolicySpec> default_policy_specs(std::vector<std::string>* unavailable);
 

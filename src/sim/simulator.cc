@@ -669,7 +669,7 @@ core::Result<std::vector<RunResult>> simulate_all(const Workload& workload, cons
   // (windows, histograms, profiles) cost far more per decision than the keep-alive ones.
   auto weight = [&](size_t i) {
     const auto& p = specs[i].policy;
-    return p == "predictive" ? 0 : p == "histogram" ? 1 : p == "concurrency" ? 2 : p == "fixed" ? 4 : specs[i].always_on() ? 5 : 3;
+    return p == "predictive" ? 0 : p == "histogram" ? 1 : p == "concurrency" ? 2 : p == "hybrid" ? 3 : p == "fixed" ? 5 : specs[i].always_on() ? 6 : 4;
   };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return weight(a) < weight(b); });
   std::vector<RunOptions> options(specs.size());

@@ -12,7 +12,7 @@ std::string minutes(double s) { return short_number(s / 60) + " min"; }
 }  // namespace
 
 HybridPolicy::HybridPolicy(const PolicyOptions& options)
-    : options_(options), histogram_(options.histogram_bin_s, options.histogram_range_s) {}
+    : options_(options), histogram_(options.histogram_bin_s, options.hybrid_range_s) {}
 
 core::Status HybridPolicy::restore_state(const std::string& state) {
   if (state.empty()) return core::Status::ok();
@@ -20,27 +20,7 @@ core::Status HybridPolicy::restore_state(const std::string& state) {
   return histogram_.parse(state).with_context("restoring the hybrid policy");
 }
 
-double HybridPolicy::start_lead_s() const { return start_s_ > 0 ? start_s_ : options_.prewarm_lead_s; }
-
-void HybridPolicy::measure_start(const DeploymentObservation& o, const ScalingDecision& d) {
-  // How long this deployment takes to start an instance, as far as observations show: from
-  // the decision that asked for one to the first look with more instances ready. Smoothed, so
-  // that one late look does not stretch every pre-warm.
-  const int ready = ready_count(o);
-  if (start_asked_s_ >= 0) {
-    if (ready > ready_before_ && o.now_s >= start_asked_s_) {
-      const double took = o.now_s - start_asked_s_;
-      start_s_ = start_s_ > 0 ? 0.75 * start_s_ + 0.25 * took : took;
-      start_asked_s_ = -1;
-    } else if (live_count(o) <= ready) {
-      start_asked_s_ = -1;  // nothing starting any more (stopped before it was ready)
-    }
-  }
-  if (start_asked_s_ < 0 && d.desired > live_count(o)) {
-    start_asked_s_ = o.now_s;
-    ready_before_ = ready;
-  }
-}
+double HybridPolicy::start_lead_s() const { return starts_.lead_s(options_.prewarm_lead_s); }
 
 const HybridPolicy::Windows& HybridPolicy::windows() {
   // The windows move little with one more idle time once there are many: recompute when the
@@ -65,7 +45,7 @@ HybridPolicy::Windows HybridPolicy::compute_windows() const {
   }
   const double oob_share = static_cast<double>(h.out_of_bounds()) / n;
   if (oob_share > options_.histogram_max_oob_fraction) {
-    w.why = short_number(oob_share * 100) + "% of idle times beyond " + minutes(options_.histogram_range_s);
+    w.why = short_number(oob_share * 100) + "% of idle times beyond " + minutes(options_.hybrid_range_s);
     return w;
   }
   w.learned = true;
@@ -119,7 +99,7 @@ ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
   ScalingDecision d;
   if (o.keep_alive_s < 0) {  // never scale in
     settle_count(d, bounded(need, o), o, name());
-    measure_start(o, d);
+    starts_.observe(o, d);
     return d;
   }
   // The last instance, after the last request of a busy period.
@@ -157,7 +137,7 @@ ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
                                   short_number(options_.hybrid_scale_in_delay_s) + " s above demand";
   last_warm_ = warm;
   last_unloaded_ = unloaded;
-  measure_start(o, d);
+  starts_.observe(o, d);
   return d;
 }
 

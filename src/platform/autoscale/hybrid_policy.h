@@ -47,7 +47,6 @@ class HybridPolicy final : public ScalingPolicy {
   Windows compute_windows() const;
   // The pre-warm lead: the deployment's measured start time, else prewarm_lead_s.
   double start_lead_s() const;
-  void measure_start(const DeploymentObservation& o, const ScalingDecision& d);
 
   PolicyOptions options_;
   IdleTimeHistogram histogram_;
@@ -55,9 +54,7 @@ class HybridPolicy final : public ScalingPolicy {
   Windows windows_;
   uint64_t windows_total_ = ~0ull;  // histogram size the cached windows were computed at
   double windows_lead_s_ = 0;
-  double start_s_ = 0;           // measured start time (smoothed), 0 until one
-  double start_asked_s_ = -1;    // a start asked for at this time, not yet seen ready
-  int ready_before_ = 0;
+  StartTimer starts_;
   bool last_warm_ = false;          // the last decision kept the last instance for its window
   bool last_unloaded_ = false;
 };

@@ -92,6 +92,23 @@ double IdleTracker::observe(const DeploymentObservation& o) {
   return ended;
 }
 
+void StartTimer::observe(const DeploymentObservation& o, const ScalingDecision& d) {
+  const int ready = ready_count(o);
+  if (asked_s_ >= 0) {
+    if (ready > ready_before_ && o.now_s >= asked_s_) {
+      const double took = o.now_s - asked_s_;
+      measured_s_ = measured_s_ > 0 ? 0.75 * measured_s_ + 0.25 * took : took;
+      asked_s_ = -1;
+    } else if (live_count(o) <= ready) {
+      asked_s_ = -1;  // nothing starting any more (stopped before it was ready)
+    }
+  }
+  if (asked_s_ < 0 && d.desired > live_count(o)) {
+    asked_s_ = o.now_s;
+    ready_before_ = ready;
+  }
+}
+
 void explain_stops(ScalingDecision& d, std::string_view policy) {
   if (!d.reason.empty() || d.stop.empty()) return;
   d.reason = std::string(policy) + ": stop " + std::to_string(d.stop.size()) + " idle instance" +

@@ -75,6 +75,8 @@ core::Status validate_policy_options(const PolicyOptions& p) {
   c.fraction("histogram_max_oob_fraction", p.histogram_max_oob_fraction);
   c.non_negative("hybrid_cold_start_cost_s", p.hybrid_cold_start_cost_s);
   c.non_negative("hybrid_scale_in_delay_s", p.hybrid_scale_in_delay_s);
+  c.check(p.hybrid_range_s >= p.histogram_bin_s && p.hybrid_range_s / p.histogram_bin_s <= 1e6, "hybrid_range_s",
+          p.hybrid_range_s, "at least one and at most 1e6 bins of histogram_bin_s");
   c.non_negative("predictive_threshold", p.predictive_threshold);
   c.fraction("predictive_history_weight", p.predictive_history_weight);
   c.non_negative("predictive_min_weeks", p.predictive_min_weeks);

@@ -91,17 +91,18 @@ struct PolicyOptions {
 
   // histogram (hybrid histogram keep-alive, Shahrad et al., ATC'20).
   double histogram_bin_s = 60;              // idle-time bin width
-  double histogram_range_s = 4 * 3600;      // idle times beyond this are out of bounds
+  double histogram_range_s = 3600;          // idle times beyond this are out of bounds
   double histogram_head_percentile = 5;     // pre-warm after this percentile of idle time
   double histogram_tail_percentile = 99;    // keep alive until this percentile
-  double histogram_margin = 0.1;            // head shortened and tail lengthened by this fraction
+  double histogram_margin = 0;              // head shortened and tail lengthened by this fraction
   double histogram_cv_threshold = 2;        // representative when the bin counts' CV exceeds it
   double histogram_min_samples = 10;        // ... and it holds at least this many idle times
-  double histogram_max_oob_fraction = 0.5;  // more out-of-bounds idle times than this: fixed keep-alive
+  double histogram_max_oob_fraction = 0.25; // more out-of-bounds idle times than this: fixed keep-alive
 
   // hybrid (the default: demand-driven count, cost-aware histogram windows for the last instance).
   double hybrid_cold_start_cost_s = 1080;  // instance-seconds one avoided cold start is worth
   double hybrid_scale_in_delay_s = 60;     // instances above the demand leave once idle this long
+  double hybrid_range_s = 4 * 3600;        // its idle-time histogram's range (bins of histogram_bin_s)
 
   // predictive (hour-of-day / day-of-week arrival profile, then concurrency).
   double predictive_threshold = 10;        // expected arrivals in the coming hour that warrant pre-warming

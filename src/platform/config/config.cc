@@ -834,6 +834,7 @@ constexpr PolicyKnob kPolicyKnobs[] = {
     {"histogram_max_oob_fraction", &PolicyOptions::histogram_max_oob_fraction, false},
     {"hybrid_cold_start_cost", &PolicyOptions::hybrid_cold_start_cost_s, true},
     {"hybrid_scale_in_delay", &PolicyOptions::hybrid_scale_in_delay_s, true},
+    {"hybrid_range", &PolicyOptions::hybrid_range_s, true},
     {"predictive_threshold", &PolicyOptions::predictive_threshold, false},
     {"predictive_history_weight", &PolicyOptions::predictive_history_weight, false},
     {"predictive_min_weeks", &PolicyOptions::predictive_min_weeks, false},
