@@ -55,7 +55,8 @@ TEST(SimFidelity, ColdStartsAndInstanceSecondsMatchTheRealDaemon) {
   const std::string yaml = "devices:\n  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n"
                            "deployments:\n  - name: story\n    model: " + zs::testing::golden_model("stories260K.gguf") +
                            "\n    slots: 2\n    ctx: 512\n    threads: 1\n    max_instances: 1\n    keep_alive: 2s\n"
-                           "    memory: 256MiB\n    max_queue: 64\n";
+                           "    memory: 256MiB\n    max_queue: 64\n"
+                           "    autoscale: {policy: concurrency}\n";  // the policy the simulator replays below
   const std::string config = dir.file("zeroserve.yaml");
   std::ofstream(config) << yaml;
   zs::testing::ChildProcess serve({"/usr/bin/env", "XDG_STATE_HOME=" + dir.file("state"),
