@@ -170,7 +170,7 @@ void register_sim_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--policy", o->policies,
                   "policy to compare (repeatable): [label=]name[:keep_alive=..,target_concurrency=..,min_instances=..,"
                   "max_instances=..]; 'always-on' is peak provisioning; default: always-on, keep-alive-10m, and every "
-                  "platform policy among concurrency, rules, histogram, predictive");
+                  "platform policy among hybrid (the default), concurrency, rules, histogram, predictive");
   cmd->add_option("--devices", o->devices, "devices in the cluster (the config's are cloned); default: the config's")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--deployments", o->deployments, "deployments (the config's are cloned); default: the config's")

@@ -74,7 +74,7 @@ std::vector<PolicySpec> default_policy_specs(std::vector<std::string>* unavailab
   keep.policy = platform::make_scaling_policy("fixed", {}) ? "fixed" : "concurrency";
   keep.keep_alive_s = 600;
   out.push_back(keep);
-  for (const char* name : {"concurrency", "rules", "histogram", "predictive"}) {
+  for (const char* name : {platform::kDefaultScalingPolicy, "concurrency", "rules", "histogram", "predictive"}) {
     if (platform::make_scaling_policy(name, {})) {
       PolicySpec s;
       s.label = s.policy = name;

@@ -4,7 +4,7 @@
 //                                            min_instances, max_instances
 // e.g. "concurrency", "keep-alive-10m=concurrency:keep_alive=10m", "always-on".
 // "always-on" is the simulator's own baseline, not a platform policy: every deployment runs
-// its peak instance count (the most any other compared policy needed) from the first second,
+// its peak need (sim/baseline.h: its most requests in flight at once over its slots) from the first second,
 // already warm — the cost of provisioning for the peak.
 #include <memory>
 #include <optional>
@@ -32,7 +32,7 @@ struct PolicySpec {
 // Parses a spec and checks that the platform knows the policy (the error lists what it knows).
 core::Result<PolicySpec> parse_policy_spec(const std::string& text);
 
-// always-on, keep-alive-10m (fixed with a 10-minute keep_alive), concurrency, then rules, histogram and predictive where the
+// always-on, keep-alive-10m (fixed with a 10-minute keep_alive), the default policy (hybrid), concurrency, then rules, histogram and predictive where the
 // platform has them; `unavailable` receives the names it does not.
 std::vector<PolicySpec> default_policy_specs(std::vector<std::string>* unavailable);
 

@@ -165,8 +165,9 @@ std::string report_markdown(const ReportInfo& info, const std::vector<RunResult>
     s += (i ? "; " : "") + results[i].label + " " + std::to_string(results[i].cold_starts);
   s += ".\n\n";
   s += "- *cost*: instance-seconds (starting, busy and idle) times the device's `price_per_second`.\n"
-       "- *always-on*: every deployment runs, warm from the start, the most instances any other compared policy "
-       "needed for it (peak provisioning).\n"
+       "- *always-on*: every deployment runs, warm from the start, its own peak need: its most requests in flight "
+       "at once (each for its service time on a full instance) over its slots, within max_instances, fitted to its "
+       "device (peak provisioning).\n"
        "- *cold-start share*: served requests that arrived while their deployment had no ready instance.\n"
        "- *TTFT*: arrival to first token (queueing, cold start and prefill); *queue*: arrival to an instance slot.\n"
        "- *busy share*: instance time with a request in flight; *memory util.*: reserved memory over device "

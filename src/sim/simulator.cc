@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "platform/fleet/fleet_core.h"
+#include "sim/baseline.h"
 
 namespace zs::sim {
 namespace {
@@ -484,7 +485,7 @@ class Simulation {
       e = core_->evaluate(i, now_, l.a);
       apply(l.a);
     }
-    // When to look again.
+    // When to look again (also when the policy asked: a pre-warm or a window's end).
     const bool active = core_->live(i) > 0 || core_->queued(i) > 0;
     if (e.acted || summary != d.last_summary) d.backoff = kTickS;
     else d.backoff = std::min(d.backoff * 4, kTickMaxS);
@@ -494,6 +495,7 @@ class Simulation {
     if (e.evicted) next = std::min(next, now_ + kReactS);  // the room frees as the evicted exit
     const double expiry = core_->next_idle_expiry(i);
     if (expiry < kInf) next = std::min(next, next_expiry_look(d, expiry + kExpiryEpsS));
+    if (e.revisit_at > now_) next = std::min(next, e.revisit_at + kExpiryEpsS);
     want_decide(dep, next);
   }
 
@@ -596,57 +598,37 @@ core::Result<RunResult> simulate(const Workload& workload, const RunOptions& opt
 
 core::Result<std::vector<RunResult>> simulate_all(const Workload& workload, const std::vector<PolicySpec>& specs,
                                                   int jobs, double idle_tick_s) {
-  std::vector<size_t> first, last;
-  for (size_t i = 0; i < specs.size(); ++i) (specs[i].always_on() ? last : first).push_back(i);
+  std::vector<size_t> order(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) order[i] = i;
   // Longest first, so that parallel runs finish together: policies that learn from history
   // (windows, histograms, profiles) cost far more per decision than the keep-alive ones.
   auto weight = [&](size_t i) {
     const auto& p = specs[i].policy;
-    return p == "predictive" ? 0 : p == "histogram" ? 1 : p == "concurrency" ? 2 : p == "fixed" ? 4 : 3;
+    return p == "predictive" ? 0 : p == "histogram" ? 1 : p == "concurrency" ? 2 : p == "hybrid" ? 3 : p == "fixed" ? 5 : specs[i].always_on() ? 6 : 4;
   };
-  std::stable_sort(first.begin(), first.end(), [&](size_t a, size_t b) { return weight(a) < weight(b); });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return weight(a) < weight(b); });
   std::vector<RunOptions> options(specs.size());
   std::vector<core::Result<RunResult>> results(specs.size(), core::Status::error("not run"));
-  auto run_batch = [&](const std::vector<size_t>& batch) {
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t k; (k = next.fetch_add(1)) < batch.size();) {
-        const size_t i = batch[k];
-        options[i].spec = specs[i];
-        options[i].idle_tick_s = idle_tick_s;
-        results[i] = simulate(workload, options[i]);
-      }
-    };
-    const int n = std::max(1, std::min<int>(jobs, static_cast<int>(batch.size())));
-    std::vector<std::thread> threads;
-    for (int t = 1; t < n; ++t) threads.emplace_back(worker);
-    worker();
-    for (auto& t : threads) t.join();
+  // always-on is sized by the workload alone (sim/baseline.h), not by the other policies, so
+  // it runs alongside them.
+  std::vector<int> peak_need;
+  for (const auto& s : specs)
+    if (s.always_on() && peak_need.empty()) peak_need = always_on_instances(workload);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < order.size();) {
+      const size_t i = order[k];
+      options[i].spec = specs[i];
+      options[i].idle_tick_s = idle_tick_s;
+      if (specs[i].always_on()) options[i].always_on_instances = peak_need;
+      results[i] = simulate(workload, options[i]);
+    }
   };
-  run_batch(first);
-  if (!last.empty()) {
-    // Peak provisioning: the most instances any other policy ran for each deployment; without
-    // other policies, what the reactive policy needs with instances never stopped.
-    std::vector<int> peak(workload.deployments.size(), 0);
-    bool any = false;
-    for (size_t i : first) {
-      if (!results[i]) continue;
-      any = true;
-      for (size_t k = 0; k < peak.size(); ++k) peak[k] = std::max(peak[k], results[i]->peak_per_deployment[k]);
-    }
-    if (!any) {
-      RunOptions probe;
-      probe.spec.label = probe.spec.policy = "concurrency";
-      probe.spec.keep_alive_s = -1;
-      probe.idle_tick_s = idle_tick_s;
-      auto r = simulate(workload, probe);
-      if (!r) return r.status();
-      peak = r->peak_per_deployment;
-    }
-    for (auto& p : peak) p = std::max(1, p);
-    for (size_t i : last) options[i].always_on_instances = peak;
-    run_batch(last);
-  }
+  const int n = std::max(1, std::min<int>(jobs, static_cast<int>(order.size())));
+  std::vector<std::thread> threads;
+  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
   std::vector<RunResult> out;
   for (auto& r : results) {
     if (!r) return r.status();

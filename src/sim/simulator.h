@@ -63,7 +63,7 @@ struct RunResult {
 
 struct RunOptions {
   PolicySpec spec;
-  // For always-on: the instances each deployment keeps (started warm at time 0).
+  // For always-on: the instances each deployment keeps (started warm at time 0); see sim/baseline.h.
   std::vector<int> always_on_instances;
   int series_buckets = 480;
   // How often a deployment with no instance and nothing waiting is still shown to its policy
@@ -75,7 +75,7 @@ struct RunOptions {
 // cannot be made.
 core::Result<RunResult> simulate(const Workload& workload, const RunOptions& options);
 
-// Runs every spec (at most `jobs` at once; always-on after the others, sized by their peaks).
+// Runs every spec (at most `jobs` at once); always-on runs each deployment's peak need (sim/baseline.h).
 core::Result<std::vector<RunResult>> simulate_all(const Workload& workload, const std::vector<PolicySpec>& specs,
                                                   int jobs, double idle_tick_s = 120);
 

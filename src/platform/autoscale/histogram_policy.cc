@@ -14,10 +14,23 @@ HistogramPolicy::HistogramPolicy(const PolicyOptions& options)
 
 core::Status HistogramPolicy::restore_state(const std::string& state) {
   if (state.empty()) return core::Status::ok();
+  cached_total_ = ~0ull;
   return histogram_.parse(state).with_context("restoring the histogram policy");
 }
 
-HistogramPolicy::Windows HistogramPolicy::windows() const {
+const HistogramPolicy::Windows& HistogramPolicy::windows() const {
+  // Recomputed only when the histogram or the start lead changed: decisions come far more
+  // often than idle times end.
+  const double lead = starts_.lead_s(options_.prewarm_lead_s);
+  if (cached_total_ != histogram_.total() || cached_lead_s_ != lead) {
+    cached_ = compute_windows(lead);
+    cached_total_ = histogram_.total();
+    cached_lead_s_ = lead;
+  }
+  return cached_;
+}
+
+HistogramPolicy::Windows HistogramPolicy::compute_windows(double lead_s) const {
   Windows w;
   const auto& h = histogram_;
   if (h.total() < options_.histogram_min_samples) {
@@ -40,36 +53,30 @@ HistogramPolicy::Windows HistogramPolicy::windows() const {
   const double prewarm = head * (1 - options_.histogram_margin);
   w.keep_until_s = tail * (1 + options_.histogram_margin);
   // Stopping pays only when the instance would be gone for longer than it takes to start again.
-  const double start_at = prewarm - options_.prewarm_lead_s;
-  w.prewarm_at_s = start_at > options_.prewarm_lead_s ? start_at : 0;
+  const double start_at = prewarm - lead_s;
+  w.prewarm_at_s = start_at > lead_s ? start_at : 0;
   w.why = "p" + short_number(options_.histogram_head_percentile) + " idle " + minutes(head) + ", p" +
           short_number(options_.histogram_tail_percentile) + " idle " + minutes(tail);
   return w;
 }
 
 ScalingDecision HistogramPolicy::decide(const DeploymentObservation& o) {
+  ScalingDecision d = decide_now(o);
+  starts_.observe(o, d);
+  return d;
+}
+
+ScalingDecision HistogramPolicy::decide_now(const DeploymentObservation& o) {
   const double now = o.now_s;
-  const int demand = demand_of(o);
-  if (idle_ && now < idle_since_s_) idle_since_s_ = now;  // a clock that stepped back
-  if (o.arrivals > 0) {
-    if (idle_) histogram_.add(now - idle_since_s_);
-    idle_ = false;
-    active_seen_ = true;
-  }
-  if (demand > 0) {
-    idle_ = false;
-    active_seen_ = true;
-  } else if (active_seen_ && !idle_) {
-    idle_ = true;  // the last request just ended (or came and went between two observations)
-    idle_since_s_ = now;
-  }
+  const double ended = idle_.observe(o);
+  if (ended >= 0) histogram_.add(ended);
 
   ScalingDecision fixed = fallback_.decide(o);
-  if (!idle_) {
+  if (!idle_.idle()) {
     phase_ = Phase::kBusy;
     return fixed;
   }
-  const Windows w = windows();
+  const Windows& w = windows();
   const Phase before = phase_;
   if (!w.representative) {
     phase_ = Phase::kFallback;
@@ -79,12 +86,14 @@ ScalingDecision HistogramPolicy::decide(const DeploymentObservation& o) {
     return fixed;
   }
 
-  const double idle_for = now - idle_since_s_;
+  const double idle_for = now - idle_.since_s();
   ScalingDecision d;
   if (idle_for < w.prewarm_at_s) {
     phase_ = Phase::kUnloaded;
+    d.revisit_at_s = idle_.since_s() + w.prewarm_at_s;
   } else if (idle_for < w.keep_until_s) {
     phase_ = Phase::kWarm;
+    d.revisit_at_s = idle_.since_s() + w.keep_until_s;
   } else {
     phase_ = Phase::kExpired;
   }

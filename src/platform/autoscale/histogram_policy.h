@@ -33,18 +33,25 @@ class HistogramPolicy final : public ScalingPolicy {
     double prewarm_at_s = 0;  // start one instance this long after the last request (0: keep it)
     double keep_until_s = 0;  // and keep it until this long after the last request
   };
-  Windows windows() const;
+  // The start lead is the deployment's measured start time (StartTimer), prewarm_lead_s until
+  // one was measured.
+  const Windows& windows() const;
   const IdleTimeHistogram& histogram() const { return histogram_; }
 
  private:
   enum class Phase { kBusy, kFallback, kUnloaded, kWarm, kExpired };
 
+  ScalingDecision decide_now(const DeploymentObservation& o);
+  Windows compute_windows(double lead_s) const;
+
   PolicyOptions options_;
+  StartTimer starts_;
+  mutable Windows cached_;
+  mutable uint64_t cached_total_ = ~0ull;
+  mutable double cached_lead_s_ = -1;
   IdleTimeHistogram histogram_;
   FixedPolicy fallback_;
-  bool active_seen_ = false;  // an idle time starts only after some traffic was seen
-  bool idle_ = false;
-  double idle_since_s_ = 0;
+  IdleTracker idle_;
   Phase phase_ = Phase::kBusy;
 };
 

@@ -36,6 +36,18 @@ double IdleTimeHistogram::coefficient_of_variation() const {
   return std::sqrt(sq / n) / mean;
 }
 
+double IdleTimeHistogram::coefficient_of_variation_up_to_longest() const {
+  if (in_range_ == 0) return 0;
+  size_t used = 0;
+  for (size_t i = 0; i < counts_.size(); ++i)
+    if (counts_[i] > 0) used = i + 1;
+  const double n = static_cast<double>(used);
+  const double mean = static_cast<double>(in_range_) / n;
+  double sq = 0;
+  for (size_t i = 0; i < used; ++i) sq += (counts_[i] - mean) * (counts_[i] - mean);
+  return std::sqrt(sq / n) / mean;
+}
+
 size_t IdleTimeHistogram::percentile_bin(double p) const {
   const double wanted = std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(in_range_);
   uint64_t cumulative = 0;

@@ -27,6 +27,10 @@ class IdleTimeHistogram {
   // Coefficient of variation (stddev / mean) of the bin counts: high when idle times gather in
   // a few bins (a pattern), low when they spread evenly; 0 when empty.
   double coefficient_of_variation() const;
+  // The same over the bins from the first to the last that holds an idle time: the bins past
+  // the longest idle time seen say nothing about how concentrated the idle times are (with
+  // them, a few idle times spread evenly over an hour still look like a pattern).
+  double coefficient_of_variation_up_to_longest() const;
 
   // Edges of the bin holding the p-th percentile (0 < p <= 100) of the in-range idle times.
   double percentile_lower_edge_s(double p) const;

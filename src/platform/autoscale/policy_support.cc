@@ -73,6 +73,42 @@ void settle_count(ScalingDecision& d, int desired, const DeploymentObservation& 
   explain_stops(d, policy);
 }
 
+double IdleTracker::observe(const DeploymentObservation& o) {
+  const double now = o.now_s;
+  double ended = -1;
+  if (idle_ && now < since_s_) since_s_ = now;  // a clock that stepped back
+  if (o.arrivals > 0) {
+    if (idle_) ended = now - since_s_;
+    idle_ = false;
+    seen_ = true;
+  }
+  if (demand_of(o) > 0) {
+    idle_ = false;
+    seen_ = true;
+  } else if (seen_ && !idle_) {
+    idle_ = true;  // the last request just ended (or came and went between two observations)
+    since_s_ = now;
+  }
+  return ended;
+}
+
+void StartTimer::observe(const DeploymentObservation& o, const ScalingDecision& d) {
+  const int ready = ready_count(o);
+  if (asked_s_ >= 0) {
+    if (ready > ready_before_ && o.now_s >= asked_s_) {
+      const double took = o.now_s - asked_s_;
+      measured_s_ = measured_s_ > 0 ? 0.75 * measured_s_ + 0.25 * took : took;
+      asked_s_ = -1;
+    } else if (live_count(o) <= ready) {
+      asked_s_ = -1;  // nothing starting any more (stopped before it was ready)
+    }
+  }
+  if (asked_s_ < 0 && d.desired > live_count(o)) {
+    asked_s_ = o.now_s;
+    ready_before_ = ready;
+  }
+}
+
 void explain_stops(ScalingDecision& d, std::string_view policy) {
   if (!d.reason.empty() || d.stop.empty()) return;
   d.reason = std::string(policy) + ": stop " + std::to_string(d.stop.size()) + " idle instance" +

@@ -47,6 +47,38 @@ class Cadence {
   double last_s_ = 0;
 };
 
+// Idle periods of a deployment: from the moment nothing is in flight or queued to the next
+// arrival (what the histogram policies learn from). An idle period starts only after some
+// traffic was seen.
+class IdleTracker {
+ public:
+  // Feeds one observation; returns the length of the idle period an arrival just ended, or -1.
+  double observe(const DeploymentObservation& o);
+  bool idle() const { return idle_; }
+  double since_s() const { return since_s_; }
+
+ private:
+  bool seen_ = false;
+  bool idle_ = false;
+  double since_s_ = 0;
+};
+
+// How long a deployment takes to start an instance, as far as observations show: from the
+// decision that asked for one to the first look with more instances ready, smoothed so that
+// one late look does not stretch every pre-warm. Pre-warming policies start this much ahead.
+class StartTimer {
+ public:
+  // Feeds an observation and the decision made on it.
+  void observe(const DeploymentObservation& o, const ScalingDecision& d);
+  // The measured start time, or `fallback_s` until one was measured.
+  double lead_s(double fallback_s) const { return measured_s_ > 0 ? measured_s_ : fallback_s; }
+
+ private:
+  double measured_s_ = 0;
+  double asked_s_ = -1;  // a start asked for at this time, not yet seen ready
+  int ready_before_ = 0;
+};
+
 // Fills `reason` for a decision that stops instances without having said why.
 void explain_stops(ScalingDecision& d, std::string_view policy);
 

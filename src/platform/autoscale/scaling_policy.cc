@@ -5,6 +5,7 @@
 #include "platform/autoscale/concurrency_policy.h"
 #include "platform/autoscale/fixed_policy.h"
 #include "platform/autoscale/histogram_policy.h"
+#include "platform/autoscale/hybrid_policy.h"
 #include "platform/autoscale/policy_support.h"
 #include "platform/autoscale/predictive_policy.h"
 #include "platform/autoscale/rules_policy.h"
@@ -33,7 +34,7 @@ struct Checker {
 }  // namespace
 
 const std::vector<std::string>& scaling_policy_names() {
-  static const std::vector<std::string> kNames = {"concurrency", "rules", "fixed", "histogram", "predictive"};
+  static const std::vector<std::string> kNames = {"hybrid", "concurrency", "rules", "fixed", "histogram", "predictive"};
   return kNames;
 }
 
@@ -72,6 +73,10 @@ core::Status validate_policy_options(const PolicyOptions& p) {
   c.non_negative("histogram_cv_threshold", p.histogram_cv_threshold);
   c.non_negative("histogram_min_samples", p.histogram_min_samples);
   c.fraction("histogram_max_oob_fraction", p.histogram_max_oob_fraction);
+  c.non_negative("hybrid_cold_start_cost_s", p.hybrid_cold_start_cost_s);
+  c.non_negative("hybrid_scale_in_delay_s", p.hybrid_scale_in_delay_s);
+  c.check(p.hybrid_range_s >= p.histogram_bin_s && p.hybrid_range_s / p.histogram_bin_s <= 1e6, "hybrid_range_s",
+          p.hybrid_range_s, "at least one and at most 1e6 bins of histogram_bin_s");
   c.non_negative("predictive_threshold", p.predictive_threshold);
   c.fraction("predictive_history_weight", p.predictive_history_weight);
   c.non_negative("predictive_min_weeks", p.predictive_min_weeks);
@@ -81,7 +86,8 @@ core::Status validate_policy_options(const PolicyOptions& p) {
 core::Result<std::unique_ptr<ScalingPolicy>> make_scaling_policy(const std::string& name, const PolicyOptions& options) {
   ZS_RETURN_IF_ERROR(validate_policy_options(options));
   std::unique_ptr<ScalingPolicy> p;
-  if (name == "concurrency" || name.empty()) p = std::make_unique<ConcurrencyPolicy>(options);
+  if (name == kDefaultScalingPolicy || name.empty()) p = std::make_unique<HybridPolicy>(options);
+  else if (name == "concurrency") p = std::make_unique<ConcurrencyPolicy>(options);
   else if (name == "rules") p = std::make_unique<RulesPolicy>(options);
   else if (name == "fixed") p = std::make_unique<FixedPolicy>(options);
   else if (name == "histogram") p = std::make_unique<HistogramPolicy>(options);

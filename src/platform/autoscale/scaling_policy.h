@@ -40,6 +40,10 @@ struct ScalingDecision {
   int desired = 0;                  // instances wanted (the fleet starts the difference)
   std::vector<std::string> stop;    // idle ready instances to drain now; at most live - desired
   std::string reason;               // why, for the decision log (empty: nothing changed)
+  // When the policy next wants to look even if nothing changes (a pre-warm or the end of a
+  // keep-alive window), on the observation's clock; 0: no such time. The fleet looks every
+  // 20 ms anyway; the simulator, which looks at event times, schedules a look then.
+  double revisit_at_s = 0;
 };
 
 class ScalingPolicy {
@@ -87,13 +91,18 @@ struct PolicyOptions {
 
   // histogram (hybrid histogram keep-alive, Shahrad et al., ATC'20).
   double histogram_bin_s = 60;              // idle-time bin width
-  double histogram_range_s = 4 * 3600;      // idle times beyond this are out of bounds
+  double histogram_range_s = 3600;          // idle times beyond this are out of bounds
   double histogram_head_percentile = 5;     // pre-warm after this percentile of idle time
   double histogram_tail_percentile = 99;    // keep alive until this percentile
-  double histogram_margin = 0.1;            // head shortened and tail lengthened by this fraction
+  double histogram_margin = 0;              // head shortened and tail lengthened by this fraction
   double histogram_cv_threshold = 2;        // representative when the bin counts' CV exceeds it
   double histogram_min_samples = 10;        // ... and it holds at least this many idle times
-  double histogram_max_oob_fraction = 0.5;  // more out-of-bounds idle times than this: fixed keep-alive
+  double histogram_max_oob_fraction = 0.25; // more out-of-bounds idle times than this: fixed keep-alive
+
+  // hybrid (the default: demand-driven count, cost-aware histogram windows for the last instance).
+  double hybrid_cold_start_cost_s = 1080;  // instance-seconds one avoided cold start is worth
+  double hybrid_scale_in_delay_s = 60;     // instances above the demand leave once idle this long
+  double hybrid_range_s = 4 * 3600;        // its idle-time histogram's range (bins of histogram_bin_s)
 
   // predictive (hour-of-day / day-of-week arrival profile, then concurrency).
   double predictive_threshold = 10;        // expected arrivals in the coming hour that warrant pre-warming
@@ -101,17 +110,22 @@ struct PolicyOptions {
   double predictive_min_weeks = 2;         // day-of-week buckets count once seen this many weeks; else hour of day
 };
 
+// The policy a deployment gets when its configuration names none.
+inline constexpr const char* kDefaultScalingPolicy = "hybrid";
+
 // The names make_scaling_policy knows, in the order docs/autoscaling.md presents them.
 const std::vector<std::string>& scaling_policy_names();
 
 // Checks the options' ranges; the message names the field and the accepted range.
 core::Status validate_policy_options(const PolicyOptions& options);
 
-// "concurrency" (also ""): Knative-style stable/panic windows on in-flight + queued requests.
+// "concurrency": Knative-style stable/panic windows on in-flight + queued requests.
 // "rules": queue / utilisation / TTFT thresholds, step-wise scale-in.
 // "fixed": demand-driven scale-out, scale-in after keep_alive idle.
 // "histogram": per-deployment idle-time histogram decides keep-alive and pre-warming.
 // "predictive": daily/weekly arrival profile pre-warms ahead of recurring peaks.
+// "hybrid" (the default, also ""): demand-driven count; the last instance kept and pre-warmed in
+// the cheapest windows its idle-time histogram allows.
 core::Result<std::unique_ptr<ScalingPolicy>> make_scaling_policy(const std::string& name, const PolicyOptions& options);
 
 }  // namespace zs::platform

@@ -26,7 +26,7 @@ struct DeviceConfig {
 enum class RuntimeKind { kBuiltin, kCommand };
 
 struct AutoscaleConfig {
-  std::string policy = "concurrency";  // one of known_autoscale_policies()
+  std::string policy = kDefaultScalingPolicy;  // one of known_autoscale_policies()
   // Every knob of every policy; YAML names them as the fields are named, durations without
   // the "_s" suffix (stable_window: 60s). docs/autoscaling.md explains each.
   PolicyOptions options;

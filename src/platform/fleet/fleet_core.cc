@@ -170,8 +170,9 @@ void FleetCore::set_deployments(std::vector<DeploymentSpec> specs, double now, F
     core::Result<std::unique_ptr<ScalingPolicy>> policy =
         options_.make_policy ? options_.make_policy(spec) : make_scaling_policy(spec.policy, spec.policy_options);
     if (!policy) {  // the config layer validates names; keep serving with the default
-      out.errors.push_back(spec.name + ": " + policy.status().message() + "; using the concurrency policy");
-      policy = make_scaling_policy("concurrency", spec.policy_options);
+      out.errors.push_back(spec.name + ": " + policy.status().message() + "; using the " +
+                           std::string(kDefaultScalingPolicy) + " policy");
+      policy = make_scaling_policy(kDefaultScalingPolicy, spec.policy_options);
     }
     if (!spec.policy_state.empty()) {
       core::Status st = policy.value()->restore_state(spec.policy_state);
@@ -648,6 +649,7 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
     return std::string(text);
   };
   ScalingDecision sd = d.policy->decide(o);
+  if (sd.revisit_at_s > 0) e.revisit_at = sd.revisit_at_s - options_.wall_clock_offset_s;
   if (!sd.reason.empty() && options_.explain)
     decision(d, "policy", sd.reason, "desired=" + std::to_string(sd.desired) + " " + inputs(), out);
 

@@ -65,7 +65,7 @@ struct DeploymentSpec {
   uint64_t memory_bytes = 0;
   std::string device = "cpu0";
   double price_per_second = 0;
-  std::string policy = "concurrency";  // see platform/autoscale/scaling_policy.h
+  std::string policy = kDefaultScalingPolicy;  // see platform/autoscale/scaling_policy.h
   PolicyOptions policy_options;
   double ttft_objective_s = 0;
   int priority = 0;
@@ -182,8 +182,8 @@ struct FleetCoreOptions {
   double drain_grace_s = 30;       // a draining instance is killed after this
   bool explain = true;             // DecisionActions carry formatted inputs (the simulator skips them)
   bool phases = true;              // PhaseActions are reported
-  // Makes a deployment's policy; the default is make_scaling_policy (falling back to
-  // "concurrency" for a name it does not know).
+  // Makes a deployment's policy; the default is make_scaling_policy (falling back to the
+  // default policy for a name it does not know).
   std::function<core::Result<std::unique_ptr<ScalingPolicy>>(const DeploymentSpec&)> make_policy;
 };
 
@@ -225,6 +225,7 @@ class FleetCore {
     bool acted = false;    // started or stopped something
     bool blocked = false;  // wanted to start an instance that did not fit (yet)
     bool evicted = false;  // stopped others' idle instances to make room
+    double revisit_at = kNever;  // the policy asked to be shown the deployment again then
   };
   // One deployment (what tick does for each); the simulator calls it at the times the
   // daemon's tick would matter.

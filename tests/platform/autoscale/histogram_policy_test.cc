@@ -52,6 +52,16 @@ TEST(IdleTimeHistogram, TextRoundTripAndRebinning) {
   EXPECT_EQ(same.serialize(), text);
 }
 
+// The published policy's figures (4 h range, 10% margin, half the idle times may be out of
+// bounds); the defaults are tuned for cost (docs/autoscaling.md).
+PolicyOptions paper_options() {
+  PolicyOptions o;
+  o.histogram_range_s = 4 * 3600;
+  o.histogram_margin = 0.1;
+  o.histogram_max_oob_fraction = 0.5;
+  return o;
+}
+
 // Requests of `length_s` at the given start times; the deployment observed every `dt_s`.
 void drive(FakeFleet& f, const std::vector<double>& starts, double length_s, double until_s, double dt_s = 1) {
   size_t next = 0;
@@ -68,7 +78,7 @@ void drive(FakeFleet& f, const std::vector<double>& starts, double length_s, dou
 }
 
 TEST(HistogramPolicy, PeriodicRequestsArePreWarmedJustBeforeTheNextOne) {
-  auto* raw = new HistogramPolicy(PolicyOptions{});
+  auto* raw = new HistogramPolicy(paper_options());
   FakeFleet f(std::unique_ptr<ScalingPolicy>(raw), shape(4, 4, 300));
   std::vector<double> starts;
   for (int i = 0; i < 30; ++i) starts.push_back(600.0 * i);  // every 10 minutes, 5 s each
@@ -77,26 +87,27 @@ TEST(HistogramPolicy, PeriodicRequestsArePreWarmedJustBeforeTheNextOne) {
   EXPECT_EQ(f.cold_arrivals, 11);
   auto w = raw->windows();
   ASSERT_TRUE(w.representative) << w.why;
-  // All idle times in bin 9 (9-10 min): pre-warm at 90% of 9 min less the 30 s start lead,
-  // keep until 110% of 10 min.
-  EXPECT_DOUBLE_EQ(w.prewarm_at_s, 540 * 0.9 - 30);
+  // All idle times in bin 9 (9-10 min): pre-warm at 90% of 9 min less the start lead (the
+  // fake fleet's instances take 5 s to start, and the policy measured that), keep until 110%
+  // of 10 min.
+  EXPECT_DOUBLE_EQ(w.prewarm_at_s, 540 * 0.9 - 5);
   EXPECT_DOUBLE_EQ(w.keep_until_s, 660);
   // One period seen closely: the request at 6600 ends at 6605.
   f.run(6601, 6670, 1, [](double t) { return t < 6605 ? 1 : 0; });
   EXPECT_EQ(f.live(), 0) << f.all_reasons();  // unloaded right after the request
   EXPECT_TRUE(f.saw_reason("histogram: unload after the last request")) << f.all_reasons();
-  f.run(6670, 6605 + 456, 1, [](double) { return 0; });
+  f.run(6670, 6605 + 481, 1, [](double) { return 0; });
   EXPECT_EQ(f.live(), 0);
-  f.step(6605 + 456, 0);
-  EXPECT_EQ(f.live(), 1);  // pre-warmed ~2.3 min before the next request
-  EXPECT_TRUE(f.saw_reason("histogram: pre-warm at 7.6 min idle")) << f.all_reasons();
-  f.run(6605 + 457, 7200, 1, [](double) { return 0; });
+  f.step(6605 + 481, 0);
+  EXPECT_EQ(f.live(), 1);  // pre-warmed ~1.9 min before the next request
+  EXPECT_TRUE(f.saw_reason("histogram: pre-warm at 8 min idle")) << f.all_reasons();
+  f.run(6605 + 482, 7200, 1, [](double) { return 0; });
   f.step(7200, 1, 1);
   EXPECT_EQ(f.cold_arrivals, 11);  // warm
   // A policy restored from that state: every request but the first finds a warm instance,
-  // kept ~3.4 min of every 10 (from the pre-warm at 7.6 min to the next request, plus its 5 s
-  // and the start).
-  FakeFleet g(std::make_unique<HistogramPolicy>(PolicyOptions{}), shape(4, 4, 300));
+  // kept ~2 min of every 10 (from the pre-warm at 8 min to the next request, plus its 5 s and
+  // the start).
+  FakeFleet g(std::make_unique<HistogramPolicy>(paper_options()), shape(4, 4, 300));
   ASSERT_TRUE(g.policy().restore_state(raw->save_state()).is_ok());
   std::vector<double> later;
   for (int i = 0; i < 10; ++i) later.push_back(600.0 * i);
@@ -104,7 +115,7 @@ TEST(HistogramPolicy, PeriodicRequestsArePreWarmedJustBeforeTheNextOne) {
   EXPECT_EQ(g.cold_arrivals, 1);  // only the first: nothing was running when it came
   EXPECT_LT(g.instance_seconds, 10 * 220);  // the fixed 300 s keep-alive would hold 305 s and still miss
   // A request that does not come: the instance goes at the end of the keep-alive window.
-  FakeFleet h(std::make_unique<HistogramPolicy>(PolicyOptions{}), shape(4, 4, 300));
+  FakeFleet h(std::make_unique<HistogramPolicy>(paper_options()), shape(4, 4, 300));
   ASSERT_TRUE(h.policy().restore_state(raw->save_state()).is_ok());
   h.step(0, 1, 1);
   h.run(1, 5 + 659, 1, [](double t) { return t < 5 ? 1 : 0; });
@@ -115,7 +126,7 @@ TEST(HistogramPolicy, PeriodicRequestsArePreWarmedJustBeforeTheNextOne) {
 }
 
 TEST(HistogramPolicy, IrregularRequestsFallBackToFixedKeepAlive) {
-  auto* raw = new HistogramPolicy(PolicyOptions{});
+  auto* raw = new HistogramPolicy(paper_options());
   FakeFleet f(std::unique_ptr<ScalingPolicy>(raw), shape(4, 4, 300));
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> gap(60, 200 * 60);
@@ -135,7 +146,7 @@ TEST(HistogramPolicy, IrregularRequestsFallBackToFixedKeepAlive) {
 }
 
 TEST(HistogramPolicy, MostlyOutOfBoundsIdleTimesFallBack) {
-  HistogramPolicy p({});
+  HistogramPolicy p(paper_options());
   IdleTimeHistogram h(60, 4 * 3600);
   for (int i = 0; i < 8; ++i) h.add(5 * 3600);
   for (int i = 0; i < 4; ++i) h.add(600);
@@ -146,7 +157,7 @@ TEST(HistogramPolicy, MostlyOutOfBoundsIdleTimesFallBack) {
 }
 
 TEST(HistogramPolicy, ShortHeadKeepsTheInstanceInsteadOfStopping) {
-  HistogramPolicy p({});
+  HistogramPolicy p(paper_options());
   IdleTimeHistogram h(60, 4 * 3600);
   for (int i = 0; i < 20; ++i) h.add(70);  // bin 1: pre-warm at 54 s - 30 s lead: not worth a stop
   ASSERT_TRUE(p.restore_state(h.serialize()).is_ok());
@@ -154,6 +165,23 @@ TEST(HistogramPolicy, ShortHeadKeepsTheInstanceInsteadOfStopping) {
   ASSERT_TRUE(w.representative);
   EXPECT_EQ(w.prewarm_at_s, 0);
   EXPECT_DOUBLE_EQ(w.keep_until_s, 132);
+}
+
+TEST(HistogramPolicy, DefaultsPadNothingAndCountIdleTimesPastAnHourAsOutOfBounds) {
+  HistogramPolicy p({});
+  IdleTimeHistogram h(60, 3600);
+  for (int i = 0; i < 20; ++i) h.add(70);  // bin 1
+  ASSERT_TRUE(p.restore_state(h.serialize()).is_ok());
+  auto w = p.windows();
+  ASSERT_TRUE(w.representative);
+  EXPECT_EQ(w.prewarm_at_s, 0);
+  EXPECT_DOUBLE_EQ(w.keep_until_s, 120);  // the bin's upper edge
+  // Eight idle times of 90 minutes among 28: more than a quarter beyond the hour.
+  for (int i = 0; i < 8; ++i) h.add(90 * 60);
+  ASSERT_TRUE(p.restore_state(h.serialize()).is_ok());
+  w = p.windows();
+  EXPECT_FALSE(w.representative);
+  EXPECT_NE(w.why.find("28.6% of idle times beyond 60 min"), std::string::npos) << w.why;
 }
 
 TEST(HistogramPolicy, StateSurvivesARestart) {

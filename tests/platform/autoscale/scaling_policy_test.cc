@@ -15,13 +15,14 @@ TEST(ScalingPolicy, EveryNameMakesItsPolicy) {
     EXPECT_EQ(p.value()->name(), name);
     EXPECT_TRUE(p.value()->restore_state("").is_ok()) << name;  // nothing saved yet: a fresh start
   }
-  EXPECT_EQ(make_scaling_policy("", {}).value()->name(), "concurrency");  // the default
+  EXPECT_EQ(make_scaling_policy("", {}).value()->name(), "hybrid");  // the default
+  EXPECT_EQ(make_scaling_policy("", {}).value()->name(), kDefaultScalingPolicy);
 }
 
 TEST(ScalingPolicy, UnknownNameIsAnErrorListingTheKnownOnes) {
   auto r = make_scaling_policy("magic", {});
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("known: concurrency, rules, fixed, histogram, predictive"), std::string::npos)
+  EXPECT_NE(r.status().message().find("known: hybrid, concurrency, rules, fixed, histogram, predictive"), std::string::npos)
       << r.status().message();
 }
 
@@ -35,6 +36,9 @@ TEST(ScalingPolicy, OptionsOutOfRangeNameTheField) {
   o = {};
   o.histogram_margin = 1.5;
   EXPECT_NE(validate_policy_options(o).message().find("histogram_margin must be between 0 and 1"), std::string::npos);
+  o = {};
+  o.hybrid_cold_start_cost_s = -1;
+  EXPECT_NE(validate_policy_options(o).message().find("hybrid_cold_start_cost_s must be >= 0 (got -1)"), std::string::npos);
   o = {};
   o.max_scale_down_rate = 1;
   EXPECT_FALSE(validate_policy_options(o).is_ok());

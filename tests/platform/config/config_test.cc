@@ -212,7 +212,7 @@ TEST(ParseConfig, FillsEveryDefault) {
   EXPECT_EQ(d.device, "cpu0");
   EXPECT_EQ(d.priority, 0);
   EXPECT_DOUBLE_EQ(d.ttft_objective_s, 0);
-  EXPECT_EQ(d.autoscale.policy, "concurrency");
+  EXPECT_EQ(d.autoscale.policy, "hybrid");
   EXPECT_DOUBLE_EQ(d.autoscale.options.target_concurrency, 0);
   EXPECT_DOUBLE_EQ(d.autoscale.options.stable_window_s, 60);
   EXPECT_DOUBLE_EQ(d.autoscale.options.panic_window_s, 6);
@@ -277,6 +277,9 @@ TEST(ParseConfig, EveryPolicyKnobIsSettable) {
       histogram_bin: 30s
       histogram_range: 2h
       histogram_tail_percentile: 95
+      hybrid_cold_start_cost: 10m
+      hybrid_scale_in_delay: 30s
+      hybrid_range: 8h
       predictive_min_weeks: 3
 )", test_env({}));
   const PolicyOptions& o = c.deployments[0].autoscale.options;
@@ -288,6 +291,9 @@ TEST(ParseConfig, EveryPolicyKnobIsSettable) {
   EXPECT_DOUBLE_EQ(o.histogram_bin_s, 30);
   EXPECT_DOUBLE_EQ(o.histogram_range_s, 7200);
   EXPECT_DOUBLE_EQ(o.histogram_tail_percentile, 95);
+  EXPECT_DOUBLE_EQ(o.hybrid_cold_start_cost_s, 600);
+  EXPECT_DOUBLE_EQ(o.hybrid_scale_in_delay_s, 30);
+  EXPECT_DOUBLE_EQ(o.hybrid_range_s, 8 * 3600);
   EXPECT_DOUBLE_EQ(o.predictive_min_weeks, 3);
   EXPECT_DOUBLE_EQ(o.stable_window_s, PolicyOptions{}.stable_window_s);  // untouched knobs keep their defaults
 }
@@ -562,7 +568,8 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "rules_scale_out_cooldown, rules_low_utilization, rules_scale_in_fraction, rules_scale_in_interval, "
             "rules_warm_fraction, histogram_bin, histogram_range, histogram_head_percentile, "
             "histogram_tail_percentile, histogram_margin, histogram_cv_threshold, histogram_min_samples, "
-            "histogram_max_oob_fraction, predictive_threshold, predictive_history_weight, predictive_min_weeks");
+            "histogram_max_oob_fraction, hybrid_cold_start_cost, hybrid_scale_in_delay, hybrid_range, "
+            "predictive_threshold, predictive_history_weight, predictive_min_weeks");
   EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, max_instance: 2}\n").rfind(
                 "zeroserve.yaml:2: deployments[0].max_instance: unknown key (did you mean max_instances?); ", 0),
             0u);
@@ -683,7 +690,7 @@ TEST(ConfigErrors, DeviceReferences) {
 TEST(ConfigErrors, Autoscale) {
   const std::string head = "deployments:\n  - name: a\n    model: a.gguf\n    autoscale:\n";
   EXPECT_EQ(error_of(head + "      policy: rps\n"),
-            "zeroserve.yaml:5: deployments[0].autoscale.policy: unknown policy \"rps\"; known: concurrency, rules, fixed, histogram, predictive");
+            "zeroserve.yaml:5: deployments[0].autoscale.policy: unknown policy \"rps\"; known: hybrid, concurrency, rules, fixed, histogram, predictive");
   EXPECT_EQ(error_of(head + "      stable_window: 5s\n      panic_window: 10s\n"),
             "zeroserve.yaml:6: deployments[0].autoscale.panic_window: must be <= stable_window (got 10)");
   EXPECT_EQ(error_of(head + "      target_concurrency: -1\n"),
@@ -694,10 +701,14 @@ TEST(ConfigErrors, Autoscale) {
             "zeroserve.yaml:6: deployments[0].autoscale.rules_high_utilization: must be between 0 and 1 (got 1.5)");
   EXPECT_EQ(error_of(head + "      rules_low_utilization: 0.9\n"),
             "zeroserve.yaml:5: deployments[0].autoscale.rules_low_utilization: must be < rules_high_utilization (got 0.9)");
+  EXPECT_EQ(error_of(head + "      policy: hybrid\n      hybrid_range: 10s\n"),
+            "zeroserve.yaml:6: deployments[0].autoscale.hybrid_range: must be at least one and at most 1e6 bins of "
+            "histogram_bin (got 10)");
   EXPECT_EQ(error_of(head + "      histogram_bin: soon\n").rfind("zeroserve.yaml:5: deployments[0].autoscale.histogram_bin: ", 0), 0u);
   EXPECT_EQ(error_of("deployments:\n  - name: a\n    model: a.gguf\n    autoscale: fixed\n"),
             "zeroserve.yaml:4: deployments[0].autoscale: must be a map of fields, got \"fixed\"");
-  EXPECT_EQ(known_autoscale_policies(), (std::vector<std::string>{"concurrency", "rules", "fixed", "histogram", "predictive"}));
+  EXPECT_EQ(known_autoscale_policies(),
+            (std::vector<std::string>{"hybrid", "concurrency", "rules", "fixed", "histogram", "predictive"}));
 }
 
 TEST(ConfigErrors, Gateway) {
