@@ -473,12 +473,11 @@ class Simulation {
     const int i = static_cast<int>(dep);
     d.last_decide = now_;
     ++decisions_;
-    const int queued = core_->queued(i);
-    const uint64_t summary = (static_cast<uint64_t>(core_->live(i)) << 48) ^
-                             (static_cast<uint64_t>(core_->ready(i)) << 32) ^ (static_cast<uint64_t>(queued) << 16) ^
-                             static_cast<uint64_t>(core_->in_flight(i)) ^
+    const int queued = core_->queued(i), live = core_->live(i);
+    const uint64_t summary = (static_cast<uint64_t>(live) << 48) ^ (static_cast<uint64_t>(core_->ready(i)) << 32) ^
+                             (static_cast<uint64_t>(queued) << 16) ^ static_cast<uint64_t>(core_->in_flight(i)) ^
                              (core_->arrivals_pending(i) > 0 ? 1ull << 63 : 0);
-    if (core_->live(i) == 0 && queued > 0) d.anchor = now_;  // policies evaluate a cold start at once
+    if (live == 0 && queued > 0) d.anchor = now_;  // policies evaluate a cold start at once
     FleetCore::Evaluation e;
     {
       Level l(*this);
@@ -486,12 +485,13 @@ class Simulation {
       apply(l.a);
     }
     // When to look again (also when the policy asked: a pre-warm or a window's end).
-    const bool active = core_->live(i) > 0 || core_->queued(i) > 0;
+    const int queued_after = core_->queued(i);
+    const bool active = core_->live(i) > 0 || queued_after > 0;
     if (e.acted || summary != d.last_summary) d.backoff = kTickS;
     else d.backoff = std::min(d.backoff * 4, kTickMaxS);
     d.last_summary = summary;
     double next = active ? grid_after(d, now_ + d.backoff) : now_ + options_.idle_tick_s;
-    if (e.blocked || core_->queued(i) > 0) next = std::min(next, now_ + kTickS / 4);
+    if (e.blocked || queued_after > 0) next = std::min(next, now_ + kTickS / 4);
     if (e.evicted) next = std::min(next, now_ + kReactS);  // the room frees as the evicted exit
     const double expiry = core_->next_idle_expiry(i);
     if (expiry < kInf) next = std::min(next, next_expiry_look(d, expiry + kExpiryEpsS));

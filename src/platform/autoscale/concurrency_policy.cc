@@ -24,17 +24,35 @@ ScalingDecision ConcurrencyPolicy::decide(const DeploymentObservation& o) {
   if (cadence_.due(o.now_s) || cold) {
     cadence_.mark(o.now_s);
     const int before = desired_;
-    std::string explanation, transition;
-    desired_ = evaluate(o, explanation, transition);
+    Why why;
+    std::string transition;
+    desired_ = evaluate(o, why, transition);
     // Log what changed something: a panic entered or left, or a new count.
     if (!transition.empty()) d.reason = transition;
-    else if (desired_ != before) d.reason = explanation;
+    else if (desired_ != before) d.reason = why.text(o);
   }
   settle_count(d, bounded(desired_, o), o, name());  // bounds may change on a config reload between evaluations
   return d;
 }
 
-int ConcurrencyPolicy::evaluate(const DeploymentObservation& o, std::string& reason, std::string& transition) {
+std::string ConcurrencyPolicy::Why::text(const DeploymentObservation& o) const {
+  std::string r;
+  switch (kind) {
+    case Kind::kStable:
+    case Kind::kPanic:
+      r = std::string(kind == Kind::kPanic ? "panic" : "stable") + ": demand " + short_number(demand) + " over " +
+          short_number(window_s) + " s at target " + short_number(target);
+      if (rate_limited) r += " (rate-limited)";
+      if (held > 0) r += "; scale-down delay holds " + std::to_string(held);
+      return r;
+    case Kind::kScaleToZero: return "scale to zero: no traffic for " + short_number(quiet_s) + " s";
+    case Kind::kColdStart: return "cold start: " + std::to_string(waiting) + " waiting";
+    case Kind::kKeepOne: return "keep 1 until keep_alive " + short_number(o.keep_alive_s) + " s without traffic";
+  }
+  return r;
+}
+
+int ConcurrencyPolicy::evaluate(const DeploymentObservation& o, Why& why, std::string& transition) {
   const double now = o.now_s;
   const double target = per_instance_target(options_, o);
   const int live = live_count(o);
@@ -66,13 +84,11 @@ int ConcurrencyPolicy::evaluate(const DeploymentObservation& o, std::string& rea
   if (panicking_) {
     max_panic_ = std::max(max_panic_, want_panic);
     want = max_panic_;
-    reason = "panic: demand " + short_number(panic) + " over " + short_number(options_.panic_window_s) +
-             " s at target " + short_number(target);
+    why = {Why::Kind::kPanic, panic, options_.panic_window_s, target};
   } else {
     want = want_stable;
-    reason = "stable: demand " + short_number(stable) + " over " + short_number(options_.stable_window_s) +
-             " s at target " + short_number(target);
-    if (want_stable != instances_for(stable, target)) reason += " (rate-limited)";
+    why = {Why::Kind::kStable, stable, options_.stable_window_s, target};
+    why.rate_limited = want_stable != instances_for(stable, target);
   }
 
   // Scale-down delay: the highest recommendation of the trailing delay window holds.
@@ -82,7 +98,7 @@ int ConcurrencyPolicy::evaluate(const DeploymentObservation& o, std::string& rea
     recent_.push_back({now, want});
     int held = want;
     for (const auto& r : recent_) held = std::max(held, r.count);
-    if (held > want) reason += "; scale-down delay holds " + std::to_string(held);
+    if (held > want) why.held = held;
     want = held;
   }
 
@@ -92,15 +108,16 @@ int ConcurrencyPolicy::evaluate(const DeploymentObservation& o, std::string& rea
   const int demand = demand_of(o);
   if (o.keep_alive_s >= 0 && demand == 0 && quiet_s >= o.keep_alive_s) {
     if (panicking_) transition = "panic over: no traffic for " + short_number(quiet_s) + " s";
-    reason = "scale to zero: no traffic for " + short_number(quiet_s) + " s";
+    why = {Why::Kind::kScaleToZero};
+    why.quiet_s = quiet_s;
     want = 0;
     panicking_ = false;
     max_panic_ = 0;
     recent_.clear();
   } else if (want == 0 && (live > 0 || demand > 0)) {
     want = 1;
-    reason = demand > 0 ? "cold start: " + std::to_string(demand) + " waiting"
-                        : "keep 1 until keep_alive " + short_number(o.keep_alive_s) + " s without traffic";
+    why = {demand > 0 ? Why::Kind::kColdStart : Why::Kind::kKeepOne};
+    why.waiting = demand;
   }
   return bounded(want, o);
 }

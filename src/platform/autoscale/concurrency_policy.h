@@ -22,9 +22,18 @@ class ConcurrencyPolicy final : public ScalingPolicy {
   bool panicking() const { return panicking_; }
 
  private:
-  // The count to hold until the next evaluation; `reason` explains it, `transition` names a
+  // Why an evaluation chose its count, kept as numbers and written out only when a decision
+  // is reported (most evaluations change nothing, and formatting costs more than deciding).
+  struct Why {
+    enum class Kind { kStable, kPanic, kScaleToZero, kColdStart, kKeepOne } kind = Kind::kStable;
+    double demand = 0, window_s = 0, target = 0, quiet_s = 0;
+    int waiting = 0, held = 0;  // held: what the scale-down delay holds (> the count), else 0
+    bool rate_limited = false;
+    std::string text(const DeploymentObservation& o) const;
+  };
+  // The count to hold until the next evaluation; `why` explains it, `transition` names a
   // panic entered or left.
-  int evaluate(const DeploymentObservation& o, std::string& reason, std::string& transition);
+  int evaluate(const DeploymentObservation& o, Why& why, std::string& transition);
 
   PolicyOptions options_;
   TimeWeightedWindow demand_;

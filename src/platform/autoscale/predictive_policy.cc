@@ -37,8 +37,11 @@ int PredictivePolicy::forecast_floor(double now_s, const DeploymentObservation& 
 ScalingDecision PredictivePolicy::decide(const DeploymentObservation& o) {
   profile_.observe(o.now_s, o.arrivals, demand_of(o));
   ScalingDecision d = reactive_.decide(o);
+  const int cap = std::max(o.min_instances, o.max_instances);
+  const int floor = std::min(forecast_floor(o.now_s, o, nullptr), cap);
+  // Written out only when a decision reports it (formatting costs more than forecasting).
   std::string why;
-  const int floor = std::min(forecast_floor(o.now_s, o, &why), std::max(o.min_instances, o.max_instances));
+  if (floor != floor_ && floor > 0) (void)forecast_floor(o.now_s, o, &why);
   if (floor > d.desired) {
     d.desired = floor;
     if (o.keep_alive_s >= 0) d.stop = surplus_idle(o, d.desired);

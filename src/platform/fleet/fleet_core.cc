@@ -127,15 +127,21 @@ struct FleetCore::Deployment {
   std::deque<std::pair<double, double>> ttft_samples;  // (time, seconds) of the last minute
   DeploymentObservation obs;                           // reused between evaluations
 
-  int count(InstanceState s) const {
-    int n = 0;
-    for (const auto& i : instances) n += i->state == s;
-    return n;
+  // Kept with every change of an instance's state or load, so that reading is O(1).
+  int by_state[3] = {0, 0, 0};
+  int in_flight_total = 0;
+
+  int count(InstanceState s) const { return by_state[static_cast<int>(s)]; }
+  int in_flight() const { return in_flight_total; }
+  void add(Instance& i) { ++by_state[static_cast<int>(i.state)]; }
+  void set_state(Instance& i, InstanceState s) {
+    --by_state[static_cast<int>(i.state)];
+    ++by_state[static_cast<int>(s)];
+    i.state = s;
   }
-  int in_flight() const {
-    int n = 0;
-    for (const auto& i : instances) n += i->in_flight;
-    return n;
+  void forget(const Instance& i) {
+    --by_state[static_cast<int>(i.state)];
+    in_flight_total -= i.in_flight;
   }
   int batch_in_flight() const {
     int n = 0;
@@ -194,7 +200,7 @@ void FleetCore::set_deployments(std::vector<DeploymentSpec> specs, double now, F
     d.policy = std::move(policy.value());
     if (replace)
       for (auto& inst : d.instances)
-        if (inst->state != InstanceState::kDraining) drain(*inst, "configuration changed", now, out);
+        if (inst->state != InstanceState::kDraining) drain(d, *inst, "configuration changed", now, out);
   }
   for (auto it = by_name_.begin(); it != by_name_.end();) {
     if (keep.count(it->first)) {
@@ -206,7 +212,7 @@ void FleetCore::set_deployments(std::vector<DeploymentSpec> specs, double now, F
     fail_waiters(d, {core::Status::not_found("deployment '" + d.spec.name + "' was removed"), 1}, out,
                  [](const Waiter&) { return true; });
     for (auto& inst : d.instances)
-      if (inst->state != InstanceState::kDraining) drain(*inst, "deployment removed", now, out);
+      if (inst->state != InstanceState::kDraining) drain(d, *inst, "deployment removed", now, out);
     it = by_name_.erase(it);
   }
 }
@@ -298,6 +304,7 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
     d.queue.pop_front();
     --d.queued_by_class[class_index(w.cls)];
     queue_changed(d, false);
+    ++d.in_flight_total;
     if (best->in_flight++ == 0) set_phase(*best, InstancePhase::kReady, 0, out);
     if (batch) ++best->batch_in_flight;
     Lease lease;
@@ -315,7 +322,10 @@ void FleetCore::release(InstanceKey key, RequestClass cls, bool failed, double n
   Instance* inst = nullptr;
   Deployment* d = find(key, &inst);
   if (!d) return;
-  inst->in_flight = std::max(0, inst->in_flight - 1);
+  if (inst->in_flight > 0) {
+    --inst->in_flight;
+    --d->in_flight_total;
+  }
   if (cls == RequestClass::kBatch) inst->batch_in_flight = std::max(0, inst->batch_in_flight - 1);
   if (inst->in_flight == inst->batch_in_flight) inst->interactive_idle_since = now;
   if (inst->in_flight == 0) {
@@ -389,7 +399,7 @@ void FleetCore::instance_ready(InstanceKey key, double now, FleetActions& out) {
   Instance* i = nullptr;
   Deployment* d = find(key, &i);
   if (!d || i->state != InstanceState::kStarting) return;
-  i->state = InstanceState::kReady;
+  d->set_state(*i, InstanceState::kReady);
   i->idle_since = i->interactive_idle_since = now;
   i->last_health = now;
   d->consecutive_failures = 0;
@@ -410,6 +420,7 @@ void FleetCore::remove_instance(Deployment& d, InstanceKey key) {
   for (auto it = d.instances.begin(); it != d.instances.end(); ++it)
     if ((*it)->key == key) {
       placement_.release((*it)->id);
+      d.forget(**it);
       d.instances.erase(it);
       break;
     }
@@ -462,7 +473,7 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
   if (!ok) {
     out.errors.push_back(i->id + " failed its health check: restarting it");
     ++d->crashes;
-    i->state = InstanceState::kDraining;
+    d->set_state(*i, InstanceState::kDraining);
     i->drain_started = now;
     set_phase(*i, InstancePhase::kDraining, 0, out);
     out.signals.push_back({key, true});
@@ -472,9 +483,9 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
   }
 }
 
-void FleetCore::drain(Instance& inst, const std::string& why, double now, FleetActions& out) {
+void FleetCore::drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out) {
   if (options_.explain) out.notes.push_back("stopping " + inst.id + ": " + why);
-  inst.state = InstanceState::kDraining;
+  d.set_state(inst, InstanceState::kDraining);
   inst.drain_started = now;
   set_phase(inst, InstancePhase::kDraining, 0, out);
   if (inst.in_flight == 0) out.signals.push_back({inst.key, false});
@@ -491,7 +502,7 @@ void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
           out.errors.push_back(i.id + " did not become ready within " +
                                std::to_string(static_cast<int>(d.spec.start_timeout_s)) + " s");
           ++d.consecutive_failures;
-          i.state = InstanceState::kDraining;
+          d.set_state(i, InstanceState::kDraining);
           i.drain_started = now;
           out.signals.push_back({i.key, true});
           if (d.consecutive_failures >= 3)
@@ -546,7 +557,7 @@ bool FleetCore::reserve_or_make_room(Deployment& d, const std::string& instance_
                    " used_bytes=" + std::to_string(placement_.used(d.spec.device)) +
                    " capacity_bytes=" + std::to_string(placement_.capacity(d.spec.device)),
                out);
-    drain(*i, "making room for '" + d.spec.name + "'", now, out);
+    drain(*o, *i, "making room for '" + d.spec.name + "'", now, out);
     e.evicted = true;
   }
   return false;
@@ -568,6 +579,7 @@ void FleetCore::start_instances(Deployment& d, int n, bool for_request, bool may
     inst->started = inst->idle_since = inst->interactive_idle_since = inst->last_health = now;
     if (for_request) ++d.cold_starts;
     owner_[inst->key] = d.index;
+    d.add(*inst);
     out.starts.push_back({inst->key, inst->id, d.index, for_request});
     d.instances.push_back(std::move(inst));
     e.acted = true;
@@ -600,13 +612,14 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
   if (d.removed) return e;
   const DeploymentSpec& spec = d.spec;
   // Requests that waited too long (batch ones sit behind interactive ones: check them all).
-  if (!d.queue.empty())
+  auto timed_out = [&](const Waiter& w) { return now - w.enqueued > spec.request_timeout_s; };
+  if (std::any_of(d.queue.begin(), d.queue.end(), timed_out))
     fail_waiters(d,
                  {core::Status::deadline_exceeded("no instance of '" + spec.name + "' could take the request within " +
                                                   std::to_string(static_cast<int>(spec.request_timeout_s)) +
                                                   " s (request_timeout)"),
                   5},
-                 out, [&](const Waiter& w) { return now - w.enqueued > spec.request_timeout_s; });
+                 out, timed_out);
   dispatch(d, now, out);
 
   // The policy sees interactive demand only; batch demand may add up to batch_max_instances.
@@ -664,7 +677,7 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
                               : sd.reason.empty()    ? "idle past keep-alive"
                                                      : sd.reason;
       if (options_.explain) decision(d, "scale_in", why, inputs(), out);
-      drain(*i, why, now, out);
+      drain(d, *i, why, now, out);
       e.acted = true;
     }
 
@@ -746,6 +759,8 @@ std::vector<InstanceKey> FleetCore::shutdown(const AcquireFailure& failure, Flee
       placement_.release(i->id);
     }
     d->instances.clear();
+    d->by_state[0] = d->by_state[1] = d->by_state[2] = 0;
+    d->in_flight_total = 0;
   }
   owner_.clear();
   return all;
@@ -801,7 +816,7 @@ std::vector<std::tuple<std::string, std::string, std::string>> FleetCore::policy
 
 int FleetCore::live(int dep) const {
   const auto& d = *deployments_[dep];
-  return static_cast<int>(d.instances.size()) - d.count(InstanceState::kDraining);
+  return d.count(InstanceState::kStarting) + d.count(InstanceState::kReady);
 }
 int FleetCore::ready(int dep) const { return deployments_[dep]->count(InstanceState::kReady); }
 int FleetCore::queued(int dep) const { return static_cast<int>(deployments_[dep]->queue.size()); }

@@ -265,7 +265,7 @@ class FleetCore {
                        Evaluation& e);
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
                             Evaluation& e);
-  void drain(Instance& inst, const std::string& why, double now, FleetActions& out);
+  void drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out);
   void crashed(Deployment& d, double now);
   void remove_instance(Deployment& d, InstanceKey key);
   void set_phase(Instance& inst, InstancePhase phase, double start_s, FleetActions& out);

@@ -522,8 +522,13 @@ TEST(FleetCore, RandomEventsKeepEveryInvariant) {
       for (uint64_t tag : h.dispatched) holding[tag] = 1;  // exits may free slots for others
       h.dispatched.clear();
       uint64_t used = 0;
-      int in_flight = 0;
-      for (const auto& s : h.core.status(h.now)) in_flight += s.in_flight;
+      int in_flight = 0, known = 0, counted = 0;
+      for (const auto& s : h.core.status(h.now)) {
+        in_flight += s.in_flight;
+        counted += s.instances_ready + s.instances_starting + s.instances_draining;
+      }
+      for (InstanceKey k : alive) known += h.core.instance_id(k).empty() ? 0 : 1;
+      ASSERT_EQ(counted, known) << "the per-state counters agree with the instances";
       for (InstanceKey k : alive) used += kGiB * (h.core.instance_id(k).empty() ? 0 : 1);
       ASSERT_EQ(h.core.device_memory()[0].used, used);
       ASSERT_LE(used, 3 * kGiB);
