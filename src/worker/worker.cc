@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "engine/structured/json_schema.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/vision_loader.h"
 #include "gateway/http/sse.h"
@@ -66,6 +67,10 @@ struct Worker::Call {
   int max_tokens = -1;
   std::vector<std::string> stop;
   engine::RequestPriority priority = engine::RequestPriority::kInteractive;
+  std::shared_ptr<engine::structured::Constraint> constraint;
+  int logprobs = -1;
+  std::vector<openai::LogprobEntry> logprob_entries;  // accumulated, when not streaming
+  int64_t text_offset = 0;  // completions: bytes of text sent so far
 };
 
 // One /v1/embeddings request, from its arrival until it is answered.
@@ -81,6 +86,20 @@ namespace {
 
 // Requests queued together share forward passes up to this many inputs.
 constexpr size_t kMaxCoalescedInputs = 2048;
+
+// Distinct compiled response formats kept for reuse.
+constexpr size_t kMaxCachedConstraints = 64;
+
+std::vector<openai::LogprobEntry> to_entries(const std::vector<engine::TokenLogprob>& lps) {
+  std::vector<openai::LogprobEntry> out;
+  out.reserve(lps.size());
+  for (const auto& lp : lps) {
+    openai::LogprobEntry e{lp.piece, lp.logprob, {}};
+    for (const auto& alt : lp.top) e.top.emplace_back(alt.piece, alt.logprob);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -163,9 +182,61 @@ Status Worker::load() {
           .set(static_cast<double>(c.hits));
     }
   });
+  token_index_ = std::make_shared<engine::structured::TokenIndex>(*llm_.tokenizer);
   prep_ = std::make_unique<core::SerialExecutor>();
   ready_ = true;
   return Status::ok();
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::constraint_for(const openai::OutputFormat& format,
+                                                                              openai::ApiError* error) {
+  namespace st = engine::structured;
+  using Type = openai::OutputFormat::Type;
+  if (format.type == Type::kText) return std::shared_ptr<st::Constraint>();
+  const std::string key = format.type == Type::kJsonObject ? std::string("json_object") : "json_schema:" + format.schema;
+  {
+    std::lock_guard<std::mutex> lock(constraint_mutex_);
+    if (auto it = constraints_.find(key); it != constraints_.end()) return it->second;
+  }
+  auto refuse = [&](const std::string& param, const std::string& message, const std::string& code) {
+    *error = openai::ApiError{400, message, "invalid_request_error", param, code};
+    return Status::error(message);
+  };
+  core::Result<st::Grammar> grammar = Status::error("");
+  const std::string param = "response_format.json_schema.schema";
+  if (format.type == Type::kJsonObject) {
+    grammar = st::any_json_object_grammar();
+  } else {
+    nlohmann::ordered_json schema;
+    try {
+      schema = nlohmann::ordered_json::parse(format.schema);
+    } catch (const std::exception& e) {
+      return refuse(param, std::string("'") + param + "' is not valid JSON: " + e.what(), "invalid_value");
+    }
+    st::SchemaError serr;
+    grammar = st::compile_json_schema(schema, &serr);
+    if (!grammar) {
+      const bool unsupported = serr.message.find("not supported") != std::string::npos;
+      return refuse(param, "'" + param + "': " + grammar.status().message() + " (keyword '" + serr.keyword + "')",
+                    unsupported ? "unsupported_parameter" : "invalid_value");
+    }
+  }
+  if (!grammar) return refuse("response_format", grammar.status().message(), "invalid_value");
+  auto constraint = std::make_shared<st::Constraint>(std::move(grammar.value()), token_index_);
+  if (constraint->allowed(constraint->start()).empty())
+    return refuse("response_format",
+                  "model '" + model_name_ + "' cannot produce this response_format: no token of its vocabulary " +
+                      "can start the required output",
+                  "invalid_value");
+  std::lock_guard<std::mutex> lock(constraint_mutex_);
+  if (constraints_.emplace(key, constraint).second) {
+    constraint_order_.push_back(key);
+    if (constraint_order_.size() > kMaxCachedConstraints) {
+      constraints_.erase(constraint_order_.front());
+      constraint_order_.pop_front();
+    }
+  }
+  return constraint;
 }
 
 Status Worker::load_encoder() {
@@ -272,6 +343,15 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
+  call->logprobs = parsed->logprobs.top;
+  {
+    auto constraint = constraint_for(parsed->response_format, &err);
+    if (!constraint) {
+      call->w->respond_json(err.http_status, err.to_json());
+      return count_response(endpoint, err.http_status);
+    }
+    call->constraint = std::move(constraint.value());
+  }
   in_flight_.fetch_add(1);
   auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
   prep_->post([this, call, request] {
@@ -320,6 +400,7 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
+  call->logprobs = parsed->logprobs.top;
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
@@ -496,9 +577,24 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
   gr.max_tokens = call->max_tokens;
   gr.stop = call->stop;
   gr.priority = call->priority;
+  gr.constraint = call->constraint;
+  gr.logprobs = call->logprobs;
   gr.on_event = [this, call](const engine::GenerationEvent& e) {
     const auto now = Clock::now();
     auto& w = *call->w;
+    std::vector<openai::LogprobEntry> entries;
+    if (call->logprobs >= 0) entries = to_entries(e.logprobs);
+    const std::vector<openai::LogprobEntry>* lp = call->logprobs >= 0 ? &entries : nullptr;
+    if (call->stream && e.text.empty() && !entries.empty() && !e.finished) {
+      // Tokens whose text is held back still report their log-probabilities now.
+      w.write(gateway::sse_event(
+          call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, "",
+                                                     std::nullopt, call->include_usage, lp)
+                     : openai::completion_chunk(call->id, call->created, model_name_, "", std::nullopt,
+                                                call->include_usage, lp, call->text_offset)));
+      entries.clear();
+    }
+    if (!call->stream) call->logprob_entries.insert(call->logprob_entries.end(), entries.begin(), entries.end());
     if (!e.text.empty()) {
       const double since = std::chrono::duration<double>(now - (call->any_text ? call->last_text : call->arrival)).count();
       if (call->any_text) {
@@ -515,9 +611,11 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       if (call->stream) {
         w.write(gateway::sse_event(
             call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, e.text,
-                                                       std::nullopt, call->include_usage)
+                                                       std::nullopt, call->include_usage, lp)
                        : openai::completion_chunk(call->id, call->created, model_name_, e.text, std::nullopt,
-                                                  call->include_usage)));
+                                                  call->include_usage, lp, call->text_offset)));
+        entries.clear();
+        call->text_offset += static_cast<int64_t>(e.text.size());
       } else {
         call->text += e.text;
       }
@@ -548,17 +646,21 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
     openai::Usage usage{e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.image_tokens};
     const std::string reason(engine::finish_reason_name(e.reason));
     count_response(call->endpoint, 200);
+    const std::vector<openai::LogprobEntry>* all = call->logprobs >= 0 ? &call->logprob_entries : nullptr;
     if (!call->stream) {
       w.respond_json(200, call->chat ? openai::chat_completion_response(call->id, call->created, model_name_,
-                                                                         call->text, reason, usage)
+                                                                         call->text, reason, usage, all)
                                      : openai::completion_response(call->id, call->created, model_name_, call->text,
-                                                                   reason, usage));
+                                                                   reason, usage, all));
       return;
     }
+    // The last chunk carries any log-probabilities not sent yet (tokens of held-back text).
+    const std::vector<openai::LogprobEntry>* rest = entries.empty() ? nullptr : lp;
     w.write(gateway::sse_event(
         call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
-                                                   reason, call->include_usage)
-                   : openai::completion_chunk(call->id, call->created, model_name_, "", reason, call->include_usage)));
+                                                   reason, call->include_usage, rest)
+                   : openai::completion_chunk(call->id, call->created, model_name_, "", reason, call->include_usage,
+                                              rest, call->text_offset)));
     if (call->include_usage)
       w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, usage)
                                             : openai::completion_usage_chunk(call->id, call->created, model_name_,

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "core/serial_executor.h"
 #include "core/status.h"
@@ -21,6 +22,8 @@
 #include "engine/chat/chat_template.h"
 #include "engine/model/encoder.h"
 #include "engine/model/llm.h"
+#include "engine/structured/constraint.h"
+#include "engine/structured/token_index.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/clip_model.h"
 #include "engine/vision/image_embedder.h"
@@ -82,6 +85,10 @@ class Worker {
   struct Call;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
   bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w);
+  // The constraint for a response_format (null for text), compiled once per distinct schema
+  // and kept in a small cache; or the 400 that refuses it.
+  core::Result<std::shared_ptr<engine::structured::Constraint>> constraint_for(
+      const gateway::openai::OutputFormat& format, gateway::openai::ApiError* error);
   void count_response(const std::string& endpoint, int status);
 
   WorkerOptions options_;
@@ -104,6 +111,10 @@ class Worker {
   std::mutex embed_mutex_;
   std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2];  // by engine::RequestPriority
   std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
+  std::shared_ptr<const engine::structured::TokenIndex> token_index_;  // chat models: the vocabulary trie
+  std::mutex constraint_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<engine::structured::Constraint>> constraints_;
+  std::deque<std::string> constraint_order_;  // oldest first, for eviction
 };
 
 }  // namespace zs::worker

@@ -169,16 +169,20 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
     for (int32_t i = 0; i < n_vocab; ++i) candidates_[i] = {i, sanitize(logits[i]), 0.0f};
   }
 
+  return finish_sampling(sorted);
+}
+
+int32_t Sampler::finish_sampling(bool sorted) {
   float max_logit = sorted ? candidates_.front().logit : -std::numeric_limits<float>::infinity();
   if (!sorted) {
     for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
   }
-  if (!std::isfinite(max_logit)) return argmax(logits, n_vocab);  // nothing has finite weight
+  if (!std::isfinite(max_logit)) return candidates_.empty() ? -1 : first_best();  // nothing has finite weight
 
   // Softmax, unnormalized: the best token has weight exp(0) = 1, so min-p's threshold
   // (min_p times the best probability) is simply min_p in these units.
   const float inv_temp = 1.0f / params_.temperature;
-  if (!std::isfinite(inv_temp)) return argmax(logits, n_vocab);  // so cold it is greedy
+  if (!std::isfinite(inv_temp)) return first_best();  // so cold it is greedy
   double sum = 0;
   for (Candidate& c : candidates_) {
     c.p = std::exp((c.logit - max_logit) * inv_temp);
@@ -193,6 +197,43 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
   }
   if (params_.top_p < 1.0f) keep_top_p(static_cast<double>(params_.top_p) * sum, sorted);
   return draw();
+}
+
+int32_t Sampler::first_best() const {
+  Candidate best = candidates_.front();
+  for (const Candidate& c : candidates_)
+    if (Better{}(c, best)) best = c;
+  return best.id;
+}
+
+int32_t Sampler::sample_among(const float* logits, int32_t n_vocab, const std::vector<int32_t>& allowed) {
+  if (logits == nullptr || n_vocab <= 0 || allowed.empty()) return -1;
+  if (penalties_active()) {
+    // Only the penalized tokens change: copy the allowed logits and adjust those in place.
+    candidates_.clear();
+    for (int32_t id : allowed) candidates_.push_back({id, sanitize(logits[id]), 0.0f});
+    for (Candidate& c : candidates_) {
+      auto it = counts_.find(c.id);
+      if (it == counts_.end()) continue;
+      float l = c.logit;
+      if (l > 0) l /= params_.repeat_penalty;
+      else l *= params_.repeat_penalty;
+      l -= static_cast<float>(it->second) * params_.frequency_penalty + params_.presence_penalty;
+      c.logit = l;
+    }
+  } else {
+    candidates_.resize(allowed.size());
+    for (size_t i = 0; i < allowed.size(); ++i) candidates_[i] = {allowed[i], sanitize(logits[allowed[i]]), 0.0f};
+  }
+  if (params_.temperature <= 0) return first_best();
+  bool sorted = false;
+  const size_t k = params_.top_k > 0 ? static_cast<size_t>(params_.top_k) : candidates_.size();
+  if (k < candidates_.size()) {
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k), candidates_.end(), Better{});
+    candidates_.resize(k);
+    sorted = true;
+  }
+  return finish_sampling(sorted);
 }
 
 }  // namespace zs::engine

@@ -26,6 +26,11 @@ class Sampler {
   // The next token for `logits` (n_vocab values, not modified). Greedy when temperature <= 0.
   // Returns -1 only when n_vocab <= 0 or logits is null.
   int32_t sample(const float* logits, int32_t n_vocab);
+  // The same, among `allowed` only (ascending token ids, e.g. a constraint's mask): the other
+  // tokens are treated as having probability zero before top-k, top-p and min-p, so the draw
+  // is from the distribution restricted to `allowed`. Costs O(|allowed|) plus the penalties,
+  // not O(n_vocab). Returns -1 when `allowed` is empty.
+  int32_t sample_among(const float* logits, int32_t n_vocab, const std::vector<int32_t>& allowed);
 
   // Records a token the sequence kept, for the penalties (the caller decides whether prompt
   // tokens count by accepting them too). Only the last repeat_last_n tokens are remembered.
@@ -48,6 +53,8 @@ class Sampler {
   void select_top_k(const float* logits, int32_t n_vocab, int32_t k);
   void keep_top_p(double target_mass, bool sorted);
   int32_t draw();
+  int32_t finish_sampling(bool sorted);
+  int32_t first_best() const;  // the best candidate, lowest id on ties
 
   SamplingParams params_;
   std::mt19937_64 rng_;

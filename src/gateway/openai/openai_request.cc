@@ -249,7 +249,7 @@ void parse_stop(const json& obj, const Limits& limits, std::vector<std::string>*
 
 // Fields shared by both endpoints: sampling, stopping, streaming, and the ones refused.
 void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, bool* stream,
-                  bool* include_usage, std::string* user) {
+                  bool* include_usage, std::string* user, bool chat, LogprobsOption* logprobs) {
   *stream = get_bool(doc, "stream").value_or(false);
   if (const json* so = field(doc, "stream_options")) {
     if (!so->is_object()) wrong_type("stream_options", *so, "an object");
@@ -290,14 +290,22 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
     if (*n != 1) unsupported("n", "only n=1 is supported (one choice per request), got n=" + std::to_string(*n));
   }
   if (const json* lp = field(doc, "logprobs")) {
-    // Chat takes a boolean, legacy completions an integer count; only "none" is supported.
-    bool wants = lp->is_boolean() ? lp->get<bool>() : lp->is_number() ? lp->get<double>() != 0 : true;
-    if (!lp->is_boolean() && !lp->is_number()) wrong_type("logprobs", *lp, "a boolean");
-    if (wants) unsupported("logprobs", "logprobs are not supported; omit 'logprobs' or set it to false");
+    if (chat) {
+      // Chat: a boolean, with top_logprobs (0..20) alternatives per token.
+      if (!lp->is_boolean()) wrong_type("logprobs", *lp, "a boolean");
+      if (lp->get<bool>()) logprobs->top = 0;
+    } else {
+      // Legacy completions: the number of alternatives per token (OpenAI allows up to 5; 20 here).
+      if (!lp->is_number() && !lp->is_boolean()) wrong_type("logprobs", *lp, "an integer");
+      if (lp->is_boolean()) wrong_type("logprobs", *lp, "an integer");
+      logprobs->top = static_cast<int>(*get_int(doc, "logprobs", 0, 20));
+    }
   }
-  if (const json* tl = field(doc, "top_logprobs")) {
-    if (!tl->is_number() || tl->get<double>() != 0) {
-      unsupported("top_logprobs", "top_logprobs are not supported");
+  if (chat) {
+    if (auto tl = get_int(doc, "top_logprobs", 0, 20)) {
+      if (!logprobs->wanted() && *tl > 0)
+        fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+      if (logprobs->wanted()) logprobs->top = static_cast<int>(*tl);
     }
   }
   if (const json* lb = field(doc, "logit_bias")) {
@@ -312,7 +320,7 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
   // ignored, as OpenAI-compatible servers commonly do.
 }
 
-void refuse_chat_only_features(const json& doc) {
+void refuse_chat_only_features(const json& doc, const std::string& body, OutputFormat* format) {
   if (const json* tools = field(doc, "tools")) {
     if (!tools->is_array()) wrong_type("tools", *tools, "an array");
     if (!tools->empty()) unsupported("tools", "tool calling is not supported; omit 'tools'");
@@ -332,9 +340,38 @@ void refuse_chat_only_features(const json& doc) {
     if (!type || !type->is_string()) {
       fail("response_format.type", "'response_format.type' is required and must be a string");
     }
-    if (type->get<std::string>() != "text") {
-      unsupported("response_format.type", "response_format '" + type->get<std::string>() +
-                                              "' is not supported; only \"text\"");
+    const std::string t = type->get<std::string>();
+    if (t == "json_object") {
+      format->type = OutputFormat::Type::kJsonObject;
+    } else if (t == "json_schema") {
+      format->type = OutputFormat::Type::kJsonSchema;
+      const json* js = field(*rf, "json_schema");
+      if (!js) fail("response_format.json_schema", "'response_format.json_schema' is required for type \"json_schema\"",
+                    "missing_required_parameter");
+      if (!js->is_object()) wrong_type("response_format.json_schema", *js, "an object");
+      format->schema_name = get_string(*js, "name", "response_format.json_schema.name", /*required=*/true);
+      if (format->schema_name.empty() || format->schema_name.size() > 64 ||
+          !std::all_of(format->schema_name.begin(), format->schema_name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }))
+        fail("response_format.json_schema.name",
+             "'response_format.json_schema.name' must be 1 to 64 letters, digits, underscores or dashes");
+      if (const json* strict = field(*js, "strict")) {
+        if (!strict->is_boolean()) wrong_type("response_format.json_schema.strict", *strict, "a boolean");
+        format->strict = strict->get<bool>();
+      }
+      const json* schema = field(*js, "schema");
+      if (!schema) {
+        format->schema = "{}";  // OpenAI: absent means any JSON value
+      } else {
+        if (!schema->is_object() && !schema->is_boolean())
+          wrong_type("response_format.json_schema.schema", *schema, "an object");
+        // Again with keys in the order sent: properties are generated in the schema's order.
+        const auto ordered = nlohmann::ordered_json::parse(body);
+        format->schema = ordered["response_format"]["json_schema"]["schema"].dump();
+      }
+    } else if (t != "text") {
+      fail("response_format.type", "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got \"" +
+                                       t + "\"");
     }
   }
   if (field(doc, "audio")) unsupported("audio", "audio output is not supported; omit 'audio'");
@@ -681,8 +718,9 @@ core::Result<ChatRequest> parse_chat_completion_request(const std::string& body,
         for (size_t i = 0; i < messages->size(); ++i) {
           req.messages.push_back(parse_message((*messages)[i], i, limits, &images));
         }
-        refuse_chat_only_features(doc);
-        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user);
+        refuse_chat_only_features(doc, body, &req.response_format);
+        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, true,
+                     &req.logprobs);
         return req;
       },
       error);
@@ -724,7 +762,8 @@ core::Result<CompletionRequest> parse_completion_request(const std::string& body
             unsupported("best_of", "only best_of=1 is supported");
           }
         }
-        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user);
+        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, false,
+                     &req.logprobs);
         return req;
       },
       error);

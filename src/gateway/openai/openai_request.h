@@ -80,12 +80,30 @@ struct SamplingOptions {
   core::SamplingParams to_params() const;
 };
 
+// How the output must be shaped (`response_format`), or a GBNF `grammar` (llama.cpp's server).
+struct OutputFormat {
+  enum class Type { kText, kJsonObject, kJsonSchema };
+  Type type = Type::kText;
+  std::string schema_name;  // json_schema.name
+  std::string schema;       // json_schema.schema as JSON text, keys in the client's order
+  bool strict = false;      // json_schema.strict (the output is always constrained either way)
+};
+
+// Log-probabilities asked for: chat `logprobs: true` + `top_logprobs`, or completions' integer
+// `logprobs`. -1: none; else how many alternatives per token (0..20).
+struct LogprobsOption {
+  int top = -1;
+  bool wanted() const { return top >= 0; }
+};
+
 struct ChatRequest {
   std::string model;
   std::vector<ChatMessage> messages;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   SamplingOptions sampling;
+  OutputFormat response_format;
+  LogprobsOption logprobs;
   std::string user;  // accepted, only for logs
 
   size_t image_count() const;
@@ -99,6 +117,7 @@ struct CompletionRequest {
   bool include_usage = false;
   bool echo = false;
   SamplingOptions sampling;
+  LogprobsOption logprobs;
   std::string user;
 };
 

@@ -192,14 +192,23 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
       {"frequency_penalty", -2.1, "frequency_penalty"},
       {"n", 2, "n"},
       {"n", 0, "n"},
-      {"logprobs", true, "logprobs"},
       {"logprobs", "no", "logprobs"},
+      {"top_logprobs", 21, "top_logprobs"},
       {"top_logprobs", 3, "top_logprobs"},
       {"logit_bias", {{"50256", -100}}, "logit_bias"},
       {"user", 12, "user"},
       {"tools", json::array({{{"type", "function"}}}), "tools"},
       {"tool_choice", "auto", "tool_choice"},
-      {"response_format", {{"type", "json_object"}}, "response_format.type"},
+      {"response_format", {{"type", "xml"}}, "response_format.type"},
+      {"response_format", {{"type", "json_schema"}}, "response_format.json_schema"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", json::object()}}}},
+       "response_format.json_schema.name"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "bad name!"}}}},
+       "response_format.json_schema.name"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"schema", 3}}}},
+       "response_format.json_schema.schema"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"strict", "yes"}}}},
+       "response_format.json_schema.strict"},
       {"top_k", -1, "top_k"},
       {"min_p", 1.5, "min_p"},
       {"repetition_penalty", 0, "repetition_penalty"},
@@ -412,7 +421,8 @@ TEST(CompletionRequestTest, PromptAsStringOrArrayOfOne) {
   EXPECT_EQ(completion_error(json{{"prompt", "x"}}).param, "model");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"temperature", 3}}).param, "temperature");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"echo", true}}).param, "echo");
-  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", 5}}).param, "logprobs");
+  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", 21}}).param, "logprobs");
+  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", true}}).param, "logprobs");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"best_of", 3}}).param, "best_of");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"suffix", "y"}}).param, "suffix");
 }
@@ -562,6 +572,42 @@ TEST(SamplingEdgeTest, CompletionsApplyTheSameRule) {
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(err.http_status, 400);
   EXPECT_EQ(err.param, "top_p");
+}
+
+}  // namespace
+}  // namespace zs::gateway::openai
+
+namespace zs::gateway::openai {
+namespace {
+
+TEST(ChatRequestTest, ResponseFormatKeepsTheSchemaKeyOrder) {
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"x"}],
+    "response_format":{"type":"json_schema","json_schema":{"name":"invoice","strict":true,
+    "schema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}}}}})";
+  auto r = parse_chat_completion_request(body);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->response_format.type, OutputFormat::Type::kJsonSchema);
+  EXPECT_EQ(r->response_format.schema_name, "invoice");
+  EXPECT_TRUE(r->response_format.strict);
+  EXPECT_LT(r->response_format.schema.find("zeta"), r->response_format.schema.find("alpha"));
+
+  auto o = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(o.is_ok());
+  EXPECT_EQ(o->response_format.type, OutputFormat::Type::kJsonObject);
+}
+
+TEST(ChatRequestTest, Logprobs) {
+  auto none = parse_chat_completion_request(R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_FALSE(none->logprobs.wanted());
+  auto some = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":5})");
+  ASSERT_TRUE(some.is_ok()) << some.status().message();
+  EXPECT_EQ(some->logprobs.top, 5);
+  auto c = parse_completion_request(R"({"model":"m","prompt":"x","logprobs":3})");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->logprobs.top, 3);
 }
 
 }  // namespace

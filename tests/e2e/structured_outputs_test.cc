@@ -1,0 +1,295 @@
+// Structured outputs and log-probabilities through a real worker: stories260K never writes JSON
+// by itself, but has byte tokens, so valid JSON comes out only through the constraint.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
+#include "test_util/process.h"
+#include "test_util/temp_dir.h"
+
+namespace zs {
+namespace {
+
+using nlohmann::json;
+using ojson = nlohmann::ordered_json;
+using zs::testing::ChildProcess;
+
+class Worker {
+ public:
+  explicit Worker(const std::string& model = "stories260K.gguf") {
+    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        ZS_BINARY, "worker", "--model", zs::testing::golden_model(model), "--listen", "127.0.0.1:0", "--threads", "2"});
+    if (auto addr = process_->wait_ready()) address_ = *addr;
+  }
+  gateway::HttpResponse post(const std::string& path, const std::string& body) {
+    auto r = gateway::http_request("POST", address_, path, body, {});
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  std::vector<std::string> stream(const std::string& path, const std::string& body) {
+    gateway::SseParser parser;
+    auto r = gateway::http_stream("POST", address_, path, body, {}, [&](std::string_view chunk) {
+      parser.feed(chunk);
+      return true;
+    });
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return parser.take_events();
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::string address_;
+};
+
+// An independent checker for the schemas below (not the grammar under test).
+bool validates(const ojson& v, const ojson& schema, std::string* why) {
+  auto no = [&](const std::string& m) {
+    *why = m + ": " + v.dump();
+    return false;
+  };
+  if (schema.contains("enum")) {
+    for (const auto& e : schema["enum"])
+      if (e == v) return true;
+    return no("not in enum");
+  }
+  const std::string t = schema["type"];
+  if (t == "string") {
+    if (!v.is_string()) return no("not a string");
+    if (schema.contains("maxLength")) {
+      size_t chars = 0;  // code points
+      for (unsigned char c : v.get<std::string>()) chars += (c & 0xC0) != 0x80;
+      if (chars > schema["maxLength"].get<size_t>()) return no("too long");
+    }
+    return true;
+  }
+  if (t == "integer") return v.is_number_integer() || no("not an integer");
+  if (t == "number") return v.is_number() || no("not a number");
+  if (t == "boolean") return v.is_boolean() || no("not a boolean");
+  if (t == "array") {
+    if (!v.is_array()) return no("not an array");
+    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>()) return no("too many items");
+    for (const auto& x : v)
+      if (!validates(x, schema["items"], why)) return false;
+    return true;
+  }
+  if (t == "object") {
+    if (!v.is_object()) return no("not an object");
+    for (const auto& [k, x] : v.items()) {
+      if (!schema["properties"].contains(k)) return no("unexpected key " + k);
+      if (!validates(x, schema["properties"][k], why)) return false;
+    }
+    for (const auto& r : schema["required"])
+      if (!v.contains(r.get<std::string>())) return no("missing " + r.get<std::string>());
+    return true;
+  }
+  return no("unknown type " + t);
+}
+
+const char* kInvoiceSchema = R"({
+  "type": "object",
+  "properties": {
+    "vendor": {"type": "string", "maxLength": 12},
+    "status": {"enum": ["paid", "due", "overdue"]},
+    "total": {"type": "number"},
+    "lines": {
+      "type": "array", "maxItems": 3,
+      "items": {
+        "type": "object",
+        "properties": {"sku": {"type": "string", "maxLength": 6}, "qty": {"type": "integer"}, "taxed": {"type": "boolean"}},
+        "required": ["sku", "qty", "taxed"], "additionalProperties": false
+      }
+    },
+    "customer": {
+      "type": "object",
+      "properties": {"name": {"type": "string", "maxLength": 10}, "vip": {"type": "boolean"}},
+      "required": ["name", "vip"], "additionalProperties": false
+    }
+  },
+  "required": ["vendor", "status", "total", "lines", "customer"],
+  "additionalProperties": false
+})";
+
+json schema_request(double temperature, int seed, bool stream = false) {
+  return {{"model", "m"},
+          {"messages", json::array({{{"role", "user"}, {"content", "Extract the invoice."}}})},
+          {"max_tokens", 3000},
+          {"temperature", temperature},
+          {"seed", seed},
+          {"stream", stream},
+          {"response_format",
+           {{"type", "json_schema"},
+            {"json_schema", {{"name", "invoice"}, {"strict", true}, {"schema", json::parse(kInvoiceSchema)}}}}}};
+}
+
+TEST(StructuredOutputs, JsonSchemaOutputParsesAndValidates) {
+  Worker w;
+  ASSERT_FALSE(w.address().empty());
+  const ojson schema = ojson::parse(kInvoiceSchema);
+  for (int seed : {1, 2, 3}) {
+    for (double temperature : {0.0, 1.0}) {
+      auto r = w.post("/v1/chat/completions", schema_request(temperature, seed).dump());
+      ASSERT_EQ(r.status, 200) << r.body;
+      const json j = json::parse(r.body);
+      EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+      const std::string text = j["choices"][0]["message"]["content"];
+      ojson out;
+      ASSERT_NO_THROW(out = ojson::parse(text)) << text;
+      std::string why;
+      EXPECT_TRUE(validates(out, schema, &why)) << why << "\n" << text;
+      if (temperature == 0) break;  // greedy: the seed does not matter
+    }
+  }
+}
+
+TEST(StructuredOutputs, JsonSchemaStreams) {
+  Worker w;
+  const ojson schema = ojson::parse(kInvoiceSchema);
+  auto events = w.stream("/v1/chat/completions", schema_request(1.0, 7, true).dump());
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text, finish;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i]);
+    const auto& choice = c["choices"][0];
+    if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
+    if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"];
+  }
+  EXPECT_EQ(finish, "stop");
+  ojson out;
+  ASSERT_NO_THROW(out = ojson::parse(text)) << text;
+  std::string why;
+  EXPECT_TRUE(validates(out, schema, &why)) << why << "\n" << text;
+}
+
+TEST(StructuredOutputs, JsonObject) {
+  Worker w;
+  for (int seed : {1, 2}) {
+    json body = {{"model", "m"},
+                 {"messages", json::array({{{"role", "user"}, {"content", "Reply in JSON."}}})},
+                 {"max_tokens", 3000},
+                 {"temperature", 0.8},
+                 {"seed", seed},
+                 {"response_format", {{"type", "json_object"}}}};
+    auto r = w.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json j = json::parse(r.body);
+    const std::string text = j["choices"][0]["message"]["content"];
+    if (j["choices"][0]["finish_reason"] == "length") continue;  // a random walk may outlast max_tokens
+    json out;
+    ASSERT_NO_THROW(out = json::parse(text)) << text;
+    EXPECT_TRUE(out.is_object()) << text;
+  }
+}
+
+TEST(StructuredOutputs, RefusesBadSchemasNamingTheKeyword) {
+  Worker w;
+  json body = schema_request(0, 1);
+  body["response_format"]["json_schema"]["schema"] = {{"type", "string"}, {"pattern", "^[a-z]+$"}};
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  json e = json::parse(r.body)["error"];
+  EXPECT_EQ(e["param"], "response_format.json_schema.schema");
+  EXPECT_NE(e["message"].get<std::string>().find("pattern"), std::string::npos) << e.dump();
+
+  body["response_format"]["json_schema"]["schema"] = {{"type", "object"}, {"properties", {{"a", {{"$ref", "#"}}}}}, {"required", {"a"}}};
+  r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("no finite output"), std::string::npos) << r.body;
+
+  body["response_format"] = {{"type", "yaml"}};
+  r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "response_format.type");
+}
+
+TEST(StructuredOutputs, VocabularyWithoutBracesIsAClearError) {
+  Worker w("TinyStories-656K-Q8_0.gguf");
+  ASSERT_FALSE(w.address().empty());
+  json body = {{"model", "m"},
+               {"messages", json::array({{{"role", "user"}, {"content", "JSON please"}}})},
+               {"response_format", {{"type", "json_object"}}}};
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "response_format");
+  EXPECT_NE(r.body.find("vocabulary"), std::string::npos) << r.body;
+}
+
+TEST(Logprobs, ChatTopEntryIsTheGreedyToken) {
+  Worker w;
+  json body = {{"model", "m"},
+               {"messages", json::array({{{"role", "user"}, {"content", "Once upon a time"}}})},
+               {"max_tokens", 12},
+               {"temperature", 0},
+               {"logprobs", true},
+               {"top_logprobs", 3}};
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  const json& content = j["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), j["usage"]["completion_tokens"].get<size_t>());
+  std::string joined;
+  for (const auto& e : content) {
+    ASSERT_EQ(e["top_logprobs"].size(), 3u);
+    EXPECT_EQ(e["top_logprobs"][0]["token"], e["token"]);  // greedy: the sampled token is the best
+    EXPECT_DOUBLE_EQ(e["top_logprobs"][0]["logprob"].get<double>(), e["logprob"].get<double>());
+    EXPECT_LE(e["logprob"].get<double>(), 0.0);
+    double mass = 0;
+    for (const auto& t : e["top_logprobs"]) mass += std::exp(t["logprob"].get<double>());
+    EXPECT_LE(mass, 1.0 + 1e-4);
+    EXPECT_GE(e["top_logprobs"][0]["logprob"].get<double>(), e["top_logprobs"][1]["logprob"].get<double>());
+    std::string bytes;
+    for (const auto& b : e["bytes"]) bytes += static_cast<char>(b.get<int>());
+    joined += bytes;
+  }
+  EXPECT_EQ(joined, j["choices"][0]["message"]["content"].get<std::string>());
+}
+
+TEST(Logprobs, StreamedAndCompletions) {
+  Worker w;
+  json body = {{"model", "m"},
+               {"messages", json::array({{{"role", "user"}, {"content", "Once upon a time"}}})},
+               {"max_tokens", 10},
+               {"temperature", 0},
+               {"logprobs", true},
+               {"stream", true},
+               {"stream_options", {{"include_usage", true}}}};
+  auto events = w.stream("/v1/chat/completions", body.dump());
+  size_t entries = 0;
+  int64_t completion_tokens = -1;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i]);
+    if (c.contains("usage") && c["usage"].is_object()) completion_tokens = c["usage"]["completion_tokens"];
+    if (c["choices"].empty()) continue;
+    const json& lp = c["choices"][0]["logprobs"];
+    if (lp.is_object()) entries += lp["content"].size();
+  }
+  EXPECT_EQ(static_cast<int64_t>(entries), completion_tokens);
+
+  json cbody = {{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 6}, {"temperature", 0}, {"logprobs", 2}};
+  auto r = w.post("/v1/completions", cbody.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json lp = json::parse(r.body)["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 6u);
+  ASSERT_EQ(lp["token_logprobs"].size(), 6u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 6u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(lp["text_offset"][0], 0);
+}
+
+TEST(Logprobs, UnderAConstraint) {
+  Worker w;
+  json body = schema_request(0, 1);
+  body["logprobs"] = true;
+  body["top_logprobs"] = 2;
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["choices"][0]["logprobs"]["content"].size(), j["usage"]["completion_tokens"].get<size_t>());
+}
+
+}  // namespace
+}  // namespace zs
