@@ -111,7 +111,8 @@ std::string escape_pointer(const std::string& key) {
 std::string json_quote(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
 
 JsonGrammarBuilder::JsonGrammarBuilder() {
-  ws_ = b_.add("ws", rep(alt({lit(" "), lit("\t"), lit("\n")}), 0, kMaxWhitespace));
+  // Between tokens: nothing, one space, or one line break and up to 20 spaces or tabs of indent.
+  ws_ = b_.add("ws", alt({Expr::empty(), lit(" "), seq({lit("\n"), rep(alt({lit(" "), lit("\t")}), 0, kMaxWhitespace)})}));
   string_ = b_.add("string", seq({lit("\""), Expr::star(string_char()), lit("\"")}));
   const Expr int_part =
       seq({Expr::opt(lit("-")), alt({lit("0"), seq({range('1', '9'), rep(digit(), 0, kMaxDigits - 1)})})});

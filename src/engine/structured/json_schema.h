@@ -14,9 +14,9 @@
 // exclusiveMinimum, exclusiveMaximum, multipleOf), oneOf, allOf, not, if/then/else,
 // prefixItems, patternProperties, and any unknown keyword.
 //
-// Properties come out in the schema's order; whitespace between tokens is limited (at most
-// 20 characters per gap) and numbers to 16 digits before and after the point, so a model
-// cannot stall inside one value.
+// Properties come out in the schema's order; whitespace between tokens is limited (none, one
+// space, or one line break and up to 20 spaces or tabs) and numbers to 16 digits before and
+// after the point, so a model cannot stall inside one value.
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>

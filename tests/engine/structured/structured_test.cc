@@ -181,9 +181,10 @@ bool valid(const ojson& v, const ojson& schema) {
 // Random JSON text that often but not always fits `schema`.
 void gen(std::mt19937& rng, const ojson& schema, std::string& out, int depth) {
   auto coin = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
-  auto ws = [&] {
+  auto ws = [&] {  // what the grammar allows: nothing, a space, or a line break and indent
     const int k = coin(3);
-    for (int i = 0; i < k; ++i) out += " \n"[coin(2)];
+    if (k == 1) out += " ";
+    if (k == 2) out += "\n" + std::string(static_cast<size_t>(coin(3)), ' ');
   };
   if (coin(12) == 0 || depth > 4) {  // something of another kind
     const char* any[] = {"1", "-2.5", "\"s\"", "true", "null", "[]", "{}", "\"\\u00e9\\\"\""};
@@ -230,6 +231,35 @@ void gen(std::mt19937& rng, const ojson& schema, std::string& out, int depth) {
   }
 }
 
+// The grammar's whitespace rule, checked on the text outside strings: every run of whitespace
+// is one space, or one line break followed by at most 20 spaces or tabs.
+bool whitespace_as_generated(const std::string& text) {
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < text.size() && (text[j] == ' ' || text[j] == '\n' || text[j] == '\t' || text[j] == '\r')) ++j;
+    const std::string run = text.substr(i, j - i);
+    const bool ok = run == " " || (run[0] == '\n' && run.size() <= 21 &&
+                                   run.find_first_not_of(" \t", 1) == std::string::npos);
+    if (!ok) return false;
+    i = j;
+  }
+  return true;
+}
+
 TEST(ConstraintFuzzTest, AgreesWithReferenceValidator) {
   const ojson schema = ojson::parse(R"({
     "type": "object",
@@ -248,10 +278,10 @@ TEST(ConstraintFuzzTest, AgreesWithReferenceValidator) {
   auto g = compile_json_schema(schema);
   ASSERT_TRUE(g.is_ok()) << g.status().message();
   Constraint c(std::move(g.value()), byte_vocab());
-  std::mt19937 rng(1234);
+  std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed() + 1234u);
   const std::string alphabet = "{}[]\",: 0123456789.-eEtrufnal\\x";
   int accepted = 0, refused = 0;
-  for (int iter = 0; iter < 3000; ++iter) {
+  for (int iter = 0; iter < 6000; ++iter) {
     std::string text;
     gen(rng, schema, text, 0);
     if (rng() % 3 == 0 && !text.empty()) {  // mutate: replace, insert, delete or truncate
@@ -266,10 +296,13 @@ TEST(ConstraintFuzzTest, AgreesWithReferenceValidator) {
     bool expect = false;
     const bool padded = !text.empty() && (std::isspace(static_cast<unsigned char>(text.front())) ||
                                           std::isspace(static_cast<unsigned char>(text.back())));
-    if (!padded) {
+    if (!padded && whitespace_as_generated(text)) {
       try {
         expect = valid(ojson::parse(text), schema);
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        // JSON's grammar allows a lone surrogate escape ("\ud83d"); the reference parser does
+        // not, and neither does the constraint need to: skip those.
+        if (std::string(e.what()).find("surrogate") != std::string::npos) continue;
         expect = false;
       }
     }
