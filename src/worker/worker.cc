@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "core/log.h"
+#include "core/random_id.h"
 #include "engine/structured/json_schema.h"
+#include "engine/structured/tools.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/vision_loader.h"
 #include "gateway/http/sse.h"
@@ -71,6 +73,13 @@ struct Worker::Call {
   int logprobs = -1;
   std::vector<openai::LogprobEntry> logprob_entries;  // accumulated, when not streaming
   int64_t text_offset = 0;  // completions: bytes of text sent so far
+  // Tool calling (tool_choice other than none): the output is parsed for calls at the end;
+  // while streaming, text that may be a call is held back.
+  bool tools = false;
+  engine::structured::ToolFormat tool_format = engine::structured::ToolFormat::kHermes;
+  std::vector<engine::structured::ToolSpec> tool_specs;
+  int tool_stream = 0;  // a ToolStream
+  std::string held;  // streamed text not sent yet
 };
 
 // One /v1/embeddings request, from its arrival until it is answered.
@@ -89,6 +98,50 @@ constexpr size_t kMaxCoalescedInputs = 2048;
 
 // Distinct compiled response formats kept for reuse.
 constexpr size_t kMaxCachedConstraints = 64;
+
+enum class ToolStream { kUndecided, kText, kCall };
+
+// Streaming with tools: the part of `piece` that can be sent as content now. Text that may
+// start a tool call is held back (in `held`) until it is clear; once a call has begun,
+// everything is held for parsing at the end.
+std::string release_text(engine::structured::ToolFormat format, ToolStream& mode, std::string& held,
+                         const std::string& piece) {
+  namespace st = engine::structured;
+  held += piece;
+  if (mode == ToolStream::kCall) return "";
+  if (mode == ToolStream::kUndecided) {
+    if (st::may_be_tool_call(format, held)) {
+      const size_t first = held.find_first_not_of(" \t\r\n");
+      if (format == st::ToolFormat::kLlama3 ? first != std::string::npos : held.find("<tool_call>") != std::string::npos)
+        mode = ToolStream::kCall;
+      return "";
+    }
+    mode = ToolStream::kText;
+  }
+  std::string out;
+  if (format == st::ToolFormat::kHermes) {
+    static const std::string open = "<tool_call>";
+    if (const size_t at = held.find(open); at != std::string::npos) {
+      out = held.substr(0, at);
+      held.erase(0, at);
+      mode = ToolStream::kCall;
+      return out;
+    }
+    // Keep back a tail that may be the start of "<tool_call>".
+    size_t keep = 0;
+    for (size_t k = std::min(held.size(), open.size() - 1); k > 0; --k) {
+      if (held.compare(held.size() - k, k, open, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+    }
+    out = held.substr(0, held.size() - keep);
+    held.erase(0, held.size() - keep);
+    return out;
+  }
+  out.swap(held);
+  return out;
+}
 
 std::vector<openai::LogprobEntry> to_entries(const std::vector<engine::TokenLogprob>& lps) {
   std::vector<openai::LogprobEntry> out;
@@ -222,12 +275,50 @@ Result<std::shared_ptr<engine::structured::Constraint>> Worker::constraint_for(c
     }
   }
   if (!grammar) return refuse("response_format", grammar.status().message(), "invalid_value");
-  auto constraint = std::make_shared<st::Constraint>(std::move(grammar.value()), token_index_);
-  if (constraint->allowed(constraint->start()).empty())
-    return refuse("response_format",
-                  "model '" + model_name_ + "' cannot produce this response_format: no token of its vocabulary " +
-                      "can start the required output",
-                  "invalid_value");
+  return remember_constraint(key, std::move(grammar.value()), "response_format", error);
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::tool_constraint(
+    engine::structured::ToolFormat format, const std::vector<engine::structured::ToolSpec>& tools,
+    const std::string& only, bool parallel, openai::ApiError* error) {
+  namespace st = engine::structured;
+  std::vector<st::ToolSpec> allowed;
+  for (const auto& t : tools)
+    if (only.empty() || t.name == only) allowed.push_back(t);
+  const int max_calls = parallel && only.empty() ? 4 : 1;
+  std::string key = "tools:" + std::to_string(static_cast<int>(format)) + ":" + std::to_string(max_calls);
+  for (const auto& t : allowed) key += "\n" + t.name + "\n" + t.parameters;
+  {
+    std::lock_guard<std::mutex> lock(constraint_mutex_);
+    if (auto it = constraints_.find(key); it != constraints_.end()) return it->second;
+  }
+  st::SchemaError serr;
+  std::string failed;
+  auto grammar = st::tool_call_grammar(format, allowed, max_calls, &serr, &failed);
+  if (!grammar) {
+    size_t index = 0;
+    while (index < tools.size() && tools[index].name != failed) ++index;
+    const std::string param = "tools[" + std::to_string(index) + "].function.parameters";
+    const bool unsupported = serr.message.find("not supported") != std::string::npos;
+    *error = openai::ApiError{400, "'" + param + "': " + grammar.status().message() + " (keyword '" + serr.keyword + "')",
+                              "invalid_request_error", param, unsupported ? "unsupported_parameter" : "invalid_value"};
+    return Status::error(error->message);
+  }
+  return remember_constraint(key, std::move(grammar.value()), "tool_choice", error);
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::remember_constraint(const std::string& key,
+                                                                                   engine::structured::Grammar grammar,
+                                                                                   const std::string& param,
+                                                                                   openai::ApiError* error) {
+  auto constraint = std::make_shared<engine::structured::Constraint>(std::move(grammar), token_index_);
+  if (constraint->allowed(constraint->start()).empty()) {
+    *error = openai::ApiError{400,
+                              "model '" + model_name_ + "' cannot produce the output '" + param +
+                                  "' asks for: no token of its vocabulary can start it",
+                              "invalid_request_error", param, "invalid_value"};
+    return Status::error(error->message);
+  }
   std::lock_guard<std::mutex> lock(constraint_mutex_);
   if (constraints_.emplace(key, constraint).second) {
     constraint_order_.push_back(key);
@@ -344,8 +435,19 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
   call->logprobs = parsed->logprobs.top;
+  namespace st = engine::structured;
+  using Mode = openai::ToolChoice::Mode;
+  const Mode tool_mode = parsed->tool_choice.mode;
+  call->tool_format = st::tool_format_for(template_kind_);
+  call->tools = tool_mode != Mode::kNone;
+  if (call->tools) {
+    for (const auto& t : parsed->tools) call->tool_specs.push_back({t.name, t.description, t.parameters});
+  }
   {
-    auto constraint = constraint_for(parsed->response_format, &err);
+    auto constraint = tool_mode == Mode::kRequired || tool_mode == Mode::kFunction
+                          ? tool_constraint(call->tool_format, call->tool_specs, parsed->tool_choice.function,
+                                            parsed->parallel_tool_calls, &err)
+                          : constraint_for(parsed->response_format, &err);
     if (!constraint) {
       call->w->respond_json(err.http_status, err.to_json());
       return count_response(endpoint, err.http_status);
@@ -355,12 +457,19 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   in_flight_.fetch_add(1);
   auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
   prep_->post([this, call, request] {
-    std::vector<engine::ChatMessage> messages;
+    namespace st = engine::structured;
+    std::vector<st::ToolChatMessage> tool_messages;
+    bool tool_history = false;
     std::vector<engine::ImageBytes> images;
     engine::PromptLimits limits;
     limits.max_positions = engine_->max_context();
     for (const auto& m : request->messages) {
-      engine::ChatMessage em{openai::role_name(m.role), {}};
+      st::ToolChatMessage tm;
+      for (const auto& c : m.tool_calls) tm.calls.push_back({c.id, c.name, c.arguments});
+      tm.tool_call_id = m.tool_call_id;
+      tool_history |= !m.tool_calls.empty() || m.role == openai::Role::kTool;
+      engine::ChatMessage& em = tm.message;
+      em.role = openai::role_name(m.role);
       for (const auto& part : m.content) {
         if (part.type == openai::ContentPart::Type::kText) {
           em.parts.push_back({engine::ChatPart::Kind::kText, part.text});
@@ -370,7 +479,13 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
           limits.budgets.push_back(engine::image_budget_for_detail(part.image.detail, options_.max_image_tokens));
         }
       }
-      messages.push_back(std::move(em));
+      tool_messages.push_back(std::move(tm));
+    }
+    std::vector<engine::ChatMessage> messages;
+    if (call->tools || tool_history) {
+      messages = st::render_tool_conversation(call->tool_format, tool_messages, call->tool_specs);
+    } else {
+      for (auto& tm : tool_messages) messages.push_back(std::move(tm.message));
     }
     generate(call, engine::prepare_chat_prompt(llm_, embedder_.get(), template_kind_, messages, images, limits));
   });
@@ -608,16 +723,23 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       }
       call->any_text = true;
       call->last_text = now;
+      if (call->tools || !call->stream) call->text += e.text;  // with tools: parsed at the end
       if (call->stream) {
-        w.write(gateway::sse_event(
-            call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, e.text,
-                                                       std::nullopt, call->include_usage, lp)
-                       : openai::completion_chunk(call->id, call->created, model_name_, e.text, std::nullopt,
-                                                  call->include_usage, lp, call->text_offset)));
+        std::string out = e.text;
+        if (call->tools) {
+          auto mode = static_cast<ToolStream>(call->tool_stream);
+          out = release_text(call->tool_format, mode, call->held, e.text);
+          call->tool_stream = static_cast<int>(mode);
+        }
+        if (!out.empty() || !entries.empty()) {
+          w.write(gateway::sse_event(
+              call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, out,
+                                                         std::nullopt, call->include_usage, lp)
+                         : openai::completion_chunk(call->id, call->created, model_name_, out, std::nullopt,
+                                                    call->include_usage, lp, call->text_offset)));
+        }
         entries.clear();
-        call->text_offset += static_cast<int64_t>(e.text.size());
-      } else {
-        call->text += e.text;
+        call->text_offset += static_cast<int64_t>(out.size());
       }
     }
     if (!e.finished) return;
@@ -644,12 +766,27 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       return;
     }
     openai::Usage usage{e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.image_tokens};
-    const std::string reason(engine::finish_reason_name(e.reason));
+    std::string reason(engine::finish_reason_name(e.reason));
+    std::vector<openai::ToolCallOut> calls;
+    if (call->tools) {
+      auto parsed = engine::structured::parse_tool_output(call->tool_format, call->text, call->tool_specs);
+      for (auto& c : parsed.calls) calls.push_back({"call_" + core::random_hex(24), c.name, c.arguments});
+      if (!calls.empty()) {
+        reason = "tool_calls";
+        if (!call->stream) call->text = parsed.content;
+      } else if (call->stream && !call->held.empty()) {  // no call after all: the held text is content
+        w.write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt,
+                                                                 call->held, std::nullopt, call->include_usage)));
+      }
+      if (call->stream && !calls.empty())
+        w.write(gateway::sse_event(
+            openai::chat_tool_calls_chunk(call->id, call->created, model_name_, calls, call->include_usage)));
+    }
     count_response(call->endpoint, 200);
     const std::vector<openai::LogprobEntry>* all = call->logprobs >= 0 ? &call->logprob_entries : nullptr;
     if (!call->stream) {
       w.respond_json(200, call->chat ? openai::chat_completion_response(call->id, call->created, model_name_,
-                                                                         call->text, reason, usage, all)
+                                                                         call->text, reason, usage, all, &calls)
                                      : openai::completion_response(call->id, call->created, model_name_, call->text,
                                                                    reason, usage, all));
       return;

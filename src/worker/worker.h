@@ -24,6 +24,7 @@
 #include "engine/model/llm.h"
 #include "engine/structured/constraint.h"
 #include "engine/structured/token_index.h"
+#include "engine/structured/tools.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/clip_model.h"
 #include "engine/vision/image_embedder.h"
@@ -89,6 +90,15 @@ class Worker {
   // and kept in a small cache; or the 400 that refuses it.
   core::Result<std::shared_ptr<engine::structured::Constraint>> constraint_for(
       const gateway::openai::OutputFormat& format, gateway::openai::ApiError* error);
+  // The constraint of a forced tool call (tool_choice required, or `only` for a named one).
+  core::Result<std::shared_ptr<engine::structured::Constraint>> tool_constraint(
+      engine::structured::ToolFormat format, const std::vector<engine::structured::ToolSpec>& tools,
+      const std::string& only, bool parallel, gateway::openai::ApiError* error);
+  // Builds the constraint, refuses it (400 naming `param`) when the vocabulary cannot start
+  // its output, and caches it under `key`.
+  core::Result<std::shared_ptr<engine::structured::Constraint>> remember_constraint(
+      const std::string& key, engine::structured::Grammar grammar, const std::string& param,
+      gateway::openai::ApiError* error);
   void count_response(const std::string& endpoint, int status);
 
   WorkerOptions options_;

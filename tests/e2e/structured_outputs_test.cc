@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
 #include "test_util/process.h"
+#include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
 
 namespace zs {
@@ -170,7 +172,7 @@ TEST(StructuredOutputs, JsonObject) {
   for (int seed : {1, 2}) {
     json body = {{"model", "m"},
                  {"messages", json::array({{{"role", "user"}, {"content", "Reply in JSON."}}})},
-                 {"max_tokens", 3000},
+                 {"max_tokens", 1500},
                  {"temperature", 0.8},
                  {"seed", seed},
                  {"response_format", {{"type", "json_object"}}}};
@@ -248,6 +250,30 @@ TEST(Logprobs, ChatTopEntryIsTheGreedyToken) {
   EXPECT_EQ(joined, j["choices"][0]["message"]["content"].get<std::string>());
 }
 
+TEST(Logprobs, AreLogSoftmaxOfTheLogits) {
+  // `zeroserve golden` prints the last prompt position's top logits and their logsumexp; the
+  // completion's first token's log-probability and alternatives must be those, minus it.
+  auto g = zs::testing::run_command(zs::testing::zeroserve() + " golden --model " +
+                                    zs::testing::shell_quote(zs::testing::golden_model("stories260K.gguf")) +
+                                    " --prompt 'Once upon a time' --n 1 --threads 2");
+  ASSERT_EQ(g.exit_code, 0) << g.out;
+  const json golden = json::parse(g.out);
+  const double lse = golden["last_logits_logsumexp"];
+  Worker w;
+  json body = {{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 1}, {"temperature", 0}, {"logprobs", 5}};
+  auto r = w.post("/v1/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json lp = json::parse(r.body)["choices"][0]["logprobs"];
+  const double expected = golden["last_logits_top10"][0][1].get<double>() - lse;
+  EXPECT_NEAR(lp["token_logprobs"][0].get<double>(), expected, 2e-3);
+  // The alternatives, best first, are the next logits minus the same logsumexp.
+  std::vector<double> alts;
+  for (const auto& [tok, v] : lp["top_logprobs"][0].items()) alts.push_back(v.get<double>());
+  std::sort(alts.rbegin(), alts.rend());
+  ASSERT_GE(alts.size(), 2u);
+  EXPECT_NEAR(alts[1], golden["last_logits_top10"][1][1].get<double>() - lse, 2e-3);
+}
+
 TEST(Logprobs, StreamedAndCompletions) {
   Worker w;
   json body = {{"model", "m"},
@@ -289,6 +315,157 @@ TEST(Logprobs, UnderAConstraint) {
   ASSERT_EQ(r.status, 200) << r.body;
   const json j = json::parse(r.body);
   EXPECT_EQ(j["choices"][0]["logprobs"]["content"].size(), j["usage"]["completion_tokens"].get<size_t>());
+}
+
+// ---- tool calls ----
+
+const char* kWeatherParams = R"({
+  "type": "object",
+  "properties": {"city": {"type": "string", "maxLength": 12}, "unit": {"enum": ["celsius", "fahrenheit"]},
+                 "days": {"type": "integer"}},
+  "required": ["city", "unit", "days"],
+  "additionalProperties": false
+})";
+
+json tools_request(const json& tool_choice, bool stream = false, int seed = 1) {
+  json tools = json::array({
+      {{"type", "function"},
+       {"function", {{"name", "get_weather"}, {"description", "Weather forecast"}, {"parameters", json::parse(kWeatherParams)}}}},
+      {{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}},
+  });
+  json body = {{"model", "m"},
+               {"messages", json::array({{{"role", "user"}, {"content", "What is the weather in Oslo?"}}})},
+               {"tools", tools},
+               {"max_tokens", 2000},
+               {"temperature", 1.0},
+               {"seed", seed},
+               {"stream", stream}};
+  if (!tool_choice.is_null()) body["tool_choice"] = tool_choice;
+  return body;
+}
+
+void expect_valid_weather_call(const json& call) {
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u);
+  ASSERT_TRUE(call["function"]["arguments"].is_string());
+  ojson args;
+  ASSERT_NO_THROW(args = ojson::parse(call["function"]["arguments"].get<std::string>())) << call.dump();
+  if (call["function"]["name"] == "get_weather") {
+    std::string why;
+    EXPECT_TRUE(validates(args, ojson::parse(kWeatherParams), &why)) << why;
+  } else {
+    EXPECT_EQ(call["function"]["name"], "get_time");
+    EXPECT_TRUE(args.is_object());
+  }
+}
+
+TEST(ToolCalls, ForcedCallsParseAndValidate) {
+  Worker w;
+  for (int seed : {1, 2, 3}) {
+    for (const json& choice : {json("required"), json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}}) {
+      auto r = w.post("/v1/chat/completions", tools_request(choice, false, seed).dump());
+      ASSERT_EQ(r.status, 200) << r.body;
+      const json j = json::parse(r.body);
+      const json& choice0 = j["choices"][0];
+      ASSERT_EQ(choice0["finish_reason"], "tool_calls") << r.body;
+      const json& calls = choice0["message"]["tool_calls"];
+      ASSERT_GE(calls.size(), 1u) << r.body;
+      for (const auto& c : calls) expect_valid_weather_call(c);
+      if (choice.is_object()) {
+        ASSERT_EQ(calls.size(), 1u);
+        EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
+      }
+    }
+  }
+}
+
+TEST(ToolCalls, ForcedCallStreams) {
+  Worker w;
+  auto events = w.stream("/v1/chat/completions",
+                         tools_request(json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}, true).dump());
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string finish, content;
+  std::map<int, json> calls;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i]);
+    const json& d = c["choices"][0]["delta"];
+    if (d.contains("content") && d["content"].is_string()) content += d["content"].get<std::string>();
+    if (d.contains("tool_calls")) {
+      for (const auto& tc : d["tool_calls"]) {  // accumulate as the OpenAI SDK does
+        json& acc = calls[tc["index"].get<int>()];
+        if (tc.contains("id")) acc["id"] = tc["id"];
+        if (tc.contains("type")) acc["type"] = tc["type"];
+        if (tc["function"].contains("name")) acc["function"]["name"] = tc["function"]["name"];
+        acc["function"]["arguments"] = acc["function"].value("arguments", "") + tc["function"].value("arguments", "");
+      }
+    }
+    if (!c["choices"][0]["finish_reason"].is_null()) finish = c["choices"][0]["finish_reason"];
+  }
+  EXPECT_EQ(finish, "tool_calls");
+  EXPECT_TRUE(content.empty()) << content;
+  ASSERT_EQ(calls.size(), 1u);
+  expect_valid_weather_call(calls[0]);
+}
+
+TEST(ToolCalls, AutoWithAModelThatAnswersInText) {
+  Worker w;
+  json body = tools_request("auto");
+  body["max_tokens"] = 16;
+  body["temperature"] = 0;
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_FALSE(j["choices"][0]["message"].contains("tool_calls"));
+  EXPECT_FALSE(j["choices"][0]["message"]["content"].get<std::string>().empty());
+
+  body["stream"] = true;
+  auto events = w.stream("/v1/chat/completions", body.dump());
+  std::string content;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i]);
+    const json& d = c["choices"][0]["delta"];
+    EXPECT_FALSE(d.contains("tool_calls"));
+    if (d.contains("content") && d["content"].is_string()) content += d["content"].get<std::string>();
+  }
+  EXPECT_EQ(content, j["choices"][0]["message"]["content"].get<std::string>());
+}
+
+TEST(ToolCalls, HistoryWithCallsAndResults) {
+  Worker w;
+  json body = tools_request("auto");
+  body["max_tokens"] = 4;
+  body["messages"].push_back({{"role", "assistant"},
+                              {"content", nullptr},
+                              {"tool_calls", json::array({{{"id", "call_1"},
+                                                           {"type", "function"},
+                                                           {"function", {{"name", "get_weather"},
+                                                                         {"arguments", R"({"city":"Oslo","unit":"celsius","days":1})"}}}}})}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "-3 C and snow"}});
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+}
+
+TEST(ToolCalls, RefusesBadToolChoiceAndSchemas) {
+  Worker w;
+  auto status_param = [&](const json& body) {
+    auto r = w.post("/v1/chat/completions", body.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    return json::parse(r.body)["error"].value("param", "");
+  };
+  EXPECT_EQ(status_param(tools_request(json{{"type", "function"}, {"function", {{"name", "nope"}}}})),
+            "tool_choice.function.name");
+  EXPECT_EQ(status_param(tools_request("sometimes")), "tool_choice");
+  json no_tools = tools_request("required");
+  no_tools.erase("tools");
+  EXPECT_EQ(status_param(no_tools), "tool_choice");
+  json bad = tools_request("required");
+  bad["tools"][0]["function"]["parameters"]["properties"]["city"]["pattern"] = "^[A-Z]";
+  EXPECT_EQ(status_param(bad), "tools[0].function.parameters");
+  json both = tools_request("auto");
+  both["response_format"] = {{"type", "json_object"}};
+  EXPECT_EQ(status_param(both), "response_format");
 }
 
 }  // namespace

@@ -323,8 +323,14 @@ Expr JsonGrammarBuilder::compile_object(const json& node, const std::string& pat
   }
   const bool has_props = props != node.end() && !props->empty();
   if (!has_props) {
-    // No declared properties: a map of any keys to values of additionalProperties' schema.
-    if (extra != node.end() && extra->is_boolean() && !extra->get<bool>()) return lit("{}");
+    // `properties` given but empty: no properties (additionalProperties must then be absent or
+    // false, as below). Neither given: a map of any keys to values of additionalProperties'
+    // schema (any value when absent).
+    const bool closed = extra != node.end() ? extra->is_boolean() && !extra->get<bool>() : props != node.end();
+    if (closed) return seq({lit("{"), ws(), lit("}")});
+    if (props != node.end())
+      refuse("additionalProperties", path, "'additionalProperties' at " + path +
+                                               " must be false (or absent) when 'properties' are given");
     const Expr value = extra != node.end() && extra->is_object() ? compile(*extra, path + "/additionalProperties")
                                                                  : any_value();
     const int member =

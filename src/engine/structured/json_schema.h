@@ -4,8 +4,9 @@
 // always validates against the schema the client sent.
 //
 // Supported: `type` (object, array, string, number, integer, boolean, null, or a list of them),
-// `properties`, `required` (absent properties are optional), `additionalProperties` (false;
-// true or a schema only on an object without `properties`), `items`, `minItems`, `maxItems`,
+// `properties`, `required` (absent properties are optional), `additionalProperties` (false,
+// also when absent beside `properties`; true or a schema only on an object without
+// `properties`, which is then a map of any keys), `items`, `minItems`, `maxItems`,
 // `enum`, `const`, `anyOf`, `$ref` ("#", "#/$defs/...", "#/definitions/..."), `$defs`,
 // `definitions`, string `minLength`/`maxLength`, string `format` (date, time, date-time,
 // uuid), and the annotations title, description, default, examples, $schema, $id, $comment,

@@ -320,16 +320,73 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
   // ignored, as OpenAI-compatible servers commonly do.
 }
 
-void refuse_chat_only_features(const json& doc, const std::string& body, OutputFormat* format) {
+bool valid_function_name(const std::string& n) {
+  return !n.empty() && n.size() <= 64 && std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void parse_tools(const json& doc, const std::string& body, ChatRequest* req) {
   if (const json* tools = field(doc, "tools")) {
     if (!tools->is_array()) wrong_type("tools", *tools, "an array");
-    if (!tools->empty()) unsupported("tools", "tool calling is not supported; omit 'tools'");
-  }
-  if (const json* tc = field(doc, "tool_choice")) {
-    if (!(tc->is_string() && tc->get<std::string>() == "none")) {
-      unsupported("tool_choice", "tool calling is not supported; omit 'tool_choice' or set it to \"none\"");
+    std::optional<nlohmann::ordered_json> ordered;  // for the parameters in the client's key order
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const std::string p = "tools[" + std::to_string(i) + "]";
+      const json& t = (*tools)[i];
+      if (!t.is_object()) wrong_type(p, t, "an object");
+      const std::string type = get_string(t, "type", p + ".type", /*required=*/true);
+      if (type != "function") unsupported(p + ".type", "'" + p + ".type' must be \"function\", got \"" + type + "\"");
+      const json* f = field(t, "function");
+      if (!f) fail(p + ".function", "'" + p + ".function' is required", "missing_required_parameter");
+      if (!f->is_object()) wrong_type(p + ".function", *f, "an object");
+      ToolDefinition def;
+      def.name = get_string(*f, "name", p + ".function.name", /*required=*/true);
+      if (!valid_function_name(def.name))
+        fail(p + ".function.name", "'" + p + ".function.name' must be 1 to 64 letters, digits, underscores or dashes");
+      for (const auto& other : req->tools)
+        if (other.name == def.name) fail(p + ".function.name", "two tools are named \"" + def.name + "\"");
+      def.description = get_string(*f, "description", p + ".function.description", /*required=*/false);
+      if (const json* strict = field(*f, "strict")) {
+        if (!strict->is_boolean()) wrong_type(p + ".function.strict", *strict, "a boolean");
+        def.strict = strict->get<bool>();
+      }
+      if (const json* params = field(*f, "parameters")) {
+        if (!params->is_object()) wrong_type(p + ".function.parameters", *params, "an object");
+        if (!ordered) ordered = nlohmann::ordered_json::parse(body);
+        def.parameters = (*ordered)["tools"][i]["function"]["parameters"].dump();
+      }
+      req->tools.push_back(std::move(def));
     }
   }
+  req->tool_choice.mode = req->tools.empty() ? ToolChoice::Mode::kNone : ToolChoice::Mode::kAuto;
+  if (const json* tc = field(doc, "tool_choice")) {
+    if (tc->is_string()) {
+      const std::string m = tc->get<std::string>();
+      if (m == "none") req->tool_choice.mode = ToolChoice::Mode::kNone;
+      else if (m == "auto") req->tool_choice.mode = ToolChoice::Mode::kAuto;
+      else if (m == "required") req->tool_choice.mode = ToolChoice::Mode::kRequired;
+      else fail("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a named function, got \"" + m + "\"");
+    } else if (tc->is_object()) {
+      const json* f = field(*tc, "function");
+      if (!f || !f->is_object()) fail("tool_choice.function", "'tool_choice.function' with a 'name' is required",
+                                      "missing_required_parameter");
+      req->tool_choice.mode = ToolChoice::Mode::kFunction;
+      req->tool_choice.function = get_string(*f, "name", "tool_choice.function.name", /*required=*/true);
+      bool found = false;
+      for (const auto& t : req->tools) found |= t.name == req->tool_choice.function;
+      if (!found)
+        fail("tool_choice.function.name", "'tool_choice' names function \"" + req->tool_choice.function +
+                                              "\", which is not in 'tools'");
+    } else {
+      wrong_type("tool_choice", *tc, "a string or an object");
+    }
+    if (req->tools.empty() && req->tool_choice.mode != ToolChoice::Mode::kNone)
+      fail("tool_choice", "'tool_choice' other than \"none\" needs 'tools'");
+  }
+  if (auto p = get_bool(doc, "parallel_tool_calls")) req->parallel_tool_calls = *p;
+}
+
+void refuse_chat_only_features(const json& doc, const std::string& body, OutputFormat* format) {
   if (field(doc, "functions")) unsupported("functions", "function calling is not supported; omit 'functions'");
   if (field(doc, "function_call")) {
     unsupported("function_call", "function calling is not supported; omit 'function_call'");
@@ -436,20 +493,40 @@ ChatMessage parse_message(const json& m, size_t index, const Limits& limits, siz
     msg.role = Role::kUser;
   } else if (role == "assistant") {
     msg.role = Role::kAssistant;
-  } else if (role == "tool" || role == "function") {
-    unsupported(param + ".role", "'" + param + ".role' \"" + role + "\" is not supported (no tool calling)");
+  } else if (role == "tool") {
+    msg.role = Role::kTool;
+    msg.tool_call_id = get_string(m, "tool_call_id", param + ".tool_call_id", /*required=*/true);
+  } else if (role == "function") {
+    unsupported(param + ".role", "'" + param + ".role' \"function\" (the legacy function calling) is not supported; use \"tool\"");
   } else {
-    fail(param + ".role", "'" + param + ".role' must be \"system\", \"user\" or \"assistant\", got \"" + role + "\"");
+    fail(param + ".role", "'" + param + ".role' must be \"system\", \"user\", \"assistant\" or \"tool\", got \"" + role + "\"");
   }
   msg.name = get_string(m, "name", param + ".name", /*required=*/false);
   if (const json* tc = field(m, "tool_calls")) {
-    if (!tc->is_array() || !tc->empty()) unsupported(param + ".tool_calls", "tool calls are not supported");
+    const std::string tp = param + ".tool_calls";
+    if (msg.role != Role::kAssistant) fail(tp, "'" + tp + "' is only allowed in assistant messages");
+    if (!tc->is_array()) wrong_type(tp, *tc, "an array");
+    for (size_t k = 0; k < tc->size(); ++k) {
+      const std::string cp = tp + "[" + std::to_string(k) + "]";
+      const json& c = (*tc)[k];
+      if (!c.is_object()) wrong_type(cp, c, "an object");
+      ToolCallRef ref;
+      ref.id = get_string(c, "id", cp + ".id", /*required=*/true);
+      const std::string type = get_string(c, "type", cp + ".type", /*required=*/false);
+      if (!type.empty() && type != "function") fail(cp + ".type", "'" + cp + ".type' must be \"function\"");
+      const json* f = field(c, "function");
+      if (!f || !f->is_object()) fail(cp + ".function", "'" + cp + ".function' is required", "missing_required_parameter");
+      ref.name = get_string(*f, "name", cp + ".function.name", /*required=*/true);
+      ref.arguments = get_string(*f, "arguments", cp + ".function.arguments", /*required=*/false);
+      if (ref.arguments.empty()) ref.arguments = "{}";
+      msg.tool_calls.push_back(std::move(ref));
+    }
   }
 
   std::string cparam = param + ".content";
   const json* content = field(m, "content");
   if (!content) {
-    if (msg.role == Role::kAssistant) return msg;  // an assistant turn may be empty
+    if (msg.role == Role::kAssistant) return msg;  // an assistant turn may be empty (or only calls)
     fail(cparam, "'" + cparam + "' is required", "missing_required_parameter");
   }
   if (content->is_string()) {
@@ -610,6 +687,7 @@ const char* role_name(Role role) {
     case Role::kSystem: return "system";
     case Role::kUser: return "user";
     case Role::kAssistant: return "assistant";
+    case Role::kTool: return "tool";
   }
   return "user";
 }
@@ -719,6 +797,11 @@ core::Result<ChatRequest> parse_chat_completion_request(const std::string& body,
           req.messages.push_back(parse_message((*messages)[i], i, limits, &images));
         }
         refuse_chat_only_features(doc, body, &req.response_format);
+        parse_tools(doc, body, &req);
+        if (req.tool_choice.mode != ToolChoice::Mode::kNone &&
+            req.response_format.type != OutputFormat::Type::kText)
+          unsupported("response_format", "'response_format' other than \"text\" cannot be combined with 'tools' "
+                                         "(unless 'tool_choice' is \"none\")");
         parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, true,
                      &req.logprobs);
         return req;

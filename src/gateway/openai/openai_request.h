@@ -29,7 +29,7 @@ struct Limits {
   int max_dimensions = 1 << 16;        // upper bound for `dimensions` before the model's own
 };
 
-enum class Role { kSystem, kUser, kAssistant };
+enum class Role { kSystem, kUser, kAssistant, kTool };
 const char* role_name(Role role);
 
 // An image given inline (data: URL, decoded here) or by remote URL (kept for the caller:
@@ -50,10 +50,19 @@ struct ContentPart {
   ImageInput image;  // kImage
 };
 
+// A call the assistant made earlier in the conversation (messages[].tool_calls).
+struct ToolCallRef {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the client sent it
+};
+
 struct ChatMessage {
   Role role = Role::kUser;
   std::vector<ContentPart> content;  // a string content becomes one text part
   std::string name;                  // optional participant name
+  std::vector<ToolCallRef> tool_calls;  // assistant
+  std::string tool_call_id;             // tool: the call this result answers
 
   // The text parts joined, in order (images left out).
   std::string text() const;
@@ -96,9 +105,28 @@ struct LogprobsOption {
   bool wanted() const { return top >= 0; }
 };
 
+// tools[]: {"type": "function", "function": {"name", "description", "parameters", "strict"}}.
+struct ToolDefinition {
+  std::string name;
+  std::string description;
+  std::string parameters;  // JSON Schema text, keys in the client's order; empty when absent
+  bool strict = false;
+};
+
+// tool_choice: "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.
+// Absent: "auto" with tools, "none" without.
+struct ToolChoice {
+  enum class Mode { kNone, kAuto, kRequired, kFunction };
+  Mode mode = Mode::kNone;
+  std::string function;  // kFunction
+};
+
 struct ChatRequest {
   std::string model;
   std::vector<ChatMessage> messages;
+  std::vector<ToolDefinition> tools;
+  ToolChoice tool_choice;
+  bool parallel_tool_calls = true;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   SamplingOptions sampling;

@@ -92,11 +92,20 @@ size_t utf8_complete_prefix(std::string_view text) {
 
 std::string chat_completion_response(const std::string& id, int64_t created, const std::string& model,
                                      const std::string& text, const std::string& finish_reason,
-                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs) {
+                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs,
+                                     const std::vector<ToolCallOut>* tool_calls) {
   json j = envelope(id, "chat.completion", created, model);
+  json message = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+  if (tool_calls && !tool_calls->empty()) {
+    if (text.empty()) message["content"] = nullptr;
+    json calls = json::array();
+    for (const ToolCallOut& c : *tool_calls)
+      calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    message["tool_calls"] = calls;
+  }
   j["choices"] = json::array({json{
       {"index", 0},
-      {"message", {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}}},
+      {"message", message},
       {"logprobs", chat_logprobs_json(logprobs)},
       {"finish_reason", finish_reason},
   }});
@@ -118,6 +127,25 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
       {"delta", delta},
       {"logprobs", chat_logprobs_json(logprobs)},
       {"finish_reason", opt(finish_reason)},
+  }});
+  if (include_usage_null) j["usage"] = nullptr;
+  return dump(j);
+}
+
+std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i)
+    list.push_back({{"index", i},
+                    {"id", calls[i].id},
+                    {"type", "function"},
+                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  json j = envelope(id, "chat.completion.chunk", created, model);
+  j["choices"] = json::array({json{
+      {"index", 0},
+      {"delta", {{"tool_calls", list}}},
+      {"logprobs", nullptr},
+      {"finish_reason", nullptr},
   }});
   if (include_usage_null) j["usage"] = nullptr;
   return dump(j);

@@ -24,6 +24,13 @@ struct LogprobEntry {
   std::vector<std::pair<std::string, double>> top;
 };
 
+// A function call of the assistant's message (choices[].message.tool_calls).
+struct ToolCallOut {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text
+};
+
 // "<prefix>-<24 random hex digits>", e.g. make_response_id("chatcmpl").
 std::string make_response_id(std::string_view prefix);
 
@@ -39,7 +46,13 @@ size_t utf8_complete_prefix(std::string_view text);
 // "refusal": null} (OpenAI's shape); without, null.
 std::string chat_completion_response(const std::string& id, int64_t created, const std::string& model,
                                      const std::string& text, const std::string& finish_reason,
-                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs = nullptr);
+                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs = nullptr,
+                                     const std::vector<ToolCallOut>* tool_calls = nullptr);
+
+// A chunk whose delta holds `calls` as OpenAI streams them: each with its index, id, type and
+// function name, and its arguments (whole, in this one chunk).
+std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null = false);
 
 // object "chat.completion.chunk" with one choice. The delta holds "role" and/or "content"
 // when given; finish_reason is null until the last chunk. With include_usage_null the

@@ -59,6 +59,7 @@ TEST(JsonSchemaTest, EachSupportedKeyword) {
        {R"({"b":1})", R"({"a":1,"b":2})", R"({"b":2,"c":3})", R"({"a":1,"b":2,"c":3})"},
        {R"({})", R"({"a":1})", R"({"a":1,,"b":2})", R"({,"b":2})"}},
       {R"({"type":"object"})", {R"({})", R"({"x":[1,{"y":null}]})"}, {"[]", R"({"x"})"}},
+      {R"({"type":"object","properties":{}})", {R"({})", R"({ })"}, {R"({"x":1})"}},
       {R"({"type":"object","additionalProperties":{"type":"integer"}})", {R"({"k":1,"j":2})", "{}"}, {R"({"k":"v"})"}},
       {R"({"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":3})",
        {"[1]", "[1,2,3]", "[ 1 , 2 ]"},

@@ -197,7 +197,9 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
       {"top_logprobs", 3, "top_logprobs"},
       {"logit_bias", {{"50256", -100}}, "logit_bias"},
       {"user", 12, "user"},
-      {"tools", json::array({{{"type", "function"}}}), "tools"},
+      {"tools", json::array({{{"type", "function"}}}), "tools[0].function"},
+      {"tools", json::array({{{"type", "retrieval"}}}), "tools[0].type"},
+      {"tools", "all", "tools"},
       {"tool_choice", "auto", "tool_choice"},
       {"response_format", {{"type", "xml"}}, "response_format.type"},
       {"response_format", {{"type", "json_schema"}}, "response_format.json_schema"},
@@ -248,7 +250,6 @@ TEST(ChatRequestTest, InvalidMessagesAreNamedByPath) {
       {"hello", "messages[1]"},
       {{{"content", "x"}}, "messages[1].role"},
       {{{"role", "robot"}, {"content", "x"}}, "messages[1].role"},
-      {{{"role", "tool"}, {"content", "x"}}, "messages[1].role"},
       {{{"role", "user"}}, "messages[1].content"},
       {{{"role", "user"}, {"content", 5}}, "messages[1].content"},
       {{{"role", "user"}, {"content", json::array()}}, "messages[1].content"},
@@ -273,7 +274,10 @@ TEST(ChatRequestTest, InvalidMessagesAreNamedByPath) {
         {"content", json::array({{{"type", "image_url"}, {"image_url", {{"url", "https://x/y.png"}}}}})}},
        "messages[1].content[0].type"},
       {{{"role", "user"}, {"content", "x"}, {"name", 3}}, "messages[1].name"},
-      {{{"role", "assistant"}, {"tool_calls", json::array({{{"id", "1"}}})}}, "messages[1].tool_calls"},
+      {{{"role", "assistant"}, {"tool_calls", json::array({{{"id", "1"}}})}}, "messages[1].tool_calls[0].function"},
+      {{{"role", "user"}, {"content", "x"}, {"tool_calls", json::array()}}, "messages[1].tool_calls"},
+      {{{"role", "tool"}, {"content", "x"}}, "messages[1].tool_call_id"},
+      {{{"role", "function"}, {"content", "x"}}, "messages[1].role"},
   };
   for (const auto& c : cases) {
     json body = minimal_chat();
@@ -608,6 +612,38 @@ TEST(ChatRequestTest, Logprobs) {
   auto c = parse_completion_request(R"({"model":"m","prompt":"x","logprobs":3})");
   ASSERT_TRUE(c.is_ok()) << c.status().message();
   EXPECT_EQ(c->logprobs.top, 3);
+}
+
+}  // namespace
+}  // namespace zs::gateway::openai
+
+namespace zs::gateway::openai {
+namespace {
+
+TEST(ChatRequestTest, ToolsAndToolChoice) {
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"x"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"42"}],
+    "tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}],
+    "tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false})";
+  auto r = parse_chat_completion_request(body);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->tools.size(), 1u);
+  EXPECT_EQ(r->tools[0].name, "f");
+  EXPECT_LT(r->tools[0].parameters.find("\"z\""), r->tools[0].parameters.find("\"a\""));  // the client's order
+  EXPECT_EQ(r->tool_choice.mode, ToolChoice::Mode::kFunction);
+  EXPECT_EQ(r->tool_choice.function, "f");
+  EXPECT_FALSE(r->parallel_tool_calls);
+  ASSERT_EQ(r->messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(r->messages[1].tool_calls[0].arguments, "{\"a\":1}");
+  EXPECT_EQ(r->messages[2].role, Role::kTool);
+  EXPECT_EQ(r->messages[2].tool_call_id, "c1");
+
+  json auto_body = json::parse(body);
+  auto_body.erase("tool_choice");
+  auto a = parse_chat_completion_request(auto_body.dump());
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->tool_choice.mode, ToolChoice::Mode::kAuto);
 }
 
 }  // namespace
