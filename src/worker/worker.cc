@@ -71,6 +71,7 @@ struct Worker::Call {
   engine::RequestPriority priority = engine::RequestPriority::kInteractive;
   std::shared_ptr<engine::structured::Constraint> constraint;
   int logprobs = -1;
+  std::vector<std::pair<int32_t, float>> logit_bias;
   std::vector<openai::LogprobEntry> logprob_entries;  // accumulated, when not streaming
   int64_t text_offset = 0;  // completions: bytes of text sent so far
   // Tool calling (tool_choice other than none): the output is parsed for calls at the end;
@@ -435,6 +436,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
   call->logprobs = parsed->logprobs.top;
+  if (!take_logit_bias(*call, parsed->sampling)) return count_response(endpoint, 400);
   namespace st = engine::structured;
   using Mode = openai::ToolChoice::Mode;
   const Mode tool_mode = parsed->tool_choice.mode;
@@ -491,6 +493,21 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   });
 }
 
+bool Worker::take_logit_bias(Call& call, const openai::SamplingOptions& sampling) {
+  const int vocab = llm_.model->config().n_vocab;
+  for (const auto& [token, bias] : sampling.logit_bias) {
+    if (token >= vocab) {
+      respond_error(*call.w, 400,
+                    "'logit_bias' names token " + std::to_string(token) + ", outside the vocabulary of " +
+                        std::to_string(vocab) + " of model '" + model_name_ + "'",
+                    "invalid_request_error", "logit_bias", "invalid_value");
+      return false;
+    }
+    call.logit_bias.emplace_back(token, static_cast<float>(bias));
+  }
+  return true;
+}
+
 void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   const std::string endpoint = "completions";
   if (refuse_if_unavailable(w)) return count_response(endpoint, 503);
@@ -516,6 +533,7 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
   call->logprobs = parsed->logprobs.top;
+  if (!take_logit_bias(*call, parsed->sampling)) return count_response(endpoint, 400);
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
@@ -694,6 +712,7 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
   gr.priority = call->priority;
   gr.constraint = call->constraint;
   gr.logprobs = call->logprobs;
+  gr.logit_bias = call->logit_bias;
   gr.on_event = [this, call](const engine::GenerationEvent& e) {
     const auto now = Clock::now();
     auto& w = *call->w;

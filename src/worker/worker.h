@@ -86,6 +86,9 @@ class Worker {
   struct Call;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
   bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w);
+  // Copies the request's logit_bias into the call; answers 400 and returns false for a token
+  // id outside the vocabulary.
+  bool take_logit_bias(Call& call, const gateway::openai::SamplingOptions& sampling);
   // The constraint for a response_format (null for text), compiled once per distinct schema
   // and kept in a small cache; or the 400 that refuses it.
   core::Result<std::shared_ptr<engine::structured::Constraint>> constraint_for(

@@ -317,6 +317,20 @@ TEST(Logprobs, UnderAConstraint) {
   EXPECT_EQ(j["choices"][0]["logprobs"]["content"].size(), j["usage"]["completion_tokens"].get<size_t>());
 }
 
+TEST(LogitBias, SteersTheOutputAndChecksIds) {
+  Worker w;
+  // stories260K has byte tokens <0x00>.. from id 3: id 3 + 'a' is the byte 'a'.
+  json body = {{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 5}, {"temperature", 0},
+               {"logit_bias", {{std::to_string(3 + 'a'), 100}}}};
+  auto r = w.post("/v1/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], "aaaaa");
+  body["logit_bias"] = {{"999999", 5}};
+  r = w.post("/v1/completions", body.dump());
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "logit_bias");
+}
+
 // ---- tool calls ----
 
 const char* kWeatherParams = R"({

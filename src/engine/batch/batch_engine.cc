@@ -136,6 +136,11 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   s->max_tokens = request.max_tokens < 0 ? max_context_ - s->n_prompt
                                          : std::min(request.max_tokens, max_context_ - s->n_prompt);
   s->sampler = std::make_unique<Sampler>(request.sampling);
+  for (const auto& [token, bias] : request.logit_bias)
+    if (token < 0 || token >= llm_.model->config().n_vocab)
+      return Status::error("logit_bias names token " + std::to_string(token) + ", outside the vocabulary of " +
+                           std::to_string(llm_.model->config().n_vocab));
+  s->sampler->set_logit_bias(request.logit_bias);
   for (int32_t t : s->ids)
     if (t >= 0) s->sampler->accept(t);
   s->streamer = std::make_unique<TextStreamer>(request.stop);

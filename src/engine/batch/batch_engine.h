@@ -88,6 +88,8 @@ struct GenerationRequest {
   std::shared_ptr<structured::Constraint> constraint;
   // -1: no log-probabilities; n >= 0: each generated token's, with the n most likely (<= 20).
   int logprobs = -1;
+  // OpenAI's logit_bias (token id, bias), applied by the sampler before penalties.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   // Called on the engine thread after each step that produced something for this request,
   // and once with finished = true. Must not block.
   std::function<void(const GenerationEvent&)> on_event;

@@ -53,6 +53,11 @@ int32_t argmax(const float* logits, int32_t n) {
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
 
+void Sampler::set_logit_bias(std::vector<std::pair<int32_t, float>> bias) {
+  bias_ = std::move(bias);
+  std::sort(bias_.begin(), bias_.end());
+}
+
 void Sampler::reset() {
   history_.clear();
   counts_.clear();
@@ -153,9 +158,11 @@ int32_t Sampler::draw() {
 
 int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
   if (logits == nullptr || n_vocab <= 0) return -1;
-  if (penalties_active()) {
+  if (penalties_active() || !bias_.empty()) {
     penalized_.assign(logits, logits + n_vocab);
-    apply_penalties(penalized_.data(), n_vocab);
+    for (const auto& [token, b] : bias_)
+      if (token >= 0 && token < n_vocab) penalized_[static_cast<size_t>(token)] += b;
+    if (penalties_active()) apply_penalties(penalized_.data(), n_vocab);
     logits = penalized_.data();
   }
   if (params_.temperature <= 0) return argmax(logits, n_vocab);
@@ -208,22 +215,28 @@ int32_t Sampler::first_best() const {
 
 int32_t Sampler::sample_among(const float* logits, int32_t n_vocab, const std::vector<int32_t>& allowed) {
   if (logits == nullptr || n_vocab <= 0 || allowed.empty()) return -1;
-  if (penalties_active()) {
-    // Only the penalized tokens change: copy the allowed logits and adjust those in place.
-    candidates_.clear();
-    for (int32_t id : allowed) candidates_.push_back({id, sanitize(logits[id]), 0.0f});
+  candidates_.resize(allowed.size());
+  for (size_t i = 0; i < allowed.size(); ++i) candidates_[i] = {allowed[i], sanitize(logits[allowed[i]]), 0.0f};
+  if (!bias_.empty()) {
+    // Candidates are in ascending id order, as `allowed` is: merge the (sorted) bias in.
+    size_t b = 0;
     for (Candidate& c : candidates_) {
-      auto it = counts_.find(c.id);
-      if (it == counts_.end()) continue;
-      float l = c.logit;
+      while (b < bias_.size() && bias_[b].first < c.id) ++b;
+      if (b < bias_.size() && bias_[b].first == c.id) c.logit += bias_[b].second;
+    }
+  }
+  if (penalties_active()) {
+    // Only the penalized tokens change, as in apply_penalties(): find each in the (id-sorted)
+    // candidates rather than looking every candidate up.
+    for (const auto& [token, count] : counts_) {
+      auto it = std::lower_bound(candidates_.begin(), candidates_.end(), token,
+                                 [](const Candidate& c, int32_t id) { return c.id < id; });
+      if (it == candidates_.end() || it->id != token) continue;
+      float& l = it->logit;
       if (l > 0) l /= params_.repeat_penalty;
       else l *= params_.repeat_penalty;
-      l -= static_cast<float>(it->second) * params_.frequency_penalty + params_.presence_penalty;
-      c.logit = l;
+      l -= static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
     }
-  } else {
-    candidates_.resize(allowed.size());
-    for (size_t i = 0; i < allowed.size(); ++i) candidates_[i] = {allowed[i], sanitize(logits[allowed[i]]), 0.0f};
   }
   if (params_.temperature <= 0) return first_best();
   bool sorted = false;

@@ -36,6 +36,10 @@ class Sampler {
   // tokens count by accepting them too). Only the last repeat_last_n tokens are remembered.
   void accept(int32_t token);
 
+  // OpenAI's logit_bias: added to the logits of these tokens before everything else (penalties
+  // included). Out-of-range ids are ignored.
+  void set_logit_bias(std::vector<std::pair<int32_t, float>> bias);
+
   // Forgets accepted tokens and restarts the generator from the seed, as if newly built.
   void reset();
 
@@ -60,6 +64,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::deque<int32_t> history_;                  // last repeat_last_n accepted tokens
   std::unordered_map<int32_t, int32_t> counts_;  // token -> occurrences in history_
+  std::vector<std::pair<int32_t, float>> bias_;   // logit_bias, sorted by token
   // Scratch reused across calls so that sampling a 150k vocabulary does not allocate.
   std::vector<float> penalized_;
   std::vector<Candidate> candidates_;

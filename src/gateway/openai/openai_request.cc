@@ -310,7 +310,17 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
   }
   if (const json* lb = field(doc, "logit_bias")) {
     if (!lb->is_object()) wrong_type("logit_bias", *lb, "an object");
-    if (!lb->empty()) unsupported("logit_bias", "logit_bias is not supported");
+    if (lb->size() > 1024) fail("logit_bias", "'logit_bias' holds " + std::to_string(lb->size()) + " entries; at most 1024");
+    for (const auto& [key, value] : lb->items()) {
+      const std::string p = "logit_bias." + key;
+      if (key.empty() || key.size() > 10 || !std::all_of(key.begin(), key.end(), ::isdigit) ||
+          std::stoll(key) > std::numeric_limits<int32_t>::max())
+        fail("logit_bias", "'logit_bias' keys must be token ids (non-negative integers), got \"" + key + "\"");
+      if (!value.is_number()) wrong_type(p, value, "a number");
+      const double b = value.get<double>();
+      if (!(b >= -100 && b <= 100)) fail(p, "'" + p + "' must be in [-100, 100], got " + value.dump());
+      s->logit_bias.emplace_back(static_cast<int32_t>(std::stoll(key)), b);
+    }
   }
   if (const json* u = field(doc, "user")) {
     if (!u->is_string()) wrong_type("user", *u, "a string");

@@ -82,6 +82,9 @@ struct SamplingOptions {
   std::optional<int> top_k;               // >= 0 (0: off)
   std::optional<double> min_p;            // [0, 1]
   std::optional<double> repeat_penalty;   // (0, 10]; "repeat_penalty" or "repetition_penalty"
+  // logit_bias: token id -> bias in [-100, 100] (whether the id is in the vocabulary is the
+  // worker's check).
+  std::vector<std::pair<int32_t, double>> logit_bias;
 
   // The values the engine samples with (OpenAI's defaults for absent fields; seed 0 when absent,
   // for the caller to choose). The parser refuses a request whose values fail

@@ -195,7 +195,9 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
       {"logprobs", "no", "logprobs"},
       {"top_logprobs", 21, "top_logprobs"},
       {"top_logprobs", 3, "top_logprobs"},
-      {"logit_bias", {{"50256", -100}}, "logit_bias"},
+      {"logit_bias", {{"abc", -100}}, "logit_bias"},
+      {"logit_bias", {{"5", 101}}, "logit_bias.5"},
+      {"logit_bias", {{"5", "x"}}, "logit_bias.5"},
       {"user", 12, "user"},
       {"tools", json::array({{{"type", "function"}}}), "tools[0].function"},
       {"tools", json::array({{{"type", "retrieval"}}}), "tools[0].type"},
@@ -599,6 +601,13 @@ TEST(ChatRequestTest, ResponseFormatKeepsTheSchemaKeyOrder) {
       R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})");
   ASSERT_TRUE(o.is_ok());
   EXPECT_EQ(o->response_format.type, OutputFormat::Type::kJsonObject);
+}
+
+TEST(ChatRequestTest, LogitBias) {
+  auto r = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"17":-100,"4":2.5}})");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->sampling.logit_bias.size(), 2u);
 }
 
 TEST(ChatRequestTest, Logprobs) {
