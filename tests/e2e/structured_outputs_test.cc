@@ -8,6 +8,7 @@
 
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
+#include "serve_fixture.h"
 #include "test_util/process.h"
 #include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
@@ -480,6 +481,34 @@ TEST(ToolCalls, RefusesBadToolChoiceAndSchemas) {
   json both = tools_request("auto");
   both["response_format"] = {{"type", "json_object"}};
   EXPECT_EQ(status_param(both), "response_format");
+}
+
+// Through the gateway: scale from zero, then the same fields pass through unchanged.
+TEST(StructuredOutputs, ThroughTheGateway) {
+  zs::testing::Serve s("devices:\n  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n"
+                       "deployments:\n  - name: story\n    model: " + zs::testing::golden_model("stories260K.gguf") +
+                       "\n    slots: 2\n    ctx: 4096\n    threads: 1\n");
+  ASSERT_FALSE(s.address().empty());
+  json body = schema_request(0, 1);
+  body["model"] = "story";
+  auto r = s.post(body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ojson out;
+  ASSERT_NO_THROW(out = ojson::parse(json::parse(r.body)["choices"][0]["message"]["content"].get<std::string>()));
+  std::string why;
+  EXPECT_TRUE(validates(out, ojson::parse(kInvoiceSchema), &why)) << why;
+
+  json tools = tools_request("required");
+  tools["model"] = "story";
+  r = s.post(tools);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["finish_reason"], "tool_calls");
+
+  body["response_format"]["json_schema"]["schema"] = {{"type", "integer"}, {"minimum", 0}};
+  r = s.post(body);
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "response_format.json_schema.schema");
+  EXPECT_NE(r.body.find("minimum"), std::string::npos);
 }
 
 }  // namespace
