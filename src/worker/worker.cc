@@ -81,6 +81,22 @@ struct Worker::Call {
   std::vector<engine::structured::ToolSpec> tool_specs;
   int tool_stream = 0;  // a ToolStream
   std::string held;  // streamed text not sent yet
+  // n > 1: this call is choice `index` of a group that shares the response.
+  int n = 1;
+  int index = 0;
+  std::shared_ptr<Group> group;
+};
+
+// The choices of one request (n of them; one Call each), answered together.
+struct Worker::Group {
+  int n = 1;
+  int finished = 0;
+  bool answered = false;               // the response is complete or failed: later events are ignored
+  std::vector<std::string> bodies;     // non-streaming: each choice's response
+  openai::Usage usage;                 // the prompt once, the completions summed
+  std::function<void()> submit_rest;   // submits choices 1..n-1 once choice 0's prompt is computed
+  std::mutex mutex;                    // guards seqs (the client-gone callback runs on the I/O thread)
+  std::vector<uint64_t> seqs;
 };
 
 // One /v1/embeddings request, from its arrival until it is answered.
@@ -433,6 +449,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->w = std::move(w);
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
+  call->n = parsed->sampling.n;
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
   call->logprobs = parsed->logprobs.top;
@@ -530,6 +547,7 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->w = std::move(w);
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
+  call->n = parsed->sampling.n;
   call->stop = parsed->sampling.stop;
   call->priority = *priority;
   call->logprobs = parsed->logprobs.top;
@@ -704,6 +722,10 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
                     std::to_string(prepared->prompt.n_image_positions) + " for images) but the context holds " +
                     std::to_string(engine_->max_context()),
                 param, "context_length_exceeded");
+  auto group = std::make_shared<Group>();
+  group->n = std::max(1, call->n);
+  group->bodies.resize(static_cast<size_t>(group->n));
+  call->group = group;
   engine::GenerationRequest gr;
   gr.prompt = std::move(prepared->prompt);
   gr.sampling = call->sampling;
@@ -713,9 +735,67 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
   gr.constraint = call->constraint;
   gr.logprobs = call->logprobs;
   gr.logit_bias = call->logit_bias;
-  gr.on_event = [this, call](const engine::GenerationEvent& e) {
+  // The other choices start once the first has computed the prompt, so that they reuse its
+  // KV blocks through the prefix cache instead of computing the same prefill again.
+  if (group->n > 1) {
+    auto base = std::make_shared<engine::GenerationRequest>(gr);
+    group->submit_rest = [this, call, group, base] {
+      for (int i = 1; i < group->n; ++i) {
+        auto sibling = std::make_shared<Call>(*call);
+        sibling->index = i;
+        engine::GenerationRequest r = *base;
+        r.sampling.seed = base->sampling.seed + static_cast<uint64_t>(i);  // distinct, and reproducible with `seed`
+        r.on_event = make_event_handler(sibling);
+        auto id = engine_->submit(std::move(r));
+        if (!id) continue;  // the engine is stopping: the first choice's cancellation answers
+        std::lock_guard<std::mutex> lock(group->mutex);
+        group->seqs.push_back(id.value());
+      }
+    };
+  }
+  gr.on_event = make_event_handler(call);
+  // Headers go out before the first token so that clients see the stream open at once.
+  if (call->stream) {
+    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    if (call->chat)
+      for (int i = 0; i < group->n; ++i)
+        call->w->write(gateway::sse_event(openai::chat_completion_chunk(
+            call->id, call->created, model_name_, "assistant", "", std::nullopt, call->include_usage, nullptr, i)));
+  }
+  auto id = engine_->submit(std::move(gr));
+  if (!id) {  // only when the engine is shutting down
+    count_response(call->endpoint, 503);
+    in_flight_.fetch_sub(1);
+    const std::string body = openai::openai_error_json(id.status().message(), "service_unavailable");
+    if (!call->stream) return call->w->respond_json(503, body);
+    call->w->write(gateway::sse_event(body));
+    call->w->write(gateway::sse_event("[DONE]"));
+    call->w->end();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(group->mutex);
+    group->seqs.push_back(id.value());
+  }
+  engine::BatchEngine* engine = engine_.get();
+  call->w->on_client_gone([engine, group] {
+    std::lock_guard<std::mutex> lock(group->mutex);
+    for (uint64_t seq : group->seqs) engine->cancel(seq);
+  });
+}
+
+std::function<void(const engine::GenerationEvent&)> Worker::make_event_handler(std::shared_ptr<Call> call) {
+  return [this, call](const engine::GenerationEvent& e) {
+    Group& group = *call->group;
+    if (group.submit_rest) {  // choice 0's first event: its prompt is in the cache now
+      auto submit = std::move(group.submit_rest);
+      group.submit_rest = nullptr;
+      submit();
+    }
+    if (group.answered) return;  // another choice failed and answered for all
     const auto now = Clock::now();
     auto& w = *call->w;
+    const int index = call->index;
     std::vector<openai::LogprobEntry> entries;
     if (call->logprobs >= 0) entries = to_entries(e.logprobs);
     const std::vector<openai::LogprobEntry>* lp = call->logprobs >= 0 ? &entries : nullptr;
@@ -723,9 +803,9 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       // Tokens whose text is held back still report their log-probabilities now.
       w.write(gateway::sse_event(
           call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, "",
-                                                     std::nullopt, call->include_usage, lp)
+                                                     std::nullopt, call->include_usage, lp, index)
                      : openai::completion_chunk(call->id, call->created, model_name_, "", std::nullopt,
-                                                call->include_usage, lp, call->text_offset)));
+                                                call->include_usage, lp, call->text_offset, index)));
       entries.clear();
     }
     if (!call->stream) call->logprob_entries.insert(call->logprob_entries.end(), entries.begin(), entries.end());
@@ -753,26 +833,36 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
         if (!out.empty() || !entries.empty()) {
           w.write(gateway::sse_event(
               call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, out,
-                                                         std::nullopt, call->include_usage, lp)
+                                                         std::nullopt, call->include_usage, lp, index)
                          : openai::completion_chunk(call->id, call->created, model_name_, out, std::nullopt,
-                                                    call->include_usage, lp, call->text_offset)));
+                                                    call->include_usage, lp, call->text_offset, index)));
         }
         entries.clear();
         call->text_offset += static_cast<int64_t>(out.size());
       }
     }
     if (!e.finished) return;
-    in_flight_.fetch_sub(1);
     metrics_.counter("zs_worker_prompt_tokens_total", "Prompt positions processed (text and image).")
         .add(e.prompt_tokens);
     metrics_.counter("zs_worker_generation_tokens_total", "Tokens generated.").add(e.completion_tokens);
+    // A failed or cancelled choice answers for the whole request, and stops the other choices.
+    auto stop_siblings = [this, &group] {
+      std::lock_guard<std::mutex> lock(group.mutex);
+      for (uint64_t seq : group.seqs) engine_->cancel(seq);
+    };
     if (e.reason == engine::FinishReason::kCancelled) {
+      group.answered = true;
+      in_flight_.fetch_sub(1);
+      stop_siblings();
       count_response(call->endpoint, 499);  // the client went away (or the worker stopped)
       if (call->stream) w.end();
       else respond_error(w, 503, "the request was cancelled because the worker is stopping", "service_unavailable");
       return;
     }
     if (e.reason == engine::FinishReason::kError) {
+      group.answered = true;
+      in_flight_.fetch_sub(1);
+      stop_siblings();
       count_response(call->endpoint, 500);
       const std::string body = openai::openai_error_json(e.error, "server_error");
       if (call->stream) {
@@ -785,6 +875,12 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       return;
     }
     openai::Usage usage{e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.image_tokens};
+    if (index == 0) {
+      group.usage.prompt_tokens = e.prompt_tokens;
+      group.usage.cached_tokens = e.cached_tokens;
+      group.usage.image_tokens = e.image_tokens;
+    }
+    group.usage.completion_tokens += e.completion_tokens;
     std::string reason(engine::finish_reason_name(e.reason));
     std::vector<openai::ToolCallOut> calls;
     if (call->tools) {
@@ -795,56 +891,43 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
         if (!call->stream) call->text = parsed.content;
       } else if (call->stream && !call->held.empty()) {  // no call after all: the held text is content
         w.write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt,
-                                                                 call->held, std::nullopt, call->include_usage)));
+                                                                 call->held, std::nullopt, call->include_usage,
+                                                                 nullptr, index)));
       }
       if (call->stream && !calls.empty())
-        w.write(gateway::sse_event(
-            openai::chat_tool_calls_chunk(call->id, call->created, model_name_, calls, call->include_usage)));
+        w.write(gateway::sse_event(openai::chat_tool_calls_chunk(call->id, call->created, model_name_, calls,
+                                                                 call->include_usage, index)));
     }
-    count_response(call->endpoint, 200);
     const std::vector<openai::LogprobEntry>* all = call->logprobs >= 0 ? &call->logprob_entries : nullptr;
     if (!call->stream) {
-      w.respond_json(200, call->chat ? openai::chat_completion_response(call->id, call->created, model_name_,
-                                                                         call->text, reason, usage, all, &calls)
-                                     : openai::completion_response(call->id, call->created, model_name_, call->text,
-                                                                   reason, usage, all));
+      group.bodies[static_cast<size_t>(index)] =
+          call->chat ? openai::chat_completion_response(call->id, call->created, model_name_, call->text, reason, usage,
+                                                        all, &calls)
+                     : openai::completion_response(call->id, call->created, model_name_, call->text, reason, usage, all);
+    } else {
+      // The last chunk carries any log-probabilities not sent yet (tokens of held-back text).
+      const std::vector<openai::LogprobEntry>* rest = entries.empty() ? nullptr : lp;
+      w.write(gateway::sse_event(
+          call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
+                                                     reason, call->include_usage, rest, index)
+                     : openai::completion_chunk(call->id, call->created, model_name_, "", reason,
+                                                call->include_usage, rest, call->text_offset, index)));
+    }
+    if (++group.finished < group.n) return;
+    group.answered = true;
+    in_flight_.fetch_sub(1);
+    count_response(call->endpoint, 200);
+    if (!call->stream) {
+      w.respond_json(200, group.n == 1 ? group.bodies[0] : openai::merge_choice_responses(group.bodies));
       return;
     }
-    // The last chunk carries any log-probabilities not sent yet (tokens of held-back text).
-    const std::vector<openai::LogprobEntry>* rest = entries.empty() ? nullptr : lp;
-    w.write(gateway::sse_event(
-        call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
-                                                   reason, call->include_usage, rest)
-                   : openai::completion_chunk(call->id, call->created, model_name_, "", reason, call->include_usage,
-                                              rest, call->text_offset)));
     if (call->include_usage)
-      w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, usage)
+      w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, group.usage)
                                             : openai::completion_usage_chunk(call->id, call->created, model_name_,
-                                                                             usage)));
+                                                                             group.usage)));
     w.write(gateway::sse_event("[DONE]"));
     w.end();
   };
-  // Headers go out before the first token so that clients see the stream open at once.
-  if (call->stream) {
-    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
-    if (call->chat)
-      call->w->write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, "assistant",
-                                                                      "", std::nullopt, call->include_usage)));
-  }
-  auto id = engine_->submit(std::move(gr));
-  if (!id) {  // only when the engine is shutting down
-    count_response(call->endpoint, 503);
-    in_flight_.fetch_sub(1);
-    const std::string body = openai::openai_error_json(id.status().message(), "service_unavailable");
-    if (!call->stream) return call->w->respond_json(503, body);
-    call->w->write(gateway::sse_event(body));
-    call->w->write(gateway::sse_event("[DONE]"));
-    call->w->end();
-    return;
-  }
-  engine::BatchEngine* engine = engine_.get();
-  const uint64_t seq = id.value();
-  call->w->on_client_gone([engine, seq] { engine->cancel(seq); });
 }
 
 void Worker::drain_and_stop() {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,7 +85,11 @@ class Worker {
   void finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs);
   // Common tail: prepared prompt into the engine, events out to the client.
   struct Call;
+  struct Group;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
+  // What a choice does with the engine's events: stream or collect them, and answer the
+  // request once every choice of its group has finished.
+  std::function<void(const engine::GenerationEvent&)> make_event_handler(std::shared_ptr<Call> call);
   bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w);
   // Copies the request's logit_bias into the call; answers 400 and returns false for a token
   // id outside the vocabulary.

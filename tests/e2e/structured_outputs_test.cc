@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "gateway/http/http_client.h"
@@ -330,6 +331,81 @@ TEST(LogitBias, SteersTheOutputAndChecksIds) {
   r = w.post("/v1/completions", body.dump());
   ASSERT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(json::parse(r.body)["error"]["param"], "logit_bias");
+}
+
+// ---- n > 1 ----
+
+double prefix_cache_hits(const std::string& address) {
+  auto m = gateway::http_request("GET", address, "/metrics");
+  if (!m.is_ok()) return -1;
+  const std::string key = "\nzs_worker_prefix_cache_hits ";
+  const size_t at = m->body.find(key);
+  return at == std::string::npos ? -1 : std::stod(m->body.substr(at + key.size()));
+}
+
+TEST(Choices, SeveralFromOnePromptShareItsPrefill) {
+  Worker w;
+  const double hits_before = prefix_cache_hits(w.address());
+  json body = schema_request(1.0, 5);
+  body["n"] = 3;
+  body["logprobs"] = true;
+  auto r = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  ASSERT_EQ(j["choices"].size(), 3u);
+  int64_t tokens = 0;
+  std::set<std::string> texts;
+  for (int i = 0; i < 3; ++i) {
+    const json& c = j["choices"][i];
+    EXPECT_EQ(c["index"], i);
+    EXPECT_EQ(c["finish_reason"], "stop");
+    const std::string text = c["message"]["content"];
+    texts.insert(text);
+    ojson out;
+    ASSERT_NO_THROW(out = ojson::parse(text)) << text;
+    std::string why;
+    EXPECT_TRUE(validates(out, ojson::parse(kInvoiceSchema), &why)) << why;
+    tokens += static_cast<int64_t>(c["logprobs"]["content"].size());
+  }
+  EXPECT_EQ(texts.size(), 3u);  // seeds differ per choice
+  EXPECT_EQ(j["usage"]["completion_tokens"].get<int64_t>(), tokens);
+  // Choices 1 and 2 reused choice 0's prompt blocks.
+  EXPECT_GE(prefix_cache_hits(w.address()) - hits_before, 2.0);
+
+  json sbody = {{"model", "m"},
+                {"messages", json::array({{{"role", "user"}, {"content", "Once upon a time"}}})},
+                {"max_tokens", 6},
+                {"temperature", 0},
+                {"n", 2},
+                {"stream", true},
+                {"stream_options", {{"include_usage", true}}}};
+  auto events = w.stream("/v1/chat/completions", sbody.dump());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::map<int, std::string> text, finish;
+  int64_t usage = -1;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json c = json::parse(events[i]);
+    if (c.contains("usage") && c["usage"].is_object()) usage = c["usage"]["completion_tokens"];
+    for (const auto& ch : c["choices"]) {
+      const int idx = ch["index"];
+      if (ch["delta"].contains("content")) text[idx] += ch["delta"]["content"].get<std::string>();
+      if (!ch["finish_reason"].is_null()) finish[idx] = ch["finish_reason"];
+    }
+  }
+  ASSERT_EQ(text.size(), 2u);
+  EXPECT_EQ(text[0], text[1]);  // greedy: the same
+  EXPECT_EQ(finish[0], "length");
+  EXPECT_EQ(finish[1], "length");
+  EXPECT_EQ(usage, 12);
+
+  json bad = sbody;
+  bad["n"] = 9;
+  bad["stream"] = false;
+  bad.erase("stream_options");
+  auto b = w.post("/v1/chat/completions", bad.dump());
+  ASSERT_EQ(b.status, 400) << b.body;
+  EXPECT_EQ(json::parse(b.body)["error"]["param"], "n");
 }
 
 // ---- tool calls ----

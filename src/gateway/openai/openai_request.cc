@@ -286,9 +286,7 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
                    " (sampling uses 32-bit floats)");
   }
 
-  if (auto n = get_int(doc, "n", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {
-    if (*n != 1) unsupported("n", "only n=1 is supported (one choice per request), got n=" + std::to_string(*n));
-  }
+  if (auto n = get_int(doc, "n", 1, limits.max_choices)) s->n = static_cast<int>(*n);
   if (const json* lp = field(doc, "logprobs")) {
     if (chat) {
       // Chat: a boolean, with top_logprobs (0..20) alternatives per token.

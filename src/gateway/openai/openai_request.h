@@ -27,6 +27,7 @@ struct Limits {
   size_t max_json_depth = 64;      // nesting of arrays/objects in the body
   size_t max_embedding_inputs = 2048;  // inputs of one /v1/embeddings request (OpenAI's limit)
   int max_dimensions = 1 << 16;        // upper bound for `dimensions` before the model's own
+  int max_choices = 8;                 // `n`
 };
 
 enum class Role { kSystem, kUser, kAssistant, kTool };
@@ -85,6 +86,7 @@ struct SamplingOptions {
   // logit_bias: token id -> bias in [-100, 100] (whether the id is in the vocabulary is the
   // worker's check).
   std::vector<std::pair<int32_t, double>> logit_bias;
+  int n = 1;  // choices to generate from the one prompt, [1, Limits::max_choices]
 
   // The values the engine samples with (OpenAI's defaults for absent fields; seed 0 when absent,
   // for the caller to choose). The parser refuses a request whose values fail

@@ -117,13 +117,13 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
                                   const std::optional<std::string>& delta_role,
                                   const std::optional<std::string>& delta_text,
                                   const std::optional<std::string>& finish_reason,
-                                  bool include_usage_null, const std::vector<LogprobEntry>* logprobs) {
+                                  bool include_usage_null, const std::vector<LogprobEntry>* logprobs, int index) {
   json delta = json::object();
   if (delta_role) delta["role"] = *delta_role;
   if (delta_text) delta["content"] = *delta_text;
   json j = envelope(id, "chat.completion.chunk", created, model);
   j["choices"] = json::array({json{
-      {"index", 0},
+      {"index", index},
       {"delta", delta},
       {"logprobs", chat_logprobs_json(logprobs)},
       {"finish_reason", opt(finish_reason)},
@@ -133,7 +133,7 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
 }
 
 std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
-                                  const std::vector<ToolCallOut>& calls, bool include_usage_null) {
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null, int index) {
   json list = json::array();
   for (size_t i = 0; i < calls.size(); ++i)
     list.push_back({{"index", i},
@@ -142,13 +142,31 @@ std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const 
                     {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
   json j = envelope(id, "chat.completion.chunk", created, model);
   j["choices"] = json::array({json{
-      {"index", 0},
+      {"index", index},
       {"delta", {{"tool_calls", list}}},
       {"logprobs", nullptr},
       {"finish_reason", nullptr},
   }});
   if (include_usage_null) j["usage"] = nullptr;
   return dump(j);
+}
+
+std::string merge_choice_responses(const std::vector<std::string>& responses) {
+  if (responses.empty()) return "{}";
+  json merged = json::parse(responses.front());
+  merged["choices"] = json::array();
+  int64_t completion = 0;
+  for (size_t i = 0; i < responses.size(); ++i) {
+    json one = json::parse(responses[i]);
+    for (auto& c : one["choices"]) {
+      c["index"] = i;
+      merged["choices"].push_back(c);
+    }
+    completion += one["usage"]["completion_tokens"].get<int64_t>();
+  }
+  merged["usage"]["completion_tokens"] = completion;
+  merged["usage"]["total_tokens"] = merged["usage"]["prompt_tokens"].get<int64_t>() + completion;
+  return dump(merged);
 }
 
 std::string usage_chunk(const std::string& id, int64_t created, const std::string& model,
@@ -174,9 +192,9 @@ std::string completion_response(const std::string& id, int64_t created, const st
 std::string completion_chunk(const std::string& id, int64_t created, const std::string& model,
                              const std::string& text, const std::optional<std::string>& finish_reason,
                              bool include_usage_null, const std::vector<LogprobEntry>* logprobs,
-                             int64_t text_offset) {
+                             int64_t text_offset, int index) {
   json j = envelope(id, "text_completion", created, model);
-  j["choices"] = json::array({json{{"index", 0},
+  j["choices"] = json::array({json{{"index", index},
                                    {"text", text},
                                    {"logprobs", completion_logprobs_json(logprobs, text_offset)},
                                    {"finish_reason", opt(finish_reason)}}});

@@ -52,7 +52,12 @@ std::string chat_completion_response(const std::string& id, int64_t created, con
 // A chunk whose delta holds `calls` as OpenAI streams them: each with its index, id, type and
 // function name, and its arguments (whole, in this one chunk).
 std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
-                                  const std::vector<ToolCallOut>& calls, bool include_usage_null = false);
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null = false,
+                                  int index = 0);
+
+// n > 1: the responses of each choice (as built above, one choice each) as one response whose
+// choices are numbered in order and whose usage counts the prompt once and every completion.
+std::string merge_choice_responses(const std::vector<std::string>& responses);
 
 // object "chat.completion.chunk" with one choice. The delta holds "role" and/or "content"
 // when given; finish_reason is null until the last chunk. With include_usage_null the
@@ -62,7 +67,7 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
                                   const std::optional<std::string>& delta_text,
                                   const std::optional<std::string>& finish_reason,
                                   bool include_usage_null = false,
-                                  const std::vector<LogprobEntry>* logprobs = nullptr);
+                                  const std::vector<LogprobEntry>* logprobs = nullptr, int index = 0);
 
 // The final chunk for stream_options.include_usage: "choices": [] and the usage.
 std::string usage_chunk(const std::string& id, int64_t created, const std::string& model,
@@ -79,7 +84,7 @@ std::string completion_response(const std::string& id, int64_t created, const st
 std::string completion_chunk(const std::string& id, int64_t created, const std::string& model,
                              const std::string& text, const std::optional<std::string>& finish_reason,
                              bool include_usage_null = false, const std::vector<LogprobEntry>* logprobs = nullptr,
-                             int64_t text_offset = 0);
+                             int64_t text_offset = 0, int index = 0);
 
 // The final usage chunk of a streamed /v1/completions response.
 std::string completion_usage_chunk(const std::string& id, int64_t created, const std::string& model,

@@ -190,7 +190,7 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
       {"seed", json(18446744073709551615ull), "seed"},
       {"presence_penalty", 2.1, "presence_penalty"},
       {"frequency_penalty", -2.1, "frequency_penalty"},
-      {"n", 2, "n"},
+      {"n", 9, "n"},
       {"n", 0, "n"},
       {"logprobs", "no", "logprobs"},
       {"top_logprobs", 21, "top_logprobs"},
