@@ -55,6 +55,7 @@ struct BatchEngine::Sequence {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
   int32_t constraint_state = 0;
+  std::vector<int32_t> allowed_scratch;  // allowed tokens, when the constraint's cache is full
   std::vector<TokenLogprob> pending_logprobs;
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
@@ -412,10 +413,10 @@ int BatchEngine::keep_images_whole(const Sequence& s, int count, bool may_extend
 namespace {
 
 // True when the constrained output is complete: nothing but end of generation may follow.
-bool complete(structured::Constraint& c, int32_t state) {
+bool complete(structured::Constraint& c, int32_t state, std::vector<int32_t>* scratch) {
   if (!c.accepting(state)) return false;
   const auto& eog = c.index().eog();
-  for (int32_t t : c.allowed(state))
+  for (int32_t t : c.allowed(state, scratch))
     if (std::find(eog.begin(), eog.end(), t) == eog.end()) return false;
   return true;
 }
@@ -554,7 +555,7 @@ bool BatchEngine::step() {
     structured::Constraint* constraint = s.request.constraint.get();
     int32_t next = -1;
     if (constraint) {
-      const std::vector<int32_t>& allowed = constraint->allowed(s.constraint_state);
+      const std::vector<int32_t>& allowed = constraint->allowed(s.constraint_state, &s.allowed_scratch);
       if (allowed.empty()) {
         // Complete with no end-of-generation token in the vocabulary, or stuck: the model's
         // vocabulary has no token that continues the constrained output.
@@ -582,7 +583,7 @@ bool BatchEngine::step() {
         e.text = s.streamer->push(tok.token_to_piece(next));
         if (constraint) s.constraint_state = constraint->next_token(s.constraint_state, next);
         if (s.streamer->stopped()) reason = FinishReason::kStop;
-        else if (constraint && complete(*constraint, s.constraint_state)) reason = FinishReason::kStop;
+        else if (constraint && complete(*constraint, s.constraint_state, &s.allowed_scratch)) reason = FinishReason::kStop;
         else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
       }
     }

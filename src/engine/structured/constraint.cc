@@ -21,8 +21,13 @@ uint64_t hash_stacks(const std::vector<GrammarStacks::Stack>& stacks) {
 
 }  // namespace
 
-Constraint::Constraint(Grammar grammar, std::shared_ptr<const TokenIndex> index, size_t max_states)
-    : grammar_(std::move(grammar)), stacks_(grammar_), index_(std::move(index)), max_states_(max_states) {
+Constraint::Constraint(Grammar grammar, std::shared_ptr<const TokenIndex> index, size_t max_states,
+                       size_t mask_budget_bytes)
+    : grammar_(std::move(grammar)),
+      stacks_(grammar_),
+      index_(std::move(index)),
+      max_states_(max_states),
+      mask_budget_(mask_budget_bytes) {
   lookup_.assign(1024, {0, -1});
   intern(stacks_.initial());
 }
@@ -94,21 +99,30 @@ bool Constraint::accepting(int32_t state) {
   return states_[static_cast<size_t>(state)]->accepting;
 }
 
-const std::vector<int32_t>& Constraint::allowed(int32_t state) {
+const std::vector<int32_t>& Constraint::allowed(int32_t state, std::vector<int32_t>* scratch) {
   static const std::vector<int32_t> kNone;
   if (state < 0) return kNone;
   std::lock_guard<std::mutex> lock(mutex_);
   State& s = *states_[static_cast<size_t>(state)];
-  if (!s.mask_ready) compute_mask_locked(s, state);
+  if (s.mask_ready) return s.allowed;
+  if (scratch && mask_bytes_ >= mask_budget_) {
+    compute_mask_locked(state, *scratch);
+    return *scratch;
+  }
+  // `s` stays valid: states live behind unique_ptrs, so interning new ones moves nothing.
+  compute_mask_locked(state, s.allowed);
+  s.allowed.shrink_to_fit();
+  s.mask_ready = true;
+  mask_bytes_ += s.allowed.capacity() * sizeof(int32_t);
   return s.allowed;
 }
 
-void Constraint::compute_mask_locked(State& s, int32_t id) {
+void Constraint::compute_mask_locked(int32_t id, std::vector<int32_t>& out) {
   const auto& nodes = index_->nodes();
   const auto& cb = index_->child_byte();
   const auto& cn = index_->child_node();
   const auto& nt = index_->node_tokens();
-  std::vector<int32_t> out;
+  out.clear();
   std::vector<std::pair<uint32_t, int32_t>> work{{0u, id}};
   while (!work.empty()) {
     const auto [node, state] = work.back();
@@ -122,11 +136,8 @@ void Constraint::compute_mask_locked(State& s, int32_t id) {
       work.push_back({cn[c], t});
     }
   }
-  // `s` stays valid: states live behind unique_ptrs, so interning new ones moves nothing.
-  if (s.accepting) out.insert(out.end(), index_->eog().begin(), index_->eog().end());
+  if (states_[static_cast<size_t>(id)]->accepting) out.insert(out.end(), index_->eog().begin(), index_->eog().end());
   std::sort(out.begin(), out.end());
-  s.allowed = std::move(out);
-  s.mask_ready = true;
 }
 
 bool Constraint::matches(std::string_view text) {

@@ -23,7 +23,10 @@ class Constraint {
  public:
   static constexpr int32_t kDead = -1;
 
-  Constraint(Grammar grammar, std::shared_ptr<const TokenIndex> index, size_t max_states = 200000);
+  // max_states bounds the automaton (1 KiB of transitions each); mask_budget_bytes bounds the
+  // cached allowed-token lists (beyond it, lists are computed per step into the caller's scratch).
+  Constraint(Grammar grammar, std::shared_ptr<const TokenIndex> index, size_t max_states = 65536,
+             size_t mask_budget_bytes = size_t{64} << 20);
 
   int32_t start() const { return 0; }
   // The state after `byte` / after every byte of `token`'s piece; kDead when refused. An
@@ -32,8 +35,9 @@ class Constraint {
   int32_t next_token(int32_t state, int32_t token);
   bool accepting(int32_t state);
   // The tokens allowed in `state`, ascending; end-of-generation tokens when it is accepting.
-  // The reference stays valid for the Constraint's lifetime.
-  const std::vector<int32_t>& allowed(int32_t state);
+  // The reference stays valid for the Constraint's lifetime, or, once the cached lists have
+  // reached their memory budget, refers to `scratch` (computed anew) when one is given.
+  const std::vector<int32_t>& allowed(int32_t state, std::vector<int32_t>* scratch = nullptr);
   // Whether `text` is a complete output (test helper; no vocabulary involved).
   bool matches(std::string_view text);
 
@@ -52,12 +56,14 @@ class Constraint {
   };
   int32_t intern(std::vector<GrammarStacks::Stack> stacks);
   int32_t step_locked(int32_t state, uint8_t byte);
-  void compute_mask_locked(State& s, int32_t id);
+  void compute_mask_locked(int32_t id, std::vector<int32_t>& out);
 
   Grammar grammar_;
   GrammarStacks stacks_;
   std::shared_ptr<const TokenIndex> index_;
   size_t max_states_;
+  size_t mask_budget_;
+  size_t mask_bytes_ = 0;
   std::mutex mutex_;
   std::vector<std::unique_ptr<State>> states_;
   std::vector<std::pair<uint64_t, int32_t>> lookup_;  // (hash, state), open addressing

@@ -341,8 +341,9 @@ std::vector<int32_t> brute_force_mask(Constraint& c, int32_t state) {
 void walk_and_compare(Constraint& c, uint32_t seed, int steps) {
   std::mt19937 rng(seed);
   int32_t state = c.start();
+  std::vector<int32_t> scratch;
   for (int i = 0; i < steps && state >= 0; ++i) {
-    const auto& fast = c.allowed(state);
+    const auto& fast = c.allowed(state, &scratch);
     ASSERT_EQ(fast, brute_force_mask(c, state)) << "step " << i;
     if (fast.empty()) break;
     const int32_t t = fast[rng() % fast.size()];
@@ -369,6 +370,16 @@ TEST(TokenMaskTest, MatchesBruteForceOnSyntheticVocabulary) {
   auto any = any_json_object_grammar();
   Constraint c2(std::move(any.value()), idx);
   for (uint32_t seed = 0; seed < 20; ++seed) walk_and_compare(c2, seed, 60);
+}
+
+TEST(TokenMaskTest, OverTheMemoryBudgetMasksAreComputedIntoScratch) {
+  auto llm = Llm::load(zs::testing::golden_model("stories260K.gguf"));
+  ASSERT_TRUE(llm.is_ok());
+  auto idx = std::make_shared<TokenIndex>(*llm->tokenizer);
+  Constraint c(std::move(any_json_object_grammar().value()), idx, 65536, /*mask_budget_bytes=*/0);
+  std::vector<int32_t> scratch;
+  EXPECT_EQ(&c.allowed(c.start(), &scratch), &scratch);  // nothing cached
+  for (uint32_t seed = 0; seed < 3; ++seed) walk_and_compare(c, seed, 30);
 }
 
 TEST(TokenMaskTest, MatchesBruteForceOnARealVocabulary) {
