@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <random>
 
 #include "engine/model/llm.h"
@@ -122,6 +123,70 @@ TEST(JsonSchemaTest, RefusesSchemasWithoutFiniteOutput) {
       ojson::parse(R"({"type":"object","properties":{"a":{"$ref":"#"}},"required":["a"]})"), &err);
   ASSERT_FALSE(g.is_ok());
   EXPECT_NE(g.status().message().find("no finite output"), std::string::npos) << g.status().message();
+}
+
+// The json_schema_fuzz target's check, deterministic: random schemas built from supported and
+// unsupported pieces are either refused naming a keyword, or compile to an automaton that
+// walks without crashing and whose every complete output parses as JSON.
+TEST(JsonSchemaTest, RandomSchemasAreRefusedByKeywordOrGiveParsableOutput) {
+  std::mt19937 rng(5);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  std::function<ojson(int)> gen = [&](int depth) -> ojson {
+    switch (depth > 3 ? pick(6) : pick(11)) {
+      case 0: return {{"type", "string"}};
+      case 1: return {{"type", "integer"}};
+      case 2: return {{"type", "number"}, {"minimum", 1}};
+      case 3: return {{"enum", {1, "a", nullptr}}};
+      case 4: return {{"type", "boolean"}};
+      case 5: return {{"type", "string"}, {"pattern", "x"}};
+      case 6: return {{"type", "array"}, {"items", gen(depth + 1)}, {"maxItems", pick(4)}};
+      case 7: return {{"anyOf", {gen(depth + 1), gen(depth + 1)}}};
+      case 8: return {{"oneOf", {gen(depth + 1)}}};
+      default: {
+        ojson props = ojson::object();
+        ojson req = ojson::array();
+        for (int i = 0, n = pick(4); i < n; ++i) {
+          props["p" + std::to_string(i)] = gen(depth + 1);
+          if (pick(2)) req.push_back("p" + std::to_string(i));
+        }
+        return {{"type", "object"}, {"properties", props}, {"required", req}};
+      }
+    }
+  };
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 256; ++b) pieces.push_back(std::string(1, static_cast<char>(b)));
+  pieces.push_back("");
+  auto idx = std::make_shared<TokenIndex>(pieces, std::vector<int32_t>{256});
+  int compiled = 0, refused = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    const ojson schema = gen(0);
+    SchemaError err;
+    auto g = compile_json_schema(schema, &err);
+    if (!g) {
+      EXPECT_FALSE(err.keyword.empty()) << schema.dump();
+      ++refused;
+      continue;
+    }
+    ++compiled;
+    Constraint c(std::move(g.value()), idx);
+    int32_t s = c.start();
+    std::string out;
+    // Prefer closing bytes so that outputs complete: the lowest allowed byte among the last few.
+    for (int step = 0; step < 2000 && s >= 0; ++step) {
+      const auto& allowed = c.allowed(s);
+      ASSERT_FALSE(allowed.empty()) << schema.dump() << " stuck after " << out;
+      if (allowed.back() == 256 && (allowed.size() == 1 || pick(3) == 0)) break;  // EOS allowed: complete
+      int32_t t = allowed[static_cast<size_t>(pick(static_cast<int>(allowed.size())))];
+      if (t == 256) break;
+      for (int32_t closing : {'"', '}', ']', '0', 'n'})
+        if (pick(2) && std::binary_search(allowed.begin(), allowed.end(), closing)) t = closing;
+      out += static_cast<char>(t);
+      s = c.next_token(s, t);
+    }
+    if (s >= 0 && c.accepting(s)) EXPECT_NO_THROW((void)ojson::parse(out)) << schema.dump() << "\n" << out;
+  }
+  EXPECT_GT(compiled, 30);
+  EXPECT_GT(refused, 30);
 }
 
 TEST(GrammarTest, RepetitionDoesNotGrowTheStack) {
