@@ -148,6 +148,15 @@ core::Status run_golden(const GoldenOptions& o) {
   nlohmann::json top = nlohmann::json::array();
   for (int i = 0; i < std::min(10, nv); ++i) top.push_back({order[i], logits[order[i]]});
   const Sums logit_sums = sums_of(logits, static_cast<size_t>(nv));
+  // log(sum(exp(logits))): with it a logit becomes its log-probability (logit - logsumexp), which
+  // is what the API's logprobs report.
+  double logsumexp = 0;
+  {
+    const float m = nv > 0 ? *std::max_element(logits, logits + nv) : 0.0f;
+    double s = 0;
+    for (int i = 0; i < nv; ++i) s += std::exp(static_cast<double>(logits[i] - m));
+    logsumexp = static_cast<double>(m) + std::log(s);
+  }
   std::vector<int32_t> greedy;
   std::vector<float> margins;  // top-1 minus top-2 logit at each greedy step
   for (int i = 0; i < o.n; ++i) {
@@ -168,6 +177,7 @@ core::Status run_golden(const GoldenOptions& o) {
   out["last_logits_top10"] = top;
   out["last_logits_sum"] = logit_sums.sum;
   out["last_logits_sumsq"] = logit_sums.sumsq;
+  out["last_logits_logsumexp"] = logsumexp;
   out["greedy"] = greedy;
   out["greedy_margins"] = margins;
   std::printf("%s\n", out.dump().c_str());

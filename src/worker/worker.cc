@@ -7,6 +7,9 @@
 #include <thread>
 
 #include "core/log.h"
+#include "core/random_id.h"
+#include "engine/structured/json_schema.h"
+#include "engine/structured/tools.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/vision_loader.h"
 #include "gateway/http/sse.h"
@@ -64,6 +67,34 @@ struct Worker::Call {
   int max_tokens = -1;
   std::vector<std::string> stop;
   engine::RequestPriority priority = engine::RequestPriority::kInteractive;
+  std::shared_ptr<engine::structured::Constraint> constraint;
+  int logprobs = -1;
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  std::vector<openai::LogprobEntry> logprob_entries;  // accumulated, when not streaming
+  int64_t text_offset = 0;  // completions: bytes of text sent so far
+  // Tool calling (tool_choice other than none): the output is parsed for calls at the end;
+  // while streaming, text that may be a call is held back.
+  bool tools = false;
+  engine::structured::ToolFormat tool_format = engine::structured::ToolFormat::kHermes;
+  std::vector<engine::structured::ToolSpec> tool_specs;
+  int tool_stream = 0;  // a ToolStream
+  std::string held;  // streamed text not sent yet
+  // n > 1: this call is choice `index` of a group that shares the response.
+  int n = 1;
+  int index = 0;
+  std::shared_ptr<Group> group;
+};
+
+// The choices of one request (n of them; one Call each), answered together.
+struct Worker::Group {
+  int n = 1;
+  int finished = 0;
+  bool answered = false;               // the response is complete or failed: later events are ignored
+  std::vector<std::string> bodies;     // non-streaming: each choice's response
+  openai::Usage usage;                 // the prompt once, the completions summed
+  std::function<void()> submit_rest;   // submits choices 1..n-1 once choice 0's prompt is computed
+  core::Mutex mutex;  // the client-gone callback runs on the I/O thread
+  std::vector<uint64_t> seqs GUARDED_BY(mutex);
 };
 
 // One /v1/embeddings request, from its arrival until it is answered.
@@ -79,6 +110,64 @@ namespace {
 
 // Requests queued together share forward passes up to this many inputs.
 constexpr size_t kMaxCoalescedInputs = 2048;
+
+// Distinct compiled response formats kept for reuse.
+constexpr size_t kMaxCachedConstraints = 64;
+
+enum class ToolStream { kUndecided, kText, kCall };
+
+// Streaming with tools: the part of `piece` that can be sent as content now. Text that may
+// start a tool call is held back (in `held`) until it is clear; once a call has begun,
+// everything is held for parsing at the end.
+std::string release_text(engine::structured::ToolFormat format, ToolStream& mode, std::string& held,
+                         const std::string& piece) {
+  namespace st = engine::structured;
+  held += piece;
+  if (mode == ToolStream::kCall) return "";
+  if (mode == ToolStream::kUndecided) {
+    if (st::may_be_tool_call(format, held)) {
+      const size_t first = held.find_first_not_of(" \t\r\n");
+      if (format == st::ToolFormat::kLlama3 ? first != std::string::npos : held.find("<tool_call>") != std::string::npos)
+        mode = ToolStream::kCall;
+      return "";
+    }
+    mode = ToolStream::kText;
+  }
+  std::string out;
+  if (format == st::ToolFormat::kHermes) {
+    static const std::string open = "<tool_call>";
+    if (const size_t at = held.find(open); at != std::string::npos) {
+      out = held.substr(0, at);
+      held.erase(0, at);
+      mode = ToolStream::kCall;
+      return out;
+    }
+    // Keep back a tail that may be the start of "<tool_call>".
+    size_t keep = 0;
+    for (size_t k = std::min(held.size(), open.size() - 1); k > 0; --k) {
+      if (held.compare(held.size() - k, k, open, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+    }
+    out = held.substr(0, held.size() - keep);
+    held.erase(0, held.size() - keep);
+    return out;
+  }
+  out.swap(held);
+  return out;
+}
+
+std::vector<openai::LogprobEntry> to_entries(const std::vector<engine::TokenLogprob>& lps) {
+  std::vector<openai::LogprobEntry> out;
+  out.reserve(lps.size());
+  for (const auto& lp : lps) {
+    openai::LogprobEntry e{lp.piece, lp.logprob, {}};
+    for (const auto& alt : lp.top) e.top.emplace_back(alt.piece, alt.logprob);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -161,9 +250,97 @@ Status Worker::load() {
           .set(static_cast<double>(c.hits));
     }
   });
+  token_index_ = std::make_shared<engine::structured::TokenIndex>(*llm_.tokenizer);
   prep_ = std::make_unique<core::SerialExecutor>();
   ready_ = true;
   return Status::ok();
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::constraint_for(const openai::OutputFormat& format,
+                                                                              openai::ApiError* error) {
+  namespace st = engine::structured;
+  using Type = openai::OutputFormat::Type;
+  if (format.type == Type::kText) return std::shared_ptr<st::Constraint>();
+  const std::string key = format.type == Type::kJsonObject ? std::string("json_object") : "json_schema:" + format.schema;
+  {
+    core::MutexLock lock(constraint_mutex_);
+    if (auto it = constraints_.find(key); it != constraints_.end()) return it->second;
+  }
+  auto refuse = [&](const std::string& param, const std::string& message, const std::string& code) {
+    *error = openai::ApiError{core::StatusCode::kInvalidArgument, message, param, code};
+    return Status::invalid_argument(message);
+  };
+  core::Result<st::Grammar> grammar = Status::error("");
+  const std::string param = "response_format.json_schema.schema";
+  if (format.type == Type::kJsonObject) {
+    grammar = st::any_json_object_grammar();
+  } else {
+    nlohmann::ordered_json schema;
+    try {
+      schema = nlohmann::ordered_json::parse(format.schema);
+    } catch (const std::exception& e) {
+      return refuse(param, std::string("'") + param + "' is not valid JSON: " + e.what(), "invalid_value");
+    }
+    st::SchemaError serr;
+    grammar = st::compile_json_schema(schema, &serr);
+    if (!grammar)
+      return refuse(param, "'" + param + "': " + grammar.status().message() + " (keyword '" + serr.keyword + "')",
+                    serr.unsupported ? "unsupported_parameter" : "invalid_value");
+  }
+  if (!grammar) return refuse("response_format", grammar.status().message(), "invalid_value");
+  return remember_constraint(key, std::move(grammar.value()), "response_format", error);
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::tool_constraint(
+    engine::structured::ToolFormat format, const std::vector<engine::structured::ToolSpec>& tools,
+    const std::string& only, bool parallel, openai::ApiError* error) {
+  namespace st = engine::structured;
+  std::vector<st::ToolSpec> allowed;
+  for (const auto& t : tools)
+    if (only.empty() || t.name == only) allowed.push_back(t);
+  const int max_calls = parallel && only.empty() ? 4 : 1;
+  std::string key = "tools:" + std::to_string(static_cast<int>(format)) + ":" + std::to_string(max_calls);
+  for (const auto& t : allowed) key += "\n" + t.name + "\n" + t.parameters;
+  {
+    core::MutexLock lock(constraint_mutex_);
+    if (auto it = constraints_.find(key); it != constraints_.end()) return it->second;
+  }
+  st::SchemaError serr;
+  std::string failed;
+  auto grammar = st::tool_call_grammar(format, allowed, max_calls, &serr, &failed);
+  if (!grammar) {
+    size_t index = 0;
+    while (index < tools.size() && tools[index].name != failed) ++index;
+    const std::string param = "tools[" + std::to_string(index) + "].function.parameters";
+    *error = openai::ApiError{core::StatusCode::kInvalidArgument,
+                              "'" + param + "': " + grammar.status().message() + " (keyword '" + serr.keyword + "')",
+                              param, serr.unsupported ? "unsupported_parameter" : "invalid_value"};
+    return Status::invalid_argument(error->message);
+  }
+  return remember_constraint(key, std::move(grammar.value()), "tool_choice", error);
+}
+
+Result<std::shared_ptr<engine::structured::Constraint>> Worker::remember_constraint(const std::string& key,
+                                                                                   engine::structured::Grammar grammar,
+                                                                                   const std::string& param,
+                                                                                   openai::ApiError* error) {
+  auto constraint = std::make_shared<engine::structured::Constraint>(std::move(grammar), token_index_);
+  if (constraint->allowed(constraint->start()).empty()) {
+    *error = openai::ApiError{core::StatusCode::kInvalidArgument,
+                              "model '" + model_name_ + "' cannot produce the output '" + param +
+                                  "' asks for: no token of its vocabulary can start it",
+                              param, "invalid_value"};
+    return Status::invalid_argument(error->message);
+  }
+  core::MutexLock lock(constraint_mutex_);
+  if (constraints_.emplace(key, constraint).second) {
+    constraint_order_.push_back(key);
+    if (constraint_order_.size() > kMaxCachedConstraints) {
+      constraints_.erase(constraint_order_.front());
+      constraint_order_.pop_front();
+    }
+  }
+  return constraint;
 }
 
 Status Worker::load_encoder() {
@@ -274,17 +451,43 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->w = std::move(w);
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
+  call->n = parsed->sampling.n;
   call->stop = parsed->sampling.stop;
   call->priority = priority.value();
+  call->logprobs = parsed->logprobs.top;
+  if (!take_logit_bias(*call, parsed->sampling)) return;
+  namespace st = engine::structured;
+  using Mode = openai::ToolChoice::Mode;
+  const Mode tool_mode = parsed->tool_choice.mode;
+  call->tool_format = st::tool_format_for(template_kind_);
+  call->tools = tool_mode != Mode::kNone;
+  if (call->tools) {
+    for (const auto& t : parsed->tools) call->tool_specs.push_back({t.name, t.description, t.parameters});
+  }
+  {
+    auto constraint = tool_mode == Mode::kRequired || tool_mode == Mode::kFunction
+                          ? tool_constraint(call->tool_format, call->tool_specs, parsed->tool_choice.function,
+                                            parsed->parallel_tool_calls, &err)
+                          : constraint_for(parsed->response_format, &err);
+    if (!constraint) return refuse(*call->w, endpoint, err);
+    call->constraint = std::move(constraint.value());
+  }
   in_flight_.fetch_add(1);
   auto request = std::make_shared<openai::ChatRequest>(std::move(parsed.value()));
   prep_->post([this, call, request] {
-    std::vector<engine::ChatMessage> messages;
+    namespace st = engine::structured;
+    std::vector<st::ToolChatMessage> tool_messages;
+    bool tool_history = false;
     std::vector<engine::ImageBytes> images;
     engine::PromptLimits limits;
     limits.max_positions = engine_->max_context();
     for (const auto& m : request->messages) {
-      engine::ChatMessage em{openai::role_name(m.role), {}};
+      st::ToolChatMessage tm;
+      for (const auto& c : m.tool_calls) tm.calls.push_back({c.id, c.name, c.arguments});
+      tm.tool_call_id = m.tool_call_id;
+      tool_history |= !m.tool_calls.empty() || m.role == openai::Role::kTool;
+      engine::ChatMessage& em = tm.message;
+      em.role = openai::role_name(m.role);
       for (const auto& part : m.content) {
         if (part.type == openai::ContentPart::Type::kText) {
           em.parts.push_back({engine::ChatPart::Kind::kText, part.text});
@@ -294,10 +497,32 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
           limits.budgets.push_back(engine::image_budget_for_detail(part.image.detail, options_.max_image_tokens));
         }
       }
-      messages.push_back(std::move(em));
+      tool_messages.push_back(std::move(tm));
+    }
+    std::vector<engine::ChatMessage> messages;
+    if (call->tools || tool_history) {
+      messages = st::render_tool_conversation(call->tool_format, tool_messages, call->tool_specs);
+    } else {
+      for (auto& tm : tool_messages) messages.push_back(std::move(tm.message));
     }
     generate(call, engine::prepare_chat_prompt(llm_, embedder_.get(), template_kind_, messages, images, limits));
   });
+}
+
+bool Worker::take_logit_bias(Call& call, const openai::SamplingOptions& sampling) {
+  const int vocab = llm_.model->config().n_vocab;
+  for (const auto& [token, bias] : sampling.logit_bias) {
+    if (token >= vocab) {
+      refuse(*call.w, call.endpoint,
+             Status::invalid_argument("'logit_bias' names token " + std::to_string(token) +
+                                      ", outside the vocabulary of " + std::to_string(vocab) + " of model '" +
+                                      model_name_ + "'"),
+             "logit_bias", "invalid_value");
+      return false;
+    }
+    call.logit_bias.emplace_back(token, static_cast<float>(bias));
+  }
+  return true;
 }
 
 void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
@@ -319,8 +544,11 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->w = std::move(w);
   call->sampling = to_sampling(parsed->sampling);
   call->max_tokens = parsed->sampling.max_tokens.value_or(16);  // the OpenAI default for completions
+  call->n = parsed->sampling.n;
   call->stop = parsed->sampling.stop;
   call->priority = priority.value();
+  call->logprobs = parsed->logprobs.top;
+  if (!take_logit_bias(*call, parsed->sampling)) return;
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });
@@ -486,15 +714,94 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
                     std::to_string(prepared->prompt.n_image_positions) + " for images) but the context holds " +
                     std::to_string(engine_->max_context()),
                 param, "context_length_exceeded");
+  auto group = std::make_shared<Group>();
+  group->n = std::max(1, call->n);
+  group->bodies.resize(static_cast<size_t>(group->n));
+  call->group = group;
   engine::GenerationRequest gr;
   gr.prompt = std::move(prepared->prompt);
   gr.sampling = call->sampling;
   gr.max_tokens = call->max_tokens;
   gr.stop = call->stop;
   gr.priority = call->priority;
-  gr.on_event = [this, call](const engine::GenerationEvent& e) {
+  gr.constraint = call->constraint;
+  gr.logprobs = call->logprobs;
+  gr.logit_bias = call->logit_bias;
+  // The other choices start once the first has computed the prompt, so that they reuse its
+  // KV blocks through the prefix cache instead of computing the same prefill again.
+  if (group->n > 1) {
+    auto base = std::make_shared<engine::GenerationRequest>(gr);
+    group->submit_rest = [this, call, group, base] {
+      for (int i = 1; i < group->n; ++i) {
+        auto sibling = std::make_shared<Call>(*call);
+        sibling->index = i;
+        engine::GenerationRequest r = *base;
+        r.sampling.seed = base->sampling.seed + static_cast<uint64_t>(i);  // distinct, and reproducible with `seed`
+        r.on_event = make_event_handler(sibling);
+        auto id = engine_->submit(std::move(r));
+        if (!id) continue;  // the engine is stopping: the first choice's cancellation answers
+        core::MutexLock lock(group->mutex);
+        group->seqs.push_back(id.value());
+      }
+    };
+  }
+  gr.on_event = make_event_handler(call);
+  // Headers go out before the first token so that clients see the stream open at once.
+  if (call->stream) {
+    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    if (call->chat)
+      for (int i = 0; i < group->n; ++i)
+        call->w->write(gateway::sse_event(openai::chat_completion_chunk(
+            call->id, call->created, model_name_, "assistant", "", std::nullopt, call->include_usage, nullptr, i)));
+  }
+  auto id = engine_->submit(std::move(gr));
+  if (!id) {  // kUnavailable when the engine is shutting down
+    const int status = openai::http_error_for(id.code()).status;
+    count_response(call->endpoint, status);
+    in_flight_.fetch_sub(1);
+    const std::string body = openai::openai_error_json(id.status());
+    if (!call->stream) return call->w->respond_json(status, body);
+    call->w->write(gateway::sse_event(body));
+    call->w->write(gateway::sse_event("[DONE]"));
+    call->w->end();
+    return;
+  }
+  {
+    core::MutexLock lock(group->mutex);
+    group->seqs.push_back(id.value());
+  }
+  engine::BatchEngine* engine = engine_.get();
+  call->w->on_client_gone([engine, group] {
+    core::MutexLock lock(group->mutex);
+    for (uint64_t seq : group->seqs) engine->cancel(seq);
+  });
+}
+
+std::function<void(const engine::GenerationEvent&)> Worker::make_event_handler(std::shared_ptr<Call> call) {
+  return [this, call](const engine::GenerationEvent& e) {
+    Group& group = *call->group;
+    if (group.submit_rest) {  // choice 0's first event: its prompt is in the cache now
+      auto submit = std::move(group.submit_rest);
+      group.submit_rest = nullptr;
+      submit();
+    }
+    if (group.answered) return;  // another choice failed and answered for all
     const auto now = Clock::now();
     auto& w = *call->w;
+    const int index = call->index;
+    std::vector<openai::LogprobEntry> entries;
+    if (call->logprobs >= 0) entries = to_entries(e.logprobs);
+    const std::vector<openai::LogprobEntry>* lp = call->logprobs >= 0 ? &entries : nullptr;
+    if (call->stream && e.text.empty() && !entries.empty() && !e.finished) {
+      // Tokens whose text is held back still report their log-probabilities now.
+      w.write(gateway::sse_event(
+          call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, "",
+                                                     std::nullopt, call->include_usage, lp, index)
+                     : openai::completion_chunk(call->id, call->created, model_name_, "", std::nullopt,
+                                                call->include_usage, lp, call->text_offset, index)));
+      entries.clear();
+    }
+    if (!call->stream) call->logprob_entries.insert(call->logprob_entries.end(), entries.begin(), entries.end());
     if (!e.text.empty()) {
       const double since = std::chrono::duration<double>(now - (call->any_text ? call->last_text : call->arrival)).count();
       if (call->any_text) {
@@ -508,28 +815,47 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       }
       call->any_text = true;
       call->last_text = now;
+      if (call->tools || !call->stream) call->text += e.text;  // with tools: parsed at the end
       if (call->stream) {
-        w.write(gateway::sse_event(
-            call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, e.text,
-                                                       std::nullopt, call->include_usage)
-                       : openai::completion_chunk(call->id, call->created, model_name_, e.text, std::nullopt,
-                                                  call->include_usage)));
-      } else {
-        call->text += e.text;
+        std::string out = e.text;
+        if (call->tools) {
+          auto mode = static_cast<ToolStream>(call->tool_stream);
+          out = release_text(call->tool_format, mode, call->held, e.text);
+          call->tool_stream = static_cast<int>(mode);
+        }
+        if (!out.empty() || !entries.empty()) {
+          w.write(gateway::sse_event(
+              call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, out,
+                                                         std::nullopt, call->include_usage, lp, index)
+                         : openai::completion_chunk(call->id, call->created, model_name_, out, std::nullopt,
+                                                    call->include_usage, lp, call->text_offset, index)));
+        }
+        entries.clear();
+        call->text_offset += static_cast<int64_t>(out.size());
       }
     }
     if (!e.finished) return;
-    in_flight_.fetch_sub(1);
     metrics_.counter("zs_worker_prompt_tokens_total", "Prompt positions processed (text and image).")
         .add(e.prompt_tokens);
     metrics_.counter("zs_worker_generation_tokens_total", "Tokens generated.").add(e.completion_tokens);
+    // A failed or cancelled choice answers for the whole request, and stops the other choices.
+    auto stop_siblings = [this, &group] {
+      core::MutexLock lock(group.mutex);
+      for (uint64_t seq : group.seqs) engine_->cancel(seq);
+    };
     if (e.reason == engine::FinishReason::kCancelled) {
+      group.answered = true;
+      in_flight_.fetch_sub(1);
+      stop_siblings();
       count_response(call->endpoint, 499);  // the client went away (or the worker stopped)
       if (call->stream) w.end();
       else respond_error(w, Status::unavailable("the request was cancelled because the worker is stopping"));
       return;
     }
     if (e.reason == engine::FinishReason::kError) {
+      group.answered = true;
+      in_flight_.fetch_sub(1);
+      stop_siblings();
       const Status failed = Status::internal(e.error);
       const int status = openai::http_error_for(failed.code()).status;
       count_response(call->endpoint, status);
@@ -544,48 +870,59 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
       return;
     }
     openai::Usage usage{e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.image_tokens};
-    const std::string reason(engine::finish_reason_name(e.reason));
+    if (index == 0) {
+      group.usage.prompt_tokens = e.prompt_tokens;
+      group.usage.cached_tokens = e.cached_tokens;
+      group.usage.image_tokens = e.image_tokens;
+    }
+    group.usage.completion_tokens += e.completion_tokens;
+    std::string reason(engine::finish_reason_name(e.reason));
+    std::vector<openai::ToolCallOut> calls;
+    if (call->tools) {
+      auto parsed = engine::structured::parse_tool_output(call->tool_format, call->text, call->tool_specs);
+      for (auto& c : parsed.calls) calls.push_back({"call_" + core::random_hex(24), c.name, c.arguments});
+      if (!calls.empty()) {
+        reason = "tool_calls";
+        if (!call->stream) call->text = parsed.content;
+      } else if (call->stream && !call->held.empty()) {  // no call after all: the held text is content
+        w.write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt,
+                                                                 call->held, std::nullopt, call->include_usage,
+                                                                 nullptr, index)));
+      }
+      if (call->stream && !calls.empty())
+        w.write(gateway::sse_event(openai::chat_tool_calls_chunk(call->id, call->created, model_name_, calls,
+                                                                 call->include_usage, index)));
+    }
+    const std::vector<openai::LogprobEntry>* all = call->logprobs >= 0 ? &call->logprob_entries : nullptr;
+    if (!call->stream) {
+      group.bodies[static_cast<size_t>(index)] =
+          call->chat ? openai::chat_completion_response(call->id, call->created, model_name_, call->text, reason, usage,
+                                                        all, &calls)
+                     : openai::completion_response(call->id, call->created, model_name_, call->text, reason, usage, all);
+    } else {
+      // The last chunk carries any log-probabilities not sent yet (tokens of held-back text).
+      const std::vector<openai::LogprobEntry>* rest = entries.empty() ? nullptr : lp;
+      w.write(gateway::sse_event(
+          call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
+                                                     reason, call->include_usage, rest, index)
+                     : openai::completion_chunk(call->id, call->created, model_name_, "", reason,
+                                                call->include_usage, rest, call->text_offset, index)));
+    }
+    if (++group.finished < group.n) return;
+    group.answered = true;
+    in_flight_.fetch_sub(1);
     count_response(call->endpoint, 200);
     if (!call->stream) {
-      w.respond_json(200, call->chat ? openai::chat_completion_response(call->id, call->created, model_name_,
-                                                                         call->text, reason, usage)
-                                     : openai::completion_response(call->id, call->created, model_name_, call->text,
-                                                                   reason, usage));
+      w.respond_json(200, group.n == 1 ? group.bodies[0] : openai::merge_choice_responses(group.bodies));
       return;
     }
-    w.write(gateway::sse_event(
-        call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, std::nullopt,
-                                                   reason, call->include_usage)
-                   : openai::completion_chunk(call->id, call->created, model_name_, "", reason, call->include_usage)));
     if (call->include_usage)
-      w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, usage)
+      w.write(gateway::sse_event(call->chat ? openai::usage_chunk(call->id, call->created, model_name_, group.usage)
                                             : openai::completion_usage_chunk(call->id, call->created, model_name_,
-                                                                             usage)));
+                                                                             group.usage)));
     w.write(gateway::sse_event("[DONE]"));
     w.end();
   };
-  // Headers go out before the first token so that clients see the stream open at once.
-  if (call->stream) {
-    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
-    if (call->chat)
-      call->w->write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, "assistant",
-                                                                      "", std::nullopt, call->include_usage)));
-  }
-  auto id = engine_->submit(std::move(gr));
-  if (!id) {  // kUnavailable when the engine is shutting down
-    const int status = openai::http_error_for(id.code()).status;
-    count_response(call->endpoint, status);
-    in_flight_.fetch_sub(1);
-    const std::string body = openai::openai_error_json(id.status());
-    if (!call->stream) return call->w->respond_json(status, body);
-    call->w->write(gateway::sse_event(body));
-    call->w->write(gateway::sse_event("[DONE]"));
-    call->w->end();
-    return;
-  }
-  engine::BatchEngine* engine = engine_.get();
-  const uint64_t seq = id.value();
-  call->w->on_client_gone([engine, seq] { engine->cancel(seq); });
 }
 
 void Worker::drain_and_stop() {

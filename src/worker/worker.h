@@ -10,8 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "core/mutex.h"
 #include "core/serial_executor.h"
@@ -21,6 +23,9 @@
 #include "engine/chat/chat_template.h"
 #include "engine/model/encoder.h"
 #include "engine/model/llm.h"
+#include "engine/structured/constraint.h"
+#include "engine/structured/token_index.h"
+#include "engine/structured/tools.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/clip_model.h"
 #include "engine/vision/image_embedder.h"
@@ -80,6 +85,7 @@ class Worker {
   void finish_embeddings(std::vector<std::shared_ptr<EmbedJob>>& jobs);
   // Common tail: prepared prompt into the engine, events out to the client.
   struct Call;
+  struct Group;
   void generate(std::shared_ptr<Call> call, core::Result<engine::PreparedPrompt> prepared);
   // Answers 503 and returns true while the model loads or the worker drains.
   bool refuse_if_unavailable(const std::shared_ptr<gateway::ResponseWriter>& w, const std::string& counted_as);
@@ -87,6 +93,25 @@ class Worker {
   void refuse(gateway::ResponseWriter& w, const std::string& counted_as, const core::Status& status,
               const std::string& param = "", const std::string& code = "");
   void refuse(gateway::ResponseWriter& w, const std::string& counted_as, const gateway::openai::ApiError& error);
+  // What a choice does with the engine's events: stream or collect them, and answer the
+  // request once every choice of its group has finished.
+  std::function<void(const engine::GenerationEvent&)> make_event_handler(std::shared_ptr<Call> call);
+  // Copies the request's logit_bias into the call; answers 400 and returns false for a token
+  // id outside the vocabulary.
+  bool take_logit_bias(Call& call, const gateway::openai::SamplingOptions& sampling);
+  // The constraint for a response_format (null for text), compiled once per distinct schema
+  // and kept in a small cache; or the 400 that refuses it.
+  core::Result<std::shared_ptr<engine::structured::Constraint>> constraint_for(
+      const gateway::openai::OutputFormat& format, gateway::openai::ApiError* error);
+  // The constraint of a forced tool call (tool_choice required, or `only` for a named one).
+  core::Result<std::shared_ptr<engine::structured::Constraint>> tool_constraint(
+      engine::structured::ToolFormat format, const std::vector<engine::structured::ToolSpec>& tools,
+      const std::string& only, bool parallel, gateway::openai::ApiError* error);
+  // Builds the constraint, refuses it (400 naming `param`) when the vocabulary cannot start
+  // its output, and caches it under `key`.
+  core::Result<std::shared_ptr<engine::structured::Constraint>> remember_constraint(
+      const std::string& key, engine::structured::Grammar grammar, const std::string& param,
+      gateway::openai::ApiError* error);
   void count_response(const std::string& endpoint, int status);
 
   WorkerOptions options_;
@@ -109,6 +134,11 @@ class Worker {
   core::Mutex embed_mutex_;
   std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2] GUARDED_BY(embed_mutex_);  // by engine::RequestPriority
   std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
+  std::shared_ptr<const engine::structured::TokenIndex> token_index_;  // chat models: the vocabulary trie
+  core::Mutex constraint_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<engine::structured::Constraint>> constraints_
+      GUARDED_BY(constraint_mutex_);
+  std::deque<std::string> constraint_order_ GUARDED_BY(constraint_mutex_);  // oldest first, for eviction
 };
 
 }  // namespace zs::worker

@@ -1,6 +1,8 @@
 #include "engine/batch/batch_engine.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/log.h"
 
@@ -52,6 +54,9 @@ struct BatchEngine::Sequence {
   int preemptions = 0;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextStreamer> streamer;
+  int32_t constraint_state = 0;
+  std::vector<int32_t> allowed_scratch;  // allowed tokens, when the constraint's cache is full
+  std::vector<TokenLogprob> pending_logprobs;
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
   bool batch() const { return request.priority == RequestPriority::kBatch; }
@@ -136,9 +141,16 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   s->max_tokens = request.max_tokens < 0 ? max_context_ - s->n_prompt
                                          : std::min(request.max_tokens, max_context_ - s->n_prompt);
   s->sampler = std::make_unique<Sampler>(request.sampling);
+  for (const auto& [token, bias] : request.logit_bias)
+    if (token < 0 || token >= llm_.model->config().n_vocab)
+      return Status::error("logit_bias names token " + std::to_string(token) + ", outside the vocabulary of " +
+                           std::to_string(llm_.model->config().n_vocab));
+  s->sampler->set_logit_bias(request.logit_bias);
   for (int32_t t : s->ids)
     if (t >= 0) s->sampler->accept(t);
   s->streamer = std::make_unique<TextStreamer>(request.stop);
+  if (request.constraint) s->constraint_state = request.constraint->start();
+  request.logprobs = std::min(request.logprobs, 20);
   s->request = std::move(request);
   uint64_t id;
   {
@@ -387,6 +399,8 @@ void BatchEngine::finish(Sequence& s, FinishReason reason, const std::string& er
   e.completion_tokens = s.generated;
   e.pauses = s.pauses;
   e.preemptions = s.preemptions;
+  e.logprobs = std::move(s.pending_logprobs);
+  s.pending_logprobs.clear();
   if (s.request.on_event) s.request.on_event(e);
 }
 
@@ -397,6 +411,50 @@ int BatchEngine::keep_images_whole(const Sequence& s, int count, bool may_extend
   // The chunk would end inside an image: stop before it, or take all of it when it starts here.
   if (s.image_start[last] > start) return s.image_start[last] - start;
   return may_extend ? s.image_end[last] - start : 0;
+}
+
+namespace {
+
+// True when the constrained output is complete: nothing but end of generation may follow.
+bool complete(structured::Constraint& c, int32_t state, std::vector<int32_t>* scratch) {
+  if (!c.accepting(state)) return false;
+  const auto& eog = c.index().eog();
+  for (int32_t t : c.allowed(state, scratch))
+    if (std::find(eog.begin(), eog.end(), t) == eog.end()) return false;
+  return true;
+}
+
+}  // namespace
+
+TokenLogprob BatchEngine::token_logprob(const float* logits, int32_t n_vocab, int32_t token, int top) const {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < n_vocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int32_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+  const double lse = static_cast<double>(max) + std::log(sum);
+  const Tokenizer& tok = *llm_.tokenizer;
+  TokenLogprob lp;
+  lp.token = token;
+  lp.piece = tok.token_to_piece(token);
+  lp.logprob = static_cast<float>(logits[token] - lse);
+  if (top > 0) {
+    // The best `top` tokens (higher logit first, lower id on ties), one pass with a small heap.
+    auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    std::vector<int32_t> heap;
+    for (int32_t i = 0; i < n_vocab; ++i) {
+      if (static_cast<int>(heap.size()) < top) {
+        heap.push_back(i);
+        std::push_heap(heap.begin(), heap.end(), better);
+      } else if (better(i, heap.front())) {
+        std::pop_heap(heap.begin(), heap.end(), better);
+        heap.back() = i;
+        std::push_heap(heap.begin(), heap.end(), better);
+      }
+    }
+    std::sort_heap(heap.begin(), heap.end(), better);
+    for (int32_t id : heap) lp.top.push_back({id, tok.token_to_piece(id), static_cast<float>(logits[id] - lse)});
+  }
+  return lp;
 }
 
 bool BatchEngine::step() {
@@ -492,33 +550,61 @@ bool BatchEngine::step() {
     publish_full_blocks(s);
     if (s.remaining() != 0) continue;
     const float* logits = logits_.data() + static_cast<size_t>(logit_row++) * n_vocab;
-    const int32_t next = s.sampler->sample(logits, n_vocab);
-    s.sampler->accept(next);
     GenerationEvent e;
     e.pauses = s.pauses;
     e.preemptions = s.preemptions;
     FinishReason reason = FinishReason::kNone;
-    if (tok.is_end_of_generation(next)) {
-      reason = FinishReason::kStop;
+    std::string error;
+    structured::Constraint* constraint = s.request.constraint.get();
+    int32_t next = -1;
+    if (constraint) {
+      const std::vector<int32_t>& allowed = constraint->allowed(s.constraint_state, &s.allowed_scratch);
+      if (allowed.empty()) {
+        // Complete with no end-of-generation token in the vocabulary, or stuck: the model's
+        // vocabulary has no token that continues the constrained output.
+        if (constraint->accepting(s.constraint_state)) {
+          reason = FinishReason::kStop;
+        } else {
+          reason = FinishReason::kError;
+          error = "no token of the model's vocabulary can continue the constrained output";
+        }
+      } else {
+        next = s.sampler->sample_among(logits, n_vocab, allowed);
+      }
     } else {
-      ++s.generated;
-      s.ids.push_back(next);
-      s.embeddings.push_back(nullptr);
-      e.text = s.streamer->push(tok.token_to_piece(next));
-      if (s.streamer->stopped()) reason = FinishReason::kStop;
-      else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
+      next = s.sampler->sample(logits, n_vocab);
+    }
+    if (reason == FinishReason::kNone) {
+      s.sampler->accept(next);
+      if (tok.is_end_of_generation(next)) {
+        reason = FinishReason::kStop;
+      } else {
+        if (s.request.logprobs >= 0) s.pending_logprobs.push_back(token_logprob(logits, n_vocab, next, s.request.logprobs));
+        ++s.generated;
+        s.ids.push_back(next);
+        s.embeddings.push_back(nullptr);
+        e.text = s.streamer->push(tok.token_to_piece(next));
+        if (constraint) s.constraint_state = constraint->next_token(s.constraint_state, next);
+        if (s.streamer->stopped()) reason = FinishReason::kStop;
+        else if (constraint && complete(*constraint, s.constraint_state, &s.allowed_scratch)) reason = FinishReason::kStop;
+        else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
+      }
     }
     if (reason != FinishReason::kNone) {
       if (!e.text.empty() && s.request.on_event) {
         e.completion_tokens = s.generated;
+        e.logprobs = std::move(s.pending_logprobs);
+        s.pending_logprobs.clear();
         s.request.on_event(e);
       }
       release_blocks(s);
-      finish(s, reason);
+      finish(s, reason, error);
       done.push_back(s.id);
-    } else if (!e.text.empty() && s.request.on_event) {
+    } else if ((!e.text.empty() || !s.pending_logprobs.empty()) && s.request.on_event) {
       e.prompt_tokens = s.n_prompt;
       e.completion_tokens = s.generated;
+      e.logprobs = std::move(s.pending_logprobs);
+      s.pending_logprobs.clear();
       s.request.on_event(e);
     }
   }

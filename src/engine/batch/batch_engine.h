@@ -31,6 +31,7 @@
 #include "engine/model/forward.h"
 #include "engine/model/llm.h"
 #include "engine/sampling/sampler.h"
+#include "engine/structured/constraint.h"
 #include "engine/vision/multimodal_prompt.h"
 
 namespace zs::engine {
@@ -41,8 +42,26 @@ enum class RequestPriority { kInteractive, kBatch };
 std::string_view request_priority_name(RequestPriority p);  // "interactive" | "batch"
 std::optional<RequestPriority> parse_request_priority(std::string_view name);
 
+// One generated token's log-probability under the model: log-softmax of the raw logits, before
+// penalties, temperature, top-k/top-p and any constraint mask (so it does not depend on the
+// sampling settings, as with OpenAI), with the `top` most likely tokens, best first.
+struct TokenLogprob {
+  int32_t token = -1;
+  std::string piece;  // the token's bytes (may be part of a UTF-8 character)
+  float logprob = 0;
+  struct Alternative {
+    int32_t token;
+    std::string piece;
+    float logprob;
+  };
+  std::vector<Alternative> top;
+};
+
 struct GenerationEvent {
   std::string text;  // newly released text (may be empty)
+  // With GenerationRequest::logprobs >= 0: the tokens sampled since the previous event (their
+  // text may still be held back by the streamer).
+  std::vector<TokenLogprob> logprobs;
   bool finished = false;
   FinishReason reason = FinishReason::kNone;
   std::string error;  // when reason == kError
@@ -62,6 +81,14 @@ struct GenerationRequest {
   int max_tokens = -1;  // -1: until the context is full
   std::vector<std::string> stop;
   RequestPriority priority = RequestPriority::kInteractive;
+  // Structured output: only tokens the constraint allows are sampled, and the sequence stops
+  // as soon as its output is complete (finish reason stop). A constraint that the vocabulary
+  // cannot continue ends the request with kError. Shared between requests; may be null.
+  std::shared_ptr<structured::Constraint> constraint;
+  // -1: no log-probabilities; n >= 0: each generated token's, with the n most likely (<= 20).
+  int logprobs = -1;
+  // OpenAI's logit_bias (token id, bias), applied by the sampler before penalties.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   // Called on the engine thread after each step that produced something for this request,
   // and once with finished = true. Must not block.
   std::function<void(const GenerationEvent&)> on_event;
@@ -133,6 +160,7 @@ class BatchEngine {
   // One structured log line per pause or preemption, with what the scheduler saw.
   void log_decision(const char* action, const Sequence& s, const std::string& reason) const;
   void publish_full_blocks(Sequence& s);
+  TokenLogprob token_logprob(const float* logits, int32_t n_vocab, int32_t token, int top) const;
 
   const Llm& llm_;
   Backend& backend_;

@@ -92,6 +92,7 @@ struct Turn {
   Role role;
   const ChatMessage* message;
   std::vector<int> image_indices;  // one per image part, in part order
+  bool ipython = false;            // a tool result for Llama 3 (role "ipython", a user-side turn)
 };
 
 enum class ImagePlacement {
@@ -155,6 +156,9 @@ core::Result<std::vector<Turn>> validate(const std::vector<ChatMessage>& message
       t.role = Role::kUser;
     } else if (m.role == "assistant") {
       t.role = Role::kAssistant;
+    } else if (m.role == "ipython") {
+      t.role = Role::kUser;  // tool output: on the user side of the conversation
+      t.ipython = true;
     } else {
       return core::Status::error(where + ": role '" + m.role +
                                  "' is not supported (expected system, user or assistant)");
@@ -270,7 +274,7 @@ RenderedPrompt render_llama3(const std::vector<Turn>& turns, bool gen, std::stri
   b.text(bos);
   for (const Turn& t : turns) {
     b.text("<|start_header_id|>");
-    b.text(role_name(t.role));
+    b.text(t.ipython ? "ipython" : role_name(t.role));
     b.text("<|end_header_id|>\n\n");
     Content c = flatten(t, {});
     c.trim();

@@ -23,7 +23,9 @@ struct ChatPart {
 };
 
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  // "system", "user" or "assistant"; "ipython" (a tool result, rendered as such by Llama 3 and
+  // as a user turn by the others)
+  std::string role;
   std::vector<ChatPart> parts;
 };
 

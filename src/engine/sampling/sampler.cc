@@ -53,6 +53,11 @@ int32_t argmax(const float* logits, int32_t n) {
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
 
+void Sampler::set_logit_bias(std::vector<std::pair<int32_t, float>> bias) {
+  bias_ = std::move(bias);
+  std::sort(bias_.begin(), bias_.end());
+}
+
 void Sampler::reset() {
   history_.clear();
   counts_.clear();
@@ -153,9 +158,11 @@ int32_t Sampler::draw() {
 
 int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
   if (logits == nullptr || n_vocab <= 0) return -1;
-  if (penalties_active()) {
+  if (penalties_active() || !bias_.empty()) {
     penalized_.assign(logits, logits + n_vocab);
-    apply_penalties(penalized_.data(), n_vocab);
+    for (const auto& [token, b] : bias_)
+      if (token >= 0 && token < n_vocab) penalized_[static_cast<size_t>(token)] += b;
+    if (penalties_active()) apply_penalties(penalized_.data(), n_vocab);
     logits = penalized_.data();
   }
   if (params_.temperature <= 0) return argmax(logits, n_vocab);
@@ -169,16 +176,20 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
     for (int32_t i = 0; i < n_vocab; ++i) candidates_[i] = {i, sanitize(logits[i]), 0.0f};
   }
 
+  return finish_sampling(sorted);
+}
+
+int32_t Sampler::finish_sampling(bool sorted) {
   float max_logit = sorted ? candidates_.front().logit : -std::numeric_limits<float>::infinity();
   if (!sorted) {
     for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
   }
-  if (!std::isfinite(max_logit)) return argmax(logits, n_vocab);  // nothing has finite weight
+  if (!std::isfinite(max_logit)) return candidates_.empty() ? -1 : first_best();  // nothing has finite weight
 
   // Softmax, unnormalized: the best token has weight exp(0) = 1, so min-p's threshold
   // (min_p times the best probability) is simply min_p in these units.
   const float inv_temp = 1.0f / params_.temperature;
-  if (!std::isfinite(inv_temp)) return argmax(logits, n_vocab);  // so cold it is greedy
+  if (!std::isfinite(inv_temp)) return first_best();  // so cold it is greedy
   double sum = 0;
   for (Candidate& c : candidates_) {
     c.p = std::exp((c.logit - max_logit) * inv_temp);
@@ -193,6 +204,49 @@ int32_t Sampler::sample(const float* logits, int32_t n_vocab) {
   }
   if (params_.top_p < 1.0f) keep_top_p(static_cast<double>(params_.top_p) * sum, sorted);
   return draw();
+}
+
+int32_t Sampler::first_best() const {
+  Candidate best = candidates_.front();
+  for (const Candidate& c : candidates_)
+    if (Better{}(c, best)) best = c;
+  return best.id;
+}
+
+int32_t Sampler::sample_among(const float* logits, int32_t n_vocab, const std::vector<int32_t>& allowed) {
+  if (logits == nullptr || n_vocab <= 0 || allowed.empty()) return -1;
+  candidates_.resize(allowed.size());
+  for (size_t i = 0; i < allowed.size(); ++i) candidates_[i] = {allowed[i], sanitize(logits[allowed[i]]), 0.0f};
+  if (!bias_.empty()) {
+    // Candidates are in ascending id order, as `allowed` is: merge the (sorted) bias in.
+    size_t b = 0;
+    for (Candidate& c : candidates_) {
+      while (b < bias_.size() && bias_[b].first < c.id) ++b;
+      if (b < bias_.size() && bias_[b].first == c.id) c.logit += bias_[b].second;
+    }
+  }
+  if (penalties_active()) {
+    // Only the penalized tokens change, as in apply_penalties(): find each in the (id-sorted)
+    // candidates rather than looking every candidate up.
+    for (const auto& [token, count] : counts_) {
+      auto it = std::lower_bound(candidates_.begin(), candidates_.end(), token,
+                                 [](const Candidate& c, int32_t id) { return c.id < id; });
+      if (it == candidates_.end() || it->id != token) continue;
+      float& l = it->logit;
+      if (l > 0) l /= params_.repeat_penalty;
+      else l *= params_.repeat_penalty;
+      l -= static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
+    }
+  }
+  if (params_.temperature <= 0) return first_best();
+  bool sorted = false;
+  const size_t k = params_.top_k > 0 ? static_cast<size_t>(params_.top_k) : candidates_.size();
+  if (k < candidates_.size()) {
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k), candidates_.end(), Better{});
+    candidates_.resize(k);
+    sorted = true;
+  }
+  return finish_sampling(sorted);
 }
 
 }  // namespace zs::engine

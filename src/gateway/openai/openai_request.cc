@@ -249,7 +249,7 @@ void parse_stop(const json& obj, const Limits& limits, std::vector<std::string>*
 
 // Fields shared by both endpoints: sampling, stopping, streaming, and the ones refused.
 void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, bool* stream,
-                  bool* include_usage, std::string* user) {
+                  bool* include_usage, std::string* user, bool chat, LogprobsOption* logprobs) {
   *stream = get_bool(doc, "stream").value_or(false);
   if (const json* so = field(doc, "stream_options")) {
     if (!so->is_object()) wrong_type("stream_options", *so, "an object");
@@ -286,23 +286,39 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
                    " (sampling uses 32-bit floats)");
   }
 
-  if (auto n = get_int(doc, "n", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {
-    if (*n != 1) unsupported("n", "only n=1 is supported (one choice per request), got n=" + std::to_string(*n));
-  }
+  if (auto n = get_int(doc, "n", 1, limits.max_choices)) s->n = static_cast<int>(*n);
   if (const json* lp = field(doc, "logprobs")) {
-    // Chat takes a boolean, legacy completions an integer count; only "none" is supported.
-    bool wants = lp->is_boolean() ? lp->get<bool>() : lp->is_number() ? lp->get<double>() != 0 : true;
-    if (!lp->is_boolean() && !lp->is_number()) wrong_type("logprobs", *lp, "a boolean");
-    if (wants) unsupported("logprobs", "logprobs are not supported; omit 'logprobs' or set it to false");
+    if (chat) {
+      // Chat: a boolean, with top_logprobs (0..20) alternatives per token.
+      if (!lp->is_boolean()) wrong_type("logprobs", *lp, "a boolean");
+      if (lp->get<bool>()) logprobs->top = 0;
+    } else {
+      // Legacy completions: the number of alternatives per token (OpenAI allows up to 5; 20 here).
+      if (!lp->is_number() && !lp->is_boolean()) wrong_type("logprobs", *lp, "an integer");
+      if (lp->is_boolean()) wrong_type("logprobs", *lp, "an integer");
+      logprobs->top = static_cast<int>(*get_int(doc, "logprobs", 0, 20));
+    }
   }
-  if (const json* tl = field(doc, "top_logprobs")) {
-    if (!tl->is_number() || tl->get<double>() != 0) {
-      unsupported("top_logprobs", "top_logprobs are not supported");
+  if (chat) {
+    if (auto tl = get_int(doc, "top_logprobs", 0, 20)) {
+      if (!logprobs->wanted() && *tl > 0)
+        fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+      if (logprobs->wanted()) logprobs->top = static_cast<int>(*tl);
     }
   }
   if (const json* lb = field(doc, "logit_bias")) {
     if (!lb->is_object()) wrong_type("logit_bias", *lb, "an object");
-    if (!lb->empty()) unsupported("logit_bias", "logit_bias is not supported");
+    if (lb->size() > 1024) fail("logit_bias", "'logit_bias' holds " + std::to_string(lb->size()) + " entries; at most 1024");
+    for (const auto& [key, value] : lb->items()) {
+      const std::string p = "logit_bias." + key;
+      if (key.empty() || key.size() > 10 || !std::all_of(key.begin(), key.end(), ::isdigit) ||
+          std::stoll(key) > std::numeric_limits<int32_t>::max())
+        fail("logit_bias", "'logit_bias' keys must be token ids (non-negative integers), got \"" + key + "\"");
+      if (!value.is_number()) wrong_type(p, value, "a number");
+      const double b = value.get<double>();
+      if (!(b >= -100 && b <= 100)) fail(p, "'" + p + "' must be in [-100, 100], got " + value.dump());
+      s->logit_bias.emplace_back(static_cast<int32_t>(std::stoll(key)), b);
+    }
   }
   if (const json* u = field(doc, "user")) {
     if (!u->is_string()) wrong_type("user", *u, "a string");
@@ -312,16 +328,73 @@ void parse_common(const json& doc, const Limits& limits, SamplingOptions* s, boo
   // ignored, as OpenAI-compatible servers commonly do.
 }
 
-void refuse_chat_only_features(const json& doc) {
+bool valid_function_name(const std::string& n) {
+  return !n.empty() && n.size() <= 64 && std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void parse_tools(const json& doc, const std::string& body, ChatRequest* req) {
   if (const json* tools = field(doc, "tools")) {
     if (!tools->is_array()) wrong_type("tools", *tools, "an array");
-    if (!tools->empty()) unsupported("tools", "tool calling is not supported; omit 'tools'");
-  }
-  if (const json* tc = field(doc, "tool_choice")) {
-    if (!(tc->is_string() && tc->get<std::string>() == "none")) {
-      unsupported("tool_choice", "tool calling is not supported; omit 'tool_choice' or set it to \"none\"");
+    std::optional<nlohmann::ordered_json> ordered;  // for the parameters in the client's key order
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const std::string p = "tools[" + std::to_string(i) + "]";
+      const json& t = (*tools)[i];
+      if (!t.is_object()) wrong_type(p, t, "an object");
+      const std::string type = get_string(t, "type", p + ".type", /*required=*/true);
+      if (type != "function") unsupported(p + ".type", "'" + p + ".type' must be \"function\", got \"" + type + "\"");
+      const json* f = field(t, "function");
+      if (!f) fail(p + ".function", "'" + p + ".function' is required", "missing_required_parameter");
+      if (!f->is_object()) wrong_type(p + ".function", *f, "an object");
+      ToolDefinition def;
+      def.name = get_string(*f, "name", p + ".function.name", /*required=*/true);
+      if (!valid_function_name(def.name))
+        fail(p + ".function.name", "'" + p + ".function.name' must be 1 to 64 letters, digits, underscores or dashes");
+      for (const auto& other : req->tools)
+        if (other.name == def.name) fail(p + ".function.name", "two tools are named \"" + def.name + "\"");
+      def.description = get_string(*f, "description", p + ".function.description", /*required=*/false);
+      if (const json* strict = field(*f, "strict")) {
+        if (!strict->is_boolean()) wrong_type(p + ".function.strict", *strict, "a boolean");
+        def.strict = strict->get<bool>();
+      }
+      if (const json* params = field(*f, "parameters")) {
+        if (!params->is_object()) wrong_type(p + ".function.parameters", *params, "an object");
+        if (!ordered) ordered = nlohmann::ordered_json::parse(body);
+        def.parameters = (*ordered)["tools"][i]["function"]["parameters"].dump();
+      }
+      req->tools.push_back(std::move(def));
     }
   }
+  req->tool_choice.mode = req->tools.empty() ? ToolChoice::Mode::kNone : ToolChoice::Mode::kAuto;
+  if (const json* tc = field(doc, "tool_choice")) {
+    if (tc->is_string()) {
+      const std::string m = tc->get<std::string>();
+      if (m == "none") req->tool_choice.mode = ToolChoice::Mode::kNone;
+      else if (m == "auto") req->tool_choice.mode = ToolChoice::Mode::kAuto;
+      else if (m == "required") req->tool_choice.mode = ToolChoice::Mode::kRequired;
+      else fail("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a named function, got \"" + m + "\"");
+    } else if (tc->is_object()) {
+      const json* f = field(*tc, "function");
+      if (!f || !f->is_object()) fail("tool_choice.function", "'tool_choice.function' with a 'name' is required",
+                                      "missing_required_parameter");
+      req->tool_choice.mode = ToolChoice::Mode::kFunction;
+      req->tool_choice.function = get_string(*f, "name", "tool_choice.function.name", /*required=*/true);
+      bool found = false;
+      for (const auto& t : req->tools) found |= t.name == req->tool_choice.function;
+      if (!found)
+        fail("tool_choice.function.name", "'tool_choice' names function \"" + req->tool_choice.function +
+                                              "\", which is not in 'tools'");
+    } else {
+      wrong_type("tool_choice", *tc, "a string or an object");
+    }
+    if (req->tools.empty() && req->tool_choice.mode != ToolChoice::Mode::kNone)
+      fail("tool_choice", "'tool_choice' other than \"none\" needs 'tools'");
+  }
+  if (auto p = get_bool(doc, "parallel_tool_calls")) req->parallel_tool_calls = *p;
+}
+
+void refuse_chat_only_features(const json& doc, const std::string& body, OutputFormat* format) {
   if (field(doc, "functions")) unsupported("functions", "function calling is not supported; omit 'functions'");
   if (field(doc, "function_call")) {
     unsupported("function_call", "function calling is not supported; omit 'function_call'");
@@ -332,9 +405,38 @@ void refuse_chat_only_features(const json& doc) {
     if (!type || !type->is_string()) {
       fail("response_format.type", "'response_format.type' is required and must be a string");
     }
-    if (type->get<std::string>() != "text") {
-      unsupported("response_format.type", "response_format '" + type->get<std::string>() +
-                                              "' is not supported; only \"text\"");
+    const std::string t = type->get<std::string>();
+    if (t == "json_object") {
+      format->type = OutputFormat::Type::kJsonObject;
+    } else if (t == "json_schema") {
+      format->type = OutputFormat::Type::kJsonSchema;
+      const json* js = field(*rf, "json_schema");
+      if (!js) fail("response_format.json_schema", "'response_format.json_schema' is required for type \"json_schema\"",
+                    "missing_required_parameter");
+      if (!js->is_object()) wrong_type("response_format.json_schema", *js, "an object");
+      format->schema_name = get_string(*js, "name", "response_format.json_schema.name", /*required=*/true);
+      if (format->schema_name.empty() || format->schema_name.size() > 64 ||
+          !std::all_of(format->schema_name.begin(), format->schema_name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }))
+        fail("response_format.json_schema.name",
+             "'response_format.json_schema.name' must be 1 to 64 letters, digits, underscores or dashes");
+      if (const json* strict = field(*js, "strict")) {
+        if (!strict->is_boolean()) wrong_type("response_format.json_schema.strict", *strict, "a boolean");
+        format->strict = strict->get<bool>();
+      }
+      const json* schema = field(*js, "schema");
+      if (!schema) {
+        format->schema = "{}";  // OpenAI: absent means any JSON value
+      } else {
+        if (!schema->is_object() && !schema->is_boolean())
+          wrong_type("response_format.json_schema.schema", *schema, "an object");
+        // Again with keys in the order sent: properties are generated in the schema's order.
+        const auto ordered = nlohmann::ordered_json::parse(body);
+        format->schema = ordered["response_format"]["json_schema"]["schema"].dump();
+      }
+    } else if (t != "text") {
+      fail("response_format.type", "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got \"" +
+                                       t + "\"");
     }
   }
   if (field(doc, "audio")) unsupported("audio", "audio output is not supported; omit 'audio'");
@@ -399,20 +501,40 @@ ChatMessage parse_message(const json& m, size_t index, const Limits& limits, siz
     msg.role = Role::kUser;
   } else if (role == "assistant") {
     msg.role = Role::kAssistant;
-  } else if (role == "tool" || role == "function") {
-    unsupported(param + ".role", "'" + param + ".role' \"" + role + "\" is not supported (no tool calling)");
+  } else if (role == "tool") {
+    msg.role = Role::kTool;
+    msg.tool_call_id = get_string(m, "tool_call_id", param + ".tool_call_id", /*required=*/true);
+  } else if (role == "function") {
+    unsupported(param + ".role", "'" + param + ".role' \"function\" (the legacy function calling) is not supported; use \"tool\"");
   } else {
-    fail(param + ".role", "'" + param + ".role' must be \"system\", \"user\" or \"assistant\", got \"" + role + "\"");
+    fail(param + ".role", "'" + param + ".role' must be \"system\", \"user\", \"assistant\" or \"tool\", got \"" + role + "\"");
   }
   msg.name = get_string(m, "name", param + ".name", /*required=*/false);
   if (const json* tc = field(m, "tool_calls")) {
-    if (!tc->is_array() || !tc->empty()) unsupported(param + ".tool_calls", "tool calls are not supported");
+    const std::string tp = param + ".tool_calls";
+    if (msg.role != Role::kAssistant) fail(tp, "'" + tp + "' is only allowed in assistant messages");
+    if (!tc->is_array()) wrong_type(tp, *tc, "an array");
+    for (size_t k = 0; k < tc->size(); ++k) {
+      const std::string cp = tp + "[" + std::to_string(k) + "]";
+      const json& c = (*tc)[k];
+      if (!c.is_object()) wrong_type(cp, c, "an object");
+      ToolCallRef ref;
+      ref.id = get_string(c, "id", cp + ".id", /*required=*/true);
+      const std::string type = get_string(c, "type", cp + ".type", /*required=*/false);
+      if (!type.empty() && type != "function") fail(cp + ".type", "'" + cp + ".type' must be \"function\"");
+      const json* f = field(c, "function");
+      if (!f || !f->is_object()) fail(cp + ".function", "'" + cp + ".function' is required", "missing_required_parameter");
+      ref.name = get_string(*f, "name", cp + ".function.name", /*required=*/true);
+      ref.arguments = get_string(*f, "arguments", cp + ".function.arguments", /*required=*/false);
+      if (ref.arguments.empty()) ref.arguments = "{}";
+      msg.tool_calls.push_back(std::move(ref));
+    }
   }
 
   std::string cparam = param + ".content";
   const json* content = field(m, "content");
   if (!content) {
-    if (msg.role == Role::kAssistant) return msg;  // an assistant turn may be empty
+    if (msg.role == Role::kAssistant) return msg;  // an assistant turn may be empty (or only calls)
     fail(cparam, "'" + cparam + "' is required", "missing_required_parameter");
   }
   if (content->is_string()) {
@@ -573,6 +695,7 @@ const char* role_name(Role role) {
     case Role::kSystem: return "system";
     case Role::kUser: return "user";
     case Role::kAssistant: return "assistant";
+    case Role::kTool: return "tool";
   }
   return "user";
 }
@@ -681,8 +804,14 @@ core::Result<ChatRequest> parse_chat_completion_request(const std::string& body,
         for (size_t i = 0; i < messages->size(); ++i) {
           req.messages.push_back(parse_message((*messages)[i], i, limits, &images));
         }
-        refuse_chat_only_features(doc);
-        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user);
+        refuse_chat_only_features(doc, body, &req.response_format);
+        parse_tools(doc, body, &req);
+        if (req.tool_choice.mode != ToolChoice::Mode::kNone &&
+            req.response_format.type != OutputFormat::Type::kText)
+          unsupported("response_format", "'response_format' other than \"text\" cannot be combined with 'tools' "
+                                         "(unless 'tool_choice' is \"none\")");
+        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, true,
+                     &req.logprobs);
         return req;
       },
       error);
@@ -724,7 +853,8 @@ core::Result<CompletionRequest> parse_completion_request(const std::string& body
             unsupported("best_of", "only best_of=1 is supported");
           }
         }
-        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user);
+        parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, false,
+                     &req.logprobs);
         return req;
       },
       error);

@@ -27,9 +27,10 @@ struct Limits {
   size_t max_json_depth = 64;      // nesting of arrays/objects in the body
   size_t max_embedding_inputs = 2048;  // inputs of one /v1/embeddings request (OpenAI's limit)
   int max_dimensions = 1 << 16;        // upper bound for `dimensions` before the model's own
+  int max_choices = 8;                 // `n`
 };
 
-enum class Role { kSystem, kUser, kAssistant };
+enum class Role { kSystem, kUser, kAssistant, kTool };
 const char* role_name(Role role);
 
 // An image given inline (data: URL, decoded here) or by remote URL (kept for the caller:
@@ -50,10 +51,19 @@ struct ContentPart {
   ImageInput image;  // kImage
 };
 
+// A call the assistant made earlier in the conversation (messages[].tool_calls).
+struct ToolCallRef {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the client sent it
+};
+
 struct ChatMessage {
   Role role = Role::kUser;
   std::vector<ContentPart> content;  // a string content becomes one text part
   std::string name;                  // optional participant name
+  std::vector<ToolCallRef> tool_calls;  // assistant
+  std::string tool_call_id;             // tool: the call this result answers
 
   // The text parts joined, in order (images left out).
   std::string text() const;
@@ -73,6 +83,10 @@ struct SamplingOptions {
   std::optional<int> top_k;               // >= 0 (0: off)
   std::optional<double> min_p;            // [0, 1]
   std::optional<double> repeat_penalty;   // (0, 10]; "repeat_penalty" or "repetition_penalty"
+  // logit_bias: token id -> bias in [-100, 100] (whether the id is in the vocabulary is the
+  // worker's check).
+  std::vector<std::pair<int32_t, double>> logit_bias;
+  int n = 1;  // choices to generate from the one prompt, [1, Limits::max_choices]
 
   // The values the engine samples with (OpenAI's defaults for absent fields; seed 0 when absent,
   // for the caller to choose). The parser refuses a request whose values fail
@@ -80,12 +94,49 @@ struct SamplingOptions {
   core::SamplingParams to_params() const;
 };
 
+// How the output must be shaped (`response_format`), or a GBNF `grammar` (llama.cpp's server).
+struct OutputFormat {
+  enum class Type { kText, kJsonObject, kJsonSchema };
+  Type type = Type::kText;
+  std::string schema_name;  // json_schema.name
+  std::string schema;       // json_schema.schema as JSON text, keys in the client's order
+  bool strict = false;      // json_schema.strict (the output is always constrained either way)
+};
+
+// Log-probabilities asked for: chat `logprobs: true` + `top_logprobs`, or completions' integer
+// `logprobs`. -1: none; else how many alternatives per token (0..20).
+struct LogprobsOption {
+  int top = -1;
+  bool wanted() const { return top >= 0; }
+};
+
+// tools[]: {"type": "function", "function": {"name", "description", "parameters", "strict"}}.
+struct ToolDefinition {
+  std::string name;
+  std::string description;
+  std::string parameters;  // JSON Schema text, keys in the client's order; empty when absent
+  bool strict = false;
+};
+
+// tool_choice: "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.
+// Absent: "auto" with tools, "none" without.
+struct ToolChoice {
+  enum class Mode { kNone, kAuto, kRequired, kFunction };
+  Mode mode = Mode::kNone;
+  std::string function;  // kFunction
+};
+
 struct ChatRequest {
   std::string model;
   std::vector<ChatMessage> messages;
+  std::vector<ToolDefinition> tools;
+  ToolChoice tool_choice;
+  bool parallel_tool_calls = true;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   SamplingOptions sampling;
+  OutputFormat response_format;
+  LogprobsOption logprobs;
   std::string user;  // accepted, only for logs
 
   size_t image_count() const;
@@ -99,6 +150,7 @@ struct CompletionRequest {
   bool include_usage = false;
   bool echo = false;
   SamplingOptions sampling;
+  LogprobsOption logprobs;
   std::string user;
 };
 

@@ -36,6 +36,38 @@ json envelope(const std::string& id, const char* object, int64_t created, const 
               {"system_fingerprint", nullptr}};
 }
 
+json bytes_json(const std::string& t) {
+  json b = json::array();
+  for (char c : t) b.push_back(static_cast<int>(static_cast<unsigned char>(c)));
+  return b;
+}
+
+json chat_logprobs_json(const std::vector<LogprobEntry>* lps) {
+  if (!lps) return nullptr;
+  json content = json::array();
+  for (const LogprobEntry& e : *lps) {
+    json top = json::array();
+    for (const auto& [t, lp] : e.top) top.push_back({{"token", t}, {"logprob", lp}, {"bytes", bytes_json(t)}});
+    content.push_back({{"token", e.token}, {"logprob", e.logprob}, {"bytes", bytes_json(e.token)}, {"top_logprobs", top}});
+  }
+  return json{{"content", content}, {"refusal", nullptr}};
+}
+
+json completion_logprobs_json(const std::vector<LogprobEntry>* lps, int64_t offset) {
+  if (!lps) return nullptr;
+  json tokens = json::array(), values = json::array(), tops = json::array(), offsets = json::array();
+  for (const LogprobEntry& e : *lps) {
+    tokens.push_back(e.token);
+    values.push_back(e.logprob);
+    json top = json::object();
+    for (const auto& [t, lp] : e.top) top[t] = lp;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(e.token.size());
+  }
+  return json{{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
 }  // namespace
 
 std::string make_response_id(std::string_view prefix) { return std::string(prefix) + "-" + core::random_hex(24); }
@@ -60,12 +92,21 @@ size_t utf8_complete_prefix(std::string_view text) {
 
 std::string chat_completion_response(const std::string& id, int64_t created, const std::string& model,
                                      const std::string& text, const std::string& finish_reason,
-                                     const Usage& usage) {
+                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs,
+                                     const std::vector<ToolCallOut>* tool_calls) {
   json j = envelope(id, "chat.completion", created, model);
+  json message = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+  if (tool_calls && !tool_calls->empty()) {
+    if (text.empty()) message["content"] = nullptr;
+    json calls = json::array();
+    for (const ToolCallOut& c : *tool_calls)
+      calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    message["tool_calls"] = calls;
+  }
   j["choices"] = json::array({json{
       {"index", 0},
-      {"message", {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}}},
-      {"logprobs", nullptr},
+      {"message", message},
+      {"logprobs", chat_logprobs_json(logprobs)},
       {"finish_reason", finish_reason},
   }});
   j["usage"] = usage_json(usage);
@@ -76,19 +117,56 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
                                   const std::optional<std::string>& delta_role,
                                   const std::optional<std::string>& delta_text,
                                   const std::optional<std::string>& finish_reason,
-                                  bool include_usage_null) {
+                                  bool include_usage_null, const std::vector<LogprobEntry>* logprobs, int index) {
   json delta = json::object();
   if (delta_role) delta["role"] = *delta_role;
   if (delta_text) delta["content"] = *delta_text;
   json j = envelope(id, "chat.completion.chunk", created, model);
   j["choices"] = json::array({json{
-      {"index", 0},
+      {"index", index},
       {"delta", delta},
-      {"logprobs", nullptr},
+      {"logprobs", chat_logprobs_json(logprobs)},
       {"finish_reason", opt(finish_reason)},
   }});
   if (include_usage_null) j["usage"] = nullptr;
   return dump(j);
+}
+
+std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null, int index) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i)
+    list.push_back({{"index", i},
+                    {"id", calls[i].id},
+                    {"type", "function"},
+                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  json j = envelope(id, "chat.completion.chunk", created, model);
+  j["choices"] = json::array({json{
+      {"index", index},
+      {"delta", {{"tool_calls", list}}},
+      {"logprobs", nullptr},
+      {"finish_reason", nullptr},
+  }});
+  if (include_usage_null) j["usage"] = nullptr;
+  return dump(j);
+}
+
+std::string merge_choice_responses(const std::vector<std::string>& responses) {
+  if (responses.empty()) return "{}";
+  json merged = json::parse(responses.front());
+  merged["choices"] = json::array();
+  int64_t completion = 0;
+  for (size_t i = 0; i < responses.size(); ++i) {
+    json one = json::parse(responses[i]);
+    for (auto& c : one["choices"]) {
+      c["index"] = i;
+      merged["choices"].push_back(c);
+    }
+    completion += one["usage"]["completion_tokens"].get<int64_t>();
+  }
+  merged["usage"]["completion_tokens"] = completion;
+  merged["usage"]["total_tokens"] = merged["usage"]["prompt_tokens"].get<int64_t>() + completion;
+  return dump(merged);
 }
 
 std::string usage_chunk(const std::string& id, int64_t created, const std::string& model,
@@ -101,20 +179,25 @@ std::string usage_chunk(const std::string& id, int64_t created, const std::strin
 
 std::string completion_response(const std::string& id, int64_t created, const std::string& model,
                                 const std::string& text, const std::string& finish_reason,
-                                const Usage& usage) {
+                                const Usage& usage, const std::vector<LogprobEntry>* logprobs) {
   json j = envelope(id, "text_completion", created, model);
-  j["choices"] = json::array({json{
-      {"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+  j["choices"] = json::array({json{{"index", 0},
+                                   {"text", text},
+                                   {"logprobs", completion_logprobs_json(logprobs, 0)},
+                                   {"finish_reason", finish_reason}}});
   j["usage"] = usage_json(usage);
   return dump(j);
 }
 
 std::string completion_chunk(const std::string& id, int64_t created, const std::string& model,
                              const std::string& text, const std::optional<std::string>& finish_reason,
-                             bool include_usage_null) {
+                             bool include_usage_null, const std::vector<LogprobEntry>* logprobs,
+                             int64_t text_offset, int index) {
   json j = envelope(id, "text_completion", created, model);
-  j["choices"] = json::array({json{
-      {"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", opt(finish_reason)}}});
+  j["choices"] = json::array({json{{"index", index},
+                                   {"text", text},
+                                   {"logprobs", completion_logprobs_json(logprobs, text_offset)},
+                                   {"finish_reason", opt(finish_reason)}}});
   if (include_usage_null) j["usage"] = nullptr;
   return dump(j);
 }

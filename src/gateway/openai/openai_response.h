@@ -17,6 +17,20 @@ struct Usage {
   int64_t image_tokens = 0;   // prompt tokens that came from images
 };
 
+// One generated token's log-probability and its most likely alternatives (best first).
+struct LogprobEntry {
+  std::string token;  // the token's bytes (may be part of a UTF-8 character)
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
+};
+
+// A function call of the assistant's message (choices[].message.tool_calls).
+struct ToolCallOut {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text
+};
+
 // "<prefix>-<24 random hex digits>", e.g. make_response_id("chatcmpl").
 std::string make_response_id(std::string_view prefix);
 
@@ -28,9 +42,22 @@ int64_t unix_time_now();
 size_t utf8_complete_prefix(std::string_view text);
 
 // object "chat.completion": one choice with the assistant message, logprobs null, usage.
+// With `logprobs`, choices[0].logprobs is {"content": [{token, logprob, bytes, top_logprobs}],
+// "refusal": null} (OpenAI's shape); without, null.
 std::string chat_completion_response(const std::string& id, int64_t created, const std::string& model,
                                      const std::string& text, const std::string& finish_reason,
-                                     const Usage& usage);
+                                     const Usage& usage, const std::vector<LogprobEntry>* logprobs = nullptr,
+                                     const std::vector<ToolCallOut>* tool_calls = nullptr);
+
+// A chunk whose delta holds `calls` as OpenAI streams them: each with its index, id, type and
+// function name, and its arguments (whole, in this one chunk).
+std::string chat_tool_calls_chunk(const std::string& id, int64_t created, const std::string& model,
+                                  const std::vector<ToolCallOut>& calls, bool include_usage_null = false,
+                                  int index = 0);
+
+// n > 1: the responses of each choice (as built above, one choice each) as one response whose
+// choices are numbered in order and whose usage counts the prompt once and every completion.
+std::string merge_choice_responses(const std::vector<std::string>& responses);
 
 // object "chat.completion.chunk" with one choice. The delta holds "role" and/or "content"
 // when given; finish_reason is null until the last chunk. With include_usage_null the
@@ -39,21 +66,25 @@ std::string chat_completion_chunk(const std::string& id, int64_t created, const 
                                   const std::optional<std::string>& delta_role,
                                   const std::optional<std::string>& delta_text,
                                   const std::optional<std::string>& finish_reason,
-                                  bool include_usage_null = false);
+                                  bool include_usage_null = false,
+                                  const std::vector<LogprobEntry>* logprobs = nullptr, int index = 0);
 
 // The final chunk for stream_options.include_usage: "choices": [] and the usage.
 std::string usage_chunk(const std::string& id, int64_t created, const std::string& model,
                         const Usage& usage);
 
 // object "text_completion" (/v1/completions).
+// With `logprobs`, choices[0].logprobs is the legacy shape {tokens, token_logprobs,
+// top_logprobs (objects token -> logprob), text_offset}, offsets counted from `text_offset`.
 std::string completion_response(const std::string& id, int64_t created, const std::string& model,
                                 const std::string& text, const std::string& finish_reason,
-                                const Usage& usage);
+                                const Usage& usage, const std::vector<LogprobEntry>* logprobs = nullptr);
 
 // A streamed /v1/completions chunk (object "text_completion").
 std::string completion_chunk(const std::string& id, int64_t created, const std::string& model,
                              const std::string& text, const std::optional<std::string>& finish_reason,
-                             bool include_usage_null = false);
+                             bool include_usage_null = false, const std::vector<LogprobEntry>* logprobs = nullptr,
+                             int64_t text_offset = 0, int index = 0);
 
 // The final usage chunk of a streamed /v1/completions response.
 std::string completion_usage_chunk(const std::string& id, int64_t created, const std::string& model,

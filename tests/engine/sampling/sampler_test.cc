@@ -353,3 +353,75 @@ TEST(SamplerPenalties, ApplyBeforeTopK) {
 
 }  // namespace
 }  // namespace zs::engine
+
+namespace zs::engine {
+namespace {
+
+SamplingParams unfiltered(float temperature, uint64_t seed = 1) {
+  SamplingParams p;
+  p.temperature = temperature;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.min_p = 0;
+  p.repeat_penalty = 1;
+  p.seed = seed;
+  return p;
+}
+
+TEST(SampleAmongTest, GreedyPicksTheBestAllowed) {
+  std::vector<float> logits = {5, 1, 3, 3, 0};
+  Sampler s(unfiltered(0));
+  EXPECT_EQ(s.sample_among(logits.data(), 5, {1, 2, 3}), 2);  // 3 ties with 2: the lower id
+  EXPECT_EQ(s.sample_among(logits.data(), 5, {4}), 4);
+  EXPECT_EQ(s.sample_among(logits.data(), 5, {}), -1);
+}
+
+TEST(SampleAmongTest, NeverLeavesTheAllowedSetAndFollowsTheRestrictedDistribution) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0, 2);
+  std::vector<float> logits(200);
+  for (auto& v : logits) v = nd(rng);
+  const std::vector<int32_t> allowed = {3, 17, 42, 99, 150};
+  for (const SamplingParams& p : {unfiltered(1.0f), unfiltered(0.7f)}) {
+    SamplingParams q = p;
+    q.top_k = 3;
+    for (const SamplingParams& params : {p, q}) {
+      Sampler s(params);
+      std::vector<int> counts(200, 0);
+      for (int i = 0; i < 20000; ++i) ++counts[static_cast<size_t>(s.sample_among(logits.data(), 200, allowed))];
+      double z = 0;
+      std::vector<int32_t> kept = allowed;
+      if (params.top_k > 0) {  // top-k among the allowed ones
+        std::sort(kept.begin(), kept.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+        kept.resize(static_cast<size_t>(params.top_k));
+      }
+      for (int32_t t : kept) z += std::exp(logits[t] / params.temperature);
+      int total = 0;
+      for (int32_t t = 0; t < 200; ++t) {
+        const bool ok = std::find(kept.begin(), kept.end(), t) != kept.end();
+        if (!ok) {
+          EXPECT_EQ(counts[t], 0) << t;
+          continue;
+        }
+        total += counts[t];
+        const double expected = std::exp(logits[t] / params.temperature) / z;
+        EXPECT_NEAR(counts[t] / 20000.0, expected, 0.02) << t;
+      }
+      EXPECT_EQ(total, 20000);
+    }
+  }
+}
+
+TEST(LogitBiasTest, ShiftsTheChoice) {
+  std::vector<float> logits = {5, 1, 3};
+  Sampler s(unfiltered(0));
+  s.set_logit_bias({{1, 10.0f}});
+  EXPECT_EQ(s.sample(logits.data(), 3), 1);
+  EXPECT_EQ(s.sample_among(logits.data(), 3, {0, 1, 2}), 1);
+  s.set_logit_bias({{0, -100.0f}});
+  EXPECT_EQ(s.sample(logits.data(), 3), 2);
+  EXPECT_EQ(s.sample_among(logits.data(), 3, {0, 1}), 1);
+}
+
+}  // namespace
+}  // namespace zs::engine

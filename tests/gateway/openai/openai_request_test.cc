@@ -190,16 +190,29 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
       {"seed", json(18446744073709551615ull), "seed"},
       {"presence_penalty", 2.1, "presence_penalty"},
       {"frequency_penalty", -2.1, "frequency_penalty"},
-      {"n", 2, "n"},
+      {"n", 9, "n"},
       {"n", 0, "n"},
-      {"logprobs", true, "logprobs"},
       {"logprobs", "no", "logprobs"},
+      {"top_logprobs", 21, "top_logprobs"},
       {"top_logprobs", 3, "top_logprobs"},
-      {"logit_bias", {{"50256", -100}}, "logit_bias"},
+      {"logit_bias", {{"abc", -100}}, "logit_bias"},
+      {"logit_bias", {{"5", 101}}, "logit_bias.5"},
+      {"logit_bias", {{"5", "x"}}, "logit_bias.5"},
       {"user", 12, "user"},
-      {"tools", json::array({{{"type", "function"}}}), "tools"},
+      {"tools", json::array({{{"type", "function"}}}), "tools[0].function"},
+      {"tools", json::array({{{"type", "retrieval"}}}), "tools[0].type"},
+      {"tools", "all", "tools"},
       {"tool_choice", "auto", "tool_choice"},
-      {"response_format", {{"type", "json_object"}}, "response_format.type"},
+      {"response_format", {{"type", "xml"}}, "response_format.type"},
+      {"response_format", {{"type", "json_schema"}}, "response_format.json_schema"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", json::object()}}}},
+       "response_format.json_schema.name"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "bad name!"}}}},
+       "response_format.json_schema.name"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"schema", 3}}}},
+       "response_format.json_schema.schema"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"strict", "yes"}}}},
+       "response_format.json_schema.strict"},
       {"top_k", -1, "top_k"},
       {"min_p", 1.5, "min_p"},
       {"repetition_penalty", 0, "repetition_penalty"},
@@ -239,7 +252,6 @@ TEST(ChatRequestTest, InvalidMessagesAreNamedByPath) {
       {"hello", "messages[1]"},
       {{{"content", "x"}}, "messages[1].role"},
       {{{"role", "robot"}, {"content", "x"}}, "messages[1].role"},
-      {{{"role", "tool"}, {"content", "x"}}, "messages[1].role"},
       {{{"role", "user"}}, "messages[1].content"},
       {{{"role", "user"}, {"content", 5}}, "messages[1].content"},
       {{{"role", "user"}, {"content", json::array()}}, "messages[1].content"},
@@ -264,7 +276,10 @@ TEST(ChatRequestTest, InvalidMessagesAreNamedByPath) {
         {"content", json::array({{{"type", "image_url"}, {"image_url", {{"url", "https://x/y.png"}}}}})}},
        "messages[1].content[0].type"},
       {{{"role", "user"}, {"content", "x"}, {"name", 3}}, "messages[1].name"},
-      {{{"role", "assistant"}, {"tool_calls", json::array({{{"id", "1"}}})}}, "messages[1].tool_calls"},
+      {{{"role", "assistant"}, {"tool_calls", json::array({{{"id", "1"}}})}}, "messages[1].tool_calls[0].function"},
+      {{{"role", "user"}, {"content", "x"}, {"tool_calls", json::array()}}, "messages[1].tool_calls"},
+      {{{"role", "tool"}, {"content", "x"}}, "messages[1].tool_call_id"},
+      {{{"role", "function"}, {"content", "x"}}, "messages[1].role"},
   };
   for (const auto& c : cases) {
     json body = minimal_chat();
@@ -412,7 +427,8 @@ TEST(CompletionRequestTest, PromptAsStringOrArrayOfOne) {
   EXPECT_EQ(completion_error(json{{"prompt", "x"}}).param, "model");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"temperature", 3}}).param, "temperature");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"echo", true}}).param, "echo");
-  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", 5}}).param, "logprobs");
+  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", 21}}).param, "logprobs");
+  EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"logprobs", true}}).param, "logprobs");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"best_of", 3}}).param, "best_of");
   EXPECT_EQ(completion_error(json{{"model", "m"}, {"prompt", "x"}, {"suffix", "y"}}).param, "suffix");
 }
@@ -562,6 +578,81 @@ TEST(SamplingEdgeTest, CompletionsApplyTheSameRule) {
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(err.http_status(), 400);
   EXPECT_EQ(err.param, "top_p");
+}
+
+}  // namespace
+}  // namespace zs::gateway::openai
+
+namespace zs::gateway::openai {
+namespace {
+
+TEST(ChatRequestTest, ResponseFormatKeepsTheSchemaKeyOrder) {
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"x"}],
+    "response_format":{"type":"json_schema","json_schema":{"name":"invoice","strict":true,
+    "schema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}}}}})";
+  auto r = parse_chat_completion_request(body);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->response_format.type, OutputFormat::Type::kJsonSchema);
+  EXPECT_EQ(r->response_format.schema_name, "invoice");
+  EXPECT_TRUE(r->response_format.strict);
+  EXPECT_LT(r->response_format.schema.find("zeta"), r->response_format.schema.find("alpha"));
+
+  auto o = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(o.is_ok());
+  EXPECT_EQ(o->response_format.type, OutputFormat::Type::kJsonObject);
+}
+
+TEST(ChatRequestTest, LogitBias) {
+  auto r = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":{"17":-100,"4":2.5}})");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->sampling.logit_bias.size(), 2u);
+}
+
+TEST(ChatRequestTest, Logprobs) {
+  auto none = parse_chat_completion_request(R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_FALSE(none->logprobs.wanted());
+  auto some = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":5})");
+  ASSERT_TRUE(some.is_ok()) << some.status().message();
+  EXPECT_EQ(some->logprobs.top, 5);
+  auto c = parse_completion_request(R"({"model":"m","prompt":"x","logprobs":3})");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->logprobs.top, 3);
+}
+
+}  // namespace
+}  // namespace zs::gateway::openai
+
+namespace zs::gateway::openai {
+namespace {
+
+TEST(ChatRequestTest, ToolsAndToolChoice) {
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"x"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"42"}],
+    "tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object","properties":{"z":{},"a":{}}}}}],
+    "tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false})";
+  auto r = parse_chat_completion_request(body);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->tools.size(), 1u);
+  EXPECT_EQ(r->tools[0].name, "f");
+  EXPECT_LT(r->tools[0].parameters.find("\"z\""), r->tools[0].parameters.find("\"a\""));  // the client's order
+  EXPECT_EQ(r->tool_choice.mode, ToolChoice::Mode::kFunction);
+  EXPECT_EQ(r->tool_choice.function, "f");
+  EXPECT_FALSE(r->parallel_tool_calls);
+  ASSERT_EQ(r->messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(r->messages[1].tool_calls[0].arguments, "{\"a\":1}");
+  EXPECT_EQ(r->messages[2].role, Role::kTool);
+  EXPECT_EQ(r->messages[2].tool_call_id, "c1");
+
+  json auto_body = json::parse(body);
+  auto_body.erase("tool_choice");
+  auto a = parse_chat_completion_request(auto_body.dump());
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(a->tool_choice.mode, ToolChoice::Mode::kAuto);
 }
 
 }  // namespace
