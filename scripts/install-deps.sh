@@ -11,3 +11,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libicu-dev libstb-dev libwebp-dev libboost-dev \
   libyaml-cpp-dev libsqlite3-dev libssl-dev \
   clang libclang-rt-14-dev >/dev/null
+# The official OpenAI SDK for the API compatibility tests (tests/sdk, pinned in its
+# package-lock.json), with the machine's Node.js, or Debian's where there is none.
+if ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+(cd "$(dirname "$0")/../tests/sdk" && npm ci --no-audit --no-fund --loglevel=error)
