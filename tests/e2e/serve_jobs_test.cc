@@ -158,6 +158,63 @@ TEST(ServeJobs, BatchJobOf200ItemsCompletesExactlyOnceAcrossRestarts) {
   EXPECT_GT(metric(s.address(), "zs_batch_items_total{outcome=\"completed\"}"), 0);
 }
 
+TEST(ServeJobs, ABatchItemMayAskForAJsonSchemaOrAToolCall) {
+  // ctx 1024: the tool's description in the prompt takes most of 512.
+  Serve s("deployments:\n  - name: story\n    model: " + zs::testing::golden_model("stories260K.gguf") +
+          "\n    slots: 2\n    ctx: 1024\n    threads: 1\n    min_instances: 1\n");
+  const json schema = {{"type", "object"},
+                       {"properties", {{"city", {{"type", "string"}, {"maxLength", 8}}}, {"ok", {{"type", "boolean"}}}}},
+                       {"required", {"city", "ok"}},
+                       {"additionalProperties", false}};
+  const json ask = json::array({{{"role", "user"}, {"content", "Where is the cat?"}}});
+  const json items[] = {
+      {{"custom_id", "schema"},
+       {"method", "POST"},
+       {"url", "/v1/chat/completions"},
+       {"body",
+        {{"model", "story"}, {"messages", ask}, {"max_tokens", 200}, {"seed", 3},
+         {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "place"}, {"schema", schema}, {"strict", true}}}}}}}},
+      {{"custom_id", "tool"},
+       {"method", "POST"},
+       {"url", "/v1/chat/completions"},
+       {"body",
+        {{"model", "story"}, {"messages", ask}, {"max_tokens", 200}, {"seed", 4},
+         {"tools", json::array({{{"type", "function"}, {"function", {{"name", "find"}, {"parameters", schema}}}}})},
+         {"tool_choice", {{"type", "function"}, {"function", {{"name", "find"}}}}}}}}};
+  const std::string id = submit_batch(s.address(), items[0].dump() + "\n" + items[1].dump() + "\n");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_for([&] { return get_batch(s.address(), id).value("status", "") == "completed"; }, 120s))
+      << get_batch(s.address(), id).dump();
+  const json b = get_batch(s.address(), id);
+  EXPECT_EQ(b["request_counts"]["completed"], 2) << b.dump();
+  auto out = call("GET", s.address(), "/v1/files/" + b["output_file_id"].get<std::string>() + "/content");
+  ASSERT_EQ(out.status, 200);
+  auto valid = [](const json& v) {
+    return v.is_object() && v.size() == 2 && v["city"].is_string() && v["city"].get<std::string>().size() <= 8 * 4 &&
+           v["ok"].is_boolean();
+  };
+  std::istringstream lines(out.body);
+  int seen = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json item = json::parse(line);
+    const json& choice = item["response"]["body"]["choices"][0];
+    if (item["custom_id"] == "schema") {
+      EXPECT_EQ(choice["finish_reason"], "stop") << line;
+      EXPECT_TRUE(valid(json::parse(choice["message"]["content"].get<std::string>(), nullptr, false))) << line;
+    } else {
+      EXPECT_EQ(choice["finish_reason"], "tool_calls") << line;
+      ASSERT_TRUE(choice["message"]["tool_calls"].is_array()) << line;
+      EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "find") << line;
+      EXPECT_TRUE(valid(json::parse(choice["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>(),
+                                    nullptr, false)))
+          << line;
+    }
+    ++seen;
+  }
+  EXPECT_EQ(seen, 2);
+}
+
 TEST(ServeJobs, BatchJobWaitsForCapacityAndSurvivesARestartWhileWaiting) {
   Serve s("deployments:\n" + stories_deployment("story", "    keep_alive: 60s\n"));
   const std::string id = submit_batch(s.address(), batch_input("story", 6, 4));
