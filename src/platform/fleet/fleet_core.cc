@@ -591,13 +591,7 @@ void FleetCore::start_instances(Deployment& d, int n, bool for_request, bool may
 // ---------------------------------------------------------------------------------------------
 
 void FleetCore::tick(double now, FleetActions& out) {
-  for (auto& d : deployments_) {
-    if (d->removed) {
-      lifecycle(*d, now, out);
-      continue;
-    }
-    evaluate(d->index, now, out);
-  }
+  for (auto& d : deployments_) evaluate(d->index, now, out);  // a removed one only drains
 }
 
 void FleetCore::decision(const Deployment& d, const std::string& action, const std::string& reason,
