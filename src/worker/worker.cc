@@ -77,8 +77,7 @@ struct Worker::Call {
   bool tools = false;
   engine::structured::ToolFormat tool_format = engine::structured::ToolFormat::kHermes;
   std::vector<engine::structured::ToolSpec> tool_specs;
-  int tool_stream = 0;  // a ToolStream
-  std::string held;  // streamed text not sent yet
+  std::optional<engine::structured::ToolCallStream> tool_stream;  // streaming with tools
   // n > 1: this call is choice `index` of a group that shares the response.
   int n = 1;
   int index = 0;
@@ -113,50 +112,6 @@ constexpr size_t kMaxCoalescedInputs = 2048;
 
 // Distinct compiled response formats kept for reuse.
 constexpr size_t kMaxCachedConstraints = 64;
-
-enum class ToolStream { kUndecided, kText, kCall };
-
-// Streaming with tools: the part of `piece` that can be sent as content now. Text that may
-// start a tool call is held back (in `held`) until it is clear; once a call has begun,
-// everything is held for parsing at the end.
-std::string release_text(engine::structured::ToolFormat format, ToolStream& mode, std::string& held,
-                         const std::string& piece) {
-  namespace st = engine::structured;
-  held += piece;
-  if (mode == ToolStream::kCall) return "";
-  if (mode == ToolStream::kUndecided) {
-    if (st::may_be_tool_call(format, held)) {
-      const size_t first = held.find_first_not_of(" \t\r\n");
-      if (format == st::ToolFormat::kLlama3 ? first != std::string::npos : held.find("<tool_call>") != std::string::npos)
-        mode = ToolStream::kCall;
-      return "";
-    }
-    mode = ToolStream::kText;
-  }
-  std::string out;
-  if (format == st::ToolFormat::kHermes) {
-    static const std::string open = "<tool_call>";
-    if (const size_t at = held.find(open); at != std::string::npos) {
-      out = held.substr(0, at);
-      held.erase(0, at);
-      mode = ToolStream::kCall;
-      return out;
-    }
-    // Keep back a tail that may be the start of "<tool_call>".
-    size_t keep = 0;
-    for (size_t k = std::min(held.size(), open.size() - 1); k > 0; --k) {
-      if (held.compare(held.size() - k, k, open, 0, k) == 0) {
-        keep = k;
-        break;
-      }
-    }
-    out = held.substr(0, held.size() - keep);
-    held.erase(0, held.size() - keep);
-    return out;
-  }
-  out.swap(held);
-  return out;
-}
 
 std::vector<openai::LogprobEntry> to_entries(const std::vector<engine::TokenLogprob>& lps) {
   std::vector<openai::LogprobEntry> out;
@@ -211,6 +166,14 @@ Status Worker::load() {
   auto choice = engine::choose_chat_template(options_.chat_template, source.value_or(""));
   if (!choice) return choice.status();
   template_kind_ = choice->kind;
+  // The family's tool-call markers are output text, even where the vocabulary has them as
+  // control tokens (Mistral's [TOOL_CALLS], Phi's <|tool_call|>).
+  {
+    std::vector<int32_t> markers;
+    for (const std::string& m : engine::structured::tool_call_markers(engine::structured::tool_format_for(template_kind_)))
+      if (auto id = llm_.tokenizer->find_token(m)) markers.push_back(*id);
+    llm_.tokenizer->render_as_text(markers);
+  }
 
   engine::BatchEngineOptions eo;
   eo.slots = options_.slots;
@@ -463,6 +426,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->tools = tool_mode != Mode::kNone;
   if (call->tools) {
     for (const auto& t : parsed->tools) call->tool_specs.push_back({t.name, t.description, t.parameters});
+    if (call->stream) call->tool_stream.emplace(call->tool_format);
   }
   {
     auto constraint = tool_mode == Mode::kRequired || tool_mode == Mode::kFunction
@@ -818,11 +782,7 @@ std::function<void(const engine::GenerationEvent&)> Worker::make_event_handler(s
       if (call->tools || !call->stream) call->text += e.text;  // with tools: parsed at the end
       if (call->stream) {
         std::string out = e.text;
-        if (call->tools) {
-          auto mode = static_cast<ToolStream>(call->tool_stream);
-          out = release_text(call->tool_format, mode, call->held, e.text);
-          call->tool_stream = static_cast<int>(mode);
-        }
+        if (call->tool_stream) out = call->tool_stream->push(e.text);
         if (!out.empty() || !entries.empty()) {
           w.write(gateway::sse_event(
               call->chat ? openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt, out,
@@ -880,13 +840,15 @@ std::function<void(const engine::GenerationEvent&)> Worker::make_event_handler(s
     std::vector<openai::ToolCallOut> calls;
     if (call->tools) {
       auto parsed = engine::structured::parse_tool_output(call->tool_format, call->text, call->tool_specs);
-      for (auto& c : parsed.calls) calls.push_back({"call_" + core::random_hex(24), c.name, c.arguments});
+      for (auto& c : parsed.calls)
+        calls.push_back({engine::structured::new_tool_call_id(call->tool_format), c.name, c.arguments});
+      const std::string held = call->tool_stream ? call->tool_stream->take_held() : std::string();
       if (!calls.empty()) {
         reason = "tool_calls";
         if (!call->stream) call->text = parsed.content;
-      } else if (call->stream && !call->held.empty()) {  // no call after all: the held text is content
+      } else if (call->stream && !held.empty()) {  // no call after all: the held text is content
         w.write(gateway::sse_event(openai::chat_completion_chunk(call->id, call->created, model_name_, std::nullopt,
-                                                                 call->held, std::nullopt, call->include_usage,
+                                                                 held, std::nullopt, call->include_usage,
                                                                  nullptr, index)));
       }
       if (call->stream && !calls.empty())

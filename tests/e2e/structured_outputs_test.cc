@@ -2,11 +2,13 @@
 // by itself, but has byte tokens, so valid JSON comes out only through the constraint.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "engine/model/random_model.h"
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
 #include "serve_fixture.h"
@@ -23,9 +25,13 @@ using zs::testing::ChildProcess;
 
 class Worker {
  public:
-  explicit Worker(const std::string& model = "stories260K.gguf") {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        ZS_BINARY, "worker", "--model", zs::testing::golden_model(model), "--listen", "127.0.0.1:0", "--threads", "2"});
+  // `model`: a file of ../shared/golden/models, or an absolute path.
+  explicit Worker(const std::string& model = "stories260K.gguf", const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {ZS_BINARY, "worker", "--model",
+                                     model.starts_with("/") ? model : zs::testing::golden_model(model),
+                                     "--listen", "127.0.0.1:0", "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<ChildProcess>(args);
     if (auto addr = process_->wait_ready()) address_ = *addr;
   }
   gateway::HttpResponse post(const std::string& path, const std::string& body) {
@@ -435,9 +441,16 @@ json tools_request(const json& tool_choice, bool stream = false, int seed = 1) {
   return body;
 }
 
-void expect_valid_weather_call(const json& call) {
+// Call ids: "call_..." as OpenAI's, or Mistral's 9 alphanumerics.
+void expect_valid_weather_call(const json& call, bool mistral_id = false) {
   EXPECT_EQ(call["type"], "function");
-  EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u);
+  const std::string id = call["id"];
+  if (mistral_id) {
+    EXPECT_EQ(id.size(), 9u) << id;
+    for (char c : id) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << id;
+  } else {
+    EXPECT_EQ(id.rfind("call_", 0), 0u) << id;
+  }
   ASSERT_TRUE(call["function"]["arguments"].is_string());
   ojson args;
   ASSERT_NO_THROW(args = ojson::parse(call["function"]["arguments"].get<std::string>())) << call.dump();
@@ -470,8 +483,8 @@ TEST(ToolCalls, ForcedCallsParseAndValidate) {
   }
 }
 
-TEST(ToolCalls, ForcedCallStreams) {
-  Worker w;
+// A streamed forced call, accumulated as the OpenAI SDK does.
+void expect_streamed_weather_call(Worker& w, bool mistral_id = false) {
   auto events = w.stream("/v1/chat/completions",
                          tools_request(json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}, true).dump());
   ASSERT_GE(events.size(), 3u);
@@ -496,7 +509,77 @@ TEST(ToolCalls, ForcedCallStreams) {
   EXPECT_EQ(finish, "tool_calls");
   EXPECT_TRUE(content.empty()) << content;
   ASSERT_EQ(calls.size(), 1u);
-  expect_valid_weather_call(calls[0]);
+  expect_valid_weather_call(calls[0], mistral_id);
+}
+
+void expect_forced_weather_calls(Worker& w, bool mistral_id = false) {
+  for (int seed : {1, 2}) {
+    auto r = w.post("/v1/chat/completions", tools_request("required", false, seed).dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json j = json::parse(r.body);
+    ASSERT_EQ(j["choices"][0]["finish_reason"], "tool_calls") << r.body;
+    const json& calls = j["choices"][0]["message"]["tool_calls"];
+    ASSERT_GE(calls.size(), 1u) << r.body;
+    for (const auto& c : calls) expect_valid_weather_call(c, mistral_id);
+  }
+}
+
+json with_call_and_result(json body, const std::string& id) {
+  body["messages"].push_back({{"role", "assistant"},
+                              {"content", nullptr},
+                              {"tool_calls", json::array({{{"id", id},
+                                                           {"type", "function"},
+                                                           {"function", {{"name", "get_weather"},
+                                                                         {"arguments", R"({"city":"Oslo","unit":"celsius","days":1})"}}}}})}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", id}, {"content", "-3 C and snow"}});
+  return body;
+}
+
+TEST(ToolCalls, ForcedCallStreams) {
+  Worker w;
+  expect_streamed_weather_call(w);
+}
+
+// Mistral v0.3's vocabulary has [TOOL_CALLS] as a control token: the worker renders it as text,
+// so calls written with it (or spelt out) parse, and get Mistral's 9-character ids.
+TEST(ToolCalls, MistralV3CallsComeOutThroughItsControlToken) {
+  zs::testing::TempDir dir;
+  auto preset = engine::find_model_preset("mistral-7b-v0.3");
+  ASSERT_TRUE(preset.is_ok());
+  engine::ModelPreset p = preset.value();
+  p.n_embd = 64;  // the real vocabulary and template on a narrow model
+  p.n_layer = 1;
+  p.n_head = 4;
+  p.n_head_kv = 2;
+  p.n_ff = 128;
+  const std::string path = dir.file("mistral.gguf");
+  ASSERT_TRUE(engine::write_random_model(p, engine::FileType::kQ8_0, path).is_ok());
+  Worker w(path);
+  expect_forced_weather_calls(w, /*mistral_id=*/true);
+  expect_streamed_weather_call(w, /*mistral_id=*/true);
+  // Steered onto the control token itself (id 5), the output starts with it as text.
+  json steered = tools_request("required");
+  steered["logit_bias"] = {{"5", 100}};
+  steered["logprobs"] = true;
+  auto r = w.post("/v1/chat/completions", steered.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["choices"][0]["logprobs"]["content"][0]["token"], "[TOOL_CALLS]") << r.body;
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls") << r.body;
+  // A conversation with a call and its result renders under the mistral-v3 template.
+  json body = with_call_and_result(tools_request("auto"), "abcdefghi");
+  body["max_tokens"] = 4;
+  EXPECT_EQ(w.post("/v1/chat/completions", body.dump()).status, 200);
+}
+
+// Phi-4-mini's convention (<|tool_call|>[...]<|/tool_call|>), chosen here by the template name.
+TEST(ToolCalls, Phi4MiniCallsParse) {
+  Worker w("stories260K.gguf", {"--chat-template", "phi4-mini"});
+  expect_forced_weather_calls(w);
+  expect_streamed_weather_call(w);
+  json body = with_call_and_result(tools_request("auto"), "call_1");
+  body["max_tokens"] = 4;
+  EXPECT_EQ(w.post("/v1/chat/completions", body.dump()).status, 200);
 }
 
 TEST(ToolCalls, AutoWithAModelThatAnswersInText) {
@@ -525,15 +608,8 @@ TEST(ToolCalls, AutoWithAModelThatAnswersInText) {
 
 TEST(ToolCalls, HistoryWithCallsAndResults) {
   Worker w;
-  json body = tools_request("auto");
+  json body = with_call_and_result(tools_request("auto"), "call_1");
   body["max_tokens"] = 4;
-  body["messages"].push_back({{"role", "assistant"},
-                              {"content", nullptr},
-                              {"tool_calls", json::array({{{"id", "call_1"},
-                                                           {"type", "function"},
-                                                           {"function", {{"name", "get_weather"},
-                                                                         {"arguments", R"({"city":"Oslo","unit":"celsius","days":1})"}}}}})}});
-  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "-3 C and snow"}});
   auto r = w.post("/v1/chat/completions", body.dump());
   ASSERT_EQ(r.status, 200) << r.body;
 }

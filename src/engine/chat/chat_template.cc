@@ -17,7 +17,7 @@ struct NamedKind {
 };
 
 // Canonical names first (chat_template_name returns the first match), then aliases.
-constexpr std::array<NamedKind, 16> kNames = {{
+constexpr std::array<NamedKind, 18> kNames = {{
     {"chatml", ChatTemplateKind::kChatML},
     {"llama2", ChatTemplateKind::kLlama2},
     {"llama3", ChatTemplateKind::kLlama3},
@@ -26,6 +26,8 @@ constexpr std::array<NamedKind, 16> kNames = {{
     {"gemma", ChatTemplateKind::kGemma},
     {"phi3", ChatTemplateKind::kPhi3},
     {"mistral", ChatTemplateKind::kMistral},
+    {"mistral-v3", ChatTemplateKind::kMistralV3},
+    {"phi4-mini", ChatTemplateKind::kPhi4Mini},
     {"zephyr", ChatTemplateKind::kZephyr},
     {"deepseek", ChatTemplateKind::kDeepSeek},
     {"glm4", ChatTemplateKind::kGlm4},
@@ -92,7 +94,13 @@ struct Turn {
   Role role;
   const ChatMessage* message;
   std::vector<int> image_indices;  // one per image part, in part order
-  bool ipython = false;            // a tool result for Llama 3 (role "ipython", a user-side turn)
+  bool tool_result = false;        // role "tool": a user-side turn the template may wrap
+};
+
+// The validated conversation, and the tool definitions of a "tools" message if there is one.
+struct Conversation {
+  std::vector<Turn> turns;
+  std::optional<std::string> tools;
 };
 
 enum class ImagePlacement {
@@ -138,39 +146,52 @@ std::string_view role_name(Role r) {
   return "?";
 }
 
+std::string text_of(const ChatMessage& m) {
+  std::string out;
+  for (const ChatPart& p : m.parts)
+    if (p.kind == ChatPart::Kind::kText) out += p.text;
+  return out;
+}
+
 // Checks what every template needs and resolves image ordinals.
-core::Result<std::vector<Turn>> validate(const std::vector<ChatMessage>& messages) {
+core::Result<Conversation> validate(const std::vector<ChatMessage>& messages) {
   if (messages.empty()) {
     return core::Status::error("the conversation is empty: at least one message is needed");
   }
-  std::vector<Turn> turns;
+  Conversation conv;
+  std::vector<Turn>& turns = conv.turns;
   turns.reserve(messages.size());
   int image_ordinal = 0;
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     const std::string where = "message " + std::to_string(i);
     Turn t{Role::kUser, &m, {}};
+    if (m.role == "tools") {
+      if (conv.tools) return core::Status::error(where + ": only one message may carry the tool definitions");
+      conv.tools = text_of(m);
+      continue;
+    }
     if (m.role == "system") {
       t.role = Role::kSystem;
     } else if (m.role == "user") {
       t.role = Role::kUser;
     } else if (m.role == "assistant") {
       t.role = Role::kAssistant;
-    } else if (m.role == "ipython") {
+    } else if (m.role == "tool") {
       t.role = Role::kUser;  // tool output: on the user side of the conversation
-      t.ipython = true;
+      t.tool_result = true;
     } else {
       return core::Status::error(where + ": role '" + m.role +
-                                 "' is not supported (expected system, user or assistant)");
+                                 "' is not supported (expected system, user, assistant or tool)");
     }
     // Most templates only know a leading system prompt; one in the middle of a conversation
     // would be silently dropped or misplaced by several of them, so it is refused for all.
-    if (t.role == Role::kSystem && i != 0) {
+    if (t.role == Role::kSystem && !turns.empty()) {
       return core::Status::error(where + ": a system message is only allowed as the first message");
     }
     for (const ChatPart& p : m.parts) {
       if (p.kind != ChatPart::Kind::kImage) continue;
-      if (t.role != Role::kUser) {
+      if (t.role != Role::kUser || t.tool_result) {
         return core::Status::error(where + ": images are only allowed in user messages, not in " +
                                    m.role + " messages");
       }
@@ -179,11 +200,19 @@ core::Result<std::vector<Turn>> validate(const std::vector<ChatMessage>& message
     }
     turns.push_back(std::move(t));
   }
-  return turns;
+  if (turns.empty()) return core::Status::error("the conversation has no message besides the tool definitions");
+  return conv;
+}
+
+bool starts_with_tool_calls(const Turn& t) {
+  const std::string text = text_of(*t.message);
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  return first != std::string::npos && std::string_view(text).substr(first).starts_with(kMistralToolCalls);
 }
 
 // Templates that fold the system prompt into the first user turn and raise on anything but
 // user/assistant/user/... (Llama-2, Mistral, Gemma) get the same check here, as a clear error.
+// mistral-v3 leaves tool results and the assistant's calls out of the check.
 core::Status check_alternation(ChatTemplateKind kind, const std::vector<Turn>& turns) {
   size_t first = (turns[0].role == Role::kSystem) ? 1 : 0;
   if (first == turns.size()) {
@@ -191,8 +220,12 @@ core::Status check_alternation(ChatTemplateKind kind, const std::vector<Turn>& t
                                " template puts the system message into the first user message, "
                                "but no user message follows it");
   }
+  size_t n = 0;  // turns checked so far
   for (size_t i = first; i < turns.size(); ++i) {
-    Role expected = ((i - first) % 2 == 0) ? Role::kUser : Role::kAssistant;
+    if (kind == ChatTemplateKind::kMistralV3 &&
+        (turns[i].tool_result || (turns[i].role == Role::kAssistant && starts_with_tool_calls(turns[i]))))
+      continue;
+    Role expected = (n++ % 2 == 0) ? Role::kUser : Role::kAssistant;
     if (turns[i].role != expected) {
       return core::Status::error(
           "message " + std::to_string(i) + ": the " + std::string(chat_template_name(kind)) +
@@ -274,7 +307,7 @@ RenderedPrompt render_llama3(const std::vector<Turn>& turns, bool gen, std::stri
   b.text(bos);
   for (const Turn& t : turns) {
     b.text("<|start_header_id|>");
-    b.text(t.ipython ? "ipython" : role_name(t.role));
+    b.text(t.tool_result ? "ipython" : role_name(t.role));
     b.text("<|end_header_id|>\n\n");
     Content c = flatten(t, {});
     c.trim();
@@ -391,6 +424,69 @@ RenderedPrompt render_mistral(const std::vector<Turn>& turns, std::string_view b
   return b.take();
 }
 
+// Mistral v0.3 (and Nemo, Small): the tool definitions right before the last user turn, the
+// system text leading that turn (the published template writes it only when that turn is the
+// last message; we keep it whenever there is one), a space before each answer, calls as
+// "[TOOL_CALLS] [...]</s>", results as "[TOOL_RESULTS] {...}[/TOOL_RESULTS]".
+RenderedPrompt render_mistral_v3(const Conversation& conv, std::string_view bos, std::string_view eos) {
+  const std::vector<Turn>& turns = conv.turns;
+  PromptBuilder b;
+  b.text(bos);
+  size_t last_user = turns.size();
+  for (size_t i = 0; i < turns.size(); ++i)
+    if (turns[i].role == Role::kUser && !turns[i].tool_result) last_user = i;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const Turn& t = turns[i];
+    if (t.role == Role::kSystem) continue;
+    if (t.tool_result) {
+      b.text(kMistralToolResults);
+      b.text(" ");
+      b.content(flatten(t, {}));
+      b.text(kMistralToolResultsEnd);
+    } else if (t.role == Role::kUser) {
+      if (conv.tools && i == last_user) {
+        b.text(kMistralAvailableTools);
+        b.text(" ");
+        b.text(*conv.tools);
+        b.text(kMistralAvailableToolsEnd);
+      }
+      b.text("[INST] ");
+      if (i == last_user && turns[0].role == Role::kSystem) b.text(system_text(turns) + "\n\n");
+      b.content(flatten(t, {}));
+      b.text("[/INST]");
+    } else {
+      Content c = flatten(t, {});
+      c.trim();
+      if (!starts_with_tool_calls(t)) b.text(" ");
+      b.content(c);
+      b.text(eos);
+    }
+  }
+  return b.take();
+}
+
+// Phi-4-mini: "<|role|>" + content + "<|end|>" with no newlines and no BOS; the tool definitions
+// end the system text inside <|tool|>...<|/tool|> (written there by the tool layer). Its
+// published template has no form of its own for tool results (it would print them after
+// <|tool|>, the tag of the definitions); we write them as a <|tool_response|> turn, the
+// vocabulary's token for them.
+RenderedPrompt render_phi4_mini(const std::vector<Turn>& turns, bool gen, std::string_view eos) {
+  PromptBuilder b;
+  for (const Turn& t : turns) {
+    if (t.tool_result) {
+      b.text(kPhiToolResponse);
+    } else {
+      b.text("<|");
+      b.text(role_name(t.role));
+      b.text("|>");
+    }
+    b.content(flatten(t, {}));
+    b.text("<|end|>");
+  }
+  b.text(gen ? std::string_view("<|assistant|>") : eos);
+  return b.take();
+}
+
 // Zephyr: "<|role|>\n" + content + eos + "\n"; the newline after each turn survives Jinja's
 // trim_blocks because it follows an expression, not a block tag.
 RenderedPrompt render_zephyr(const std::vector<Turn>& turns, bool gen, std::string_view eos) {
@@ -460,9 +556,12 @@ std::optional<ChatTemplateKind> detect_chat_template(std::string_view src) {
     return ChatTemplateKind::kDeepSeek;
   }
   const bool phi_or_zephyr_tags = contains(src, "<|user|>") || contains(src, "<|assistant|>");
-  if (phi_or_zephyr_tags && contains(src, "<|end|>")) return ChatTemplateKind::kPhi3;
+  if (phi_or_zephyr_tags && contains(src, "<|end|>")) {
+    return contains(src, kPhiToolList) ? ChatTemplateKind::kPhi4Mini : ChatTemplateKind::kPhi3;
+  }
   if (phi_or_zephyr_tags) return ChatTemplateKind::kZephyr;
   if (contains(src, "[INST]")) {
+    if (contains(src, kMistralAvailableTools)) return ChatTemplateKind::kMistralV3;
     return contains(src, "<<SYS>>") ? ChatTemplateKind::kLlama2 : ChatTemplateKind::kMistral;
   }
   if (contains(src, "USER:") || contains(src, "ASSISTANT:")) return ChatTemplateKind::kVicuna;
@@ -519,10 +618,14 @@ core::Result<RenderedPrompt> apply_chat_template(ChatTemplateKind kind,
                                                  bool add_generation_prompt,
                                                  std::string_view bos_text,
                                                  std::string_view eos_text) {
-  auto turns_or = validate(messages);
-  if (!turns_or) return turns_or.status();
-  const std::vector<Turn>& turns = *turns_or;
+  auto conv = validate(messages);
+  if (!conv) return conv.status();
+  const std::vector<Turn>& turns = conv->turns;
   const bool gen = add_generation_prompt;
+  if (conv->tools && kind != ChatTemplateKind::kMistralV3) {
+    return core::Status::error(std::string("the ") + std::string(chat_template_name(kind)) +
+                               " template has no place for a \"tools\" message (only mistral-v3 has)");
+  }
   switch (kind) {
     case ChatTemplateKind::kChatML:
       return render_chatml(turns, gen);
@@ -543,6 +646,11 @@ core::Result<RenderedPrompt> apply_chat_template(ChatTemplateKind kind,
     case ChatTemplateKind::kMistral:
       ZS_RETURN_IF_ERROR(check_alternation(kind, turns));
       return render_mistral(turns, bos_text, eos_text);
+    case ChatTemplateKind::kMistralV3:
+      ZS_RETURN_IF_ERROR(check_alternation(kind, turns));
+      return render_mistral_v3(*conv, bos_text, eos_text);
+    case ChatTemplateKind::kPhi4Mini:
+      return render_phi4_mini(turns, gen, eos_text);
     case ChatTemplateKind::kZephyr:
       return render_zephyr(turns, gen, eos_text);
     case ChatTemplateKind::kDeepSeek:

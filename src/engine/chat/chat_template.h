@@ -23,8 +23,10 @@ struct ChatPart {
 };
 
 struct ChatMessage {
-  // "system", "user" or "assistant"; "ipython" (a tool result, rendered as such by Llama 3 and
-  // as a user turn by the others)
+  // "system", "user" or "assistant"; "tool": a tool result, which each template wraps in its
+  // own way (Llama 3: an "ipython" turn; mistral-v3: [TOOL_RESULTS]; phi4-mini:
+  // <|tool_response|>; the others: a user turn); "tools": the tool definitions, for the one
+  // template with a slot of its own for them (mistral-v3, before the last user message).
   std::string role;
   std::vector<ChatPart> parts;
 };
@@ -38,10 +40,25 @@ enum class ChatTemplateKind {
   kGemma,     // <start_of_turn>user\n...<end_of_turn>\n  (Gemma 1/2/3)
   kPhi3,      // <|user|>\n...<|end|>\n
   kMistral,   // <s>[INST] ... [/INST]...</s>  (Mistral 7B Instruct v0.1/v0.2, Mixtral)
+  kMistralV3, // <s>[AVAILABLE_TOOLS] ...[/AVAILABLE_TOOLS][INST] ...[/INST] ...</s>  (v0.3, Nemo, Small)
+  kPhi4Mini,  // <|system|>...<|tool|>[...]<|/tool|><|end|><|user|>...<|end|><|assistant|>
   kZephyr,    // <|user|>\n...</s>\n
   kDeepSeek,  // <｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>  (DeepSeek V3 / R1)
   kGlm4,      // [gMASK]<sop><|user|>\n...<|assistant|>\n...  (GLM-4, ChatGLM4)
 };
+
+// The special texts of the tool-calling conventions that templates write and the tool parser
+// reads (defined once for both sides).
+inline constexpr std::string_view kMistralToolCalls = "[TOOL_CALLS]";
+inline constexpr std::string_view kMistralAvailableTools = "[AVAILABLE_TOOLS]";
+inline constexpr std::string_view kMistralAvailableToolsEnd = "[/AVAILABLE_TOOLS]";
+inline constexpr std::string_view kMistralToolResults = "[TOOL_RESULTS]";
+inline constexpr std::string_view kMistralToolResultsEnd = "[/TOOL_RESULTS]";
+inline constexpr std::string_view kPhiToolList = "<|tool|>";
+inline constexpr std::string_view kPhiToolListEnd = "<|/tool|>";
+inline constexpr std::string_view kPhiToolCall = "<|tool_call|>";
+inline constexpr std::string_view kPhiToolCallEnd = "<|/tool_call|>";
+inline constexpr std::string_view kPhiToolResponse = "<|tool_response|>";
 
 // The template a Jinja source implements, or nullopt when none of ours is recognised.
 std::optional<ChatTemplateKind> detect_chat_template(std::string_view jinja_source);
@@ -77,7 +94,8 @@ struct RenderedPrompt {
 // so the worker must tokenize `text` without adding another BOS when it already starts with
 // one. With `add_generation_prompt` the text ends with the header of an assistant turn.
 // Errors: an empty conversation, an unknown role, a system message after the first, images
-// outside user messages, and (for templates that require it) roles that do not alternate.
+// outside user messages, a "tools" message for a template without a place for it, and (for
+// templates that require it) roles that do not alternate.
 core::Result<RenderedPrompt> apply_chat_template(ChatTemplateKind kind,
                                                  const std::vector<ChatMessage>& messages,
                                                  bool add_generation_prompt,

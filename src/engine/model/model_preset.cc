@@ -101,6 +101,11 @@ std::vector<ModelPreset> make_presets() {
     p.rope_dims = 64;
     v.push_back(p);
   }
+  {  // mistralai/Mistral-7B-Instruct-v0.3: vocabulary 32768 with control tokens for tool calling
+    ModelPreset p{"mistral-7b-v0.3", "llama", 4096, 32, 32, 8, 14336, 32768, 32768, 1000000.f, 1e-5f, false};
+    p.vocab = VocabStyle::kMistralV3;
+    v.push_back(p);
+  }
   {  // mistralai/Mixtral-8x7B-v0.1: 8 experts of width 14336, 2 per token
     ModelPreset p{"mixtral-8x7b", "llama", 4096, 32, 32, 8, 14336, 32000, 32768, 1000000.f, 1e-5f, false};
     p.n_expert = 8;

@@ -17,6 +17,7 @@ enum class VocabStyle {
   kSentencePiece,  // `llama` tokenizer: <unk> <s> </s>, bytes, ChatML markers, "▁"-pieces
   kGemma,          // `llama` tokenizer with Gemma's ids (<pad> <eos> <bos> <unk>), turn markers, no space prefix
   kPhi3,           // `llama` tokenizer, 32000 pieces + Phi-3's <|endoftext|> <|user|> <|end|> ... up to n_vocab
+  kMistralV3,      // `llama` tokenizer with Mistral v3's controls ([INST] ... [TOOL_CALLS] ..., ids 3-767), bytes, pieces
   kWordPiece,      // `bert` tokenizer: [PAD] [unused*] [UNK] [CLS] [SEP] [MASK], words and "##" pieces
 };
 

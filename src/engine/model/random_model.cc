@@ -82,6 +82,12 @@ const char* kPhi3Template =
     "'<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + "
     "'<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}"
     "{{ eos_token }}{% endif %}";
+// A short template with Mistral v3's markers (detected as mistral-v3), not the published one.
+const char* kMistralV3Template =
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{% if tools and loop.last %}"
+    "[AVAILABLE_TOOLS] {{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}[INST] {{ message['content'] }}[/INST]"
+    "{% elif message['role'] == 'tool' %}[TOOL_RESULTS] {{ message['content'] }}[/TOOL_RESULTS]{% else %}"
+    " {{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}";
 
 // The pieces of a SentencePiece-style (`llama` tokenizer) vocabulary.
 void write_llama_tokens(const Vocab& v, GgufWriter& w) {
@@ -170,6 +176,26 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       w.set_bool("tokenizer.ggml.add_bos_token", true);
       w.set_bool("tokenizer.ggml.add_eos_token", false);
       w.set_string("tokenizer.chat_template", kPhi3Template);
+      break;
+    }
+    case VocabStyle::kMistralV3: {
+      v.add("<unk>", 2);
+      v.add("<s>", 3);
+      v.add("</s>", 3);
+      for (const char* t : {"[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                            "[TOOL_RESULTS]", "[/TOOL_RESULTS]"})
+        v.add(t, 3);
+      for (int i = 8; v.size() < 768; ++i) v.add("[control_" + std::to_string(i) + "]", 3);
+      v.add_bytes();
+      add_spm_pieces(v, n);
+      v.fit(n);
+      write_llama_tokens(v, w);
+      w.set_u32("tokenizer.ggml.bos_token_id", 1);
+      w.set_u32("tokenizer.ggml.eos_token_id", 2);
+      w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+      w.set_bool("tokenizer.ggml.add_bos_token", true);
+      w.set_bool("tokenizer.ggml.add_eos_token", false);
+      w.set_string("tokenizer.chat_template", kMistralV3Template);
       break;
     }
     case VocabStyle::kWordPiece: {

@@ -16,7 +16,6 @@ TokenIndex::TokenIndex(const Tokenizer& tok) {
       eog_.push_back(id);
       continue;
     }
-    if (tok.is_control(id)) continue;
     pieces_[static_cast<size_t>(id)] = tok.token_to_piece(id);
     usable_[static_cast<size_t>(id)] = !pieces_[static_cast<size_t>(id)].empty();
   }

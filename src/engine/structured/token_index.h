@@ -15,8 +15,9 @@ namespace zs::engine::structured {
 
 class TokenIndex {
  public:
-  // Tokens whose piece is empty (control and unknown tokens) are left out: they can never be
-  // part of constrained output. End-of-generation tokens are listed apart.
+  // Tokens whose piece is empty (control and unknown tokens, unless the tokenizer renders them
+  // as text) are left out: they can never be part of constrained output. End-of-generation
+  // tokens are listed apart.
   explicit TokenIndex(const Tokenizer& tok);
   // For tests: pieces given directly (token id = index), eog ids listed.
   TokenIndex(std::vector<std::string> pieces, std::vector<int32_t> eog);

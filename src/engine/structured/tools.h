@@ -2,17 +2,28 @@
 // Tool calling on top of the chat templates: the tools and earlier calls/results written into
 // the conversation in the convention a model family was trained on, the grammar of a forced
 // call (so its arguments always parse under the parameters' schema), and the model's output
-// parsed back into calls.
+// parsed back into calls. Pure functions and one small per-request class; no I/O, no locks.
 //
-// Two conventions:
+// Four conventions, each chosen by the chat template detected from the model file:
 //  - kHermes: tools as JSON lines in <tools></tools> in the system prompt, a call as
 //    <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>, results as
 //    <tool_response>...</tool_response> in a user turn (Qwen2.5, Hermes and other ChatML
 //    models; also used for families whose templates here define no tool format).
 //  - kLlama3: Llama 3.1's JSON tool calling: the tools and the instruction in the first user
 //    message, a call as {"name": ..., "parameters": {...}}, results in "ipython" turns.
+//  - kMistral (template mistral-v3: Mistral 7B v0.3, Nemo, Small): the tools in
+//    [AVAILABLE_TOOLS] [...][/AVAILABLE_TOOLS] before the last user turn, calls as
+//    [TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...], results as
+//    [TOOL_RESULTS] {"content": ..., "call_id": ...}[/TOOL_RESULTS]; call ids of 9 characters.
+//  - kPhi (template phi4-mini): the tools as a JSON list in <|tool|>...<|/tool|> at the end of
+//    the system turn, calls as <|tool_call|>[{"name": ..., "arguments": {...}}]<|/tool_call|>,
+//    results as <|tool_response|> turns.
+// The markers of Mistral and Phi are control tokens of their vocabularies: the worker has the
+// tokenizer render them as text (tool_call_markers) so that output can be parsed and
+// constrained like any other text.
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -22,8 +33,16 @@
 
 namespace zs::engine::structured {
 
-enum class ToolFormat { kHermes, kLlama3 };
+enum class ToolFormat { kHermes, kLlama3, kMistral, kPhi };
 ToolFormat tool_format_for(ChatTemplateKind kind);
+
+// The texts that open and close calls in the model's output; where the vocabulary has them as
+// control tokens, they must be rendered as text for parse_tool_output and the grammar to see.
+std::vector<std::string> tool_call_markers(ToolFormat format);
+
+// An id for a call the model made: "call_" + 24 hex digits, or 9 alphanumerics for kMistral
+// (its template refuses other lengths).
+std::string new_tool_call_id(ToolFormat format);
 
 struct ToolSpec {
   std::string name;
@@ -45,9 +64,9 @@ struct ToolChatMessage {
   std::string tool_call_id;     // tool
 };
 
-// The conversation as the family's template expects it: only system/user/assistant (and
-// "ipython" for Llama 3) roles remain. `tools` may be empty (tool_choice none): earlier calls
-// and results are still written in.
+// The conversation as the family's template expects it: roles system/user/assistant, plus
+// "tool" (results, wrapped by the template) and "tools" (the definitions, for mistral-v3's
+// slot). `tools` may be empty (tool_choice none): earlier calls and results are still written in.
 std::vector<ChatMessage> render_tool_conversation(ToolFormat format, const std::vector<ToolChatMessage>& messages,
                                                   const std::vector<ToolSpec>& tools);
 
@@ -68,5 +87,24 @@ ToolOutput parse_tool_output(ToolFormat format, const std::string& text, const s
 // While streaming: whether output that begins with `text` may still turn out to be a tool call
 // (so it must be held back), as opposed to plain text that can be sent.
 bool may_be_tool_call(ToolFormat format, const std::string& text);
+
+// While streaming with tools: splits the output as it comes into text that can be sent now and
+// text held back because it may be (or is) a tool call; the whole output is parsed at the end.
+// Once a call has begun, everything after it is held.
+class ToolCallStream {
+ public:
+  explicit ToolCallStream(ToolFormat format) : format_(format) {}
+  // The part of the output so far, up to and including `piece`, that can be sent now.
+  std::string push(const std::string& piece);
+  bool in_call() const { return mode_ == Mode::kCall; }
+  // The text held back so far (at the end: content after all when no call parsed).
+  std::string take_held() { return std::exchange(held_, {}); }
+
+ private:
+  enum class Mode { kUndecided, kText, kCall };
+  ToolFormat format_;
+  Mode mode_ = Mode::kUndecided;
+  std::string held_;
+};
 
 }  // namespace zs::engine::structured

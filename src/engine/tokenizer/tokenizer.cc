@@ -145,13 +145,23 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos,
   return out;
 }
 
+void Tokenizer::render_as_text(const std::vector<int32_t>& ids) {
+  for (int32_t id : ids) {
+    if (!vocab_->valid(id) || vocab_->token(id).type != TokenType::kControl) continue;
+    if (rendered_.empty()) rendered_.assign(static_cast<size_t>(vocab_->size()), false);
+    rendered_[static_cast<size_t>(id)] = true;
+  }
+}
+
 std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
   if (!vocab_->valid(id)) return {};
   const VocabToken& tok = vocab_->token(id);
   switch (tok.type) {
     case TokenType::kControl:
     case TokenType::kUnknown:
-      return render_special ? tok.text : std::string();
+      if (render_special || (static_cast<size_t>(id) < rendered_.size() && rendered_[static_cast<size_t>(id)]))
+        return tok.text;
+      return {};
     case TokenType::kUserDefined:
       return tok.text;
     case TokenType::kNormal:

@@ -39,6 +39,13 @@ class Tokenizer {
   // tokens), so decode(encode(x)) == x wherever the vocabulary can represent x.
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
 
+  // Control tokens that are part of the output text (a family's tool-call markers such as
+  // "[TOOL_CALLS]" or "<|tool_call|>"): token_to_piece and decode write their text as if they
+  // were user-defined tokens. encode() is unchanged: their text in a prompt becomes the token
+  // only with parse_special. Ids that are not control tokens are ignored. Not thread-safe:
+  // call before the tokenizer is shared.
+  void render_as_text(const std::vector<int32_t>& ids);
+
   int32_t bos() const { return vocab_->bos(); }
   int32_t eos() const { return vocab_->eos(); }
   int32_t eot() const { return vocab_->eot(); }
@@ -55,6 +62,8 @@ class Tokenizer {
 
  private:
   explicit Tokenizer(std::unique_ptr<Vocab> vocab);
+
+  std::vector<bool> rendered_;  // render_as_text, by id (empty: none)
 
   struct Fragment {
     int32_t token;  // kNoToken for plain text

@@ -120,6 +120,49 @@ TEST(ChatTemplate, Mistral) {
             "<s>[INST] hello [/INST]response</s>[INST] again [/INST]response</s>");
 }
 
+// Mistral v0.3 with tools, as its published template renders a conversation with a call
+// and its result (the definitions right before the last user turn).
+TEST(ChatTemplate, MistralV3WithToolsCallsAndResults) {
+  const std::vector<ChatMessage> m = {
+      msg("system", "Be brief."),
+      msg("tools", R"([{"type": "function", "function": {"name": "f"}}])"),
+      msg("user", "Weather?"),
+      msg("assistant", R"([TOOL_CALLS] [{"name": "f", "arguments": {}, "id": "abcdefghi"}])"),
+      msg("tool", R"({"content": 3, "call_id": "abcdefghi"})"),
+      msg("assistant", "It is 3."),
+      msg("user", "Thanks"),
+  };
+  EXPECT_EQ(render(ChatTemplateKind::kMistralV3, m, true, "<s>", "</s>"),
+            "<s>[INST] Weather?[/INST][TOOL_CALLS] [{\"name\": \"f\", \"arguments\": {}, \"id\": \"abcdefghi\"}]</s>"
+            "[TOOL_RESULTS] {\"content\": 3, \"call_id\": \"abcdefghi\"}[/TOOL_RESULTS] It is 3.</s>"
+            "[AVAILABLE_TOOLS] [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}][/AVAILABLE_TOOLS]"
+            "[INST] Be brief.\n\nThanks[/INST]");
+  // Without tools it is v0.3's plain conversation.
+  EXPECT_EQ(render(ChatTemplateKind::kMistralV3, conversation(), true, "<s>", "</s>"),
+            "<s>[INST] Hello[/INST] Hi there!</s>[INST] You are helpful.\n\nHow are you?[/INST]");
+  // Calls and results are left out of the alternation check; two user turns in a row are not.
+  std::vector<ChatMessage> bad = {msg("user", "a"), msg("user", "b")};
+  EXPECT_FALSE(apply_chat_template(ChatTemplateKind::kMistralV3, bad, true, "", "").is_ok());
+}
+
+TEST(ChatTemplate, Phi4MiniHasNoNewlinesAndToolResponses) {
+  const std::vector<ChatMessage> m = {
+      msg("system", "S<|tool|>[]<|/tool|>"), msg("user", "Q"), msg("assistant", "<|tool_call|>[]<|/tool_call|>"),
+      msg("tool", "42")};
+  EXPECT_EQ(render(ChatTemplateKind::kPhi4Mini, m, true, "<s>", "<|endoftext|>"),
+            "<|system|>S<|tool|>[]<|/tool|><|end|><|user|>Q<|end|><|assistant|><|tool_call|>[]<|/tool_call|><|end|>"
+            "<|tool_response|>42<|end|><|assistant|>");
+  EXPECT_EQ(render(ChatTemplateKind::kPhi4Mini, {msg("user", "Q")}, false, "", "<|endoftext|>"),
+            "<|user|>Q<|end|><|endoftext|>");
+}
+
+TEST(ChatTemplate, ToolResultsAreUserTurnsWhereTheTemplateHasNoFormForThem) {
+  EXPECT_EQ(render(ChatTemplateKind::kChatML, {msg("user", "Q"), msg("assistant", "A"), msg("tool", "42")}, false, "", ""),
+            "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\n42<|im_end|>\n");
+  EXPECT_EQ(render(ChatTemplateKind::kLlama3, {msg("user", "Q"), msg("tool", "42")}, false, "", ""),
+            "<|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n42<|eot_id|>");
+}
+
 TEST(ChatTemplate, Zephyr) {
   EXPECT_EQ(render(ChatTemplateKind::kZephyr, conversation(), true, "<s>", "</s>"),
             "<|system|>\nYou are helpful.</s>\n"
@@ -221,9 +264,9 @@ TEST(ChatTemplateErrors, EmptyConversation) {
 }
 
 TEST(ChatTemplateErrors, UnknownRole) {
-  std::string e = error_of(ChatTemplateKind::kChatML, {msg("user", "a"), msg("tool", "b")});
+  std::string e = error_of(ChatTemplateKind::kChatML, {msg("user", "a"), msg("function", "b")});
   EXPECT_NE(e.find("message 1"), std::string::npos) << e;
-  EXPECT_NE(e.find("'tool'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'function'"), std::string::npos) << e;
 }
 
 TEST(ChatTemplateErrors, SystemOnlyFirst) {
@@ -235,6 +278,19 @@ TEST(ChatTemplateErrors, ImagesOnlyInUserMessages) {
   std::string e =
       error_of(ChatTemplateKind::kChatML, {msg("user", "a"), {"assistant", {image()}}});
   EXPECT_NE(e.find("only allowed in user messages"), std::string::npos) << e;
+}
+
+TEST(ChatTemplateErrors, ToolDefinitionsOnlyWhereTheTemplateHasAPlaceForThem) {
+  std::string e = error_of(ChatTemplateKind::kChatML, {msg("tools", "[]"), msg("user", "a")});
+  EXPECT_NE(e.find("chatml"), std::string::npos) << e;
+  EXPECT_NE(e.find("mistral-v3"), std::string::npos) << e;
+  e = error_of(ChatTemplateKind::kMistralV3, {msg("tools", "[]"), msg("tools", "[]"), msg("user", "a")});
+  EXPECT_NE(e.find("only one"), std::string::npos) << e;
+  EXPECT_FALSE(error_of(ChatTemplateKind::kMistralV3, {msg("tools", "[]")}).empty());
+  // A tool result is no place for an image.
+  ChatMessage with_image = msg("tool", "x");
+  with_image.parts.push_back(image());
+  EXPECT_NE(error_of(ChatTemplateKind::kLlama3, {msg("user", "a"), with_image}).find("images"), std::string::npos);
 }
 
 TEST(ChatTemplateErrors, AlternationForTemplatesThatRequireIt) {
@@ -311,6 +367,12 @@ const DetectCase kDetectCases[] = {
     {"Mistral-7B-Instruct-v0.1",
      R"J({{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %})J",
      ChatTemplateKind::kMistral},
+    {"Mistral-7B-Instruct-v0.3",
+     R"J({{- bos_token }}{%- for message in loop_messages %}{%- if message["role"] == "user" %}{%- if tools is not none and (message == user_messages[-1]) %}{{- "[AVAILABLE_TOOLS] [" }}{%- for tool in tools %}{{- tool|tojson }}{%- endfor %}{{- "[/AVAILABLE_TOOLS]" }}{%- endif %}{{- "[INST] " + message["content"] + "[/INST]" }}{%- elif message.tool_calls is defined and message.tool_calls is not none %}{{- "[TOOL_CALLS] [" }}{%- elif message["role"] == "assistant" %}{{- " " + message["content"]|trim + eos_token}}{%- elif message["role"] == "tool_results" or message["role"] == "tool" %}{{- '[TOOL_RESULTS] {"content": ' + content|string + ", " }}{%- endif %}{%- endfor %})J",
+     ChatTemplateKind::kMistralV3},
+    {"Phi-4-mini-instruct",
+     R"J({% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %})J",
+     ChatTemplateKind::kPhi4Mini},
     {"zephyr-7b-beta",
      R"J({% for message in messages %}
 {% if message['role'] == 'user' %}
@@ -359,7 +421,8 @@ TEST(ChatTemplateDetect, UnknownSources) {
 TEST(ChatTemplateNames, RoundTripAndAliases) {
   for (auto kind : {ChatTemplateKind::kChatML, ChatTemplateKind::kLlama2, ChatTemplateKind::kLlama3,
                     ChatTemplateKind::kVicuna, ChatTemplateKind::kIdefics3, ChatTemplateKind::kGemma,
-                    ChatTemplateKind::kPhi3, ChatTemplateKind::kMistral, ChatTemplateKind::kZephyr,
+                    ChatTemplateKind::kPhi3, ChatTemplateKind::kMistral, ChatTemplateKind::kMistralV3,
+                    ChatTemplateKind::kPhi4Mini, ChatTemplateKind::kZephyr,
                     ChatTemplateKind::kDeepSeek, ChatTemplateKind::kGlm4}) {
     auto parsed = parse_chat_template_name(chat_template_name(kind));
     ASSERT_TRUE(parsed.is_ok()) << chat_template_name(kind);

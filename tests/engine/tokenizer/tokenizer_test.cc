@@ -96,6 +96,19 @@ TEST(SpecialTokens, LongestFirstAndUserDefinedAlways) {
   EXPECT_EQ(tok->encode("z", false, false), (Ids{5, 0}));
 }
 
+TEST(SpecialTokens, ControlTokensRenderedAsTextAppearInTheOutputButStayControlTokensInPrompts) {
+  auto tok = synthetic_spm();
+  EXPECT_EQ(tok->token_to_piece(3), "");
+  EXPECT_EQ(tok->decode({3, 6, 4}), "a");
+  tok->render_as_text({3, 6, 0, 1 << 30});  // a normal token, <unk> and a bad id are ignored
+  EXPECT_EQ(tok->token_to_piece(3), "<|im_start|>");
+  EXPECT_EQ(tok->decode({3, 6, 4}), "<|im_start|>a");
+  EXPECT_EQ(tok->token_to_piece(0), "");
+  // Encoding is unchanged: the text is the token only with parse_special.
+  EXPECT_EQ(tok->encode("<|im_start|>", false, true), (Ids{3}));
+  EXPECT_NE(tok->encode("<|im_start|>", false, false), (Ids{3}));
+}
+
 TEST(Decode, SpmBytesAndSpaces) {
   auto tok = spm();
   ASSERT_NE(tok, nullptr);
