@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/random_id.h"
 #include "engine/structured/json_schema.h"
+#include "engine/structured/gbnf.h"
 #include "engine/structured/tools.h"
 #include "engine/vision/chat_prompt.h"
 #include "engine/vision/vision_loader.h"
@@ -224,7 +225,9 @@ Result<std::shared_ptr<engine::structured::Constraint>> Worker::constraint_for(c
   namespace st = engine::structured;
   using Type = openai::OutputFormat::Type;
   if (format.type == Type::kText) return std::shared_ptr<st::Constraint>();
-  const std::string key = format.type == Type::kJsonObject ? std::string("json_object") : "json_schema:" + format.schema;
+  const std::string key = format.type == Type::kJsonObject ? std::string("json_object")
+                          : format.type == Type::kGrammar  ? "gbnf:" + format.grammar
+                                                           : "json_schema:" + format.schema;
   {
     core::MutexLock lock(constraint_mutex_);
     if (auto it = constraints_.find(key); it != constraints_.end()) return it->second;
@@ -237,6 +240,10 @@ Result<std::shared_ptr<engine::structured::Constraint>> Worker::constraint_for(c
   const std::string param = "response_format.json_schema.schema";
   if (format.type == Type::kJsonObject) {
     grammar = st::any_json_object_grammar();
+  } else if (format.type == Type::kGrammar) {
+    grammar = st::compile_gbnf(format.grammar);
+    if (!grammar) return refuse("grammar", "'grammar': " + grammar.status().message(), "invalid_value");
+    return remember_constraint(key, std::move(grammar.value()), "grammar", error);
   } else {
     nlohmann::ordered_json schema;
     try {
@@ -513,6 +520,11 @@ void Worker::handle_completion(const HttpRequest& req, std::shared_ptr<ResponseW
   call->priority = priority.value();
   call->logprobs = parsed->logprobs.top;
   if (!take_logit_bias(*call, parsed->sampling)) return;
+  {
+    auto constraint = constraint_for(parsed->output, &err);
+    if (!constraint) return refuse(*call->w, endpoint, err);
+    call->constraint = std::move(constraint.value());
+  }
   in_flight_.fetch_add(1);
   auto prompt = std::make_shared<std::string>(std::move(parsed->prompt));
   prep_->post([this, call, prompt] { generate(call, engine::prepare_text_prompt(llm_, embedder_.get(), *prompt, {})); });

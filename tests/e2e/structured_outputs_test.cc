@@ -414,6 +414,38 @@ TEST(Choices, SeveralFromOnePromptShareItsPrefill) {
   EXPECT_EQ(json::parse(b.body)["error"]["param"], "n");
 }
 
+// ---- GBNF grammars ----
+
+TEST(Grammar, ConstrainsCompletionsAndChatAndNamesErrors) {
+  Worker w;
+  for (int seed : {1, 2, 3}) {
+    auto r = w.post("/v1/completions", json{{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 64},
+                                            {"seed", seed}, {"grammar", "root ::= (\"yes\" | \"no\") \", \" [0-9]{2}"}}
+                                           .dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const std::string text = json::parse(r.body)["choices"][0]["text"];
+    EXPECT_TRUE((text.size() == 7 && text.rfind("yes, ", 0) == 0) || (text.size() == 6 && text.rfind("no, ", 0) == 0))
+        << text;
+    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(text.back()))) << text;
+  }
+  auto chat = w.post("/v1/chat/completions",
+                     json{{"model", "m"}, {"messages", json::array({{{"role", "user"}, {"content", "Pick"}}})},
+                          {"max_tokens", 64}, {"grammar", "root ::= [A-C] \".\""}}
+                         .dump());
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const std::string answer = json::parse(chat.body)["choices"][0]["message"]["content"];
+  ASSERT_EQ(answer.size(), 2u) << answer;
+  EXPECT_TRUE(answer[0] >= 'A' && answer[0] <= 'C' && answer[1] == '.') << answer;
+
+  auto bad = w.post("/v1/completions", json{{"model", "m"}, {"prompt", "x"}, {"grammar", "root ::= item"}}.dump());
+  ASSERT_EQ(bad.status, 400) << bad.body;
+  const json e = json::parse(bad.body)["error"];
+  EXPECT_EQ(e["param"], "grammar");
+  EXPECT_NE(e["message"].get<std::string>().find("line 1, column 10: rule 'item' is used but never defined"),
+            std::string::npos)
+      << e.dump();
+}
+
 // ---- tool calls ----
 
 const char* kWeatherParams = R"({

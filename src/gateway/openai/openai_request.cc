@@ -450,6 +450,19 @@ void refuse_chat_only_features(const json& doc, const std::string& body, OutputF
   }
 }
 
+// "grammar": GBNF text constraining the output (llama.cpp's server parameter); compiled by the
+// worker, which names any error in it.
+void parse_grammar(const json& doc, OutputFormat* format) {
+  const json* g = field(doc, "grammar");
+  if (!g || g->is_null()) return;
+  if (!g->is_string()) wrong_type("grammar", *g, "a string");
+  if (g->get<std::string>().empty()) return;
+  if (format->type != OutputFormat::Type::kText)
+    unsupported("grammar", "'grammar' cannot be combined with a 'response_format' other than \"text\"");
+  format->type = OutputFormat::Type::kGrammar;
+  format->grammar = g->get<std::string>();
+}
+
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 ImageInput parse_image_part(const json& part, const std::string& param, const Limits& limits) {
@@ -805,7 +818,10 @@ core::Result<ChatRequest> parse_chat_completion_request(const std::string& body,
           req.messages.push_back(parse_message((*messages)[i], i, limits, &images));
         }
         refuse_chat_only_features(doc, body, &req.response_format);
+        parse_grammar(doc, &req.response_format);
         parse_tools(doc, body, &req);
+        if (req.tool_choice.mode != ToolChoice::Mode::kNone && req.response_format.type == OutputFormat::Type::kGrammar)
+          unsupported("grammar", "'grammar' cannot be combined with 'tools' (unless 'tool_choice' is \"none\")");
         if (req.tool_choice.mode != ToolChoice::Mode::kNone &&
             req.response_format.type != OutputFormat::Type::kText)
           unsupported("response_format", "'response_format' other than \"text\" cannot be combined with 'tools' "
@@ -853,6 +869,7 @@ core::Result<CompletionRequest> parse_completion_request(const std::string& body
             unsupported("best_of", "only best_of=1 is supported");
           }
         }
+        parse_grammar(doc, &req.output);
         parse_common(doc, limits, &req.sampling, &req.stream, &req.include_usage, &req.user, false,
                      &req.logprobs);
         return req;

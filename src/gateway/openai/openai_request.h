@@ -96,8 +96,9 @@ struct SamplingOptions {
 
 // How the output must be shaped (`response_format`), or a GBNF `grammar` (llama.cpp's server).
 struct OutputFormat {
-  enum class Type { kText, kJsonObject, kJsonSchema };
+  enum class Type { kText, kJsonObject, kJsonSchema, kGrammar };
   Type type = Type::kText;
+  std::string grammar;      // kGrammar: the request's "grammar" (GBNF, as llama.cpp's server takes it)
   std::string schema_name;  // json_schema.name
   std::string schema;       // json_schema.schema as JSON text, keys in the client's order
   bool strict = false;      // json_schema.strict (the output is always constrained either way)
@@ -150,6 +151,7 @@ struct CompletionRequest {
   bool include_usage = false;
   bool echo = false;
   SamplingOptions sampling;
+  OutputFormat output;  // only "grammar" (completions have no response_format)
   LogprobsOption logprobs;
   std::string user;
 };

@@ -213,6 +213,7 @@ TEST(ChatRequestTest, EveryInvalidFieldIsNamed) {
        "response_format.json_schema.schema"},
       {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"strict", "yes"}}}},
        "response_format.json_schema.strict"},
+      {"grammar", 3, "grammar"},
       {"top_k", -1, "top_k"},
       {"min_p", 1.5, "min_p"},
       {"repetition_penalty", 0, "repetition_penalty"},
@@ -585,6 +586,30 @@ TEST(SamplingEdgeTest, CompletionsApplyTheSameRule) {
 
 namespace zs::gateway::openai {
 namespace {
+
+TEST(ChatRequestTest, GrammarIsTakenAloneForChatAndCompletions) {
+  auto chat = parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= \"a\""})");
+  ASSERT_TRUE(chat.is_ok()) << chat.status().message();
+  EXPECT_EQ(chat->response_format.type, OutputFormat::Type::kGrammar);
+  EXPECT_EQ(chat->response_format.grammar, "root ::= \"a\"");
+  auto completion = parse_completion_request(R"({"model":"m","prompt":"x","grammar":"root ::= [0-9]+"})");
+  ASSERT_TRUE(completion.is_ok()) << completion.status().message();
+  EXPECT_EQ(completion->output.type, OutputFormat::Type::kGrammar);
+  // Empty and null mean none.
+  EXPECT_EQ(parse_completion_request(R"({"model":"m","prompt":"x","grammar":""})")->output.type, OutputFormat::Type::kText);
+  EXPECT_EQ(parse_completion_request(R"({"model":"m","prompt":"x","grammar":null})")->output.type, OutputFormat::Type::kText);
+  // Not with another constraint.
+  ApiError err;
+  EXPECT_FALSE(parse_chat_completion_request(R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"r",
+      "response_format":{"type":"json_object"}})", {}, &err).is_ok());
+  EXPECT_EQ(err.param, "grammar");
+  EXPECT_FALSE(parse_chat_completion_request(R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"r",
+      "tools":[{"type":"function","function":{"name":"f"}}]})", {}, &err).is_ok());
+  EXPECT_EQ(err.param, "grammar");
+  EXPECT_TRUE(parse_chat_completion_request(R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"r",
+      "tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none"})").is_ok());
+}
 
 TEST(ChatRequestTest, ResponseFormatKeepsTheSchemaKeyOrder) {
   const std::string body = R"({"model":"m","messages":[{"role":"user","content":"x"}],
