@@ -57,6 +57,12 @@ struct BatchEngine::Sequence {
   int32_t constraint_state = 0;
   std::vector<int32_t> allowed_scratch;  // allowed tokens, when the constraint's cache is full
   std::vector<TokenLogprob> pending_logprobs;
+  // Speculative decoding: this step's draft, the most drafted tokens allowed now, failures in
+  // a row and steps left without drafting.
+  std::vector<int32_t> draft;
+  int spec_k = 0;
+  int spec_misses = 0;
+  int spec_cooldown = 0;
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
   bool batch() const { return request.priority == RequestPriority::kBatch; }
@@ -71,8 +77,10 @@ BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions op
   max_context_ = std::min(n_blocks * options_.block_size, llm.model->config().n_ctx_train);
   kv_ = std::make_unique<KvPool>(llm.model->config(), backend, n_blocks, options_.block_size);
   forward_ = std::make_unique<Forward>(*llm.model, backend, *kv_, options_.step_token_budget, max_context_);
-  // A sequence takes at most one chunk per step, so a step wants at most `slots` logit rows.
-  logits_.resize(static_cast<size_t>(options_.slots) * llm.model->config().n_vocab);
+  options_.draft_tokens = std::clamp(options_.draft_tokens, 0, 16);
+  // A sequence takes at most one chunk per step, so a step wants at most `slots` logit rows
+  // (each with its draft rows when speculating).
+  logits_.resize(static_cast<size_t>(options_.slots) * (1 + options_.draft_tokens) * llm.model->config().n_vocab);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -149,6 +157,7 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   for (int32_t t : s->ids)
     if (t >= 0) s->sampler->accept(t);
   s->streamer = std::make_unique<TextStreamer>(request.stop);
+  s->spec_k = options_.draft_tokens;
   if (request.constraint) s->constraint_state = request.constraint->start();
   request.logprobs = std::min(request.logprobs, 20);
   s->request = std::move(request);
@@ -181,6 +190,10 @@ BatchEngineStats BatchEngine::stats() const {
   s.preemptions = preemptions_.load();
   s.pauses = pauses_.load();
   s.steps = steps_.load();
+  s.spec_drafted = spec_drafted_.load();
+  s.spec_accepted = spec_accepted_.load();
+  s.decode_tokens = decode_tokens_.load();
+  s.decode_steps = decode_steps_.load();
   s.paused = n_paused_.load();
   s.running_batch = std::min(s.running, n_running_batch_.load());
   s.running_interactive = s.running - s.running_batch;
@@ -457,10 +470,66 @@ TokenLogprob BatchEngine::token_logprob(const float* logits, int32_t n_vocab, in
   return lp;
 }
 
+int32_t BatchEngine::take_token(Sequence& s, const float* logits, GenerationEvent& e, FinishReason& reason,
+                                std::string& error) {
+  const int n_vocab = llm_.model->config().n_vocab;
+  const Tokenizer& tok = *llm_.tokenizer;
+  structured::Constraint* constraint = s.request.constraint.get();
+  int32_t next = -1;
+  if (constraint) {
+    const std::vector<int32_t>& allowed = constraint->allowed(s.constraint_state, &s.allowed_scratch);
+    if (allowed.empty()) {
+      // Complete with no end-of-generation token in the vocabulary, or stuck: the model's
+      // vocabulary has no token that continues the constrained output.
+      if (constraint->accepting(s.constraint_state)) {
+        reason = FinishReason::kStop;
+      } else {
+        reason = FinishReason::kError;
+        error = "no token of the model's vocabulary can continue the constrained output";
+      }
+      return -1;
+    }
+    next = s.sampler->sample_among(logits, n_vocab, allowed);
+  } else {
+    next = s.sampler->sample(logits, n_vocab);
+  }
+  s.sampler->accept(next);
+  if (tok.is_end_of_generation(next)) {
+    reason = FinishReason::kStop;
+    return -1;
+  }
+  if (s.request.logprobs >= 0) s.pending_logprobs.push_back(token_logprob(logits, n_vocab, next, s.request.logprobs));
+  ++s.generated;
+  s.ids.push_back(next);
+  s.embeddings.push_back(nullptr);
+  e.text += s.streamer->push(tok.token_to_piece(next));
+  if (constraint) s.constraint_state = constraint->next_token(s.constraint_state, next);
+  if (s.streamer->stopped()) reason = FinishReason::kStop;
+  else if (constraint && complete(*constraint, s.constraint_state, &s.allowed_scratch)) reason = FinishReason::kStop;
+  else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
+  return next;
+}
+
+std::vector<int32_t> BatchEngine::draft_for(Sequence& s, int room) {
+  if (s.spec_cooldown > 0) {
+    --s.spec_cooldown;
+    return {};
+  }
+  // Never past the length limit or the context: those tokens could not be kept.
+  room = std::min({room, s.spec_k, s.max_tokens - s.generated - 1, max_context_ - static_cast<int>(s.ids.size()) - 1});
+  std::vector<int32_t> draft = prompt_lookup_draft(s.ids, room, options_.lookup);
+  // Blocks for the draft rows now, before any row of s points at the block table.
+  size_t ok = 0;
+  while (ok < draft.size() && ensure_block(s, s.n_computed + 1 + static_cast<int>(ok))) ++ok;
+  draft.resize(ok);
+  return draft;
+}
+
 bool BatchEngine::step() {
   struct Chunk {
     Sequence* seq;
-    int count;
+    int count;       // rows of the sequence's own positions
+    int drafts = 0;  // draft rows after them (s.draft)
   };
   std::vector<Chunk> plan;
   rows_.clear();
@@ -481,7 +550,16 @@ bool BatchEngine::step() {
     plan.push_back({&s, count});
     budget -= count;
   };
-  // Decoding sequences first (one row each), so running streams never wait for prompts.
+  // Decoding sequences first (one row each), so running streams never wait for prompts. Drafts
+  // take what the budget leaves after every decoding row, and only while no prompt is computed.
+  int decoding = 0;
+  bool prompts = false;
+  for (const auto& sp : running_) {
+    decoding += sp->remaining() == 1;
+    prompts |= sp->remaining() > 1;
+  }
+  const bool speculate = options_.draft_tokens > 0 && !prompts;
+  int decode_rows_left = decoding;
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     Sequence& s = *running_[i];
     if (s.remaining() != 1) {
@@ -493,10 +571,23 @@ bool BatchEngine::step() {
       plan.clear();                         // tables may have moved: rebuild the step
       rows_.clear();
       budget = options_.step_token_budget;
+      decode_rows_left = static_cast<int>(
+          std::count_if(running_.begin(), running_.end(), [](const auto& r) { return r->remaining() == 1; }));
       i = 0;
       continue;
     }
+    --decode_rows_left;
+    s.draft.clear();
+    if (speculate) s.draft = draft_for(s, budget - 1 - std::max(0, decode_rows_left));
     add_rows(s, 1);
+    for (size_t j = 0; j < s.draft.size(); ++j) {
+      const int pos = s.n_computed + 1 + static_cast<int>(j);
+      rows_.add_token(s.draft[j], pos, s.blocks.data(), /*logits=*/true);
+      if (!s.rope.empty()) rows_.set_rope_position(RopePosition::text(s.rope_next + pos - s.n_prompt));
+      rows_.set_visible_end(pos + 1);
+    }
+    plan.back().drafts = static_cast<int>(s.draft.size());
+    budget -= plan.back().drafts;
     ++i;
   }
   // Then prompt chunks, oldest first, as far as the budget and free blocks allow.
@@ -541,53 +632,46 @@ bool BatchEngine::step() {
   }
 
   const int n_vocab = llm_.model->config().n_vocab;
-  const Tokenizer& tok = *llm_.tokenizer;
   int logit_row = 0;
   std::vector<uint64_t> done;
   for (const Chunk& c : plan) {
     Sequence& s = *c.seq;
     s.n_computed += c.count;
-    publish_full_blocks(s);
-    if (s.remaining() != 0) continue;
-    const float* logits = logits_.data() + static_cast<size_t>(logit_row++) * n_vocab;
+    if (s.remaining() != 0) {
+      publish_full_blocks(s);
+      continue;
+    }
+    const float* logits = logits_.data() + static_cast<size_t>(logit_row) * n_vocab;
+    logit_row += 1 + c.drafts;
     GenerationEvent e;
     e.pauses = s.pauses;
     e.preemptions = s.preemptions;
     FinishReason reason = FinishReason::kNone;
     std::string error;
-    structured::Constraint* constraint = s.request.constraint.get();
-    int32_t next = -1;
-    if (constraint) {
-      const std::vector<int32_t>& allowed = constraint->allowed(s.constraint_state, &s.allowed_scratch);
-      if (allowed.empty()) {
-        // Complete with no end-of-generation token in the vocabulary, or stuck: the model's
-        // vocabulary has no token that continues the constrained output.
-        if (constraint->accepting(s.constraint_state)) {
-          reason = FinishReason::kStop;
-        } else {
-          reason = FinishReason::kError;
-          error = "no token of the model's vocabulary can continue the constrained output";
-        }
-      } else {
-        next = s.sampler->sample_among(logits, n_vocab, allowed);
-      }
-    } else {
-      next = s.sampler->sample(logits, n_vocab);
+    // One token per logits row while the draft holds: a draft token equal to the token sampled
+    // before it was computed at the right place, so its row predicts the next one.
+    int kept = 0, emitted = 0;
+    for (int r = 0; r <= c.drafts && reason == FinishReason::kNone; ++r) {
+      const int32_t next = take_token(s, logits + static_cast<size_t>(r) * n_vocab, e, reason, error);
+      if (next >= 0) ++emitted;
+      if (next < 0 || r == c.drafts || next != s.draft[static_cast<size_t>(r)]) break;
+      ++s.n_computed;  // the draft row of `next` holds its keys and values
+      ++kept;
     }
-    if (reason == FinishReason::kNone) {
-      s.sampler->accept(next);
-      if (tok.is_end_of_generation(next)) {
-        reason = FinishReason::kStop;
-      } else {
-        if (s.request.logprobs >= 0) s.pending_logprobs.push_back(token_logprob(logits, n_vocab, next, s.request.logprobs));
-        ++s.generated;
-        s.ids.push_back(next);
-        s.embeddings.push_back(nullptr);
-        e.text = s.streamer->push(tok.token_to_piece(next));
-        if (constraint) s.constraint_state = constraint->next_token(s.constraint_state, next);
-        if (s.streamer->stopped()) reason = FinishReason::kStop;
-        else if (constraint && complete(*constraint, s.constraint_state, &s.allowed_scratch)) reason = FinishReason::kStop;
-        else if (s.generated >= s.max_tokens || static_cast<int>(s.ids.size()) >= max_context_) reason = FinishReason::kLength;
+    publish_full_blocks(s);
+    if (c.count == 1) {  // a decoding step (a prompt's last chunk yields its first token)
+      decode_tokens_.fetch_add(static_cast<uint64_t>(emitted));
+      decode_steps_.fetch_add(1);
+    }
+    if (c.drafts > 0) {
+      spec_drafted_.fetch_add(static_cast<uint64_t>(c.drafts));
+      spec_accepted_.fetch_add(static_cast<uint64_t>(kept));
+      s.spec_k = kept == c.drafts ? std::min(options_.draft_tokens, s.spec_k + 1) : kept + 1;
+      if (kept > 0) {
+        s.spec_misses = 0;
+      } else if (++s.spec_misses >= 3) {  // drafts keep failing: stop proposing for a while
+        s.spec_cooldown = 16;
+        s.spec_misses = 0;
       }
     }
     if (reason != FinishReason::kNone) {
