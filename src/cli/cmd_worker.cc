@@ -51,6 +51,11 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads,-t", o->threads, "compute threads (default: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--step-tokens", o->step_tokens, "token budget of one batched step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--chat-template", o->chat_template, "override the model's chat template");
+  cmd->add_option("--speculative", o->speculative,
+                  "speculative decoding: prompt-lookup (drafts copied from the prompt and output so far)")
+      ->check(CLI::IsMember({"prompt-lookup"}));
+  cmd->add_option("--draft-tokens", o->draft_tokens, "speculative decoding: draft tokens per sequence and step")
+      ->check(CLI::Range(1, 16));
   cmd->add_flag("--matryoshka", o->matryoshka,
                 "embedding models: the model was trained Matryoshka-style, so requests may ask for fewer 'dimensions'");
   cmd->add_option("--embed-rows", o->embed_rows,

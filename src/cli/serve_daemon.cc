@@ -143,11 +143,13 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
         argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
         if (d.matryoshka) argv.push_back("--matryoshka");
         if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
+        if (!d.speculative.empty())
+          argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
                       std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "") +
-                      "|" + std::to_string(d.max_image_tokens);
+                      "|" + std::to_string(d.max_image_tokens) + "|" + d.speculative + ":" + std::to_string(d.draft_tokens);
     } else {
       s.uses_unix_socket = false;
       s.announces_ready = false;

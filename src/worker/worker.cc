@@ -180,6 +180,7 @@ Status Worker::load() {
   eo.slots = options_.slots;
   eo.ctx_tokens = options_.ctx;
   eo.step_token_budget = options_.step_tokens;
+  if (options_.speculative == "prompt-lookup") eo.draft_tokens = options_.draft_tokens;
   engine_ = std::make_unique<engine::BatchEngine>(llm_, *backend_, eo);
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));
@@ -198,6 +199,15 @@ Status Worker::load() {
     metrics_.gauge("zs_worker_batch_pauses", "Batch sequences paused for interactive ones (cumulative).")
         .set(static_cast<double>(s.pauses));
     metrics_.gauge("zs_worker_paused_sequences", "Batch sequences paused with their KV cache kept.").set(s.paused);
+    metrics_.gauge("zs_worker_spec_draft_tokens", "Speculative decoding: draft tokens proposed (cumulative).")
+        .set(static_cast<double>(s.spec_drafted));
+    metrics_.gauge("zs_worker_spec_accepted_tokens", "Speculative decoding: draft tokens kept (cumulative).")
+        .set(static_cast<double>(s.spec_accepted));
+    metrics_.gauge("zs_worker_spec_acceptance_ratio", "Speculative decoding: draft tokens kept / proposed.")
+        .set(s.spec_drafted ? static_cast<double>(s.spec_accepted) / static_cast<double>(s.spec_drafted) : 0.0);
+    metrics_.gauge("zs_worker_decode_tokens_per_step",
+                   "Tokens a decoding sequence gains per step (above 1 only with speculative decoding).")
+        .set(s.decode_steps ? static_cast<double>(s.decode_tokens) / static_cast<double>(s.decode_steps) : 0.0);
     auto by_priority = [this](engine::RequestPriority priority, int running, int waiting) {
       const platform::Labels labels{{"priority", std::string(engine::request_priority_name(priority))}};
       metrics_.gauge("zs_worker_running_sequences_by_priority", "Sequences in the running batch, by priority.", labels)

@@ -45,6 +45,9 @@ struct WorkerOptions {
   int ctx = 4096;            // KV cache positions shared by all slots
   int threads = 0;           // 0 = all cores
   int step_tokens = 256;     // rows per forward pass
+  // Speculative decoding: "" (off) or "prompt-lookup"; up to draft_tokens per sequence and step.
+  std::string speculative;
+  int draft_tokens = 4;
   // Embedding models: tokens per encoder pass (at least the model's context), and whether
   // the model was trained Matryoshka-style so that `dimensions` may truncate its vectors.
   int embed_rows = 2048;

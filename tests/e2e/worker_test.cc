@@ -254,6 +254,31 @@ TEST(Worker, SigtermDuringStreamingFinishesTheStream) {
   EXPECT_EQ(w.process().wait_exit(std::chrono::seconds(30)), 0);
 }
 
+// Metric value of `name` in a Prometheus text page (-1 when absent).
+double metric(const std::string& page, const std::string& name) {
+  std::istringstream in(page);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  return -1;
+}
+
+TEST(Worker, SpeculativeDecodingGivesTheSameAnswerAndCountsItsDrafts) {
+  Worker plain;
+  Worker spec({"--speculative", "prompt-lookup", "--draft-tokens", "6"});
+  json body = {{"model", "m"},
+               {"prompt", "Lily had a red ball. Tom had a blue kite. Lily had a red ball. Tom had a blue kite. Lily"},
+               {"max_tokens", 48},
+               {"temperature", 0}};
+  const json a = json::parse(plain.post("/v1/completions", body.dump()).body);
+  const json b = json::parse(spec.post("/v1/completions", body.dump()).body);
+  EXPECT_EQ(a["choices"][0]["text"], b["choices"][0]["text"]);
+  EXPECT_EQ(a["usage"], b["usage"]);
+  const std::string m = spec.get("/metrics").body;
+  EXPECT_GT(metric(m, "zs_worker_spec_accepted_tokens"), 0) << m;
+  EXPECT_GT(metric(m, "zs_worker_decode_tokens_per_step"), 1.0) << m;
+  EXPECT_EQ(metric(plain.get("/metrics").body, "zs_worker_spec_draft_tokens"), 0);
+}
+
 TEST(Worker, ReusesASharedPrefix) {
   Worker w;
   json body = chat_body("Lily and Tom went to the park. They played with a ball and a kite all day long.", 4);

@@ -200,6 +200,8 @@ class Parser {
   int parse_deployment(const YAML::Node& node, const std::string& path, const Config& config,
                        DeploymentConfig& d);
   void parse_autoscale(const Entry& e, AutoscaleConfig& out);
+  // speculative: prompt-lookup | off, or {method: prompt-lookup, draft_tokens: N}.
+  void parse_speculative(const Entry& e, DeploymentConfig& d);
   void check_command(const Entry& e, const DeploymentConfig& d);
 
   std::string source_;
@@ -612,7 +614,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
            {"name", "model", "mmproj", "runtime", "command", "min_instances", "max_instances", "keep_alive",
             "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
             "priority", "ttft_objective", "autoscale", "env", "batch_max_instances", "matryoshka",
-            "max_image_tokens"});
+            "max_image_tokens", "speculative"});
   if (errors_.size() > errors_before && !node.IsMap()) return 0;
   const int line = d.source_line;
 
@@ -703,6 +705,8 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   optional_field(f, "matryoshka", d.matryoshka, &Parser::read_bool);
   if (optional_field(f, "max_image_tokens", d.max_image_tokens, &Parser::read_int))
     at_least(f, "max_image_tokens", d.max_image_tokens, 0);
+
+  if (const Entry* e = f.get("speculative")) parse_speculative(*e, d);
 
   if (const Entry* e = f.get("memory")) {
     uint64_t bytes = 0;
@@ -871,6 +875,39 @@ void Parser::parse_autoscale(const Entry& e, AutoscaleConfig& a) {
   const std::string name = message.substr(0, message.find(' '));
   if (const Entry* at = f.get(name)) return error(*at, message.substr(name.size() + 1));
   error(e, message);
+}
+
+void Parser::parse_speculative(const Entry& e, DeploymentConfig& d) {
+  static const std::vector<std::string> kMethods = {"prompt-lookup"};
+  auto method = [&](const Entry& at, const std::string& m) {
+    if (m == "off" || m == "none" || m == "false") {
+      d.speculative.clear();
+    } else if (std::find(kMethods.begin(), kMethods.end(), m) != kMethods.end()) {
+      d.speculative = m;
+    } else {
+      std::string message = "unknown method " + in_quotes(m) + "; known: " + join(kMethods, ", ") + ", or off";
+      if (auto near = suggest(m, {kMethods.begin(), kMethods.end()})) message += " (did you mean " + *near + "?)";
+      error(at, message);
+    }
+  };
+  if (e.value.IsScalar()) {
+    std::string m;
+    if (read_string(e, m)) method(e, lower(trim(m)));
+  } else {
+    Fields f(*this, e.value, e.path, {"method", "draft_tokens"});
+    std::string m = "prompt-lookup";
+    if (const Entry* me = f.get("method")) {
+      if (read_string(*me, m)) method(*me, lower(trim(m)));
+    } else {
+      d.speculative = m;
+    }
+    if (optional_field(f, "draft_tokens", d.draft_tokens, &Parser::read_int)) {
+      if (const Entry* t = f.get("draft_tokens"); t && (d.draft_tokens < 1 || d.draft_tokens > 16))
+        error(*t, "must be between 1 and 16, got " + std::to_string(d.draft_tokens));
+    }
+  }
+  if (!d.speculative.empty() && d.runtime != RuntimeKind::kBuiltin)
+    error(e, "only for the builtin runtime (a command's server has its own settings)");
 }
 
 }  // namespace

@@ -349,6 +349,31 @@ TEST(ParseConfig, MaxImageTokensIsAnOptionalNonNegativeIntegerZeroByDefault) {
             std::string::npos);
 }
 
+TEST(ParseConfig, SpeculativeIsOffByDefaultAndTakesAMethodOrAMap) {
+  const auto d = parse_ok(kMinimal, test_env({})).deployments[0];
+  EXPECT_EQ(d.speculative, "");
+  EXPECT_EQ(d.draft_tokens, 4);
+  EXPECT_EQ(parse_ok("deployments:\n  - {name: s, model: s.gguf, speculative: prompt-lookup}\n", test_env({}))
+                .deployments[0]
+                .speculative,
+            "prompt-lookup");
+  const auto m = parse_ok("deployments:\n  - {name: s, model: s.gguf, speculative: {draft_tokens: 6}}\n", test_env({}))
+                     .deployments[0];
+  EXPECT_EQ(m.speculative, "prompt-lookup");
+  EXPECT_EQ(m.draft_tokens, 6);
+  EXPECT_EQ(parse_ok("deployments:\n  - {name: s, model: s.gguf, speculative: off}\n", test_env({})).deployments[0].speculative,
+            "");
+  EXPECT_EQ(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: prompt-lokup}\n"),
+            "zeroserve.yaml:2: deployments[0].speculative: unknown method \"prompt-lokup\"; known: prompt-lookup, or off "
+            "(did you mean prompt-lookup?)");
+  EXPECT_NE(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: {draft_tokens: 40}}\n")
+                .find("deployments[0].speculative.draft_tokens: must be between 1 and 16, got 40"),
+            std::string::npos);
+  EXPECT_NE(error_of("deployments:\n  - {name: s, command: \"srv --port {port}\", speculative: prompt-lookup}\n")
+                .find("only for the builtin runtime"),
+            std::string::npos);
+}
+
 TEST(ConfigErrors, ApiKeyMapsAndBatchLimits) {
   const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
   EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {name: x}\n" + deployments),
@@ -543,7 +568,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "zeroserve.yaml:4: deployments[0].keepalive: unknown key (did you mean keep_alive?); valid keys here: "
             "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, slots, ctx, threads, "
             "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env, "
-            "batch_max_instances, matryoshka, max_image_tokens");
+            "batch_max_instances, matryoshka, max_image_tokens, speculative");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:1: deployment: unknown key (did you mean deployments?); valid keys here: gateway, devices, "
             "deployments");
