@@ -52,8 +52,10 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--step-tokens", o->step_tokens, "token budget of one batched step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--chat-template", o->chat_template, "override the model's chat template");
   cmd->add_option("--speculative", o->speculative,
-                  "speculative decoding: prompt-lookup (drafts copied from the prompt and output so far)")
-      ->check(CLI::IsMember({"prompt-lookup"}));
+                  "speculative decoding: prompt-lookup (drafts copied from the prompt and output so far) or "
+                  "draft-model (drafts from --draft-model)")
+      ->check(CLI::IsMember({"prompt-lookup", "draft-model"}));
+  cmd->add_option("--draft-model", o->draft_model, "speculative decoding: a smaller GGUF with the same vocabulary");
   cmd->add_option("--draft-tokens", o->draft_tokens, "speculative decoding: draft tokens per sequence and step")
       ->check(CLI::Range(1, 16));
   cmd->add_flag("--matryoshka", o->matryoshka,

@@ -64,6 +64,10 @@ std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platfor
 
 }  // namespace
 
+namespace {
+constexpr uint64_t kProcessBytes = 64ull << 20;  // an instance process itself, beyond its model
+}  // namespace
+
 Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
   auto file = engine::GgufFile::open(model);
   if (!file) return file.status();
@@ -80,7 +84,7 @@ Result<uint64_t> estimate_instance_memory(const std::string& model, const std::s
     bytes += static_cast<uint64_t>(256) * (4 * c.n_embd + 2 * c.n_ff + c.n_vocab) * sizeof(float);  // step buffers
   }
   if (!mmproj.empty()) bytes += std::filesystem::file_size(mmproj) * 2;  // weights + encoder activations
-  return bytes + (64ull << 20);  // the process itself
+  return bytes + kProcessBytes;
 }
 
 Result<platform::Config> default_config(const std::string& cache_dir) {
@@ -125,6 +129,11 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       auto est = estimate_instance_memory(d.model, d.mmproj, d.ctx);
       if (!est) return est.status().with_context("deployment '" + d.name + "'");
       memory_bytes = est.value();
+      if (!d.draft_model.empty()) {  // the draft model's weights, cache and buffers, in the same process
+        auto draft = estimate_instance_memory(d.draft_model, "", d.ctx);
+        if (!draft) return draft.status().with_context("deployment '" + d.name + "' (draft_model)");
+        memory_bytes += draft.value() - kProcessBytes;
+      }
     }
     const auto* dev = config.device(d.device);
     platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
@@ -145,11 +154,12 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
         if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
         if (!d.speculative.empty())
           argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
+        if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
                       std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "") +
-                      "|" + std::to_string(d.max_image_tokens) + "|" + d.speculative + ":" + std::to_string(d.draft_tokens);
+                      "|" + std::to_string(d.max_image_tokens) + "|" + d.speculative + ":" + std::to_string(d.draft_tokens) + ":" + d.draft_model;
     } else {
       s.uses_unix_socket = false;
       s.announces_ready = false;

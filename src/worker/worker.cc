@@ -181,6 +181,17 @@ Status Worker::load() {
   eo.ctx_tokens = options_.ctx;
   eo.step_token_budget = options_.step_tokens;
   if (options_.speculative == "prompt-lookup") eo.draft_tokens = options_.draft_tokens;
+  if (options_.speculative == "draft-model") {
+    if (options_.draft_model.empty()) return Status::invalid_argument("--speculative draft-model needs --draft-model");
+    auto draft = engine::Llm::load(options_.draft_model);
+    if (!draft) return draft.status().with_context("--draft-model " + options_.draft_model);
+    draft_ = std::make_unique<engine::Llm>(std::move(draft.value()));
+    ZS_RETURN_IF_ERROR(engine::check_draft_model(llm_, *draft_).with_context("--draft-model " + options_.draft_model));
+    eo.draft_tokens = options_.draft_tokens;
+    eo.draft_model = draft_.get();
+  } else if (!options_.draft_model.empty()) {
+    return Status::invalid_argument("--draft-model is used only with --speculative draft-model");
+  }
   engine_ = std::make_unique<engine::BatchEngine>(llm_, *backend_, eo);
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));

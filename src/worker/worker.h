@@ -45,8 +45,10 @@ struct WorkerOptions {
   int ctx = 4096;            // KV cache positions shared by all slots
   int threads = 0;           // 0 = all cores
   int step_tokens = 256;     // rows per forward pass
-  // Speculative decoding: "" (off) or "prompt-lookup"; up to draft_tokens per sequence and step.
+  // Speculative decoding: "" (off), "prompt-lookup" or "draft-model" (draft_model: a smaller
+  // GGUF with the same vocabulary, loaded in this process); up to draft_tokens per step.
   std::string speculative;
+  std::string draft_model;
   int draft_tokens = 4;
   // Embedding models: tokens per encoder pass (at least the model's context), and whether
   // the model was trained Matryoshka-style so that `dimensions` may truncate its vectors.
@@ -128,6 +130,7 @@ class Worker {
   std::unique_ptr<engine::Backend> backend_;
   std::unique_ptr<engine::Backend> vision_backend_;  // its own threads: encodes run beside decoding
   engine::Llm llm_;
+  std::unique_ptr<engine::Llm> draft_;  // speculative decoding's draft model, if any
   std::unique_ptr<engine::ClipModel> clip_;
   std::unique_ptr<engine::ImageEmbedder> embedder_;
   engine::ChatTemplateKind template_kind_ = engine::ChatTemplateKind::kChatML;

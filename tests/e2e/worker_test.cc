@@ -11,6 +11,7 @@
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
 #include "test_util/process.h"
+#include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
 
 namespace zs {
@@ -277,6 +278,24 @@ TEST(Worker, SpeculativeDecodingGivesTheSameAnswerAndCountsItsDrafts) {
   EXPECT_GT(metric(m, "zs_worker_spec_accepted_tokens"), 0) << m;
   EXPECT_GT(metric(m, "zs_worker_decode_tokens_per_step"), 1.0) << m;
   EXPECT_EQ(metric(plain.get("/metrics").body, "zs_worker_spec_draft_tokens"), 0);
+}
+
+TEST(Worker, ADraftModelGivesTheSameAnswerAndAForeignVocabularyIsRefused) {
+  Worker plain;
+  Worker spec({"--speculative", "draft-model", "--draft-model", zs::testing::golden_model("stories260K.gguf")});
+  json body = {{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}};
+  const json a = json::parse(plain.post("/v1/completions", body.dump()).body);
+  const json b = json::parse(spec.post("/v1/completions", body.dump()).body);
+  EXPECT_EQ(a["choices"][0]["text"], b["choices"][0]["text"]);
+  EXPECT_GT(metric(spec.get("/metrics").body, "zs_worker_spec_acceptance_ratio"), 0.9);
+
+  auto r = zs::testing::run_command(std::string(ZS_BINARY) + " worker --listen 127.0.0.1:0 --model " +
+                                    zs::testing::golden_model("stories260K.gguf") +
+                                    " --speculative draft-model --draft-model " +
+                                    zs::testing::golden_model("TinyStories-656K-Q8_0.gguf") + " 2>&1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--draft-model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vocabulary"), std::string::npos) << r.out;
 }
 
 TEST(Worker, ReusesASharedPrefix) {

@@ -11,6 +11,21 @@ namespace zs::engine {
 using core::Result;
 using core::Status;
 
+core::Status check_draft_model(const Llm& target, const Llm& draft) {
+  if (draft.model->config().is_encoder()) return Status::invalid_argument("the draft model is an embedding model");
+  const Tokenizer& a = *target.tokenizer;
+  const Tokenizer& b = *draft.tokenizer;
+  if (a.n_vocab() != b.n_vocab() || target.model->config().n_vocab != draft.model->config().n_vocab)
+    return Status::invalid_argument("the draft model's vocabulary has " + std::to_string(b.n_vocab()) +
+                                    " tokens, the model's " + std::to_string(a.n_vocab()) + ": they must be the same");
+  for (int32_t id = 0; id < a.n_vocab(); ++id)
+    if (a.token_text(id) != b.token_text(id))
+      return Status::invalid_argument("the draft model's vocabulary differs from the model's at token " +
+                                      std::to_string(id) + " (\"" + std::string(b.token_text(id)) + "\" vs \"" +
+                                      std::string(a.token_text(id)) + "\")");
+  return Status::ok();
+}
+
 std::string_view finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::kStop: return "stop";
@@ -31,6 +46,12 @@ std::optional<RequestPriority> parse_request_priority(std::string_view name) {
   if (name == "batch") return RequestPriority::kBatch;
   return std::nullopt;
 }
+
+namespace {
+// Steps without drafting after three failed drafts in a row: the first time, and at most.
+constexpr int kFirstCooldown = 16;
+constexpr int kLongestCooldown = 512;
+}  // namespace
 
 struct BatchEngine::Sequence {
   uint64_t id = 0;
@@ -63,6 +84,12 @@ struct BatchEngine::Sequence {
   int spec_k = 0;
   int spec_misses = 0;
   int spec_cooldown = 0;
+  int spec_backoff = kFirstCooldown;  // the next cooldown; doubles while drafts keep failing
+  // Draft model: its cache's blocks, the positions it holds, and ids.size() when it drafted
+  // this step (-1: it did not).
+  std::vector<int32_t> draft_blocks;
+  int draft_computed = 0;
+  int draft_base = -1;
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
   bool batch() const { return request.priority == RequestPriority::kBatch; }
@@ -81,6 +108,12 @@ BatchEngine::BatchEngine(const Llm& llm, Backend& backend, BatchEngineOptions op
   // A sequence takes at most one chunk per step, so a step wants at most `slots` logit rows
   // (each with its draft rows when speculating).
   logits_.resize(static_cast<size_t>(options_.slots) * (1 + options_.draft_tokens) * llm.model->config().n_vocab);
+  if (options_.draft_model && options_.draft_tokens > 0) {
+    const TextModel& dm = *options_.draft_model->model;
+    draft_kv_ = std::make_unique<KvPool>(dm.config(), backend, n_blocks, options_.block_size);
+    draft_forward_ = std::make_unique<Forward>(dm, backend, *draft_kv_, options_.step_token_budget, max_context_);
+    draft_logits_.resize(static_cast<size_t>(options_.slots) * dm.config().n_vocab);
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -377,6 +410,9 @@ bool BatchEngine::ensure_block(Sequence& s, int position) {
 }
 
 void BatchEngine::release_blocks(Sequence& s) {
+  for (int32_t b : s.draft_blocks) draft_kv_->release(b);
+  s.draft_blocks.clear();
+  s.draft_computed = 0;
   for (int32_t b : s.blocks) kv_->release(b);
   s.blocks.clear();
   s.block_hashes.clear();
@@ -510,19 +546,87 @@ int32_t BatchEngine::take_token(Sequence& s, const float* logits, GenerationEven
   return next;
 }
 
-std::vector<int32_t> BatchEngine::draft_for(Sequence& s, int room) {
-  if (s.spec_cooldown > 0) {
-    --s.spec_cooldown;
-    return {};
+void BatchEngine::propose_drafts(int room) {
+  std::vector<std::pair<Sequence*, int>> for_model;
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    s.draft.clear();
+    s.draft_base = -1;
+    if (s.remaining() != 1) continue;
+    if (s.spec_cooldown > 0) {
+      --s.spec_cooldown;
+      continue;
+    }
+    // Never past the length limit or the context: those tokens could not be kept.
+    const int r = std::min({room, s.spec_k, s.max_tokens - s.generated - 1,
+                            max_context_ - static_cast<int>(s.ids.size()) - 1});
+    if (r <= 0) continue;
+    if (!draft_forward_) {
+      s.draft = prompt_lookup_draft(s.ids, r, options_.lookup);
+    } else if (s.n_image == 0) {  // the draft model reads text only
+      for_model.emplace_back(&s, r);
+    }
   }
-  // Never past the length limit or the context: those tokens could not be kept.
-  room = std::min({room, s.spec_k, s.max_tokens - s.generated - 1, max_context_ - static_cast<int>(s.ids.size()) - 1});
-  std::vector<int32_t> draft = prompt_lookup_draft(s.ids, room, options_.lookup);
-  // Blocks for the draft rows now, before any row of s points at the block table.
-  size_t ok = 0;
-  while (ok < draft.size() && ensure_block(s, s.n_computed + 1 + static_cast<int>(ok))) ++ok;
-  draft.resize(ok);
-  return draft;
+  if (!for_model.empty()) draft_with_model(for_model);
+}
+
+namespace {
+
+int32_t argmax(const float* v, int32_t n) { return static_cast<int32_t>(std::max_element(v, v + n) - v); }
+
+}  // namespace
+
+void BatchEngine::draft_with_model(const std::vector<std::pair<Sequence*, int>>& wanted) {
+  const int32_t n_vocab = options_.draft_model->model->config().n_vocab;
+  const int bs = options_.block_size;
+  auto ensure_draft_block = [&](Sequence& s, int position) {
+    while (s.draft_blocks.size() < static_cast<size_t>(position / bs) + 1) {
+      const int b = draft_kv_->allocate();
+      if (b < 0) return false;
+      s.draft_blocks.push_back(b);
+    }
+    return true;
+  };
+  // Pass 0: each sequence's text that the draft cache lacks (the whole prompt the first time),
+  // whose last row gives the first draft token. Blocks for every position the passes will
+  // write are taken first, so that no row's block table moves.
+  struct Job {
+    Sequence* s;
+    int room;
+  };
+  std::vector<Job> jobs;
+  draft_rows_.clear();
+  int rows = 0;
+  for (const auto& [sp, room] : wanted) {
+    Sequence& s = *sp;
+    const int len = static_cast<int>(s.ids.size());
+    const int catch_up = len - s.draft_computed;
+    if (rows + catch_up > draft_forward_->max_rows()) continue;  // next step
+    if (!ensure_draft_block(s, len - 1 + room - 1)) continue;     // the draft cache is full: no draft now
+    for (int p = s.draft_computed; p < len; ++p) draft_rows_.add_token(s.ids[p], p, s.draft_blocks.data(), p == len - 1);
+    rows += catch_up;
+    s.draft_base = len;
+    jobs.push_back({&s, room});
+  }
+  for (int pass = 0; !jobs.empty(); ++pass) {
+    if (!draft_forward_->run(draft_rows_, draft_logits_.data())) {
+      for (const Job& j : jobs) j.s->draft.clear();
+      return;
+    }
+    std::vector<Job> next;
+    draft_rows_.clear();
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      Sequence& s = *jobs[k].s;
+      const int32_t t = argmax(draft_logits_.data() + k * static_cast<size_t>(n_vocab), n_vocab);
+      s.draft.push_back(t);
+      s.draft_computed = s.draft_base + pass;  // the text, and the draft tokens fed so far
+      if (static_cast<int>(s.draft.size()) >= jobs[k].room || llm_.tokenizer->is_end_of_generation(t)) continue;
+      const int pos = s.draft_base + pass;
+      draft_rows_.add_token(t, pos, s.draft_blocks.data(), true);
+      next.push_back(jobs[k]);
+    }
+    jobs.swap(next);
+  }
 }
 
 bool BatchEngine::step() {
@@ -559,6 +663,7 @@ bool BatchEngine::step() {
     prompts |= sp->remaining() > 1;
   }
   const bool speculate = options_.draft_tokens > 0 && !prompts;
+  if (speculate) propose_drafts((budget - decoding) / std::max(1, decoding));
   int decode_rows_left = decoding;
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     Sequence& s = *running_[i];
@@ -577,8 +682,13 @@ bool BatchEngine::step() {
       continue;
     }
     --decode_rows_left;
-    s.draft.clear();
-    if (speculate) s.draft = draft_for(s, budget - 1 - std::max(0, decode_rows_left));
+    // Blocks for the draft rows now, before any row of s points at the block table; the budget
+    // keeps a row for every decoding sequence still to come.
+    const size_t room = static_cast<size_t>(std::max(0, budget - 1 - std::max(0, decode_rows_left)));
+    if (s.draft.size() > room) s.draft.resize(room);
+    size_t ok = 0;
+    while (ok < s.draft.size() && ensure_block(s, s.n_computed + 1 + static_cast<int>(ok))) ++ok;
+    s.draft.resize(ok);
     add_rows(s, 1);
     for (size_t j = 0; j < s.draft.size(); ++j) {
       const int pos = s.n_computed + 1 + static_cast<int>(j);
@@ -663,14 +773,18 @@ bool BatchEngine::step() {
       decode_tokens_.fetch_add(static_cast<uint64_t>(emitted));
       decode_steps_.fetch_add(1);
     }
+    // The draft cache holds the kept draft tokens; what it holds after them was not kept.
+    if (s.draft_base >= 0) s.draft_computed = std::min(s.draft_computed, s.draft_base + kept);
     if (c.drafts > 0) {
       spec_drafted_.fetch_add(static_cast<uint64_t>(c.drafts));
       spec_accepted_.fetch_add(static_cast<uint64_t>(kept));
       s.spec_k = kept == c.drafts ? std::min(options_.draft_tokens, s.spec_k + 1) : kept + 1;
       if (kept > 0) {
         s.spec_misses = 0;
-      } else if (++s.spec_misses >= 3) {  // drafts keep failing: stop proposing for a while
-        s.spec_cooldown = 16;
+        s.spec_backoff = kFirstCooldown;
+      } else if (++s.spec_misses >= 3) {  // drafts keep failing: stop proposing for a while, longer each time
+        s.spec_cooldown = s.spec_backoff;
+        s.spec_backoff = std::min(2 * s.spec_backoff, kLongestCooldown);
         s.spec_misses = 0;
       }
     }

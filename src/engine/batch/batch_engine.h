@@ -6,8 +6,10 @@
 // paged pool; prompts that share a prefix share its blocks; when the pool runs out, a
 // sequence (the newest of the lowest class) is preempted and recomputed later rather than
 // failing the others.
-// Speculative decoding (draft_tokens > 0): a decoding sequence whose text recurs proposes the
-// tokens that followed its last n-gram earlier in its prompt or output (prompt lookup); they
+// Speculative decoding (draft_tokens > 0): a decoding sequence proposes draft tokens, either
+// the tokens that followed its last n-gram earlier in its prompt or output (prompt lookup) or
+// the greedy tokens of a smaller draft model with the same vocabulary run on the sequence's
+// text (its own KV cache, batched over sequences, one pass per draft token); they
 // take extra rows of the same step and are checked there: each row's token is sampled from the
 // target's own distribution and a draft token is kept while it equals that sample, which keeps
 // greedy output identical and sampled output distributed as without speculation (the accept
@@ -109,8 +111,15 @@ struct BatchEngineOptions {
   int block_size = 16;
   int step_token_budget = 256;  // rows per forward pass
   int draft_tokens = 0;         // speculative decoding: draft tokens per sequence and step (0: off)
-  PromptLookup lookup = {};     // how drafts are found
+  PromptLookup lookup = {};     // how drafts are found without a draft model
+  // A draft model (check_draft_model first; it must outlive the engine), or null for prompt
+  // lookup. Its cache holds as many positions as the target's; image sequences are not drafted.
+  const Llm* draft_model = nullptr;
 };
+
+// Whether `draft` can draft for `target`: a decoder with the same vocabulary, token by token.
+// The error names the first difference.
+core::Status check_draft_model(const Llm& target, const Llm& draft);
 
 struct BatchEngineStats {
   int running = 0;
@@ -182,8 +191,11 @@ class BatchEngine {
   // or -1 with `reason` set when the sequence ends instead (reason may also be set after a
   // token: a stop string, a complete constraint, the length limit).
   int32_t take_token(Sequence& s, const float* logits, GenerationEvent& e, FinishReason& reason, std::string& error);
-  // Draft tokens for s this step, at most `room`; their KV blocks are ensured.
-  std::vector<int32_t> draft_for(Sequence& s, int room);
+  // Fills the draft of every decoding sequence that speculates this step (at most `room` tokens
+  // each), by prompt lookup or with the draft model.
+  void propose_drafts(int room);
+  // The draft model's greedy tokens after each sequence's text, into s.draft.
+  void draft_with_model(const std::vector<std::pair<Sequence*, int>>& wanted);
 
   const Llm& llm_;
   Backend& backend_;
@@ -215,6 +227,11 @@ class BatchEngine {
   std::atomic<int> n_paused_{0}, n_running_batch_{0}, n_waiting_batch_{0};
   std::atomic<uint64_t> prefix_hits_{0};
   std::atomic<uint64_t> spec_drafted_{0}, spec_accepted_{0}, decode_tokens_{0}, decode_steps_{0};
+  // The draft model's cache, pass and scratch (null without a draft model).
+  std::unique_ptr<KvPool> draft_kv_;
+  std::unique_ptr<Forward> draft_forward_;
+  std::vector<float> draft_logits_;
+  BatchRows draft_rows_;
   std::function<void(int)> step_observer_;
   std::thread thread_;
 };

@@ -200,7 +200,7 @@ class Parser {
   int parse_deployment(const YAML::Node& node, const std::string& path, const Config& config,
                        DeploymentConfig& d);
   void parse_autoscale(const Entry& e, AutoscaleConfig& out);
-  // speculative: prompt-lookup | off, or {method: prompt-lookup, draft_tokens: N}.
+  // speculative: prompt-lookup | off, or {method, draft_model, draft_tokens}.
   void parse_speculative(const Entry& e, DeploymentConfig& d);
   void check_command(const Entry& e, const DeploymentConfig& d);
 
@@ -878,7 +878,7 @@ void Parser::parse_autoscale(const Entry& e, AutoscaleConfig& a) {
 }
 
 void Parser::parse_speculative(const Entry& e, DeploymentConfig& d) {
-  static const std::vector<std::string> kMethods = {"prompt-lookup"};
+  static const std::vector<std::string> kMethods = {"prompt-lookup", "draft-model"};
   auto method = [&](const Entry& at, const std::string& m) {
     if (m == "off" || m == "none" || m == "false") {
       d.speculative.clear();
@@ -893,13 +893,21 @@ void Parser::parse_speculative(const Entry& e, DeploymentConfig& d) {
   if (e.value.IsScalar()) {
     std::string m;
     if (read_string(e, m)) method(e, lower(trim(m)));
+    if (d.speculative == "draft-model")
+      error(e, "draft-model needs a map: {method: draft-model, draft_model: small.gguf}");
   } else {
-    Fields f(*this, e.value, e.path, {"method", "draft_tokens"});
-    std::string m = "prompt-lookup";
+    Fields f(*this, e.value, e.path, {"method", "draft_model", "draft_tokens"});
+    optional_field(f, "draft_model", d.draft_model, &Parser::read_path);
     if (const Entry* me = f.get("method")) {
+      std::string m;
       if (read_string(*me, m)) method(*me, lower(trim(m)));
     } else {
-      d.speculative = m;
+      d.speculative = d.draft_model.empty() ? "prompt-lookup" : "draft-model";
+    }
+    if (d.speculative == "draft-model" && d.draft_model.empty())
+      error(e, "method draft-model needs draft_model: the path of a smaller GGUF with the same vocabulary");
+    if (d.speculative != "draft-model" && !d.draft_model.empty()) {
+      if (const Entry* dm = f.get("draft_model")) error(*dm, "only used with method: draft-model");
     }
     if (optional_field(f, "draft_tokens", d.draft_tokens, &Parser::read_int)) {
       if (const Entry* t = f.get("draft_tokens"); t && (d.draft_tokens < 1 || d.draft_tokens > 16))

@@ -62,9 +62,11 @@ struct DeploymentConfig {
   // Vision models: image tokens one image may become (0 = only the context limits it);
   // `detail: low` in a request caps it at 256. The builtin worker gets --max-image-tokens.
   int max_image_tokens = 0;
-  // Speculative decoding (builtin runtime): "" = off, or "prompt-lookup" (drafts copied from
-  // the prompt and the output so far); up to draft_tokens per sequence and step.
+  // Speculative decoding (builtin runtime): "" = off, "prompt-lookup" (drafts copied from the
+  // prompt and the output so far) or "draft-model" (draft_model: a smaller GGUF with the same
+  // vocabulary, resolved like `model`); up to draft_tokens per sequence and step.
   std::string speculative;
+  std::string draft_model;
   int draft_tokens = 4;
   int source_line = 0;                     // 1-based line of this entry, for later messages
 

@@ -168,12 +168,52 @@ TEST(Speculation, GreedyOutputIsIdenticalForEveryFamily) {
       const auto with = run_all(llm.value(), prompts, spec, 0, 1, 32, &stats);
       const auto without = run_all(llm.value(), prompts, plain, 0, 1, 32);
       for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(with[i].text, without[i].text) << path << " " << i;
+      BatchEngineOptions self = spec;  // the model as its own draft model
+      self.draft_model = &llm.value();
+      const auto by_draft = run_all(llm.value(), prompts, self, 0, 1, 32);
+      for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(by_draft[i].text, without[i].text) << path << " " << i;
       drafted += stats.spec_drafted;
       ++families;
     }
   }
   EXPECT_GE(families, 12);
   EXPECT_GT(drafted, 100u);
+}
+
+// A draft model that is the target itself proposes what greedy decoding picks: nearly every
+// draft is kept, and the output is still the target's own, greedy or sampled, under preemption.
+TEST(Speculation, DraftModelOutputIsTheTargetsOwn) {
+  BatchEngineOptions plain{.slots = 3, .ctx_tokens = 2048, .block_size = 16, .step_token_budget = 64};
+  BatchEngineOptions spec = plain;
+  spec.draft_tokens = 4;
+  spec.draft_model = &stories();
+  ASSERT_TRUE(check_draft_model(stories(), stories()).is_ok());
+  BatchEngineStats stats;
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom went to the park", kCopyPrompts[0]};
+  const auto with = run_all(stories(), prompts, spec, 0, 1, 48, &stats);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(with[i].text, greedy_reference(prompts[i], 48)) << prompts[i];
+  EXPECT_GT(stats.spec_accepted, stats.spec_drafted * 9 / 10) << stats.spec_accepted << " of " << stats.spec_drafted;
+  EXPECT_GT(stats.decode_tokens, 2 * stats.decode_steps);
+
+  const auto sampled = run_all(stories(), prompts, spec, 0.8f, 5, 40);
+  const auto sampled_plain = run_all(stories(), prompts, plain, 0.8f, 5, 40);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(sampled[i].text, sampled_plain[i].text) << prompts[i];
+
+  BatchEngineOptions tight = spec;  // preempted and recomputed, draft cache included
+  tight.ctx_tokens = 112;
+  tight.block_size = 8;
+  tight.step_token_budget = 32;
+  const auto preempted = run_all(stories(), prompts, tight, 0, 1, 40, &stats);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(preempted[i].text, greedy_reference(prompts[i], 40)) << prompts[i];
+  EXPECT_GT(stats.preemptions, 0u);
+}
+
+TEST(Speculation, ADraftModelNeedsTheSameVocabulary) {
+  static Llm other = std::move(Llm::load(zs::testing::golden_model("TinyStories-656K-Q8_0.gguf")).value());
+  const auto st = check_draft_model(stories(), other);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("vocabulary"), std::string::npos) << st.message();
 }
 
 TEST(Speculation, LengthLimitHoldsWithDrafts) {

@@ -364,8 +364,21 @@ TEST(ParseConfig, SpeculativeIsOffByDefaultAndTakesAMethodOrAMap) {
   EXPECT_EQ(parse_ok("deployments:\n  - {name: s, model: s.gguf, speculative: off}\n", test_env({})).deployments[0].speculative,
             "");
   EXPECT_EQ(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: prompt-lokup}\n"),
-            "zeroserve.yaml:2: deployments[0].speculative: unknown method \"prompt-lokup\"; known: prompt-lookup, or off "
-            "(did you mean prompt-lookup?)");
+            "zeroserve.yaml:2: deployments[0].speculative: unknown method \"prompt-lokup\"; known: prompt-lookup, "
+            "draft-model, or off (did you mean prompt-lookup?)");
+  const auto dm = parse_ok("deployments:\n  - {name: s, model: s.gguf, speculative: {draft_model: small.gguf}}\n",
+                           test_env({}))
+                      .deployments[0];
+  EXPECT_EQ(dm.speculative, "draft-model");
+  EXPECT_EQ(std::filesystem::path(dm.draft_model).filename(), "small.gguf");
+  EXPECT_NE(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: {method: draft-model}}\n")
+                .find("needs draft_model"),
+            std::string::npos);
+  EXPECT_NE(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: draft-model}\n").find("needs a map"),
+            std::string::npos);
+  EXPECT_NE(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: {method: prompt-lookup, draft_model: x.gguf}}\n")
+                .find("deployments[0].speculative.draft_model: only used with method: draft-model"),
+            std::string::npos);
   EXPECT_NE(error_of("deployments:\n  - {name: s, model: s.gguf, speculative: {draft_tokens: 40}}\n")
                 .find("deployments[0].speculative.draft_tokens: must be between 1 and 16, got 40"),
             std::string::npos);
