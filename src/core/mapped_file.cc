@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -44,12 +45,36 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
+  stop_ = true;
+  if (populating_.joinable()) populating_.join();
   if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void MappedFile::prefetch() const {
-  if (data_ == nullptr) return;
-  madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);
+void MappedFile::populate(size_t begin, size_t end) const {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
+#endif
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* start = const_cast<uint8_t*>(data_ + begin);
+  if (madvise(start, end - begin, MADV_POPULATE_READ) == 0) return;
+  // Older kernels: one read per page faults it in.
+  volatile uint8_t sink = 0;
+  for (size_t i = begin; i < end && !stop_; i += page) sink = sink ^ data_[i];
+}
+
+void MappedFile::populate_in_background() const {
+  if (data_ == nullptr || populating_.joinable()) return;
+  populating_ = std::thread([this] {
+    // In chunks, so that the destructor need not wait for a whole large file.
+    constexpr size_t kChunk = size_t{64} << 20;
+    for (size_t b = 0; b < size_ && !stop_; b += kChunk) populate(b, std::min(size_, b + kChunk));
+    populated_ = !stop_;
+  });
+}
+
+bool MappedFile::wait_populated() const {
+  if (populating_.joinable()) populating_.join();
+  return populated_;
 }
 
 }  // namespace zs::core

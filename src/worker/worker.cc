@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <thread>
@@ -152,6 +153,9 @@ Status Worker::load() {
   auto llm = engine::Llm::load(options_.model);
   if (!llm) return llm.status();
   llm_ = std::move(llm.value());
+  // The weights' page tables fill while the rest loads, instead of fault by fault during the
+  // first request (ZS_POPULATE=0 turns this off, for comparison).
+  if (const char* p = std::getenv("ZS_POPULATE"); !p || std::string(p) != "0") llm_.model->file().populate_in_background();
   backend_ = engine::make_cpu_backend(options_.threads);
   if (llm_.model->config().is_encoder()) return load_encoder();
   if (options_.matryoshka)

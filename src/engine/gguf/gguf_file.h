@@ -57,6 +57,13 @@ class GgufFile {
   std::vector<float> get_float_array(std::string_view key) const;
   std::vector<int64_t> get_int_array(std::string_view key) const;
 
+  // Fills the page tables of the file's mapping on a background thread (core::MappedFile), so
+  // that the first pass over the weights does not fault page by page.
+  void populate_in_background() const {
+    if (mapping_) mapping_->populate_in_background();
+  }
+  bool wait_populated() const { return !mapping_ || mapping_->wait_populated(); }
+
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
 
