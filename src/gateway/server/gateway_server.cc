@@ -515,9 +515,15 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   HttpHeaders cold_header;
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
+  // A request that has not reached a worker is safe to send to another instance (or to wait
+  // for a new one): its instance exited after the lease was handed out, the connection could
+  // not be opened, or it broke before the worker could have read the whole request. Once the
+  // worker may have read it, it is never sent again (see docs/serving.md, "Retries").
+  if (fleet_.instance_gone(lease) && retry_elsewhere(p, lease, "the instance has exited")) {
+    proxies_.fetch_sub(1);
+    return;
+  }
   auto client = HttpClient::connect(lease.address, std::chrono::seconds(5));
-  // A connection that could not even be opened never reached the worker: the request is safe
-  // to send to another instance (or to wait for a new one).
   if (!client && retry_elsewhere(p, lease, client.status().message())) {
     proxies_.fetch_sub(1);
     return;
@@ -529,6 +535,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   }
   if (client && !p->stream) {
     auto r = client.value()->request("POST", p->endpoint, p->body, upstream_headers, std::chrono::hours(1));
+    if (!r && !client.value()->request_delivered() && retry_elsewhere(p, lease, r.status().message())) {
+      proxies_.fetch_sub(1);
+      return;
+    }
     if (!r) {
       instance_failed = true;
       first_error = r.status().message();
@@ -572,6 +582,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
           return p->w->write(std::string(chunk));  // false once the client left: hang up upstream too
         },
         std::chrono::minutes(10));
+    if (!r && !started && !client.value()->request_delivered() && retry_elsewhere(p, lease, r.status().message())) {
+      proxies_.fetch_sub(1);
+      return;
+    }
     if (!r && !started) {
       instance_failed = true;
       first_error = r.status().message();
