@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "core/process_limits.h"
 #include "core/random_id.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/http/http_client.h"
@@ -27,6 +28,13 @@ namespace {
 constexpr int kShutdownRetryAfterS = 2;
 // Instances one request may be dispatched to when the earlier ones could not be reached.
 constexpr int kMaxDispatchAttempts = 3;
+// A request body this large (or a JSON parsed from it) leaves freed memory in the allocator's
+// heaps; it is given back to the OS (release_free_memory) every kTrimEvery for kTrimFor after.
+constexpr size_t kLargeBody = 1u << 20;
+constexpr auto kTrimEvery = std::chrono::seconds(1);
+constexpr auto kTrimFor = std::chrono::seconds(60);
+// When idle (nothing proxied), what small requests left is given back this often.
+constexpr auto kIdleTrimEvery = std::chrono::seconds(30);
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 constexpr const char* kPriorityHeader = "X-Priority";
@@ -260,7 +268,8 @@ Router GatewayServer::routes() {
     if (action == "prewarm") {
       st = fleet_.prewarm(name);
     } else if (action == "scale") {
-      json body = json::parse(req.body, nullptr, false);
+      if (req.body.size() >= kLargeBody) last_large_body_ = Clock::now().time_since_epoch().count();
+  json body = json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("instances") || !body["instances"].is_number_integer())
         return respond_error(*w, core::Status::invalid_argument("send {\"instances\": N}"), "instances");
       st = fleet_.scale(name, body["instances"].get<int>());
@@ -653,8 +662,19 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
 
 void GatewayServer::keepalive_loop() {
   auto last = Clock::now();
+  auto last_trim = Clock::now();
   while (!stopping_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    {
+      const auto now = Clock::now();
+      const auto large = Clock::time_point(Clock::duration(last_large_body_.load()));
+      const bool after_large = last_large_body_.load() != 0 && now - large < kTrimFor && now - last_trim >= kTrimEvery;
+      const bool idle = proxies_.load() == 0 && now - last_trim >= kIdleTrimEvery;
+      if (after_large || idle) {
+        core::release_free_memory();
+        last_trim = now;
+      }
+    }
     std::vector<std::shared_ptr<Pending>> live;
     {
       core::MutexLock lock(mutex_);
