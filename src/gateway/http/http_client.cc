@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include "gateway/http/http_address.h"
@@ -177,7 +178,9 @@ core::Result<HttpResponse> HttpClient::request(const std::string& method, const 
   core::Status sent = m.send(method, target, body, headers, deadline);
   if (!sent && !m.open) return sent;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(boost::none);
+  // No limit, spelled as the largest one: Boost 1.81's parser compares a Content-Length with
+  // an unset limit (boost::none) as exceeding it.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (method == "HEAD") parser.skip(true);
   bool timed_out = false;
   ErrorCode ec = m.run([&](auto handler) { bhttp::async_read(m.socket, m.buffer, parser, std::move(handler)); },
@@ -205,7 +208,9 @@ core::Result<HttpResponse> HttpClient::stream(const std::string& method, const s
   core::Status sent = m.send(method, target, body, headers, Clock::now() + timeout);
   if (!sent && !m.open) return sent;
   bhttp::response_parser<bhttp::buffer_body> parser;
-  parser.body_limit(boost::none);
+  // No limit, spelled as the largest one: Boost 1.81's parser compares a Content-Length with
+  // an unset limit (boost::none) as exceeding it.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   bool timed_out = false;
   ErrorCode ec = m.run(
       [&](auto handler) { bhttp::async_read_header(m.socket, m.buffer, parser, std::move(handler)); },

@@ -160,6 +160,26 @@ TEST_P(Delivery, AnAnsweredRequestWasDelivered) {
   EXPECT_TRUE(client.value()->request_delivered());
 }
 
+TEST_P(Delivery, AStreamedRequestAnsweredWithAContentLengthBodyGetsTheBody) {
+  RawServer s(GetParam(), dir_.file("s.sock"));
+  s.serve_one([](int c) {  // an error answer to a stream: a plain JSON body, not events
+    read_request(c);
+    const std::string answer =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"error\":1}";
+    (void)!write(c, answer.data(), answer.size());
+  });
+  auto client = HttpClient::connect(s.address());
+  ASSERT_TRUE(client.is_ok());
+  std::string body;
+  auto r = client.value()->stream("POST", "/v1/completions", R"({"stream":true})", {}, [&](std::string_view chunk) {
+    body += chunk;
+    return true;
+  });
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->status, 429);
+  EXPECT_EQ(body, "{\"error\":1}");
+}
+
 INSTANTIATE_TEST_SUITE_P(HttpClient, Delivery, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "UnixSocket" : "Tcp"; });
 
