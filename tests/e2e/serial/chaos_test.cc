@@ -452,6 +452,20 @@ TEST(Chaos, NoRequestIsCutLostOrHungWhenWorkersDieOrClientsMisbehaveAndMemoryCom
               p50_calm, p99_calm, p50_kill, p99_kill, p50_calm > 0 ? p50_kill / p50_calm : 0,
               p99_calm > 0 ? p99_kill / p99_calm : 0);
   std::printf("serve resident memory: %.1f MB before, %.1f MB after\n", rss_before / 1e6, rss_after / 1e6);
+  // The headline numbers, over every phase (bench/README.md: RESULT lines).
+  int sent = 0;
+  std::map<Kind, int> all;
+  for (Tally* t : {&calm, &killed, &hostile, &oversized, &beside_slow}) {
+    sent += t->sent;
+    for (const auto& [k, n] : t->kinds) all[k] += n;
+  }
+  std::printf("RESULT chaos requests sent=%d complete=%d clean_error=%d stream_error_event=%d cut=%d reset=%d "
+              "hang=%d lost=%d kills=%d\n",
+              sent, all[Kind::kComplete], all[Kind::kCleanError], all[Kind::kStreamError], all[Kind::kCut],
+              all[Kind::kReset], all[Kind::kHang], all[Kind::kLost], kills);
+  std::printf("RESULT chaos latency_with_kills_over_calm p50=%.2f p99=%.2f\n", p50_calm > 0 ? p50_kill / p50_calm : 0,
+              p99_calm > 0 ? p99_kill / p99_calm : 0);
+  std::printf("RESULT chaos serve_rss_mb before=%.1f after=%.1f\n", rss_before / 1e6, rss_after / 1e6);
 
   for (Tally* t : {&calm, &killed, &hostile, &oversized, &beside_slow}) {
     EXPECT_EQ(t->count(Kind::kCut), 0);
