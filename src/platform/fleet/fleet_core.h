@@ -23,7 +23,7 @@
 //
 // Lifecycle of an instance: kStarting -> kReady -> kDraining -> gone (on instance_exited). A
 // ready instance with nothing in flight is reported as the phase kIdle. Crashes (an exit not
-// asked for, a failed health check, a start that timed out) count against the deployment and
+// asked for, three failed health checks in a row, a start that timed out) count against the deployment and
 // back its next start off exponentially (1 s .. 30 s); three in a row while starting fail the
 // requests waiting for it.
 #include <cstdint>
