@@ -257,29 +257,40 @@ std::pair<std::string, std::string> soak_request(std::mt19937& rng, bool* stream
   return {"/v1/chat/completions", b.dump()};
 }
 
-// Open-loop load: one request every 1/rate s, each on its own thread, for `seconds`; every
-// `kill_every_s` (0: never) one worker of serve is killed.
+// Open-loop load: the i-th request is sent at i/rate s, for `seconds`, by a pool of client
+// threads far larger than what serve holds at once (its slots and queues), so that arrivals do
+// not wait for answers; every `kill_every_s` (0: never) one worker of serve is killed.
 void soak(const std::string& address, pid_t serve, double rate, double seconds, double kill_every_s, Tally& tally,
           std::set<pid_t>& seen_workers, int* kills) {
-  std::mt19937 rng(20261202 + static_cast<unsigned>(kill_every_s));
-  std::vector<std::thread> clients;
+  constexpr int kClients = 256;
   const auto start = Clock::now();
-  auto next_kill = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kill_every_s / 3));
-  for (int i = 0;; ++i) {
-    const auto at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate));
-    if (at - start > std::chrono::duration<double>(seconds)) break;
-    std::this_thread::sleep_until(at);
-    for (pid_t w : workers_of(serve)) seen_workers.insert(w);
-    if (kill_every_s > 0 && Clock::now() >= next_kill) {
-      const std::vector<pid_t> ws = workers_of(serve);
-      if (!ws.empty() && kill(ws[rng() % ws.size()], SIGKILL) == 0) ++*kills;
-      next_kill += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kill_every_s));
-    }
-    bool stream = false;
-    auto [target, body] = soak_request(rng, &stream);
-    clients.emplace_back([&, target, body, stream] {
-      tally.add(send(address, target, body, stream, std::chrono::seconds(120)), body);
+  const auto at = [&](double s) {
+    return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  const int total = static_cast<int>(rate * seconds);
+  std::atomic<int> next{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      std::mt19937 rng(static_cast<unsigned>(c) * 7919u + static_cast<unsigned>(kill_every_s));
+      for (int i; (i = next++) < total;) {
+        std::this_thread::sleep_until(at(i / rate));
+        bool stream = false;
+        auto [target, body] = soak_request(rng, &stream);
+        tally.add(send(address, target, body, stream, std::chrono::seconds(120)), body);
+      }
     });
+  // The killer (and the record of every worker seen, for the orphan check).
+  std::mt19937 rng(20261202);
+  double next_kill = kill_every_s / 3;
+  for (auto now = Clock::now(); now < at(seconds); now = Clock::now()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::vector<pid_t> ws = workers_of(serve);
+    seen_workers.insert(ws.begin(), ws.end());
+    if (kill_every_s > 0 && Clock::now() >= at(next_kill)) {
+      if (!ws.empty() && kill(ws[rng() % ws.size()], SIGKILL) == 0) ++*kills;
+      next_kill += kill_every_s;
+    }
   }
   for (auto& c : clients) c.join();
 }
