@@ -73,6 +73,8 @@ struct GatewayServer::Pending {
   std::string body;
   bool stream = false;
   Clock::time_point arrival = Clock::now();
+  // When it first asked the fleet for a slot: a request sent again keeps its request_timeout.
+  std::optional<Clock::time_point> first_asked;
   uint64_t ticket = 0;
   // Orders the keepalive thread's writes to a waiting stream against the lease's answer.
   core::Mutex mutex;
@@ -459,9 +461,12 @@ bool GatewayServer::retry_elsewhere(const std::shared_ptr<Pending>& p, const pla
 void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
   p->order = order;
   // The fleet's callback owns the request while it waits (a cancel drops it).
+  const bool again = p->first_asked.has_value();
+  if (!again) p->first_asked = Clock::now();
   p->ticket = fleet_.acquire(
       p->deployment, p->cls,
-      [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order);
+      [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order,
+      again ? p->first_asked : std::nullopt);
   if (p->ticket != 0) {
     platform::Fleet* fleet = &fleet_;
     const uint64_t ticket = p->ticket;

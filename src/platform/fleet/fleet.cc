@@ -115,7 +115,8 @@ std::vector<std::string> Fleet::deployment_names() const {
   return core_.deployment_names();
 }
 
-uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, int order) {
+uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, int order,
+                        std::optional<Clock::time_point> waiting_since) {
   std::optional<AcquireFailure> failure;
   uint64_t ticket = 0;
   Pending p;
@@ -129,7 +130,8 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
     } else {
       ticket = next_ticket_++;
       waiting_[ticket] = std::move(done);
-      core_.acquire(dep, cls, order, ticket, now(), p.actions);
+      core_.acquire(dep, cls, order, ticket, now(), p.actions,
+                    waiting_since ? seconds_between(epoch_, *waiting_since) : FleetCore::kNever);
       collect_locked(p);
     }
   }

@@ -76,8 +76,12 @@ class Fleet {
   // Asks for a slot. done is called exactly once (on the control thread, or on the calling
   // thread), unless cancel() removes the ticket first. Interactive requests go before batch
   // ones and may use slots that batch requests hold (the worker pauses those); batch requests
-  // take only free slots. Within a class, higher `order` goes first.
-  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0) EXCLUDES(mutex_);
+  // take only free slots. Within a class, higher `order` goes first. A request sent again
+  // (its instance could not be reached) passes when it first asked, `waiting_since`: its
+  // request_timeout counts from then.
+  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0,
+                   std::optional<std::chrono::steady_clock::time_point> waiting_since = std::nullopt)
+      EXCLUDES(mutex_);
   void cancel(uint64_t ticket) EXCLUDES(mutex_);
   // The request that held the lease finished; instance_failed when the instance did not answer.
   void release(const Lease& lease, bool instance_failed = false) EXCLUDES(mutex_);

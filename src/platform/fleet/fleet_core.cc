@@ -241,7 +241,8 @@ const DeploymentSpec& FleetCore::spec(int deployment) const { return deployments
 // Requests
 // ---------------------------------------------------------------------------------------------
 
-void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out) {
+void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out,
+                        double waiting_since) {
   Deployment& d = *deployments_[dep];
   if (d.removed) {
     out.failures.push_back({tag, {core::Status::not_found("unknown deployment '" + d.spec.name + "'"), 0}});
@@ -256,7 +257,7 @@ void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, doub
     return;
   }
   if (cls == RequestClass::kInteractive) ++d.arrivals;
-  const Waiter w{tag, cls, order, now, d.count(InstanceState::kReady) == 0};
+  const Waiter w{tag, cls, order, std::min(now, waiting_since), d.count(InstanceState::kReady) == 0};
   // Interactive before batch, then higher order, then arrival order.
   auto key = [](const Waiter& x) { return std::make_pair(x.cls == RequestClass::kInteractive ? 1 : 0, x.order); };
   const bool was_empty = d.queue.empty();

@@ -227,6 +227,24 @@ TEST(FleetCore, WaitingLongerThanRequestTimeoutFails) {
   EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kDeadlineExceeded);
 }
 
+TEST(FleetCore, ARequestSentAgainKeepsTheDeadlineOfItsFirstWait) {
+  Harness h;
+  auto s = spec("a");
+  s.start_timeout_s = 100;
+  h.set({s});
+  h.advance(20);
+  // It first asked 20 s ago (its instance could not be reached): 10 s of its 30 s are left.
+  FleetActions a;
+  const uint64_t t = h.next_tag++;
+  h.core.acquire(h.core.deployment_index("a"), RequestClass::kInteractive, 0, t, h.now, a, h.now - 20);
+  h.take(a);
+  h.advance(9);
+  EXPECT_FALSE(h.failed.count(t));
+  h.advance(2);
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kDeadlineExceeded);
+}
+
 TEST(FleetCore, AnIdleInstanceStopsAfterItsKeepAliveAndFreesItsMemory) {
   Harness h;
   h.set({spec("a")});
