@@ -21,6 +21,9 @@ core::Status serve(const ServeOptions& o) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Request bodies up to gateway.max_body_bytes come and go: their buffers go back to the OS
+  // when freed (the gateway also trims the heap after large bodies; docs/serving.md, "Memory").
+  core::release_large_buffers_to_os();
   core::log_info("serve", "open file limit " + std::to_string(core::raise_open_file_limit()));
   auto daemon = ServeDaemon::start(o);
   if (!daemon) return daemon.status();

@@ -294,3 +294,33 @@ TEST(ServeReliability, AWorkerThatHangsIsReplacedWhileOtherDeploymentsKeepServin
 
 }  // namespace
 }  // namespace zs
+
+namespace zs {
+namespace {
+
+double resident_bytes(Serve& s) {
+  auto m = gateway::http_request("GET", s.address(), "/metrics");
+  return m.is_ok() ? metric(m->body, "process_resident_memory_bytes") : -1;
+}
+
+TEST(ServeReliability, ResidentMemoryComesBackWithinAQuarterAfterSixBodiesOf50Mb) {
+  Serve s("deployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  ASSERT_EQ(s.post(chat("story", 2)).status, 200);
+  const double before = resident_bytes(s);
+  ASSERT_GT(before, 0);
+  json body = chat("story", 2);
+  body["user"] = std::string(50u << 20, 'u');  // accepted and ignored: only the size matters
+  const std::string text = body.dump();
+  for (int i = 0; i < 6; ++i) {
+    auto r = gateway::http_request("POST", s.address(), "/v1/chat/completions", text, {}, std::chrono::seconds(60));
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    EXPECT_EQ(r->status, 200) << r->body.substr(0, 300);
+  }
+  double after = resident_bytes(s);
+  EXPECT_TRUE(wait_for([&] { return (after = resident_bytes(s)) <= before * 1.25; }, std::chrono::seconds(20)))
+      << "resident memory " << before / 1e6 << " MB before, " << after / 1e6 << " MB after";
+  std::printf("serve resident memory: %.1f MB before six 50 MB bodies, %.1f MB after\n", before / 1e6, after / 1e6);
+}
+
+}  // namespace
+}  // namespace zs

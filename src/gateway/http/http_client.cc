@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include "gateway/http/http_address.h"
@@ -27,6 +28,7 @@ struct HttpClient::Impl {
   Protocol::socket socket{io};
   beast::flat_buffer buffer;
   bool open = false;
+  bool delivered = false;  // see request_delivered()
 
   // Runs the operation `start` begins until it completes or `deadline` passes.
   template <typename Start>
@@ -98,6 +100,7 @@ HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpClient::~HttpClient() { close(); }
 
 bool HttpClient::is_open() const { return impl_->open; }
+bool HttpClient::request_delivered() const { return impl_->delivered; }
 
 void HttpClient::close() {
   ErrorCode ignored;
@@ -140,6 +143,7 @@ core::Result<std::unique_ptr<HttpClient>> HttpClient::connect_unchecked(const st
 core::Status HttpClient::Impl::send(const std::string& method, const std::string& target,
                                     const std::string& body, const HttpHeaders& headers,
                                     Clock::time_point deadline) {
+  delivered = false;
   if (!open) return core::Status::unavailable(address + ": the connection is closed");
   bhttp::request<bhttp::string_body> req;
   req.method_string(method);
@@ -162,6 +166,7 @@ core::Status HttpClient::Impl::send(const std::string& method, const std::string
   // A server refusing the request (413) may close before reading all of it; its answer
   // can still be read, so a failed write is reported only when no response follows.
   if (ec) return core::Status::unavailable(ec.message());
+  delivered = true;
   return core::Status::ok();
 }
 
@@ -173,11 +178,14 @@ core::Result<HttpResponse> HttpClient::request(const std::string& method, const 
   core::Status sent = m.send(method, target, body, headers, deadline);
   if (!sent && !m.open) return sent;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(boost::none);
+  // No limit, spelled as the largest one: Boost 1.81's parser compares a Content-Length with
+  // an unset limit (boost::none) as exceeding it.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (method == "HEAD") parser.skip(true);
   bool timed_out = false;
   ErrorCode ec = m.run([&](auto handler) { bhttp::async_read(m.socket, m.buffer, parser, std::move(handler)); },
                        deadline, &timed_out);
+  if (ec == asio::error::connection_reset && !parser.got_some()) m.delivered = false;
   if (ec || timed_out) {
     if (!sent) {
       (void)m.fail("reading the response", ec, timed_out);
@@ -200,11 +208,14 @@ core::Result<HttpResponse> HttpClient::stream(const std::string& method, const s
   core::Status sent = m.send(method, target, body, headers, Clock::now() + timeout);
   if (!sent && !m.open) return sent;
   bhttp::response_parser<bhttp::buffer_body> parser;
-  parser.body_limit(boost::none);
+  // No limit, spelled as the largest one: Boost 1.81's parser compares a Content-Length with
+  // an unset limit (boost::none) as exceeding it.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   bool timed_out = false;
   ErrorCode ec = m.run(
       [&](auto handler) { bhttp::async_read_header(m.socket, m.buffer, parser, std::move(handler)); },
       Clock::now() + timeout, &timed_out);
+  if (ec == asio::error::connection_reset && !parser.got_some()) m.delivered = false;
   if (ec || timed_out) return m.fail("reading the response headers", ec, timed_out);
   HttpResponse out;
   m.copy_head(parser, &out);

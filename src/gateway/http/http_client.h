@@ -43,6 +43,13 @@ class HttpClient {
 
   // False once the server closed the connection, an error or timeout happened, or close().
   bool is_open() const;
+  // Whether the server may have read the whole of the last request() or stream(). False when
+  // the connection broke while the request was being written (reset or closed by the peer),
+  // or when the peer reset it before any byte of the answer with part of the request still
+  // unread (a socket closed with unread data is reset, one whose data was all read is closed
+  // with an end of stream): then the server cannot have acted on the request, and it is safe
+  // to send elsewhere. True otherwise, once the request was written.
+  bool request_delivered() const;
   void close();
 
  private:

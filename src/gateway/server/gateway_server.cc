@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "core/process_limits.h"
 #include "core/random_id.h"
 #include "gateway/fetch/image_fetcher.h"
 #include "gateway/http/http_client.h"
@@ -27,6 +28,13 @@ namespace {
 constexpr int kShutdownRetryAfterS = 2;
 // Instances one request may be dispatched to when the earlier ones could not be reached.
 constexpr int kMaxDispatchAttempts = 3;
+// A request body this large (or a JSON parsed from it) leaves freed memory in the allocator's
+// heaps; it is given back to the OS (release_free_memory) every kTrimEvery for kTrimFor after.
+constexpr size_t kLargeBody = 1u << 20;
+constexpr auto kTrimEvery = std::chrono::seconds(1);
+constexpr auto kTrimFor = std::chrono::seconds(60);
+// When idle (nothing proxied), what small requests left is given back this often.
+constexpr auto kIdleTrimEvery = std::chrono::seconds(30);
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
 constexpr const char* kPriorityHeader = "X-Priority";
@@ -65,6 +73,8 @@ struct GatewayServer::Pending {
   std::string body;
   bool stream = false;
   Clock::time_point arrival = Clock::now();
+  // When it first asked the fleet for a slot: a request sent again keeps its request_timeout.
+  std::optional<Clock::time_point> first_asked;
   uint64_t ticket = 0;
   // Orders the keepalive thread's writes to a waiting stream against the lease's answer.
   core::Mutex mutex;
@@ -260,7 +270,8 @@ Router GatewayServer::routes() {
     if (action == "prewarm") {
       st = fleet_.prewarm(name);
     } else if (action == "scale") {
-      json body = json::parse(req.body, nullptr, false);
+      if (req.body.size() >= kLargeBody) last_large_body_ = Clock::now().time_since_epoch().count();
+  json body = json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("instances") || !body["instances"].is_number_integer())
         return respond_error(*w, core::Status::invalid_argument("send {\"instances\": N}"), "instances");
       st = fleet_.scale(name, body["instances"].get<int>());
@@ -450,9 +461,12 @@ bool GatewayServer::retry_elsewhere(const std::shared_ptr<Pending>& p, const pla
 void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
   p->order = order;
   // The fleet's callback owns the request while it waits (a cancel drops it).
+  const bool again = p->first_asked.has_value();
+  if (!again) p->first_asked = Clock::now();
   p->ticket = fleet_.acquire(
       p->deployment, p->cls,
-      [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order);
+      [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order,
+      again ? p->first_asked : std::nullopt);
   if (p->ticket != 0) {
     platform::Fleet* fleet = &fleet_;
     const uint64_t ticket = p->ticket;
@@ -515,9 +529,15 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   HttpHeaders cold_header;
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
+  // A request that has not reached a worker is safe to send to another instance (or to wait
+  // for a new one): its instance exited after the lease was handed out, the connection could
+  // not be opened, or it broke before the worker could have read the whole request. Once the
+  // worker may have read it, it is never sent again (see docs/serving.md, "Retries").
+  if (fleet_.instance_gone(lease) && retry_elsewhere(p, lease, "the instance has exited")) {
+    proxies_.fetch_sub(1);
+    return;
+  }
   auto client = HttpClient::connect(lease.address, std::chrono::seconds(5));
-  // A connection that could not even be opened never reached the worker: the request is safe
-  // to send to another instance (or to wait for a new one).
   if (!client && retry_elsewhere(p, lease, client.status().message())) {
     proxies_.fetch_sub(1);
     return;
@@ -529,6 +549,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   }
   if (client && !p->stream) {
     auto r = client.value()->request("POST", p->endpoint, p->body, upstream_headers, std::chrono::hours(1));
+    if (!r && !client.value()->request_delivered() && retry_elsewhere(p, lease, r.status().message())) {
+      proxies_.fetch_sub(1);
+      return;
+    }
     if (!r) {
       instance_failed = true;
       first_error = r.status().message();
@@ -572,6 +596,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
           return p->w->write(std::string(chunk));  // false once the client left: hang up upstream too
         },
         std::chrono::minutes(10));
+    if (!r && !started && !client.value()->request_delivered() && retry_elsewhere(p, lease, r.status().message())) {
+      proxies_.fetch_sub(1);
+      return;
+    }
     if (!r && !started) {
       instance_failed = true;
       first_error = r.status().message();
@@ -639,8 +667,19 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
 
 void GatewayServer::keepalive_loop() {
   auto last = Clock::now();
+  auto last_trim = Clock::now();
   while (!stopping_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    {
+      const auto now = Clock::now();
+      const auto large = Clock::time_point(Clock::duration(last_large_body_.load()));
+      const bool after_large = last_large_body_.load() != 0 && now - large < kTrimFor && now - last_trim >= kTrimEvery;
+      const bool idle = proxies_.load() == 0 && now - last_trim >= kIdleTrimEvery;
+      if (after_large || idle) {
+        core::release_free_memory();
+        last_trim = now;
+      }
+    }
     std::vector<std::shared_ptr<Pending>> live;
     {
       core::MutexLock lock(mutex_);

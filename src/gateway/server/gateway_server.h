@@ -124,6 +124,9 @@ class GatewayServer {
   platform::QuotaBook quotas_;  // thread-safe itself
   BatchApi* batch_api_ = nullptr;  // set before serving
   std::atomic<int> proxies_{0};
+  // When the last body of kLargeBody bytes or more arrived (steady-clock ticks; 0: none yet):
+  // keepalive_loop returns free memory to the OS while such bodies come and go.
+  std::atomic<int64_t> last_large_body_{0};
   std::atomic<bool> stopping_{false};
   std::thread keepalive_;
 };

@@ -2,10 +2,14 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <tuple>
 
@@ -37,7 +41,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-constexpr auto kTick = std::chrono::milliseconds(20);
 constexpr double kHeartbeatS = 5;
 constexpr double kPolicySaveS = 60;
 
@@ -52,19 +55,34 @@ FleetCoreOptions core_options(std::vector<DeviceConfig> devices) {
 
 }  // namespace
 
-Fleet::Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events)
+Fleet::Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events,
+             std::chrono::milliseconds tick)
     : run_dir_(std::move(run_dir)),
       probe_(std::move(probe)),
       events_(std::move(events)),
       epoch_(Clock::now()),
-      core_(core_options(std::move(devices))) {
+      core_(core_options(std::move(devices))),
+      tick_(tick) {
   std::error_code ec;
   std::filesystem::create_directories(run_dir_, ec);
   last_heartbeat_ = last_policy_save_ = Clock::now();
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ >= 0 && stop_fd_ >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 0;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) == 0) watcher_ = std::thread([this] { watch_exits(); });
+  }
+  if (!watcher_.joinable()) core::log_warn("fleet", "no epoll: instance exits are seen on the next tick");
   thread_ = std::thread([this] { loop(); });
 }
 
-Fleet::~Fleet() { shutdown(std::chrono::milliseconds(5000)); }
+Fleet::~Fleet() {
+  shutdown(std::chrono::milliseconds(5000));
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
 
 double Fleet::now() const { return seconds_between(epoch_, Clock::now()); }
 
@@ -83,7 +101,7 @@ void Fleet::set_deployments(std::vector<DeploymentSpec> specs) {
     core_.set_deployments(std::move(specs), now(), p.actions);
     collect_locked(p);
   }
-  wake_.notify_all();
+  wake();
   apply(p);
 }
 
@@ -97,7 +115,8 @@ std::vector<std::string> Fleet::deployment_names() const {
   return core_.deployment_names();
 }
 
-uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, int order) {
+uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, int order,
+                        std::optional<Clock::time_point> waiting_since) {
   std::optional<AcquireFailure> failure;
   uint64_t ticket = 0;
   Pending p;
@@ -111,7 +130,8 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
     } else {
       ticket = next_ticket_++;
       waiting_[ticket] = std::move(done);
-      core_.acquire(dep, cls, order, ticket, now(), p.actions);
+      core_.acquire(dep, cls, order, ticket, now(), p.actions,
+                    waiting_since ? seconds_between(epoch_, *waiting_since) : FleetCore::kNever);
       collect_locked(p);
     }
   }
@@ -119,7 +139,7 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
     done(nullptr, &*failure);
     return 0;
   }
-  wake_.notify_all();  // a request that must wait may need an instance started now
+  wake();  // a request that must wait may need an instance started now
   apply(p);
   return ticket;
 }
@@ -136,8 +156,21 @@ void Fleet::release(const Lease& lease, bool instance_failed) {
     core_.release(lease.instance, lease.cls, instance_failed, now(), p.actions);
     collect_locked(p);
   }
-  if (instance_failed) wake_.notify_all();  // probe it at once
+  if (instance_failed) wake();  // probe it at once
   apply(p);
+}
+
+void Fleet::wake() {
+  {
+    core::MutexLock lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool Fleet::instance_gone(const Lease& lease) const {
+  core::MutexLock lock(mutex_);
+  return core_.instance_id(lease.instance).empty();
 }
 
 void Fleet::observe_ttft(const std::string& deployment, double seconds) {
@@ -172,7 +205,7 @@ core::Status Fleet::scale(const std::string& name, int n) {
     core::MutexLock lock(mutex_);
     st = core_.scale(name, n);
   }
-  wake_.notify_all();
+  wake();
   return st;
 }
 
@@ -182,7 +215,7 @@ core::Status Fleet::prewarm(const std::string& name) {
     core::MutexLock lock(mutex_);
     st = core_.prewarm(name, now());
   }
-  wake_.notify_all();
+  wake();
   return st;
 }
 
@@ -209,8 +242,14 @@ void Fleet::shutdown(std::chrono::milliseconds grace) {
     (void)core_.shutdown({core::Status::unavailable("the server is shutting down"), 5}, p.actions);
     collect_locked(p);
   }
-  wake_.notify_all();
+  wake();
   if (thread_.joinable()) thread_.join();
+  if (watcher_.joinable()) {
+    const uint64_t one = 1;
+    ssize_t ignored = write(stop_fd_, &one, sizeof one);
+    (void)ignored;
+    watcher_.join();
+  }
   apply(p);
   std::vector<Proc> all;
   {
@@ -321,6 +360,15 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
                               (a.for_request ? " for a waiting request" : ""));
   {
     core::MutexLock lock(procs_mutex_);
+    // Watched from now on: the pidfd stays valid (and in the epoll set) until the Proc is
+    // dropped after its exit was reaped; one-shot, so an exit wakes the loop once.
+    if (epoll_fd_ >= 0 && process->exit_fd() >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLONESHOT;
+      ev.data.u64 = a.instance;
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, process->exit_fd(), &ev) != 0)
+        core::log_warn("fleet", "cannot watch the exit of " + a.id + ": it is seen on the next tick");
+    }
     procs_[a.instance] = Proc{a.id, address, std::move(process)};
   }
   if (events_.instance_started) events_.instance_started(a.id, spec, a.for_request);
@@ -356,11 +404,34 @@ void Fleet::run_probe(const ProbeAction& a) {
 // The control thread
 // ---------------------------------------------------------------------------------------------
 
+void Fleet::watch_exits() {
+  for (;;) {
+    epoll_event events[16];
+    const int n = epoll_wait(epoll_fd_, events, 16, -1);
+    if (n < 0 && errno != EINTR) {
+      core::log_error("fleet", std::string("epoll_wait: ") + std::strerror(errno) + "; exits are seen on the next tick");
+      return;
+    }
+    bool exited = false;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == 0) return;  // shutdown
+      exited = true;
+    }
+    if (!exited) continue;
+    {
+      core::MutexLock lock(mutex_);
+      woken_ = true;
+    }
+    wake_.notify_all();
+  }
+}
+
 void Fleet::loop() {
   for (;;) {
     {
       core::MutexLock lock(mutex_);
-      if (!stop_) wake_.wait_for(mutex_, kTick);
+      if (!stop_ && !woken_) wake_.wait_for(mutex_, tick_);
+      woken_ = false;
       if (stop_) return;
     }
     // What the processes did since the last tick (non-blocking reads and waitpid).

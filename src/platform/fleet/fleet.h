@@ -10,8 +10,13 @@
 // the processes, and applies the core's actions (spawn, signal, probe over HTTP, answer
 // waiting requests).
 //
+// Exits are seen as they happen: a watcher thread waits (epoll) on each instance's pidfd and
+// wakes the control thread, which reaps the process and tells the core at once, so no request
+// is dispatched to an instance after its exit has been seen. Where the kernel has no pidfd
+// (before Linux 5.3) exits are found by waitpid on the next tick.
+//
 // Threading: every public method is thread-safe. One control thread ticks the core every
-// 20 ms and watches the processes. `mutex_` guards the core and is held only while the core
+// 20 ms (and at once when woken by new work or an exit) and watches the processes. `mutex_` guards the core and is held only while the core
 // decides: nothing that blocks runs under it (spawning, signals, health probes, callbacks,
 // policy state I/O all run after it is released). Probes run on threads of their own, so a
 // worker that hangs delays nothing but its own health check. Callbacks (Done, FleetEvents)
@@ -56,7 +61,10 @@ class Fleet {
   using Probe = std::function<bool(const std::string& address)>;  // GET /health answered 200
   using Done = std::function<void(const Lease*, const AcquireFailure*)>;
 
-  Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events = {});
+  // `tick` is the control thread's period (tests lengthen it to show that exits and requests
+  // do not wait for it).
+  Fleet(std::vector<DeviceConfig> devices, std::string run_dir, Probe probe, FleetEvents events = {},
+        std::chrono::milliseconds tick = std::chrono::milliseconds(20));
   ~Fleet();
 
   // Sets the deployments (at start and on reload). New ones are added; removed ones drain;
@@ -68,11 +76,18 @@ class Fleet {
   // Asks for a slot. done is called exactly once (on the control thread, or on the calling
   // thread), unless cancel() removes the ticket first. Interactive requests go before batch
   // ones and may use slots that batch requests hold (the worker pauses those); batch requests
-  // take only free slots. Within a class, higher `order` goes first.
-  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0) EXCLUDES(mutex_);
+  // take only free slots. Within a class, higher `order` goes first. A request sent again
+  // (its instance could not be reached) passes when it first asked, `waiting_since`: its
+  // request_timeout counts from then.
+  uint64_t acquire(const std::string& deployment, RequestClass cls, Done done, int order = 0,
+                   std::optional<std::chrono::steady_clock::time_point> waiting_since = std::nullopt)
+      EXCLUDES(mutex_);
   void cancel(uint64_t ticket) EXCLUDES(mutex_);
   // The request that held the lease finished; instance_failed when the instance did not answer.
   void release(const Lease& lease, bool instance_failed = false) EXCLUDES(mutex_);
+  // True once the lease's instance is known to have exited (or was never known): a request
+  // not yet sent on it should go elsewhere (release it as failed and acquire again).
+  bool instance_gone(const Lease& lease) const EXCLUDES(mutex_);
   // A time to first token seen by the gateway, for policies with a latency objective.
   void observe_ttft(const std::string& deployment, double seconds) EXCLUDES(mutex_);
 
@@ -103,6 +118,7 @@ class Fleet {
     std::unique_ptr<Process> process;
   };
 
+  void wake() EXCLUDES(mutex_);  // the control thread runs at once
   double now() const;  // seconds on the monotonic clock since construction
   // Moves the callbacks and specs the actions need into `p`.
   void collect_locked(Pending& p) REQUIRES(mutex_);
@@ -112,6 +128,8 @@ class Fleet {
   void start(const StartAction& a, const DeploymentSpec& spec) EXCLUDES(mutex_, procs_mutex_);
   void run_probe(const ProbeAction& a) EXCLUDES(mutex_, procs_mutex_);
   void loop() EXCLUDES(mutex_, procs_mutex_);
+  // The watcher thread: waits on the instances' pidfds and wakes the control thread on an exit.
+  void watch_exits() EXCLUDES(mutex_, procs_mutex_);
   void save_policy_states() EXCLUDES(mutex_);
 
   std::string run_dir_;
@@ -126,12 +144,22 @@ class Fleet {
   std::unordered_map<uint64_t, Done> waiting_ GUARDED_BY(mutex_);  // ticket -> its callback
   uint64_t next_ticket_ GUARDED_BY(mutex_) = 1;
   bool stop_ GUARDED_BY(mutex_) = false;
+  // New work or an exit since the control thread last looked: it runs again without waiting
+  // (a notify while it was busy is not lost).
+  bool woken_ GUARDED_BY(mutex_) = false;
 
   // Never held together with mutex_; held only for map operations and signals (no waiting).
   mutable core::Mutex procs_mutex_;
   std::unordered_map<InstanceKey, Proc> procs_ GUARDED_BY(procs_mutex_);
   int probes_running_ GUARDED_BY(procs_mutex_) = 0;
   core::CondVar probes_done_;  // with procs_mutex_
+
+  const std::chrono::milliseconds tick_;
+  // The watcher's epoll set (each instance's pidfd, one-shot, keyed by InstanceKey; 0 is
+  // stop_fd_, an eventfd written at shutdown). -1 when epoll is unavailable.
+  int epoll_fd_ = -1;
+  int stop_fd_ = -1;
+  std::thread watcher_;
 
   // Control thread only.
   std::chrono::steady_clock::time_point last_heartbeat_;

@@ -12,6 +12,10 @@ namespace {
 constexpr double kPast = -std::numeric_limits<double>::infinity();
 constexpr size_t kTtftSamples = 4096;  // at most this many of the last minute's
 constexpr double kTtftWindowS = 60;
+// A ready instance is restarted after this many liveness probes failed in a row; after a
+// failure the next probe comes after kProbeRetryS instead of the usual interval.
+constexpr int kProbeFailuresToRestart = 3;
+constexpr double kProbeRetryS = 1;
 
 std::string gib(uint64_t bytes) {
   char buf[32];
@@ -98,6 +102,7 @@ struct FleetCore::Instance {
   // exits or passes a probe.
   bool unreachable = false;
   bool probing = false;  // a probe is out; its result has not come back
+  int failed_probes = 0;  // liveness probes failed in a row
   bool reported_ready = false;
   InstancePhase phase = InstancePhase::kStarting;
 };
@@ -236,7 +241,8 @@ const DeploymentSpec& FleetCore::spec(int deployment) const { return deployments
 // Requests
 // ---------------------------------------------------------------------------------------------
 
-void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out) {
+void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out,
+                        double waiting_since) {
   Deployment& d = *deployments_[dep];
   if (d.removed) {
     out.failures.push_back({tag, {core::Status::not_found("unknown deployment '" + d.spec.name + "'"), 0}});
@@ -251,7 +257,7 @@ void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, doub
     return;
   }
   if (cls == RequestClass::kInteractive) ++d.arrivals;
-  const Waiter w{tag, cls, order, now, d.count(InstanceState::kReady) == 0};
+  const Waiter w{tag, cls, order, std::min(now, waiting_since), d.count(InstanceState::kReady) == 0};
   // Interactive before batch, then higher order, then arrival order.
   auto key = [](const Waiter& x) { return std::make_pair(x.cls == RequestClass::kInteractive ? 1 : 0, x.order); };
   const bool was_empty = d.queue.empty();
@@ -470,8 +476,18 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
   }
   if (i->state != InstanceState::kReady) return;
   i->last_health = now;
+  if (!ok && ++i->failed_probes < kProbeFailuresToRestart) {
+    // A worker busy with a large request may miss one probe's deadline: probe again soon, and
+    // restart it only when it stays silent.
+    out.errors.push_back(i->id + " failed a health check (" + std::to_string(i->failed_probes) + " of " +
+                         std::to_string(kProbeFailuresToRestart) + " in a row before it is restarted)");
+    i->last_health = now - options_.health_check_s + std::min(kProbeRetryS, options_.health_check_s);
+    return;
+  }
+  if (ok) i->failed_probes = 0;
   if (!ok) {
-    out.errors.push_back(i->id + " failed its health check: restarting it");
+    out.errors.push_back(i->id + " failed " + std::to_string(kProbeFailuresToRestart) +
+                         " health checks in a row: restarting it");
     ++d->crashes;
     d->set_state(*i, InstanceState::kDraining);
     i->drain_started = now;

@@ -23,7 +23,7 @@
 //
 // Lifecycle of an instance: kStarting -> kReady -> kDraining -> gone (on instance_exited). A
 // ready instance with nothing in flight is reported as the phase kIdle. Crashes (an exit not
-// asked for, a failed health check, a start that timed out) count against the deployment and
+// asked for, three failed health checks in a row, a start that timed out) count against the deployment and
 // back its next start off exponentially (1 s .. 30 s); three in a row while starting fail the
 // requests waiting for it.
 #include <cstdint>
@@ -206,8 +206,11 @@ class FleetCore {
 
   // -- events --------------------------------------------------------------------------------
   // A request for a slot; answered by a DispatchAction or a FailAction for `tag` (at once or
-  // later). Tags are the caller's and must be unique among waiting requests.
-  void acquire(int deployment, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out);
+  // later). Tags are the caller's and must be unique among waiting requests. `waiting_since`
+  // (<= now) is when a request sent again (its instance could not be reached) first asked:
+  // its request_timeout counts from then; by default from now.
+  void acquire(int deployment, RequestClass cls, int order, uint64_t tag, double now, FleetActions& out,
+               double waiting_since = kNever);
   bool cancel(uint64_t tag);  // removes a waiting request; false when it is not waiting
   // The request on `instance` finished; failed when the instance did not answer (no request
   // goes to it until it passes a probe or exits).

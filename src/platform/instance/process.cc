@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +70,11 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   std::unique_ptr<Process> p(new Process());
   p->pid_ = pid;
   p->out_fd_ = out[0];
+#ifdef SYS_pidfd_open
+  // Opened before anyone could reap the child, so it names this process and no later one
+  // (close-on-exec: later instances do not inherit it).
+  p->exit_fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#endif
   return p;
 }
 
@@ -78,6 +84,7 @@ Process::~Process() {
     waitpid(pid_, nullptr, 0);
   }
   if (out_fd_ >= 0) close(out_fd_);
+  if (exit_fd_ >= 0) close(exit_fd_);
 }
 
 std::vector<std::string> Process::read_lines() {

@@ -2,6 +2,8 @@
 // A child process of the daemon (one model instance). It is started with a parent-death
 // signal so that it dies with the daemon even when the daemon is killed with SIGKILL: no
 // orphans. Its stdout is read line by line without blocking (workers announce "ready <addr>").
+// Its exit can be waited for on a file descriptor (exit_fd: a pidfd, Linux >= 5.3), so that a
+// supervisor learns of it as soon as it happens rather than at its next poll.
 #include <sys/types.h>
 
 #include <chrono>
@@ -29,6 +31,12 @@ class Process {
   Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
+  // A descriptor that becomes readable (POLLIN) when the process exits: its pidfd, owned by
+  // this object. -1 where the kernel has no pidfd_open (before Linux 5.3): then only
+  // poll_exit() tells (waitpid; SIGCHLD is not used, it is process-wide).
+  int exit_fd() const { return exit_fd_; }
+  // The stdout pipe (non-blocking), for waiting on output with poll/epoll; read_lines() reads it.
+  int out_fd() const { return out_fd_; }
   // Complete stdout lines read so far (non-blocking); consumed by the call.
   std::vector<std::string> read_lines();
   // The next stdout line, waiting up to `timeout`; nullopt on timeout or end of output.
@@ -49,6 +57,7 @@ class Process {
   Process() = default;
   pid_t pid_ = -1;
   int out_fd_ = -1;
+  int exit_fd_ = -1;
   std::string partial_;
   std::optional<int> exit_code_;
 };

@@ -227,6 +227,24 @@ TEST(FleetCore, WaitingLongerThanRequestTimeoutFails) {
   EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kDeadlineExceeded);
 }
 
+TEST(FleetCore, ARequestSentAgainKeepsTheDeadlineOfItsFirstWait) {
+  Harness h;
+  auto s = spec("a");
+  s.start_timeout_s = 100;
+  h.set({s});
+  h.advance(20);
+  // It first asked 20 s ago (its instance could not be reached): 10 s of its 30 s are left.
+  FleetActions a;
+  const uint64_t t = h.next_tag++;
+  h.core.acquire(h.core.deployment_index("a"), RequestClass::kInteractive, 0, t, h.now, a, h.now - 20);
+  h.take(a);
+  h.advance(9);
+  EXPECT_FALSE(h.failed.count(t));
+  h.advance(2);
+  ASSERT_TRUE(h.failed.count(t));
+  EXPECT_EQ(h.failed[t].status.code(), core::StatusCode::kDeadlineExceeded);
+}
+
 TEST(FleetCore, AnIdleInstanceStopsAfterItsKeepAliveAndFreesItsMemory) {
   Harness h;
   h.set({spec("a")});
@@ -314,7 +332,7 @@ TEST(FleetCore, ADrainingInstanceIsKilledAfterTheGracePeriod) {
   (void)t;
 }
 
-TEST(FleetCore, HealthProbesRunOnlyWhenDueAndAFailedOneRestartsTheInstance) {
+TEST(FleetCore, HealthProbesRunOnlyWhenDueAndThreeFailedInARowRestartTheInstance) {
   Harness h(4 * kGiB, /*health_check_s=*/5);
   h.set({spec("a")});
   h.acquire("a");
@@ -327,6 +345,27 @@ TEST(FleetCore, HealthProbesRunOnlyWhenDueAndAFailedOneRestartsTheInstance) {
   ASSERT_EQ(h.probes.size(), 1u);
   h.advance(1);
   EXPECT_EQ(h.probes.size(), 1u) << "one probe at a time per instance";
+  // A busy worker may miss one deadline: it is probed again a second later, and a success
+  // clears the count.
+  h.probe(k, false);
+  EXPECT_FALSE(h.signalled(k, true));
+  h.advance(1.5);
+  ASSERT_EQ(h.probes.size(), 2u) << "probed again soon after a failure";
+  h.probe(k, false);
+  h.advance(1.5);
+  ASSERT_EQ(h.probes.size(), 3u);
+  h.probe(k, true);
+  h.advance(1.5);
+  EXPECT_EQ(h.probes.size(), 3u) << "the usual interval after a success";
+  h.advance(5);
+  ASSERT_EQ(h.probes.size(), 4u);
+  h.probe(k, false);
+  h.advance(1.5);
+  ASSERT_EQ(h.probes.size(), 5u);
+  h.probe(k, false);
+  EXPECT_FALSE(h.signalled(k, true)) << "two failures in a row are not three";
+  h.advance(1.5);
+  ASSERT_EQ(h.probes.size(), 6u);
   h.probe(k, false);
   EXPECT_TRUE(h.signalled(k, true));
   EXPECT_EQ(h.status("a").crashes, 1u);
