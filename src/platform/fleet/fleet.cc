@@ -369,7 +369,16 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
       if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, process->exit_fd(), &ev) != 0)
         core::log_warn("fleet", "cannot watch the exit of " + a.id + ": it is seen on the next tick");
     }
-    procs_[a.instance] = Proc{a.id, address, std::move(process)};
+    // So is its stdout until it announces "ready": the request that waits for it is sent the
+    // moment it can be, not on the next tick (one-shot, re-armed after each read).
+    bool awaiting_ready = false;
+    if (epoll_fd_ >= 0 && spec.announces_ready && process->out_fd() >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLONESHOT;
+      ev.data.u64 = a.instance;
+      awaiting_ready = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, process->out_fd(), &ev) == 0;
+    }
+    procs_[a.instance] = Proc{a.id, address, std::move(process), awaiting_ready, 0};
   }
   if (events_.instance_started) events_.instance_started(a.id, spec, a.for_request);
 }
@@ -412,7 +421,7 @@ void Fleet::watch_exits() {
       core::log_error("fleet", std::string("epoll_wait: ") + std::strerror(errno) + "; exits are seen on the next tick");
       return;
     }
-    bool exited = false;
+    bool exited = false;  // or wrote on stdout before being ready
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == 0) return;  // shutdown
       exited = true;
@@ -441,8 +450,24 @@ void Fleet::loop() {
     {
       core::MutexLock lock(procs_mutex_);
       for (auto it = procs_.begin(); it != procs_.end();) {
-        for (const auto& line : it->second.process->read_lines())
-          if (line.rfind("ready ", 0) == 0) ready.push_back(it->first);
+        Proc& proc = it->second;
+        const std::vector<std::string> lines = proc.process->read_lines();
+        if (lines.empty() && proc.awaiting_ready && ++proc.empty_reads > 64) {
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, proc.process->out_fd(), nullptr);
+          proc.awaiting_ready = false;  // its output ended: "ready" is looked for on the tick
+        }
+        for (const auto& line : lines) {
+          if (line.rfind("ready ", 0) != 0) continue;
+          ready.push_back(it->first);
+          if (proc.awaiting_ready) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, proc.process->out_fd(), nullptr);
+          proc.awaiting_ready = false;
+        }
+        if (proc.awaiting_ready) {  // re-armed for its next output
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLONESHOT;
+          ev.data.u64 = it->first;
+          if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, proc.process->out_fd(), &ev) != 0) proc.awaiting_ready = false;
+        }
         if (auto code = it->second.process->poll_exit()) {
           exited.emplace_back(it->first, *code);
           gone.push_back(std::move(it->second));

@@ -116,6 +116,8 @@ class Fleet {
     std::string id;
     std::string address;
     std::unique_ptr<Process> process;
+    bool awaiting_ready = false;  // its stdout is in the epoll set until it announces "ready"
+    int empty_reads = 0;          // wakes with nothing to read (a closed stdout): watched no more
   };
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once

@@ -1,5 +1,6 @@
 // The fleet learns of an instance's exit as it happens (its pidfd), not at its next tick, and
-// sends no request to an instance whose exit it has seen. Instances are real child processes
+// sends no request to an instance whose exit it has seen; a request waiting for a start gets
+// the instance as it announces itself ready (its stdout), not at the next tick either. Instances are real child processes
 // (a shell that announces itself ready and sleeps), killed with SIGKILL.
 #include <gtest/gtest.h>
 
@@ -138,6 +139,26 @@ TEST(FleetExits, NoRequestGoesToAnInstanceWhoseExitWasSeen) {
   EXPECT_EQ(second.lease->instance_id, "m-2");
   fleet.release(*second.lease);
   EXPECT_EQ(events.all(), (std::vector<std::string>{"started m-1", "stopped m-1", "started m-2"}));
+}
+
+TEST(FleetReady, ARequestWaitingForAStartGetsTheInstanceAsItAnnouncesItselfNotOnTheNextTick) {
+  testing::TempDir dir;
+  Events events;
+  // A tick far longer than the test: only the "ready" line can wake the fleet.
+  Fleet fleet({{"cpu0", "cpu", 0, 0}}, dir.file("run"), [](const std::string&) { return true; }, events.callbacks(),
+              std::chrono::hours(1));
+  DeploymentSpec spec = sleeper(0);
+  spec.announces_ready = true;
+  spec.command = [](const std::string&, int) -> core::Result<std::vector<std::string>> {
+    return std::vector<std::string>{"/bin/sh", "-c", "sleep 0.3; echo 'loading'; sleep 0.2; echo 'ready x'; exec sleep 600"};
+  };
+  fleet.set_deployments({spec});
+  Answer answer;
+  fleet.acquire("m", RequestClass::kInteractive, answer.done());  // wakes the control thread: it starts m-1
+  ASSERT_TRUE(answer.wait()) << "the ready instance was not handed out before the next tick";
+  ASSERT_TRUE(answer.lease);
+  EXPECT_EQ(answer.lease->instance_id, "m-1");
+  fleet.release(*answer.lease);
 }
 
 }  // namespace
