@@ -270,7 +270,9 @@ TEST(SimFidelity, ThreeTrafficShapesMatchTheRealDaemon) {
     // decode (bursty: the later requests of a burst join an instance busy with the earlier
     // ones). Steady and diurnal are checked within what the model achieves, so that a
     // regression of the fleet's timing (a cold start that starts late) shows; bursty is reported.
-    if (shape != "bursty") EXPECT_NEAR(sim.ttft_p50, real.ttft_p50, 0.30 * real.ttft_p50) << "TTFT p50";
+    if (shape != "bursty") {
+      EXPECT_NEAR(sim.ttft_p50, real.ttft_p50, 0.30 * real.ttft_p50) << "TTFT p50";
+    }
   }
 }
 
