@@ -85,6 +85,7 @@ struct BatchEngine::Sequence {
   int spec_misses = 0;
   int spec_cooldown = 0;
   int spec_backoff = kFirstCooldown;  // the next cooldown; doubles while drafts keep failing
+  double spec_rate = 0.5;             // share of draft tokens kept, smoothed
   // Draft model: its cache's blocks, the positions it holds, and ids.size() when it drafted
   // this step (-1: it did not).
   std::vector<int32_t> draft_blocks;
@@ -778,8 +779,17 @@ bool BatchEngine::step() {
     if (c.drafts > 0) {
       spec_drafted_.fetch_add(static_cast<uint64_t>(c.drafts));
       spec_accepted_.fetch_add(static_cast<uint64_t>(kept));
+      // The share of draft tokens kept, smoothed: below a half, one draft row at a time (a row
+      // costs more than the token it is likely to bring); below a quarter, none for a while.
+      s.spec_rate = 0.7 * s.spec_rate + 0.3 * static_cast<double>(kept) / c.drafts;
       s.spec_k = kept == c.drafts ? std::min(options_.draft_tokens, s.spec_k + 1) : kept + 1;
-      if (kept > 0) {
+      if (s.spec_rate < 0.5) s.spec_k = 1;
+      if (s.spec_rate < 0.25) {
+        s.spec_cooldown = s.spec_backoff;
+        s.spec_backoff = std::min(2 * s.spec_backoff, kLongestCooldown);
+        s.spec_rate = 0.5;  // a fresh start after the cooldown
+        s.spec_misses = 0;
+      } else if (kept > 0) {
         s.spec_misses = 0;
         s.spec_backoff = kFirstCooldown;
       } else if (++s.spec_misses >= 3) {  // drafts keep failing: stop proposing for a while, longer each time
