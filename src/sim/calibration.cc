@@ -75,7 +75,7 @@ Calibration Calibration::builtin() {
              "cuda: an H100-class GPU with a ~8B model";
   ServiceProfile cpu;
   cpu.cold_start_s = 0.1;
-  cpu.stop_s = 0.02;  // the worker's exit, half a fleet tick to see it
+  cpu.stop_s = 0.02;  // the worker's exit (the daemon sees it at once, through its pidfd)
   cpu.prefill_tokens_per_s = 700;
   cpu.memory_bytes = 1ull << 30;
   cpu.decode = {{1, 15}, {2, 22}, {4, 28}, {8, 34}, {16, 40}};

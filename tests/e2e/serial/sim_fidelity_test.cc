@@ -99,9 +99,9 @@ double worker_exit_s(const zs::testing::TempDir& dir) {
 
 TEST(SimFidelity, ThreeTrafficShapesMatchTheRealDaemon) {
   zs::testing::TempDir dir;
-  // The daemon bills an instance until it sees the exit: the worker's exit, then half a 20 ms
-  // tick on average to see it (the simulator already decides stops half a tick late).
-  const double stop_s = 0.01 + worker_exit_s(dir);
+  // The daemon bills an instance until it sees the exit, which it does as it happens (pidfd):
+  // the worker's own exit time (the simulator already decides stops half a tick late).
+  const double stop_s = worker_exit_s(dir);
   const std::vector<std::string> shapes = {"steady", "bursty", "diurnal"};
   auto deployment = [&](const std::string& name) {
     return "  - name: " + name + "\n    model: " + zs::testing::golden_model("stories260K.gguf") +
