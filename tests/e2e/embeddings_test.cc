@@ -368,11 +368,7 @@ gateway::HttpResponse embed_via(Serve& s, const std::string& model, const json& 
 
 double metric(const std::string& address, const std::string& series) {
   auto r = gateway::http_request("GET", address, "/metrics");
-  if (!r.is_ok()) return -1;
-  std::istringstream in(r->body);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
+  return r.is_ok() ? zs::testing::metric_in(r->body, series) : -1;
 }
 
 json model_entry(Serve& s, const std::string& name) {

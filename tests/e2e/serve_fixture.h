@@ -1,6 +1,6 @@
 #pragma once
 // A `zeroserve serve` daemon for end-to-end tests, with its own config, state and cache
-// directories, and the request helpers the serve tests share.
+// directories; a `zeroserve worker` process; and the request helpers the end-to-end tests share.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -10,16 +10,71 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gateway/http/http_client.h"
+#include "gateway/http/sse.h"
 #include "test_util/process.h"
 #include "test_util/temp_dir.h"
 
 namespace zs::testing {
 
 using nlohmann::json;
+
+// The value of the Prometheus sample whose line starts with `series` in a /metrics page, or -1
+// when absent.
+inline double metric_in(const std::string& page, const std::string& series) {
+  std::istringstream in(page);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+// A `zeroserve worker` on loopback with 2 threads. `model`: a file of ../shared/golden/models,
+// or an absolute path; `extra`: more worker flags.
+class WorkerProcess {
+ public:
+  explicit WorkerProcess(const std::vector<std::string>& extra = {}, const std::string& model = "stories260K.gguf") {
+    std::vector<std::string> argv = {ZS_BINARY, "worker", "--model", model.starts_with("/") ? model : golden_model(model),
+                                     "--listen", "127.0.0.1:0", "--threads", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<ChildProcess>(argv);
+    if (auto addr = process_->wait_ready()) address_ = *addr;
+  }
+  const std::string& address() const { return address_; }
+  ChildProcess& process() { return *process_; }
+
+  gateway::HttpResponse post(const std::string& path, const std::string& body, const gateway::HttpHeaders& headers = {}) {
+    auto r = gateway::http_request("POST", address_, path, body, headers);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  gateway::HttpResponse get(const std::string& path) {
+    auto r = gateway::http_request("GET", address_, path);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : gateway::HttpResponse{};
+  }
+  // The SSE events of a streamed request (which must be answered 200).
+  std::vector<std::string> stream(const std::string& path, const std::string& body) {
+    gateway::SseParser parser;
+    auto r = gateway::http_stream("POST", address_, path, body, {}, [&](std::string_view chunk) {
+      parser.feed(chunk);
+      return true;
+    });
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    if (r.is_ok()) {
+      EXPECT_EQ(r->status, 200);
+    }
+    return parser.take_events();
+  }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::string address_;
+};
 
 // A daemon with its own config, state and cache directories.
 class Serve {

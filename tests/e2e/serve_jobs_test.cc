@@ -34,11 +34,7 @@ gateway::HttpResponse call(const std::string& method, const std::string& address
 // The value of a Prometheus sample whose line starts with `series`, or -1.
 double metric(const std::string& address, const std::string& series) {
   auto r = gateway::http_request("GET", address, "/metrics");
-  if (!r.is_ok()) return -1;
-  std::istringstream in(r->body);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
+  return r.is_ok() ? zs::testing::metric_in(r->body, series) : -1;
 }
 
 std::string multipart_upload(const std::string& content, std::string* content_type) {

@@ -22,6 +22,8 @@
 namespace zs {
 namespace {
 
+using zs::testing::metric_in;
+
 using nlohmann::json;
 using zs::testing::Serve;
 using zs::testing::chat;
@@ -36,13 +38,6 @@ std::vector<pid_t> worker_pids(Serve& s) {
   return pids;
 }
 
-// The value of one Prometheus sample line starting with `series`, or -1 when absent.
-double metric(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
 
 TEST(ServeReliability, OutOfRangeSamplingNumbersAre400NamingTheField) {
   Serve s("deployments:\n" + stories_deployment("story"));
@@ -109,10 +104,10 @@ TEST(ServeReliability, AStreamWhoseWorkerIsKilledEndsWithAnErrorEventAndCountsAs
   wait_for([&] {
     auto m = gateway::http_request("GET", s.address(), "/metrics");
     metrics = m.is_ok() ? m->body : "";
-    return metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})") >= 0;
+    return metric_in(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})") >= 0;
   }, std::chrono::seconds(10));
-  EXPECT_EQ(metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})"), 1) << metrics;
-  EXPECT_EQ(metric(metrics, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << metrics;
+  EXPECT_EQ(metric_in(metrics, R"(zs_gateway_requests_total{deployment="story",status="502"})"), 1) << metrics;
+  EXPECT_EQ(metric_in(metrics, R"(zs_gateway_requests_total{deployment="story",status="200"})"), 1) << metrics;
 }
 
 TEST(ServeReliability, ABodyTheGatewayAcceptsIsNeverRefusedByTheWorker) {
@@ -151,7 +146,7 @@ TEST(ServeReliability, ServeAndEachWorkerReportTheirResidentMemory) {
   ASSERT_EQ(s.post(chat("story", 2)).status, 200);
   auto m = gateway::http_request("GET", s.address(), "/metrics");
   ASSERT_TRUE(m.is_ok());
-  EXPECT_GT(metric(m->body, "process_resident_memory_bytes"), 0) << m->body;
+  EXPECT_GT(metric_in(m->body, "process_resident_memory_bytes"), 0) << m->body;
   // The worker's own /metrics, on the unix socket the fleet logged.
   const std::string sock = zs::testing::run_command("ps -o args= --ppid " + std::to_string(s.process().pid())).out;
   const size_t at = sock.find("--listen ");
@@ -159,7 +154,7 @@ TEST(ServeReliability, ServeAndEachWorkerReportTheirResidentMemory) {
   const std::string address = sock.substr(at + 9, sock.find(' ', at + 9) - at - 9);
   auto w = gateway::http_request("GET", address, "/metrics");
   ASSERT_TRUE(w.is_ok()) << address << ": " << w.status().message();
-  EXPECT_GT(metric(w->body, "process_resident_memory_bytes"), 0) << w->body;
+  EXPECT_GT(metric_in(w->body, "process_resident_memory_bytes"), 0) << w->body;
 }
 
 TEST(ServeReliability, AfterSigtermNewRequestsGet503WithRetryAfterAndAcceptedOnesAreAnswered) {
@@ -300,7 +295,7 @@ namespace {
 
 double resident_bytes(Serve& s) {
   auto m = gateway::http_request("GET", s.address(), "/metrics");
-  return m.is_ok() ? metric(m->body, "process_resident_memory_bytes") : -1;
+  return m.is_ok() ? metric_in(m->body, "process_resident_memory_bytes") : -1;
 }
 
 TEST(ServeReliability, ResidentMemoryComesBackWithinAQuarterAfterSixBodiesOf50Mb) {

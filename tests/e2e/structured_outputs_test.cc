@@ -10,9 +10,7 @@
 
 #include "engine/model/random_model.h"
 #include "gateway/http/http_client.h"
-#include "gateway/http/sse.h"
 #include "serve_fixture.h"
-#include "test_util/process.h"
 #include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
 
@@ -21,39 +19,8 @@ namespace {
 
 using nlohmann::json;
 using ojson = nlohmann::ordered_json;
-using zs::testing::ChildProcess;
 
-class Worker {
- public:
-  // `model`: a file of ../shared/golden/models, or an absolute path.
-  explicit Worker(const std::string& model = "stories260K.gguf", const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {ZS_BINARY, "worker", "--model",
-                                     model.starts_with("/") ? model : zs::testing::golden_model(model),
-                                     "--listen", "127.0.0.1:0", "--threads", "2"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<ChildProcess>(args);
-    if (auto addr = process_->wait_ready()) address_ = *addr;
-  }
-  gateway::HttpResponse post(const std::string& path, const std::string& body) {
-    auto r = gateway::http_request("POST", address_, path, body, {});
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    return r.is_ok() ? r.value() : gateway::HttpResponse{};
-  }
-  std::vector<std::string> stream(const std::string& path, const std::string& body) {
-    gateway::SseParser parser;
-    auto r = gateway::http_stream("POST", address_, path, body, {}, [&](std::string_view chunk) {
-      parser.feed(chunk);
-      return true;
-    });
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    return parser.take_events();
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
-};
+using Worker = zs::testing::WorkerProcess;
 
 // An independent checker for the schemas below (not the grammar under test).
 bool validates(const ojson& v, const ojson& schema, std::string* why) {
@@ -217,7 +184,7 @@ TEST(StructuredOutputs, RefusesBadSchemasNamingTheKeyword) {
 }
 
 TEST(StructuredOutputs, VocabularyWithoutBracesIsAClearError) {
-  Worker w("TinyStories-656K-Q8_0.gguf");
+  Worker w({}, "TinyStories-656K-Q8_0.gguf");
   ASSERT_FALSE(w.address().empty());
   json body = {{"model", "m"},
                {"messages", json::array({{{"role", "user"}, {"content", "JSON please"}}})},
@@ -586,7 +553,7 @@ TEST(ToolCalls, MistralV3CallsComeOutThroughItsControlToken) {
   p.n_ff = 128;
   const std::string path = dir.file("mistral.gguf");
   ASSERT_TRUE(engine::write_random_model(p, engine::FileType::kQ8_0, path).is_ok());
-  Worker w(path);
+  Worker w({}, path);
   expect_forced_weather_calls(w, /*mistral_id=*/true);
   expect_streamed_weather_call(w, /*mistral_id=*/true);
   // Steered onto the control token itself (id 5), the output starts with it as text.
@@ -606,7 +573,7 @@ TEST(ToolCalls, MistralV3CallsComeOutThroughItsControlToken) {
 
 // Phi-4-mini's convention (<|tool_call|>[...]<|/tool_call|>), chosen here by the template name.
 TEST(ToolCalls, Phi4MiniCallsParse) {
-  Worker w("stories260K.gguf", {"--chat-template", "phi4-mini"});
+  Worker w({"--chat-template", "phi4-mini"});
   expect_forced_weather_calls(w);
   expect_streamed_weather_call(w);
   json body = with_call_and_result(tools_request("auto"), "call_1");

@@ -10,6 +10,7 @@
 
 #include "gateway/http/http_client.h"
 #include "gateway/http/sse.h"
+#include "serve_fixture.h"
 #include "test_util/process.h"
 #include "test_util/subprocess.h"
 #include "test_util/temp_dir.h"
@@ -50,47 +51,8 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-class Worker {
- public:
-  explicit Worker(std::vector<std::string> extra = {}, const std::string& model = "stories260K.gguf") {
-    std::vector<std::string> argv = {ZS_BINARY, "worker", "--model", zs::testing::golden_model(model),
-                                     "--listen", "127.0.0.1:0", "--threads", "2"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<ChildProcess>(argv);
-    auto addr = process_->wait_ready();
-    if (addr) address_ = *addr;
-  }
-  const std::string& address() const { return address_; }
-  ChildProcess& process() { return *process_; }
-
-  gateway::HttpResponse post(const std::string& path, const std::string& body, const gateway::HttpHeaders& headers = {}) {
-    auto r = gateway::http_request("POST", address_, path, body, headers);
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    return r.is_ok() ? r.value() : gateway::HttpResponse{};
-  }
-  gateway::HttpResponse get(const std::string& path) {
-    auto r = gateway::http_request("GET", address_, path);
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    return r.is_ok() ? r.value() : gateway::HttpResponse{};
-  }
-  // The SSE events of a streamed request.
-  std::vector<std::string> stream(const std::string& path, const std::string& body) {
-    gateway::SseParser parser;
-    auto r = gateway::http_stream("POST", address_, path, body, {}, [&](std::string_view chunk) {
-      parser.feed(chunk);
-      return true;
-    });
-    EXPECT_TRUE(r.is_ok()) << r.status().message();
-    if (r.is_ok()) {
-      EXPECT_EQ(r->status, 200);
-    }
-    return parser.take_events();
-  }
-
- private:
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
-};
+using Worker = zs::testing::WorkerProcess;
+using zs::testing::metric_in;
 
 json chat_body(const std::string& text, int max_tokens, bool stream = false) {
   return {{"model", "anything"},
@@ -255,14 +217,6 @@ TEST(Worker, SigtermDuringStreamingFinishesTheStream) {
   EXPECT_EQ(w.process().wait_exit(std::chrono::seconds(30)), 0);
 }
 
-// Metric value of `name` in a Prometheus text page (-1 when absent).
-double metric(const std::string& page, const std::string& name) {
-  std::istringstream in(page);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  return -1;
-}
-
 TEST(Worker, SpeculativeDecodingGivesTheSameAnswerAndCountsItsDrafts) {
   Worker plain;
   Worker spec({"--speculative", "prompt-lookup", "--draft-tokens", "6"});
@@ -275,9 +229,9 @@ TEST(Worker, SpeculativeDecodingGivesTheSameAnswerAndCountsItsDrafts) {
   EXPECT_EQ(a["choices"][0]["text"], b["choices"][0]["text"]);
   EXPECT_EQ(a["usage"], b["usage"]);
   const std::string m = spec.get("/metrics").body;
-  EXPECT_GT(metric(m, "zs_worker_spec_accepted_tokens"), 0) << m;
-  EXPECT_GT(metric(m, "zs_worker_decode_tokens_per_step"), 1.0) << m;
-  EXPECT_EQ(metric(plain.get("/metrics").body, "zs_worker_spec_draft_tokens"), 0);
+  EXPECT_GT(metric_in(m, "zs_worker_spec_accepted_tokens"), 0) << m;
+  EXPECT_GT(metric_in(m, "zs_worker_decode_tokens_per_step"), 1.0) << m;
+  EXPECT_EQ(metric_in(plain.get("/metrics").body, "zs_worker_spec_draft_tokens"), 0);
 }
 
 TEST(Worker, ADraftModelGivesTheSameAnswerAndAForeignVocabularyIsRefused) {
@@ -287,7 +241,7 @@ TEST(Worker, ADraftModelGivesTheSameAnswerAndAForeignVocabularyIsRefused) {
   const json a = json::parse(plain.post("/v1/completions", body.dump()).body);
   const json b = json::parse(spec.post("/v1/completions", body.dump()).body);
   EXPECT_EQ(a["choices"][0]["text"], b["choices"][0]["text"]);
-  EXPECT_GT(metric(spec.get("/metrics").body, "zs_worker_spec_acceptance_ratio"), 0.9);
+  EXPECT_GT(metric_in(spec.get("/metrics").body, "zs_worker_spec_acceptance_ratio"), 0.9);
 
   auto r = zs::testing::run_command(std::string(ZS_BINARY) + " worker --listen 127.0.0.1:0 --model " +
                                     zs::testing::golden_model("stories260K.gguf") +
