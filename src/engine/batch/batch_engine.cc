@@ -657,12 +657,11 @@ bool BatchEngine::step() {
   };
   // Decoding sequences first (one row each), so running streams never wait for prompts. Drafts
   // take what the budget leaves after every decoding row, and only while no prompt is computed.
-  int decoding = 0;
-  bool prompts = false;
-  for (const auto& sp : running_) {
-    decoding += sp->remaining() == 1;
-    prompts |= sp->remaining() > 1;
-  }
+  auto count_decoding = [this] {
+    return static_cast<int>(std::count_if(running_.begin(), running_.end(), [](const auto& s) { return s->remaining() == 1; }));
+  };
+  const int decoding = count_decoding();
+  const bool prompts = std::any_of(running_.begin(), running_.end(), [](const auto& s) { return s->remaining() > 1; });
   const bool speculate = options_.draft_tokens > 0 && !prompts;
   if (speculate) propose_drafts((budget - decoding) / std::max(1, decoding));
   int decode_rows_left = decoding;
@@ -677,8 +676,7 @@ bool BatchEngine::step() {
       plan.clear();                         // tables may have moved: rebuild the step
       rows_.clear();
       budget = options_.step_token_budget;
-      decode_rows_left = static_cast<int>(
-          std::count_if(running_.begin(), running_.end(), [](const auto& r) { return r->remaining() == 1; }));
+      decode_rows_left = count_decoding();
       i = 0;
       continue;
     }

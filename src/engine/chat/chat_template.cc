@@ -146,13 +146,6 @@ std::string_view role_name(Role r) {
   return "?";
 }
 
-std::string text_of(const ChatMessage& m) {
-  std::string out;
-  for (const ChatPart& p : m.parts)
-    if (p.kind == ChatPart::Kind::kText) out += p.text;
-  return out;
-}
-
 // Checks what every template needs and resolves image ordinals.
 core::Result<Conversation> validate(const std::vector<ChatMessage>& messages) {
   if (messages.empty()) {
@@ -168,7 +161,7 @@ core::Result<Conversation> validate(const std::vector<ChatMessage>& messages) {
     Turn t{Role::kUser, &m, {}};
     if (m.role == "tools") {
       if (conv.tools) return core::Status::error(where + ": only one message may carry the tool definitions");
-      conv.tools = text_of(m);
+      conv.tools = message_text(m);
       continue;
     }
     if (m.role == "system") {
@@ -205,7 +198,7 @@ core::Result<Conversation> validate(const std::vector<ChatMessage>& messages) {
 }
 
 bool starts_with_tool_calls(const Turn& t) {
-  const std::string text = text_of(*t.message);
+  const std::string text = message_text(*t.message);
   const size_t first = text.find_first_not_of(" \t\r\n");
   return first != std::string::npos && std::string_view(text).substr(first).starts_with(kMistralToolCalls);
 }
@@ -543,6 +536,13 @@ RenderedPrompt render_glm4(const std::vector<Turn>& turns, bool gen) {
 }
 
 }  // namespace
+
+std::string message_text(const ChatMessage& m) {
+  std::string out;
+  for (const ChatPart& p : m.parts)
+    if (p.kind == ChatPart::Kind::kText) out += p.text;
+  return out;
+}
 
 std::optional<ChatTemplateKind> detect_chat_template(std::string_view src) {
   // Order matters: SmolVLM's template also contains <|im_start|>, Phi-3's and Zephyr's share

@@ -31,6 +31,9 @@ struct ChatMessage {
   std::vector<ChatPart> parts;
 };
 
+// The message's text parts, concatenated (images left out).
+std::string message_text(const ChatMessage& m);
+
 enum class ChatTemplateKind {
   kChatML,    // <|im_start|>role\n...<|im_end|>  (Qwen, Qwen2-VL, SmolLM, OpenHermes, ...)
   kLlama2,    // <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] ... </s>

@@ -98,14 +98,28 @@ void write_llama_tokens(const Vocab& v, GgufWriter& w) {
   w.set_i32_array("tokenizer.ggml.token_type", v.types);
 }
 
+// SentencePiece's leading specials as Llama-style vocabularies have them: <unk> <s> </s>
+// (ids 0, 1, 2).
+void add_spm_specials(Vocab& v) {
+  v.add("<unk>", 2);
+  v.add("<s>", 3);
+  v.add("</s>", 3);
+}
+
+// Their ids, with BOS added to every prompt.
+void write_spm_special_ids(GgufWriter& w) {
+  w.set_u32("tokenizer.ggml.bos_token_id", 1);
+  w.set_u32("tokenizer.ggml.eos_token_id", 2);
+  w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+  w.set_bool("tokenizer.ggml.add_bos_token", true);
+}
+
 void write_vocab(const ModelPreset& p, GgufWriter& w) {
   Vocab v;
   const int n = p.n_vocab;
   switch (p.vocab) {
     case VocabStyle::kSentencePiece:
-      v.add("<unk>", 2);
-      v.add("<s>", 3);
-      v.add("</s>", 3);
+      add_spm_specials(v);
       v.add_bytes();
       v.add("<|im_start|>", 3);
       v.add("<|im_end|>", 3);
@@ -116,10 +130,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       add_spm_pieces(v, n);
       v.fit(n);
       write_llama_tokens(v, w);
-      w.set_u32("tokenizer.ggml.bos_token_id", 1);
-      w.set_u32("tokenizer.ggml.eos_token_id", 2);
-      w.set_u32("tokenizer.ggml.unknown_token_id", 0);
-      w.set_bool("tokenizer.ggml.add_bos_token", true);
+      write_spm_special_ids(w);
       w.set_string("tokenizer.chat_template", kChatMlTemplate);
       break;
     case VocabStyle::kGemma:
@@ -150,9 +161,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       break;
     case VocabStyle::kPhi3: {
       const int n_base = std::min(n, 32000);
-      v.add("<unk>", 2);
-      v.add("<s>", 3);
-      v.add("</s>", 3);
+      add_spm_specials(v);
       v.add_bytes();
       add_spm_pieces(v, n_base);
       v.fit(n_base);
@@ -179,9 +188,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       break;
     }
     case VocabStyle::kMistralV3: {
-      v.add("<unk>", 2);
-      v.add("<s>", 3);
-      v.add("</s>", 3);
+      add_spm_specials(v);
       for (const char* t : {"[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
                             "[TOOL_RESULTS]", "[/TOOL_RESULTS]"})
         v.add(t, 3);
@@ -190,10 +197,7 @@ void write_vocab(const ModelPreset& p, GgufWriter& w) {
       add_spm_pieces(v, n);
       v.fit(n);
       write_llama_tokens(v, w);
-      w.set_u32("tokenizer.ggml.bos_token_id", 1);
-      w.set_u32("tokenizer.ggml.eos_token_id", 2);
-      w.set_u32("tokenizer.ggml.unknown_token_id", 0);
-      w.set_bool("tokenizer.ggml.add_bos_token", true);
+      write_spm_special_ids(w);
       w.set_bool("tokenizer.ggml.add_eos_token", false);
       w.set_string("tokenizer.chat_template", kMistralV3Template);
       break;

@@ -48,13 +48,6 @@ std::string trim(const std::string& s) {
   return s.substr(a, b - a + 1);
 }
 
-std::string text_of(const ChatMessage& m) {
-  std::string out;
-  for (const ChatPart& p : m.parts)
-    if (p.kind == ChatPart::Kind::kText) out += p.text;
-  return out;
-}
-
 ojson parameters_json(const ToolSpec& t) {
   if (t.parameters.empty()) return ojson{{"type", "object"}, {"properties", ojson::object()}};
   try {
@@ -126,7 +119,7 @@ std::vector<ChatMessage> render_hermes(const std::vector<ToolChatMessage>& in, c
   size_t i = 0;
   std::string system;
   if (!in.empty() && in[0].message.role == "system") {
-    system = text_of(in[0].message);
+    system = message_text(in[0].message);
     i = 1;
   }
   if (!tools.empty()) {
@@ -146,13 +139,13 @@ std::vector<ChatMessage> render_hermes(const std::vector<ToolChatMessage>& in, c
       // Consecutive results share one user turn, as Qwen2.5's template writes them.
       std::string t;
       for (; i < in.size() && in[i].message.role == "tool"; ++i)
-        t += (t.empty() ? "" : "\n") + std::string("<tool_response>\n") + text_of(in[i].message) + "\n</tool_response>";
+        t += (t.empty() ? "" : "\n") + std::string("<tool_response>\n") + message_text(in[i].message) + "\n</tool_response>";
       --i;
       out.push_back(text_message("user", t));
       continue;
     }
     if (m.message.role == "assistant" && !m.calls.empty()) {
-      const std::string t = trim(text_of(m.message));
+      const std::string t = trim(message_text(m.message));
       out.push_back(text_message("assistant", (t.empty() ? "" : t + "\n") + calls_text(ToolFormat::kHermes, m.calls)));
       continue;
     }
@@ -166,7 +159,7 @@ std::vector<ChatMessage> render_llama3(const std::vector<ToolChatMessage>& in, c
   bool tools_written = tools.empty();
   for (const ToolChatMessage& m : in) {
     if (m.message.role == "tool") {
-      out.push_back(text_message("tool", text_of(m.message)));
+      out.push_back(text_message("tool", message_text(m.message)));
       continue;
     }
     if (m.message.role == "assistant" && !m.calls.empty()) {
@@ -210,7 +203,7 @@ std::vector<ChatMessage> render_mistral(const std::vector<ToolChatMessage>& in, 
   for (const ToolChatMessage& m : in) {
     if (m.message.role == "tool") {
       out.push_back(text_message(
-          "tool", "{\"content\": " + mistral_content(text_of(m.message)) + ", \"call_id\": " + dump(ojson(m.tool_call_id)) + "}"));
+          "tool", "{\"content\": " + mistral_content(message_text(m.message)) + ", \"call_id\": " + dump(ojson(m.tool_call_id)) + "}"));
     } else if (m.message.role == "assistant" && !m.calls.empty()) {
       out.push_back(text_message("assistant", calls_text(ToolFormat::kMistral, m.calls)));  // as the template: calls only
     } else {
@@ -227,7 +220,7 @@ std::vector<ChatMessage> render_phi(const std::vector<ToolChatMessage>& in, cons
     // The published template writes the tools only inside a system turn; without one, the
     // model card's own system text leads them.
     std::string system = "You are a helpful assistant with some tools.";
-    if (!in.empty() && in[0].message.role == "system") system = text_of(in[i++].message);
+    if (!in.empty() && in[0].message.role == "system") system = message_text(in[i++].message);
     ojson list = ojson::array();
     for (const ToolSpec& spec : tools) list.push_back(function_json(spec));
     out.push_back(text_message("system", system + std::string(kPhiToolList) + tojson(list) + std::string(kPhiToolListEnd)));
@@ -235,9 +228,9 @@ std::vector<ChatMessage> render_phi(const std::vector<ToolChatMessage>& in, cons
   for (; i < in.size(); ++i) {
     const ToolChatMessage& m = in[i];
     if (m.message.role == "tool") {
-      out.push_back(text_message("tool", text_of(m.message)));
+      out.push_back(text_message("tool", message_text(m.message)));
     } else if (m.message.role == "assistant" && !m.calls.empty()) {
-      out.push_back(text_message("assistant", trim(text_of(m.message)) + calls_text(ToolFormat::kPhi, m.calls)));
+      out.push_back(text_message("assistant", trim(message_text(m.message)) + calls_text(ToolFormat::kPhi, m.calls)));
     } else {
       out.push_back(m.message);
     }
