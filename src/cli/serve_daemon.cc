@@ -198,7 +198,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
 
   platform::FleetEvents events;
   events.instance_started = [l](const std::string& id, const platform::DeploymentSpec& spec, bool for_request) {
-    Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, unix_now(), for_request);
+    Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, spec.sleep_price_per_second,
+                                   unix_now(), for_request);
     if (!s) core::log_error("ledger", s.message());
   };
   platform::MetricsRegistry* metrics = &d->metrics_;

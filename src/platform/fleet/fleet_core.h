@@ -72,7 +72,7 @@ struct DeploymentSpec {
   uint64_t memory_bytes = 0;
   std::string device = "cpu0";
   double price_per_second = 0;
-  double sleep_price_per_second = 0;
+  double sleep_price_per_second = 0;  // what the device costs while the instance sleeps
   std::string policy = kDefaultScalingPolicy;  // see platform/autoscale/scaling_policy.h
   PolicyOptions policy_options;
   double ttft_objective_s = 0;
