@@ -206,7 +206,9 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   {
     core::MutexLock lock(mutex_);
     if (stop_) return Status::unavailable("the engine is shutting down");
-    s->woke = asleep_.load();
+    // It arrived while asleep, or is the request an explicit wake() was made for.
+    s->woke = asleep_.load() || wake_called_;
+    wake_called_ = false;
     id = s->id = next_id_++;
     inbox_.push_back(std::move(s));
   }
@@ -294,6 +296,7 @@ bool BatchEngine::wake() {
   if (!asleep_.load()) return false;
   core::MutexLock lock(mutex_);
   wake_wanted_ = true;
+  wake_called_ = true;
   wake_.notify_all();
   while (asleep_.load() && !stop_) awake_.wait(mutex_);
   return true;

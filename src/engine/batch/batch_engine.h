@@ -173,7 +173,8 @@ class BatchEngine {
   // itself for the next request: wake() only makes that explicit.
   void sleep(std::function<void(core::Result<uint64_t>)> done) EXCLUDES(mutex_);
   bool asleep() const { return asleep_.load(); }
-  // Returns once a sleeping engine is awake (its threads back); true when it was asleep.
+  // Returns once a sleeping engine is awake (its threads back); true when it was asleep. The
+  // next submit counts as the request that woke it.
   bool wake() EXCLUDES(mutex_);
   // Called on the engine thread when a sequence first takes part in a step: seconds since its
   // request arrived, and whether it arrived while the engine slept (it woke the engine).
@@ -243,6 +244,7 @@ class BatchEngine {
   uint64_t next_id_ GUARDED_BY(mutex_) = 1;
   std::vector<std::function<void(core::Result<uint64_t>)>> sleep_callers_ GUARDED_BY(mutex_);
   bool wake_wanted_ GUARDED_BY(mutex_) = false;
+  bool wake_called_ GUARDED_BY(mutex_) = false;  // the next submit is the request wake() was for
   core::CondVar awake_;  // signalled (under mutex_) when a wake() completes
   std::atomic<bool> asleep_{false};
   std::atomic<uint64_t> sleeps_{0}, wakes_{0};
