@@ -136,7 +136,7 @@ TEST(BatchEngineSleep, ResidentMemoryDropsByTheCacheItHadFilled) {
   for (int i = 0; i < 20; ++i) story += "Lily had a red ball and Tom had a blue kite in the park. ";
   // Distinct prompts, so each fills blocks of its own (kept afterwards for the prefix cache).
   uint64_t blocks = 0;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 10; ++i) {
     const std::string prompt = std::to_string(i) + " " + story;
     generate(engine, prompt, 1);
     blocks += stories().tokenizer->encode(prompt, true, true).size() / o.block_size;
@@ -148,7 +148,10 @@ TEST(BatchEngineSleep, ResidentMemoryDropsByTheCacheItHadFilled) {
   ASSERT_TRUE(sleep_now(engine).is_ok());
   const uint64_t after = rss_bytes();
   ASSERT_LT(after, before);
-  EXPECT_GE(before - after, touched) << "rss " << before << " -> " << after;
+  // Whole pages only: each layer's key and value buffers keep their first and last page (the
+  // allocator's header shares one); and the heap may move by a little meanwhile.
+  const uint64_t slack = 2 * 2 * c.n_layer * 4096 + (128 << 10);
+  EXPECT_GE(before - after + slack, touched) << "rss " << before << " -> " << after;
 }
 
 }  // namespace
