@@ -620,9 +620,14 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
             metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
                                platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
                 .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
-            if (!opened) p->w->start_stream(200, "text/event-stream", start_header);
-            else if (lease.cold_start_ms >= 0)
-              p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
+            if (!opened) {
+              p->w->start_stream(200, "text/event-stream", start_header);
+            } else {  // the headers went out while it waited: the start comes as a comment
+              if (lease.cold_start_ms >= 0)
+                p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
+              for (const auto& [name, value] : start_header)
+                if (name == kStartHeader) p->w->write(sse_comment(std::string(kStartHeader) + ": " + value));
+            }
           }
           parser.feed(chunk);
           for (const auto& e : parser.take_events())
