@@ -114,8 +114,8 @@ Result<platform::Config> default_config(const std::string& cache_dir) {
   auto config = platform::parse_config(yaml, "<built-in default>", cache_dir);
   if (!config) return config.status();
   core::log_info("serve", "no --config given: serving the built-in deployment 'zeroserve-tiny' (random weights, " + model +
-                              "). To serve a real model, download a GGUF (see README) and pass --config zeroserve.yaml "
-                              "with a deployment naming it (docs/configuration.md).");
+                              "). To serve a real model: zeroserve serve --model PATH or hf:OWNER/REPO:QUANT (docs/models.md), "
+                              "or --config zeroserve.yaml (docs/configuration.md).");
   return config;
 }
 

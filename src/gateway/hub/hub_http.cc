@@ -257,7 +257,8 @@ Result<HubResponse> Session::exchange(Stream& stream, const ImageUrl& url, const
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    ec = timed(options_.io_timeout, [&](auto h) { bhttp::async_read(stream, buffer, parser, std::move(h)); });
+    // read_some: each piece is handed on as it arrives (progress stays current).
+    ec = timed(options_.io_timeout, [&](auto h) { bhttp::async_read_some(stream, buffer, parser, std::move(h)); });
     if (ec == bhttp::error::need_buffer) ec = {};
     const size_t got = chunk.size() - parser.get().body().size;
     if (got > 0) {

@@ -197,6 +197,11 @@ class FakeHub {
       cv_.notify_all();
     }
     const std::string auth = header_of(head, "Authorization");
+    // A proxied request names the whole URL (absolute form): serve it as if it were ours.
+    if (target.rfind("http://", 0) == 0) {
+      const size_t slash = target.find('/', 7);
+      target = slash == std::string::npos ? "/" : target.substr(slash);
+    }
     const std::string path = target.substr(0, target.find('?'));
 
     if (path.rfind("/cdn/", 0) == 0) return serve_download(fd, path.substr(5), header_of(head, "Range"), is_head);
