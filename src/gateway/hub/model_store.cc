@@ -219,7 +219,7 @@ HubOptions HubOptions::from_environment() {
 Result<std::vector<std::string>> list_repo_files(const ModelRef& ref, const HubOptions& hub) {
   if (hub.offline) return offline_refusal(ref);
   HubRequest req;
-  req.url = hub.endpoint + "/api/models/" + ref.repo_id() + "/tree/" + ref.revision + "?recursive=1";
+  req.url = hub.endpoint + "/api/models/" + ref.repo_id() + "/tree/" + ref.revision + "?recursive=true";
   req.headers = auth_headers(hub);
   auto r = hub_request(req, hub.http);
   const std::string what = "listing the files of " + ref.repo_id() + "@" + ref.revision;

@@ -97,7 +97,7 @@ class ModelStore {
   std::string root_;
 };
 
-// The repository's file names at a revision (GET /api/models/{repo}/tree/{rev}?recursive=1).
+// The repository's file names at a revision (GET /api/models/{repo}/tree/{rev}?recursive=true).
 core::Result<std::vector<std::string>> list_repo_files(const platform::ModelRef& ref, const HubOptions& hub);
 
 // The size of the file a name means on the hub now (a QUANT name lists the repository).
