@@ -66,6 +66,16 @@ TEST_F(PullEndToEnd, PullListsAndRemovesAModelFromTheCommandLine) {
   EXPECT_NE(missing.out.find("not in the model store"), std::string::npos) << missing.out;
 }
 
+TEST_F(PullEndToEnd, OnATerminalPullRedrawsOneProgressLineWithBytesRateAndEta) {
+  // script(1) gives the pull a pseudo-terminal.
+  auto r = run_command("script -qec " + shell_quote(env_ + zeroserve() + " pull hf:" + kRepo + "/" + kFile) + " /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\r" + std::string(kFile) + " ["), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("100%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/s  ETA"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KiB / "), std::string::npos) << r.out;
+}
+
 TEST_F(PullEndToEnd, PullRefusesClearlyOfflineAndForABadNameOrAMissingFile) {
   auto offline = run_command("ZEROSERVE_OFFLINE=1 " + env_.substr(0, env_.find(" ZEROSERVE_OFFLINE=")) + " " + zeroserve() +
                              " pull hf:" + kRepo + "/" + kFile + " 2>&1");
