@@ -8,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/serve_daemon.h"
+#include "gateway/hub/model_store.h"
 #include "core/log.h"
 #include "core/process_limits.h"
 
@@ -61,7 +62,7 @@ void register_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--offline", o->offline, "never contact the hub (also ZEROSERVE_OFFLINE=1): hf: names must be pulled already");
   cmd->callback([o, &exit_code] {
     // Instances inherit it, so that their first starts never contact the hub either.
-    if (o->offline) setenv("ZEROSERVE_OFFLINE", "1", 1);
+    if (o->offline) setenv(gateway::hub::kOfflineEnv, "1", 1);
     exit_code = report(serve(*o));
   });
 }

@@ -34,6 +34,10 @@ using core::Status;
 
 namespace {
 
+// ---------------------------------------------------------------------------------------
+// Helpers: proxies from the environment, redirects, the TLS context
+// ---------------------------------------------------------------------------------------
+
 constexpr size_t kMaxHeaderBytes = size_t{64} << 10;
 
 std::string env_either(const char* upper, const char* lower) {
@@ -97,6 +101,10 @@ ssl::context* tls_context(std::string& error) {
   error = ctx_error;
   return ctx ? &*ctx : nullptr;
 }
+
+// ---------------------------------------------------------------------------------------
+// One call: connect (through a proxy), TLS, one exchange per hop
+// ---------------------------------------------------------------------------------------
 
 class Session {
  public:
@@ -326,6 +334,10 @@ Result<HubResponse> Session::run(const HubRequest& request) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// The public functions
+// ---------------------------------------------------------------------------------------
 
 HubHttpOptions HubHttpOptions::from_environment() {
   HubHttpOptions o;

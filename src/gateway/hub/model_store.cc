@@ -204,13 +204,13 @@ Result<RemoteFile> head_file(const ModelRef& ref, const HubOptions& hub) {
 
 HubOptions HubOptions::from_environment() {
   HubOptions o;
-  std::string endpoint = env("ZEROSERVE_HF_ENDPOINT");
+  std::string endpoint = env(kHubEndpointEnv);
   if (!endpoint.empty()) {
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     o.endpoint = endpoint;
   }
   o.token = env("HF_TOKEN");
-  const std::string off = env("ZEROSERVE_OFFLINE").empty() ? env("HF_HUB_OFFLINE") : env("ZEROSERVE_OFFLINE");
+  const std::string off = env(kOfflineEnv).empty() ? env("HF_HUB_OFFLINE") : env(kOfflineEnv);
   o.offline = !off.empty() && off != "0" && off != "false";
   o.http = HubHttpOptions::from_environment();
   return o;

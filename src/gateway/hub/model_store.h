@@ -32,6 +32,10 @@ namespace zs::gateway::hub {
 
 // The real hub; ZEROSERVE_HF_ENDPOINT overrides it (a mirror, or a test's loopback server).
 inline constexpr const char* kDefaultHubEndpoint = "https://huggingface.co";
+inline constexpr const char* kHubEndpointEnv = "ZEROSERVE_HF_ENDPOINT";
+// "1" (or any value but "0"/"false"): never contact the hub. `serve --offline` sets it for its
+// workers.
+inline constexpr const char* kOfflineEnv = "ZEROSERVE_OFFLINE";
 
 struct HubOptions {
   std::string endpoint = kDefaultHubEndpoint;  // no trailing slash
