@@ -115,6 +115,51 @@ TEST_F(PullEndToEnd, ServeOfflineRefusesAModelItHasNotPulled) {
   EXPECT_TRUE(hub_.paths().empty());
 }
 
+// `serve` with neither --config nor --model: the first run's model from the hub (here the
+// loopback hub serves TinyStories under the first-run model's name), else the random demo.
+TEST_F(PullEndToEnd, TheFirstRunServesTheHubsSmallModelAndFallsBackToTheDemoOfflineOrWhenTheHubIsUnreachable) {
+  hub_.add("Qwen/Qwen2.5-0.5B-Instruct-GGUF", "qwen2.5-0.5b-instruct-q4_k_m.gguf", tiny_stories_bytes());
+  auto start = [&](std::vector<std::string> extra, std::string endpoint = "") {
+    if (endpoint.empty()) endpoint = hub_.endpoint();
+    std::vector<std::string> argv = {"/usr/bin/env", "ZEROSERVE_HF_ENDPOINT=" + endpoint,
+                                     "XDG_CACHE_HOME=" + dir_.file("cache"), "XDG_STATE_HOME=" + dir_.file("state"),
+                                     "HF_TOKEN=", "ZEROSERVE_OFFLINE=", zeroserve(), "serve", "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<ChildProcess>(argv);
+  };
+  auto answers = [](const std::string& address, const std::string& model) {
+    json body = {{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", 4}, {"temperature", 0}};
+    auto r = gateway::http_request("POST", address, "/v1/completions", body.dump(), {}, std::chrono::seconds(120));
+    return r.is_ok() && r->status == 200;
+  };
+  {  // offline: the demo, and the hub is never asked
+    auto serve = start({"--offline"});
+    auto address = serve->wait_ready(std::chrono::seconds(120));
+    ASSERT_TRUE(address.has_value());
+    EXPECT_TRUE(answers(*address, "zeroserve-tiny"));
+    EXPECT_TRUE(hub_.paths().empty());
+    serve->signal(SIGTERM);
+    EXPECT_EQ(serve->wait_exit(std::chrono::seconds(60)), 0);
+  }
+  {  // a hub that cannot be reached (nothing listens on port 1): the demo
+    auto serve = start({}, "http://127.0.0.1:1");
+    auto address = serve->wait_ready(std::chrono::seconds(120));
+    ASSERT_TRUE(address.has_value());
+    EXPECT_TRUE(answers(*address, "zeroserve-tiny"));
+    serve->signal(SIGTERM);
+    EXPECT_EQ(serve->wait_exit(std::chrono::seconds(60)), 0);
+  }
+  {  // online: pulled, then served under its name
+    auto serve = start({});
+    auto address = serve->wait_ready(std::chrono::seconds(120));
+    ASSERT_TRUE(address.has_value());
+    EXPECT_TRUE(answers(*address, "qwen2.5-0.5b-instruct-q4_k_m"));
+    EXPECT_EQ(hub_.downloads(), 1);
+    serve->signal(SIGTERM);
+    EXPECT_EQ(serve->wait_exit(std::chrono::seconds(60)), 0);
+  }
+}
+
 // The deployment's first start pulls the model in the worker; a streaming request waiting for
 // that start sees the download's progress in its SSE comments, and /admin/deployments shows it.
 TEST_F(PullEndToEnd, ADeploymentNamingAnHfModelPullsAtItsFirstStartAndAWaitingStreamSeesTheProgress) {
