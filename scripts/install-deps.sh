@@ -11,6 +11,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libicu-dev libstb-dev libwebp-dev libboost-dev \
   libyaml-cpp-dev libsqlite3-dev libssl-dev \
   clang libclang-rt-14-dev >/dev/null
+# The system's CA certificates: HTTPS to the Hugging Face hub (zeroserve pull, docs/models.md).
+$SUDO apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null
 # The official OpenAI SDK for the API compatibility tests (tests/sdk, pinned in its
 # package-lock.json), with the machine's Node.js, or Debian's where there is none.
 if ! command -v npm >/dev/null; then
