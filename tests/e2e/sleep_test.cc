@@ -16,11 +16,12 @@
 namespace zs::testing {
 namespace {
 
+// Counted page by page (smaps_rollup), not VmRSS's per-CPU approximation.
 uint64_t rss_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    if (line.rfind("Rss:", 0) == 0) return std::stoull(line.substr(4)) * 1024;
   return 0;
 }
 
