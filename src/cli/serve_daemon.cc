@@ -1,4 +1,5 @@
 #include "cli/serve_daemon.h"
+#include "cli/serve_slurm.h"
 
 #include <unistd.h>
 
@@ -52,7 +53,7 @@ std::string default_dir(const char* xdg, const char* fallback) {
 std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platform::Config& config) {
   std::map<std::string, gateway::openai::ModelKind> kinds;
   for (const auto& d : config.deployments) {
-    if (d.runtime != platform::RuntimeKind::kBuiltin) continue;
+    if (d.runtime == platform::RuntimeKind::kCommand) continue;
     auto file = engine::GgufFile::open(d.model);
     if (!file) continue;
     auto c = engine::ModelConfig::from_gguf(*file.value());
@@ -119,6 +120,21 @@ Result<platform::Config> ServeDaemon::read_config() const {
   return config;
 }
 
+static std::vector<std::string> worker_argv(const std::string& exe, const platform::DeploymentConfig& d, uint64_t max_body) {
+  std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--slots",
+                                   std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
+  if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
+  if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
+  // The gateway's limit, so that the worker never refuses a body the gateway accepted.
+  argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
+  if (d.matryoshka) argv.push_back("--matryoshka");
+  if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
+  if (!d.speculative.empty())
+    argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
+  if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
+  return argv;
+}
+
 Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platform::Config& config) const {
   std::vector<platform::DeploymentSpec> specs;
   for (const auto& d : config.deployments) {
@@ -136,6 +152,10 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       }
     }
     const auto* dev = config.device(d.device);
+    if (d.runtime == platform::RuntimeKind::kSlurm) {
+      specs.push_back(slurm_spec(config, d, memory_bytes, dev, self_exe_, worker_argv(self_exe_, d, max_body_bytes_)));
+      continue;
+    }
     platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
     s.env = d.env;
     if (d.runtime == platform::RuntimeKind::kBuiltin) {
@@ -144,17 +164,8 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       const std::string exe = self_exe_;
       const uint64_t max_body = max_body_bytes_;
       s.command = [exe, d, max_body](const std::string& address, int) -> Result<std::vector<std::string>> {
-        std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--listen", address, "--slots",
-                                         std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
-        if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
-        if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
-        // The gateway's limit, so that the worker never refuses a body the gateway accepted.
-        argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
-        if (d.matryoshka) argv.push_back("--matryoshka");
-        if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
-        if (!d.speculative.empty())
-          argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
-        if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
+        std::vector<std::string> argv = worker_argv(exe, d, max_body);
+        argv.insert(argv.end(), {"--listen", address});
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
@@ -186,6 +197,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->max_body_bytes_ = config->gateway.max_body_bytes;
   auto specs = d->specs_for(config.value());
   if (!specs) return specs.status();
+  // Jobs outlive a serve killed with SIGKILL: a restarted one cancels what its predecessor left.
+  if (config->cluster.configured) cancel_leftover_jobs(config->cluster, config->gateway.state_dir);
 
   const std::string state_dir =
       config->gateway.state_dir.empty() ? default_dir("XDG_STATE_HOME", ".local/state") : config->gateway.state_dir;

@@ -57,6 +57,10 @@ struct WorkerOptions {
   int max_image_tokens = 0;  // per image; 0 = only the context limits it
   size_t max_body_bytes = size_t{32} << 20;
   std::chrono::milliseconds drain_grace{30'000};
+  // When set, every request but GET /health must carry "Authorization: Bearer <auth_token>"
+  // (401 otherwise): a worker listening on a non-loopback address (the Slurm runtime) serves
+  // only its gateway. /health stays open: it tells nothing and the gateway's probes use it.
+  std::string auth_token;
 };
 
 class Worker {

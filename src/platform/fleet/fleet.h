@@ -118,7 +118,14 @@ class Fleet {
     std::unique_ptr<Process> process;
     bool awaiting_ready = false;  // its stdout is in the epoll set until it announces "ready"
     int empty_reads = 0;          // wakes with nothing to read (a closed stdout): watched no more
+    // Cluster runtimes announce where the instance is ("ready <address> [<token>]") and why
+    // it waits ("pending <reason>", the scheduler's word, until ready).
+    std::string deployment;
+    std::string token;
+    std::string pending_reason;
   };
+  // Why an instance of `deployment` is still pending in its scheduler ("" when none is).
+  std::string pending_reason(const std::string& deployment) const EXCLUDES(procs_mutex_);
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once
   double now() const;  // seconds on the monotonic clock since construction
