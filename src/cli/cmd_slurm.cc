@@ -374,7 +374,10 @@ void register_slurm_commands(CLI::App& app, int& exit_code) {
   inst->add_option("--cpus", io->job.cpus_per_task, "--cpus-per-task")->check(CLI::Range(1, 4096));
   inst->add_option("--memory-bytes", io->job.memory_bytes, "--mem");
   inst->add_option("--gpus", io->job.gpus, "--gres=gpu:N")->check(CLI::Range(0, 64));
-  inst->add_option("--sbatch-option", io->job.extra_options, "extra sbatch option (repeatable)");
+  // One value per occurrence, so that the "--" before the worker's arguments ends options.
+  inst->add_option("--sbatch-option", io->job.extra_options, "extra sbatch option (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   inst->add_option("worker_args", io->worker_args, "arguments of `zeroserve worker` (after --)");
   inst->callback([io, &exit_code] { exit_code = SlurmInstance(*io).run(); });
 

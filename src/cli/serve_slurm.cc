@@ -19,7 +19,6 @@ platform::DeploymentSpec slurm_spec(const platform::Config& config, const platfo
   platform::DeploymentSpec s = platform::scheduling_spec(d, 0, price);
   // A job may wait for a node to power up (elastic clusters): pending counts as starting.
   if (d.start_timeout_s <= 0) s.start_timeout_s = std::max(600.0, d.request_timeout_s);
-  s.device = "slurm:" + (c.partition.empty() ? std::string("default") : c.partition);
   s.env = d.env;
   s.uses_unix_socket = true;  // names the instance; the job announces its real address
   s.announces_ready = true;
@@ -34,17 +33,20 @@ platform::DeploymentSpec slurm_spec(const platform::Config& config, const platfo
       o << v;
       return o.str();
     };
-    std::vector<std::string> argv = {exe, "slurm-instance", "--listen", address, "--deployment", d.name, "--shared-dir",
+    std::vector<std::string> argv = {exe, "slurm-instance"};
+    // The repeated option first: CLI11 would take a "--" right after it as its end, not as the
+    // start of the worker's arguments.
+    for (const auto& o : c.sbatch_options) argv.push_back("--sbatch-option=" + o);
+    argv.insert(argv.end(), {"--listen", address, "--deployment", d.name, "--shared-dir",
                                      c.shared_dir, "--owner", owner, "--exe", node_exe, "--heartbeat-limit",
                                      number(c.heartbeat_limit_s), "--poll", number(c.poll_s), "--cpus",
                                      std::to_string(std::max(1, d.threads)), "--memory-bytes", std::to_string(memory_bytes),
-                                     "--gpus", std::to_string(gpus)};
+                                     "--gpus", std::to_string(gpus)});
     if (!c.slurm_conf.empty()) argv.insert(argv.end(), {"--slurm-conf", c.slurm_conf});
     if (!c.partition.empty()) argv.insert(argv.end(), {"--partition", c.partition});
     if (!c.account.empty()) argv.insert(argv.end(), {"--account", c.account});
     if (!c.qos.empty()) argv.insert(argv.end(), {"--qos", c.qos});
     if (c.time_limit_s > 0) argv.insert(argv.end(), {"--time-limit", number(c.time_limit_s)});
-    for (const auto& o : c.sbatch_options) argv.push_back("--sbatch-option=" + o);
     argv.push_back("--");
     argv.insert(argv.end(), worker_args.begin(), worker_args.end());
     return argv;

@@ -62,6 +62,9 @@ std::vector<std::string> sbatch_argv(const JobRequest& r) {
   if (!r.account.empty()) argv.push_back("--account=" + r.account);
   if (!r.qos.empty()) argv.push_back("--qos=" + r.qos);
   if (r.time_limit_s > 0) argv.push_back("--time=" + time_limit_minutes(r.time_limit_s));
+  // zeroserve restarts a failed instance itself (with back-off, perhaps elsewhere): Slurm must
+  // not run the same job again behind its back.
+  argv.push_back("--no-requeue");
   argv.push_back("--nodes=1");
   argv.push_back("--ntasks=1");
   argv.push_back("--cpus-per-task=" + std::to_string(std::max(1, r.cpus_per_task)));

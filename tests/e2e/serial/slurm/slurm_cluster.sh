@@ -18,6 +18,9 @@ dir=$(cd "$dir" && pwd)
 tag=$(printf '%s' "$dir" | md5sum | cut -c1-4)
 subnet=$(( 16#${tag:0:2} % 250 + 1 ))
 net="10.213.$subnet"
+# slurmctld listens in this machine's namespace: a port of its own per DIR, so that two
+# clusters (two test runs) can run side by side.
+ctld_port=$(( 20000 + 16#${tag} % 20000 ))
 bridge="zsbr$tag"
 
 down() {
@@ -84,7 +87,7 @@ done
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=zstest
 SlurmctldHost=zsctl($net.1)
-SlurmctldPort=6817
+SlurmctldPort=$ctld_port
 SlurmdPort=6818
 AuthType=auth/munge
 CredType=cred/munge
