@@ -78,6 +78,11 @@ std::string random_token() {
   return out;
 }
 
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string read_first_line(const fs::path& p) {
   std::ifstream in(p);
   std::string line;
@@ -172,6 +177,7 @@ class SlurmInstance {
     auto job_id = slurm::parse_sbatch_output(submitted->out);
     if (!job_id) return fail(job_id.status().message());
     job_id_ = job_id.value();
+    const int64_t submitted_ms = unix_ms();
     core::log_info("slurm", "instance " + id + ": job " + job_id_ + " submitted (" + job_name_ + ")");
 
     bool ready = false;
@@ -188,7 +194,15 @@ class SlurmInstance {
         if (!address.empty()) {
           std::printf("ready %s %s\n", address.c_str(), token_.c_str());
           std::fflush(stdout);
-          core::log_info("slurm", "instance " + id + ": job " + job_id_ + " ready at " + address);
+          // Time pending in Slurm: from sbatch to the job's start on its node (node clocks
+          // are assumed in sync, as Slurm itself assumes).
+          std::string pending;
+          const std::string started = read_first_line(dir_ / slurm::kStartedFile);
+          if (!started.empty())
+            pending = " (pending in Slurm " + std::to_string(std::max<int64_t>(0, std::strtoll(started.c_str(), nullptr, 10) - submitted_ms)) +
+                      " ms, then started in " + std::to_string(std::max<int64_t>(0, unix_ms() - std::strtoll(started.c_str(), nullptr, 10))) +
+                      " ms)";
+          core::log_info("slurm", "instance " + id + ": job " + job_id_ + " ready at " + address + pending);
           ready = true;
         }
       }
@@ -302,6 +316,7 @@ int run_job(const JobOptions& o) {
     std::fprintf(stderr, "zeroserve slurm-job: no worker command after --\n");
     return 1;
   }
+  (void)write_file(dir / slurm::kStartedFile, std::to_string(unix_ms()) + "\n", fs::perms::owner_read | fs::perms::owner_write);
   std::vector<std::string> argv = o.worker_argv;
   argv.insert(argv.end(), {"--listen", host + ":0", "--auth-token-file", (dir / slurm::kTokenFile).string()});
   auto spawned = platform::Process::spawn(argv);

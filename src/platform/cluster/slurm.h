@@ -32,6 +32,7 @@ namespace zs::platform::slurm {
 inline constexpr std::string_view kTokenFile = "token";          // the per-instance bearer token (0600)
 inline constexpr std::string_view kAddressFile = "address";      // host:port, written by the job when ready
 inline constexpr std::string_view kHeartbeatFile = "heartbeat";  // touched by slurm-instance every second
+inline constexpr std::string_view kStartedFile = "started";      // Unix time (ms) the job began on its node
 inline constexpr std::string_view kScriptFile = "job.sh";        // the batch script
 inline constexpr std::string_view kJobLogFile = "job.log";       // the job's stdout and stderr
 // Every job zeroserve submits carries the comment "<kCommentPrefix><owner>/<instance>", so that
