@@ -7,8 +7,10 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <utility>
 
 #include "core/log.h"
+#include "core/mutex.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
 #include "engine/model/random_model.h"
@@ -67,6 +69,13 @@ std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platfor
 
 namespace {
 constexpr uint64_t kProcessBytes = 64ull << 20;  // an instance process itself, beyond its model
+
+// The pending reason each deployment's gauge shows, so that a changed reason's old series
+// drops to 0 (metrics collectors may run on several threads at once).
+struct PendingShown {
+  core::Mutex mutex;
+  std::map<std::string, std::string> reason GUARDED_BY(mutex);  // deployment -> reason shown
+};
 }  // namespace
 
 Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
@@ -286,7 +295,9 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->gateway_->set_batch_api(d->batch_api_.get());
   d->batch_runner_->start();  // resumes the jobs a previous run left in progress
   platform::track_process_memory(d->metrics_);
-  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
+  static constexpr const char* kPendingHelp = "1 while an instance's Slurm job is pending, labelled with Slurm's reason.";
+  auto pending_shown = std::make_shared<PendingShown>();
+  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l, pending_shown] {
     for (const auto& dev : fleet->device_memory()) {
       m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));
       m->gauge("zs_device_memory_total_bytes", "Memory budget of the device.", {{"device", dev.device}}).set(static_cast<double>(dev.capacity));
@@ -302,6 +313,18 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
       m->gauge("zs_deployment_batch_in_flight_requests", "Batch-class requests being served.", {{"deployment", s.name}}).set(s.batch_in_flight);
       m->gauge("zs_deployment_cold_starts", "Instances started for a waiting request (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.cold_starts));
       m->gauge("zs_deployment_crashes", "Instances that exited unexpectedly (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.crashes));
+      // Slurm instances: 1 while one waits in Slurm's queue, labelled with Slurm's reason.
+      // The series of the previous reason drops to 0 when the reason changes.
+      const std::string pending = fleet->pending_reason(s.name);
+      std::string previous;
+      {
+        core::MutexLock lock(pending_shown->mutex);
+        previous = std::exchange(pending_shown->reason[s.name], pending);
+      }
+      if (!previous.empty() && previous != pending)
+        m->gauge("zs_deployment_pending_in_slurm", kPendingHelp, {{"deployment", s.name}, {"reason", previous}}).set(0);
+      if (!pending.empty())
+        m->gauge("zs_deployment_pending_in_slurm", kPendingHelp, {{"deployment", s.name}, {"reason", pending}}).set(1);
     }
   });
   return d;

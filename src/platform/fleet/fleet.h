@@ -96,6 +96,9 @@ class Fleet {
   void fail_waiting(RequestClass cls, const std::string& message) EXCLUDES(mutex_);
 
   std::vector<DeploymentStatus> status() const EXCLUDES(mutex_);
+  // Why an instance of `deployment` is still pending in its cluster scheduler (Slurm's reason,
+  // e.g. "Resources"); "" when none is.
+  std::string pending_reason(const std::string& deployment) const EXCLUDES(procs_mutex_);
   std::vector<DeviceMemory> device_memory() const EXCLUDES(mutex_);
   // Admin: keep at least n instances (n <= max_instances) until the next reload.
   core::Status scale(const std::string& deployment, int n) EXCLUDES(mutex_);
@@ -124,8 +127,7 @@ class Fleet {
     std::string token;
     std::string pending_reason;
   };
-  // Why an instance of `deployment` is still pending in its scheduler ("" when none is).
-  std::string pending_reason(const std::string& deployment) const EXCLUDES(procs_mutex_);
+
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once
   double now() const;  // seconds on the monotonic clock since construction

@@ -207,6 +207,18 @@ TEST_F(SlurmRuntime, AFullClusterKeepsARequestWaitingUntilRequestTimeoutWithA504
     if (j.comment.rfind("zeroserve/", 0) == 0) reason = j.reason;
   ASSERT_FALSE(reason.empty()) << "zeroserve's job should still be pending";
   EXPECT_NE(r.body.find("pending in Slurm (reason: " + reason + ")"), std::string::npos) << r.body;
+  // The metrics show it too.
+  auto m = gateway::http_request("GET", s->address(), "/metrics", "", {}, 10s);
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_EQ(metric_in(m->body, "zs_deployment_pending_in_slurm{deployment=\"tiny\",reason=\"" + reason + "\"}"), 1)
+      << m->body;
+}
+
+TEST_F(SlurmRuntime, AJobSlurmRefusesFailsTheWaitingRequestAfterTheRestartsWithoutLeavingJobs) {
+  auto s = serve("  partition: no-such-partition\n", "    threads: 1\n    request_timeout: 60s\n");
+  const auto r = complete(*s, 8, 90s);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_TRUE(cluster_->jobs().empty());
 }
 
 TEST_F(SlurmRuntime, KillNineOfServeLeavesNoJobRunningAfterTheHeartbeatLimit) {
