@@ -2,11 +2,12 @@
 //
 // `zeroserve slurm-instance`: started by `serve`'s fleet as the local handle of one instance,
 // like a worker process. It submits the instance's Slurm job (sbatch --parsable), touches the
-// heartbeat file every second, prints "pending <reason>" while Slurm holds the job and
+// heartbeat file every half second, prints "pending <reason>" while Slurm holds the job and
 // "ready <host:port> <token>" once the job's worker answers, and exits when the job ends
 // (scancel from outside, node failure, time limit: the fleet sees a crash). SIGTERM (the fleet
-// stopping the instance) cancels the job and exits once Slurm has ended it. It dies with
-// `serve` (parent-death signal); the job then ends itself when the heartbeat stops.
+// stopping the instance, or serve dying: its parent-death signal) cancels the job and exits
+// once Slurm has ended it. Killed outright (SIGKILL, a crashed machine), it leaves the job to
+// end itself when the heartbeat stops.
 //
 // `zeroserve slurm-job`: the job's program on the node. It starts the worker on the node's
 // address with the per-instance token, writes the worker's address into the rendezvous
@@ -21,6 +22,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +148,12 @@ class SlurmInstance {
 
   int run() {
     const sigset_t signals = block_stop_signals();
+    // serve starts its children with a parent-death SIGKILL; this one needs SIGTERM instead,
+    // so that it cancels its job when serve (or the thread that started it) goes away. The
+    // heartbeat still ends the job if this process is killed outright.
+    const pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) return fail("serve exited before the instance started");
     std::string id = fs::path(o_.listen.rfind("unix:", 0) == 0 ? o_.listen.substr(5) : o_.listen).stem().string();
     if (id.empty()) id = "instance";
     dir_ = fs::path(o_.shared_dir) / (o_.owner + "-" + id);

@@ -221,12 +221,30 @@ TEST_F(SlurmRuntime, AJobSlurmRefusesFailsTheWaitingRequestAfterTheRestartsWitho
   EXPECT_TRUE(cluster_->jobs().empty());
 }
 
-TEST_F(SlurmRuntime, KillNineOfServeLeavesNoJobRunningAfterTheHeartbeatLimit) {
-  auto s = serve("  heartbeat_limit: 3s\n", "    keep_alive: 600s\n    threads: 1\n");
+// SIGKILL to serve and to its slurm-instance processes (a crashed machine): nothing cancels the
+// job, it ends itself when the heartbeat stops.
+void kill_nine_with_instances(Serve& s) {
+  // serve's children are its slurm-instance processes.
+  run_command("pkill -KILL -P " + std::to_string(s.process().pid()));
+  s.process().signal(SIGKILL);
+  ASSERT_TRUE(s.process().wait_exit(10s).has_value());
+}
+
+TEST_F(SlurmRuntime, KillNineOfServeCancelsItsJobsThroughTheParentDeathSignal) {
+  auto s = serve("  heartbeat_limit: 10m\n", "    keep_alive: 600s\n    threads: 1\n");
   ASSERT_EQ(complete(*s).status, 200);
   ASSERT_EQ(cluster_->running().size(), 1u);
   s->process().signal(SIGKILL);
   ASSERT_TRUE(s->process().wait_exit(10s).has_value());
+  // Long before the heartbeat limit of 10 minutes.
+  EXPECT_TRUE(squeue_empty(60s)) << "a job outlived its gateway";
+}
+
+TEST_F(SlurmRuntime, AJobWhoseGatewayMachineDiedEndsItselfAfterTheHeartbeatLimit) {
+  auto s = serve("  heartbeat_limit: 3s\n", "    keep_alive: 600s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  ASSERT_EQ(cluster_->running().size(), 1u);
+  kill_nine_with_instances(*s);
   EXPECT_TRUE(squeue_empty(90s)) << "a job outlived its gateway";
 }
 
@@ -235,8 +253,7 @@ TEST_F(SlurmRuntime, ARestartedServeCancelsTheJobsItsPredecessorLeft) {
   ASSERT_EQ(complete(*s).status, 200);
   const auto left = cluster_->running();
   ASSERT_EQ(left.size(), 1u);
-  s->process().signal(SIGKILL);
-  ASSERT_TRUE(s->process().wait_exit(10s).has_value());
+  kill_nine_with_instances(*s);
   // With a heartbeat limit of 10 minutes the job is still there...
   std::this_thread::sleep_for(1s);
   ASSERT_EQ(cluster_->running().size(), 1u);
