@@ -174,7 +174,7 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       const uint64_t max_body = max_body_bytes_;
       s.command = [exe, d, max_body](const std::string& address, int) -> Result<std::vector<std::string>> {
         std::vector<std::string> argv = worker_argv(exe, d, max_body);
-        argv.insert(argv.end(), {"--listen", address});
+        argv.insert(argv.begin() + 6, {"--listen", address});  // after --name, where it always was
         return argv;
       };
       s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
