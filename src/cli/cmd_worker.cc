@@ -100,8 +100,22 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--name", o->name, "model name reported in responses (default: the model file's stem)");
   auto grace_ms = std::make_shared<int>(30000);
   cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");
-  cmd->callback([o, grace_ms, cache_dir, &exit_code] {
+  auto token_file = std::make_shared<std::string>();
+  cmd->add_option("--auth-token-file", *token_file,
+                  "require 'Authorization: Bearer <the file's first line>' on every route but /health");
+  cmd->callback([o, grace_ms, cache_dir, token_file, &exit_code] {
     o->drain_grace = std::chrono::milliseconds(*grace_ms);
+    if (!token_file->empty()) {
+      auto bytes = read_file_bytes(*token_file);
+      std::string token = bytes ? std::string(bytes->begin(), bytes->end()) : "";
+      token = token.substr(0, token.find_first_of("\r\n"));
+      if (token.empty()) {
+        exit_code = report(core::Status::invalid_argument("--auth-token-file '" + *token_file +
+                                                          "' is unreadable or empty: it must hold the token"));
+        return;
+      }
+      o->auth_token = token;
+    }
     exit_code = report(run_worker(*o, *cache_dir));
   });
 }

@@ -16,5 +16,6 @@ void register_serve_command(CLI::App& app, int& exit_code);
 void register_cost_command(CLI::App& app, int& exit_code);
 void register_sim_command(CLI::App& app, int& exit_code);
 void register_models_commands(CLI::App& app, int& exit_code);  // pull, models, rm
+void register_slurm_commands(CLI::App& app, int& exit_code);  // slurm-instance, slurm-job (cmd_slurm.cc)
 
 }  // namespace zs::cli

@@ -1,4 +1,5 @@
 #include "cli/serve_daemon.h"
+#include "cli/serve_slurm.h"
 
 #include <unistd.h>
 
@@ -6,8 +7,10 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <utility>
 
 #include "core/log.h"
+#include "core/mutex.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
 #include "engine/model/random_model.h"
@@ -55,7 +58,7 @@ std::string default_dir(const char* xdg, const char* fallback) {
 std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platform::Config& config) {
   std::map<std::string, gateway::openai::ModelKind> kinds;
   for (const auto& d : config.deployments) {
-    if (d.runtime != platform::RuntimeKind::kBuiltin) continue;
+    if (d.runtime == platform::RuntimeKind::kCommand) continue;
     std::string model = d.model;
     if (platform::is_model_ref(model)) {  // known once pulled (a reload then tells)
       auto ref = platform::parse_model_ref(model);
@@ -78,6 +81,13 @@ std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platfor
 namespace {
 constexpr uint64_t kProcessBytes = 64ull << 20;  // an instance process itself, beyond its model
 constexpr double kPullStartTimeoutS = 6 * 3600;  // a first start that pulls its model from the hub
+
+// The pending reason each deployment's gauge shows, so that a changed reason's old series
+// drops to 0 (metrics collectors may run on several threads at once).
+struct PendingShown {
+  core::Mutex mutex;
+  std::map<std::string, std::string> reason GUARDED_BY(mutex);  // deployment -> reason shown
+};
 }  // namespace
 
 Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
@@ -134,6 +144,21 @@ Result<platform::Config> ServeDaemon::read_config() const {
   return config;
 }
 
+static std::vector<std::string> worker_argv(const std::string& exe, const platform::DeploymentConfig& d, uint64_t max_body) {
+  std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--slots",
+                                   std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
+  if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
+  if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
+  // The gateway's limit, so that the worker never refuses a body the gateway accepted.
+  argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
+  if (d.matryoshka) argv.push_back("--matryoshka");
+  if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
+  if (!d.speculative.empty())
+    argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
+  if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
+  return argv;
+}
+
 Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platform::Config& config) const {
   std::vector<platform::DeploymentSpec> specs;
   gateway::hub::HubOptions hub = gateway::hub::HubOptions::from_environment();
@@ -169,6 +194,10 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       }
     }
     const auto* dev = config.device(d.device);
+    if (d.runtime == platform::RuntimeKind::kSlurm) {
+      specs.push_back(slurm_spec(config, d, memory_bytes, dev, self_exe_, worker_argv(self_exe_, d, max_body_bytes_)));
+      continue;
+    }
     platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
     s.sleep_price_per_second = dev ? dev->sleep_price_per_second : 0;
     s.env = d.env;
@@ -181,17 +210,9 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
       const uint64_t max_body = max_body_bytes_;
       const std::string cache_dir = config.gateway.cache_dir;
       s.command = [exe, d, max_body, cache_dir](const std::string& address, int) -> Result<std::vector<std::string>> {
-        std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--listen", address, "--slots",
-                                         std::to_string(d.slots), "--ctx", std::to_string(d.ctx), "--cache-dir", cache_dir};
-        if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
-        if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
-        // The gateway's limit, so that the worker never refuses a body the gateway accepted.
-        argv.insert(argv.end(), {"--max-body-bytes", std::to_string(max_body)});
-        if (d.matryoshka) argv.push_back("--matryoshka");
-        if (d.max_image_tokens > 0) argv.insert(argv.end(), {"--max-image-tokens", std::to_string(d.max_image_tokens)});
-        if (!d.speculative.empty())
-          argv.insert(argv.end(), {"--speculative", d.speculative, "--draft-tokens", std::to_string(d.draft_tokens)});
-        if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
+        std::vector<std::string> argv = worker_argv(exe, d, max_body);
+        argv.insert(argv.begin() + 6, {"--listen", address});  // after --name, where it always was
+        argv.insert(argv.end(), {"--cache-dir", cache_dir});
         return argv;
       };
       s.fingerprint = "builtin|" + configured.model + "|" + configured.mmproj + "|" + std::to_string(d.slots) + "|" +
@@ -223,6 +244,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->max_body_bytes_ = config->gateway.max_body_bytes;
   auto specs = d->specs_for(config.value());
   if (!specs) return specs.status();
+  // Jobs outlive a serve killed with SIGKILL: a restarted one cancels what its predecessor left.
+  if (config->cluster.configured) cancel_leftover_jobs(config->cluster, config->gateway.state_dir);
 
   const std::string state_dir =
       config->gateway.state_dir.empty() ? default_dir("XDG_STATE_HOME", ".local/state") : config->gateway.state_dir;
@@ -330,7 +353,9 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->gateway_->set_batch_api(d->batch_api_.get());
   d->batch_runner_->start();  // resumes the jobs a previous run left in progress
   platform::track_process_memory(d->metrics_);
-  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l] {
+  static constexpr const char* kPendingHelp = "1 while an instance's Slurm job is pending, labelled with Slurm's reason.";
+  auto pending_shown = std::make_shared<PendingShown>();
+  d->metrics_.on_collect([fleet = d->fleet_.get(), m = &d->metrics_, l, pending_shown] {
     for (const auto& dev : fleet->device_memory()) {
       m->gauge("zs_device_memory_used_bytes", "Memory reserved by instances.", {{"device", dev.device}}).set(static_cast<double>(dev.used));
       m->gauge("zs_device_memory_total_bytes", "Memory budget of the device.", {{"device", dev.device}}).set(static_cast<double>(dev.capacity));
@@ -346,6 +371,18 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
       m->gauge("zs_deployment_batch_in_flight_requests", "Batch-class requests being served.", {{"deployment", s.name}}).set(s.batch_in_flight);
       m->gauge("zs_deployment_cold_starts", "Instances started for a waiting request (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.cold_starts));
       m->gauge("zs_deployment_crashes", "Instances that exited unexpectedly (cumulative).", {{"deployment", s.name}}).set(static_cast<double>(s.crashes));
+      // Slurm instances: 1 while one waits in Slurm's queue, labelled with Slurm's reason.
+      // The series of the previous reason drops to 0 when the reason changes.
+      const std::string pending = fleet->pending_reason(s.name);
+      std::string previous;
+      {
+        core::MutexLock lock(pending_shown->mutex);
+        previous = std::exchange(pending_shown->reason[s.name], pending);
+      }
+      if (!previous.empty() && previous != pending)
+        m->gauge("zs_deployment_pending_in_slurm", kPendingHelp, {{"deployment", s.name}, {"reason", previous}}).set(0);
+      if (!pending.empty())
+        m->gauge("zs_deployment_pending_in_slurm", kPendingHelp, {{"deployment", s.name}, {"reason", pending}}).set(1);
     }
   });
   return d;

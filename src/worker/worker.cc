@@ -378,12 +378,27 @@ Status Worker::load_encoder() {
 
 gateway::Router Worker::routes() {
   gateway::Router r;
+  // With an auth token, every route but /health is behind it (compared in constant time).
+  auto add = [this, &r](const std::string& method, const std::string& path, gateway::Handler h) {
+    if (options_.auth_token.empty()) return r.add(method, path, std::move(h));
+    r.add(method, path, [this, h = std::move(h)](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+      const std::string got = req.header("Authorization");
+      const std::string want = "Bearer " + options_.auth_token;
+      unsigned char diff = got.size() == want.size() ? 0 : 1;
+      for (size_t i = 0; i < want.size(); ++i)
+        diff |= static_cast<unsigned char>(want[i] ^ (i < got.size() ? got[i] : 0));
+      if (diff != 0)
+        return respond_error(*w, Status::unauthenticated("this worker serves only its gateway: send 'Authorization: "
+                                                         "Bearer <the instance token>'"));
+      h(req, std::move(w));
+    });
+  };
   r.add("GET", "/health", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
     if (draining_) return w->respond_json(503, R"({"status":"draining"})");
     if (!ready_) return w->respond_json(503, R"({"status":"loading"})");
     w->respond_json(200, R"({"status":"ok"})");
   });
-  r.add("GET", "/v1/models", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+  add("GET", "/v1/models", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
     openai::ModelInfo info;
     info.id = model_name_;
     info.created = openai::unix_time_now();
@@ -393,15 +408,15 @@ gateway::Router Worker::routes() {
     }
     w->respond_json(200, openai::models_list({info}));
   });
-  r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+  add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
     w->respond(200, "text/plain; version=0.0.4", metrics_.render());
   });
-  r.add("POST", kSleepPath, [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) { handle_sleep(std::move(w)); });
-  r.add("POST", "/v1/chat/completions",
+  add("POST", kSleepPath, [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) { handle_sleep(std::move(w)); });
+  add("POST", "/v1/chat/completions",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_chat(req, std::move(w)); });
-  r.add("POST", "/v1/completions",
+  add("POST", "/v1/completions",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_completion(req, std::move(w)); });
-  r.add("POST", "/v1/embeddings",
+  add("POST", "/v1/embeddings",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_embeddings(req, std::move(w)); });
   return r;
 }

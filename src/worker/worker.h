@@ -61,6 +61,10 @@ struct WorkerOptions {
   // context may end it sooner); completions keep OpenAI's default of 16.
   int default_max_tokens = kDefaultMaxTokens;
   static constexpr int kDefaultMaxTokens = 1024;
+  // When set, every request but GET /health must carry "Authorization: Bearer <auth_token>"
+  // (401 otherwise): a worker listening on a non-loopback address (the Slurm runtime) serves
+  // only its gateway. /health stays open: it tells nothing and the gateway's probes use it.
+  std::string auth_token;
 };
 
 class Worker {

@@ -573,7 +573,9 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   rec.api_key = p->caller.key_name;
   rec.cls = p->cls;
   // The worker pauses batch sequences when interactive ones arrive.
-  const HttpHeaders upstream_headers{{kPriorityHeader, std::string(platform::request_class_name(p->cls))}};
+  HttpHeaders upstream_headers{{kPriorityHeader, std::string(platform::request_class_name(p->cls))}};
+  // An instance off this machine (a Slurm job) takes only requests with its token.
+  if (!lease.token.empty()) upstream_headers.push_back({"Authorization", "Bearer " + lease.token});
   rec.queue_seconds = lease.queue_ms / 1000;
   rec.cold_start = lease.cold_start_ms >= 0;
   bool instance_failed = false;

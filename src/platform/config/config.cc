@@ -196,6 +196,7 @@ class Parser {
   }
 
   void parse_gateway(const YAML::Node& node, GatewayConfig& out);
+  void parse_cluster(const Entry& e, ClusterConfig& out);
   void parse_api_key(const YAML::Node& node, const std::string& path, GatewayConfig& gw);
   void parse_devices(const Entry* e, Config& config);
   void parse_deployments(const Entry* e, Config& config);
@@ -374,7 +375,7 @@ core::Result<Config> Parser::parse(const std::string& text) {
   if (root.IsNull()) {
     return core::Status::invalid_argument(source_ + ": the file is empty: declare at least one deployment");
   }
-  Fields top(*this, root, "", {"gateway", "devices", "deployments"});
+  Fields top(*this, root, "", {"gateway", "devices", "deployments", "cluster"});
   if (!errors_.empty()) return core::Status::invalid_argument(join(errors_, "\n"));
 
   if (const Entry* g = top.get("gateway")) parse_gateway(g->value, config.gateway);
@@ -412,6 +413,7 @@ core::Result<Config> Parser::parse(const std::string& text) {
   }
 
   parse_devices(top.get("devices"), config);
+  if (const Entry* c = top.get("cluster")) parse_cluster(*c, config.cluster);
   parse_deployments(top.get("deployments"), config);
   if (!errors_.empty()) return core::Status::invalid_argument(join(errors_, "\n"));
   config.warnings.insert(config.warnings.end(), warnings_.begin(), warnings_.end());
@@ -477,6 +479,57 @@ void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
   }
   optional_field(f, "state_dir", gw.state_dir, &Parser::read_path);
   optional_field(f, "cache_dir", gw.cache_dir, &Parser::read_path);
+}
+
+void Parser::parse_cluster(const Entry& e, ClusterConfig& c) {
+  Fields f(*this, e.value, "cluster",
+           {"partition", "account", "qos", "time_limit", "sbatch_options", "slurm_conf", "shared_dir", "zeroserve_path",
+            "heartbeat_limit", "poll", "price_per_second"});
+  c.configured = true;
+  c.source_line = e.line;
+  optional_field(f, "partition", c.partition, &Parser::read_string);
+  optional_field(f, "account", c.account, &Parser::read_string);
+  optional_field(f, "qos", c.qos, &Parser::read_string);
+  if (optional_field(f, "time_limit", c.time_limit_s, &Parser::read_duration)) at_least(f, "time_limit", c.time_limit_s, 0);
+  optional_field(f, "slurm_conf", c.slurm_conf, &Parser::read_path);
+  optional_field(f, "zeroserve_path", c.zeroserve_path, &Parser::read_path);
+  if (const Entry* d = f.get("shared_dir"); !d) {
+    error(e.line, "cluster.shared_dir", "required: a folder the nodes share with this machine (e.g. /shared/zeroserve)");
+  } else if (read_path(*d, c.shared_dir) && c.shared_dir.empty()) {
+    error(*d, "must not be empty");
+  }
+  if (optional_field(f, "heartbeat_limit", c.heartbeat_limit_s, &Parser::read_duration))
+    at_least(f, "heartbeat_limit", c.heartbeat_limit_s, 2);
+  if (optional_field(f, "poll", c.poll_s, &Parser::read_duration)) greater_than(f, "poll", c.poll_s, 0);
+  if (const Entry* o = f.get("sbatch_options")) {
+    if (!o->value.IsSequence()) {
+      error(*o, "must be a list of sbatch options (e.g. [--exclusive, --constraint=a100]), got " + describe(o->value));
+    } else {
+      for (size_t i = 0; i < o->value.size(); ++i) {
+        const YAML::Node item = o->value[i];
+        if (!item.IsScalar() || item.Scalar().rfind("-", 0) != 0) {
+          error(line_of(item), o->path + "[" + std::to_string(i) + "]",
+                "must be one sbatch option starting with '-', got " + describe(item));
+          continue;
+        }
+        c.sbatch_options.push_back(item.Scalar());
+      }
+    }
+  }
+  if (const Entry* p = f.get("price_per_second")) {
+    if (!p->value.IsMap()) {
+      error(*p, "must map partition names to USD per instance-second (e.g. {gpu: 0.0005}), got " + describe(p->value));
+    } else {
+      for (auto it = p->value.begin(); it != p->value.end(); ++it) {
+        Entry item{it->first, it->second, p->path + "." + it->first.Scalar(), line_of(it->first)};
+        double v = 0;
+        if (read_double(item, v)) {
+          if (v < 0) error(item, "must be >= 0");
+          else c.price_per_second[it->first.Scalar()] = v;
+        }
+      }
+    }
+  }
 }
 
 void Parser::parse_api_key(const YAML::Node& node, const std::string& path, GatewayConfig& gw) {
@@ -615,7 +668,9 @@ void Parser::parse_deployments(const Entry* e, Config& config) {
     d.source_line = line_of(node);
     const int min_line = parse_deployment(node, path, config, d);
     const DeviceConfig* dev = config.device(d.device);
-    if (dev && d.memory_bytes && d.min_instances > 0 && *d.memory_bytes <= dev->memory_bytes) {
+    // Slurm jobs hold no local memory: Slurm places them.
+    if (dev && d.runtime != RuntimeKind::kSlurm && d.memory_bytes && d.min_instances > 0 &&
+        *d.memory_bytes <= dev->memory_bytes) {
       const uint64_t need = *d.memory_bytes * static_cast<uint64_t>(d.min_instances);
       const uint64_t used = pinned[dev->name];
       if (used + need > dev->memory_bytes) {
@@ -669,8 +724,14 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
         d.runtime = RuntimeKind::kBuiltin;
       } else if (r == "command") {
         d.runtime = RuntimeKind::kCommand;
+      } else if (r == "slurm") {
+        d.runtime = RuntimeKind::kSlurm;
+        if (!config.cluster.configured)
+          error(*runtime, "runtime: slurm needs a top-level cluster: section (at least cluster.shared_dir; docs/cluster.md)");
       } else {
-        error(*runtime, "must be builtin or command, got " + in_quotes(r));
+        std::string message = "must be builtin, command or slurm, got " + in_quotes(r);
+        if (auto near = suggest(r, {"builtin", "command", "slurm"})) message += " (did you mean " + *near + "?)";
+        error(*runtime, message);
         runtime_ok = false;
       }
     }
@@ -680,9 +741,10 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   }
   if (command) read_string(*command, d.command);
   if (runtime_ok) {
-    if (d.runtime == RuntimeKind::kBuiltin) {
-      if (command) error(*command, "only used with runtime: command (this deployment's runtime is builtin)");
-      if (d.model.empty() && !f.get("model")) error(line, path + ".model", "required for the builtin runtime");
+    if (d.runtime == RuntimeKind::kBuiltin || d.runtime == RuntimeKind::kSlurm) {
+      const std::string kind = d.runtime == RuntimeKind::kSlurm ? "slurm" : "builtin";
+      if (command) error(*command, "only used with runtime: command (this deployment's runtime is " + kind + ")");
+      if (d.model.empty() && !f.get("model")) error(line, path + ".model", "required for the " + kind + " runtime");
       else if (d.model.empty()) error(*f.get("model"), "must not be empty");
     } else if (!command) {
       error(line, path + ".command", "required for runtime: command (e.g. llama-server --port {port} -m {model})");
@@ -730,7 +792,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
     } else if (e->value.IsScalar() && parse_duration(s)) {
       d.sleep_after_s = *parse_duration(s);
       if (runtime_ok && d.runtime != RuntimeKind::kBuiltin)
-        error(*e, "only builtin workers can sleep (runtime: command starts a server zeroserve cannot put to sleep)");
+        error(*e, "only local builtin workers can sleep (runtime: builtin); this runtime's instances cannot be put to sleep");
     } else {
       error(*e, "must be " + std::string(kDurationUnitsHelp) + ", or -1 / \"never\" to never sleep, got " +
                     describe(e->value));

@@ -30,7 +30,30 @@ struct DeviceConfig {
 // share of the running price unless the device names its own sleep price.
 inline constexpr double kDefaultSleepPriceShare = 0.1;
 
-enum class RuntimeKind { kBuiltin, kCommand };
+// kSlurm: the builtin worker as a Slurm job on a node of the cluster (the `cluster:` section).
+enum class RuntimeKind { kBuiltin, kCommand, kSlurm };
+
+// The `cluster:` section: how `runtime: slurm` deployments reach Slurm (docs/cluster.md).
+// Devices and their memory describe local placement only; a Slurm job asks for resources
+// (--cpus-per-task from threads, --mem from the deployment's memory, --gres=gpu:1 when its
+// device is cuda) and Slurm places it.
+struct ClusterConfig {
+  bool configured = false;  // the section is present
+  int source_line = 0;
+  std::string partition;  // empty: the cluster's default partition
+  std::string account;
+  std::string qos;
+  double time_limit_s = 0;                 // a job's --time; 0 = the partition's limit
+  std::vector<std::string> sbatch_options;  // passed to sbatch as given (e.g. --exclusive)
+  std::string slurm_conf;                  // SLURM_CONF for sbatch/squeue/scancel; empty = Slurm's default
+  // A folder on a file system both this machine and the nodes see (NFS, ...): each instance's
+  // token, heartbeat and announced address (docs/cluster.md says why a folder, not a call).
+  std::string shared_dir;
+  std::string zeroserve_path;      // zeroserve on the nodes; empty = the path of this executable
+  double heartbeat_limit_s = 30;   // a job whose gateway is silent this long ends itself
+  double poll_s = 1;               // seconds between squeue polls per instance
+  std::map<std::string, double> price_per_second;  // partition -> USD per instance-second
+};
 
 struct AutoscaleConfig {
   std::string policy = kDefaultScalingPolicy;  // one of known_autoscale_policies()
@@ -127,6 +150,7 @@ inline uint64_t min_body_bytes_for(uint64_t max_image_bytes) {
 
 struct Config {
   GatewayConfig gateway;
+  ClusterConfig cluster;
   std::vector<DeviceConfig> devices;
   std::vector<DeploymentConfig> deployments;
   std::string source;  // the file it came from

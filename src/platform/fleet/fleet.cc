@@ -132,7 +132,18 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
       failure = AcquireFailure{core::Status::not_found("unknown deployment '" + name + "'"), 0};
     } else {
       ticket = next_ticket_++;
-      waiting_[ticket] = std::move(done);
+      // A request that times out while its instance is pending in a cluster scheduler says
+      // why (the scheduler's reason), read when the failure is answered.
+      waiting_[ticket] = [this, name, done = std::move(done)](const Lease* lease, const AcquireFailure* f) {
+        if (f && f->status.code() == core::StatusCode::kDeadlineExceeded) {
+          if (const std::string reason = pending_reason(name); !reason.empty()) {
+            AcquireFailure g = *f;
+            g.status = core::Status::deadline_exceeded(f->status.message() + "; its instance is still pending in Slurm (reason: " + reason + ")");
+            return done(lease, &g);
+          }
+        }
+        done(lease, f);
+      };
       core_.acquire(dep, cls, order, ticket, now(), p.actions,
                     waiting_since ? seconds_between(epoch_, *waiting_since) : FleetCore::kNever);
       collect_locked(p);
@@ -320,7 +331,10 @@ void Fleet::apply(Pending& p) {
     {
       core::MutexLock lock(procs_mutex_);
       auto it = procs_.find(lease.instance);
-      if (it != procs_.end()) lease.address = it->second.address;
+      if (it != procs_.end()) {
+        lease.address = it->second.address;
+        lease.token = it->second.token;
+      }
     }
     if (p.dispatch_done[i]) p.dispatch_done[i](&lease, nullptr);
   }
@@ -382,7 +396,9 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
       ev.data.u64 = a.instance;
       awaiting_ready = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, process->out_fd(), &ev) == 0;
     }
-    procs_[a.instance] = Proc{a.id, address, std::move(process), awaiting_ready, 0};
+    Proc proc{a.id, address, std::move(process), awaiting_ready, 0};
+    proc.deployment = spec.name;
+    procs_[a.instance] = std::move(proc);
   }
   if (events_.instance_started) events_.instance_started(a.id, spec, a.for_request);
 }
@@ -395,6 +411,13 @@ void Fleet::detach_counted(std::function<void()> fn) {
     --probes_running_;
     probes_done_.notify_all();  // under the lock: shutdown may destroy the Fleet once it sees 0
   }).detach();
+}
+
+std::string Fleet::pending_reason(const std::string& deployment) const {
+  core::MutexLock lock(procs_mutex_);
+  for (const auto& [key, proc] : procs_)
+    if (proc.deployment == deployment && !proc.pending_reason.empty()) return proc.pending_reason;
+  return "";
 }
 
 // On a thread of its own: a probe may take seconds (a worker that hangs), and must delay
@@ -490,7 +513,19 @@ void Fleet::loop() {
               proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
             continue;
           }
+          if (line.rfind("pending ", 0) == 0) proc.pending_reason = line.substr(8);
           if (line.rfind(worker::kReadyPrefix, 0) != 0) continue;
+          // "ready <address> [<token>]": a runtime that learns where its instance listens
+          // only once it runs (a cluster job) names the address and the instance's token.
+          const std::string rest = line.substr(std::string_view(worker::kReadyPrefix).size());
+          const size_t sp = rest.find(' ');
+          if (sp != std::string::npos && !rest.empty()) {
+            proc.address = rest.substr(0, sp);
+            proc.token = rest.substr(sp + 1);
+          } else if (!rest.empty() && proc.address.rfind("unix:", 0) != 0) {
+            proc.address = rest;
+          }
+          proc.pending_reason.clear();
           ready.push_back(it->first);
           if (proc.load_s >= 0) {
             const double total_s = seconds_between(proc.spawned_at, Clock::now());

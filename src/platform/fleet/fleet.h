@@ -102,6 +102,9 @@ class Fleet {
   void fail_waiting(RequestClass cls, const std::string& message) EXCLUDES(mutex_);
 
   std::vector<DeploymentStatus> status() const EXCLUDES(mutex_);
+  // Why an instance of `deployment` is still pending in its cluster scheduler (Slurm's reason,
+  // e.g. "Resources"); "" when none is.
+  std::string pending_reason(const std::string& deployment) const EXCLUDES(procs_mutex_);
   std::vector<DeviceMemory> device_memory() const EXCLUDES(mutex_);
   // Admin: keep at least n instances (n <= max_instances) until the next reload.
   core::Status scale(const std::string& deployment, int n) EXCLUDES(mutex_);
@@ -126,7 +129,13 @@ class Fleet {
     int empty_reads = 0;          // wakes with nothing to read (a closed stdout): watched no more
     std::chrono::steady_clock::time_point spawned_at = std::chrono::steady_clock::now();
     double load_s = -1;  // what the worker said its load took ("started load_ms=..."), when it did
+    // Cluster runtimes announce where the instance is ("ready <address> [<token>]") and why
+    // it waits ("pending <reason>", the scheduler's word, until ready).
+    std::string deployment;
+    std::string token;
+    std::string pending_reason;
   };
+
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once
   double now() const;  // seconds on the monotonic clock since construction

@@ -94,6 +94,7 @@ struct Lease {
   std::string instance_id;
   InstanceKey instance = 0;
   std::string address;        // filled in by the runtime (the core does not know addresses)
+  std::string token;          // the instance's bearer token, sent to it by the gateway; "" = none (runtime's)
   double queue_ms = 0;        // time spent waiting for a slot
   double cold_start_ms = -1;  // >= 0 when the request waited for an instance to start
   bool woke = false;          // its instance was sleeping: the request wakes it

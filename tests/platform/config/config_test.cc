@@ -454,8 +454,8 @@ TEST(ParseConfig, SleepAfterFormsDefaultsAndRuntimes) {
       parse_ok("deployments:\n  - {name: a, command: 'srv --port {port}', sleep_after: never}\n").deployments[0].sleep_after_s,
       DeploymentConfig::kNeverSleep);
   EXPECT_EQ(error_of("deployments:\n  - {name: a, command: 'srv --port {port}', sleep_after: 10s}\n"),
-            "zeroserve.yaml:2: deployments[0].sleep_after: only builtin workers can sleep (runtime: command starts a "
-            "server zeroserve cannot put to sleep)");
+            "zeroserve.yaml:2: deployments[0].sleep_after: only local builtin workers can sleep (runtime: builtin); "
+            "this runtime's instances cannot be put to sleep");
   EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, sleep_after: soon}\n"),
             "zeroserve.yaml:2: deployments[0].sleep_after: must be " + std::string(kDurationUnitsHelp) +
                 ", or -1 / \"never\" to never sleep, got \"soon\"");
@@ -626,7 +626,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "batch_max_instances, matryoshka, max_image_tokens, speculative");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:1: deployment: unknown key (did you mean deployments?); valid keys here: gateway, devices, "
-            "deployments");
+            "deployments, cluster");
   EXPECT_EQ(error_of("gateway:\n  listen_addr: x\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: gateway.listen_addr: unknown key (did you mean listen?); valid keys here: listen, "
             "api_keys, allow_private_image_urls, max_image_bytes, max_body_bytes, image_fetch_timeout, state_dir, cache_dir, "
@@ -702,7 +702,7 @@ TEST(ConfigErrors, Runtimes) {
             "zeroserve.yaml:2: deployments[0].command: required for runtime: command (e.g. llama-server --port "
             "{port} -m {model})");
   EXPECT_EQ(error_of("deployments:\n  - name: a\n    runtime: docker\n"),
-            "zeroserve.yaml:3: deployments[0].runtime: must be builtin or command, got \"docker\"");
+            "zeroserve.yaml:3: deployments[0].runtime: must be builtin, command or slurm, got \"docker\"");
   EXPECT_EQ(error_of("deployments:\n  - name: a\n    model: a.gguf\n    command: llama-server -m {model}\n"),
             "zeroserve.yaml:4: deployments[0].command: must contain {port}: the gateway picks the port each "
             "instance listens on");

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# A real Slurm cluster on this machine for the end-to-end tests (tests/e2e/serial/slurm):
+# munged, slurmctld and NODES slurmd "nodes", each slurmd in its own network and UTS namespace
+# with its own hostname (zsnode<i>) and address on a bridge made here. Everything lives under
+# DIR (config, state, logs, pid files); nothing else on the machine is touched.
+#
+#   slurm_cluster.sh up DIR [NODES] [CPUS_PER_NODE]   start (prints SLURM_CONF=..., the bridge's address)
+#   slurm_cluster.sh down DIR                         stop everything `up` started under DIR (idempotent)
+#   slurm_cluster.sh kill-node DIR I                  SIGKILL the slurmd of node I
+#
+# Needs root (namespaces, bridges, daemons). Addresses are 10.213.X.0/24, X from DIR's hash:
+# private to the test, reachable only from this machine.
+set -euo pipefail
+cmd=${1:?usage: slurm_cluster.sh up|down|kill-node DIR}
+dir=${2:?DIR is required}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+tag=$(printf '%s' "$dir" | md5sum | cut -c1-4)
+subnet=$(( 16#${tag:0:2} % 250 + 1 ))
+net="10.213.$subnet"
+# slurmctld listens in this machine's namespace: a port of its own per DIR, so that two
+# clusters (two test runs) can run side by side.
+ctld_port=$(( 20000 + 16#${tag} % 20000 ))
+bridge="zsbr$tag"
+
+down() {
+  for f in "$dir"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+  done
+  sleep 0.5
+  for f in "$dir"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+  # Job steps slurmstepd started in a node's namespace die with the namespace's processes.
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^zsn${tag}-" || true); do
+    for pid in $(ip netns pids "$ns" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del "$bridge" 2>/dev/null || true
+}
+
+case "$cmd" in
+  down) down; exit 0 ;;
+  kill-node)
+    i=${3:?node index}
+    kill -KILL "$(cat "$dir/pids/slurmd$i.pid")"
+    exit 0 ;;
+  up) ;;
+  *) echo "unknown command '$cmd' (up, down, kill-node)" >&2; exit 2 ;;
+esac
+
+nodes=${3:-2}
+cpus=${4:-2}
+down
+mkdir -p "$dir"/{pids,log,state,spool,munge}
+chmod 700 "$dir/munge"
+
+# munged with a key of its own and its own socket.
+dd if=/dev/urandom of="$dir/munge/munge.key" bs=1 count=128 status=none
+chmod 400 "$dir/munge/munge.key"
+munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" \
+  --pid-file="$dir/pids/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
+for _ in $(seq 50); do [ -S "$dir/munge/munge.sock" ] && break; sleep 0.1; done
+
+# The bridge, with the controller's address; one namespace and veth pair per node.
+ip link add "$bridge" type bridge
+ip addr add "$net.1/24" dev "$bridge"
+ip link set "$bridge" up
+node_lines=""
+for i in $(seq 1 "$nodes"); do
+  ns="zsn${tag}-$i"
+  ip netns add "$ns"
+  ip link add "zsv${tag}h$i" type veth peer name "zsv${tag}n$i"
+  ip link set "zsv${tag}h$i" master "$bridge" up
+  ip link set "zsv${tag}n$i" netns "$ns"
+  ip -n "$ns" addr add "$net.$((10 + i))/24" dev "zsv${tag}n$i"
+  ip -n "$ns" link set "zsv${tag}n$i" up
+  ip -n "$ns" link set lo up
+  node_lines+="NodeName=zsnode$i NodeAddr=$net.$((10 + i)) CPUs=$cpus RealMemory=4000 State=UNKNOWN"$'\n'
+done
+
+cat > "$dir/slurm.conf" <<CONF
+ClusterName=zstest
+SlurmctldHost=zsctl($net.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=6818
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$dir/munge/munge.sock
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool/%n
+SlurmctldPidFile=$dir/pids/slurmctld.pid.conf
+SlurmdPidFile=$dir/spool/%n.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$dir/log/jobcomp.txt
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+SlurmdTimeout=5
+SlurmctldTimeout=10
+InactiveLimit=0
+KillWait=2
+MinJobAge=300
+MessageTimeout=5
+SchedulerParameters=sched_interval=1,batch_sched_delay=0
+$node_lines
+PartitionName=zs Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+# slurmd loads a cgroup plugin even with task/none; name the hierarchy (machines and
+# containers with cgroup v1 mounted on a tmpfs make autodetection fail).
+if [ -d /sys/fs/cgroup/freezer ]; then cgplugin=cgroup/v1; else cgplugin=cgroup/v2; fi
+cat > "$dir/cgroup.conf" <<CONF
+CgroupPlugin=$cgplugin
+CgroupMountpoint=/sys/fs/cgroup
+CONF
+export SLURM_CONF="$dir/slurm.conf"
+
+# slurmctld in a UTS namespace of its own, named as SlurmctldHost says.
+setsid unshare -u sh -c "hostname zsctl; exec slurmctld -D -i -f $dir/slurm.conf" \
+  >"$dir/log/slurmctld.out" 2>&1 </dev/null &
+echo $! > "$dir/pids/slurmctld.pid"
+for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+for i in $(seq 1 "$nodes"); do
+  mkdir -p "$dir/spool/zsnode$i"
+  setsid ip netns exec "zsn${tag}-$i" unshare -u sh -c "hostname zsnode$i; exec slurmd -D -f $dir/slurm.conf" \
+    >"$dir/log/slurmd$i.out" 2>&1 </dev/null &
+  echo $! > "$dir/pids/slurmd$i.pid"
+done
+# Every node idle.
+for _ in $(seq 200); do
+  idle=$(sinfo --noheader --responding --states=idle --format=%n 2>/dev/null | wc -l)
+  [ "$idle" -ge "$nodes" ] && break
+  sleep 0.1
+done
+if [ "$idle" -lt "$nodes" ]; then
+  echo "only $idle of $nodes nodes became idle; see $dir/log" >&2
+  sinfo >&2 || true
+  exit 1
+fi
+echo "SLURM_CONF=$dir/slurm.conf"
+echo "BRIDGE_ADDRESS=$net.1"

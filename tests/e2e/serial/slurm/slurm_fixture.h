@@ -1,0 +1,112 @@
+#pragma once
+// A real Slurm cluster for end-to-end tests: slurm_cluster.sh (next to this file) starts
+// munged, slurmctld and two slurmd nodes, each in a network and UTS namespace of its own on a
+// bridge private to the test; the destructor stops all of it and removes the namespaces and
+// the bridge, whether the test passed or not. Tests skip (with the reason) only where they
+// cannot run: not root, or Slurm not installed (scripts/install-deps.sh installs it).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "e2e/serve_fixture.h"
+#include "test_util/subprocess.h"
+#include "test_util/temp_dir.h"
+
+namespace zs::testing {
+
+// The source tree (ZS_SHARED_DIR is <source>/../shared).
+inline std::string source_dir() {
+  std::string s = ZS_SHARED_DIR;
+  const std::string suffix = "/../shared";
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0
+             ? s.substr(0, s.size() - suffix.size())
+             : s;
+}
+
+// Why a Slurm test cannot run here ("" when it can).
+inline std::string slurm_unavailable() {
+  if (geteuid() != 0) return "needs root (network namespaces, a bridge and the Slurm daemons)";
+  for (const char* tool : {"slurmctld", "slurmd", "munged", "sbatch", "ip", "unshare"})
+    if (run_command(std::string("command -v ") + tool + " >/dev/null 2>&1").exit_code != 0)
+      return std::string(tool) + " is not installed (scripts/install-deps.sh installs slurm-wlm and munge)";
+  return "";
+}
+
+struct SlurmJob {
+  std::string id, state, reason, nodes, comment;
+};
+
+class SlurmCluster {
+ public:
+  // Starts `nodes` nodes of `cpus` CPUs each; ok() tells whether it came up.
+  explicit SlurmCluster(int nodes = 2, int cpus = 2) {
+    script_ = source_dir() + "/tests/e2e/serial/slurm/slurm_cluster.sh";
+    dir_ = dir_holder_.file("cluster");
+    const CommandResult r = run_command(shell_quote(script_) + " up " + shell_quote(dir_) + " " +
+                                        std::to_string(nodes) + " " + std::to_string(cpus) + " 2>&1");
+    log_ = r.out;
+    ok_ = r.exit_code == 0;
+    std::smatch m;
+    if (std::regex_search(r.out, m, std::regex("BRIDGE_ADDRESS=([0-9.]+)"))) bridge_ = m[1];
+  }
+  ~SlurmCluster() { run_command(shell_quote(script_) + " down " + shell_quote(dir_) + " >/dev/null 2>&1"); }
+  SlurmCluster(const SlurmCluster&) = delete;
+  SlurmCluster& operator=(const SlurmCluster&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& log() const { return log_; }
+  std::string conf() const { return dir_ + "/slurm.conf"; }
+  std::string env() const { return "SLURM_CONF=" + shell_quote(conf()) + " "; }
+
+  // Every job Slurm lists now (pending, running, completing).
+  std::vector<SlurmJob> jobs() const {
+    const CommandResult r = run_command(env() + "squeue --noheader --format='%i|%T|%r|%N|%k' 2>/dev/null");
+    std::vector<SlurmJob> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string part; std::getline(ss, part, '|');) f.push_back(part);
+      if (f.size() >= 5) out.push_back({f[0], f[1], f[2], f[3], f[4]});
+    }
+    return out;
+  }
+  std::vector<SlurmJob> running() const {
+    std::vector<SlurmJob> out;
+    for (auto& j : jobs())
+      if (j.state == "RUNNING") out.push_back(j);
+    return out;
+  }
+  int command(const std::string& shell) const { return run_command(env() + shell + " >/dev/null 2>&1").exit_code; }
+  // SIGKILL to the slurmd of node `i` (1-based; its hostname is zsnode<i>).
+  void kill_node(int i) const {
+    run_command(shell_quote(script_) + " kill-node " + shell_quote(dir_) + " " + std::to_string(i));
+  }
+
+ private:
+  TempDir dir_holder_;
+  std::string script_;
+  std::string dir_;
+  std::string log_;
+  std::string bridge_;
+  bool ok_ = false;
+};
+
+// The `cluster:` section and one slurm deployment of the TinyStories model.
+inline std::string slurm_config(const SlurmCluster& c, const std::string& shared_dir, const std::string& cluster_extra,
+                                const std::string& deployment_extra,
+                                const std::string& model = golden_model("TinyStories-656K-Q8_0.gguf")) {
+  return "cluster:\n  slurm_conf: " + c.conf() + "\n  shared_dir: " + shared_dir +
+         "\n  poll: 250ms\n  time_limit: 30m\n  price_per_second: {zs: 0.001}\n" + cluster_extra +
+         "deployments:\n  - name: tiny\n    runtime: slurm\n    model: " + model +
+         "\n    ctx: 512\n" + deployment_extra;
+}
+
+}  // namespace zs::testing

@@ -1,0 +1,275 @@
+// End to end: `zeroserve serve` with a `runtime: slurm` deployment on a real Slurm cluster of
+// two nodes in network namespaces (slurm_fixture.h). Each test starts its own cluster and
+// daemon, and leaves nothing behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/serial/slurm/slurm_fixture.h"
+
+namespace zs::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+#define REQUIRE_SLURM()                                               \
+  do {                                                                \
+    if (const std::string why = slurm_unavailable(); !why.empty()) {  \
+      GTEST_SKIP() << why;                                            \
+    }                                                                 \
+  } while (0)
+
+json completion(int max_tokens) {
+  return {{"model", "tiny"}, {"prompt", "Once upon a time"}, {"max_tokens", max_tokens}, {"temperature", 0}};
+}
+
+gateway::HttpResponse complete(const Serve& serve, int max_tokens = 8, std::chrono::seconds timeout = 60s) {
+  auto r = gateway::http_request("POST", serve.address(), "/v1/completions", completion(max_tokens).dump(), {},
+                                 timeout);
+  return r.is_ok() ? r.value() : gateway::HttpResponse{};
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The one instance folder under the shared directory (its files: token, address, job.log).
+std::string instance_folder(const std::string& shared) {
+  std::string found;
+  for (const auto& e : std::filesystem::directory_iterator(shared))
+    if (e.is_directory()) found = e.path().string();
+  return found;
+}
+
+class SlurmRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_SLURM();
+    cluster_ = std::make_unique<SlurmCluster>();
+    ASSERT_TRUE(cluster_->ok()) << cluster_->log();
+    shared_ = tmp_.file("shared");
+    std::filesystem::create_directories(shared_);
+  }
+  std::unique_ptr<Serve> serve(const std::string& cluster_extra = "", const std::string& deployment_extra = "",
+                               const std::string& model = golden_model("TinyStories-656K-Q8_0.gguf")) {
+    auto s = std::make_unique<Serve>(slurm_config(*cluster_, shared_, cluster_extra, deployment_extra, model));
+    EXPECT_FALSE(s->address().empty()) << "serve did not start";
+    return s;
+  }
+  bool squeue_empty(std::chrono::seconds limit = 60s) {
+    return wait_for([&] { return cluster_->jobs().empty(); }, limit);
+  }
+
+  TempDir tmp_;
+  std::string shared_;
+  std::unique_ptr<SlurmCluster> cluster_;
+};
+
+TEST_F(SlurmRuntime, ARequestColdStartsASlurmJobAndKeepAliveExpiryCancelsIt) {
+  auto s = serve("", "    keep_alive: 2s\n    threads: 1\n");
+  ASSERT_TRUE(cluster_->jobs().empty());
+  const auto r = complete(*s);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["usage"]["completion_tokens"], 8);
+  EXPECT_FALSE(r.header("X-Zeroserve-Cold-Start-Ms").empty()) << "the request should have waited for a cold start";
+  // The job is gone (cancelled) once the instance idled out.
+  EXPECT_TRUE(squeue_empty()) << "the job was not cancelled after keep_alive";
+  EXPECT_EQ(s->stop(), 0);
+}
+
+TEST_F(SlurmRuntime, TheJobAsksForTheDeploymentsResourcesAndCarriesZeroservesComment) {
+  auto s = serve("  sbatch_options: [--nice=5]\n", "    keep_alive: 60s\n    threads: 2\n    memory: 200MiB\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const auto jobs = cluster_->running();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].comment.rfind("zeroserve/", 0), 0u) << jobs[0].comment;
+  const CommandResult shown = run_command(cluster_->env() + "scontrol show job " + jobs[0].id + " 2>&1");
+  EXPECT_NE(shown.out.find("NumCPUs=2"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("MinMemoryNode=200M"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("Nice=5"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("Requeue=0"), std::string::npos) << shown.out;
+  EXPECT_EQ(s->stop(), 0);
+  // serve's shutdown cancels every job it started.
+  EXPECT_TRUE(squeue_empty());
+}
+
+TEST_F(SlurmRuntime, TheWorkerOnTheNodeRefusesRequestsWithoutTheInstanceToken) {
+  auto s = serve("", "    keep_alive: 60s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const std::string folder = instance_folder(shared_);
+  ASSERT_FALSE(folder.empty());
+  std::string address = read_file(folder + "/address");
+  std::string token = read_file(folder + "/token");
+  address = address.substr(0, address.find('\n'));
+  token = token.substr(0, token.find('\n'));
+  ASSERT_FALSE(address.empty());
+  ASSERT_EQ(address.rfind("127.", 0), std::string::npos) << "the worker should listen on its node's address";
+  const std::string body = completion(4).dump();
+  auto none = gateway::http_request("POST", address, "/v1/completions", body, {}, 10s);
+  ASSERT_TRUE(none.is_ok()) << none.status().message();
+  EXPECT_EQ(none->status, 401) << none->body;
+  auto wrong = gateway::http_request("POST", address, "/v1/completions", body, {{"Authorization", "Bearer " + token + "x"}}, 10s);
+  ASSERT_TRUE(wrong.is_ok());
+  EXPECT_EQ(wrong->status, 401);
+  auto models = gateway::http_request("GET", address, "/v1/models", "", {}, 10s);
+  ASSERT_TRUE(models.is_ok());
+  EXPECT_EQ(models->status, 401);
+  auto right = gateway::http_request("POST", address, "/v1/completions", body, {{"Authorization", "Bearer " + token}}, 10s);
+  ASSERT_TRUE(right.is_ok());
+  EXPECT_EQ(right->status, 200) << right->body;
+}
+
+TEST_F(SlurmRuntime, ABurstScalesToInstancesOnBothNodes) {
+  // Each job takes both CPUs of a node, so two instances cannot share one.
+  auto s = serve("", "    keep_alive: 60s\n    threads: 2\n    slots: 1\n    max_instances: 2\n"
+                     "    autoscale: {policy: concurrency, target_concurrency: 1}\n");
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i)
+    clients.emplace_back([&] {
+      while (!stop) (complete(*s, 64).status == 200 ? ok : failed)++;
+    });
+  std::set<std::string> nodes;
+  const bool both = wait_for(
+      [&] {
+        for (const auto& j : cluster_->running()) nodes.insert(j.nodes);
+        return nodes.size() >= 2;
+      },
+      90s);
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_TRUE(both) << "jobs ran on " << nodes.size() << " node(s)";
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 0);
+}
+
+TEST_F(SlurmRuntime, ScancelFromOutsideIsACrashAndTheNextRequestGetsANewInstance) {
+  auto s = serve("", "    keep_alive: 60s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const auto before = cluster_->running();
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(cluster_->command("scancel " + before[0].id), 0);
+  ASSERT_TRUE(squeue_empty());
+  // The instance's exit is seen as a crash; the next request gets an answer from a new job.
+  gateway::HttpResponse next;
+  ASSERT_TRUE(wait_for([&] { return (next = complete(*s)).status == 200; }, 60s)) << next.status << " " << next.body;
+  const auto after = cluster_->running();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0].id, before[0].id);
+  auto m = gateway::http_request("GET", s->address(), "/metrics", "", {}, 10s);
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_GE(metric_in(m->body, "zs_deployment_crashes{deployment=\"tiny\"}"), 1) << "the cancelled job should count as a crash";
+}
+
+TEST_F(SlurmRuntime, KillingTheSlurmdOfTheInstancesNodeIsSurvivedOnTheOtherNode) {
+  auto s = serve("  heartbeat_limit: 3s\n", "    keep_alive: 60s\n    threads: 2\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const auto before = cluster_->running();
+  ASSERT_EQ(before.size(), 1u);
+  const std::string dead = before[0].nodes;
+  cluster_->kill_node(dead == "zsnode1" ? 1 : 2);
+  // Slurm marks the node down (SlurmdTimeout 5 s) and fails its job; the next instance runs
+  // on the other node and answers.
+  std::string node_now;
+  const bool moved = wait_for(
+      [&] {
+        const auto r = complete(*s, 8, 20s);
+        if (r.status != 200) return false;
+        const auto jobs = cluster_->running();
+        if (jobs.size() != 1 || jobs[0].nodes == dead) return false;
+        node_now = jobs[0].nodes;
+        return true;
+      },
+      120s);
+  EXPECT_TRUE(moved) << "no answer from an instance on the other node";
+  EXPECT_NE(node_now, dead);
+}
+
+TEST_F(SlurmRuntime, AFullClusterKeepsARequestWaitingUntilRequestTimeoutWithA504NamingTheReason) {
+  // Both nodes taken by jobs of someone else.
+  ASSERT_EQ(cluster_->command("sbatch --cpus-per-task=2 --output=/dev/null --wrap='sleep 300'"), 0);
+  ASSERT_EQ(cluster_->command("sbatch --cpus-per-task=2 --output=/dev/null --wrap='sleep 300'"), 0);
+  ASSERT_TRUE(wait_for([&] { return cluster_->running().size() == 2; }, 30s));
+  auto s = serve("", "    threads: 1\n    request_timeout: 4s\n");
+  const auto r = complete(*s, 8, 60s);
+  EXPECT_EQ(r.status, 504) << r.body;
+  std::string reason;
+  for (const auto& j : cluster_->jobs())
+    if (j.comment.rfind("zeroserve/", 0) == 0) reason = j.reason;
+  ASSERT_FALSE(reason.empty()) << "zeroserve's job should still be pending";
+  EXPECT_NE(r.body.find("pending in Slurm (reason: " + reason + ")"), std::string::npos) << r.body;
+  // The metrics show it too.
+  auto m = gateway::http_request("GET", s->address(), "/metrics", "", {}, 10s);
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_EQ(metric_in(m->body, "zs_deployment_pending_in_slurm{deployment=\"tiny\",reason=\"" + reason + "\"}"), 1)
+      << m->body;
+}
+
+TEST_F(SlurmRuntime, AJobSlurmRefusesFailsTheWaitingRequestAfterTheRestartsWithoutLeavingJobs) {
+  auto s = serve("  partition: no-such-partition\n", "    threads: 1\n    request_timeout: 60s\n");
+  const auto r = complete(*s, 8, 90s);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_TRUE(cluster_->jobs().empty());
+}
+
+// SIGKILL to serve and to its slurm-instance processes (a crashed machine): nothing cancels the
+// job, it ends itself when the heartbeat stops.
+void kill_nine_with_instances(Serve& s) {
+  // serve's children are its slurm-instance processes.
+  run_command("pkill -KILL -P " + std::to_string(s.process().pid()));
+  s.process().signal(SIGKILL);
+  ASSERT_TRUE(s.process().wait_exit(10s).has_value());
+}
+
+TEST_F(SlurmRuntime, KillNineOfServeCancelsItsJobsThroughTheParentDeathSignal) {
+  auto s = serve("  heartbeat_limit: 10m\n", "    keep_alive: 600s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  ASSERT_EQ(cluster_->running().size(), 1u);
+  s->process().signal(SIGKILL);
+  ASSERT_TRUE(s->process().wait_exit(10s).has_value());
+  // Long before the heartbeat limit of 10 minutes.
+  EXPECT_TRUE(squeue_empty(60s)) << "a job outlived its gateway";
+}
+
+TEST_F(SlurmRuntime, AJobWhoseGatewayMachineDiedEndsItselfAfterTheHeartbeatLimit) {
+  auto s = serve("  heartbeat_limit: 3s\n", "    keep_alive: 600s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  ASSERT_EQ(cluster_->running().size(), 1u);
+  kill_nine_with_instances(*s);
+  EXPECT_TRUE(squeue_empty(90s)) << "a job outlived its gateway";
+}
+
+TEST_F(SlurmRuntime, ARestartedServeCancelsTheJobsItsPredecessorLeft) {
+  auto s = serve("  heartbeat_limit: 10m\n", "    keep_alive: 600s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const auto left = cluster_->running();
+  ASSERT_EQ(left.size(), 1u);
+  kill_nine_with_instances(*s);
+  // With a heartbeat limit of 10 minutes the job is still there...
+  std::this_thread::sleep_for(1s);
+  ASSERT_EQ(cluster_->running().size(), 1u);
+  // ...until serve starts again with the same state folder.
+  s->start();
+  ASSERT_FALSE(s->address().empty());
+  EXPECT_TRUE(wait_for(
+      [&] {
+        for (const auto& j : cluster_->jobs())
+          if (j.id == left[0].id) return false;
+        return true;
+      },
+      60s))
+      << "the predecessor's job " << left[0].id << " is still listed";
+  EXPECT_EQ(complete(*s).status, 200);
+}
+
+}  // namespace
+}  // namespace zs::testing
