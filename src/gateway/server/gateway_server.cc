@@ -306,6 +306,14 @@ Router GatewayServer::routes() {
       if (!batch_api_) return respond_error(*w, core::Status::not_found("batch jobs are not enabled on this server"));
       return batch_api_->handle(req, std::move(w), caller->key_name);
     }
+    if (path == "/console/api/auth") {  // public: whether the console must ask for a key
+      bool keys_required;
+      {
+        core::MutexLock lock(mutex_);
+        keys_required = !api_keys_.empty();
+      }
+      return w->respond_json(200, json{{"keys_required", keys_required}}.dump());
+    }
     if (path.rfind("/console/api/", 0) == 0) {
       auto caller = authenticate(req, w);
       if (!caller) return;
