@@ -4,8 +4,8 @@
 // no background networking, component updates, sync or first-run pages, and every host name
 // but 127.0.0.1 resolves to nothing. Each Browser has its own profile directory.
 //
-// Failure behaviour: a missing chromium or chromedriver leaves ok() false (tests skip with
-// the reason); a WebDriver call that fails records a GoogleTest failure naming the command and
+// Failure behaviour: a missing chromium or chromedriver leaves ok() false and why_not() says
+// why (tests fail with it: scripts/install-deps.sh installs both); a WebDriver call that fails records a GoogleTest failure naming the command and
 // returns a null JSON value. Not thread-safe: one test thread drives one browser.
 #include <gtest/gtest.h>
 
@@ -32,7 +32,7 @@ namespace zs::testing {
 
 class Browser {
  public:
-  static constexpr const char* kElementKey = "element-6066-11e4-a52f-4a8a2d4f8d59";  // W3C element reference
+  static constexpr const char* kElementKey = "element-6066-11e4-a52e-4f735466cecf";  // W3C element reference
 
   // The chromium binary itself (not Debian's launcher script), or "" when not installed.
   static std::string chromium_binary() {
@@ -82,7 +82,8 @@ class Browser {
             {"goog:chromeOptions", {{"binary", chrome}, {"args", args}}},
             {"goog:loggingPrefs", {{"browser", "ALL"}}}}}}}};
     auto r = raw("POST", "/session", caps);
-    if (r.contains("sessionId")) session_ = r["sessionId"].get<std::string>();
+    if (r.contains("value") && r["value"].is_object() && r["value"].contains("sessionId"))
+      session_ = r["value"]["sessionId"].get<std::string>();
     if (session_.empty()) why_not_ = "no WebDriver session: " + r.dump();
   }
 
