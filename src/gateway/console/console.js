@@ -557,6 +557,7 @@ async function send(ev) {
     if (usage && usage.prompt_tokens_details && usage.prompt_tokens_details.image_tokens)
       parts.push(stat('image tokens', String(usage.prompt_tokens_details.image_tokens)));
     $('pg-stats').replaceChildren(...parts);
+    out.parentElement.dataset.pieces = String(pieces);  // streamed events with text
     out.parentElement.dataset.done = 'true';
   } catch (e) {
     state.chat.pop();
