@@ -11,7 +11,8 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = 'zeroserve-console-key';
 const PAGES = ['deployments', 'costs', 'batches', 'playground', 'admin'];
 const state = { caller: null, page: null, timer: null, tick: 0, offset: 0, limit: 50, selected: '',
-                keysRequired: false, costs: null, chat: [], image: null, busy: false };
+                keysRequired: false, costs: null, chat: [], image: null, busy: false,
+                scaleDraft: {} };  // instance counts typed but not yet applied, by deployment
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -197,11 +198,12 @@ function askForKey(message) {
   $('key-input').focus();
 }
 
-// Runs fn again a second after it finished (never two requests at once), while its page shows.
-function again(page, fn) {
-  clearTimeout(state.timer);
+// Runs fn again `ms` after it finished (never two requests at once), while its page shows.
+// The one timer belongs to the page showing: a loop of a page left behind ends here.
+function again(page, fn, ms) {
   if (state.page !== page) return;
-  state.timer = setTimeout(() => { if (state.page === page) fn(); }, 1000);
+  clearTimeout(state.timer);
+  state.timer = setTimeout(() => { if (state.page === page) fn(); }, ms || 1000);
 }
 
 function updateWho() {
@@ -248,8 +250,10 @@ function renderDeployments(s) {
     el('div', { class: 'card' }, el('div', { class: 'num' }, fmtInt(sum.cold_starts)), el('div', { class: 'label' }, 'cold starts')));
   const admin = s.caller.admin;
   const rows = s.deployments.map((d) => {
-    const scale = el('input', { type: 'number', min: 0, max: d.max_instances, value: d.min_instances, class: 'scale-input',
-                                'aria-label': 'instances for ' + d.name });
+    const draft = state.scaleDraft[d.name];
+    const scale = el('input', { type: 'number', min: 0, max: d.max_instances, value: draft !== undefined ? draft : d.min_instances,
+                                class: 'scale-input', 'aria-label': 'instances for ' + d.name,
+                                oninput: (e) => { state.scaleDraft[d.name] = e.target.value; } });
     const adminTitle = admin ? null : 'needs an admin key';
     return el('tr', { 'data-deployment': d.name, class: d.name === state.selected ? 'selected' : null },
       el('td', {}, el('a', { class: 'dep', onclick: () => selectDeployment(d.name) }, d.name)),
@@ -266,9 +270,18 @@ function renderDeployments(s) {
                        onclick: () => adminAction(d.name, 'prewarm', '') }, 'Pre-warm'), ' ',
         scale, ' ',
         el('button', { type: 'button', class: 'small', 'data-action': 'scale', disabled: !admin, title: adminTitle,
-                       onclick: () => adminAction(d.name, 'scale', JSON.stringify({ instances: Number(scale.value) })) }, 'Scale')));
+                       onclick: () => { delete state.scaleDraft[d.name];
+                                        adminAction(d.name, 'scale', JSON.stringify({ instances: Number(scale.value) })); } }, 'Scale')));
   });
+  // The rows are rebuilt every second: a scale input being typed in keeps its text (scaleDraft)
+  // and gets the focus back.
+  const focused = document.activeElement;
+  const typing = focused && focused.classList.contains('scale-input') ? focused.closest('tr').dataset.deployment : null;
   $('dep-table').tBodies[0].replaceChildren(...rows);
+  if (typing !== null) {
+    const input = $('dep-table').querySelector('tr[data-deployment="' + CSS.escape(typing) + '"] .scale-input');
+    if (input) input.focus();
+  }
   const from = s.matched ? s.offset + 1 : 0, to = Math.min(s.offset + s.limit, s.matched);
   $('dep-range').textContent = from + '–' + to + ' of ' + fmtInt(s.matched) + (s.matched !== s.total ? ' (of ' + fmtInt(s.total) + ')' : '');
   $('dep-prev').disabled = s.offset === 0;
@@ -411,8 +424,7 @@ async function pollBatches() {
   } catch (e) {
     $('batch-error').textContent = e.message;
   }
-  // Jobs change slowly: a poll every 2 s is enough.
-  setTimeout(() => again('batches', pollBatches), 1000);
+  again('batches', pollBatches, 2000);  // jobs change slowly: a poll every 2 s is enough
 }
 
 function renderBatches(jobs) {

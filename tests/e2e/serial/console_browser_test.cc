@@ -267,7 +267,20 @@ TEST(ConsoleInTheBrowser, CostTableMatchesTheAdminApiAndAdminActionsNeedAnAdminK
                   .get<bool>());
   screenshot(b, "batches");
 
-  // Admin actions with the admin key: reload, then pre-warm starts an instance.
+  // Admin actions with the admin key: pre-warm, scale (the page shows the instance), reload.
+  b.click("#nav a[data-page=deployments]");
+  ASSERT_TRUE(b.wait_until("document.querySelector('button[data-action=prewarm]') && "
+                           "!document.querySelector('button[data-action=prewarm]').disabled",
+                           std::chrono::seconds(20)));
+  b.click("button[data-action=prewarm]");
+  EXPECT_TRUE(b.wait_until("document.getElementById('toast').textContent === 'prewarm story: done'", std::chrono::seconds(20)))
+      << b.js("return document.getElementById('toast').textContent").dump();
+  // Scale holds an instance (a pre-warmed one may stop again within keep_alive: 1s).
+  b.js("document.querySelector('tr[data-deployment=story] .scale-input').value = ''");
+  b.type("tr[data-deployment=story] .scale-input", "1");
+  b.click("button[data-action=scale]");
+  EXPECT_TRUE(b.wait_until("document.querySelector('tr[data-deployment=story] [data-phase]') !== null", std::chrono::seconds(20)))
+      << b.js("return document.getElementById('toast').textContent").dump();
   b.click("#nav a[data-page=admin]");
   ASSERT_TRUE(b.wait_until("document.body.dataset.loaded === 'admin' && !document.getElementById('admin-reload').disabled",
                            std::chrono::seconds(20)));
@@ -276,12 +289,6 @@ TEST(ConsoleInTheBrowser, CostTableMatchesTheAdminApiAndAdminActionsNeedAnAdminK
                            std::chrono::seconds(20)))
       << b.js("return document.getElementById('admin-result').textContent").dump();
   screenshot(b, "admin");
-  b.click("#nav a[data-page=deployments]");
-  ASSERT_TRUE(b.wait_until("document.querySelector('button[data-action=prewarm]') && "
-                           "!document.querySelector('button[data-action=prewarm]').disabled",
-                           std::chrono::seconds(20)));
-  b.click("button[data-action=prewarm]");
-  EXPECT_TRUE(b.wait_until("document.querySelector('tr[data-deployment=story] [data-phase]') !== null", std::chrono::seconds(20)));
   EXPECT_EQ(b.js("return document.documentElement.outerHTML").get<std::string>().find("sk-ops-secret"), std::string::npos);
 }
 
