@@ -600,6 +600,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   bool instance_failed = false;
   bool started_stream = false;  // the worker's stream reached the client (errors go inside it)
   double ttft_s = -1;           // arrival to the first streamed byte, for the console's charts
+  int64_t stream_events = 0;    // streamed choice events: the console's token count when no usage came
   HttpHeaders cold_header;
   if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
 
@@ -663,8 +664,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
               p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
           }
           parser.feed(chunk);
-          for (const auto& e : parser.take_events())
+          for (const auto& e : parser.take_events()) {
             if (e.find("\"usage\":{") != std::string::npos) read_usage(e, &rec.prompt_tokens, &rec.completion_tokens);
+            else if (e.find("\"content\":\"") != std::string::npos && e.find("\"content\":\"\"") == std::string::npos) ++stream_events;
+          }
           // Back-pressure: stop reading from the worker while the client lags behind.
           while (p->w->queued_bytes() > options_.max_buffered_bytes && !p->w->client_gone())
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -737,7 +740,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   fleet_.release(lease, instance_failed);
   p->settle(rec.prompt_tokens + rec.completion_tokens);
   if (record_) record_(rec);
-  console_->observe(p->deployment, ttft_s, rec.completion_tokens);
+  console_->observe(p->deployment, ttft_s, rec.completion_tokens > 0 ? rec.completion_tokens : stream_events);
   proxies_.fetch_sub(1);
 }
 
