@@ -10,7 +10,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   nlohmann-json3-dev libcli11-dev libicu-dev libstb-dev libwebp-dev libboost-dev \
   libyaml-cpp-dev libsqlite3-dev libssl-dev \
-  clang libclang-rt-14-dev >/dev/null
+  clang libclang-rt-14-dev \
+  chromium chromium-driver >/dev/null  # the console's browser tests (docs/console.md)
 # The official OpenAI SDK for the API compatibility tests (tests/sdk, pinned in its
 # package-lock.json), with the machine's Node.js, or Debian's where there is none.
 if ! command -v npm >/dev/null; then
