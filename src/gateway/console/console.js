@@ -121,7 +121,8 @@ function lineChart(canvas, x, series, unit) {
   for (const i of [0, Math.floor(x.length / 2), x.length - 1]) {
     if (x[i] === undefined) continue;
     const label = new Date(x[i] * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    ctx.fillText(label, Math.min(px(i) - 14, w - pad.r - 34), h - 6);
+    const tw = ctx.measureText(label).width;
+    ctx.fillText(label, Math.max(pad.l - tw / 2, Math.min(px(i) - tw / 2, w - pad.r - tw)), h - 6);
   }
   let drawn = 0;
   series.forEach((s, k) => {
@@ -164,7 +165,7 @@ function barChart(canvas, groups, series, unit) {
     });
     ctx.fillStyle = '#3b4356';
     const label = g.length > 18 ? g.slice(0, 17) + '…' : g;
-    ctx.fillText(label, pad.l + gw * i + 4, h - pad.b + 14);
+    ctx.fillText(label, pad.l + gw * i + (gw - ctx.measureText(label).width) / 2, h - pad.b + 14);
   });
   series.forEach((s, k) => { ctx.fillStyle = COLORS[k % COLORS.length]; ctx.fillText('■ ' + s.label, pad.l + 8 + k * 110, 12); });
   canvas.dataset.points = String(drawn);
