@@ -157,6 +157,17 @@ TEST(ConsoleInTheBrowser, PlaygroundStreamsAnAnswerFromARealModelAndSendsAnImage
             std::string::npos);
   const std::string image_stats = b.js("return document.getElementById('pg-stats').textContent").get<std::string>();
   EXPECT_NE(image_stats.find("image tokens 16"), std::string::npos) << image_stats;
+
+  // An image pasted into the message box is attached the same way (a paste event carrying a file).
+  ASSERT_TRUE(b.js("return document.getElementById('pg-preview').hidden").get<bool>());
+  b.js(R"(const png = atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==');
+    const bytes = Uint8Array.from(png, (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+    document.getElementById('pg-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));)");
+  EXPECT_TRUE(b.wait_until("!document.getElementById('pg-preview').hidden && "
+                           "document.getElementById('pg-preview').src.startsWith('data:image/png;base64,iVBOR')",
+                           std::chrono::seconds(10)));
   EXPECT_EQ(b.console_errors(), std::vector<std::string>{});
 }
 
