@@ -198,10 +198,28 @@ void print_table(const CostReport& r, const std::string& ledger_path) {
   for (const DeploymentCost& d : r.deployments) rows.push_back(row(d.deployment, d));
   rows.push_back(row("TOTAL", r.total));
   print_aligned(rows, 1);
+
+  // Where the instance time went, one column per phase.
+  std::printf("\n");
+  std::vector<std::vector<std::string>> phases = {
+      {"DEPLOYMENT", "INSTANCE-S", "BUSY-S", "IDLE-S", "SLEEPING-S", "STARTING-S"}};
+  auto phase_row = [](const std::string& name, const DeploymentCost& d) {
+    return std::vector<std::string>{name,
+                                    fixed(d.instance_seconds, 1),
+                                    fixed(d.busy_seconds, 1),
+                                    fixed(d.idle_seconds, 1),
+                                    fixed(d.sleeping_seconds, 1),
+                                    fixed(d.starting_seconds, 1)};
+  };
+  for (const DeploymentCost& d : r.deployments) phases.push_back(phase_row(d.deployment, d));
+  phases.push_back(phase_row("TOTAL", r.total));
+  print_aligned(phases, 1);
   std::printf(
-      "\ncosts in USD at each device's price_per_second. IDLE: share of instance time ready with no\n"
-      "request in flight. ALWAYS-ON: PEAK instances running through the whole window at the same\n"
-      "price. SAVING: ALWAYS-ON - COST.\n");
+      "\ncosts in USD at each device's price_per_second, sleeping seconds at its sleep price.\n"
+      "IDLE: share of instance time ready with no request in flight. ALWAYS-ON: PEAK instances\n"
+      "running through the whole window at the running price. SAVING: ALWAYS-ON - COST.\n"
+      "BUSY-S: ready with a request in flight; IDLE-S: ready with none; SLEEPING-S: asleep,\n"
+      "woken by the next request; STARTING-S: starting up. Draining time is in none of them.\n");
 }
 
 nlohmann::ordered_json cost_json(const DeploymentCost& d) {
@@ -215,6 +233,8 @@ nlohmann::ordered_json cost_json(const DeploymentCost& d) {
   j["cold_starts"] = d.cold_starts;
   j["starting_seconds"] = d.starting_seconds;
   j["idle_seconds"] = d.idle_seconds;
+  j["busy_seconds"] = d.busy_seconds;
+  j["sleeping_seconds"] = d.sleeping_seconds;
   j["idle_share"] = d.idle_share();
   j["peak_instances"] = d.peak_instances;
   j["always_on_cost"] = d.always_on_cost;
@@ -248,7 +268,7 @@ void print_csv(const CostReport& r) {
   std::printf(
       "deployment,instance_seconds,cost,requests,prompt_tokens,completion_tokens,"
       "cost_per_1k_requests,cold_starts,starting_seconds,idle_seconds,idle_share,peak_instances,"
-      "always_on_cost,saving\n");
+      "always_on_cost,saving,busy_seconds,sleeping_seconds\n");
   auto line = [](const std::string& name, const DeploymentCost& d) {
     const std::string s = csv_field(name) + "," + exact(d.instance_seconds) + "," + exact(d.cost) + "," +
                           std::to_string(d.requests) + "," + std::to_string(d.prompt_tokens) + "," +
@@ -256,7 +276,8 @@ void print_csv(const CostReport& r) {
                           "," + std::to_string(d.cold_starts) + "," + exact(d.starting_seconds) + "," +
                           exact(d.idle_seconds) + "," + exact(d.idle_share()) + "," +
                           std::to_string(d.peak_instances) + "," + exact(d.always_on_cost) + "," +
-                          exact(d.saving());
+                          exact(d.saving()) + "," + exact(d.busy_seconds) + "," +
+                          exact(d.sleeping_seconds);
     std::printf("%s\n", s.c_str());
   };
   for (const DeploymentCost& d : r.deployments) line(d.deployment, d);

@@ -1,6 +1,7 @@
 // `zeroserve worker`: one model instance serving the OpenAI API. Prints "ready <addr>" on
 // stdout once it can serve; on SIGTERM or SIGINT it drains (in-flight requests finish within
 // the grace period) and exits.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "core/log.h"
 #include "core/process_limits.h"
 #include "worker/worker.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::cli {
 namespace {
@@ -28,8 +30,12 @@ core::Status run_worker(const worker::WorkerOptions& o) {
   auto w = worker::Worker::start(o);
   if (!w) return w.status();
   core::log_info("worker", "listening on " + w.value()->address() + ", loading " + o.model);
+  const auto load_began = std::chrono::steady_clock::now();
   ZS_RETURN_IF_ERROR(w.value()->load());
-  std::printf("ready %s\n", w.value()->address().c_str());
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_began).count();
+  // worker_protocol.h: what the start spent where, then the ready line.
+  std::printf("%s%s=%.1f\n", worker::kStartedPrefix, worker::kLoadMsKey, load_ms);
+  std::printf("%s%s\n", worker::kReadyPrefix, w.value()->address().c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);

@@ -16,6 +16,7 @@
 #include "platform/autoscale/policy_state_store.h"
 #include "platform/metrics/process_memory.h"
 #include "worker/worker.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::cli {
 
@@ -137,6 +138,7 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     }
     const auto* dev = config.device(d.device);
     platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
+    s.sleep_price_per_second = dev ? dev->sleep_price_per_second : 0;
     s.env = d.env;
     if (d.runtime == platform::RuntimeKind::kBuiltin) {
       s.uses_unix_socket = true;
@@ -196,7 +198,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
 
   platform::FleetEvents events;
   events.instance_started = [l](const std::string& id, const platform::DeploymentSpec& spec, bool for_request) {
-    Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, unix_now(), for_request);
+    Status s = l->instance_started(id, spec.name, spec.device, spec.price_per_second, spec.sleep_price_per_second,
+                                   unix_now(), for_request);
     if (!s) core::log_error("ledger", s.message());
   };
   platform::MetricsRegistry* metrics = &d->metrics_;
@@ -228,6 +231,23 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   events.save_policy_state = [ps](const std::string& dep, const std::string& policy, const std::string& state) {
     core::Status s = ps->save(dep, policy, state);
     if (!s) core::log_warn("autoscale", s.message());
+  };
+  events.sleep = [](const std::string& address) -> Status {
+    auto r = gateway::http_request("POST", address, worker::kSleepPath, "", {}, std::chrono::seconds(30));
+    if (!r) return r.status();
+    if (r->status == 200) return Status::ok();
+    const std::string why = "the worker answered " + std::to_string(r->status) + ": " + r->body;
+    return r->status == 409 ? Status::failed_precondition(why) : Status::unavailable(why);
+  };
+  events.start_breakdown = [metrics](const std::string& id, double spawn_s, double load_s) {
+    auto h = [&](const char* phase) -> platform::Histogram& {
+      return metrics->histogram("zs_instance_start_phase_seconds",
+                                "Where a cold start's time went: spawn (process start before loading) and load "
+                                "(map, parse, tokenizer, engine).",
+                                platform::MetricsRegistry::exponential_buckets(0.001, 2, 16), {{"phase", phase}});
+    };
+    h("spawn").observe(spawn_s);
+    h("load").observe(load_s);
   };
   auto probe = [](const std::string& address) {
     auto r = gateway::http_request("GET", address, "/health", "", {}, std::chrono::seconds(2));

@@ -24,11 +24,18 @@ inline void cpu_relax() {
 }
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) { start_workers(); }
+
+ThreadPool::~ThreadPool() { park(); }
+
+void ThreadPool::start_workers() {
+  // A new worker starts from the current generation, so it never joins a job that is over.
+  const uint32_t seen = generation_of(ticket_.load());
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i, seen] { worker_loop(i, seen); });
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::park() {
+  if (workers_.empty()) return;
   {
     MutexLock lock(mutex_);
     stop_.store(true);
@@ -36,6 +43,8 @@ ThreadPool::~ThreadPool() {
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
+  stop_.store(false);
 }
 
 int ThreadPool::default_threads() {
@@ -53,6 +62,7 @@ void ThreadPool::dispatch(const std::function<void(int, int)>& fn, bool shared) 
     fn(0, 1);
     return;
   }
+  if (workers_.empty()) start_workers();  // parked
   job_ = &fn;
   done_.store(0, std::memory_order_relaxed);
   const uint64_t next = static_cast<uint64_t>(generation_of(ticket_.load(std::memory_order_relaxed)) + 1) << 32;
@@ -82,8 +92,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint32_t seen = 0;
+void ThreadPool::worker_loop(int index, uint32_t seen) {
   for (;;) {
     int spins = 0;
     while (generation_of(ticket_.load(std::memory_order_acquire)) == seen && spins < kPauseSpins + kYieldSpins) {

@@ -34,12 +34,18 @@ class ThreadPool {
   // Splits [0, n) into one contiguous chunk per thread and calls fn(begin, end) for each.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
+  // Stops and joins the worker threads (an idle instance gives its threads back); the next
+  // run() starts them again. Call it from the thread that calls run(), between runs.
+  void park();
+  bool parked() const { return n_threads_ > 1 && workers_.empty(); }
+
   // Default thread count: the number of cores this process may use.
   static int default_threads();
 
  private:
   void dispatch(const std::function<void(int, int)>& fn, bool shared);
-  void worker_loop(int index);
+  void start_workers();
+  void worker_loop(int index, uint32_t seen);
 
   int n_threads_;
   std::vector<std::thread> workers_;

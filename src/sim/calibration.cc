@@ -31,6 +31,7 @@ double ServiceProfile::decode_rate(int batch) const {
 Status ServiceProfile::validate(const std::string& where) const {
   if (!(cold_start_s >= 0) || !std::isfinite(cold_start_s)) return Status::error(where + ".cold_start_s must be a number >= 0");
   if (!(stop_s >= 0) || !std::isfinite(stop_s)) return Status::error(where + ".stop_s must be a number >= 0");
+  if (!(wake_s >= 0) || !std::isfinite(wake_s)) return Status::error(where + ".wake_s must be a number >= 0");
   if (!(prefill_tokens_per_s > 0)) return Status::error(where + ".prefill_tokens_per_s must be > 0");
   if (memory_bytes == 0) return Status::error(where + ".memory_bytes must be > 0");
   if (decode.empty()) return Status::error(where + ".decode_tokens_per_s needs at least one [batch, tokens_per_s] entry");
@@ -61,6 +62,7 @@ std::string Calibration::to_json() const {
     for (const auto& [b, r] : prof.decode) d.push_back({b, r});
     p[name] = {{"cold_start_s", prof.cold_start_s},
                {"stop_s", prof.stop_s},
+               {"wake_s", prof.wake_s},
                {"prefill_tokens_per_s", prof.prefill_tokens_per_s},
                {"memory_bytes", prof.memory_bytes},
                {"decode_tokens_per_s", d}};
@@ -76,6 +78,7 @@ Calibration Calibration::builtin() {
   ServiceProfile cpu;
   cpu.cold_start_s = 0.1;
   cpu.stop_s = 0.02;  // the worker's exit (the daemon sees it at once, through its pidfd)
+  cpu.wake_s = 0.0005;  // threads back, cache pages faulted in as used (bench_gateway)
   cpu.prefill_tokens_per_s = 700;
   cpu.memory_bytes = 1ull << 30;
   cpu.decode = {{1, 15}, {2, 22}, {4, 28}, {8, 34}, {16, 40}};
@@ -83,6 +86,7 @@ Calibration Calibration::builtin() {
   ServiceProfile gpu;
   gpu.cold_start_s = 8;  // weights from the page cache into GPU memory, CUDA context, graphs
   gpu.stop_s = 1;        // releasing the CUDA context and device memory
+  gpu.wake_s = 0.3;      // weights back from host memory into the GPU (vLLM's sleep mode: 0.1-0.4 s)
   gpu.prefill_tokens_per_s = 12000;
   gpu.memory_bytes = 20ull << 30;
   gpu.decode = {{1, 90}, {8, 600}, {32, 1800}, {64, 2600}};
@@ -103,10 +107,11 @@ core::Result<Calibration> parse_calibration(const std::string& text, const std::
     const std::string where = source_name + ": profiles." + name;
     if (!p.is_object()) return Status::error(where + " must be an object");
     for (const auto& [k, v] : p.items())
-      if (k != "cold_start_s" && k != "stop_s" && k != "prefill_tokens_per_s" && k != "memory_bytes" &&
+      if (k != "cold_start_s" && k != "stop_s" && k != "wake_s" && k != "prefill_tokens_per_s" && k != "memory_bytes" &&
           k != "decode_tokens_per_s")
         return Status::error(where + ": unknown key '" + k +
-                             "' (known: cold_start_s, stop_s, prefill_tokens_per_s, memory_bytes, decode_tokens_per_s)");
+                             "' (known: cold_start_s, stop_s, wake_s, prefill_tokens_per_s, memory_bytes, "
+                             "decode_tokens_per_s)");
     ServiceProfile prof;
     auto num = [&](const char* key, double& out) -> Status {
       if (!p.contains(key)) return Status::ok();
@@ -116,6 +121,7 @@ core::Result<Calibration> parse_calibration(const std::string& text, const std::
     };
     ZS_RETURN_IF_ERROR(num("cold_start_s", prof.cold_start_s));
     ZS_RETURN_IF_ERROR(num("stop_s", prof.stop_s));
+    ZS_RETURN_IF_ERROR(num("wake_s", prof.wake_s));
     ZS_RETURN_IF_ERROR(num("prefill_tokens_per_s", prof.prefill_tokens_per_s));
     double mem = static_cast<double>(prof.memory_bytes);
     ZS_RETURN_IF_ERROR(num("memory_bytes", mem));

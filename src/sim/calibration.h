@@ -6,7 +6,7 @@
 //   {"format": "zeroserve-calibration/1",
 //    "source": "what measured it",
 //    "profiles": {
-//      "cpu":  {"cold_start_s": 0.1, "prefill_tokens_per_s": 700, "memory_bytes": 1073741824,
+//      "cpu":  {"cold_start_s": 0.1, "wake_s": 0.0005, "prefill_tokens_per_s": 700, "memory_bytes": 1073741824,
 //               "decode_tokens_per_s": [[1, 15], [4, 28], [16, 40]]},
 //      "cuda": {...}}}
 //
@@ -29,6 +29,8 @@ struct ServiceProfile {
   // Asked to stop until the fleet has seen the exit, billed: the worker's own exit plus half
   // of the daemon's 20 ms tick on average.
   double stop_s = 0.02;
+  // A sleeping instance woken by a request: from the request's arrival to its first step.
+  double wake_s = 0.0005;
   double prefill_tokens_per_s = 700;  // prompt tokens per second (one prompt at a time)
   uint64_t memory_bytes = 1ull << 30; // per instance, when the deployment does not say
   std::vector<std::pair<int, double>> decode;  // (batch size, aggregate tokens/s), batch ascending

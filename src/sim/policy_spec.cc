@@ -37,6 +37,14 @@ core::Result<PolicySpec> parse_policy_spec(const std::string& text) {
           if (!d) return Status::error("--policy '" + text + "': keep_alive must be " + std::string(platform::kDurationUnitsHelp) + " or forever");
           s.keep_alive_s = *d;
         }
+      } else if (key == "sleep_after") {
+        if (value == "-1" || value == "never") {
+          s.sleep_after_s = -1;
+        } else {
+          auto d = platform::parse_duration(value);
+          if (!d) return Status::error("--policy '" + text + "': sleep_after must be " + std::string(platform::kDurationUnitsHelp) + " or never");
+          s.sleep_after_s = *d;
+        }
       } else if (key == "target_concurrency") {
         double v = 0;
         auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
@@ -51,7 +59,7 @@ core::Result<PolicySpec> parse_policy_spec(const std::string& text) {
         (key == "min_instances" ? s.min_instances : s.max_instances) = v;
       } else {
         return Status::error("--policy '" + text + "': unknown key '" + key +
-                             "' (known: keep_alive, target_concurrency, min_instances, max_instances)");
+                             "' (known: keep_alive, sleep_after, target_concurrency, min_instances, max_instances)");
       }
     }
   }

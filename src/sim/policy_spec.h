@@ -1,7 +1,8 @@
 #pragma once
 // Which autoscaling policies a simulation compares, and with what overrides. A spec is
-//   [label=]policy[:key=value,...]     keys: keep_alive (duration), target_concurrency,
-//                                            min_instances, max_instances
+//   [label=]policy[:key=value,...]     keys: keep_alive (duration), sleep_after (duration or
+//                                            never), target_concurrency, min_instances,
+//                                            max_instances
 // e.g. "concurrency", "keep-alive-10m=concurrency:keep_alive=10m", "always-on".
 // "always-on" is the simulator's own baseline, not a platform policy: every deployment runs
 // its peak need (sim/baseline.h: its most requests in flight at once over its slots) from the first second,
@@ -22,6 +23,7 @@ struct PolicySpec {
   std::string label;   // column name in reports
   std::string policy;  // a make_scaling_policy name, or kAlwaysOn
   std::optional<double> keep_alive_s;
+  std::optional<double> sleep_after_s;  // < 0: instances never sleep
   std::optional<double> target_concurrency;
   std::optional<int> min_instances;
   std::optional<int> max_instances;

@@ -115,6 +115,9 @@ std::string report_json(const ReportInfo& info, const std::vector<RunResult>& re
     x["cold_start_fraction"] = r.cold_fraction();
     x["cold_requests"] = r.cold_requests;
     x["cold_starts"] = r.cold_starts;
+    x["wake_fraction"] = r.wake_fraction();
+    x["wake_requests"] = r.wake_requests;
+    x["sleep_seconds"] = r.sleep_seconds;
     x["instance_starts"] = r.instance_starts;
     x["peak_instances"] = r.peak_instances;
     x["mean_instances"] = r.mean_instances;
@@ -145,12 +148,14 @@ std::string report_markdown(const ReportInfo& info, const std::vector<RunResult>
     s += "\n";
   }
   const int base = always_on_index(results);
-  s += "\n| policy | cost | vs always-on | instance-hours | cold-start share | TTFT p50 | TTFT p95 | TTFT p99 | queue p95 | refused | peak inst. | mean inst. | busy share | memory util. |\n";
-  s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  s += "\n| policy | cost | vs always-on | instance-hours | asleep | cold-start share | wake share | TTFT p50 | TTFT p95 | TTFT p99 | queue p95 | refused | peak inst. | mean inst. | busy share | memory util. |\n";
+  s += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& r : results) {
     s += "| " + r.label + " | $" + fmt(r.cost, 2) + " | " +
          (base >= 0 && results[base].cost > 0 ? pct(r.cost / results[base].cost) : std::string("-")) + " | " +
-         fmt(r.instance_seconds / 3600, 1) + " | " + pct(r.cold_fraction()) + " | " + seconds(r.ttft_s.p50) + " | " +
+         fmt(r.instance_seconds / 3600, 1) + " | " +
+         (r.instance_seconds > 0 ? pct(r.sleep_seconds / r.instance_seconds) : std::string("-")) + " | " +
+         pct(r.cold_fraction()) + " | " + pct(r.wake_fraction()) + " | " + seconds(r.ttft_s.p50) + " | " +
          seconds(r.ttft_s.p95) + " | " + seconds(r.ttft_s.p99) + " | " + seconds(r.queue_s.p95) + " | " +
          std::to_string(r.refused()) + " | " + std::to_string(r.peak_instances) + " | " + fmt(r.mean_instances, 1) + " | " +
          (r.instance_seconds > 0 ? pct(r.busy_seconds / r.instance_seconds) : std::string("-")) + " | " +
@@ -164,11 +169,13 @@ std::string report_markdown(const ReportInfo& info, const std::vector<RunResult>
   for (size_t i = 0; i < results.size(); ++i)
     s += (i ? "; " : "") + results[i].label + " " + std::to_string(results[i].cold_starts);
   s += ".\n\n";
-  s += "- *cost*: instance-seconds (starting, busy and idle) times the device's `price_per_second`.\n"
+  s += "- *cost*: instance-seconds (starting, busy and idle) times the device's `price_per_second`, sleeping "
+       "seconds at its `sleep_price_per_second`; *asleep*: the share of instance time spent asleep.\n"
        "- *always-on*: every deployment runs, warm from the start, its own peak need: its most requests in flight "
        "at once (each for its service time on a full instance) over its slots, within max_instances, fitted to its "
        "device (peak provisioning).\n"
-       "- *cold-start share*: served requests that arrived while their deployment had no ready instance.\n"
+       "- *cold-start share*: served requests that arrived while their deployment had no ready instance; *wake "
+       "share*: those that woke a sleeping instance (the rest found one awake).\n"
        "- *TTFT*: arrival to first token (queueing, cold start and prefill); *queue*: arrival to an instance slot.\n"
        "- *busy share*: instance time with a request in flight; *memory util.*: reserved memory over device "
        "capacity, time-averaged over the devices.\n\n";

@@ -65,6 +65,9 @@ struct Instance {
   double last_update = 0;
   uint64_t ready_seq = 0;
   uint64_t wake_seq = 0;
+  bool asleep = false;
+  double asleep_since = 0;
+  double slept = 0;  // seconds asleep so far (billed at the sleep price)
 };
 
 // When the simulator shows a deployment to the fleet core (the daemon's tick would matter).
@@ -78,6 +81,7 @@ struct Dep {
   double last_decide = -kInf;
   double backoff = kTickS;
   double anchor = 0;  // the policies' evaluation grid restarts at a cold start (see grid_after)
+  bool sleeps = false;  // its instances may sleep (sleep_after >= 0)
   uint64_t last_summary = ~0ull;
 };
 
@@ -138,12 +142,15 @@ class Simulation {
       s.min_instances = spec.min_instances.value_or(c.min_instances);
       s.max_instances = std::max(s.min_instances, spec.max_instances.value_or(c.max_instances));
       s.keep_alive_s = spec.keep_alive_s.value_or(c.keep_alive_s);
+      s.sleep_after_s = spec.sleep_after_s.value_or(s.sleep_after_s);
+      s.sleep_price_per_second = w_.devices[d.spec->device].sleep_price_per_second;
       if (spec.always_on()) {
         const int n = i < options_.always_on_instances.size() ? options_.always_on_instances[i] : 1;
         always_on[i] = n;
         s.policy = kAlwaysOn;
         s.min_instances = s.max_instances = n;
         s.keep_alive_s = -1;
+        s.sleep_after_s = -1;  // provisioned for the peak, always awake
       } else {
         s.policy = spec.policy;
         s.policy_options.target_concurrency = spec.target_concurrency.value_or(s.policy_options.target_concurrency);
@@ -151,6 +158,7 @@ class Simulation {
         if (!p) return p.status();
       }
       d.keep_alive_s = s.keep_alive_s;
+      d.sleeps = s.sleep_after_s >= 0;
       specs.push_back(std::move(s));
     }
     platform::FleetCoreOptions o;
@@ -264,6 +272,11 @@ class Simulation {
       auto it = by_key_.find(s.instance);
       if (it != by_key_.end()) stop(it->second);
     }
+    for (const auto& s : a.sleeps) {  // the service model's instances always can
+      Instance& inst = *pool_[by_key_.at(s.instance)];
+      inst.asleep = true;
+      inst.asleep_since = now_;
+    }
     for (const auto& d : a.dispatches) {
       const uint32_t h = by_key_.at(d.lease.instance);
       Instance& inst = *pool_[h];
@@ -273,6 +286,10 @@ class Simulation {
       if (inst.in_flight++ == 0) inst.busy_since = now_;
       inst.prefill.push_back({static_cast<uint32_t>(d.tag)});
       if (inst.prefill.size() == 1) inst.head_left = w_.requests[d.tag].prompt_tokens;
+      if (d.lease.woke) {
+        ++wake_requests_;
+        wake_up(inst);
+      }
       service(h);
     }
   }
@@ -298,6 +315,16 @@ class Simulation {
       want_decide(dep, std::min(now_ + kTickS / 4, grid_after(d, now_)));
     else
       want_decide(dep, grid_after(d, std::max(now_, d.last_decide + kTickS)));
+  }
+
+  // A sleeping instance woken by the request at the head of its prefill queue: the wake delays
+  // that prompt by the profile's wake time.
+  void wake_up(Instance& inst) {
+    if (!inst.asleep) return;
+    inst.asleep = false;
+    inst.slept += clip(now_) - clip(inst.asleep_since);
+    const ServiceProfile& p = deps_[inst.deployment].spec->profile;
+    inst.head_left += p.wake_s * p.prefill_tokens_per_s;
   }
 
   // Brings an instance's progress up to now.
@@ -370,6 +397,11 @@ class Simulation {
     }
     if (inst.live && inst.in_flight == 0 && d.keep_alive_s >= 0)
       want_decide(dep, next_expiry_look(d, now_ + d.keep_alive_s + kExpiryEpsS));
+    // The Fleet's next tick puts it to sleep when the policy says so now, else at sleep_after.
+    if (inst.live && inst.in_flight == 0 && d.sleeps) {
+      want_decide(dep, now_ + kReactS);
+      want_decide(dep, core_->next_sleep(static_cast<int>(dep)) + kExpiryEpsS);
+    }
   }
 
   // --- instances -------------------------------------------------------------------------
@@ -444,8 +476,11 @@ class Simulation {
     --d.live;
     // Billed until the exit is seen (the profile's stop_s), except at the end of the run.
     const double billed = clip(finishing_ ? now_ : now_ + d.spec->profile.stop_s) - clip(inst.started);
+    if (inst.asleep) inst.slept += clip(now_) - clip(inst.asleep_since);
     instance_seconds_ += billed;
-    cost_ += billed * w_.devices[d.spec->device].price_per_second;
+    sleep_seconds_ += inst.slept;
+    const auto& dev = w_.devices[d.spec->device];
+    cost_ += billed * dev.price_per_second - inst.slept * (dev.price_per_second - dev.sleep_price_per_second);
     // Only a kill (a start that timed out) stops an instance with work: that work is lost.
     outstanding_ -= inst.in_flight;
     refused_timeout_ += inst.in_flight;
@@ -495,6 +530,7 @@ class Simulation {
     if (e.evicted) next = std::min(next, now_ + kReactS);  // the room frees as the evicted exit
     const double expiry = core_->next_idle_expiry(i);
     if (expiry < kInf) next = std::min(next, next_expiry_look(d, expiry + kExpiryEpsS));
+    if (const double sleep = core_->next_sleep(i); sleep < kInf) next = std::min(next, std::max(now_, sleep) + kExpiryEpsS);
     if (e.revisit_at > now_) next = std::min(next, e.revisit_at + kExpiryEpsS);
     want_decide(dep, next);
   }
@@ -533,6 +569,8 @@ class Simulation {
     r.refused_no_memory = refused_no_memory_;
     r.cold_requests = cold_requests_;
     r.cold_starts = cold_starts_;
+    r.wake_requests = wake_requests_;
+    r.sleep_seconds = sleep_seconds_;
     r.instance_starts = instance_starts_;
     r.instance_seconds = instance_seconds_;
     r.busy_seconds = busy_seconds_;
@@ -578,7 +616,8 @@ class Simulation {
 
   uint64_t requests_ = 0, served_ = 0, refused_queue_full_ = 0, refused_timeout_ = 0, refused_no_memory_ = 0;
   uint64_t cold_requests_ = 0, cold_starts_ = 0, instance_starts_ = 0, decisions_ = 0, events_ = 0;
-  double instance_seconds_ = 0, busy_seconds_ = 0, cost_ = 0;
+  uint64_t wake_requests_ = 0;
+  double instance_seconds_ = 0, busy_seconds_ = 0, sleep_seconds_ = 0, cost_ = 0;
   std::vector<float> ttft_, queue_wait_;
   int live_total_ = 0, peak_total_ = 0;
   double series_last_ = 0, bucket_s_ = 1;

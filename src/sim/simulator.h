@@ -39,10 +39,13 @@ struct RunResult {
   uint64_t refused_no_memory = 0;   // the model cannot fit its device
   uint64_t cold_requests = 0;       // served requests that arrived with no instance ready
   uint64_t cold_starts = 0;         // instances started while requests waited
+  uint64_t wake_requests = 0;       // served requests that woke a sleeping instance
   uint64_t instance_starts = 0;
   double instance_seconds = 0;
-  double busy_seconds = 0;  // instance time with at least one request in flight
-  double cost = 0;          // instance_seconds x the device's price_per_second
+  double busy_seconds = 0;   // instance time with at least one request in flight
+  double sleep_seconds = 0;  // instance time asleep (part of instance_seconds)
+  // instance_seconds x the device's price_per_second, sleeping seconds at its sleep price
+  double cost = 0;
   int peak_instances = 0;   // across all deployments at once
   double mean_instances = 0;
   double memory_utilisation = 0;  // reserved memory / capacity, time-averaged over devices
@@ -58,6 +61,7 @@ struct RunResult {
   double duration_s = 0;
 
   double cold_fraction() const { return served ? static_cast<double>(cold_requests) / served : 0; }
+  double wake_fraction() const { return served ? static_cast<double>(wake_requests) / served : 0; }
   uint64_t refused() const { return refused_queue_full + refused_timeout + refused_no_memory; }
 };
 

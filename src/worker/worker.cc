@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <cstdlib>
@@ -18,11 +20,13 @@
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
 #include "platform/metrics/process_memory.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::worker {
 
 using core::Result;
 using core::Status;
+using gateway::HttpHeaders;
 using gateway::HttpRequest;
 using gateway::ResponseWriter;
 namespace openai = gateway::openai;
@@ -31,10 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The request class the gateway forwards; a request without it is interactive, so a worker run
-// on its own behaves as before.
-constexpr const char* kPriorityHeader = "X-Priority";
-
 // The priority named by the request's header, or kInvalidArgument.
 Result<engine::RequestPriority> read_priority(const HttpRequest& req) {
   const std::string h = req.header(kPriorityHeader);
@@ -42,6 +42,12 @@ Result<engine::RequestPriority> read_priority(const HttpRequest& req) {
   auto parsed = engine::parse_request_priority(h);
   if (!parsed) return Status::invalid_argument("header X-Priority must be 'interactive' or 'batch', got '" + h + "'");
   return *parsed;
+}
+
+std::string wake_ms_text(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", ms);
+  return buf;
 }
 
 engine::SamplingParams to_sampling(const openai::SamplingOptions& o) {
@@ -62,6 +68,7 @@ struct Worker::Call {
   int64_t created = 0;
   std::shared_ptr<ResponseWriter> w;
   Clock::time_point arrival = Clock::now();
+  double wake_ms = -1;  // >= 0: this request woke the sleeping engine, in that many ms
   Clock::time_point last_text;
   bool any_text = false;
   std::string text;  // accumulated, when not streaming
@@ -200,6 +207,18 @@ Status Worker::load() {
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));
   engine_->set_step_observer([&batch_hist](int rows) { batch_hist.observe(rows); });
+  // Arrival to first step, for requests that woke the engine and for the others: the wake's
+  // own cost is the difference (bench_gateway reads both).
+  auto first_step = [this](const char* start) -> platform::Histogram& {
+    return metrics_.histogram("zs_worker_first_step_seconds",
+                              "Time from a request's arrival to the first step that computes it, by whether it woke "
+                              "the sleeping engine (wake) or not (warm).",
+                              platform::MetricsRegistry::exponential_buckets(0.0001, 2, 18), {{"start", start}});
+  };
+  engine_->set_first_step_observer(
+      [&wake = first_step("wake"), &warm = first_step("warm")](double seconds, bool woke) {
+        (woke ? wake : warm).observe(seconds);
+      });
   platform::track_process_memory(metrics_);
   metrics_.on_collect([this] {
     auto s = engine_->stats();
@@ -377,6 +396,7 @@ gateway::Router Worker::routes() {
   r.add("GET", "/metrics", [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
     w->respond(200, "text/plain; version=0.0.4", metrics_.render());
   });
+  r.add("POST", kSleepPath, [this](const HttpRequest&, std::shared_ptr<ResponseWriter> w) { handle_sleep(std::move(w)); });
   r.add("POST", "/v1/chat/completions",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_chat(req, std::move(w)); });
   r.add("POST", "/v1/completions",
@@ -384,6 +404,21 @@ gateway::Router Worker::routes() {
   r.add("POST", "/v1/embeddings",
         [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { handle_embeddings(req, std::move(w)); });
   return r;
+}
+
+void Worker::handle_sleep(std::shared_ptr<ResponseWriter> w) {
+  if (!engine_)
+    return respond_error(*w, Status::unavailable(ready_ ? "an embedding worker cannot sleep" : "the model is still loading"));
+  if (in_flight_.load() > 0)
+    return respond_error(*w, Status::failed_precondition("not idle: " + std::to_string(in_flight_.load()) +
+                                                         " requests in flight"));
+  engine_->sleep([this, w](Result<uint64_t> released) {
+    if (!released) return respond_error(*w, released.status());
+    malloc_trim(0);  // what the freed heap holds goes back too
+    metrics_.counter("zs_worker_sleeps_total", "Times this worker went to sleep.").add();
+    core::log_info("worker", "asleep: " + std::to_string(released.value() >> 20) + " MiB of KV cache released");
+    w->respond_json(200, "{\"released_bytes\":" + std::to_string(released.value()) + "}");
+  });
 }
 
 void Worker::count_response(const std::string& endpoint, int status) {
@@ -728,6 +763,7 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
   gr.constraint = call->constraint;
   gr.logprobs = call->logprobs;
   gr.logit_bias = call->logit_bias;
+  gr.arrived = call->arrival;
   // The other choices start once the first has computed the prompt, so that they reuse its
   // KV blocks through the prefix cache instead of computing the same prefill again.
   if (group->n > 1) {
@@ -747,9 +783,15 @@ void Worker::generate(std::shared_ptr<Call> call, Result<engine::PreparedPrompt>
     };
   }
   gr.on_event = make_event_handler(call);
+  // A sleeping engine wakes before the answer starts, so that the wake time goes out with the
+  // headers (the engine would wake for the submit anyway).
+  if (engine_->asleep() && engine_->wake())
+    call->wake_ms = std::chrono::duration<double, std::milli>(Clock::now() - call->arrival).count();
   // Headers go out before the first token so that clients see the stream open at once.
   if (call->stream) {
-    call->w->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    HttpHeaders headers{{"Cache-Control", "no-cache"}};
+    if (call->wake_ms >= 0) headers.push_back({kWakeMsHeader, wake_ms_text(call->wake_ms)});
+    call->w->start_stream(200, "text/event-stream", std::move(headers));
     if (call->chat)
       for (int i = 0; i < group->n; ++i)
         call->w->write(gateway::sse_event(openai::chat_completion_chunk(
@@ -912,7 +954,10 @@ std::function<void(const engine::GenerationEvent&)> Worker::make_event_handler(s
     in_flight_.fetch_sub(1);
     count_response(call->endpoint, 200);
     if (!call->stream) {
-      w.respond_json(200, group.n == 1 ? group.bodies[0] : openai::merge_choice_responses(group.bodies));
+      HttpHeaders headers;
+      if (call->wake_ms >= 0) headers.push_back({kWakeMsHeader, wake_ms_text(call->wake_ms)});
+      w.respond_json(200, group.n == 1 ? group.bodies[0] : openai::merge_choice_responses(group.bodies),
+                     std::move(headers));
       return;
     }
     if (call->include_usage)

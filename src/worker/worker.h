@@ -118,6 +118,8 @@ class Worker {
       const std::string& key, engine::structured::Grammar grammar, const std::string& param,
       gateway::openai::ApiError* error);
   void count_response(const std::string& endpoint, int status);
+  // POST kSleepPath (worker_protocol.h): the engine gives back its cache and threads when idle.
+  void handle_sleep(std::shared_ptr<gateway::ResponseWriter> w);
 
   WorkerOptions options_;
   std::string model_name_;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <atomic>
 #include <vector>
 
@@ -57,6 +59,29 @@ TEST(ThreadPool, RunSharedCompletesClaimedWorkAndLeavesNoThreadInside) {
   std::vector<int> seen(3, 0);
   pool.run([&](int t, int) { seen[t] = 1; });
   EXPECT_EQ(seen, (std::vector<int>{1, 1, 1}));
+}
+
+TEST(ThreadPool, AParkedPoolHasNoWorkerThreadsAndTheNextRunBringsThemBack) {
+  auto threads_of_this_process = [] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.is_directory() ? 1 : 0;
+    return n;
+  };
+  const int base = threads_of_this_process();
+  ThreadPool pool(4);
+  EXPECT_EQ(threads_of_this_process(), base + 3);
+  for (int round = 0; round < 3; ++round) {
+    pool.park();
+    EXPECT_TRUE(pool.parked());
+    EXPECT_EQ(threads_of_this_process(), base);
+    std::vector<std::atomic<int>> seen(4);
+    for (int i = 0; i < 50; ++i) pool.run([&](int t, int n) {
+      EXPECT_EQ(n, 4);
+      seen[t].fetch_add(1);
+    });
+    EXPECT_FALSE(pool.parked());
+    for (int t = 0; t < 4; ++t) EXPECT_EQ(seen[t].load(), 50) << "thread " << t << " after park " << round;
+  }
 }
 
 TEST(ThreadPool, DefaultThreadsIsPositive) { EXPECT_GE(ThreadPool::default_threads(), 1); }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -45,10 +46,10 @@ void write_ledger(const std::string& path) {
   auto ledger_or = CostLedger::open(path);
   ASSERT_TRUE(ledger_or.is_ok()) << ledger_or.status().message();
   auto& l = *ledger_or.value();
-  ASSERT_OK(l.instance_started("i1", "llava", "gpu0", 0.001, kT0, true));
+  ASSERT_OK(l.instance_started("i1", "llava", "gpu0", 0.001, 0, kT0, true));
   ASSERT_OK(l.instance_state("i1", InstancePhase::kIdle, kT0 + 20));
   ASSERT_OK(l.instance_state("i1", InstancePhase::kReady, kT0 + 100));
-  ASSERT_OK(l.instance_started("i2", "llava", "gpu0", 0.001, kT0 + 300, false));
+  ASSERT_OK(l.instance_started("i2", "llava", "gpu0", 0.001, 0, kT0 + 300, false));
   ASSERT_OK(l.instance_state("i2", InstancePhase::kReady, kT0 + 310));
   ASSERT_OK(l.instance_state("i1", InstancePhase::kIdle, kT0 + 400));
   ASSERT_OK(l.instance_state("i2", InstancePhase::kIdle, kT0 + 480));
@@ -59,7 +60,7 @@ void write_ledger(const std::string& path) {
   for (double at : {kT0 + 100, kT0 + 200, kT0 + 350, kT0 + 420}) {
     ASSERT_OK(l.record_request("llava", "", "interactive", 100, 25, 200, 0.5, at));
   }
-  ASSERT_OK(l.instance_started("q1", "qwen", "cpu0", 0.0005, kT0 + 1000, true));
+  ASSERT_OK(l.instance_started("q1", "qwen", "cpu0", 0.0005, 0, kT0 + 1000, true));
   ASSERT_OK(l.instance_state("q1", InstancePhase::kReady, kT0 + 1030));
   ASSERT_OK(l.instance_stopped("q1", kT0 + 1300));
   ASSERT_OK(l.record_request("qwen", "", "interactive", 10, 5, 200, 30, kT0 + 1030));
@@ -138,7 +139,7 @@ TEST_F(CostCommand, CsvHasAHeaderARowPerDeploymentAndATotal) {
   EXPECT_EQ(lines[0],
             "deployment,instance_seconds,cost,requests,prompt_tokens,completion_tokens,"
             "cost_per_1k_requests,cold_starts,starting_seconds,idle_seconds,idle_share,"
-            "peak_instances,always_on_cost,saving");
+            "peak_instances,always_on_cost,saving,busy_seconds,sleeping_seconds");
   auto field = [&](const std::string& line, const std::string& name) {
     const auto cells = split(line, ',');
     for (size_t i = 0; i < header.size() && i < cells.size(); ++i)
@@ -151,6 +152,8 @@ TEST_F(CostCommand, CsvHasAHeaderARowPerDeploymentAndATotal) {
   EXPECT_EQ(field(lines[1], "requests"), "4");
   EXPECT_EQ(field(lines[1], "idle_share"), "0.3625");
   EXPECT_EQ(field(lines[1], "peak_instances"), "2");
+  EXPECT_EQ(field(lines[1], "busy_seconds"), "470");  // i1 [100, 400), i2 [310, 480)
+  EXPECT_EQ(field(lines[1], "sleeping_seconds"), "0");
   EXPECT_NEAR(std::stod(field(lines[1], "always_on_cost")), 7.2, 1e-9);
   EXPECT_EQ(field(lines[2], "deployment"), "qwen");
   EXPECT_EQ(field(lines[2], "cold_starts"), "1");
@@ -167,10 +170,11 @@ TEST_F(CostCommand, TableShowsEachDeploymentAndTheTotal) {
                              "PEAK", "ALWAYS-ON", "SAVING"}) {
     EXPECT_NE(r.out.find(header), std::string::npos) << header << "\n" << r.out;
   }
+  // The first llava and TOTAL lines are the cost table's; the phase table follows.
   std::string llava, total;
   for (const auto& line : split(r.out, '\n')) {
-    if (line.rfind("llava", 0) == 0) llava = line;
-    if (line.rfind("TOTAL", 0) == 0) total = line;
+    if (line.rfind("llava", 0) == 0 && llava.empty()) llava = line;
+    if (line.rfind("TOTAL", 0) == 0 && total.empty()) total = line;
   }
   ASSERT_FALSE(llava.empty()) << r.out;
   for (const char* cell : {"800.0", "0.8000", "200.0000", "36.2%", "7.2000", "6.4000 (89%)"}) {
@@ -180,6 +184,25 @@ TEST_F(CostCommand, TableShowsEachDeploymentAndTheTotal) {
   for (const char* cell : {"1100.0", "0.9500", "9.0000", "8.0500 (89%)"}) {
     EXPECT_NE(total.find(cell), std::string::npos) << cell << " in: " << total;
   }
+}
+
+// The table's second part: instance seconds per phase for each deployment.
+TEST_F(CostCommand, TableShowsWhereTheInstanceTimeWent) {
+  auto r = cost(kWindow);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* header : {"BUSY-S", "IDLE-S", "SLEEPING-S", "STARTING-S"}) {
+    EXPECT_NE(r.out.find(header), std::string::npos) << header << "\n" << r.out;
+  }
+  std::vector<std::string> llava;
+  for (const auto& line : split(r.out, '\n'))
+    if (line.rfind("llava", 0) == 0) llava.push_back(line);
+  ASSERT_EQ(llava.size(), 2u) << r.out;
+  // INSTANCE-S, BUSY-S, IDLE-S, SLEEPING-S, STARTING-S.
+  std::vector<std::string> cells;
+  std::stringstream ss(llava[1]);
+  for (std::string c; ss >> c;) cells.push_back(c);
+  EXPECT_EQ(cells, (std::vector<std::string>{"llava", "800.0", "470.0", "290.0", "0.0", "30.0"}))
+      << llava[1];
 }
 
 TEST_F(CostCommand, TimesInEveryForm) {
@@ -208,6 +231,64 @@ TEST_F(CostCommand, TimesInEveryForm) {
   EXPECT_EQ(json::parse(e.out)["from"], kT0 - 8 * 3600);
 }
 
+// A deployment whose instance slept: its sleeping seconds cost the sleep price, and every
+// format shows them.
+TEST(CostCommandSleep, ShowsSleepingSecondsAndBillsThemAtTheSleepPrice) {
+  zs::testing::TempDir dir;
+  const std::string path = dir.file("ledger.sqlite");
+  {
+    // s1 at 0.01/s, asleep at 0.001/s: starting [0, 10), ready [10, 60), idle [60, 100),
+    // sleeping [100, 1000), ready [1000, 1100), stopped at 1100.
+    auto l = CostLedger::open(path);
+    ASSERT_TRUE(l.is_ok()) << l.status().message();
+    ASSERT_OK((*l)->instance_started("s1", "sleepy", "gpu0", 0.01, 0.001, kT0, true));
+    ASSERT_OK((*l)->instance_state("s1", InstancePhase::kReady, kT0 + 10));
+    ASSERT_OK((*l)->instance_state("s1", InstancePhase::kIdle, kT0 + 60));
+    ASSERT_OK((*l)->instance_state("s1", InstancePhase::kSleeping, kT0 + 100));
+    ASSERT_OK((*l)->instance_state("s1", InstancePhase::kReady, kT0 + 1000));
+    ASSERT_OK((*l)->instance_stopped("s1", kT0 + 1100));
+    ASSERT_OK((*l)->record_request("sleepy", "", "interactive", 10, 10, 200, 0, kT0 + 20));
+  }
+  const double cost = 1100 * 0.01 - 900 * (0.01 - 0.001);
+  const std::string base = zeroserve() + " cost --ledger " + shell_quote(path) + kWindow;
+
+  auto js = run_command(base + " --format json");
+  ASSERT_EQ(js.exit_code, 0) << js.out;
+  const json d = json::parse(js.out)["deployments"][0];
+  EXPECT_DOUBLE_EQ(d["instance_seconds"].get<double>(), 1100);
+  EXPECT_DOUBLE_EQ(d["sleeping_seconds"].get<double>(), 900);
+  EXPECT_DOUBLE_EQ(d["busy_seconds"].get<double>(), 150);
+  EXPECT_DOUBLE_EQ(d["idle_seconds"].get<double>(), 40);
+  EXPECT_DOUBLE_EQ(d["starting_seconds"].get<double>(), 10);
+  EXPECT_NEAR(d["cost"].get<double>(), cost, 1e-9);
+  EXPECT_NEAR(d["always_on_cost"].get<double>(), 3600 * 0.01, 1e-9);  // never asleep
+
+  auto csv = run_command(base + " --format csv");
+  ASSERT_EQ(csv.exit_code, 0) << csv.out;
+  const auto lines = split(csv.out, '\n');
+  ASSERT_EQ(lines.size(), 3u) << csv.out;
+  const auto header = split(lines[0], ',');
+  const auto row = split(lines[1], ',');
+  ASSERT_EQ(header.size(), row.size()) << csv.out;
+  EXPECT_EQ(header.back(), "sleeping_seconds");
+  EXPECT_EQ(row.back(), "900");
+
+  auto table = run_command(base);
+  ASSERT_EQ(table.exit_code, 0) << table.out;
+  std::vector<std::string> rows;
+  for (const auto& line : split(table.out, '\n'))
+    if (line.rfind("sleepy", 0) == 0) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 2u) << table.out;
+  char cost_text[32];
+  std::snprintf(cost_text, sizeof cost_text, "%.4f", cost);
+  EXPECT_NE(rows[0].find(cost_text), std::string::npos) << rows[0];
+  std::vector<std::string> cells;
+  std::stringstream ss(rows[1]);
+  for (std::string c; ss >> c;) cells.push_back(c);
+  EXPECT_EQ(cells, (std::vector<std::string>{"sleepy", "1100.0", "150.0", "40.0", "900.0", "10.0"}))
+      << rows[1];
+}
+
 TEST(CostCommandRelative, DurationsMeanThatLongAgo) {
   zs::testing::TempDir dir;
   const std::string path = dir.file("ledger.sqlite");
@@ -215,7 +296,7 @@ TEST(CostCommandRelative, DurationsMeanThatLongAgo) {
   {
     auto l = CostLedger::open(path);
     ASSERT_TRUE(l.is_ok()) << l.status().message();
-    ASSERT_OK((*l)->instance_started("r1", "recent", "gpu0", 0.01, now - 7200, true));
+    ASSERT_OK((*l)->instance_started("r1", "recent", "gpu0", 0.01, 0, now - 7200, true));
     ASSERT_OK((*l)->instance_stopped("r1", now - 5400));
     ASSERT_OK((*l)->record_request("recent", "", "interactive", 1, 1, 200, 0, now - 600));
   }
@@ -250,7 +331,7 @@ TEST_F(CostCommand, ReadingLeavesARunningDaemonsInstancesAlone) {
   auto writer = CostLedger::open(ledger_);
   ASSERT_TRUE(writer.is_ok()) << writer.status().message();
   const double now = unix_now();
-  ASSERT_OK((*writer)->instance_started("live", "llava", "gpu0", 0.001, now - 100, false));
+  ASSERT_OK((*writer)->instance_started("live", "llava", "gpu0", 0.001, 0, now - 100, false));
   ASSERT_OK((*writer)->instance_state("live", InstancePhase::kIdle, now - 90));
   ASSERT_OK((*writer)->heartbeat(now - 2));
   auto r = cost(" --since 10m --format json");

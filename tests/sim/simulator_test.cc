@@ -75,6 +75,27 @@ TEST(Simulator, ScalesToZeroBetweenBurstsWithExactInstanceTime) {
   EXPECT_EQ(r.peak_instances, 1);
 }
 
+TEST(Simulator, ASleepingInstanceIsBilledAtTheSleepPriceAndWokenByTheNextRequest) {
+  // One request of 1 s at 0 (cold start 0.5 s) and one at 10 s; keep_alive 30 s, sleep_after
+  // 2 s: idle from 1.5 s, asleep from 3.5 s until the second request wakes it at 10 s, then
+  // idle from 11 s and asleep from 13 s to the end at 20 s: 6.5 + 7 s asleep.
+  auto w = build_workload(config("    keep_alive: 30s\n    sleep_after: 2s\n"), {trace_of({0, 10}, 11, 20)},
+                          fixed_service(0.5, 10), {});
+  ASSERT_TRUE(w) << w.status().message();
+  auto slept = run(w.value(), "fixed");
+  auto awake = run(w.value(), "fixed:sleep_after=never");
+  EXPECT_EQ(slept.served, 2u);
+  EXPECT_EQ(slept.cold_requests, 1u);
+  EXPECT_EQ(slept.wake_requests, 1u);
+  EXPECT_EQ(awake.wake_requests, 0u);
+  EXPECT_NEAR(slept.sleep_seconds, 13.5, 0.05);
+  EXPECT_NEAR(slept.instance_seconds, awake.instance_seconds, 1e-9) << "sleeping time is instance time";
+  // 0.01 $/s running, 10% of it asleep.
+  EXPECT_NEAR(awake.cost - slept.cost, slept.sleep_seconds * 0.009, 1e-6);
+  // The wake costs the profile's wake time, no cold start.
+  EXPECT_NEAR(slept.ttft_s.max - awake.ttft_s.max, 0, 1e-9) << "the cold start dominates the maximum";
+}
+
 TEST(Simulator, SlotsBatchAndQueueBoundsRefuse) {
   // 6 simultaneous requests, 1 instance with 2 slots, queue of 3: one is refused; the rest run
   // two at a time (1 s each) after a 1 s cold start.

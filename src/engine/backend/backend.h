@@ -65,6 +65,13 @@ class Backend {
   virtual float* alloc(int64_t n_floats) = 0;
   virtual uint16_t* alloc_f16(int64_t n_values) = 0;
 
+  // Sleeping: what an idle instance gives back. discard() drops the contents of `bytes` from
+  // the start of a buffer from alloc()/alloc_f16() and returns its memory to the system where
+  // it can (the buffer stays valid; its contents are unspecified afterwards). park() releases
+  // the compute threads until the next operation needs them. Neither may run during an op.
+  virtual void discard(void* buffer, int64_t bytes) {}
+  virtual void park() {}
+
   // y[t] = W x[t] for each of n_tokens rows.
   virtual void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y) = 0;
   // ys[i] = ws[i] x for several matrices sharing the input (Q/K/V, gate/up); a backend may

@@ -1,5 +1,7 @@
 // The CPU implementation of Backend: matrix products come from engine/kernels, the
 // element-wise operations are simple loops split across the thread pool.
+#include <sys/mman.h>
+#include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -177,6 +179,16 @@ class CpuBackend final : public Backend {
   uint16_t* alloc_f16(int64_t n_values) override {
     return static_cast<uint16_t*>(zeroed(sizeof(uint16_t) * static_cast<size_t>(n_values)));
   }
+
+  // Whole pages inside the buffer go back to the kernel (they read as zeros when touched
+  // again); large buffers are mmapped by calloc, so that is nearly all of them.
+  void discard(void* buffer, int64_t bytes) override {
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<uintptr_t>(buffer) + page - 1) & ~(page - 1);
+    const auto end = (reinterpret_cast<uintptr_t>(buffer) + static_cast<uintptr_t>(bytes)) & ~(page - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  void park() override { pool_.park(); }
 
   void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y) override {
     engine::matmul(w, x, n_tokens, y, pool_);

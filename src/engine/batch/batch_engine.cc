@@ -91,6 +91,8 @@ struct BatchEngine::Sequence {
   std::vector<int32_t> draft_blocks;
   int draft_computed = 0;
   int draft_base = -1;
+  bool stepped = false;  // has taken part in a step
+  bool woke = false;     // arrived while the engine slept
 
   int remaining() const { return static_cast<int>(ids.size()) - n_computed; }
   bool batch() const { return request.priority == RequestPriority::kBatch; }
@@ -127,12 +129,16 @@ void BatchEngine::shutdown() {
     stop_ = true;
   }
   wake_.notify_all();
+  awake_.notify_all();
   if (thread_.joinable()) thread_.join();
   std::deque<std::unique_ptr<Sequence>> inbox;
+  std::vector<std::function<void(Result<uint64_t>)>> sleepers;
   {
     core::MutexLock lock(mutex_);
     inbox.swap(inbox_);
+    sleepers.swap(sleep_callers_);
   }
+  for (auto& done : sleepers) done(Status::unavailable("the engine is shutting down"));
   for (auto& s : inbox) finish(*s, FinishReason::kCancelled);
   for (auto& s : waiting_) finish(*s, FinishReason::kCancelled);
   for (auto& s : running_) finish(*s, FinishReason::kCancelled);
@@ -194,11 +200,15 @@ Result<uint64_t> BatchEngine::submit(GenerationRequest request) {
   s->spec_k = options_.draft_tokens;
   if (request.constraint) s->constraint_state = request.constraint->start();
   request.logprobs = std::min(request.logprobs, 20);
+  if (request.arrived == std::chrono::steady_clock::time_point{}) request.arrived = std::chrono::steady_clock::now();
   s->request = std::move(request);
   uint64_t id;
   {
     core::MutexLock lock(mutex_);
     if (stop_) return Status::unavailable("the engine is shutting down");
+    // It arrived while asleep, or is the request an explicit wake() was made for.
+    s->woke = asleep_.load() || wake_called_;
+    wake_called_ = false;
     id = s->id = next_id_++;
     inbox_.push_back(std::move(s));
   }
@@ -228,6 +238,9 @@ BatchEngineStats BatchEngine::stats() const {
   s.spec_accepted = spec_accepted_.load();
   s.decode_tokens = decode_tokens_.load();
   s.decode_steps = decode_steps_.load();
+  s.asleep = asleep_.load();
+  s.sleeps = sleeps_.load();
+  s.wakes = wakes_.load();
   s.paused = n_paused_.load();
   s.running_batch = std::min(s.running, n_running_batch_.load());
   s.running_interactive = s.running - s.running_batch;
@@ -238,17 +251,77 @@ BatchEngineStats BatchEngine::stats() const {
 
 void BatchEngine::loop() {
   for (;;) {
+    std::vector<std::function<void(Result<uint64_t>)>> sleepers;
+    bool wake = false, arrivals = false;
     {
       core::MutexLock lock(mutex_);
       while (!stop_ && inbox_.empty() && cancelled_.empty() && running_.empty() && waiting_.empty() &&
-             paused_.empty())
+             paused_.empty() && sleep_callers_.empty() && !wake_wanted_)
         wake_.wait(mutex_);
       if (stop_) return;
+      sleepers.swap(sleep_callers_);
+      wake = wake_wanted_;
+      wake_wanted_ = false;
+      arrivals = !inbox_.empty();
     }
+    if (!sleepers.empty()) {
+      const size_t busy = running_.size() + waiting_.size() + paused_.size() + (arrivals ? 1 : 0);
+      if (busy == 0) {
+        go_to_sleep(std::move(sleepers));
+        continue;
+      }
+      for (auto& done : sleepers)
+        done(Status::failed_precondition("not idle: requests are running or waiting"));
+    }
+    if (asleep_.load() && (wake || arrivals)) wake_up();
     admit_new();
     step();
     publish_stats();
   }
+}
+
+void BatchEngine::sleep(std::function<void(Result<uint64_t>)> done) {
+  {
+    core::MutexLock lock(mutex_);
+    if (!stop_) {
+      sleep_callers_.push_back(std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) return done(Status::unavailable("the engine is shutting down"));
+  wake_.notify_all();
+}
+
+bool BatchEngine::wake() {
+  if (!asleep_.load()) return false;
+  core::MutexLock lock(mutex_);
+  wake_wanted_ = true;
+  wake_called_ = true;
+  wake_.notify_all();
+  while (asleep_.load() && !stop_) awake_.wait(mutex_);
+  return true;
+}
+
+void BatchEngine::go_to_sleep(std::vector<std::function<void(Result<uint64_t>)>> callers) {
+  uint64_t released = 0;
+  if (!asleep_.load()) {
+    released = kv_->discard(backend_);
+    if (draft_kv_) released += draft_kv_->discard(backend_);
+    backend_.park();
+    asleep_ = true;
+    sleeps_.fetch_add(1);
+    publish_stats();
+  }
+  for (auto& done : callers) done(released);
+}
+
+void BatchEngine::wake_up() {
+  {
+    core::MutexLock lock(mutex_);
+    asleep_ = false;  // the threads come back with the first operation
+  }
+  wakes_.fetch_add(1);
+  awake_.notify_all();
 }
 
 void BatchEngine::publish_stats() {
@@ -726,6 +799,14 @@ bool BatchEngine::step() {
     return true;
   }
 
+  if (first_step_observer_) {
+    const auto now = std::chrono::steady_clock::now();
+    for (const Chunk& c : plan)
+      if (!c.seq->stepped) {
+        c.seq->stepped = true;
+        first_step_observer_(std::chrono::duration<double>(now - c.seq->request.arrived).count(), c.seq->woke);
+      }
+  }
   if (rows_.size() > forward_->max_rows())  // a whole image larger than the step budget
     forward_ = std::make_unique<Forward>(*llm_.model, backend_, *kv_, static_cast<int>(rows_.size()), max_context_);
   Status status = forward_->run(rows_, logits_.data());

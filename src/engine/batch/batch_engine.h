@@ -23,6 +23,7 @@
 // before interactive ones. Batch sequences are paused or preempted, never failed.
 // The engine runs on its own thread; submit() and cancel() may be called from any thread.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -96,6 +97,9 @@ struct GenerationRequest {
   // as soon as its output is complete (finish reason stop). A constraint that the vocabulary
   // cannot continue ends the request with kError. Shared between requests; may be null.
   std::shared_ptr<structured::Constraint> constraint;
+  // When the request reached the process (default: when it was submitted); the first-step
+  // observer measures from it.
+  std::chrono::steady_clock::time_point arrived{};
   // -1: no log-probabilities; n >= 0: each generated token's, with the n most likely (<= 20).
   int logprobs = -1;
   // OpenAI's logit_bias (token id, bias), applied by the sampler before penalties.
@@ -141,6 +145,9 @@ struct BatchEngineStats {
   uint64_t spec_accepted = 0;
   uint64_t decode_tokens = 0;
   uint64_t decode_steps = 0;
+  bool asleep = false;
+  uint64_t sleeps = 0;
+  uint64_t wakes = 0;
 };
 
 class BatchEngine {
@@ -157,6 +164,24 @@ class BatchEngine {
   // Ends the engine thread after cancelling whatever is left.
   void shutdown() EXCLUDES(mutex_);
 
+  // -- Sleeping: an idle instance between running and stopped ------------------------------
+  // Gives back what costs while idle once nothing runs or waits: the KV cache's memory (its
+  // contents and the prefix cache go) and the compute threads; the weights, tokenizer and
+  // everything else stay. `done` runs on the engine thread (it must not block) with the bytes
+  // of cache released, kFailedPrecondition when requests are running or waiting (nothing
+  // changes), or kUnavailable when the engine is shutting down. A sleeping engine wakes by
+  // itself for the next request: wake() only makes that explicit.
+  void sleep(std::function<void(core::Result<uint64_t>)> done) EXCLUDES(mutex_);
+  bool asleep() const { return asleep_.load(); }
+  // Returns once a sleeping engine is awake (its threads back); true when it was asleep. The
+  // next submit counts as the request that woke it.
+  bool wake() EXCLUDES(mutex_);
+  // Called on the engine thread when a sequence first takes part in a step: seconds since its
+  // request arrived, and whether it arrived while the engine slept (it woke the engine).
+  void set_first_step_observer(std::function<void(double seconds, bool woke)> observer) {
+    first_step_observer_ = std::move(observer);
+  }
+
   BatchEngineStats stats() const;
   // Rows of the steps run so far, as (batch size, count): for a batch-size histogram.
   int max_context() const { return max_context_; }
@@ -166,6 +191,9 @@ class BatchEngine {
  private:
   struct Sequence;
   void loop();
+  // The engine thread's half of sleep() and wake(); REQUIRES the engine thread, outside mutex_.
+  void go_to_sleep(std::vector<std::function<void(core::Result<uint64_t>)>> callers);
+  void wake_up();
   void admit_new();
   void pause_for_interactive();
   bool step();
@@ -214,6 +242,13 @@ class BatchEngine {
   std::vector<uint64_t> cancelled_ GUARDED_BY(mutex_);
   bool stop_ GUARDED_BY(mutex_) = false;
   uint64_t next_id_ GUARDED_BY(mutex_) = 1;
+  std::vector<std::function<void(core::Result<uint64_t>)>> sleep_callers_ GUARDED_BY(mutex_);
+  bool wake_wanted_ GUARDED_BY(mutex_) = false;
+  bool wake_called_ GUARDED_BY(mutex_) = false;  // the next submit is the request wake() was for
+  core::CondVar awake_;  // signalled (under mutex_) when a wake() completes
+  std::atomic<bool> asleep_{false};
+  std::atomic<uint64_t> sleeps_{0}, wakes_{0};
+  std::function<void(double, bool)> first_step_observer_;
 
   // Engine-thread state: touched by the engine thread only (no lock). The counters below are
   // atomics that stats() reads from other threads.

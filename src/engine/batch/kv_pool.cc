@@ -3,14 +3,29 @@
 namespace zs::engine {
 
 KvPool::KvPool(const ModelConfig& c, Backend& backend, int n_blocks, int block_size) : block_size_(block_size) {
-  const int64_t rows = static_cast<int64_t>(n_blocks) * block_size;
+  layer_values_ = static_cast<int64_t>(n_blocks) * block_size * c.kv_dim();
   for (int l = 0; l < c.n_layer; ++l) {
-    k_.push_back(backend.alloc_f16(rows * c.kv_dim()));
-    v_.push_back(backend.alloc_f16(rows * c.kv_dim()));
+    k_.push_back(backend.alloc_f16(layer_values_));
+    v_.push_back(backend.alloc_f16(layer_values_));
   }
   refs_.assign(n_blocks, 0);
   hash_of_.assign(n_blocks, 0);
   for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+uint64_t KvPool::discard(Backend& backend) {
+  const int64_t bytes = layer_values_ * static_cast<int64_t>(sizeof(uint16_t));
+  for (size_t l = 0; l < k_.size(); ++l) {
+    backend.discard(k_[l], bytes);
+    backend.discard(v_[l], bytes);
+  }
+  evictable_.clear();
+  evictable_pos_.clear();
+  by_hash_.clear();
+  hash_of_.assign(hash_of_.size(), 0);
+  free_.clear();
+  for (int b = n_blocks() - 1; b >= 0; --b) free_.push_back(b);
+  return static_cast<uint64_t>(bytes) * 2 * k_.size();
 }
 
 int KvPool::allocate() {

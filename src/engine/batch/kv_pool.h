@@ -39,11 +39,16 @@ class KvPool {
 
   uint64_t prefix_hits() const { return prefix_hits_; }
 
+  // Drops every block's contents and the prefix cache, and gives the memory back through the
+  // backend (an idle instance going to sleep). REQUIRES: no block in use. Returns the bytes.
+  uint64_t discard(Backend& backend);
+
   // Hash of a block's tokens chained onto the hash of everything before it.
   static uint64_t chain_hash(uint64_t previous, const int32_t* tokens, int n);
 
  private:
   int block_size_;
+  int64_t layer_values_ = 0;  // f16 values of one layer's keys (and of its values)
   std::vector<uint16_t*> k_, v_;
   std::vector<int> refs_;
   std::vector<uint64_t> hash_of_;  // 0 = not published

@@ -263,7 +263,7 @@ function renderDeployments(s) {
         el('span', { class: 'badge ' + i.phase, title: i.id + ', up ' + fmtSeconds(i.age_s), 'data-phase': i.phase }, i.phase)) : '0'),
       el('td', { class: 'num' }, d.queued.interactive + ' / ' + d.queued.batch),
       el('td', { class: 'num' }, String(d.in_flight)),
-      el('td', { class: 'num', 'data-field': 'cold_starts' }, String(d.cold_starts)),
+      el('td', { class: 'num', 'data-field': 'cold_starts', title: d.wakes ? d.wakes + ' wakes from sleep' : null }, String(d.cold_starts)),
       el('td', { 'data-field': 'scale_to_zero' }, d.scale_to_zero_in_s === null ? (d.keep_alive_s === null ? 'never' : '—')
                                                                                  : fmtSeconds(d.scale_to_zero_in_s)),
       el('td', {},

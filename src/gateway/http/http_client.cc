@@ -203,7 +203,8 @@ core::Result<HttpResponse> HttpClient::request(const std::string& method, const 
 core::Result<HttpResponse> HttpClient::stream(const std::string& method, const std::string& target,
                                               const std::string& body, const HttpHeaders& headers,
                                               const ChunkCallback& on_chunk,
-                                              std::chrono::milliseconds timeout) {
+                                              std::chrono::milliseconds timeout,
+                                              const std::function<void(const HttpResponse& head)>& on_head) {
   Impl& m = *impl_;
   core::Status sent = m.send(method, target, body, headers, Clock::now() + timeout);
   if (!sent && !m.open) return sent;
@@ -219,6 +220,7 @@ core::Result<HttpResponse> HttpClient::stream(const std::string& method, const s
   if (ec || timed_out) return m.fail("reading the response headers", ec, timed_out);
   HttpResponse out;
   m.copy_head(parser, &out);
+  if (on_head) on_head(out);
   std::array<char, 16 << 10> buf;
   while (!parser.is_done()) {
     parser.get().body().data = buf.data();

@@ -36,10 +36,12 @@ class HttpClient {
   // Sends one request and hands the response body to `on_chunk` piece by piece. `timeout`
   // bounds sending and each wait for data, not the whole stream. Returns the status and
   // headers (body empty); a hang-up by `on_chunk` still returns them.
+  // `on_head`, when set, sees the status and headers before the first piece of the body.
   core::Result<HttpResponse> stream(const std::string& method, const std::string& target,
                                     const std::string& body, const HttpHeaders& headers,
                                     const ChunkCallback& on_chunk,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                                    const std::function<void(const HttpResponse& head)>& on_head = {});
 
   // False once the server closed the connection, an error or timeout happened, or close().
   bool is_open() const;

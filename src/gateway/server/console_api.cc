@@ -196,6 +196,7 @@ void ConsoleApi::status(const HttpRequest& req, ResponseWriter& w, const Console
                     {"in_flight", s.in_flight},
                     {"batch_in_flight", s.batch_in_flight},
                     {"cold_starts", s.cold_starts},
+                    {"wakes", s.wakes},
                     {"crashes", s.crashes},
                     {"starting_for_s", s.starting_for_s},
                     {"min_instances", s.min_instances},

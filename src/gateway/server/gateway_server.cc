@@ -16,6 +16,7 @@
 #include "gateway/openai/openai_response.h"
 #include "gateway/server/batch_api.h"
 #include "gateway/server/console_api.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::gateway {
 
@@ -38,7 +39,11 @@ constexpr auto kTrimFor = std::chrono::seconds(60);
 constexpr auto kIdleTrimEvery = std::chrono::seconds(30);
 
 constexpr const char* kColdStartHeader = "X-Zeroserve-Cold-Start-Ms";
-constexpr const char* kPriorityHeader = "X-Priority";
+using worker::kPriorityHeader;
+// How the request found its instance: "cold|wake|warm; ms=N" (start_kind in fleet_core.h);
+// N is the cold start waited for, the wake's own time as the worker measured it, or the
+// time spent queued for a slot.
+constexpr const char* kStartHeader = "X-Zeroserve-Start";
 
 double steady_seconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
@@ -236,7 +241,8 @@ Router GatewayServer::routes() {
                       {"owned_by", "zeroserve"},
                       {"type", kinds.count(s.name) ? json(openai::model_kind_name(kinds.at(s.name))) : json(nullptr)},
                       {"state", s.state()},
-                      {"instances", {{"ready", s.instances_ready}, {"starting", s.instances_starting}}},
+                      {"instances",
+                       {{"ready", s.instances_ready}, {"starting", s.instances_starting}, {"sleeping", s.instances_sleeping}}},
                       {"queued", s.queued},
                       {"in_flight", s.in_flight}});
     w->respond_json(200, json{{"object", "list"}, {"data", data}}.dump());
@@ -285,10 +291,15 @@ Router GatewayServer::routes() {
     for (const auto& s : fleet_.status())
       data.push_back({{"name", s.name},
                       {"state", s.state()},
-                      {"instances", {{"ready", s.instances_ready}, {"starting", s.instances_starting}, {"draining", s.instances_draining}}},
+                      {"instances",
+                       {{"ready", s.instances_ready},
+                        {"starting", s.instances_starting},
+                        {"sleeping", s.instances_sleeping},
+                        {"draining", s.instances_draining}}},
                       {"queued", s.queued},
                       {"in_flight", s.in_flight},
                       {"cold_starts", s.cold_starts},
+                      {"wakes", s.wakes},
                       {"crashes", s.crashes}});
     json devices = json::array();
     for (const auto& d : fleet_.device_memory())
@@ -588,6 +599,29 @@ void GatewayServer::on_lease(std::shared_ptr<Pending> p, const platform::Lease* 
   std::thread([this, p, l = *lease] { proxy(p, l); }).detach();
 }
 
+HttpHeaders GatewayServer::start_headers_for(const std::string& deployment, const platform::Lease& lease,
+                                             const std::string& worker_wake_ms) {
+  const char* kind = platform::start_kind(lease);
+  double ms = lease.cold_start_ms >= 0 ? lease.cold_start_ms : lease.queue_ms;
+  if (lease.cold_start_ms < 0 && lease.woke) {
+    ms = std::strtod(worker_wake_ms.c_str(), nullptr);  // 0 when the worker did not say
+    metrics_.histogram("zs_gateway_wake_seconds", "Time a sleeping instance took to wake for a request (as it measured).",
+                       platform::MetricsRegistry::exponential_buckets(0.0001, 2, 16), {{"deployment", deployment}})
+        .observe(ms / 1000);
+  }
+  metrics_.counter("zs_gateway_starts_total",
+                   "Requests by how they found their instance: cold (waited for a start), wake (woke a sleeping "
+                   "instance) or warm.",
+                   {{"deployment", deployment}, {"start", kind}})
+      .add();
+  HttpHeaders h;
+  if (lease.cold_start_ms >= 0) h.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
+  char value[64];
+  std::snprintf(value, sizeof value, "%s; ms=%.1f", kind, ms);
+  h.push_back({kStartHeader, value});
+  return h;
+}
+
 void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   RequestRecord rec;
   rec.deployment = p->deployment;
@@ -601,8 +635,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   bool started_stream = false;  // the worker's stream reached the client (errors go inside it)
   double ttft_s = -1;           // arrival to the first streamed byte, for the console's charts
   int64_t stream_events = 0;    // streamed choice events: the console's token count when no usage came
-  HttpHeaders cold_header;
-  if (lease.cold_start_ms >= 0) cold_header.push_back({kColdStartHeader, std::to_string(static_cast<int64_t>(lease.cold_start_ms))});
+  HttpHeaders start_header;  // the start headers, once the worker's answer (and wake time) is known
+  auto start_headers = [&](const HttpResponse& worker_answer) {
+    start_header = start_headers_for(p->deployment, lease, worker_answer.header(worker::kWakeMsHeader));
+  };
 
   // A request that has not reached a worker is safe to send to another instance (or to wait
   // for a new one): its instance exited after the lease was handed out, the connection could
@@ -635,7 +671,8 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
       read_usage(r->body, &rec.prompt_tokens, &rec.completion_tokens);
       p->settle(rec.prompt_tokens + rec.completion_tokens);
       rec.status = r->status;
-      HttpHeaders h = cold_header;
+      start_headers(r.value());
+      HttpHeaders h = start_header;
       p->w->respond(r->status, r->header("Content-Type").empty() ? "application/json" : r->header("Content-Type"),
                     std::move(r->body), std::move(h));
     }
@@ -659,7 +696,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
             metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
                                platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
                 .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
-            if (!opened) p->w->start_stream(200, "text/event-stream", cold_header);
+            if (!opened) p->w->start_stream(200, "text/event-stream", start_header);
             else if (lease.cold_start_ms >= 0)
               p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
           }
@@ -673,7 +710,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
           return p->w->write(std::string(chunk));  // false once the client left: hang up upstream too
         },
-        std::chrono::minutes(10));
+        std::chrono::minutes(10), start_headers);
     if (!r && !started && !client.value()->request_delivered() && retry_elsewhere(p, lease, r.status().message())) {
       proxies_.fetch_sub(1);
       return;
@@ -684,7 +721,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
     } else if (r && !started) {
       // An error answer from the worker arrives as a plain body.
       rec.status = r->status;
-      if (!opened) p->w->respond(r->status, "application/json", r->body, cold_header);
+      if (!opened) p->w->respond(r->status, "application/json", r->body, start_header);
       else {
         p->w->write(sse_event(r->body));
         p->w->end();

@@ -115,6 +115,10 @@ class GatewayServer {
   bool retry_elsewhere(const std::shared_ptr<Pending>& p, const platform::Lease& lease, const std::string& error);
   void on_lease(std::shared_ptr<Pending> p, const platform::Lease* lease, const platform::AcquireFailure* failure);
   void proxy(std::shared_ptr<Pending> p, platform::Lease lease);
+  // The X-Zeroserve-Start (and, for a cold start, X-Zeroserve-Cold-Start-Ms) headers of an
+  // answer, counted in the start metrics; `worker_wake_ms` is the worker's kWakeMsHeader.
+  HttpHeaders start_headers_for(const std::string& deployment, const platform::Lease& lease,
+                                const std::string& worker_wake_ms);
   void keepalive_loop();
   void count(const std::string& deployment, int status);
 

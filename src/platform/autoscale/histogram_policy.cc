@@ -94,6 +94,7 @@ ScalingDecision HistogramPolicy::decide_now(const DeploymentObservation& o) {
   } else if (idle_for < w.keep_until_s) {
     phase_ = Phase::kWarm;
     d.revisit_at_s = idle_.since_s() + w.keep_until_s;
+    d.sleep_after_s = 0;  // waiting for an arrival at an unknown time: asleep, where it can
   } else {
     phase_ = Phase::kExpired;
   }

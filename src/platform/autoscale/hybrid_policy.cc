@@ -27,10 +27,11 @@ const HybridPolicy::Windows& HybridPolicy::windows() {
   // histogram has grown by a sixteenth (every time while it is small), or the start lead changed.
   const uint64_t n = histogram_.total();
   if (windows_total_ == ~0ull || n < windows_total_ || n - windows_total_ >= std::max<uint64_t>(1, windows_total_ / 16) ||
-      windows_lead_s_ != start_lead_s()) {
+      windows_lead_s_ != start_lead_s() || windows_share_ != sleep_cost_share_) {
     windows_ = compute_windows();
     windows_total_ = n;
     windows_lead_s_ = start_lead_s();
+    windows_share_ = sleep_cost_share_;
   }
   return windows_;
 }
@@ -50,7 +51,9 @@ HybridPolicy::Windows HybridPolicy::compute_windows() const {
   }
   w.learned = true;
   const double bin = h.bin_s(), lead = start_lead_s();
-  const double cold_cost = options_.hybrid_cold_start_cost_s;
+  // Kept time is paid at the sleep price when instances sleep through it, so a cold start
+  // avoided is worth that much more kept time.
+  const double cold_cost = options_.hybrid_cold_start_cost_s / std::max(sleep_cost_share_, 1e-3);
   size_t used = 0;  // bins up to the last non-empty one
   for (size_t i = 0; i < h.bins(); ++i)
     if (h.count(i) > 0) used = i + 1;
@@ -91,6 +94,7 @@ HybridPolicy::Windows HybridPolicy::compute_windows() const {
 }
 
 ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
+  sleep_cost_share_ = o.sleep_after_s >= 0 ? std::clamp(o.sleep_cost_share, 0.0, 1.0) : 1.0;
   const double ended = idle_.observe(o);
   if (ended >= 0) histogram_.add(ended);
   const int demand = demand_of(o);
@@ -121,6 +125,7 @@ ScalingDecision HybridPolicy::decide(const DeploymentObservation& o) {
       keep = 1;
       warm = true;
       d.revisit_at_s = idle_.since_s() + w.keep_until_s;
+      d.sleep_after_s = 0;  // the window waits for an arrival at an unknown time: asleep, where it can
       if (!last_warm_)
         d.reason = std::string("hybrid: ") + (w.prewarm_at_s > 0 ? "pre-warm" : "keep") + " until " +
                    minutes(w.keep_until_s) + " idle (" + w.why + ")";

@@ -54,6 +54,8 @@ class HybridPolicy final : public ScalingPolicy {
   Windows windows_;
   uint64_t windows_total_ = ~0ull;  // histogram size the cached windows were computed at
   double windows_lead_s_ = 0;
+  double windows_share_ = 1;     // sleep_cost_share_ the windows were computed with
+  double sleep_cost_share_ = 1;  // of the last observation (1 when instances never sleep)
   StartTimer starts_;
   bool last_warm_ = false;          // the last decision kept the last instance for its window
   bool last_unloaded_ = false;

@@ -51,6 +51,8 @@ ScalingDecision PredictivePolicy::decide(const DeploymentObservation& o) {
                           : why;
   }
   floor_ = floor;
+  // No peak expected now: idle instances sleep at once rather than after the deployment's delay.
+  if (floor == 0) d.sleep_after_s = 0;
   if (!d.stop.empty() && d.reason.empty()) explain_stops(d, name());
   return d;
 }

@@ -20,6 +20,7 @@ struct InstanceObservation {
   bool ready = false;     // false: still starting
   int in_flight = 0;
   double idle_for_s = 0;  // ready with nothing in flight for this long (0 when busy)
+  bool asleep = false;    // sleeping: its cache and threads released, woken by the next request
 };
 
 struct DeploymentObservation {
@@ -28,6 +29,10 @@ struct DeploymentObservation {
   int max_instances = 1;
   int slots = 1;
   double keep_alive_s = 300;  // < 0: never scale in
+  double sleep_after_s = -1;  // the deployment's sleep_after; < 0: its instances never sleep
+  // What a sleeping instance costs per second as a share of a running one (its device's sleep
+  // price / price); 1 when the deployment's instances never sleep.
+  double sleep_cost_share = 1;
   int queued = 0;
   int in_flight = 0;
   int arrivals = 0;             // requests that arrived since the previous observation
@@ -44,6 +49,9 @@ struct ScalingDecision {
   // keep-alive window), on the observation's clock; 0: no such time. The fleet looks every
   // 20 ms anyway; the simulator, which looks at event times, schedules a look then.
   double revisit_at_s = 0;
+  // Idle instances go to sleep once idle this long (0: at once); < 0: after the deployment's
+  // sleep_after. Ignored when the deployment's instances cannot sleep.
+  double sleep_after_s = -1;
 };
 
 class ScalingPolicy {

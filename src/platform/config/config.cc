@@ -518,7 +518,9 @@ void Parser::parse_devices(const Entry* e, Config& config) {
     const YAML::Node node = e->value[i];
     const std::string path = "devices[" + std::to_string(i) + "]";
     const size_t errors_before = errors_.size();
-    Fields f(*this, node, path, {"name", "kind", "memory", "price_per_second", "price_per_hour"});
+    Fields f(*this, node, path,
+             {"name", "kind", "memory", "price_per_second", "price_per_hour", "sleep_price_per_second",
+              "sleep_price_per_hour"});
     if (errors_.size() > errors_before && !node.IsMap()) continue;
     DeviceConfig d;
     const int line = line_of(node);
@@ -561,6 +563,20 @@ void Parser::parse_devices(const Entry* e, Config& config) {
       if (read_double(*ph, per_hour)) {
         if (per_hour < 0) error(*ph, "must be >= 0");
         d.price_per_second = per_hour / 3600;
+      }
+    }
+    const Entry* sps = f.get("sleep_price_per_second");
+    const Entry* sph = f.get("sleep_price_per_hour");
+    d.sleep_price_per_second = d.price_per_second * kDefaultSleepPriceShare;
+    if (sps && sph) {
+      error(*sph, "set either sleep_price_per_second or sleep_price_per_hour, not both");
+    } else if (sps) {
+      if (read_double(*sps, d.sleep_price_per_second) && d.sleep_price_per_second < 0) error(*sps, "must be >= 0");
+    } else if (sph) {
+      double per_hour = 0;
+      if (read_double(*sph, per_hour)) {
+        if (per_hour < 0) error(*sph, "must be >= 0");
+        d.sleep_price_per_second = per_hour / 3600;
       }
     }
     config.devices.push_back(std::move(d));
@@ -616,7 +632,7 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
   const size_t errors_before = errors_.size();
   Fields f(*this, node, path,
            {"name", "model", "mmproj", "runtime", "command", "min_instances", "max_instances", "keep_alive",
-            "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
+            "sleep_after", "slots", "ctx", "threads", "max_queue", "request_timeout", "start_timeout", "memory", "device",
             "priority", "ttft_objective", "autoscale", "env", "batch_max_instances", "matryoshka",
             "max_image_tokens", "speculative"});
   if (errors_.size() > errors_before && !node.IsMap()) return 0;
@@ -689,6 +705,22 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
       error(*e, "must be " + std::string(kDurationUnitsHelp) +
                     ", or -1 / \"forever\" to never scale in, got " + describe(e->value));
     }
+  }
+
+  if (const Entry* e = f.get("sleep_after")) {
+    const std::string s = e->value.IsScalar() ? lower(trim(e->value.Scalar())) : "";
+    if (s == "-1" || s == "never") {
+      d.sleep_after_s = DeploymentConfig::kNeverSleep;
+    } else if (e->value.IsScalar() && parse_duration(s)) {
+      d.sleep_after_s = *parse_duration(s);
+      if (runtime_ok && d.runtime != RuntimeKind::kBuiltin)
+        error(*e, "only builtin workers can sleep (runtime: command starts a server zeroserve cannot put to sleep)");
+    } else {
+      error(*e, "must be " + std::string(kDurationUnitsHelp) + ", or -1 / \"never\" to never sleep, got " +
+                    describe(e->value));
+    }
+  } else if (d.runtime != RuntimeKind::kBuiltin) {
+    d.sleep_after_s = DeploymentConfig::kNeverSleep;
   }
 
   if (optional_field(f, "slots", d.slots, &Parser::read_int)) at_least(f, "slots", d.slots, 1);

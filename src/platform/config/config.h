@@ -21,7 +21,14 @@ struct DeviceConfig {
   std::string kind;  // "cpu" | "cuda"
   uint64_t memory_bytes = 0;
   double price_per_second = 0;  // USD per second of instance time on this device
+  // USD per second of a sleeping instance (its host memory). Default: kDefaultSleepPriceShare
+  // of price_per_second.
+  double sleep_price_per_second = 0;
 };
+
+// A sleeping instance keeps its weights in host memory and nothing else: it is billed this
+// share of the running price unless the device names its own sleep price.
+inline constexpr double kDefaultSleepPriceShare = 0.1;
 
 enum class RuntimeKind { kBuiltin, kCommand };
 
@@ -43,6 +50,10 @@ struct DeploymentConfig {
   int min_instances = 0;
   int max_instances = 1;
   double keep_alive_s = 300;  // idle seconds before scale-in; kKeepAliveForever pins instances
+  // Idle seconds before an instance sleeps (gives back its KV cache and threads, keeps its
+  // process and weights; the next request wakes it in milliseconds); kNeverSleep: never.
+  // Builtin workers only: another runtime's server cannot be asked to sleep.
+  double sleep_after_s = kDefaultSleepAfterS;
   int slots = 4;              // concurrent sequences per instance
   int ctx = 4096;             // KV positions per instance
   int threads = 0;            // 0 = the runtime's default
@@ -71,6 +82,8 @@ struct DeploymentConfig {
   int source_line = 0;                     // 1-based line of this entry, for later messages
 
   static constexpr double kKeepAliveForever = -1;
+  static constexpr double kNeverSleep = -1;
+  static constexpr double kDefaultSleepAfterS = 30;
 };
 
 // Request classes: interactive requests are always served first; batch requests use free

@@ -9,11 +9,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <tuple>
 
 #include "core/log.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::platform {
 
@@ -309,6 +312,7 @@ void Fleet::apply(Pending& p) {
   }
   for (size_t i = 0; i < a.starts.size(); ++i) start(a.starts[i], p.start_specs[i]);
   for (const auto& probe : a.probes) run_probe(probe);
+  for (const auto& sleep : a.sleeps) run_sleep(sleep);
   for (const auto& ph : a.phases)
     if (events_.instance_phase) events_.instance_phase(ph.id, ph.phase, ph.start_s);
   for (size_t i = 0; i < a.dispatches.size(); ++i) {
@@ -383,18 +387,23 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
   if (events_.instance_started) events_.instance_started(a.id, spec, a.for_request);
 }
 
+void Fleet::detach_counted(std::function<void()> fn) {
+  ++probes_running_;
+  std::thread([this, fn = std::move(fn)] {
+    fn();
+    core::MutexLock lock(procs_mutex_);
+    --probes_running_;
+    probes_done_.notify_all();  // under the lock: shutdown may destroy the Fleet once it sees 0
+  }).detach();
+}
+
 // On a thread of its own: a probe may take seconds (a worker that hangs), and must delay
 // nothing else.
 void Fleet::run_probe(const ProbeAction& a) {
-  std::string address;
-  {
-    core::MutexLock lock(procs_mutex_);
-    auto it = procs_.find(a.instance);
-    if (it == procs_.end() || !probe_) return;
-    address = it->second.address;
-    ++probes_running_;
-  }
-  std::thread([this, a, address] {
+  core::MutexLock lock(procs_mutex_);
+  auto it = procs_.find(a.instance);
+  if (it == procs_.end() || !probe_) return;
+  detach_counted([this, a, address = it->second.address] {
     const bool ok = probe_(address);
     Pending p;
     {
@@ -403,10 +412,27 @@ void Fleet::run_probe(const ProbeAction& a) {
       collect_locked(p);
     }
     apply(p);
-    core::MutexLock lock(procs_mutex_);
-    --probes_running_;
-    probes_done_.notify_all();  // under the lock: shutdown may destroy the Fleet once it sees 0
-  }).detach();
+  });
+}
+
+// Likewise: the sleep call waits for the worker's engine to finish its step.
+void Fleet::run_sleep(const SleepAction& a) {
+  core::MutexLock lock(procs_mutex_);
+  auto it = procs_.find(a.instance);
+  if (it == procs_.end()) return;
+  detach_counted([this, a, address = it->second.address, id = it->second.id] {
+    const core::Status result =
+        events_.sleep ? events_.sleep(address) : core::Status::unavailable("this fleet cannot put instances to sleep");
+    if (result) core::log_info("fleet", id + " is asleep");
+    else if (!result.is_failed_precondition()) core::log_warn("fleet", id + " did not go to sleep: " + result.message());
+    Pending p;
+    {
+      core::MutexLock lock(mutex_);
+      core_.sleep_result(a.instance, result, now(), p.actions);
+      collect_locked(p);
+    }
+    apply(p);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,6 +471,7 @@ void Fleet::loop() {
     }
     // What the processes did since the last tick (non-blocking reads and waitpid).
     std::vector<InstanceKey> ready;
+    std::vector<std::tuple<std::string, double, double>> breakdowns;  // id, spawn_s, load_s
     std::vector<std::pair<InstanceKey, int>> exited;
     std::vector<Proc> gone;
     {
@@ -457,8 +484,18 @@ void Fleet::loop() {
           proc.awaiting_ready = false;  // its output ended: "ready" is looked for on the tick
         }
         for (const auto& line : lines) {
-          if (line.rfind("ready ", 0) != 0) continue;
+          if (line.rfind(worker::kStartedPrefix, 0) == 0) {
+            const std::string key = std::string(worker::kLoadMsKey) + "=";
+            if (const size_t at = line.find(key); at != std::string::npos)
+              proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
+            continue;
+          }
+          if (line.rfind(worker::kReadyPrefix, 0) != 0) continue;
           ready.push_back(it->first);
+          if (proc.load_s >= 0) {
+            const double total_s = seconds_between(proc.spawned_at, Clock::now());
+            breakdowns.emplace_back(proc.id, std::max(0.0, total_s - proc.load_s), proc.load_s);
+          }
           if (proc.awaiting_ready) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, proc.process->out_fd(), nullptr);
           proc.awaiting_ready = false;
         }
@@ -486,6 +523,12 @@ void Fleet::loop() {
       for (const auto& [k, code] : exited) core_.instance_exited(k, code, t, p.actions);
       core_.tick(t, p.actions);
       collect_locked(p);
+    }
+    for (const auto& [id, spawn_s, load_s] : breakdowns) {
+      char text[96];
+      std::snprintf(text, sizeof text, " start: spawn %.1f ms, load %.1f ms", spawn_s * 1000, load_s * 1000);
+      core::log_info("fleet", id + text);
+      if (events_.start_breakdown) events_.start_breakdown(id, spawn_s, load_s);
     }
     for (const auto& proc : gone)
       if (events_.instance_stopped) events_.instance_stopped(proc.id);

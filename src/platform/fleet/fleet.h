@@ -46,6 +46,12 @@ struct FleetEvents {
   std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
   std::function<void(const std::string& instance_id)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
+  // Asks the instance at `address` to sleep (the builtin worker's sleep call); may block, so it
+  // runs on a thread of its own. kFailedPrecondition: it was busy. Unset: nothing sleeps.
+  std::function<core::Status(const std::string& address)> sleep;
+  // Where a builtin worker's start went, once it is ready: spawn (process start and everything
+  // before its load) and load (map, parse, tokenizer, engine), in seconds.
+  std::function<void(const std::string& instance_id, double spawn_s, double load_s)> start_breakdown;
   // Every scaling decision (scale_out, scale_in, prewarm, evict) with its reason; the fleet
   // also logs it as one structured line.
   std::function<void(const std::string& deployment, const std::string& action, const std::string& reason)> decision;
@@ -118,6 +124,8 @@ class Fleet {
     std::unique_ptr<Process> process;
     bool awaiting_ready = false;  // its stdout is in the epoll set until it announces "ready"
     int empty_reads = 0;          // wakes with nothing to read (a closed stdout): watched no more
+    std::chrono::steady_clock::time_point spawned_at = std::chrono::steady_clock::now();
+    double load_s = -1;  // what the worker said its load took ("started load_ms=..."), when it did
   };
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once
@@ -129,6 +137,9 @@ class Fleet {
   void apply(Pending& p) EXCLUDES(mutex_, procs_mutex_);
   void start(const StartAction& a, const DeploymentSpec& spec) EXCLUDES(mutex_, procs_mutex_);
   void run_probe(const ProbeAction& a) EXCLUDES(mutex_, procs_mutex_);
+  void run_sleep(const SleepAction& a) EXCLUDES(mutex_, procs_mutex_);
+  // Runs `fn` on a thread of its own, counted in probes_running_ so that shutdown waits for it.
+  void detach_counted(std::function<void()> fn) REQUIRES(procs_mutex_);
   void loop() EXCLUDES(mutex_, procs_mutex_);
   // The watcher thread: waits on the instances' pidfds and wakes the control thread on an exit.
   void watch_exits() EXCLUDES(mutex_, procs_mutex_);

@@ -31,8 +31,14 @@ int class_index(RequestClass c) { return c == RequestClass::kInteractive ? 0 : 1
 
 std::string DeploymentStatus::state() const {
   if (instances_ready > 0) return "ready";
+  if (instances_sleeping > 0) return "sleeping";
   if (instances_starting > 0) return "starting";
   return "idle";
+}
+
+const char* start_kind(const Lease& lease) {
+  if (lease.cold_start_ms >= 0) return "cold";
+  return lease.woke ? "wake" : "warm";
 }
 
 DeploymentSpec scheduling_spec(const DeploymentConfig& d, uint64_t memory_bytes, double price_per_second) {
@@ -44,6 +50,7 @@ DeploymentSpec scheduling_spec(const DeploymentConfig& d, uint64_t memory_bytes,
   s.max_queue = d.max_queue;
   s.batch_max_instances = d.batch_max_instances;
   s.keep_alive_s = d.keep_alive_s;
+  s.sleep_after_s = d.sleep_after_s;
   s.request_timeout_s = d.request_timeout_s;
   s.priority = d.priority;
   s.device = d.device;
@@ -60,6 +67,7 @@ DeploymentSpec scheduling_spec(const DeploymentConfig& d, uint64_t memory_bytes,
 void FleetActions::clear() {
   starts.clear();
   signals.clear();
+  sleeps.clear();
   probes.clear();
   dispatches.clear();
   failures.clear();
@@ -70,7 +78,7 @@ void FleetActions::clear() {
 }
 
 bool FleetActions::empty() const {
-  return starts.empty() && signals.empty() && probes.empty() && dispatches.empty() && failures.empty() &&
+  return starts.empty() && signals.empty() && sleeps.empty() && probes.empty() && dispatches.empty() && failures.empty() &&
          phases.empty() && decisions.empty() && notes.empty() &&
          errors.empty();
 }
@@ -79,10 +87,11 @@ bool FleetActions::empty() const {
 // State
 // ---------------------------------------------------------------------------------------------
 
-// The lifecycle: kStarting -> kReady -> kDraining -> gone (instance_exited). A ready instance
-// with nothing in flight reports the phase kIdle.
+// The lifecycle: kStarting -> kReady <-> kSleeping -> kDraining -> gone (instance_exited). A
+// ready instance with nothing in flight reports the phase kIdle.
 namespace {
-enum class InstanceState { kStarting, kReady, kDraining };
+enum class InstanceState { kStarting, kReady, kDraining, kSleeping };
+constexpr int kStates = 4;
 }  // namespace
 
 struct FleetCore::Instance {
@@ -104,6 +113,7 @@ struct FleetCore::Instance {
   bool probing = false;  // a probe is out; its result has not come back
   int failed_probes = 0;  // liveness probes failed in a row
   bool reported_ready = false;
+  bool cannot_sleep = false;  // it refused to sleep for a reason other than being busy
   InstancePhase phase = InstancePhase::kStarting;
 };
 
@@ -124,6 +134,7 @@ struct FleetCore::Deployment {
   int consecutive_failures = 0;
   double next_start_allowed = kPast;
   uint64_t cold_starts = 0;
+  uint64_t wakes = 0;
   uint64_t crashes = 0;
   bool removed = false;
   double prewarm_until = kPast;  // admin pre-warm: hold at least one instance until then
@@ -133,7 +144,7 @@ struct FleetCore::Deployment {
   DeploymentObservation obs;                           // reused between evaluations
 
   // Kept with every change of an instance's state or load, so that reading is O(1).
-  int by_state[3] = {0, 0, 0};
+  int by_state[kStates] = {};
   int in_flight_total = 0;
 
   int count(InstanceState s) const { return by_state[static_cast<int>(s)]; }
@@ -257,7 +268,8 @@ void FleetCore::acquire(int dep, RequestClass cls, int order, uint64_t tag, doub
     return;
   }
   if (cls == RequestClass::kInteractive) ++d.arrivals;
-  const Waiter w{tag, cls, order, std::min(now, waiting_since), d.count(InstanceState::kReady) == 0};
+  const bool cold = d.count(InstanceState::kReady) == 0 && d.count(InstanceState::kSleeping) == 0;
+  const Waiter w{tag, cls, order, std::min(now, waiting_since), cold};
   // Interactive before batch, then higher order, then arrival order.
   auto key = [](const Waiter& x) { return std::make_pair(x.cls == RequestClass::kInteractive ? 1 : 0, x.order); };
   const bool was_empty = d.queue.empty();
@@ -291,19 +303,33 @@ void FleetCore::queue_changed(Deployment& d, bool was_empty) {
   n += empty ? -1 : 1;
 }
 
-// Gives queued requests to ready instances with a free slot, least loaded first. Batch
-// requests need a slot nobody uses; interactive ones count only interactive requests against
-// the slots, so they never wait behind batch work (the worker pauses it for them). The queue
-// is ordered interactive first, and a batch request needs more than an interactive one, so
-// the first request that cannot be placed ends the round.
+// Gives queued requests to ready instances with a free slot, least loaded first; a sleeping
+// instance is woken only when no awake one has room. Batch requests need a slot nobody uses;
+// interactive ones count only interactive requests against the slots, so they never wait
+// behind batch work (the worker pauses it for them). The queue is ordered interactive first,
+// and a batch request needs more than an interactive one, so the first request that cannot be
+// placed ends the round.
 void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
   while (!d.queue.empty()) {
     const bool batch = d.queue.front().cls == RequestClass::kBatch;
     Instance* best = nullptr;
+    Instance* sleeper = nullptr;
     for (auto& i : d.instances) {
-      if (i->state != InstanceState::kReady || i->unreachable) continue;
+      if (i->unreachable) continue;
+      if (i->state == InstanceState::kSleeping) {
+        if (!sleeper) sleeper = i.get();
+        continue;
+      }
+      if (i->state != InstanceState::kReady) continue;
       const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
       if (used < d.spec.slots && (!best || i->in_flight < best->in_flight)) best = i.get();
+    }
+    bool woke = false;
+    if (!best && sleeper) {
+      best = sleeper;
+      woke = true;
+      d.set_state(*best, InstanceState::kReady);
+      ++d.wakes;
     }
     if (!best) return;
     const Waiter w = d.queue.front();
@@ -319,6 +345,7 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
     lease.instance_id = best->id;
     lease.instance = best->key;
     lease.queue_ms = (now - w.enqueued) * 1000;
+    lease.woke = woke;
     if (w.cold) lease.cold_start_ms = lease.queue_ms;
     out.dispatches.push_back({w.tag, std::move(lease)});
   }
@@ -474,7 +501,7 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
     if (ok) instance_ready(key, now, out);
     return;
   }
-  if (i->state != InstanceState::kReady) return;
+  if (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping) return;
   i->last_health = now;
   if (!ok && ++i->failed_probes < kProbeFailuresToRestart) {
     // A worker busy with a large request may miss one probe's deadline: probe again soon, and
@@ -496,6 +523,37 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
   } else if (i->unreachable) {
     i->unreachable = false;
     dispatch(*d, now, out);
+  }
+}
+
+void FleetCore::sleep_result(InstanceKey key, const core::Status& result, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d || result) return;
+  if (!result.is_failed_precondition()) {
+    i->cannot_sleep = true;
+    out.errors.push_back(i->id + " cannot sleep (" + result.message() + "): it stays awake while idle");
+  }
+  if (i->state != InstanceState::kSleeping) return;  // already woken by a request
+  d->set_state(*i, InstanceState::kReady);
+  set_phase(*i, i->in_flight > 0 ? InstancePhase::kReady : InstancePhase::kIdle, 0, out);
+  i->idle_since = i->interactive_idle_since = now;  // idle afresh before the next try
+  dispatch(*d, now, out);
+}
+
+// Idle awake instances that have been idle for `sleep_after_s` go to sleep.
+void FleetCore::put_to_sleep(Deployment& d, double sleep_after_s, double now, FleetActions& out) {
+  for (auto& ip : d.instances) {
+    Instance& i = *ip;
+    if (i.state != InstanceState::kReady || i.in_flight > 0 || i.unreachable || i.cannot_sleep ||
+        now - i.idle_since < sleep_after_s)
+      continue;
+    if (options_.explain)
+      out.notes.push_back(i.id + " goes to sleep after " + std::to_string(static_cast<int>(now - i.idle_since)) +
+                          " s idle");
+    d.set_state(i, InstanceState::kSleeping);
+    set_phase(i, InstancePhase::kSleeping, 0, out);
+    out.sleeps.push_back({i.key});
   }
 }
 
@@ -532,6 +590,7 @@ void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
         }
         break;
       case InstanceState::kReady:
+      case InstanceState::kSleeping:
         if (options_.health_check_s > 0 && !i.probing && now - i.last_health > options_.health_check_s) {
           i.probing = true;
           out.probes.push_back({i.key, false});
@@ -561,10 +620,17 @@ bool FleetCore::reserve_or_make_room(Deployment& d, const std::string& instance_
     if (it == owners.end()) return false;
     auto [o, i] = it->second;
     if (o == &d || o->spec.priority > d.spec.priority || !o->queue.empty()) return false;
-    if (o->count(InstanceState::kReady) + o->count(InstanceState::kStarting) <= o->spec.min_instances) return false;
-    return i->state == InstanceState::kReady && i->in_flight == 0;
+    if (o->count(InstanceState::kReady) + o->count(InstanceState::kSleeping) + o->count(InstanceState::kStarting) <=
+        o->spec.min_instances)
+      return false;
+    return (i->state == InstanceState::kReady || i->state == InstanceState::kSleeping) && i->in_flight == 0;
   };
-  const auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, is_idle);
+  // Sleeping instances go first, then idle awake ones.
+  auto rank = [&](const std::string& id) {
+    if (!is_idle(id)) return 0;
+    return owners[id].second->state == InstanceState::kSleeping ? 1 : 2;
+  };
+  const auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, rank);
   for (const auto& id : victims) {
     auto [o, i] = owners[id];
     if (options_.explain)
@@ -643,6 +709,10 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
   o.max_instances = spec.max_instances;
   o.slots = spec.slots;
   o.keep_alive_s = spec.keep_alive_s;
+  o.sleep_after_s = spec.sleep_after_s;
+  o.sleep_cost_share = spec.sleep_after_s >= 0 && spec.price_per_second > 0
+                           ? spec.sleep_price_per_second / spec.price_per_second
+                           : 1.0;
   o.queued = d.queued(RequestClass::kInteractive);
   o.in_flight = d.in_flight() - batch_in_flight;
   o.arrivals = d.arrivals;
@@ -654,7 +724,8 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
     auto& io = o.instances[n++];
     const int interactive = i->in_flight - i->batch_in_flight;
     if (io.id != i->id) io.id = i->id;
-    io.ready = i->state == InstanceState::kReady;
+    io.asleep = i->state == InstanceState::kSleeping;
+    io.ready = i->state == InstanceState::kReady || io.asleep;
     io.in_flight = interactive;
     io.idle_for_s = interactive == 0 && io.ready ? now - i->interactive_idle_since : 0.0;
   }
@@ -681,7 +752,9 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
   int keep_for_batch = batch_want;
   for (const auto& id : sd.stop)
     for (auto& i : d.instances) {
-      if (i->id != id || i->state != InstanceState::kReady || i->in_flight > i->batch_in_flight) continue;
+      if (i->id != id || (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping) ||
+          i->in_flight > i->batch_in_flight)
+        continue;
       if (i->batch_in_flight > 0 && keep_for_batch-- > 0) continue;
       const std::string why = i->batch_in_flight > 0 ? "no interactive demand; its batch work drains"
                               : sd.reason.empty()    ? "idle past keep-alive"
@@ -690,6 +763,8 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
       drain(d, *i, why, now, out);
       e.acted = true;
     }
+
+  if (spec.sleep_after_s >= 0) put_to_sleep(d, sd.sleep_after_s >= 0 ? sd.sleep_after_s : spec.sleep_after_s, now, out);
 
   const int desired = std::max({std::min(sd.desired, std::max(spec.max_instances, o.min_instances)),
                                 o.min_instances, batch_want});
@@ -769,7 +844,7 @@ std::vector<InstanceKey> FleetCore::shutdown(const AcquireFailure& failure, Flee
       placement_.release(i->id);
     }
     d->instances.clear();
-    d->by_state[0] = d->by_state[1] = d->by_state[2] = 0;
+    std::fill(std::begin(d->by_state), std::end(d->by_state), 0);
     d->in_flight_total = 0;
   }
   owner_.clear();
@@ -789,6 +864,7 @@ std::vector<DeploymentStatus> FleetCore::status(double now) const {
     s.instances_ready = d->count(InstanceState::kReady);
     s.instances_starting = d->count(InstanceState::kStarting);
     s.instances_draining = d->count(InstanceState::kDraining);
+    s.instances_sleeping = d->count(InstanceState::kSleeping);
     s.queued = static_cast<int>(d->queue.size());
     s.in_flight = d->in_flight();
     s.batch_queued = d->queued(RequestClass::kBatch);
@@ -802,6 +878,7 @@ std::vector<DeploymentStatus> FleetCore::status(double now) const {
       s.instances.push_back({i->id, instance_phase_name(i->phase), now - i->started,
                              i->phase == InstancePhase::kIdle ? now - i->idle_since : 0});
     s.cold_starts = d->cold_starts;
+    s.wakes = d->wakes;
     s.crashes = d->crashes;
     out.push_back(s);
   }
@@ -832,9 +909,10 @@ std::vector<std::tuple<std::string, std::string, std::string>> FleetCore::policy
 
 int FleetCore::live(int dep) const {
   const auto& d = *deployments_[dep];
-  return d.count(InstanceState::kStarting) + d.count(InstanceState::kReady);
+  return d.count(InstanceState::kStarting) + d.count(InstanceState::kReady) + d.count(InstanceState::kSleeping);
 }
 int FleetCore::ready(int dep) const { return deployments_[dep]->count(InstanceState::kReady); }
+int FleetCore::sleeping(int dep) const { return deployments_[dep]->count(InstanceState::kSleeping); }
 int FleetCore::queued(int dep) const { return static_cast<int>(deployments_[dep]->queue.size()); }
 int FleetCore::in_flight(int dep) const { return deployments_[dep]->in_flight(); }
 int FleetCore::arrivals_pending(int dep) const { return deployments_[dep]->arrivals; }
@@ -844,8 +922,18 @@ double FleetCore::next_idle_expiry(int dep) const {
   if (d.spec.keep_alive_s < 0) return kNever;
   double t = kNever;
   for (const auto& i : d.instances)
-    if (i->state == InstanceState::kReady && i->in_flight == 0)
+    if ((i->state == InstanceState::kReady || i->state == InstanceState::kSleeping) && i->in_flight == 0)
       t = std::min(t, i->interactive_idle_since + d.spec.keep_alive_s);
+  return t;
+}
+
+double FleetCore::next_sleep(int dep) const {
+  const auto& d = *deployments_[dep];
+  if (d.spec.sleep_after_s < 0) return kNever;
+  double t = kNever;
+  for (const auto& i : d.instances)
+    if (i->state == InstanceState::kReady && i->in_flight == 0 && !i->unreachable && !i->cannot_sleep)
+      t = std::min(t, i->idle_since + d.spec.sleep_after_s);
   return t;
 }
 

@@ -21,8 +21,14 @@
 //   carrying why; an unknown instance key is ignored (it may already be gone).
 // - Instances are named "<deployment>-<n>" with n unique within one core.
 //
-// Lifecycle of an instance: kStarting -> kReady -> kDraining -> gone (on instance_exited). A
-// ready instance with nothing in flight is reported as the phase kIdle. Crashes (an exit not
+// Lifecycle of an instance: kStarting -> kReady <-> kSleeping -> kDraining -> gone (on
+// instance_exited). A ready instance with nothing in flight is reported as the phase kIdle.
+// An idle instance of a deployment that may sleep (sleep_after >= 0) is put to sleep after
+// sleep_after of idleness, or when its policy says so (ScalingDecision::sleep_after_s): it
+// keeps its process, weights and memory reservation but gives back its cache and threads. A
+// request for it wakes it (the dispatch itself: the worker wakes when the request arrives),
+// preferring awake instances with a free slot; it stops after keep_alive like an idle one,
+// and is the first to go when its device needs room. Crashes (an exit not
 // asked for, three failed health checks in a row, a start that timed out) count against the deployment and
 // back its next start off exponentially (1 s .. 30 s); three in a row while starting fail the
 // requests waiting for it.
@@ -60,11 +66,13 @@ struct DeploymentSpec {
   int max_queue = 64;  // per request class
   int batch_max_instances = 0;  // instances that batch demand alone may keep or start
   double keep_alive_s = 300;  // < 0: never scale in
+  double sleep_after_s = -1;  // idle instances sleep after this long; < 0: they never sleep
   double request_timeout_s = 300;
   double start_timeout_s = 60;
   uint64_t memory_bytes = 0;
   std::string device = "cpu0";
   double price_per_second = 0;
+  double sleep_price_per_second = 0;  // what the device costs while the instance sleeps
   std::string policy = kDefaultScalingPolicy;  // see platform/autoscale/scaling_policy.h
   PolicyOptions policy_options;
   double ttft_objective_s = 0;
@@ -88,7 +96,12 @@ struct Lease {
   std::string address;        // filled in by the runtime (the core does not know addresses)
   double queue_ms = 0;        // time spent waiting for a slot
   double cold_start_ms = -1;  // >= 0 when the request waited for an instance to start
+  bool woke = false;          // its instance was sleeping: the request wakes it
 };
+
+// How a request found its instance, for the X-Zeroserve-Start header and the metrics:
+// "cold" (it waited for a start), "wake" (it woke a sleeping instance) or "warm".
+const char* start_kind(const Lease& lease);
 
 // Why a request will not be served, by code: not_found (unknown or removed deployment),
 // resource_exhausted (its queue is full), deadline_exceeded (request_timeout),
@@ -118,14 +131,16 @@ struct DeploymentStatus {
   int instances_ready = 0;
   int instances_starting = 0;
   int instances_draining = 0;
+  int instances_sleeping = 0;  // not counted in instances_ready
   int queued = 0;  // both classes
   int in_flight = 0;
   int batch_queued = 0;
   int batch_in_flight = 0;
   double starting_for_s = 0;  // the oldest start in progress
   uint64_t cold_starts = 0;
+  uint64_t wakes = 0;  // requests that woke a sleeping instance
   uint64_t crashes = 0;
-  std::string state() const;  // "idle" (scaled to zero), "starting", "ready"
+  std::string state() const;  // "idle" (scaled to zero), "starting", "sleeping", "ready"
 };
 
 struct DeviceMemory {
@@ -147,6 +162,9 @@ struct StartAction {  // start an instance; report instance_ready, instance_exit
 struct SignalAction {  // ask the instance to stop (it drains, then exits) or kill it now
   InstanceKey instance;
   bool kill;
+};
+struct SleepAction {  // put an idle instance to sleep; report sleep_result
+  InstanceKey instance;
 };
 struct ProbeAction {  // check the instance's health; report probe_result
   InstanceKey instance;
@@ -177,6 +195,7 @@ struct DecisionAction {  // a scaling decision, for the log and the decision met
 struct FleetActions {
   std::vector<StartAction> starts;
   std::vector<SignalAction> signals;
+  std::vector<SleepAction> sleeps;
   std::vector<ProbeAction> probes;
   std::vector<DispatchAction> dispatches;
   std::vector<FailAction> failures;
@@ -233,6 +252,9 @@ class FleetCore {
   void instance_exited(InstanceKey instance, int status, double now, FleetActions& out);
   void start_failed(InstanceKey instance, const std::string& why, double now, FleetActions& out);
   void probe_result(InstanceKey instance, bool ok, double now, FleetActions& out);
+  // What became of a SleepAction: ok, kFailedPrecondition (it was busy: it stays awake and
+  // may sleep later) or another code (it cannot sleep: it is never asked again).
+  void sleep_result(InstanceKey instance, const core::Status& result, double now, FleetActions& out);
   void observe_ttft(int deployment, double seconds, double now);
 
   // -- decisions -----------------------------------------------------------------------------
@@ -264,12 +286,15 @@ class FleetCore {
   std::string instance_id(InstanceKey instance) const;  // "" when unknown
   // Cheap counters for the simulator's event scheduling.
   int live(int deployment) const;    // starting or ready
-  int ready(int deployment) const;
+  int ready(int deployment) const;  // awake and ready
+  int sleeping(int deployment) const;
   int queued(int deployment) const;  // both classes
   int in_flight(int deployment) const;
   int arrivals_pending(int deployment) const;  // interactive arrivals the policy has not seen
   // When the earliest idle ready instance reaches its keep-alive; kNever when none.
   double next_idle_expiry(int deployment) const;
+  // When the earliest idle awake instance reaches sleep_after; kNever when none.
+  double next_sleep(int deployment) const;
 
  private:
   struct Instance;
@@ -289,6 +314,7 @@ class FleetCore {
   void fail_waiters(Deployment& d, const AcquireFailure& failure, FleetActions& out,
                     const std::function<bool(const Waiter&)>& which);
   void lifecycle(Deployment& d, double now, FleetActions& out);
+  void put_to_sleep(Deployment& d, double sleep_after_s, double now, FleetActions& out);
   void queue_changed(Deployment& d, bool was_empty);
   void decision(const Deployment& d, const std::string& action, const std::string& reason,
                 const std::string& inputs, FleetActions& out) const;

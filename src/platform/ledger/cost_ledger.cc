@@ -75,6 +75,25 @@ constexpr const char* kMigrations[] = {
     // as interactive (batch classes came with keys), which the defaults say.
     "ALTER TABLE requests ADD COLUMN api_key TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE requests ADD COLUMN class TEXT NOT NULL DEFAULT 'interactive';",
+
+    // 3 -> 4: sleeping instances. A run may sleep (billed at its device's sleep price,
+    // recorded with the run); runs recorded before never slept, so a sleep price of 0 changes
+    // nothing for them. SQLite cannot alter a CHECK, so the phases table is rebuilt with the
+    // new phase admitted: same columns, rows (ids kept) and indexes.
+    "CREATE TABLE instance_phases_v4 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run INTEGER NOT NULL REFERENCES instances(id),"
+    "  phase TEXT NOT NULL"
+    "    CHECK (phase IN ('starting', 'ready', 'idle', 'draining', 'sleeping')),"
+    "  started_at REAL NOT NULL,"
+    "  ended_at REAL);"
+    "INSERT INTO instance_phases_v4 (id, run, phase, started_at, ended_at)"
+    "  SELECT id, run, phase, started_at, ended_at FROM instance_phases;"
+    "DROP TABLE instance_phases;"
+    "ALTER TABLE instance_phases_v4 RENAME TO instance_phases;"
+    "CREATE UNIQUE INDEX instance_phases_open_run ON instance_phases(run) WHERE ended_at IS NULL;"
+    "CREATE INDEX instance_phases_started_at ON instance_phases(started_at);"
+    "ALTER TABLE instances ADD COLUMN sleep_price_per_second REAL NOT NULL DEFAULT 0;",
 };
 static_assert(std::size(kMigrations) == CostLedger::kSchemaVersion,
               "one migration per schema version");
@@ -86,6 +105,11 @@ static_assert(std::size(kMigrations) == CostLedger::kSchemaVersion,
 // Seconds of an instance row inside [?1, ?2).
 #define ZS_LEDGER_CLIPPED_SECONDS \
   "max(0.0, min(" ZS_LEDGER_END ", ?2) - max(i.started_at, ?1))"
+// Seconds of a phase p of run i inside [?1, ?2): a phase ends at its own end, else with its
+// run, and never after its run ends.
+#define ZS_LEDGER_PHASE_SECONDS \
+  "max(0.0, min(coalesce(p.ended_at, " ZS_LEDGER_END "), " ZS_LEDGER_END ", ?2)" \
+  " - max(p.started_at, ?1))"
 // Rows that overlap [?1, ?2) or started in it (a zero-length run still counts a cold start).
 #define ZS_LEDGER_IN_WINDOW "i.started_at < ?2 AND (i.stopped_at IS NULL OR i.stopped_at >= ?1)"
 
@@ -138,7 +162,7 @@ core::Status check_window(double from, double to, double now) {
 
 std::optional<InstancePhase> parse_state(std::string_view s) {
   for (InstancePhase st : {InstancePhase::kStarting, InstancePhase::kReady, InstancePhase::kIdle,
-                           InstancePhase::kDraining}) {
+                           InstancePhase::kDraining, InstancePhase::kSleeping}) {
     if (s == instance_phase_name(st)) return st;
   }
   return std::nullopt;
@@ -387,7 +411,8 @@ core::Status CostLedger::prepare_statements() {
   if (!read_only_) {
     ZS_RETURN_IF_ERROR(prepare(
         "INSERT INTO instances (instance_id, deployment, device, price_per_second, started_at,"
-        " last_seen, stopped_at, cold_start) VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6)",
+        " last_seen, stopped_at, cold_start, sleep_price_per_second)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7)",
         &start_stmt_));
     ZS_RETURN_IF_ERROR(prepare(
         "SELECT 1 FROM instances WHERE instance_id = ?1 AND stopped_at IS NULL", &find_open_stmt_));
@@ -445,16 +470,20 @@ core::Status CostLedger::prepare_statements() {
       " UNION ALL SELECT min(at) FROM requests)",
       &first_record_stmt_));
   if (schema_version_ >= 2) {
-    // A phase ends at its own end, else with its run, and never after its run ends.
-    ZS_RETURN_IF_ERROR(prepare(
-        "SELECT i.deployment, p.phase,"
-        " sum(max(0.0, min(coalesce(p.ended_at, " ZS_LEDGER_END "), " ZS_LEDGER_END ", ?2)"
-        "  - max(p.started_at, ?1)))"
+    // The last column is what the phase's seconds cost less than at the running price:
+    // nonzero for sleeping phases only, which files before version 4 cannot hold (they have
+    // no sleep price either).
+    const std::string sleep_saving =
+        schema_version_ >= 4 ? "sum(CASE WHEN p.phase = 'sleeping' THEN " ZS_LEDGER_PHASE_SECONDS
+                               " * (i.price_per_second - i.sleep_price_per_second) ELSE 0.0 END)"
+                             : "0.0";
+    const std::string sql =
+        "SELECT i.deployment, i.device, p.phase, sum(" ZS_LEDGER_PHASE_SECONDS "), " + sleep_saving +
         " FROM instance_phases p JOIN instances i ON i.id = p.run"
-        " WHERE p.phase IN ('starting', 'idle') AND p.started_at < ?2"
+        " WHERE p.phase IN ('starting', 'ready', 'idle', 'sleeping') AND p.started_at < ?2"
         " AND (p.ended_at IS NULL OR p.ended_at > ?1)"
-        " GROUP BY i.deployment, p.phase",
-        &costs_phases_stmt_));
+        " GROUP BY i.deployment, i.device, p.phase";
+    ZS_RETURN_IF_ERROR(prepare(sql.c_str(), &costs_phases_stmt_));
   }
   // Older files (read-only opens) have no key columns: every request is keyless and
   // interactive there, as the 2 -> 3 migration's defaults would make it.
@@ -546,13 +575,17 @@ core::Status CostLedger::migrate() {
 
 core::Status CostLedger::instance_started(const std::string& instance_id,
                                           const std::string& deployment, const std::string& device,
-                                          double price_per_second, double now,
-                                          bool cold_start_for_request) {
+                                          double price_per_second, double sleep_price_per_second,
+                                          double now, bool cold_start_for_request) {
   const std::string what = "starting instance " + instance_id;
   if (instance_id.empty()) return core::Status::error("starting an instance: the instance id is empty");
   if (deployment.empty()) return core::Status::error(what + ": the deployment name is empty");
   if (!std::isfinite(price_per_second) || price_per_second < 0) {
-    return core::Status::error(what + ": price_per_second must be a finite number >= 0");
+    return core::Status::invalid_argument(what + ": price_per_second must be a finite number >= 0");
+  }
+  if (!std::isfinite(sleep_price_per_second) || sleep_price_per_second < 0) {
+    return core::Status::invalid_argument(what +
+                                          ": sleep_price_per_second must be a finite number >= 0");
   }
   ZS_RETURN_IF_ERROR(check_time(now, "now").with_context(what));
   ZS_RETURN_IF_ERROR(check_writable(what));
@@ -574,7 +607,8 @@ core::Status CostLedger::instance_started(const std::string& instance_id,
         !bind_text(start_stmt_, 3, device) ||
         sqlite3_bind_double(start_stmt_, 4, price_per_second) != SQLITE_OK ||
         sqlite3_bind_double(start_stmt_, 5, now) != SQLITE_OK ||
-        sqlite3_bind_int(start_stmt_, 6, cold_start_for_request ? 1 : 0) != SQLITE_OK) {
+        sqlite3_bind_int(start_stmt_, 6, cold_start_for_request ? 1 : 0) != SQLITE_OK ||
+        sqlite3_bind_double(start_stmt_, 7, sleep_price_per_second) != SQLITE_OK) {
       return sqlite_error(what);
     }
     if (sqlite3_step(start_stmt_) != SQLITE_DONE) return sqlite_error(what);
@@ -758,6 +792,24 @@ core::Result<CostReport> CostLedger::report(double from, double to, double now) 
   return report;
 }
 
+core::Result<std::vector<CostLedger::PhaseTime>> CostLedger::phase_times_locked(double from, double to,
+                                                                               double now) const {
+  std::vector<PhaseTime> out;
+  if (!costs_phases_stmt_) return out;  // a version-1 file: no phases
+  sqlite3_stmt* s = costs_phases_stmt_;
+  StmtScope scope(s);
+  if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance phases");
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const std::optional<InstancePhase> phase = parse_state(column_text(s, 2));
+    if (!phase) continue;  // the query names the phases it reads
+    out.push_back({column_text(s, 0), column_text(s, 1), *phase, sqlite3_column_double(s, 3),
+                   sqlite3_column_double(s, 4)});
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("reading instance phases");
+  return out;
+}
+
 core::Result<CostReport> CostLedger::report_locked(double from, double to, double now) const {
   CostReport report;
   report.from = from;
@@ -769,6 +821,9 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
                                          : report.covered_from;
 
   std::map<std::string, DeploymentCost> by_deployment;
+  // Each deployment's instance time at its running price, sleep included: the always-on
+  // baseline's price (an always-on instance never sleeps).
+  std::map<std::string, double> running_cost;
   {
     sqlite3_stmt* s = costs_instances_stmt_;
     StmtScope scope(s);
@@ -779,10 +834,12 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
       const int64_t cold_starts = sqlite3_column_int64(s, 3);
       // Open rows that only start after `now` overlap nothing yet.
       if (seconds <= 0 && cold_starts == 0) continue;
-      DeploymentCost& d = by_deployment[column_text(s, 0)];
+      const std::string name = column_text(s, 0);
+      DeploymentCost& d = by_deployment[name];
       d.instance_seconds = seconds;
       d.cost = sqlite3_column_double(s, 2);
       d.cold_starts = cold_starts;
+      running_cost[name] = d.cost;
     }
     if (rc != SQLITE_DONE) return sqlite_error("reading instance costs");
   }
@@ -801,23 +858,22 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
     }
     if (rc != SQLITE_DONE) return sqlite_error("reading request counts");
   }
-  if (costs_phases_stmt_) {
-    sqlite3_stmt* s = costs_phases_stmt_;
-    StmtScope scope(s);
-    if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance phases");
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      auto it = by_deployment.find(column_text(s, 0));
+  {
+    auto phases = phase_times_locked(from, to, now);
+    if (!phases) return phases.status();
+    for (const PhaseTime& p : *phases) {
+      auto it = by_deployment.find(p.deployment);
       if (it == by_deployment.end()) continue;  // no instance time in the window
-      const double seconds = sqlite3_column_double(s, 2);
-      const std::string phase = column_text(s, 1);
-      if (phase == instance_phase_name(InstancePhase::kStarting)) {
-        it->second.starting_seconds = seconds;
-      } else if (phase == instance_phase_name(InstancePhase::kIdle)) {
-        it->second.idle_seconds = seconds;
+      DeploymentCost& d = it->second;
+      switch (p.phase) {
+        case InstancePhase::kStarting: d.starting_seconds += p.seconds; break;
+        case InstancePhase::kReady: d.busy_seconds += p.seconds; break;
+        case InstancePhase::kIdle: d.idle_seconds += p.seconds; break;
+        case InstancePhase::kSleeping: d.sleeping_seconds += p.seconds; break;
+        case InstancePhase::kDraining: break;
       }
+      d.cost -= p.sleep_saving;
     }
-    if (rc != SQLITE_DONE) return sqlite_error("reading instance phases");
   }
   {
     std::map<std::string, std::vector<std::pair<double, int>>> edges;
@@ -842,8 +898,8 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
   DeploymentCost& total = report.total;
   for (auto& [name, d] : by_deployment) {
     d.deployment = name;
-    // The mean price per instance-second: exact when the deployment ran on one device.
-    const double price = d.instance_seconds > 0 ? d.cost / d.instance_seconds : 0.0;
+    // The mean running price per instance-second: exact when the deployment ran on one device.
+    const double price = d.instance_seconds > 0 ? running_cost[name] / d.instance_seconds : 0.0;
     d.always_on_cost = static_cast<double>(d.peak_instances) * covered * price;
     total.instance_seconds += d.instance_seconds;
     total.cost += d.cost;
@@ -853,6 +909,8 @@ core::Result<CostReport> CostLedger::report_locked(double from, double to, doubl
     total.cold_starts += d.cold_starts;
     total.starting_seconds += d.starting_seconds;
     total.idle_seconds += d.idle_seconds;
+    total.busy_seconds += d.busy_seconds;
+    total.sleeping_seconds += d.sleeping_seconds;
     total.peak_instances += d.peak_instances;
     total.always_on_cost += d.always_on_cost;
     report.deployments.push_back(std::move(d));
@@ -941,17 +999,35 @@ core::Result<std::vector<InstanceCost>> CostLedger::instance_costs(double from, 
                                                                    double now) const {
   ZS_RETURN_IF_ERROR(check_window(from, to, now).with_context("reading instance costs"));
   core::MutexLock lock(mu_);
-  sqlite3_stmt* s = device_costs_stmt_;
-  StmtScope scope(s);
-  if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance costs");
+  // The runs and their sleeping phases, read at one moment.
+  SqliteTransaction txn(db_);
+  if (!txn.begin("BEGIN")) return sqlite_error("reading instance costs");
   std::vector<InstanceCost> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    const double seconds = sqlite3_column_double(s, 2);
-    if (seconds <= 0) continue;
-    out.push_back({column_text(s, 0), column_text(s, 1), seconds, sqlite3_column_double(s, 3)});
+  {
+    sqlite3_stmt* s = device_costs_stmt_;
+    StmtScope scope(s);
+    if (!bind_window(s, from, to, now, stale_after_)) return sqlite_error("reading instance costs");
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      const double seconds = sqlite3_column_double(s, 2);
+      if (seconds <= 0) continue;
+      out.push_back({column_text(s, 0), column_text(s, 1), seconds, sqlite3_column_double(s, 3)});
+    }
+    if (rc != SQLITE_DONE) return sqlite_error("reading instance costs");
   }
-  if (rc != SQLITE_DONE) return sqlite_error("reading instance costs");
+  auto phases = phase_times_locked(from, to, now);
+  if (!phases) return phases.status();
+  if (!txn.commit()) return sqlite_error("reading instance costs");
+  // A handful of rows (deployments times devices): a scan finds each.
+  for (const PhaseTime& p : *phases) {
+    if (p.phase != InstancePhase::kSleeping) continue;
+    const auto it = std::find_if(out.begin(), out.end(), [&](const InstanceCost& c) {
+      return c.deployment == p.deployment && c.device == p.device;
+    });
+    if (it == out.end()) continue;  // no instance time in the window
+    it->sleeping_seconds += p.seconds;
+    it->cost -= p.sleep_saving;
+  }
   return out;
 }
 
@@ -1008,6 +1084,10 @@ core::Result<std::string> CostLedger::costs_json(double from, double to, double 
     append_json_number(out, d.starting_seconds);
     out += ",\"idle_seconds\":";
     append_json_number(out, d.idle_seconds);
+    out += ",\"busy_seconds\":";
+    append_json_number(out, d.busy_seconds);
+    out += ",\"sleeping_seconds\":";
+    append_json_number(out, d.sleeping_seconds);
     out += ",\"idle_share\":";
     append_json_number(out, d.idle_share());
     out += ",\"peak_instances\":";

@@ -8,8 +8,12 @@
 // so a crash loses at most one heartbeat interval of metering and never bills time that the
 // instance may not have run.
 //
-// Each run of an instance is also split into phases (starting, ready, idle, draining), so
-// reports can say how long starts took and how much paid time sat idle.
+// Each run of an instance is also split into phases (starting, ready, idle, sleeping,
+// draining), so reports can say how long starts took and how much paid time sat idle.
+// Every second of a run is billed at the run's price_per_second, except sleeping seconds,
+// which are billed at its sleep_price_per_second (both fixed when the run starts): a run's
+// cost is seconds * price - sleeping_seconds * (price - sleep_price), each clipped to the
+// window asked for.
 //
 // One process owns a ledger file for writing: open() treats every open instance in the file
 // as left behind by a crash, so a second process opening the file while the daemon runs would
@@ -39,7 +43,10 @@ struct InstanceCost {
   std::string deployment;
   std::string device;
   double instance_seconds = 0;
-  double cost = 0;  // seconds * price_per_second of the device when the instance ran
+  // seconds * price_per_second of the device when the instance ran, its sleeping seconds at
+  // the sleep price instead
+  double cost = 0;
+  double sleeping_seconds = 0;
 };
 
 
@@ -51,14 +58,19 @@ struct DeploymentCost {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t cold_starts = 0;  // instances started in the window because a request was waiting
-  // Instance time spent starting (process start to ready) and idle (ready, nothing in
-  // flight). Runs recorded before schema version 2 have no phases and count as neither.
+  // Instance time spent starting (process start to ready), busy (ready with a request in
+  // flight), idle (ready, nothing in flight) and sleeping (idle with its resources given back,
+  // billed at the sleep price). Draining time is in none of them. Runs recorded before schema
+  // version 2 have no phases and count as none; sleeping came with version 4.
   double starting_seconds = 0;
   double idle_seconds = 0;
+  double busy_seconds = 0;
+  double sleeping_seconds = 0;
   // The most instances of the deployment running at once in the window.
   int64_t peak_instances = 0;
   // What peak_instances running through the whole covered window would have cost, at the
-  // deployment's mean price per instance-second (its device's price when it has one device).
+  // deployment's mean running price per instance-second (its device's price_per_second when
+  // it has one device; an always-on instance never sleeps, so never at the sleep price).
   double always_on_cost = 0;
 
   // Cost divided by requests; 0 when there were no requests.
@@ -111,7 +123,7 @@ class CostLedger {
  public:
   // The schema version this build writes; open() migrates older files up to it and refuses
   // files written by a newer build.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // A reader counts an open instance whose last heartbeat is older than this as stopped at
   // that heartbeat, as the writer's recovery will: its daemon is gone (it beats every 5 s).
   static constexpr double kStaleHeartbeatSeconds = 30;
@@ -123,22 +135,27 @@ class CostLedger {
   // Opens an existing ledger for reports only (SQLITE_OPEN_READONLY): no schema change, no
   // crash recovery, every write refused, so it is safe while a daemon owns the file. Reads
   // files of schema version 1 (without phases), 2 (without keys: every request reports under
-  // key "" and class "interactive") and up to kSchemaVersion.
+  // key "" and class "interactive"), 3 (without sleeping: no sleep price, no sleeping phase)
+  // and up to kSchemaVersion.
   static core::Result<std::unique_ptr<CostLedger>> open_read_only(const std::string& path);
   ~CostLedger();
   CostLedger(const CostLedger&) = delete;
   CostLedger& operator=(const CostLedger&) = delete;
 
-  // Starts metering an instance. Fails if an instance with this id is already open.
+  // Starts metering an instance at its device's prices: price_per_second while it runs,
+  // sleep_price_per_second while it sleeps. Fails if an instance with this id is already
+  // open; either price not finite and >= 0 is kInvalidArgument.
   core::Status instance_started(const std::string& instance_id, const std::string& deployment,
-                                const std::string& device, double price_per_second, double now,
+                                const std::string& device, double price_per_second,
+                                double sleep_price_per_second, double now,
                                 bool cold_start_for_request);
   // Moves last_seen of every open instance to `now` (never backwards).
   core::Status heartbeat(double now);
   // Stops metering; fails if no instance with this id is open. Ends its current phase.
   core::Status instance_stopped(const std::string& instance_id, double now);
   // Moves an open instance into `state` at `now`, ending its current phase there.
-  // instance_started() opens the starting phase. Repeating the current state is a no-op;
+  // instance_started() opens the starting phase; ready, idle and sleeping move freely among
+  // themselves, and any of them to draining. Repeating the current state is a no-op;
   // going back to starting, or out of draining, is refused. A time before the current phase
   // began is taken as that time, so phases never overlap or run backwards.
   core::Status instance_state(const std::string& instance_id, InstancePhase state, double now);
@@ -167,7 +184,7 @@ class CostLedger {
   // {"from":..,"to":..,"deployments":[{"deployment":..,"instance_seconds":..,"cost":..,
   //  "requests":..,"prompt_tokens":..,"completion_tokens":..,"cold_starts":..,
   //  "cost_per_request":..,"cost_per_1k_requests":..,"starting_seconds":..,"idle_seconds":..,
-  //  "idle_share":..,"peak_instances":..,"always_on_cost":..}],
+  //  "busy_seconds":..,"sleeping_seconds":..,"idle_share":..,"peak_instances":..,"always_on_cost":..}],
   //  "keys":[{"api_key":..,"deployment":..,"class":..,"requests":..,"prompt_tokens":..,
   //  "completion_tokens":..,"cost_share":..}],"total_cost":..}
   // with deployments and keys read at one moment.
@@ -190,6 +207,18 @@ class CostLedger {
   core::Result<int64_t> read_schema_version() REQUIRES(mu_);  // 0 for a file without a ledger schema
   core::Status check_writable(const std::string& what) const;
   core::Result<std::optional<double>> first_record_time_locked() const REQUIRES(mu_);
+  // Instance time of one phase of one deployment on one device inside a window, and what it
+  // cost less than at the running price (its sleep saving; 0 but for sleeping).
+  struct PhaseTime {
+    std::string deployment;
+    std::string device;
+    InstancePhase phase = InstancePhase::kStarting;
+    double seconds = 0;
+    double sleep_saving = 0;
+  };
+  // Starting, ready, idle and sleeping time over [from, to) (none for a version-1 file).
+  core::Result<std::vector<PhaseTime>> phase_times_locked(double from, double to, double now) const
+      REQUIRES(mu_);
   // report() and usage_by_key() under mu_ and inside a read transaction the caller holds.
   core::Result<CostReport> report_locked(double from, double to, double now) const REQUIRES(mu_);
   core::Result<std::vector<KeyUsage>> usage_by_key_locked(const CostReport& report) const REQUIRES(mu_);

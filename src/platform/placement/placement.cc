@@ -101,11 +101,12 @@ std::string Placement::device_of(const std::string& instance_id) const {
 
 std::vector<std::string> Placement::eviction_candidates(
     const std::string& device, uint64_t bytes_needed,
-    const std::function<bool(const std::string& instance_id)>& is_idle) const {
+    const std::function<int(const std::string& instance_id)>& rank) const {
   struct Held {
     std::string id;
     uint64_t bytes;
     uint64_t sequence;
+    int rank = 0;
   };
   std::vector<Held> held;
   uint64_t free_now = 0;
@@ -121,11 +122,13 @@ std::vector<std::string> Placement::eviction_candidates(
     }
   }
   if (bytes_needed <= free_now) return {};
-  std::sort(held.begin(), held.end(), [](const Held& a, const Held& b) { return a.sequence < b.sequence; });
+  for (Held& h : held) h.rank = rank(h.id);
+  std::sort(held.begin(), held.end(),
+            [](const Held& a, const Held& b) { return std::pair(a.rank, a.sequence) < std::pair(b.rank, b.sequence); });
   std::vector<std::string> out;
   uint64_t freed = free_now;
   for (const Held& h : held) {
-    if (!is_idle(h.id)) continue;
+    if (h.rank <= 0) continue;
     out.push_back(h.id);
     freed += h.bytes;
     if (freed >= bytes_needed) return out;

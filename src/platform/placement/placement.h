@@ -36,12 +36,13 @@ class Placement {
   // The device an instance's reservation is on, or "" when it holds none.
   std::string device_of(const std::string& instance_id) const;
 
-  // Idle instances on `device` (as judged by `is_idle`, called without the lock held) whose
-  // release would free enough for `bytes_needed`, least recently reserved first, and no more
-  // of them than needed. Empty when it already fits, or when even releasing every idle
-  // instance would not make room (evicting them would then be for nothing).
+  // Instances on `device` whose release would free enough for `bytes_needed`, and no more of
+  // them than needed. `rank` (called without the lock held) says which may go: 0 none, and
+  // lower ranks first (a sleeping instance before an idle one); within a rank, least recently
+  // reserved first. Empty when it already fits, or when even releasing every candidate would
+  // not make room (evicting them would then be for nothing).
   std::vector<std::string> eviction_candidates(const std::string& device, uint64_t bytes_needed,
-                                               const std::function<bool(const std::string& instance_id)>& is_idle) const;
+                                               const std::function<int(const std::string& instance_id)>& rank) const;
 
  private:
   struct Device {

@@ -1,4 +1,5 @@
 #include "platform/config/config.h"
+#include "platform/config/units.h"
 
 #include <gtest/gtest.h>
 
@@ -470,6 +471,46 @@ TEST(ParseConfig, KeepAliveForms) {
   EXPECT_DOUBLE_EQ(keep_alive("250ms"), 0.25);
 }
 
+TEST(ParseConfig, SleepAfterFormsDefaultsAndRuntimes) {
+  auto sleep_after = [](const std::string& v) {
+    return parse_ok("deployments:\n  - {name: a, model: a.gguf, sleep_after: " + v + "}\n").deployments[0].sleep_after_s;
+  };
+  EXPECT_DOUBLE_EQ(sleep_after("never"), DeploymentConfig::kNeverSleep);
+  EXPECT_DOUBLE_EQ(sleep_after("-1"), DeploymentConfig::kNeverSleep);
+  EXPECT_DOUBLE_EQ(sleep_after("0"), 0);
+  EXPECT_DOUBLE_EQ(sleep_after("45s"), 45);
+  EXPECT_DOUBLE_EQ(parse_ok(kMinimal).deployments[0].sleep_after_s, DeploymentConfig::kDefaultSleepAfterS);
+  // Another runtime's server cannot be put to sleep: never by default, and refused when asked.
+  EXPECT_DOUBLE_EQ(parse_ok("deployments:\n  - {name: a, command: 'srv --port {port}'}\n").deployments[0].sleep_after_s,
+                   DeploymentConfig::kNeverSleep);
+  EXPECT_DOUBLE_EQ(
+      parse_ok("deployments:\n  - {name: a, command: 'srv --port {port}', sleep_after: never}\n").deployments[0].sleep_after_s,
+      DeploymentConfig::kNeverSleep);
+  EXPECT_EQ(error_of("deployments:\n  - {name: a, command: 'srv --port {port}', sleep_after: 10s}\n"),
+            "zeroserve.yaml:2: deployments[0].sleep_after: only builtin workers can sleep (runtime: command starts a "
+            "server zeroserve cannot put to sleep)");
+  EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, sleep_after: soon}\n"),
+            "zeroserve.yaml:2: deployments[0].sleep_after: must be " + std::string(kDurationUnitsHelp) +
+                ", or -1 / \"never\" to never sleep, got \"soon\"");
+}
+
+TEST(ParseConfig, SleepPriceDefaultsToAShareOfThePriceOrIsGiven) {
+  const std::string deployments = "deployments:\n  - {name: a, model: a.gguf}\n";
+  auto device = [&](const std::string& fields) {
+    return parse_ok("devices:\n  - {name: c, kind: cpu, memory: 1GiB, " + fields + "}\n" + deployments).devices[0];
+  };
+  EXPECT_DOUBLE_EQ(device("price_per_second: 0.01").sleep_price_per_second, 0.01 * kDefaultSleepPriceShare);
+  EXPECT_DOUBLE_EQ(device("price_per_hour: 36").sleep_price_per_second, 0.01 * kDefaultSleepPriceShare);
+  EXPECT_DOUBLE_EQ(device("price_per_second: 0.01, sleep_price_per_second: 0.002").sleep_price_per_second, 0.002);
+  EXPECT_DOUBLE_EQ(device("price_per_second: 0.01, sleep_price_per_hour: 3.6").sleep_price_per_second, 0.001);
+  EXPECT_EQ(error_of("devices:\n  - {name: c, kind: cpu, sleep_price_per_second: 1, sleep_price_per_hour: 1}\n" +
+                     deployments),
+            "zeroserve.yaml:2: devices[0].sleep_price_per_hour: set either sleep_price_per_second or "
+            "sleep_price_per_hour, not both");
+  EXPECT_EQ(error_of("devices:\n  - {name: c, kind: cpu, sleep_price_per_second: -1}\n" + deployments),
+            "zeroserve.yaml:2: devices[0].sleep_price_per_second: must be >= 0");
+}
+
 TEST(ParseConfig, CommandImpliesTheCommandRuntime) {
   const Config c = parse_ok(R"(deployments:
   - name: ext
@@ -612,7 +653,8 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
     keepalive: 5m
 )"),
             "zeroserve.yaml:4: deployments[0].keepalive: unknown key (did you mean keep_alive?); valid keys here: "
-            "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, slots, ctx, threads, "
+            "name, model, mmproj, runtime, command, min_instances, max_instances, keep_alive, sleep_after, slots, ctx, "
+            "threads, "
             "max_queue, request_timeout, start_timeout, memory, device, priority, ttft_objective, autoscale, env, "
             "batch_max_instances, matryoshka, max_image_tokens, speculative");
   EXPECT_EQ(error_of("deployment:\n  - {name: a, model: a.gguf}\n"),
@@ -624,7 +666,7 @@ TEST(ConfigErrors, UnknownKeysSuggestTheIntendedOne) {
             "batch_concurrency");
   EXPECT_EQ(error_of("devices:\n  - {name: g, kind: cuda, memory: 1GiB, colour: red}\ndeployments:\n  - {name: a, model: a.gguf}\n"),
             "zeroserve.yaml:2: devices[0].colour: unknown key; valid keys here: name, kind, memory, price_per_second, "
-            "price_per_hour");
+            "price_per_hour, sleep_price_per_second, sleep_price_per_hour");
   EXPECT_EQ(error_of(R"(deployments:
   - name: a
     model: a.gguf

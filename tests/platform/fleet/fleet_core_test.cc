@@ -49,7 +49,9 @@ struct Harness {
   std::vector<StartAction> starts;
   std::vector<SignalAction> signals;
   std::vector<ProbeAction> probes;
+  std::vector<SleepAction> sleeps;
   std::vector<DecisionAction> decisions;
+  std::vector<std::string> errors;
 
   std::vector<uint64_t> dispatched;  // tags, in order
 
@@ -66,6 +68,8 @@ struct Harness {
     starts.insert(starts.end(), a.starts.begin(), a.starts.end());
     signals.insert(signals.end(), a.signals.begin(), a.signals.end());
     probes.insert(probes.end(), a.probes.begin(), a.probes.end());
+    sleeps.insert(sleeps.end(), a.sleeps.begin(), a.sleeps.end());
+    errors.insert(errors.end(), a.errors.begin(), a.errors.end());
     decisions.insert(decisions.end(), a.decisions.begin(), a.decisions.end());
     a.clear();
   }
@@ -109,6 +113,11 @@ struct Harness {
   void probe(InstanceKey k, bool ok) {
     FleetActions a;
     core.probe_result(k, ok, now, a);
+    take(a);
+  }
+  void slept(InstanceKey k, const core::Status& result) {
+    FleetActions a;
+    core.sleep_result(k, result, now, a);
     take(a);
   }
   bool signalled(InstanceKey k, bool kill) const {
@@ -578,6 +587,207 @@ TEST(FleetCore, RandomEventsKeepEveryInvariant) {
     for (const auto& s : h.core.status(h.now)) waiting += s.queued;
     EXPECT_EQ(h.leases.size() + h.failed.size() + waiting, asked);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sleeping instances
+// ---------------------------------------------------------------------------------------------
+
+DeploymentSpec sleepy(const std::string& name, double sleep_after_s = 2) {
+  DeploymentSpec s = spec(name, /*slots=*/2, /*max_instances=*/2);
+  s.sleep_after_s = sleep_after_s;
+  return s;
+}
+
+// Starts one instance of `name` for a request, serves it and returns the instance; the request
+// finishes at `h.now`.
+InstanceKey serve_one(Harness& h, const std::string& name) {
+  const uint64_t t = h.acquire(name);
+  h.advance(0.02);
+  const InstanceKey k = h.starts.back().instance;
+  h.ready(k);
+  EXPECT_TRUE(h.leases.count(t));
+  h.release(t);
+  return k;
+}
+
+TEST(FleetCoreSleep, AnIdleInstanceSleepsAfterSleepAfterAndTheNextRequestWakesIt) {
+  Harness h;
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(1.9);
+  EXPECT_TRUE(h.sleeps.empty()) << "idle for less than sleep_after";
+  h.advance(0.2);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  EXPECT_EQ(h.sleeps[0].instance, k);
+  EXPECT_EQ(h.status("a").instances_sleeping, 1);
+  EXPECT_EQ(h.status("a").instances_ready, 0);
+  EXPECT_EQ(h.status("a").state(), "sleeping");
+  h.slept(k, core::Status::ok());
+
+  const uint64_t t = h.acquire("a");
+  ASSERT_TRUE(h.leases.count(t)) << "a sleeping instance takes the request at once: it wakes as it arrives";
+  EXPECT_TRUE(h.leases[t].woke);
+  EXPECT_LT(h.leases[t].cold_start_ms, 0);
+  EXPECT_STREQ(start_kind(h.leases[t]), "wake");
+  EXPECT_EQ(h.leases[t].instance, k);
+  EXPECT_EQ(h.status("a").instances_ready, 1);
+  EXPECT_EQ(h.status("a").wakes, 1u);
+  EXPECT_EQ(h.starts.size(), 1u) << "no new instance";
+  h.release(t);
+  const uint64_t warm = h.acquire("a");
+  EXPECT_STREQ(start_kind(h.leases[warm]), "warm");
+}
+
+TEST(FleetCoreSleep, ASleepingInstanceStopsAfterKeepAliveCountedFromItsLastRequest) {
+  Harness h;
+  h.set({sleepy("a", 2)});  // keep_alive 10 s
+  const InstanceKey k = serve_one(h, "a");
+  const double last_request = h.now;
+  h.advance(3);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  h.slept(k, core::Status::ok());
+  h.now = last_request + 9.9;
+  h.tick();
+  EXPECT_FALSE(h.signalled(k, false));
+  h.now = last_request + 10.1;
+  h.tick();
+  EXPECT_TRUE(h.signalled(k, false)) << "asleep past keep_alive: it stops as an idle one would";
+  h.exited(k);
+  EXPECT_EQ(h.status("a").state(), "idle");
+  const uint64_t t = h.acquire("a");
+  h.advance(0.02);
+  EXPECT_EQ(h.starts.size(), 2u) << "after a stop the next request cold-starts";
+  h.ready(h.starts.back().instance);
+  EXPECT_STREQ(start_kind(h.leases[t]), "cold");
+}
+
+TEST(FleetCoreSleep, AnAwakeInstanceWithRoomIsPreferredToWakingASleeper) {
+  Harness h;
+  auto s = sleepy("a", 2);
+  s.min_instances = 2;
+  h.set({s});
+  h.tick();
+  ASSERT_EQ(h.starts.size(), 2u);
+  const InstanceKey first = h.starts[0].instance, second = h.starts[1].instance;
+  h.ready(first);
+  h.ready(second);
+  h.advance(2.1);  // both idle since ready
+  ASSERT_EQ(h.sleeps.size(), 2u);
+  const uint64_t a = h.acquire("a");  // wakes one
+  ASSERT_TRUE(h.leases[a].woke);
+  const uint64_t b = h.acquire("a");  // the woken one has a free slot
+  EXPECT_FALSE(h.leases[b].woke);
+  EXPECT_EQ(h.leases[b].instance, h.leases[a].instance);
+  EXPECT_EQ(h.status("a").instances_sleeping, 1);
+  const uint64_t c = h.acquire("a");  // its slots are full: the other wakes
+  EXPECT_TRUE(h.leases[c].woke);
+  EXPECT_NE(h.leases[c].instance, h.leases[a].instance);
+}
+
+TEST(FleetCoreSleep, ARequestArrivingWhileTheInstanceGoesToSleepWakesIt) {
+  Harness h;
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  // The request comes before the worker answered the sleep call; the worker then refuses to
+  // sleep (it is busy): the instance stays awake and no error is logged.
+  const uint64_t t = h.acquire("a");
+  ASSERT_TRUE(h.leases.count(t));
+  h.slept(k, core::Status::failed_precondition("not idle"));
+  EXPECT_TRUE(h.errors.empty());
+  EXPECT_EQ(h.status("a").instances_ready, 1);
+  EXPECT_EQ(h.status("a").instances_sleeping, 0);
+  h.release(t);
+  h.advance(2.5);
+  EXPECT_EQ(h.sleeps.size(), 2u) << "idle again: it may sleep later";
+}
+
+TEST(FleetCoreSleep, ABusyRefusalKeepsTheInstanceAwakeUntilItIsIdleForSleepAfterAgain) {
+  Harness h;
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  h.slept(k, core::Status::failed_precondition("not idle"));
+  EXPECT_EQ(h.status("a").instances_ready, 1);
+  h.advance(1);
+  EXPECT_EQ(h.sleeps.size(), 1u);
+  h.advance(1.5);
+  EXPECT_EQ(h.sleeps.size(), 2u);
+}
+
+TEST(FleetCoreSleep, AnInstanceThatCannotSleepIsNeverAskedAgain) {
+  Harness h;
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  h.slept(k, core::Status::unavailable("an embedding worker cannot sleep"));
+  EXPECT_EQ(h.errors.size(), 1u);
+  EXPECT_EQ(h.status("a").instances_ready, 1);
+  for (int i = 0; i < 5; ++i) h.advance(1);
+  EXPECT_EQ(h.sleeps.size(), 1u);
+}
+
+TEST(FleetCoreSleep, ACrashWhileSleepingCountsAsACrashAndTheNextRequestColdStarts) {
+  Harness h;
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  h.slept(k, core::Status::ok());
+  h.exited(k, 139);
+  EXPECT_EQ(h.status("a").crashes, 1u);
+  EXPECT_EQ(h.status("a").instances_sleeping, 0);
+  ASSERT_FALSE(h.errors.empty());
+  const uint64_t t = h.acquire("a");
+  EXPECT_FALSE(h.leases.count(t));
+  h.advance(2.1);  // past the crash back-off (2 s after one crash)
+  ASSERT_EQ(h.starts.size(), 2u);
+  h.ready(h.starts.back().instance);
+  EXPECT_STREQ(start_kind(h.leases[t]), "cold");
+}
+
+TEST(FleetCoreSleep, SleepingInstancesAreProbedAndAFailedOneIsRestarted) {
+  Harness h(4 * kGiB, /*health_check_s=*/5);
+  h.set({sleepy("a", 2)});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  h.slept(k, core::Status::ok());
+  h.probes.clear();
+  h.advance(5.1);
+  ASSERT_EQ(h.probes.size(), 1u) << "a sleeping process can die too";
+  h.probe(k, false);
+  h.advance(1.1);
+  h.probe(k, false);
+  h.advance(1.1);
+  h.probe(k, false);
+  EXPECT_TRUE(h.signalled(k, true));
+}
+
+TEST(FleetCoreSleep, WhenADeviceIsFullSleepingInstancesAreStoppedFirst) {
+  Harness h(2 * kGiB);
+  auto a = sleepy("a", 2), b = sleepy("b", 100), c = spec("c");
+  h.set({a, b, c});
+  const InstanceKey kb = serve_one(h, "b");  // reserved first: the older one
+  const InstanceKey ka = serve_one(h, "a");
+  h.advance(2.5);  // a sleeps, b stays awake and idle
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  EXPECT_EQ(h.sleeps[0].instance, ka);
+  h.acquire("c");
+  h.advance(0.02);
+  EXPECT_TRUE(h.signalled(ka, false)) << "the sleeping instance makes room";
+  EXPECT_FALSE(h.signalled(kb, false)) << "the awake idle instance of b is older but stays";
+}
+
+TEST(FleetCoreSleep, ADeploymentThatNeverSleepsKeepsItsIdleInstancesAwake) {
+  Harness h;
+  h.set({spec("a")});  // sleep_after < 0
+  serve_one(h, "a");
+  for (int i = 0; i < 9; ++i) h.advance(1);
+  EXPECT_TRUE(h.sleeps.empty());
+  EXPECT_EQ(h.status("a").instances_ready, 1);
 }
 
 }  // namespace

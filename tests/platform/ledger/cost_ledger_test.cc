@@ -36,7 +36,7 @@ TEST(CostLedger, MetersInstanceTimeOnAVirtualClock) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "llava", "gpu0", 0.001, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "llava", "gpu0", 0.001, 0, 100, false).is_ok());
   ASSERT_TRUE(ledger->heartbeat(130).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
 
@@ -54,7 +54,7 @@ TEST(CostLedger, ClipsInstanceTimeToTheWindow) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 0, 100, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
 
   EXPECT_DOUBLE_EQ(costs_ok(*ledger, 120, 140, 1000).at(0).instance_seconds, 20);
@@ -70,7 +70,7 @@ TEST(CostLedger, CountsARunningInstanceUpToNowAndTheWindowEnd) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 100, false).is_ok());
   ASSERT_TRUE(ledger->heartbeat(125).is_ok());
 
   EXPECT_DOUBLE_EQ(costs_ok(*ledger, 0, 1000, 130).at(0).instance_seconds, 30);   // up to now
@@ -84,14 +84,14 @@ TEST(CostLedger, SeparatesDeploymentsAndDevicesWithTheirPrices) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("a-gpu", "alpha", "h100", 0.002, 0, false).is_ok());
-  ASSERT_TRUE(ledger->instance_started("a-cpu", "alpha", "cpu", 0.0001, 0, false).is_ok());
-  ASSERT_TRUE(ledger->instance_started("b-gpu", "beta", "h100", 0.002, 10, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("a-gpu", "alpha", "h100", 0.002, 0, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("a-cpu", "alpha", "cpu", 0.0001, 0, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b-gpu", "beta", "h100", 0.002, 0, 10, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b-gpu", 20).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("a-cpu", 50).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("a-gpu", 100).is_ok());
   // The same id started again later on a device with another price: each run keeps its price.
-  ASSERT_TRUE(ledger->instance_started("b-gpu", "beta", "l4", 0.0005, 200, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b-gpu", "beta", "l4", 0.0005, 0, 200, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b-gpu", 240).is_ok());
 
   auto costs = costs_ok(*ledger, 0, 1000, 1000);
@@ -123,7 +123,7 @@ TEST(CostLedger, AggregatesRequestsAndTokensInTheWindow) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 0, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 100).is_ok());
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 10, 5, 200, 0.1, 10).is_ok());
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 20, 7, 200, 0, 50).is_ok());
@@ -156,11 +156,11 @@ TEST(CostLedger, CountsColdStartsByStartTime) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 10, true).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 20, false).is_ok());  // pre-warm
-  ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.01, 30, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 10, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 0, 20, false).is_ok());  // pre-warm
+  ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.01, 0, 30, true).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i3", 30).is_ok());  // failed to start: no time, still cold
-  ASSERT_TRUE(ledger->instance_started("i4", "b", "gpu", 0.01, 50, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i4", "b", "gpu", 0.01, 0, 50, true).is_ok());
 
   auto all = costs_ok(*ledger, 0, 100, 100);
   ASSERT_EQ(all.size(), 2u);
@@ -176,8 +176,8 @@ TEST(CostLedger, RejectsInconsistentCalls) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 10, false).is_ok());
-  auto dup = ledger->instance_started("i1", "a", "gpu", 0.01, 11, false);
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 10, false).is_ok());
+  auto dup = ledger->instance_started("i1", "a", "gpu", 0.01, 0, 11, false);
   EXPECT_FALSE(dup.is_ok());
   EXPECT_NE(dup.message().find("already open"), std::string::npos) << dup.message();
   auto unknown = ledger->instance_stopped("nope", 20);
@@ -185,15 +185,15 @@ TEST(CostLedger, RejectsInconsistentCalls) {
   EXPECT_NE(unknown.message().find("nope"), std::string::npos) << unknown.message();
   ASSERT_TRUE(ledger->instance_stopped("i1", 20).is_ok());
   EXPECT_FALSE(ledger->instance_stopped("i1", 30).is_ok());  // twice
-  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", -1, 10, false).is_ok());
-  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", NAN, 10, false).is_ok());
-  EXPECT_FALSE(ledger->instance_started("", "a", "gpu", 0.01, 10, false).is_ok());
-  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", 0.01, INFINITY, false).is_ok());
+  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", -1, 0, 10, false).is_ok());
+  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", NAN, 0, 10, false).is_ok());
+  EXPECT_FALSE(ledger->instance_started("", "a", "gpu", 0.01, 0, 10, false).is_ok());
+  EXPECT_FALSE(ledger->instance_started("i2", "a", "gpu", 0.01, 0, INFINITY, false).is_ok());
   EXPECT_FALSE(ledger->record_request("a", "", "interactive", -1, 0, 200, 0, 10).is_ok());
   EXPECT_FALSE(ledger->heartbeat(NAN).is_ok());
   EXPECT_FALSE(ledger->costs(100, 0, 100).is_ok());
   // A stop before the start never bills negative time.
-  ASSERT_TRUE(ledger->instance_started("i3", "b", "gpu", 0.01, 50, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i3", "b", "gpu", 0.01, 0, 50, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i3", 40).is_ok());
   auto costs = costs_ok(*ledger, 0, 100, 100);
   ASSERT_EQ(costs.size(), 1u);  // b has no time and no cold start
@@ -206,10 +206,10 @@ TEST(CostLedger, ACrashBillsUpToTheLastHeartbeatOnly) {
   {
     auto ledger = open_ok(path);
     ASSERT_TRUE(ledger);
-    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 100, true).is_ok());
-    ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.001, 125, false).is_ok());
+    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 0, 100, true).is_ok());
+    ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.001, 0, 125, false).is_ok());
     ASSERT_TRUE(ledger->heartbeat(130).is_ok());
-    ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.001, 135, false).is_ok());
+    ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.001, 0, 135, false).is_ok());
     // Destroyed without stopping anything: the daemon died.
   }
   auto ledger = open_ok(path);
@@ -225,7 +225,7 @@ TEST(CostLedger, ACrashBillsUpToTheLastHeartbeatOnly) {
   ASSERT_TRUE(ledger->heartbeat(600).is_ok());
   EXPECT_DOUBLE_EQ(costs_ok(*ledger, 0, 1000, 700).at(0).instance_seconds, 35);
   EXPECT_FALSE(ledger->instance_stopped("i1", 600).is_ok());
-  EXPECT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 600, false).is_ok());
+  EXPECT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 0, 600, false).is_ok());
   ledger.reset();
   EXPECT_EQ(open_ok(path)->recovered_on_open(), 1);
 }
@@ -238,7 +238,7 @@ TEST(CostLedgerDeathTest, AProcessExitWithoutCleanupLosesAtMostOneHeartbeat) {
       {
         auto ledger = CostLedger::open(path);
         if (!ledger.is_ok()) _exit(2);
-        if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 100, false).is_ok()) _exit(3);
+        if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 0, 100, false).is_ok()) _exit(3);
         if (!(*ledger)->record_request("a", "", "interactive", 1, 2, 200, 0, 110).is_ok()) _exit(4);
         if (!(*ledger)->heartbeat(130).is_ok()) _exit(5);
         _exit(0);
@@ -260,7 +260,7 @@ TEST(CostLedger, PersistsAcrossReopen) {
   {
     auto ledger = open_ok(path);
     ASSERT_TRUE(ledger);
-    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 100, true).is_ok());
+    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.001, 0, 100, true).is_ok());
     ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
     ASSERT_TRUE(ledger->record_request("a", "", "interactive", 11, 22, 200, 0, 120).is_ok());
   }
@@ -302,7 +302,7 @@ TEST(CostLedger, ConcurrentWritersOnOneLedgerLoseNothing) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
-        if (!ledger->instance_started(id, "d" + std::to_string(t), "gpu", 0.001, i, i % 2 == 0).is_ok()) {
+        if (!ledger->instance_started(id, "d" + std::to_string(t), "gpu", 0.001, 0, i, i % 2 == 0).is_ok()) {
           ++failures[t];
         }
         if (!ledger->record_request("d" + std::to_string(t), "", "interactive", 1, 2, 200, 0, i).is_ok()) ++failures[t];

@@ -52,7 +52,7 @@ TEST(CostReport, PhasesGiveStartingAndIdleSeconds) {
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
   // starting [100, 110), idle [110, 120), ready [120, 150), idle [150, 190), draining [190, 200).
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 100, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 100, true).is_ok());
   ASSERT_TRUE(ledger->instance_state("i1", S::kIdle, 110).is_ok());
   ASSERT_TRUE(ledger->instance_state("i1", S::kReady, 120).is_ok());
   ASSERT_TRUE(ledger->instance_state("i1", S::kIdle, 150).is_ok());
@@ -83,7 +83,7 @@ TEST(CostReport, AnOpenPhaseCountsUpToNowAndTheWindowEnd) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 0, false).is_ok());
   EXPECT_DOUBLE_EQ(only(report_ok(*ledger, 0, 100, 7)).starting_seconds, 7);  // still starting
   ASSERT_TRUE(ledger->instance_state("i1", S::kIdle, 10).is_ok());
   EXPECT_DOUBLE_EQ(only(report_ok(*ledger, 0, 100, 50)).idle_seconds, 40);
@@ -99,7 +99,7 @@ TEST(CostReport, InstanceStateRefusesImpossibleMoves) {
   ASSERT_FALSE(unknown.is_ok());
   EXPECT_NE(unknown.message().find("no open instance"), std::string::npos) << unknown.message();
 
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 100, false).is_ok());
   EXPECT_TRUE(ledger->instance_state("i1", S::kStarting, 105).is_ok());  // already: no-op
   ASSERT_TRUE(ledger->instance_state("i1", S::kReady, 110).is_ok());
   EXPECT_TRUE(ledger->instance_state("i1", S::kReady, 115).is_ok());  // no-op, no new phase
@@ -125,7 +125,7 @@ TEST(CostReport, ATimeBeforeTheCurrentPhaseNeverRunsBackwards) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 100, false).is_ok());
   ASSERT_TRUE(ledger->instance_state("i1", S::kIdle, 120).is_ok());
   ASSERT_TRUE(ledger->instance_state("i1", S::kReady, 90).is_ok());  // taken as 120
   ASSERT_TRUE(ledger->instance_stopped("i1", 150).is_ok());
@@ -141,17 +141,17 @@ TEST(CostReport, PeakCountsOverlappingInstancesInTheWindow) {
   ASSERT_TRUE(ledger);
   // i1 [0, 100), i2 [50, 150), i3 [100, 200) replaces i1 at the same instant,
   // i4 [120, 130): three at once in [120, 130). A failed start (zero length) is no instance.
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, true).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 50, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 0, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 0, 50, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 100).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.01, 100, false).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i4", "a", "gpu", 0.01, 120, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i3", "a", "gpu", 0.01, 0, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i4", "a", "gpu", 0.01, 0, 120, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i4", 130).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i2", 150).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i3", 200).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i5", "a", "gpu", 0.01, 125, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i5", "a", "gpu", 0.01, 0, 125, true).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i5", 125).is_ok());
-  ASSERT_TRUE(ledger->instance_started("b1", "b", "gpu", 0.01, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b1", "b", "gpu", 0.01, 0, 0, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b1", 10).is_ok());
 
   auto all = report_ok(*ledger, 0, 1000, 1000);
@@ -170,8 +170,8 @@ TEST(CostReport, AlwaysOnCostRunsThePeakThroughTheCoveredWindow) {
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1000).is_ok());  // the first record
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 1100, true).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 1150, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 1100, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i2", "a", "gpu", 0.01, 0, 1150, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 1200).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i2", 1250).is_ok());
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 1160).is_ok());
@@ -195,9 +195,9 @@ TEST(CostReport, AlwaysOnCostRunsThePeakThroughTheCoveredWindow) {
   EXPECT_NEAR(only(r).always_on_cost, 2 * 500 * 0.01, 1e-9);
 
   // Two devices: priced at the mean price per instance-second (here (100*0.01+100*0.03)/200).
-  ASSERT_TRUE(ledger->instance_started("b1", "b", "cheap", 0.01, 3000, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b1", "b", "cheap", 0.01, 0, 3000, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b1", 3100).is_ok());
-  ASSERT_TRUE(ledger->instance_started("b2", "b", "dear", 0.03, 3100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b2", "b", "dear", 0.03, 0, 3100, false).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b2", 3200).is_ok());
   r = report_ok(*ledger, 3000, 3400, 5000);
   d = only(r);
@@ -219,7 +219,7 @@ TEST(CostReport, AnEmptyLedgerReportsNothing) {
   EXPECT_EQ(r.total.cost, 0);
 
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 1, 1, 200, 0, 70).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 40, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 40, false).is_ok());
   first = ledger->first_record_time();
   ASSERT_TRUE(first.is_ok() && first->has_value());
   EXPECT_DOUBLE_EQ(**first, 40);
@@ -229,10 +229,10 @@ TEST(CostReport, TotalsSumTheDeployments) {
   TempDir dir;
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
-  ASSERT_TRUE(ledger->instance_started("a1", "a", "gpu", 0.01, 0, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("a1", "a", "gpu", 0.01, 0, 0, true).is_ok());
   ASSERT_TRUE(ledger->instance_state("a1", S::kIdle, 10).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("a1", 100).is_ok());
-  ASSERT_TRUE(ledger->instance_started("b1", "b", "cpu", 0.001, 0, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("b1", "b", "cpu", 0.001, 0, 0, false).is_ok());
   ASSERT_TRUE(ledger->instance_state("b1", S::kReady, 20).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("b1", 100).is_ok());
   ASSERT_TRUE(ledger->record_request("a", "", "interactive", 3, 4, 200, 0, 50).is_ok());
@@ -258,7 +258,7 @@ TEST(CostReport, ACrashEndsPhasesAtTheLastHeartbeat) {
   {
     auto ledger = open_ok(path);
     ASSERT_TRUE(ledger);
-    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 100, true).is_ok());
+    ASSERT_TRUE(ledger->instance_started("i1", "a", "gpu", 0.01, 0, 100, true).is_ok());
     ASSERT_TRUE(ledger->instance_state("i1", S::kIdle, 110).is_ok());
     ASSERT_TRUE(ledger->heartbeat(130).is_ok());
     ASSERT_TRUE(ledger->instance_state("i1", S::kReady, 140).is_ok());  // after the last beat
@@ -309,7 +309,7 @@ TEST(CostReport, MigratesAVersion1File) {
   EXPECT_NEAR((*keys)[0].cost_share, 0.09, 1e-12);
 
   // New runs in the migrated file get phases; the old id is free again.
-  ASSERT_TRUE(ledger->instance_started("i2", "old", "gpu", 0.001, 300, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i2", "old", "gpu", 0.001, 0, 300, false).is_ok());
   ASSERT_TRUE(ledger->instance_state("i2", S::kIdle, 305).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i2", 320).is_ok());
   d = only(report_ok(*ledger, 0, 1000, 1000));
@@ -328,7 +328,7 @@ TEST(CostLedgerReadOnly, ReadsWithoutRecoveringOrWriting) {
   const std::string path = dir.file("ledger.db");
   auto writer = open_ok(path);
   ASSERT_TRUE(writer);
-  ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 100, true).is_ok());
+  ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 0, 100, true).is_ok());
   ASSERT_TRUE(writer->instance_state("i1", S::kIdle, 110).is_ok());
   ASSERT_TRUE(writer->record_request("a", "", "interactive", 1, 2, 200, 0, 105).is_ok());
   ASSERT_TRUE(writer->heartbeat(130).is_ok());
@@ -346,7 +346,7 @@ TEST(CostLedgerReadOnly, ReadsWithoutRecoveringOrWriting) {
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM instances WHERE stopped_at IS NULL"), "1");
 
   for (const core::Status& st :
-       {reader->instance_started("i2", "a", "gpu", 0.01, 140, false), reader->heartbeat(140),
+       {reader->instance_started("i2", "a", "gpu", 0.01, 0, 140, false), reader->heartbeat(140),
         reader->instance_state("i1", S::kReady, 140), reader->instance_stopped("i1", 140),
         reader->record_request("a", "", "interactive", 1, 1, 200, 0, 140)}) {
     ASSERT_FALSE(st.is_ok());
@@ -366,7 +366,7 @@ TEST(CostLedgerReadOnly, AStaleOpenInstanceEndsAtItsLastHeartbeat) {
   {
     auto writer = open_ok(path);
     ASSERT_TRUE(writer);
-    ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 100, false).is_ok());
+    ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 0, 100, false).is_ok());
     ASSERT_TRUE(writer->instance_state("i1", S::kIdle, 105).is_ok());
     ASSERT_TRUE(writer->heartbeat(130).is_ok());
     // The daemon dies here.
@@ -397,7 +397,7 @@ TEST(CostLedgerReadOnly, OpensACleanlyClosedLedger) {
   {
     auto writer = open_ok(path);
     ASSERT_TRUE(writer);
-    ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 0, false).is_ok());
+    ASSERT_TRUE(writer->instance_started("i1", "a", "gpu", 0.01, 0, 0, false).is_ok());
     ASSERT_TRUE(writer->instance_stopped("i1", 10).is_ok());
   }
   ASSERT_FALSE(std::filesystem::exists(path + "-wal"));  // checkpointed away at close
@@ -494,7 +494,7 @@ TEST(CostLedgerReadOnlyDeathTest, ReadsTheWalACrashLeftBehind) {
       {
         auto ledger = CostLedger::open(path);
         if (!ledger.is_ok()) _exit(2);
-        if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 100, false).is_ok()) _exit(3);
+        if (!(*ledger)->instance_started("i1", "a", "gpu", 0.001, 0, 100, false).is_ok()) _exit(3);
         if (!(*ledger)->instance_state("i1", InstancePhase::kIdle, 110).is_ok()) _exit(4);
         if (!(*ledger)->heartbeat(130).is_ok()) _exit(5);
         _exit(0);

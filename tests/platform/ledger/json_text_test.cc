@@ -64,11 +64,11 @@ TEST(CostLedgerJson, RendersCostsAndParsesBack) {
   ASSERT_TRUE(ledger_or.is_ok()) << ledger_or.status().message();
   auto& ledger = *ledger_or;
   const std::string weird = std::string("we\"ird\\name\n\x01 \xC3\xA9", 16);
-  ASSERT_TRUE(ledger->instance_started("i1", weird, "gpu", 0.001, 100, true).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", weird, "gpu", 0.001, 0, 100, true).is_ok());
   ASSERT_TRUE(ledger->instance_stopped("i1", 160).is_ok());
   ASSERT_TRUE(ledger->record_request(weird, "", "interactive", 10, 20, 200, 0, 120).is_ok());
   ASSERT_TRUE(ledger->record_request(weird, "", "interactive", 5, 0, 200, 0, 130).is_ok());
-  ASSERT_TRUE(ledger->instance_started("i2", "plain", "cpu", 0.0001, 100, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i2", "plain", "cpu", 0.0001, 0, 100, false).is_ok());
 
   auto text = ledger->costs_json(0, 1000, 200);
   ASSERT_TRUE(text.is_ok()) << text.status().message();

@@ -62,7 +62,7 @@ void write_version2_ledger(const std::string& path) {
 // One instance of `deployment` running [start, stop) at `price`.
 void run_instance(CostLedger& ledger, const std::string& id, const std::string& deployment,
                   double price, double start, double stop) {
-  ASSERT_TRUE(ledger.instance_started(id, deployment, "gpu", price, start, false).is_ok());
+  ASSERT_TRUE(ledger.instance_started(id, deployment, "gpu", price, 0, start, false).is_ok());
   ASSERT_TRUE(ledger.instance_stopped(id, stop).is_ok());
 }
 
@@ -77,7 +77,7 @@ TEST(KeyUsage, RecordsTheKeyAndClassOfEachRequest) {
   const std::string path = dir.file("ledger.db");
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
-  EXPECT_EQ(ledger->schema_version(), 3);
+  EXPECT_EQ(ledger->schema_version(), CostLedger::kSchemaVersion);
   request(*ledger, "llava", "team-a", "batch", 7, 3, 10);
   request(*ledger, "llava", "", "interactive", 1, 1, 11);
   EXPECT_EQ(query_text(path, "SELECT api_key || '/' || class FROM requests WHERE at = 10"),
@@ -152,7 +152,7 @@ TEST(KeyUsage, SharesSumToTheDeploymentsCost) {
   auto ledger = open_ok(dir.file("ledger.db"));
   ASSERT_TRUE(ledger);
   // Prices and token counts that do not divide evenly, on two devices, one run still open.
-  ASSERT_TRUE(ledger->instance_started("i1", "llava", "h100", 0.0013, 3, false).is_ok());
+  ASSERT_TRUE(ledger->instance_started("i1", "llava", "h100", 0.0013, 0, 3, false).is_ok());
   run_instance(*ledger, "i2", "llava", 0.00071, 17, 311);
   int64_t tokens = 1;
   for (const char* key : {"a", "b", "c", "d", "e", "f", "g"}) {
@@ -279,8 +279,9 @@ TEST(KeyUsage, MigratesAVersion2File) {
 
   auto ledger = open_ok(path);
   ASSERT_TRUE(ledger);
-  EXPECT_EQ(ledger->schema_version(), 3);
-  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version"), "3");
+  EXPECT_EQ(ledger->schema_version(), CostLedger::kSchemaVersion);
+  EXPECT_EQ(query_text(path, "SELECT group_concat(version) FROM schema_version"),
+            std::to_string(CostLedger::kSchemaVersion));
   // The old rows take the defaults.
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM requests WHERE api_key = '' AND class = 'interactive'"),
             "3");
@@ -312,7 +313,7 @@ TEST(KeyUsage, MigratesAVersion2File) {
   EXPECT_NEAR(usage[1].cost_share, 0.2 * 120 / 160, 1e-12);
 
   ledger.reset();
-  ledger = open_ok(path);  // a second open finds version 3 and migrates nothing
+  ledger = open_ok(path);  // a second open finds the current version and migrates nothing
   ASSERT_TRUE(ledger);
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM schema_version"), "1");
   EXPECT_EQ(usage_ok(*ledger, 0, 1000, 1000).size(), 2u);

@@ -93,10 +93,19 @@ constexpr const char* kVersion2PhasesTable =
     "CREATE UNIQUE INDEX instance_phases_open_run ON instance_phases(run) WHERE ended_at IS NULL;"
     "CREATE INDEX instance_phases_started_at ON instance_phases(started_at);";
 
+// What version 3 added to the requests table.
+constexpr const char* kVersion3RequestKeys =
+    "ALTER TABLE requests ADD COLUMN api_key TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE requests ADD COLUMN class TEXT NOT NULL DEFAULT 'interactive';";
+
 // Whole files as those builds left them: a migration must start from exactly these.
 inline std::string version1_schema() { return std::string(kVersion1Tables) + "INSERT INTO schema_version VALUES (1);"; }
 inline std::string version2_schema() {
   return std::string(kVersion1Tables) + kVersion2PhasesTable + "INSERT INTO schema_version VALUES (2);";
+}
+inline std::string version3_schema() {
+  return std::string(kVersion1Tables) + kVersion2PhasesTable + kVersion3RequestKeys +
+         "INSERT INTO schema_version VALUES (3);";
 }
 
 }  // namespace zs::platform::ledger_test

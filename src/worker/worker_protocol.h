@@ -1,0 +1,24 @@
+#pragma once
+// What the daemon and a builtin worker say to each other beyond the OpenAI API, defined once
+// for both sides.
+//
+// - Start: the worker prints `started load_ms=<ms>` (the time its load took: open and map the
+//   file, parse it, build the tokenizer and engine), then `ready <address>` when it can serve.
+// - Sleep: POST kSleepPath asks an idle worker to give back its KV cache and compute threads
+//   (it keeps its process, weights and tokenizer). 200 with {"released_bytes":N} when asleep,
+//   409 when requests are running or waiting (nothing changes), 503 when it cannot sleep
+//   (an embedding model, or still loading). Any request wakes it again.
+// - A response to a request that woke a sleeping worker carries kWakeMsHeader: the
+//   milliseconds from the request's arrival to the engine being ready to step.
+namespace zs::worker {
+
+inline constexpr const char* kReadyPrefix = "ready ";
+inline constexpr const char* kStartedPrefix = "started ";
+inline constexpr const char* kLoadMsKey = "load_ms";
+// The request class the gateway forwards ("interactive" or "batch"); a request without it is
+// interactive, so a worker run on its own behaves as before.
+inline constexpr const char* kPriorityHeader = "X-Priority";
+inline constexpr const char* kSleepPath = "/internal/sleep";
+inline constexpr const char* kWakeMsHeader = "X-Zeroserve-Wake-Ms";
+
+}  // namespace zs::worker
