@@ -2,7 +2,10 @@
 // run (the machine is shared and noisy, so every claim is a ratio or a difference):
 //
 //   a) cold start: time to first token of a request that arrives at zero instances vs one
-//      that finds the instance warm, through `serve`                        (target <= +100 ms)
+//      that finds the instance warm, through `serve`                        (target <= +100 ms);
+//      and a request that wakes a sleeping instance vs the warm one after it (target <= +10 ms),
+//      interleaved; then the wake itself measured in a worker reached directly: arrival to the
+//      first step of a request that woke it vs of one that did not, paired (target <= 10 ms)
 //   b) gateway overhead: the same short request through `serve` vs straight to the worker
 //      instance behind it (its Unix socket): per-request ms difference      (target <= 1 ms)
 //      and streamed tokens/s ratio                                          (target >= 0.95)
@@ -62,7 +65,7 @@ using namespace zs::bench;
 
 struct Options {
   std::string model, zeroserve, only;
-  int threads = 2, cold_trials = 3, overhead_requests = 30, stream_tokens = 48, stream_trials = 4;
+  int threads = 2, cold_trials = 3, wake_trials = 15, overhead_requests = 30, stream_tokens = 48, stream_trials = 4;
   int connections = 10'000, prompt_tokens = 8;
   long serve_nofile = 0;  // > 0: start serve with this soft RLIMIT_NOFILE (what a default shell gives)
 };
@@ -79,31 +82,123 @@ std::string builtin_deployment(const std::string& name, const std::string& model
 }
 
 // ---------------------------------------------------------------------------------------
-// a) cold start vs warm.
+// a) cold start and wake vs warm.
+double ms_of(const std::string& start_header) {  // "wake; ms=0.4" -> 0.4
+  const size_t at = start_header.find("ms=");
+  return at == std::string::npos ? -1 : std::strtod(start_header.c_str() + at + 3, nullptr);
+}
+
+void print_quartiles(const char* what, const std::vector<double>& v) {
+  std::printf("  %s: median %.2f ms, quartiles %.2f .. %.2f ms (n %zu)\n", what, median(v), quantile(v, 0.25),
+              quantile(v, 0.75), v.size());
+}
+
 void bench_cold_start(Serve& s, const zs::engine::Llm& llm, const Options& o) {
-  std::printf("\n[a] time to first token at zero instances vs warm, through serve (deployment 'cold': keep_alive 1s, "
-              "min_instances 0; %d-token prompt, max_tokens 1, streaming)\n",
+  std::printf("\n[a] time to first token at zero instances, and of a sleeping instance, vs warm, through serve "
+              "(deployment 'cold': keep_alive 1s; 'sleepy': sleep_after 0s, always one instance, paired with 'warm': "
+              "never sleeps, idle as long; %d-token prompts that share no prefix, max_tokens 1, streaming)\n",
               o.prompt_tokens);
-  std::vector<double> cold, warm, header;
+  std::vector<double> cold, warm, header, wake, wake_warm, wake_header;
+  int seed = 100;
   for (int t = 0; t < o.cold_trials; ++t) {
+    // Each pair starts on a quiet machine: the last cold instance has exited (its exit, and
+    // the start before it, must not fall into the next measurement).
     if (!s.wait_state("cold", "idle", std::chrono::seconds(60))) die("deployment 'cold' did not scale to zero");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the stopped worker's exit settle
-    const std::string prompt = make_prompt(llm, 100 + t, o.prompt_tokens);
-    auto c = run_stream(s.address(), completion_body("cold", prompt, 1, true));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (!s.wait_state("sleepy", "sleeping", std::chrono::seconds(60))) die("deployment 'sleepy' did not go to sleep");
+    // Paired with a request to 'warm' (awake, idle as long): which goes first alternates.
+    const std::string pk = make_prompt(llm, seed++, o.prompt_tokens), pw = make_prompt(llm, seed++, o.prompt_tokens);
+    StreamResult k, kw;
+    if (t % 2 == 0) {
+      k = run_stream(s.address(), completion_body("sleepy", pk, 1, true));
+      kw = run_stream(s.address(), completion_body("warm", pw, 1, true));
+    } else {
+      kw = run_stream(s.address(), completion_body("warm", pw, 1, true));
+      k = run_stream(s.address(), completion_body("sleepy", pk, 1, true));
+    }
+    if (!k.ok || !k.first_text || !kw.ok || !kw.first_text) die("sleepy request failed: " + k.error + kw.error);
+    if (k.start.rfind("wake", 0) != 0 || kw.start.rfind("warm", 0) != 0)
+      std::printf("  note: expected wake and warm, got '%s' and '%s'\n", k.start.c_str(), kw.start.c_str());
+    wake.push_back(seconds_between(k.sent, *k.first_text) * 1e3);
+    wake_warm.push_back(seconds_between(kw.sent, *kw.first_text) * 1e3);
+    wake_header.push_back(ms_of(k.start));
+
+    auto c = run_stream(s.address(), completion_body("cold", make_prompt(llm, seed++, o.prompt_tokens), 1, true));
     if (!c.ok || !c.first_text) die("cold request failed: " + c.error);
-    auto w = run_stream(s.address(), completion_body("cold", prompt, 1, true));
+    auto w = run_stream(s.address(), completion_body("cold", make_prompt(llm, seed++, o.prompt_tokens), 1, true));
     if (!w.ok || !w.first_text) die("warm request failed: " + w.error);
     if (!w.cold_start_ms.empty()) std::printf("  note: the warm request also waited for a start\n");
     cold.push_back(seconds_between(c.sent, *c.first_text) * 1e3);
     warm.push_back(seconds_between(w.sent, *w.first_text) * 1e3);
     header.push_back(c.cold_start_ms.empty() ? -1 : std::stod(c.cold_start_ms));
-    std::printf("  trial %d: cold %.0f ms (X-Zeroserve-Cold-Start-Ms %s), warm %.0f ms\n", t + 1, cold.back(),
-                c.cold_start_ms.empty() ? "missing" : c.cold_start_ms.c_str(), warm.back());
+    std::printf("  trial %d: wake %.1f ms (%s), warm (idle as long) %.1f ms; cold %.0f ms (%s), warm after it %.0f ms\n",
+                t + 1, wake.back(), k.start.c_str(), wake_warm.back(), cold.back(), c.start.c_str(), warm.back());
     std::fflush(stdout);
   }
+  std::vector<double> wake_diff;
+  for (size_t i = 0; i < wake.size(); ++i) wake_diff.push_back(wake[i] - wake_warm[i]);
   std::printf("  RESULT cold-start  warm ttft %.0f ms, cold ttft %.0f ms, difference %+.0f ms, ratio %.2fx; instance "
               "start reported %.0f ms (target <= +100 ms)\n",
               median(warm), median(cold), median(cold) - median(warm), median(cold) / median(warm), median(header));
+  std::printf("  RESULT wake  warm ttft %.1f ms, wake ttft %.1f ms, paired difference median %+.1f ms (quartiles "
+              "%+.1f .. %+.1f), ratio %.2fx; wake reported by the worker %.2f ms (target <= +10 ms)\n",
+              median(wake_warm), median(wake), median(wake_diff), quantile(wake_diff, 0.25), quantile(wake_diff, 0.75),
+              median(wake) / median(wake_warm), median(wake_header));
+}
+
+// The wake itself, in a worker reached directly: put it to sleep, send a request (it wakes the
+// engine), then another (warm); the worker's histogram of arrival-to-first-step, by label, gives
+// each request's own delay (its sum moves by exactly that request's value).
+void bench_wake_direct(Serve& s, const zs::engine::Llm& llm, const Options& o) {
+  std::printf("\n[a2] the wake itself: arrival to first step in a worker reached directly (deployment 'direct', "
+              "which the fleet never puts to sleep: this benchmark does), a request that wakes it vs the next one "
+              "(paired, %d trials)\n",
+              o.wake_trials);
+  const std::string address = s.instance_socket("direct");
+  if (address.empty()) die("no instance of deployment 'direct'");
+  auto metrics = [&] {
+    auto r = zs::gateway::http_request("GET", address, "/metrics");
+    if (!r) die("cannot read the worker's metrics");
+    return r->body;
+  };
+  auto sum_of = [&](const std::string& page, const char* start) {
+    return metric(page, std::string("zs_worker_first_step_seconds_sum{start=\"") + start + "\"}");
+  };
+  std::vector<double> woke, warm, diff, header, ttft_woke, ttft_warm, ttft_diff;
+  int seed = 5000;
+  for (int t = 0; t < o.wake_trials; ++t) {
+    auto slept = zs::gateway::http_request("POST", address, "/internal/sleep", "");
+    if (!slept || slept->status != 200) die("the worker did not sleep");
+    const std::string m0 = metrics();
+    const auto t0 = Clock::now();
+    auto a = zs::gateway::http_request("POST", address, "/v1/completions",
+                                       completion_body("m", make_prompt(llm, seed++, o.prompt_tokens), 1, false).dump());
+    const auto t1 = Clock::now();
+    const std::string m1 = metrics();
+    const auto t2 = Clock::now();
+    auto b = zs::gateway::http_request("POST", address, "/v1/completions",
+                                       completion_body("m", make_prompt(llm, seed++, o.prompt_tokens), 1, false).dump());
+    const auto t3 = Clock::now();
+    const std::string m2 = metrics();
+    ttft_woke.push_back(seconds_between(t0, t1) * 1e3);
+    ttft_warm.push_back(seconds_between(t2, t3) * 1e3);
+    ttft_diff.push_back(ttft_woke.back() - ttft_warm.back());
+    if (!a || !b || a->status != 200 || b->status != 200) die("a request to the worker failed");
+    woke.push_back((sum_of(m1, "wake") - sum_of(m0, "wake")) * 1e3);
+    warm.push_back((sum_of(m2, "warm") - sum_of(m1, "warm")) * 1e3);
+    diff.push_back(woke.back() - warm.back());
+    header.push_back(std::strtod(a->header("X-Zeroserve-Wake-Ms").c_str(), nullptr));
+  }
+  print_quartiles("arrival to first step, waking request", woke);
+  print_quartiles("arrival to first step, warm request", warm);
+  print_quartiles("the worker's X-Zeroserve-Wake-Ms", header);
+  print_quartiles("whole request (first token), waking request", ttft_woke);
+  print_quartiles("whole request (first token), warm request", ttft_warm);
+  std::printf("  RESULT wake-ttft-direct  paired difference median %+.1f ms (quartiles %+.1f .. %+.1f) (target <= +10 ms)\n",
+              median(ttft_diff), quantile(ttft_diff, 0.25), quantile(ttft_diff, 0.75));
+  std::printf("  RESULT wake-direct  wake %.2f ms vs warm %.2f ms: paired difference median %+.2f ms (quartiles %+.2f .. "
+              "%+.2f) (target: wake <= 10 ms)\n",
+              median(woke), median(warm), median(diff), quantile(diff, 0.25), quantile(diff, 0.75));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -425,6 +520,7 @@ int main(int argc, char** argv) {
     else if (a == "--zeroserve") o.zeroserve = next();
     else if (a == "--threads") o.threads = std::stoi(next());
     else if (a == "--cold-trials") o.cold_trials = std::stoi(next());
+    else if (a == "--wake-trials") o.wake_trials = std::stoi(next());
     else if (a == "--overhead-requests") o.overhead_requests = std::stoi(next());
     else if (a == "--stream-tokens") o.stream_tokens = std::stoi(next());
     else if (a == "--stream-trials") o.stream_trials = std::stoi(next());
@@ -438,7 +534,7 @@ int main(int argc, char** argv) {
       o.stream_tokens = 24;
       o.stream_trials = 2;
     } else {
-      std::printf("usage: bench_gateway [--model F] [--zeroserve BIN] [--threads N] [--cold-trials N]\n"
+      std::printf("usage: bench_gateway [--model F] [--zeroserve BIN] [--threads N] [--cold-trials N] [--wake-trials N]\n"
                   "                     [--overhead-requests N] [--stream-tokens N] [--stream-trials N]\n"
                   "                     [--connections N] [--serve-nofile N] [--prompt-tokens N] [--only a|b|c] [--quick]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
@@ -463,11 +559,20 @@ int main(int argc, char** argv) {
     Serve s(o, "gw",
             "deployments:\n" +
                 builtin_deployment("cold", o.model, o.threads, "    keep_alive: 1s\n    min_instances: 0\n") +
-                builtin_deployment("warm", o.model, o.threads, "    keep_alive: forever\n    min_instances: 1\n"));
+                builtin_deployment("warm", o.model, o.threads,
+                                   "    keep_alive: forever\n    min_instances: 1\n    sleep_after: never\n") +
+                builtin_deployment("sleepy", o.model, o.threads,
+                                   "    keep_alive: forever\n    min_instances: 1\n    sleep_after: 0s\n") +
+                builtin_deployment("direct", o.model, o.threads,
+                                   "    keep_alive: forever\n    min_instances: 1\n    sleep_after: never\n"));
     std::printf("serve %s (deployments 'cold' and 'warm': %s, slots 16, ctx 8192, threads %d)\n", s.address().c_str(),
                 o.model.c_str(), o.threads);
-    if (!s.wait_state("warm", "ready", std::chrono::seconds(120))) die("deployment 'warm' did not become ready");
-    if (o.only.empty() || o.only == "a") bench_cold_start(s, *llm, o);
+    for (const char* d : {"warm", "direct"})
+      if (!s.wait_state(d, "ready", std::chrono::seconds(120))) die(std::string("deployment '") + d + "' did not become ready");
+    if (o.only.empty() || o.only == "a") {
+      bench_cold_start(s, *llm, o);
+      bench_wake_direct(s, *llm, o);
+    }
     if (o.only.empty() || o.only == "b") bench_overhead(s, *llm, o);
   }
   if (o.only.empty() || o.only == "c") bench_idle_streams(o);

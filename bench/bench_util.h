@@ -63,6 +63,16 @@ inline double quantile(std::vector<double> v, double q) {
 }
 inline double median(const std::vector<double>& v) { return quantile(v, 0.5); }
 
+// The value of the Prometheus sample whose line starts with `series` in a /metrics page, or 0.
+inline double metric(const std::string& page, const std::string& series) {
+  for (size_t at = 0; at < page.size();) {
+    const size_t end = std::min(page.find('\n', at), page.size());
+    if (page.compare(at, series.size() + 1, series + " ") == 0) return std::strtod(page.c_str() + at + series.size() + 1, nullptr);
+    at = end + 1;
+  }
+  return 0;
+}
+
 [[noreturn]] inline void die(const std::string& message) {
   std::fprintf(stderr, "bench: %s\n", message.c_str());
   std::exit(1);
@@ -227,6 +237,7 @@ struct StreamResult {
   int completion_tokens = -1;
   int prompt_tokens = -1;
   std::string cold_start_ms;  // X-Zeroserve-Cold-Start-Ms, when the gateway waited for a start
+  std::string start;          // X-Zeroserve-Start: "cold|wake|warm; ms=N"
 };
 
 inline StreamResult run_stream(const std::string& address, const json& body, const std::atomic<bool>* hang_up = nullptr,
@@ -277,6 +288,7 @@ inline StreamResult run_stream(const std::string& address, const json& body, con
     return r;
   }
   r.cold_start_ms = resp->header("X-Zeroserve-Cold-Start-Ms");
+  r.start = resp->header("X-Zeroserve-Start");
   r.ok = true;
   return r;
 }

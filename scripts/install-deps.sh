@@ -12,6 +12,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libyaml-cpp-dev libsqlite3-dev libssl-dev \
   clang libclang-rt-14-dev \
   chromium chromium-driver >/dev/null  # the console's browser tests (docs/console.md)
+# The system's CA certificates: HTTPS to the Hugging Face hub (zeroserve pull, docs/models.md).
+$SUDO apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null
 # The official OpenAI SDK for the API compatibility tests (tests/sdk, pinned in its
 # package-lock.json), with the machine's Node.js, or Debian's where there is none.
 if ! command -v npm >/dev/null; then

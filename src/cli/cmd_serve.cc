@@ -1,12 +1,14 @@
 // `zeroserve serve`: the serverless gateway. SIGHUP reloads the configuration without
 // dropping requests; SIGTERM/SIGINT drain and stop every instance.
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/serve_daemon.h"
+#include "gateway/hub/model_store.h"
 #include "core/log.h"
 #include "core/process_limits.h"
 
@@ -49,9 +51,20 @@ core::Status serve(const ServeOptions& o) {
 void register_serve_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Run the serverless gateway over the deployments of a config file");
-  cmd->add_option("--config,-c", o->config_path, "zeroserve.yaml (default: a built-in demo deployment)");
+  cmd->add_option("--config,-c", o->config_path,
+                  "zeroserve.yaml (default: --model, else a small real model from the hub, else a built-in demo)");
   cmd->add_option("--listen", o->listen, "address to listen on (overrides gateway.listen), e.g. 127.0.0.1:8080");
-  cmd->callback([o, &exit_code] { exit_code = report(serve(*o)); });
+  auto* model = cmd->add_option("--model,-m", o->model,
+                                "serve this one model without a config file: a GGUF path or hf:OWNER/REPO:QUANT "
+                                "(pulled first; docs/models.md)");
+  model->excludes(cmd->get_option("--config"));
+  cmd->add_option("--mmproj", o->mmproj, "with --model: its vision projector (a path or an hf: name)")->needs(model);
+  cmd->add_flag("--offline", o->offline, "never contact the hub (also ZEROSERVE_OFFLINE=1): hf: names must be pulled already");
+  cmd->callback([o, &exit_code] {
+    // Instances inherit it, so that their first starts never contact the hub either.
+    if (o->offline) setenv(gateway::hub::kOfflineEnv, "1", 1);
+    exit_code = report(serve(*o));
+  });
 }
 
 }  // namespace zs::cli

@@ -8,6 +8,10 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/model_cli.h"
+#include "cli/model_source.h"
+#include "gateway/hub/model_store.h"
+#include "platform/models/model_ref.h"
 #include "core/log.h"
 #include "core/process_limits.h"
 #include "worker/worker.h"
@@ -16,7 +20,7 @@
 namespace zs::cli {
 namespace {
 
-core::Status run_worker(const worker::WorkerOptions& o) {
+core::Status run_worker(const worker::WorkerOptions& options, const std::string& cache_dir_flag) {
   // Signals are taken synchronously by this thread; block them before other threads start
   // so that they inherit the mask.
   sigset_t signals;
@@ -27,6 +31,21 @@ core::Status run_worker(const worker::WorkerOptions& o) {
   std::signal(SIGPIPE, SIG_IGN);
   core::raise_open_file_limit();
 
+  // An "hf:" name is found in the model store, or pulled into it (serve's first start of a
+  // deployment naming one); a concurrent start of the same model waits for that download.
+  std::signal(SIGXFSZ, SIG_IGN);
+  const gateway::hub::HubOptions hub = gateway::hub::HubOptions::from_environment();
+  const std::string cache_dir = cache_dir_flag.empty() ? default_cache_dir() : cache_dir_flag;
+  worker::WorkerOptions o = options;
+  for (auto [flag, value] : {std::pair<const char*, std::string*>{"--model", &o.model}, {"--mmproj", &o.mmproj},
+                             {"--draft-model", &o.draft_model}}) {
+    if (!platform::is_model_ref(*value)) continue;
+    if (o.name.empty() && value == &o.model) o.name = default_model_name(*value);
+    core::log_info("worker", std::string("finding ") + flag + " " + *value + " in " + cache_dir + " (pulling it when missing)");
+    auto path = gateway::hub::resolve_model_path(*value, cache_dir, hub);
+    if (!path) return path.status().with_context(flag);
+    *value = path.value();
+  }
   auto w = worker::Worker::start(o);
   if (!w) return w.status();
   core::log_info("worker", "listening on " + w.value()->address() + ", loading " + o.model);
@@ -48,9 +67,11 @@ core::Status run_worker(const worker::WorkerOptions& o) {
 
 void register_worker_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<worker::WorkerOptions>();
+  auto cache_dir = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("worker", "Serve one model instance over the OpenAI-compatible API");
-  cmd->add_option("--model", o->model, "GGUF model")->required();
-  cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF");
+  cmd->add_option("--model", o->model, "GGUF model: a path or hf:OWNER/REPO:QUANT (pulled when not stored)")->required();
+  cmd->add_option("--mmproj", o->mmproj, "vision projector GGUF: a path or an hf: name");
+  cmd->add_option("--cache-dir", *cache_dir, "where hf: names are stored (default ~/.cache/zeroserve)");
   cmd->add_option("--listen", o->listen, "127.0.0.1:PORT (0 = any free port) or unix:/path");
   cmd->add_option("--slots", o->slots, "sequences decoded together")->check(CLI::Range(1, 1024));
   cmd->add_option("--ctx", o->ctx, "KV cache positions shared by all slots")->check(CLI::Range(16, 1 << 22));
@@ -79,9 +100,9 @@ void register_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--name", o->name, "model name reported in responses (default: the model file's stem)");
   auto grace_ms = std::make_shared<int>(30000);
   cmd->add_option("--drain-grace-ms", *grace_ms, "how long in-flight requests may finish after SIGTERM");
-  cmd->callback([o, grace_ms, &exit_code] {
+  cmd->callback([o, grace_ms, cache_dir, &exit_code] {
     o->drain_grace = std::chrono::milliseconds(*grace_ms);
-    exit_code = report(run_worker(*o));
+    exit_code = report(run_worker(*o, *cache_dir));
   });
 }
 

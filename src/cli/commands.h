@@ -15,5 +15,6 @@ void register_worker_command(CLI::App& app, int& exit_code);
 void register_serve_command(CLI::App& app, int& exit_code);
 void register_cost_command(CLI::App& app, int& exit_code);
 void register_sim_command(CLI::App& app, int& exit_code);
+void register_models_commands(CLI::App& app, int& exit_code);  // pull, models, rm
 
 }  // namespace zs::cli

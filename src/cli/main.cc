@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   zs::cli::register_serve_command(app, exit_code);
   zs::cli::register_cost_command(app, exit_code);
   zs::cli::register_sim_command(app, exit_code);
+  zs::cli::register_models_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

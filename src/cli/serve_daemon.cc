@@ -13,6 +13,8 @@
 #include "engine/model/random_model.h"
 #include "gateway/fetch/http_image_fetcher.h"
 #include "gateway/http/http_client.h"
+#include "gateway/hub/model_store.h"
+#include "platform/models/model_ref.h"
 #include "platform/autoscale/policy_state_store.h"
 #include "platform/metrics/process_memory.h"
 #include "worker/worker.h"
@@ -54,7 +56,15 @@ std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platfor
   std::map<std::string, gateway::openai::ModelKind> kinds;
   for (const auto& d : config.deployments) {
     if (d.runtime != platform::RuntimeKind::kBuiltin) continue;
-    auto file = engine::GgufFile::open(d.model);
+    std::string model = d.model;
+    if (platform::is_model_ref(model)) {  // known once pulled (a reload then tells)
+      auto ref = platform::parse_model_ref(model);
+      auto m = ref ? gateway::hub::ModelStore::in_cache_dir(config.gateway.cache_dir).find(*ref)
+                   : core::Result<gateway::hub::StoredModel>(ref.status());
+      if (!m) continue;
+      model = m->path;
+    }
+    auto file = engine::GgufFile::open(model);
     if (!file) continue;
     auto c = engine::ModelConfig::from_gguf(*file.value());
     if (!c) continue;
@@ -67,6 +77,7 @@ std::map<std::string, gateway::openai::ModelKind> deployment_kinds(const platfor
 
 namespace {
 constexpr uint64_t kProcessBytes = 64ull << 20;  // an instance process itself, beyond its model
+constexpr double kPullStartTimeoutS = 6 * 3600;  // a first start that pulls its model from the hub
 }  // namespace
 
 Result<uint64_t> estimate_instance_memory(const std::string& model, const std::string& mmproj, int ctx) {
@@ -104,15 +115,18 @@ Result<platform::Config> default_config(const std::string& cache_dir) {
   auto config = platform::parse_config(yaml, "<built-in default>", cache_dir);
   if (!config) return config.status();
   core::log_info("serve", "no --config given: serving the built-in deployment 'zeroserve-tiny' (random weights, " + model +
-                              "). To serve a real model, download a GGUF (see README) and pass --config zeroserve.yaml "
-                              "with a deployment naming it (docs/configuration.md).");
+                              "). To serve a real model: zeroserve serve --model PATH or hf:OWNER/REPO:QUANT (docs/models.md), "
+                              "or --config zeroserve.yaml (docs/configuration.md).");
   return config;
 }
 
 Result<platform::Config> ServeDaemon::read_config() const {
-  Result<platform::Config> config = options_.config_path.empty()
-                                        ? default_config(default_dir("XDG_CACHE_HOME", ".cache"))
-                                        : platform::load_config(options_.config_path);
+  gateway::hub::HubOptions hub = gateway::hub::HubOptions::from_environment();
+  hub.offline |= options_.offline;
+  const std::string cache_dir = default_dir("XDG_CACHE_HOME", ".cache");
+  Result<platform::Config> config = !options_.config_path.empty() ? platform::load_config(options_.config_path)
+                                    : !options_.model.empty()     ? single_model_config(options_.model, options_.mmproj, cache_dir, hub)
+                                                                  : first_run_config(cache_dir, hub);
   if (!config) return config.status();
   ZS_RETURN_IF_ERROR(platform::validate_files(config.value()));
   if (!options_.listen.empty()) config->gateway.listen = options_.listen;
@@ -122,15 +136,33 @@ Result<platform::Config> ServeDaemon::read_config() const {
 
 Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platform::Config& config) const {
   std::vector<platform::DeploymentSpec> specs;
-  for (const auto& d : config.deployments) {
+  gateway::hub::HubOptions hub = gateway::hub::HubOptions::from_environment();
+  hub.offline |= options_.offline;
+  for (const auto& configured : config.deployments) {
+    // hf: names become the stored files' paths; one not stored yet stays a name that the
+    // worker pulls at its first start (cli/model_source.h).
+    platform::DeploymentConfig d = configured;
+    bool pending_pull = false;
+    std::optional<uint64_t> pending_memory;
+    if (d.runtime == platform::RuntimeKind::kBuiltin) {
+      auto resolved = resolve_deployment_models(d, config.gateway.cache_dir, hub);
+      if (!resolved) return resolved.status().with_context("deployment '" + d.name + "'");
+      d.model = resolved->model;
+      d.mmproj = resolved->mmproj;
+      d.draft_model = resolved->draft_model;
+      pending_pull = resolved->pending_pull;
+      pending_memory = resolved->pending_memory_bytes;
+    }
     uint64_t memory_bytes = 0;
     if (d.memory_bytes) {
       memory_bytes = *d.memory_bytes;
+    } else if (pending_memory) {
+      memory_bytes = *pending_memory;
     } else {
-      auto est = estimate_instance_memory(d.model, d.mmproj, d.ctx);
+      auto est = estimate_instance_memory(d.model, platform::is_model_ref(d.mmproj) ? "" : d.mmproj, d.ctx);
       if (!est) return est.status().with_context("deployment '" + d.name + "'");
       memory_bytes = est.value();
-      if (!d.draft_model.empty()) {  // the draft model's weights, cache and buffers, in the same process
+      if (!d.draft_model.empty() && !platform::is_model_ref(d.draft_model)) {  // the draft model's weights, cache and buffers, in the same process
         auto draft = estimate_instance_memory(d.draft_model, "", d.ctx);
         if (!draft) return draft.status().with_context("deployment '" + d.name + "' (draft_model)");
         memory_bytes += draft.value() - kProcessBytes;
@@ -140,14 +172,17 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
     platform::DeploymentSpec s = platform::scheduling_spec(d, memory_bytes, dev ? dev->price_per_second : 0);
     s.sleep_price_per_second = dev ? dev->sleep_price_per_second : 0;
     s.env = d.env;
+    // A first start that downloads the model may take as long as the download.
+    if (pending_pull) s.start_timeout_s = std::max(s.start_timeout_s, kPullStartTimeoutS);
     if (d.runtime == platform::RuntimeKind::kBuiltin) {
       s.uses_unix_socket = true;
       s.announces_ready = true;
       const std::string exe = self_exe_;
       const uint64_t max_body = max_body_bytes_;
-      s.command = [exe, d, max_body](const std::string& address, int) -> Result<std::vector<std::string>> {
+      const std::string cache_dir = config.gateway.cache_dir;
+      s.command = [exe, d, max_body, cache_dir](const std::string& address, int) -> Result<std::vector<std::string>> {
         std::vector<std::string> argv = {exe, "worker", "--model", d.model, "--name", d.name, "--listen", address, "--slots",
-                                         std::to_string(d.slots), "--ctx", std::to_string(d.ctx)};
+                                         std::to_string(d.slots), "--ctx", std::to_string(d.ctx), "--cache-dir", cache_dir};
         if (!d.mmproj.empty()) argv.insert(argv.end(), {"--mmproj", d.mmproj});
         if (d.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(d.threads)});
         // The gateway's limit, so that the worker never refuses a body the gateway accepted.
@@ -159,9 +194,9 @@ Result<std::vector<platform::DeploymentSpec>> ServeDaemon::specs_for(const platf
         if (!d.draft_model.empty()) argv.insert(argv.end(), {"--draft-model", d.draft_model});
         return argv;
       };
-      s.fingerprint = "builtin|" + d.model + "|" + d.mmproj + "|" + std::to_string(d.slots) + "|" +
+      s.fingerprint = "builtin|" + configured.model + "|" + configured.mmproj + "|" + std::to_string(d.slots) + "|" +
                       std::to_string(d.ctx) + "|" + std::to_string(d.threads) + (d.matryoshka ? "|matryoshka" : "") +
-                      "|" + std::to_string(d.max_image_tokens) + "|" + d.speculative + ":" + std::to_string(d.draft_tokens) + ":" + d.draft_model;
+                      "|" + std::to_string(d.max_image_tokens) + "|" + d.speculative + ":" + std::to_string(d.draft_tokens) + ":" + configured.draft_model;
     } else {
       s.uses_unix_socket = false;
       s.announces_ready = false;
@@ -276,6 +311,8 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->gateway_ = std::move(gw.value());
   d->gateway_->set_deployment_kinds(deployment_kinds(config.value()));
   d->gateway_->set_reload([daemon = d.get()] { return daemon->reload(); });
+  d->pulls_.set(config.value());
+  d->gateway_->set_pull_progress([pulls = &d->pulls_](const std::string& name) { return pulls->progress(name); });
 
   auto batches = platform::BatchStore::open(state_dir + "/batches.sqlite");
   if (!batches) return batches.status();
@@ -318,6 +355,7 @@ Status ServeDaemon::reload() {
   auto specs = specs_for(config.value());
   if (!specs) return specs.status();
   gateway_->set_deployment_kinds(deployment_kinds(config.value()));
+  pulls_.set(config.value());
   fleet_->set_deployments(std::move(specs.value()));
   gateway_->set_api_keys(config->gateway.api_keys);
   core::log_info("serve", "configuration reloaded: " + std::to_string(config->deployments.size()) + " deployments");

@@ -15,12 +15,16 @@
 #include "platform/fleet/fleet.h"
 #include "platform/ledger/cost_ledger.h"
 #include "platform/metrics/metrics_registry.h"
+#include "cli/model_source.h"
 
 namespace zs::cli {
 
 struct ServeOptions {
-  std::string config_path;  // empty: the built-in default deployment
+  std::string config_path;  // empty: --model, else the first run's model (cli/model_source.h)
   std::string listen;       // overrides the config's gateway.listen
+  std::string model;        // `serve --model`: a path or an hf: name, without a config file
+  std::string mmproj;
+  bool offline = false;     // never contact the hub (also ZEROSERVE_OFFLINE=1)
 };
 
 class ServeDaemon {
@@ -52,6 +56,7 @@ class ServeDaemon {
   std::unique_ptr<platform::BatchStore> batch_store_;
   std::unique_ptr<gateway::BatchRunner> batch_runner_;
   std::unique_ptr<gateway::BatchApi> batch_api_;
+  PullWatch pulls_;  // downloads of hf: models that deployments' first starts wait for
 };
 
 // The deployment served when no configuration is given: a small model generated on first

@@ -480,7 +480,7 @@ void Worker::handle_chat(const HttpRequest& req, std::shared_ptr<ResponseWriter>
   call->created = openai::unix_time_now();
   call->w = std::move(w);
   call->sampling = to_sampling(parsed->sampling);
-  call->max_tokens = parsed->sampling.max_tokens.value_or(-1);
+  call->max_tokens = parsed->sampling.max_tokens.value_or(options_.default_max_tokens);
   call->n = parsed->sampling.n;
   call->stop = parsed->sampling.stop;
   call->priority = priority.value();

@@ -57,6 +57,10 @@ struct WorkerOptions {
   int max_image_tokens = 0;  // per image; 0 = only the context limits it
   size_t max_body_bytes = size_t{32} << 20;
   std::chrono::milliseconds drain_grace{30'000};
+  // Tokens a chat completion without max_tokens / max_completion_tokens may generate (the
+  // context may end it sooner); completions keep OpenAI's default of 16.
+  int default_max_tokens = kDefaultMaxTokens;
+  static constexpr int kDefaultMaxTokens = 1024;
 };
 
 class Worker {

@@ -113,6 +113,7 @@ TEST(Serve, StreamingRequestWaitingForAColdStartGetsKeepAliveComments) {
   EXPECT_EQ(r->status, 200);
   EXPECT_NE(raw.find(": waiting for an instance of slow"), std::string::npos) << raw;
   EXPECT_NE(raw.find(": cold start took"), std::string::npos) << raw;
+  EXPECT_NE(raw.find(": X-Zeroserve-Start: cold; ms="), std::string::npos) << "the start, as the header would say it";
   EXPECT_NE(raw.find("data: [DONE]"), std::string::npos) << raw;
 }
 

@@ -11,6 +11,7 @@
 #include "gateway/http/http_client.h"
 #include "gateway/http/router.h"
 #include "gateway/http/sse.h"
+#include "gateway/hub/model_store.h"
 #include "gateway/openai/base64.h"
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
@@ -25,6 +26,15 @@ using nlohmann::json;
 using openai::respond_error;
 
 namespace {
+
+// "pulling model.gguf: 45% (180.0 MiB of 400.0 MiB)", for SSE comments.
+std::string describe_pull(const ModelPullNote& n) {
+  std::string out = "pulling " + n.file + ": ";
+  if (n.total == 0) return out + hub::format_size(n.done);
+  return out + std::to_string(static_cast<int>(100.0 * static_cast<double>(n.done) / static_cast<double>(n.total))) + "% (" +
+         hub::format_size(n.done) + " of " + hub::format_size(n.total) + ")";
+}
+
 
 // Seconds a client should wait before retrying a request refused because the server is stopping.
 constexpr int kShutdownRetryAfterS = 2;
@@ -288,7 +298,12 @@ Router GatewayServer::routes() {
   r.add("GET", "/admin/deployments", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     if (!admin_authorized(req, w)) return;
     json data = json::array();
-    for (const auto& s : fleet_.status())
+    PullProgressFn pull_progress;
+    {
+      core::MutexLock lock(mutex_);
+      pull_progress = pull_progress_;
+    }
+    for (const auto& s : fleet_.status()) {
       data.push_back({{"name", s.name},
                       {"state", s.state()},
                       {"instances",
@@ -301,6 +316,9 @@ Router GatewayServer::routes() {
                       {"cold_starts", s.cold_starts},
                       {"wakes", s.wakes},
                       {"crashes", s.crashes}});
+      if (auto note = pull_progress ? pull_progress(s.name) : std::nullopt)
+        data.back()["pull"] = {{"file", note->file}, {"done", note->done}, {"total", note->total}};
+    }
     json devices = json::array();
     for (const auto& d : fleet_.device_memory())
       devices.push_back({{"device", d.device}, {"memory_used", d.used}, {"memory_total", d.capacity}});
@@ -696,9 +714,14 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
             metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
                                platform::MetricsRegistry::exponential_buckets(0.005, 2, 16), {{"deployment", p->deployment}})
                 .observe(std::chrono::duration<double>(Clock::now() - p->arrival).count());
-            if (!opened) p->w->start_stream(200, "text/event-stream", start_header);
-            else if (lease.cold_start_ms >= 0)
-              p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
+            if (!opened) {
+              p->w->start_stream(200, "text/event-stream", start_header);
+            } else {  // the headers went out while it waited: the start comes as a comment
+              if (lease.cold_start_ms >= 0)
+                p->w->write(sse_comment("cold start took " + std::to_string(static_cast<int64_t>(lease.cold_start_ms)) + " ms"));
+              for (const auto& [name, value] : start_header)
+                if (name == kStartHeader) p->w->write(sse_comment(std::string(kStartHeader) + ": " + value));
+            }
           }
           parser.feed(chunk);
           for (const auto& e : parser.take_events()) {
@@ -781,6 +804,11 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   proxies_.fetch_sub(1);
 }
 
+void GatewayServer::set_pull_progress(PullProgressFn fn) {
+  core::MutexLock lock(mutex_);
+  pull_progress_ = std::move(fn);
+}
+
 void GatewayServer::keepalive_loop() {
   auto last = Clock::now();
   auto last_trim = Clock::now();
@@ -797,8 +825,10 @@ void GatewayServer::keepalive_loop() {
       }
     }
     std::vector<std::shared_ptr<Pending>> live;
+    PullProgressFn pull_progress;
     {
       core::MutexLock lock(mutex_);
+      pull_progress = pull_progress_;
       std::vector<std::weak_ptr<Pending>> keep;
       for (auto& wp : waiting_streams_)
         if (auto p = wp.lock()) {
@@ -812,6 +842,14 @@ void GatewayServer::keepalive_loop() {
     if (tick) last = now;
     std::map<std::string, platform::DeploymentStatus> status;
     for (const auto& s : fleet_.status()) status[s.name] = s;
+    // Downloads the waiting deployments' starts wait for, read outside every lock.
+    std::map<std::string, std::string> pulls;
+    if (tick && pull_progress)
+      for (const auto& p : live)
+        if (!pulls.count(p->deployment)) {
+          auto note = pull_progress(p->deployment);
+          pulls[p->deployment] = note ? describe_pull(*note) : "";
+        }
     for (auto& p : live) {
       core::MutexLock lock(p->mutex);
       if (p->leased) continue;
@@ -825,7 +863,7 @@ void GatewayServer::keepalive_loop() {
         char text[160];
         std::snprintf(text, sizeof text, "waiting for an instance of %s: %s, %d starting (%.1f s), %.1f s waited",
                       p->deployment.c_str(), s.state().c_str(), s.instances_starting, s.starting_for_s, waited);
-        p->w->write(sse_comment(text));
+        p->w->write(sse_comment(text + (pulls[p->deployment].empty() ? "" : "; " + pulls[p->deployment])));
       }
     }
     core::MutexLock lock(mutex_);

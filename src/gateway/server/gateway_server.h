@@ -56,6 +56,13 @@ struct RequestRecord {
   bool cold_start = false;
 };
 
+// A model download a deployment's start waits for (see set_pull_progress).
+struct ModelPullNote {
+  std::string file;
+  uint64_t done = 0;
+  uint64_t total = 0;  // 0 when unknown
+};
+
 class GatewayServer {
  public:
   using RecordFn = std::function<void(const RequestRecord&)>;
@@ -74,6 +81,11 @@ class GatewayServer {
   // What each deployment's model serves (chat or embedding). Deployments left out are not
   // known: their requests go through and the instance's own answer is passed on.
   void set_deployment_kinds(std::map<std::string, openai::ModelKind> kinds) EXCLUDES(mutex_);
+  // The model download a deployment's start is waiting for, if any: shown in the SSE comments
+  // of requests waiting for that start and as "pull" in /admin/deployments. Called on the
+  // keepalive and request threads with no lock of the gateway held; must not block for long.
+  using PullProgressFn = std::function<std::optional<ModelPullNote>(const std::string& deployment)>;
+  void set_pull_progress(PullProgressFn fn) EXCLUDES(mutex_);
   // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
   void set_batch_api(BatchApi* api) { batch_api_ = api; }
   // Serves POST /admin/reload; unset answers 404 there. Set before serving.
@@ -135,6 +147,7 @@ class GatewayServer {
   std::vector<platform::ApiKeyConfig> api_keys_ GUARDED_BY(mutex_);
   std::map<std::string, openai::ModelKind> kinds_ GUARDED_BY(mutex_);
   std::vector<std::weak_ptr<Pending>> waiting_streams_ GUARDED_BY(mutex_);  // for keepalive_loop
+  PullProgressFn pull_progress_ GUARDED_BY(mutex_);  // copied out before calling
   const std::string internal_key_;
   platform::QuotaBook quotas_;  // thread-safe itself
   BatchApi* batch_api_ = nullptr;  // set before serving

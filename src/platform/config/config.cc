@@ -1,6 +1,7 @@
 #include "platform/config/config.h"
 
 #include "platform/autoscale/scaling_policy.h"
+#include "platform/models/model_ref.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -170,6 +171,8 @@ class Parser {
   bool read_size(const Entry& e, uint64_t& out);
   bool read_duration(const Entry& e, double& out);
   bool read_path(const Entry& e, std::string& out);
+  // A path, or a model name on the hub ("hf:OWNER/REPO:QUANT"), kept as written.
+  bool read_model(const Entry& e, std::string& out);
   // Convenience: reads the field when present; false only when present and malformed.
   template <typename T, typename Fn>
   bool optional_field(const Fields& f, std::string_view key, T& out, Fn read) {
@@ -329,6 +332,19 @@ bool Parser::read_path(const Entry& e, std::string& out) {
   std::string raw;
   if (!read_string(e, raw)) return false;
   out = raw.empty() ? raw : resolve_path(raw);
+  return true;
+}
+
+bool Parser::read_model(const Entry& e, std::string& out) {
+  std::string raw;
+  if (!read_string(e, raw)) return false;
+  if (!is_model_ref(raw)) return read_path(e, out);
+  auto ref = parse_model_ref(raw);
+  if (!ref) {
+    error(e, ref.status().message());
+    return false;
+  }
+  out = raw;
   return true;
 }
 
@@ -644,8 +660,8 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
     error(*n, in_quotes(d.name) + " is not a valid name: " + std::string(kNameRule));
   }
 
-  optional_field(f, "model", d.model, &Parser::read_path);
-  optional_field(f, "mmproj", d.mmproj, &Parser::read_path);
+  optional_field(f, "model", d.model, &Parser::read_model);
+  optional_field(f, "mmproj", d.mmproj, &Parser::read_model);
 
   const Entry* runtime = f.get("runtime");
   const Entry* command = f.get("command");
@@ -677,6 +693,10 @@ int Parser::parse_deployment(const YAML::Node& node, const std::string& path, co
     } else {
       check_command(*command, d);
     }
+    // The daemon pulls hub names for its own workers only; a command gets a path.
+    for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"model", &d.model}, {"mmproj", &d.mmproj}})
+      if (const Entry* e = f.get(key); e && d.runtime == RuntimeKind::kCommand && is_model_ref(*value))
+        error(*e, "hf: names are pulled for the builtin runtime only; for runtime: command run `zeroserve pull` and give the path it prints");
   }
 
   optional_field(f, "min_instances", d.min_instances, &Parser::read_int);
@@ -933,7 +953,7 @@ void Parser::parse_speculative(const Entry& e, DeploymentConfig& d) {
       error(e, "draft-model needs a map: {method: draft-model, draft_model: small.gguf}");
   } else {
     Fields f(*this, e.value, e.path, {"method", "draft_model", "draft_tokens"});
-    optional_field(f, "draft_model", d.draft_model, &Parser::read_path);
+    optional_field(f, "draft_model", d.draft_model, &Parser::read_model);
     if (const Entry* me = f.get("method")) {
       std::string m;
       if (read_string(*me, m)) method(*me, lower(trim(m)));
@@ -1036,7 +1056,7 @@ core::Status validate_files(const Config& config) {
   for (size_t i = 0; i < config.deployments.size(); ++i) {
     const DeploymentConfig& d = config.deployments[i];
     auto check = [&](const std::string& field, const std::string& path, bool directory_ok) {
-      if (path.empty()) return;
+      if (path.empty() || is_model_ref(path)) return;  // a hub name: pulled at the first start
       std::error_code ec;
       const auto status = fs::status(path, ec);
       std::string problem;

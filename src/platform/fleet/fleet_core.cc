@@ -303,8 +303,9 @@ void FleetCore::queue_changed(Deployment& d, bool was_empty) {
   n += empty ? -1 : 1;
 }
 
-// Gives queued requests to ready instances with a free slot, least loaded first; a sleeping
-// instance is woken only when no awake one has room. Batch requests need a slot nobody uses;
+// Gives queued requests to ready instances with a free slot, least loaded first (a sleeping
+// instance counts as an idle one; between equals an awake one goes first, so that nothing is
+// woken while an idle awake instance waits). Batch requests need a slot nobody uses;
 // interactive ones count only interactive requests against the slots, so they never wait
 // behind batch work (the worker pauses it for them). The queue is ordered interactive first,
 // and a batch request needs more than an interactive one, so the first request that cannot be
@@ -313,21 +314,14 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
   while (!d.queue.empty()) {
     const bool batch = d.queue.front().cls == RequestClass::kBatch;
     Instance* best = nullptr;
-    Instance* sleeper = nullptr;
+    auto rank = [](const Instance& i) { return std::pair(i.in_flight, i.state == InstanceState::kSleeping); };
     for (auto& i : d.instances) {
-      if (i->unreachable) continue;
-      if (i->state == InstanceState::kSleeping) {
-        if (!sleeper) sleeper = i.get();
-        continue;
-      }
-      if (i->state != InstanceState::kReady) continue;
+      if (i->unreachable || (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping)) continue;
       const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
-      if (used < d.spec.slots && (!best || i->in_flight < best->in_flight)) best = i.get();
+      if (used < d.spec.slots && (!best || rank(*i) < rank(*best))) best = i.get();
     }
-    bool woke = false;
-    if (!best && sleeper) {
-      best = sleeper;
-      woke = true;
+    const bool woke = best && best->state == InstanceState::kSleeping;
+    if (woke) {
       d.set_state(*best, InstanceState::kReady);
       ++d.wakes;
     }

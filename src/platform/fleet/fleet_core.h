@@ -26,9 +26,9 @@
 // An idle instance of a deployment that may sleep (sleep_after >= 0) is put to sleep after
 // sleep_after of idleness, or when its policy says so (ScalingDecision::sleep_after_s): it
 // keeps its process, weights and memory reservation but gives back its cache and threads. A
-// request for it wakes it (the dispatch itself: the worker wakes when the request arrives),
-// preferring awake instances with a free slot; it stops after keep_alive like an idle one,
-// and is the first to go when its device needs room. Crashes (an exit not
+// request for it wakes it (the dispatch itself: the worker wakes when the request arrives);
+// dispatch counts it as an idle instance, after idle awake ones. It stops after keep_alive
+// like an idle one, and is the first to go when its device needs room. Crashes (an exit not
 // asked for, three failed health checks in a row, a start that timed out) count against the deployment and
 // back its next start off exponentially (1 s .. 30 s); three in a row while starting fail the
 // requests waiting for it.

@@ -75,6 +75,34 @@ TEST(HybridPolicy, FrequentIdleTimesKeepTheInstanceRareOnesStopIt) {
   EXPECT_EQ(w.keep_until_s, 0) << w.why;
 }
 
+TEST(HybridPolicy, ACheapSleepTierBuysAWindowAndTheInstanceSleepsThroughIt) {
+  PolicyOptions o;
+  o.hybrid_cold_start_cost_s = 600;
+  // Idle times spread evenly over 3 hours: at the running price no window pays and the last
+  // instance stops for good (the test above). Asleep at a tenth of the price, a window from
+  // the 25th percentile (43 min) to 3 hours does: the instance is pre-warmed and then sleeps.
+  IdleTimeHistogram spread(60, 4 * 3600);
+  for (int i = 0; i < 60; ++i) spread.add(60 + i * 180);
+  auto fleet = [&](double sleep_after_s, double share) {
+    auto p = std::make_unique<HybridPolicy>(o);
+    EXPECT_TRUE(p->restore_state(spread.serialize()).is_ok());
+    DeploymentObservation d = shape(/*max_instances=*/1, /*slots=*/4, /*keep_alive_s=*/300);
+    d.sleep_after_s = sleep_after_s;
+    d.sleep_cost_share = share;
+    return FakeFleet(std::move(p), d, /*start_s=*/1);
+  };
+  auto demand = [](double t) { return t < 10 ? 1 : 0; };
+  auto arrivals = [](double t) { return t == 0 ? 1 : 0; };
+  FakeFleet f = fleet(30, 0.1);
+  f.run(0, 3000, 10, demand, arrivals);
+  EXPECT_EQ(f.live(), 1) << (f.reasons.empty() ? "" : f.reasons.back());
+  EXPECT_EQ(f.last.sleep_after_s, 0) << "inside its window the instance sleeps at once";
+  FakeFleet g = fleet(-1, 1);
+  g.run(0, 3000, 10, demand, arrivals);
+  EXPECT_EQ(g.live(), 0) << (g.reasons.empty() ? "" : g.reasons.back());
+  EXPECT_LT(g.last.sleep_after_s, 0) << "no sleeping without a sleep tier";
+}
+
 TEST(HybridPolicy, RegularIdleTimesGetAPreWarmJustBeforeTheNextRequest) {
   // Every ~30 minutes: unload after the request, start again just ahead of the 29-31 minute bins.
   IdleTimeHistogram h(60, 4 * 3600);

@@ -662,27 +662,28 @@ TEST(FleetCoreSleep, ASleepingInstanceStopsAfterKeepAliveCountedFromItsLastReque
   EXPECT_STREQ(start_kind(h.leases[t]), "cold");
 }
 
-TEST(FleetCoreSleep, AnAwakeInstanceWithRoomIsPreferredToWakingASleeper) {
+TEST(FleetCoreSleep, ASleeperCountsAsIdleAndAnIdleAwakeInstanceGoesFirst) {
   Harness h;
   auto s = sleepy("a", 2);
-  s.min_instances = 2;
+  s.min_instances = 3;
+  s.max_instances = 3;
   h.set({s});
   h.tick();
-  ASSERT_EQ(h.starts.size(), 2u);
-  const InstanceKey first = h.starts[0].instance, second = h.starts[1].instance;
-  h.ready(first);
-  h.ready(second);
-  h.advance(2.1);  // both idle since ready
-  ASSERT_EQ(h.sleeps.size(), 2u);
+  ASSERT_EQ(h.starts.size(), 3u);
+  for (const auto& st : h.starts) h.ready(st.instance);
+  h.advance(2.1);  // all three idle since ready
+  ASSERT_EQ(h.sleeps.size(), 3u);
   const uint64_t a = h.acquire("a");  // wakes one
   ASSERT_TRUE(h.leases[a].woke);
-  const uint64_t b = h.acquire("a");  // the woken one has a free slot
+  h.release(a);                        // it is idle and awake now
+  const uint64_t b = h.acquire("a");  // the idle awake one, not a sleeper
   EXPECT_FALSE(h.leases[b].woke);
   EXPECT_EQ(h.leases[b].instance, h.leases[a].instance);
-  EXPECT_EQ(h.status("a").instances_sleeping, 1);
-  const uint64_t c = h.acquire("a");  // its slots are full: the other wakes
+  const uint64_t c = h.acquire("a");  // least loaded first: an idle sleeper before the busy one
   EXPECT_TRUE(h.leases[c].woke);
   EXPECT_NE(h.leases[c].instance, h.leases[a].instance);
+  EXPECT_EQ(h.status("a").instances_sleeping, 1);
+  EXPECT_EQ(h.status("a").wakes, 2u);
 }
 
 TEST(FleetCoreSleep, ARequestArrivingWhileTheInstanceGoesToSleepWakesIt) {
