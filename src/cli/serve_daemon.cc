@@ -328,14 +328,12 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     (void)l->record_request(r.deployment, r.api_key, platform::request_class_name(r.cls), r.prompt_tokens,
                             r.completion_tokens, r.status, r.queue_seconds, unix_now());
   };
-  auto costs = [l] {
-    auto j = l->costs_json(0, unix_now() + 1, unix_now());
-    return j ? j.value() : std::string("{}");
-  };
+  auto costs = [l](double from, double to) { return l->costs_json(from, to, unix_now()); };
   auto gw = gateway::GatewayServer::start(go, *d->fleet_, d->metrics_, record, costs, d->fetcher_.get());
   if (!gw) return gw.status();
   d->gateway_ = std::move(gw.value());
   d->gateway_->set_deployment_kinds(deployment_kinds(config.value()));
+  d->gateway_->set_reload([daemon = d.get()] { return daemon->reload(); });
   d->pulls_.set(config.value());
   d->gateway_->set_pull_progress([pulls = &d->pulls_](const std::string& name) { return pulls->progress(name); });
 

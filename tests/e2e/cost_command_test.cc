@@ -434,7 +434,7 @@ TEST_F(CostCommand, ByKeyInEveryFormat) {
 TEST(CostCommandServe, ReportsEachApiKeyTheDaemonServed) {
   using zs::testing::Serve;
   Serve s("devices:\n  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n"
-          "gateway:\n  api_keys:\n    - {key: sk-a, name: team-a}\n"
+          "gateway:\n  api_keys:\n    - {key: sk-a, name: team-a, admin: true}\n"
           "    - {key: sk-b, name: team-b, priority: batch}\n"
           "deployments:\n" +
           zs::testing::stories_deployment("story"));
@@ -458,6 +458,11 @@ TEST(CostCommandServe, ReportsEachApiKeyTheDaemonServed) {
       std::chrono::seconds(10)))
       << admin.dump();
   ASSERT_EQ(admin["keys"].size(), 2u) << admin.dump();
+  // Only an admin key reads the admin API.
+  auto refused = gateway::http_request("GET", s.address(), "/admin/costs", "", b);
+  ASSERT_TRUE(refused.is_ok());
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_EQ(json::parse(refused->body)["error"]["code"], "admin_key_required") << refused->body;
   EXPECT_EQ(admin["keys"][0]["api_key"], "team-a");
   EXPECT_EQ(admin["keys"][0]["class"], "interactive");
   EXPECT_EQ(admin["keys"][0]["requests"], 3);

@@ -258,7 +258,7 @@ TEST(ServeJobs, BatchApiRefusesBadInputNamingTheProblem) {
 }
 
 TEST(ServeJobs, EachKeySeesOnlyItsOwnFilesAndBatches) {
-  Serve s("gateway:\n  api_keys: [sk-alice, sk-bob]\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
+  Serve s("gateway:\n  api_keys: [{key: sk-alice, admin: true}, sk-bob]\ndeployments:\n" + stories_deployment("story", "    min_instances: 1\n"));
   auto as = [](const std::string& key) {
     return gateway::HttpHeaders{{"Authorization", "Bearer " + key}, {"Content-Type", "application/jsonl"}};
   };

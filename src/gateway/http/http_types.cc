@@ -1,5 +1,7 @@
 #include "gateway/http/http_types.h"
 
+#include <algorithm>
+
 namespace zs::gateway {
 
 namespace {
@@ -31,6 +33,32 @@ std::string_view HttpRequest::query() const {
   std::string_view t = target;
   size_t q = t.find('?');
   return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+}
+
+std::string query_param(std::string_view query, std::string_view name) {
+  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    const size_t amp = std::min(query.find('&', pos), query.size());
+    const std::string_view pair = query.substr(pos, amp - pos);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      if (eq == std::string_view::npos) return "";
+      std::string out;
+      for (size_t i = eq + 1; i < pair.size(); ++i) {
+        if (pair[i] == '+') out += ' ';
+        else if (pair[i] == '%' && i + 2 < pair.size() && hex(pair[i + 1]) >= 0 && hex(pair[i + 2]) >= 0) {
+          out += static_cast<char>(hex(pair[i + 1]) * 16 + hex(pair[i + 2]));
+          i += 2;
+        } else {
+          out += pair[i];
+        }
+      }
+      return out;
+    }
+    pos = amp + 1;
+  }
+  return "";
 }
 
 }  // namespace zs::gateway

@@ -31,6 +31,10 @@ struct HttpRequest {
   std::string_view query() const;
 };
 
+// The value of the query parameter `name` in `query` (form-encoded: '+' and %XX decoded), or
+// "" when absent.
+std::string query_param(std::string_view query, std::string_view name);
+
 struct HttpResponse {
   int status = 0;
   HttpHeaders headers;

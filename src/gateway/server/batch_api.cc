@@ -30,18 +30,6 @@ std::pair<std::string, std::string> id_and_action(const std::string& rest) {
   return {rest.substr(0, slash), rest.substr(slash + 1)};
 }
 
-std::string query_param(std::string_view query, const std::string& name) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    const size_t amp = std::min(query.find('&', pos), query.size());
-    const std::string_view pair = query.substr(pos, amp - pos);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
-    pos = amp + 1;
-  }
-  return "";
-}
-
 }  // namespace
 
 BatchApi::BatchApi(platform::BatchStore& store, BatchRunner& runner, ModelExists model_exists, size_t max_file_bytes)

@@ -16,6 +16,7 @@
 #include "gateway/openai/openai_error.h"
 #include "gateway/openai/openai_response.h"
 #include "gateway/server/batch_api.h"
+#include "gateway/server/console_api.h"
 #include "worker/worker_protocol.h"
 
 namespace zs::gateway {
@@ -100,7 +101,7 @@ struct GatewayServer::Pending {
 };
 
 GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics,
-                             RecordFn record, AdminFn costs_json, ImageFetcher* fetcher)
+                             RecordFn record, CostsFn costs_json, ImageFetcher* fetcher)
     : options_(std::move(options)),
       fleet_(fleet),
       metrics_(metrics),
@@ -113,9 +114,10 @@ GatewayServer::GatewayServer(GatewayOptions options, platform::Fleet& fleet, pla
 
 core::Result<std::unique_ptr<GatewayServer>> GatewayServer::start(GatewayOptions options, platform::Fleet& fleet,
                                                                   platform::MetricsRegistry& metrics, RecordFn record,
-                                                                  AdminFn costs_json, ImageFetcher* fetcher) {
+                                                                  CostsFn costs_json, ImageFetcher* fetcher) {
   std::unique_ptr<GatewayServer> g(
       new GatewayServer(std::move(options), fleet, metrics, std::move(record), std::move(costs_json), fetcher));
+  g->console_ = std::make_unique<ConsoleApi>(fleet);
   HttpServerOptions http;
   http.address = g->options_.listen;
   http.max_body_bytes = g->options_.max_body_bytes;
@@ -183,13 +185,25 @@ std::optional<GatewayServer::Caller> GatewayServer::authenticate(const HttpReque
   if (token == internal_key_) return Caller{req.header("X-Zeroserve-Batch-Owner"), platform::RequestClass::kBatch, true};
   {
     core::MutexLock lock(mutex_);
-    if (api_keys_.empty()) return Caller{};
+    if (api_keys_.empty()) return Caller{"", platform::RequestClass::kInteractive, false, true};
     for (const auto& k : api_keys_)
-      if (token == k.key) return Caller{k.name, k.default_class, false};
+      if (token == k.key) return Caller{k.name, k.default_class, false, k.admin};
   }
   respond_error(*w, core::Status::unauthenticated("missing or invalid API key (send 'Authorization: Bearer <key>')"), "",
                 "invalid_api_key");
   return std::nullopt;
+}
+
+bool GatewayServer::admin_authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+  auto caller = authenticate(req, w);
+  if (!caller) return false;
+  if (caller->admin) return true;
+  respond_error(*w,
+                core::Status::unauthenticated("the admin API needs an admin key (an api_keys entry with admin: true); " +
+                                              (caller->internal ? std::string("the server's own key") : "key '" + caller->key_name + "'") +
+                                              " is not one"),
+                "", "admin_key_required");
+  return false;
 }
 
 bool GatewayServer::admit(const Caller& caller, const std::string& deployment,
@@ -243,12 +257,46 @@ Router GatewayServer::routes() {
                       {"in_flight", s.in_flight}});
     w->respond_json(200, json{{"object", "list"}, {"data", data}}.dump());
   });
+  // ?since=&until= (unix seconds; default: everything up to now) bound the report, so that the
+  // console and scripts report the same range.
   r.add("GET", "/admin/costs", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
-    if (!authorized(req, w)) return;
-    w->respond_json(200, costs_json_ ? costs_json_() : "{}");
+    if (!admin_authorized(req, w)) return;
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    double bounds[2] = {0, now + 1};
+    const char* names[2] = {"since", "until"};
+    for (int i = 0; i < 2; ++i) {
+      const std::string v = query_param(req.query(), names[i]);
+      if (v.empty()) continue;
+      char* end = nullptr;
+      const double t = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || !std::isfinite(t) || t < 0)
+        return respond_error(*w, core::Status::invalid_argument(std::string(names[i]) + " must be a time in seconds since the Unix epoch, got '" + v + "'"),
+                             names[i]);
+      bounds[i] = t;
+    }
+    if (bounds[0] >= bounds[1])
+      return respond_error(*w, core::Status::invalid_argument("since must be before until"), "since");
+    if (!costs_json_) return w->respond_json(200, "{}");
+    auto j = costs_json_(bounds[0], bounds[1]);
+    if (!j) return respond_error(*w, j.status());
+    w->respond_json(200, j.value());
   });
+  r.add("POST", "/admin/reload", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    if (!admin_authorized(req, w)) return;
+    if (!reload_) return respond_error(*w, core::Status::not_found("reloading is not enabled on this server"));
+    // Reading the configuration and the models' headers blocks: off the I/O thread.
+    proxies_.fetch_add(1);
+    std::thread([this, w] {
+      core::Status st = reload_();
+      if (!st) respond_error(*w, st);
+      else w->respond_json(200, json{{"action", "reload"}, {"ok", true}, {"deployments", fleet_.deployment_names().size()}}.dump());
+      proxies_.fetch_sub(1);
+    }).detach();
+  });
+  // The web console: its page at / and /console/..., its JSON at /console/api/... (any key).
+  r.add("GET", "/", [](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) { ConsoleApi::serve_page(req, *w); });
   r.add("GET", "/admin/deployments", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
-    if (!authorized(req, w)) return;
+    if (!admin_authorized(req, w)) return;
     json data = json::array();
     PullProgressFn pull_progress;
     {
@@ -287,10 +335,35 @@ Router GatewayServer::routes() {
       if (!batch_api_) return respond_error(*w, core::Status::not_found("batch jobs are not enabled on this server"));
       return batch_api_->handle(req, std::move(w), caller->key_name);
     }
+    if (path == "/console/api/auth") {  // public: whether the console must ask for a key
+      bool keys_required;
+      {
+        core::MutexLock lock(mutex_);
+        keys_required = !api_keys_.empty();
+      }
+      return w->respond_json(200, json{{"keys_required", keys_required}}.dump());
+    }
+    if (path.rfind("/console/api/", 0) == 0) {
+      auto caller = authenticate(req, w);
+      if (!caller) return;
+      if (req.method != "GET") return respond_method_not_allowed(*w, req.method, path, "GET");
+      ConsoleCaller who;
+      {
+        core::MutexLock lock(mutex_);
+        who.keys_required = !api_keys_.empty();
+      }
+      who.admin = caller->admin;
+      who.key_name = caller->key_name;
+      return console_->handle_api(req, *w, who);
+    }
+    if (path == "/console" || path.rfind("/console/", 0) == 0) {
+      if (req.method != "GET") return respond_method_not_allowed(*w, req.method, path, "GET");
+      return ConsoleApi::serve_page(req, *w);
+    }
     const size_t slash = path.rfind('/');
     if (path.rfind(prefix, 0) != 0 || slash <= prefix.size())
       return respond_error(*w, core::Status::not_found("no such endpoint: " + path));
-    if (!authorized(req, w)) return;
+    if (!admin_authorized(req, w)) return;
     if (req.method != "POST") return respond_method_not_allowed(*w, req.method, path, "POST");
     const std::string name = path.substr(prefix.size(), slash - prefix.size());
     const std::string action = path.substr(slash + 1);
@@ -580,6 +653,8 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   rec.cold_start = lease.cold_start_ms >= 0;
   bool instance_failed = false;
   bool started_stream = false;  // the worker's stream reached the client (errors go inside it)
+  double ttft_s = -1;           // arrival to the first streamed byte, for the console's charts
+  int64_t stream_events = 0;    // streamed choice events: the console's token count when no usage came
   HttpHeaders start_header;  // the start headers, once the worker's answer (and wake time) is known
   auto start_headers = [&](const HttpResponse& worker_answer) {
     start_header = start_headers_for(p->deployment, lease, worker_answer.header(worker::kWakeMsHeader));
@@ -635,6 +710,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
         [&](std::string_view chunk) {
           if (!started) {
             started = true;
+            ttft_s = std::chrono::duration<double>(Clock::now() - p->arrival).count();
             if (p->cls == platform::RequestClass::kInteractive)
               fleet_.observe_ttft(p->deployment, std::chrono::duration<double>(Clock::now() - p->arrival).count());
             metrics_.histogram("zs_gateway_time_to_first_byte_seconds", "Time from arrival to the first streamed byte.",
@@ -650,8 +726,10 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
             }
           }
           parser.feed(chunk);
-          for (const auto& e : parser.take_events())
+          for (const auto& e : parser.take_events()) {
             if (e.find("\"usage\":{") != std::string::npos) read_usage(e, &rec.prompt_tokens, &rec.completion_tokens);
+            else if (e.find("\"content\":\"") != std::string::npos && e.find("\"content\":\"\"") == std::string::npos) ++stream_events;
+          }
           // Back-pressure: stop reading from the worker while the client lags behind.
           while (p->w->queued_bytes() > options_.max_buffered_bytes && !p->w->client_gone())
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -724,6 +802,7 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
   fleet_.release(lease, instance_failed);
   p->settle(rec.prompt_tokens + rec.completion_tokens);
   if (record_) record_(rec);
+  console_->observe(p->deployment, ttft_s, rec.completion_tokens > 0 ? rec.completion_tokens : stream_events);
   proxies_.fetch_sub(1);
 }
 

@@ -32,6 +32,7 @@ namespace zs::gateway {
 
 class ImageFetcher;
 class BatchApi;
+class ConsoleApi;
 
 struct GatewayOptions {
   std::string listen = "127.0.0.1:8080";
@@ -65,11 +66,14 @@ struct ModelPullNote {
 class GatewayServer {
  public:
   using RecordFn = std::function<void(const RequestRecord&)>;
-  using AdminFn = std::function<std::string()>;  // renders JSON for /admin endpoints
+  // Renders /admin/costs over [from, to) (unix seconds) as JSON.
+  using CostsFn = std::function<core::Result<std::string>(double from, double to)>;
+  // Re-reads the configuration (POST /admin/reload); may block.
+  using ReloadFn = std::function<core::Status()>;
 
   static core::Result<std::unique_ptr<GatewayServer>> start(GatewayOptions options, platform::Fleet& fleet,
                                                             platform::MetricsRegistry& metrics, RecordFn record,
-                                                            AdminFn costs_json, ImageFetcher* fetcher);
+                                                            CostsFn costs_json, ImageFetcher* fetcher);
   ~GatewayServer();
 
   std::string address() const { return server_->address(); }
@@ -84,6 +88,8 @@ class GatewayServer {
   void set_pull_progress(PullProgressFn fn) EXCLUDES(mutex_);
   // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
   void set_batch_api(BatchApi* api) { batch_api_ = api; }
+  // Serves POST /admin/reload; unset answers 404 there. Set before serving.
+  void set_reload(ReloadFn fn) { reload_ = std::move(fn); }
   // A bearer token the server gives its own batch runner: batch class, no quotas.
   const std::string& internal_key() const { return internal_key_; }
   // Stops accepting; in-flight proxied requests finish within grace.
@@ -96,15 +102,18 @@ class GatewayServer {
     std::string key_name;
     platform::RequestClass default_class = platform::RequestClass::kInteractive;
     bool internal = false;
+    bool admin = false;  // may call /admin/* (any caller when the API is open)
   };
   GatewayServer(GatewayOptions options, platform::Fleet& fleet, platform::MetricsRegistry& metrics, RecordFn record,
-                AdminFn costs_json, ImageFetcher* fetcher);
+                CostsFn costs_json, ImageFetcher* fetcher);
   Router routes();
   // Answers 401 itself and returns nullopt when the request carries no valid key.
   std::optional<Caller> authenticate(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
   bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
     return authenticate(req, w).has_value();
   }
+  // authenticate() and, whenever keys are configured, an admin key; answers 401 itself otherwise.
+  bool admin_authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
   // Checks the caller's quotas; answers 429 naming the limit and returns false when refused.
   bool admit(const Caller& caller, const std::string& deployment, const std::shared_ptr<ResponseWriter>& w);
   void handle_inference(const HttpRequest& req, std::shared_ptr<ResponseWriter> w, const std::string& endpoint);
@@ -129,7 +138,9 @@ class GatewayServer {
   platform::Fleet& fleet_;
   platform::MetricsRegistry& metrics_;
   RecordFn record_;
-  AdminFn costs_json_;
+  CostsFn costs_json_;
+  ReloadFn reload_;  // set before serving
+  std::unique_ptr<ConsoleApi> console_;  // created by start(), thread-safe itself
   ImageFetcher* fetcher_;
   std::unique_ptr<HttpServer> server_;
   mutable core::Mutex mutex_;  // taken before a Pending's own mutex, never after

@@ -402,6 +402,9 @@ core::Result<Config> Parser::parse(const std::string& text) {
     for (size_t i = 0; i < unique.size(); ++i)
       if (unique[i].name.empty()) unique[i].name = "key-" + std::to_string(i + 1);
     gw.api_keys = std::move(unique);
+    if (!gw.api_keys.empty() && std::none_of(gw.api_keys.begin(), gw.api_keys.end(), [](const ApiKeyConfig& k) { return k.admin; }))
+      warnings_.push_back(source_ + ": gateway.api_keys: no key has admin: true, so the admin API (/admin/*) and the "
+                                    "console's admin actions refuse every key");
     auto xdg = [&](const char* var, const char* under_home, const char* without_home) {
       // XDG says relative values are invalid and must be ignored.
       if (auto v = getenv(var); v && fs::path(*v).is_absolute()) return (fs::path(*v) / "zeroserve").string();
@@ -534,7 +537,7 @@ void Parser::parse_cluster(const Entry& e, ClusterConfig& c) {
 
 void Parser::parse_api_key(const YAML::Node& node, const std::string& path, GatewayConfig& gw) {
   Fields f(*this, node, path,
-           {"key", "name", "priority", "requests_per_minute", "tokens_per_minute", "max_concurrent"});
+           {"key", "name", "priority", "requests_per_minute", "tokens_per_minute", "max_concurrent", "admin"});
   ApiKeyConfig k;
   if (const Entry* e = f.get("key"); !e) {
     error(line_of(node), path + ".key", "required");
@@ -557,6 +560,7 @@ void Parser::parse_api_key(const YAML::Node& node, const std::string& path, Gate
     at_least(f, "tokens_per_minute", k.tokens_per_minute, 0);
   if (optional_field(f, "max_concurrent", k.max_concurrent, &Parser::read_int))
     at_least(f, "max_concurrent", k.max_concurrent, 0);
+  optional_field(f, "admin", k.admin, &Parser::read_bool);
   for (const ApiKeyConfig& other : gw.api_keys)
     if (!k.name.empty() && other.name == k.name)
       if (const Entry* e = f.get("name")) error(*e, in_quotes(k.name) + " names another key too");

@@ -124,6 +124,9 @@ struct ApiKeyConfig {
   double requests_per_minute = 0;
   double tokens_per_minute = 0;  // prompt + completion tokens
   int max_concurrent = 0;        // requests in flight at once
+  // May call the admin API (/admin/*: costs, deployments, pre-warm, scale, reload) and the
+  // console's admin actions. Whenever keys are configured, /admin/* takes only such keys.
+  bool admin = false;
   bool operator==(const ApiKeyConfig&) const = default;
 };
 

@@ -865,6 +865,12 @@ std::vector<DeploymentStatus> FleetCore::status(double now) const {
     s.batch_in_flight = d->batch_in_flight();
     for (const auto& i : d->instances)
       if (i->state == InstanceState::kStarting) s.starting_for_s = std::max(s.starting_for_s, now - i->started);
+    s.min_instances = d->spec.min_instances;
+    s.max_instances = d->spec.max_instances;
+    s.keep_alive_s = d->spec.keep_alive_s;
+    for (const auto& i : d->instances)
+      s.instances.push_back({i->id, instance_phase_name(i->phase), now - i->started,
+                             i->phase == InstancePhase::kIdle ? now - i->idle_since : 0});
     s.cold_starts = d->cold_starts;
     s.wakes = d->wakes;
     s.crashes = d->crashes;

@@ -113,8 +113,22 @@ struct AcquireFailure {
   double retry_after_s = 1;
 };
 
+// One instance as status() saw it, for the console and the admin API. `phase` is
+// instance_phase_name() of its phase: readers show it as a string, so a phase added later
+// reaches them without a change there.
+struct InstanceStatus {
+  std::string id;
+  std::string phase;
+  double age_s = 0;       // since it was started
+  double idle_for_s = 0;  // in the idle phase: since its last request ended; 0 otherwise
+};
+
 struct DeploymentStatus {
   std::string name;
+  std::vector<InstanceStatus> instances;  // oldest first
+  int min_instances = 0;
+  int max_instances = 0;
+  double keep_alive_s = 0;  // < 0: never scales in
   int instances_ready = 0;
   int instances_starting = 0;
   int instances_draining = 0;

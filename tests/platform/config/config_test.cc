@@ -59,7 +59,7 @@ constexpr const char* kMinimal = R"(deployments:
 TEST(ParseConfig, ReadsEveryField) {
   const Config c = parse_ok(R"(gateway:
   listen: 0.0.0.0:9000
-  api_keys: [k1, k2]
+  api_keys: [k1, {key: k2, admin: true}]
   allow_private_image_urls: true
   max_image_bytes: 8MiB
   image_fetch_timeout: 2500ms
@@ -330,6 +330,34 @@ deployments:
   EXPECT_EQ(parse_ok(kMinimal, test_env({})).deployments[0].batch_max_instances, 0);
 }
 
+TEST(ParseConfig, AnApiKeyIsAnAdminOnlyWhenItsEntrySaysAdminTrue) {
+  const std::string yaml = R"(gateway:
+  api_keys:
+    - sk-plain
+    - {key: sk-ops, name: ops, admin: true}
+    - {key: sk-team, name: team, admin: false}
+deployments:
+  - {name: a, model: a.gguf}
+)";
+  Config c = parse_ok(yaml, test_env({{"ZEROSERVE_API_KEYS", "sk-env"}}));
+  ASSERT_EQ(c.gateway.api_keys.size(), 4u);
+  EXPECT_FALSE(c.gateway.api_keys[0].admin);
+  EXPECT_TRUE(c.gateway.api_keys[1].admin);
+  EXPECT_FALSE(c.gateway.api_keys[2].admin);
+  EXPECT_FALSE(c.gateway.api_keys[3].admin);  // keys from the environment are never admins
+  for (const auto& w : c.warnings) EXPECT_EQ(w.find("admin"), std::string::npos) << w;
+}
+
+TEST(ParseConfig, KeysWithoutAnAdminAmongThemGiveAWarningThatTheAdminApiIsClosed) {
+  Config c = parse_ok("gateway:\n  api_keys: [sk-a]\ndeployments:\n  - {name: a, model: a.gguf}\n", test_env({}));
+  auto admin_warnings = [](const Config& config) {
+    return std::count_if(config.warnings.begin(), config.warnings.end(),
+                         [](const std::string& w) { return w.find("no key has admin: true") != std::string::npos; });
+  };
+  EXPECT_EQ(admin_warnings(c), 1);
+  EXPECT_EQ(admin_warnings(parse_ok(kMinimal, test_env({}))), 0);  // no keys: the API is open, nothing to warn about
+}
+
 TEST(ParseConfig, MatryoshkaIsAnOptionalBooleanOffByDefault) {
   EXPECT_FALSE(parse_ok(kMinimal, test_env({})).deployments[0].matryoshka);
   EXPECT_TRUE(parse_ok("deployments:\n  - {name: e, model: e.gguf, matryoshka: true}\n", test_env({}))
@@ -400,7 +428,12 @@ TEST(ConfigErrors, ApiKeyMapsAndBatchLimits) {
             "zeroserve.yaml:4: gateway.api_keys[1].name: \"a\" names another key too");
   EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, quota: 5}\n" + deployments),
             "zeroserve.yaml:3: gateway.api_keys[0].quota: unknown key; valid keys here: key, name, priority, "
-            "requests_per_minute, tokens_per_minute, max_concurrent");
+            "requests_per_minute, tokens_per_minute, max_concurrent, admin");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, admin: yes please}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].admin: must be true or false, got \"yes please\"");
+  EXPECT_EQ(error_of("gateway:\n  api_keys:\n    - {key: k, admn: true}\n" + deployments),
+            "zeroserve.yaml:3: gateway.api_keys[0].admn: unknown key (did you mean admin?); valid keys here: key, name, "
+            "priority, requests_per_minute, tokens_per_minute, max_concurrent, admin");
   EXPECT_EQ(error_of("deployments:\n  - {name: a, model: a.gguf, max_instances: 2, batch_max_instances: 3}\n"),
             "zeroserve.yaml:2: deployments[0].batch_max_instances: must be <= max_instances (2)");
   EXPECT_EQ(error_of("gateway:\n  batch_concurrency: 0\n" + deployments),
