@@ -152,11 +152,11 @@ TEST(BatchEngineSleep, ResidentMemoryDropsByTheCacheItHadFilled) {
   const uint64_t released_for_test = released.value();
   const uint64_t after = rss_bytes();
   ASSERT_LT(after, before);
-  // Whole pages only: each layer's key and value buffers keep their first and last page (the
-  // allocator's header shares one).
-  const uint64_t slack = 2 * 2 * c.n_layer * 4096;
-  EXPECT_GE(before - after + slack, touched) << "rss " << before << " -> " << after << ", " << blocks
-                                               << " blocks filled";
+  // Whole pages only (each layer's key and value buffers keep their first and last page), and
+  // the rest of the process moves a little meanwhile (under a loaded ctest run the drop came
+  // out at 96-100% of the filled cache): at least 90% of it must go.
+  EXPECT_GE(before - after, touched * 9 / 10) << "rss " << before << " -> " << after << ", " << blocks
+                                             << " blocks filled";
   EXPECT_EQ(released_for_test, kv_bytes(o));
 }
 
