@@ -264,6 +264,17 @@ std::string ModelStore::ref_path(const ModelRef& r) const {
 
 std::string ModelStore::blob_path(const std::string& sha256) const { return root_ + "/blobs/sha256-" + sha256; }
 
+// The file a name means: itself, or for OWNER/REPO:QUANT the repository's file of that
+// quantization (listed from the hub).
+static Result<ModelRef> resolve_file(const ModelRef& asked, const HubOptions& hub) {
+  if (asked.quant.empty()) return asked;
+  auto files = list_repo_files(asked, hub);
+  if (!files) return files.status();
+  auto picked = platform::pick_quant_file(*files, asked.quant);
+  if (!picked) return picked.status().with_context(asked.to_string());
+  return asked.with_file(*picked);
+}
+
 Result<StoredModel> ModelStore::find(const ModelRef& ref) const {
   ModelRef file_ref = ref;
   if (!ref.quant.empty()) {
@@ -301,14 +312,9 @@ Result<StoredModel> ModelStore::pull(const ModelRef& asked, const HubOptions& hu
     if (found) return found;
     return offline_refusal(asked);
   }
-  ModelRef ref = asked;
-  if (!asked.quant.empty()) {
-    auto files = list_repo_files(asked, hub);
-    if (!files) return files.status();
-    auto picked = platform::pick_quant_file(*files, asked.quant);
-    if (!picked) return picked.status().with_context(asked.to_string());
-    ref = asked.with_file(*picked);
-  }
+  auto resolved = resolve_file(asked, hub);
+  if (!resolved) return resolved.status();
+  const ModelRef ref = *resolved;
   auto remote = head_file(ref, hub);
   if (!remote) return remote.status();
   const std::string name = ref.to_string();
@@ -554,14 +560,9 @@ std::optional<PullProgress> ModelStore::progress(const ModelRef& ref) const {
 
 Result<uint64_t> remote_file_size(const ModelRef& asked, const HubOptions& hub) {
   if (hub.offline) return offline_refusal(asked);
-  ModelRef ref = asked;
-  if (!asked.quant.empty()) {
-    auto files = list_repo_files(asked, hub);
-    if (!files) return files.status();
-    auto picked = platform::pick_quant_file(*files, asked.quant);
-    if (!picked) return picked.status().with_context(asked.to_string());
-    ref = asked.with_file(*picked);
-  }
+  auto resolved = resolve_file(asked, hub);
+  if (!resolved) return resolved.status();
+  const ModelRef ref = *resolved;
   auto remote = head_file(ref, hub);
   if (!remote) return remote.status();
   return remote->size;
