@@ -11,6 +11,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "platform/instance/process.h"
+
 extern char** environ;
 
 namespace zs::platform::slurm {
@@ -162,18 +164,7 @@ Result<CommandOutput> run_slurm_command(const std::vector<std::string>& argv,
     close(out[1]);
     return Status::unavailable(std::string("pipe: ") + std::strerror(errno));
   }
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string kv(*e);
-    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
-  }
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& a : argv_copy) args.push_back(a.data());
-  args.push_back(nullptr);
+  const ExecImage image(argv, env);
   const pid_t pid = fork();
   if (pid < 0) {
     const int e = errno;
@@ -188,7 +179,7 @@ Result<CommandOutput> run_slurm_command(const std::vector<std::string>& argv,
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execvpe(args[0], args.data(), envp.data());
+    execvpe(image.argv[0], image.argv.data(), image.envp.data());
     _exit(127);
   }
   close(out[1]);

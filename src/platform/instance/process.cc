@@ -20,6 +20,19 @@ namespace zs::platform {
 using core::Result;
 using core::Status;
 
+ExecImage::ExecImage(const std::vector<std::string>& args, const std::map<std::string, std::string>& env)
+    : argv_strings(args) {
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+}
+
 Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& argv,
                                                 const std::map<std::string, std::string>& env,
                                                 const std::string& stderr_path) {
@@ -27,18 +40,7 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return Status::error(std::string("pipe: ") + std::strerror(errno));
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string kv(*e);
-    if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
-  }
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& a : argv_copy) args.push_back(a.data());
-  args.push_back(nullptr);
+  const ExecImage image(argv, env);
   const pid_t parent = getpid();
 
   pid_t pid = fork();
@@ -59,7 +61,7 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks signals it waits for
-    execvpe(args[0], args.data(), envp.data());
+    execvpe(image.argv[0], image.argv.data(), image.envp.data());
     const char msg[] = "zeroserve: cannot execute instance command\n";
     ssize_t ignored = write(2, msg, sizeof msg - 1);
     (void)ignored;

@@ -18,6 +18,17 @@
 
 namespace zs::platform {
 
+// What execvpe() needs, built before fork (after it a child may make only async-signal-safe
+// calls): argv, and this process's environment with `env` added or overriding. The pointers
+// point into the strings held here, so keep it alive until the exec.
+struct ExecImage {
+  ExecImage(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
+  ExecImage(const ExecImage&) = delete;
+  ExecImage& operator=(const ExecImage&) = delete;
+  std::vector<std::string> argv_strings, env_strings;
+  std::vector<char*> argv, envp;  // null-terminated
+};
+
 class Process {
  public:
   // argv[0] is the executable (searched in PATH when it has no slash). env entries are added
