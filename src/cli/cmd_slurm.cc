@@ -42,6 +42,7 @@
 #include "core/log.h"
 #include "platform/cluster/slurm.h"
 #include "platform/instance/process.h"
+#include "worker/worker_protocol.h"
 
 namespace zs::cli {
 namespace {
@@ -136,15 +137,14 @@ struct InstanceOptions {
   std::string exe;  // zeroserve on the nodes
   double heartbeat_limit_s = 30;
   double poll_s = 1;
+  double replace_before_s = 600;
   slurm::JobRequest job;
   std::vector<std::string> worker_args;  // after `zeroserve worker`, without --listen
 };
 
 class SlurmInstance {
  public:
-  explicit SlurmInstance(InstanceOptions o) : o_(std::move(o)) {
-    if (!o_.slurm_conf.empty()) env_["SLURM_CONF"] = o_.slurm_conf;
-  }
+  explicit SlurmInstance(InstanceOptions o) : o_(std::move(o)), env_(slurm::slurm_env(o_.slurm_conf)) {}
 
   int run() {
     const sigset_t signals = block_stop_signals();
@@ -200,7 +200,7 @@ class SlurmInstance {
       if (!ready) {
         const std::string address = read_first_line(dir_ / slurm::kAddressFile);
         if (!address.empty()) {
-          std::printf("ready %s %s\n", address.c_str(), token_.c_str());
+          std::printf("%s%s %s\n", worker::kReadyPrefix, address.c_str(), token_.c_str());
           std::fflush(stdout);
           // Time pending in Slurm: from sbatch to the job's start on its node (node clocks
           // are assumed in sync, as Slurm itself assumes).
@@ -225,12 +225,29 @@ class SlurmInstance {
         const std::string state = *job_info ? (*job_info)->state : "gone from squeue";
         std::fprintf(stderr, "zeroserve slurm-instance: job %s ended by itself (%s); see %s\n", job_id_.c_str(),
                      state.c_str(), (dir_ / slurm::kJobLogFile).c_str());
+        print_ran(*job_info);
         return 2;
       }
-      if ((*job_info)->state == "PENDING" && (*job_info)->reason != reason_) {
-        reason_ = (*job_info)->reason;
-        std::printf("%s%s\n", std::string(slurm::kPendingLine).c_str(), reason_.c_str());
+      const slurm::JobInfo& job = **job_info;
+      if (job.state == "PENDING" && job.reason != reason_) {
+        reason_ = job.reason;
+        std::printf("%s%s\n", worker::kPendingPrefix, reason_.c_str());
         std::fflush(stdout);
+      }
+      // Near its time limit (by Slurm's clock of the job's start and end): the fleet starts a
+      // replacement and drains this one. At most half the job's time, so that a job always
+      // serves for half of it and replacements cannot follow each other at once.
+      if (ready && !retiring_ && job.state == "RUNNING" && job.start_s > 0 && job.end_s > job.start_s &&
+          o_.replace_before_s > 0) {
+        const double margin = std::min(o_.replace_before_s, (job.end_s - job.start_s) / 2.0);
+        const double left = static_cast<double>(job.end_s) - unix_ms() / 1000.0;
+        if (left <= margin) {
+          retiring_ = true;
+          core::log_info("slurm", "instance " + id + ": job " + job_id_ + " reaches its time limit in " +
+                                      std::to_string(static_cast<int>(left)) + " s: asking for a replacement");
+          std::printf("%s%.0f\n", worker::kRetiringPrefix, std::max(0.0, left));
+          std::fflush(stdout);
+        }
       }
     }
   }
@@ -258,6 +275,15 @@ class SlurmInstance {
     return std::optional<slurm::JobInfo>();
   }
 
+  // "ran <start> <end>": Slurm's record of the job, for the ledger (nothing when Slurm has
+  // forgotten the job or never started it).
+  static void print_ran(const std::optional<slurm::JobInfo>& job) {
+    if (!job || job->start_s <= 0 || job->end_s < job->start_s) return;
+    std::printf("%s%lld %lld\n", worker::kRanPrefix, static_cast<long long>(job->start_s),
+                static_cast<long long>(job->end_s));
+    std::fflush(stdout);
+  }
+
   int cancel_and_wait() {
     auto c = slurm::run_slurm_command({"scancel", job_id_}, env_, std::chrono::seconds(10));
     if (!c || c->exit_code != 0)
@@ -267,7 +293,10 @@ class SlurmInstance {
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < deadline) {
       auto j = query();
-      if (j && (!*j || !slurm::job_is_alive((*j)->state))) break;
+      if (j && (!*j || !slurm::job_is_alive((*j)->state))) {
+        print_ran(*j);
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     std::error_code ec;
@@ -282,6 +311,7 @@ class SlurmInstance {
   std::string job_name_;
   std::string job_id_;
   std::string reason_;
+  bool retiring_ = false;
   uint64_t beats_ = 0;
 };
 
@@ -344,8 +374,9 @@ int run_job(const JobOptions& o) {
       return worker.terminate(std::chrono::seconds(10)) == 0 ? 0 : 2;
     }
     for (const auto& line : worker.read_lines()) {
-      if (announced || line.rfind("ready ", 0) != 0) continue;
-      if (auto s = write_file(dir / slurm::kAddressFile, line.substr(6) + "\n", fs::perms::owner_read | fs::perms::owner_write); !s) {
+      const std::string_view ready = worker::kReadyPrefix;
+      if (announced || line.rfind(ready, 0) != 0) continue;
+      if (auto s = write_file(dir / slurm::kAddressFile, line.substr(ready.size()) + "\n", fs::perms::owner_read | fs::perms::owner_write); !s) {
         std::fprintf(stderr, "zeroserve slurm-job: %s\n", s.message().c_str());
         worker.terminate(std::chrono::seconds(5));
         return 1;
@@ -390,6 +421,9 @@ void register_slurm_commands(CLI::App& app, int& exit_code) {
   inst->add_option("--heartbeat-limit", io->heartbeat_limit_s, "seconds without heartbeat after which the job ends itself")
       ->check(CLI::Range(1.0, 86400.0));
   inst->add_option("--poll", io->poll_s, "seconds between squeue polls")->check(CLI::Range(0.1, 60.0));
+  inst->add_option("--replace-before", io->replace_before_s,
+                   "seconds before the job's time limit to ask for a replacement (0: never)")
+      ->check(CLI::Range(0.0, 1e9));
   inst->add_option("--partition", io->job.partition, "Slurm partition");
   inst->add_option("--account", io->job.account, "Slurm account");
   inst->add_option("--qos", io->job.qos, "Slurm QoS");

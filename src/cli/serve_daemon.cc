@@ -244,15 +244,15 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   d->max_body_bytes_ = config->gateway.max_body_bytes;
   auto specs = d->specs_for(config.value());
   if (!specs) return specs.status();
-  // Jobs outlive a serve killed with SIGKILL: a restarted one cancels what its predecessor left.
-  if (config->cluster.configured) cancel_leftover_jobs(config->cluster, config->gateway.state_dir);
-
   const std::string state_dir =
       config->gateway.state_dir.empty() ? default_dir("XDG_STATE_HOME", ".local/state") : config->gateway.state_dir;
   auto ledger = platform::CostLedger::open(state_dir + "/ledger.sqlite");
   if (!ledger) return ledger.status();
   d->ledger_ = std::move(ledger.value());
   platform::CostLedger* l = d->ledger_.get();
+  // Jobs outlive a serve killed with SIGKILL: a restarted one cancels what its predecessor
+  // left, and bills their runs as Slurm recorded them.
+  if (config->cluster.configured) cancel_leftover_jobs(config->cluster, config->gateway.state_dir, l);
 
   platform::FleetEvents events;
   events.instance_started = [l](const std::string& id, const platform::DeploymentSpec& spec, bool for_request) {
@@ -271,8 +271,10 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
                          platform::MetricsRegistry::exponential_buckets(0.01, 2, 14))
           .observe(start_s);
   };
-  events.instance_stopped = [l](const std::string& id) {
+  events.instance_stopped = [l](const std::string& id, const std::optional<platform::RunSpan>& ran) {
     Status s = l->instance_stopped(id, unix_now());
+    // A cluster job's own start and end (Slurm's) replace what the fleet saw.
+    if (s && ran) s = l->set_run_span(id, ran->started_at, ran->stopped_at);
     if (!s) core::log_error("ledger", s.message());
   };
   events.heartbeat = [l] { (void)l->heartbeat(unix_now()); };

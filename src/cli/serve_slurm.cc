@@ -1,6 +1,9 @@
 #include "cli/serve_slurm.h"
 
+#include <chrono>
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include "core/log.h"
 #include "platform/cluster/slurm.h"
@@ -39,7 +42,8 @@ platform::DeploymentSpec slurm_spec(const platform::Config& config, const platfo
     for (const auto& o : c.sbatch_options) argv.push_back("--sbatch-option=" + o);
     argv.insert(argv.end(), {"--listen", address, "--deployment", d.name, "--shared-dir",
                                      c.shared_dir, "--owner", owner, "--exe", node_exe, "--heartbeat-limit",
-                                     number(c.heartbeat_limit_s), "--poll", number(c.poll_s), "--cpus",
+                                     number(c.heartbeat_limit_s), "--poll", number(c.poll_s),
+                                     "--replace-before", number(c.replace_before_s), "--cpus",
                                      std::to_string(std::max(1, d.threads)), "--memory-bytes", std::to_string(memory_bytes),
                                      "--gpus", std::to_string(gpus)});
     if (!c.slurm_conf.empty()) argv.insert(argv.end(), {"--slurm-conf", c.slurm_conf});
@@ -60,34 +64,65 @@ platform::DeploymentSpec slurm_spec(const platform::Config& config, const platfo
   return s;
 }
 
-int cancel_leftover_jobs(const platform::ClusterConfig& cluster, const std::string& state_dir) {
-  std::map<std::string, std::string> env;
-  if (!cluster.slurm_conf.empty()) env["SLURM_CONF"] = cluster.slurm_conf;
-  auto listed = slurm::run_slurm_command(slurm::squeue_comments_argv(), env);
-  if (!listed || listed->exit_code != 0) {
-    core::log_warn("slurm", "cannot list the jobs a previous serve may have left (" +
-                                (listed ? listed->err : listed.status().message()) +
+int cancel_leftover_jobs(const platform::ClusterConfig& cluster, const std::string& state_dir,
+                         platform::CostLedger* ledger) {
+  const auto env = slurm::slurm_env(cluster.slurm_conf);
+  auto list = [&]() -> core::Result<std::vector<slurm::JobInfo>> {
+    auto listed = slurm::run_slurm_command(slurm::squeue_all_argv(), env);
+    if (!listed) return listed.status();
+    if (listed->exit_code != 0) return core::Status::unavailable(listed->err);
+    return slurm::parse_squeue(listed->out);
+  };
+  auto jobs = list();
+  if (!jobs) {
+    core::log_warn("slurm", "cannot list the jobs a previous serve may have left (" + jobs.status().message() +
                                 "); they end themselves when their heartbeat stops");
     return 0;
   }
-  auto jobs = slurm::parse_job_comments(listed->out);
-  if (!jobs) {
-    core::log_warn("slurm", jobs.status().message());
-    return 0;
-  }
+  // Alive jobs with this serve's owner tag: instance id -> its latest job (ids of instances
+  // repeat from one serve to the next; the highest job id is the predecessor's).
   const std::string mine = std::string(slurm::kCommentPrefix) + slurm::owner_tag(state_dir) + "/";
+  std::map<std::string, std::string> left;
+  auto numeric_less = [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  };
+  for (const auto& j : jobs.value()) {
+    if (j.comment.rfind(mine, 0) != 0 || !slurm::job_is_alive(j.state)) continue;
+    std::string& id = left[j.comment.substr(mine.size())];
+    if (id.empty() || numeric_less(id, j.id)) id = j.id;
+  }
+  if (left.empty()) return 0;
   std::vector<std::string> argv = {"scancel"};
-  for (const auto& [id, comment] : jobs.value())
-    if (comment.rfind(mine, 0) == 0) argv.push_back(id);
-  const int n = static_cast<int>(argv.size()) - 1;
-  if (n == 0) return 0;
+  for (const auto& [instance, id] : left) argv.push_back(id);
   auto cancelled = slurm::run_slurm_command(argv, env);
   if (!cancelled || cancelled->exit_code != 0) {
     core::log_warn("slurm", "scancel of the previous serve's jobs failed: " +
                                 (cancelled ? cancelled->err : cancelled.status().message()));
     return 0;
   }
+  const int n = static_cast<int>(left.size());
   core::log_info("slurm", "cancelled " + std::to_string(n) + " job(s) a previous serve left running");
+  if (!ledger) return n;
+  // The ledger closed their runs at the predecessor's last heartbeat; once Slurm has ended
+  // the jobs, their runs get Slurm's own start and end instead.
+  std::map<std::string, slurm::JobInfo> ended;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ended.size() < left.size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto now = list();
+    if (!now) continue;
+    for (const auto& j : now.value())
+      for (const auto& [instance, id] : left)
+        if (j.id == id && !slurm::job_is_alive(j.state)) ended[instance] = j;
+  }
+  for (const auto& [instance, job] : ended) {
+    if (job.start_s <= 0 || job.end_s < job.start_s) continue;
+    core::Status s = ledger->set_run_span(instance, static_cast<double>(job.start_s), static_cast<double>(job.end_s));
+    if (!s && !s.is_not_found()) core::log_warn("slurm", s.message());
+  }
+  if (ended.size() < left.size())
+    core::log_warn("slurm", std::to_string(left.size() - ended.size()) +
+                                " cancelled job(s) did not end within 30 s; the ledger keeps their runs as recovered");
   return n;
 }
 

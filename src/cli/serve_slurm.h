@@ -12,6 +12,7 @@
 
 #include "platform/config/config.h"
 #include "platform/fleet/fleet_core.h"
+#include "platform/ledger/cost_ledger.h"
 
 namespace zs::cli {
 
@@ -22,8 +23,10 @@ platform::DeploymentSpec slurm_spec(const platform::Config& config, const platfo
                                     uint64_t memory_bytes, const platform::DeviceConfig* device, const std::string& exe,
                                     std::vector<std::string> worker_args);
 
-// Cancels the jobs a previous `serve` with the same state folder left (marked with its owner
-// tag); returns how many it cancelled.
-int cancel_leftover_jobs(const platform::ClusterConfig& cluster, const std::string& state_dir);
+// Cancels the jobs a previous `serve` with the same state folder left running (marked with its
+// owner tag), waits (up to 30 s) until Slurm has ended them, and gives their runs in `ledger`
+// (when not null) Slurm's start and end times; returns how many it cancelled.
+int cancel_leftover_jobs(const platform::ClusterConfig& cluster, const std::string& state_dir,
+                         platform::CostLedger* ledger);
 
 }  // namespace zs::cli

@@ -10,11 +10,27 @@
 //   (an embedding model, or still loading). Any request wakes it again.
 // - A response to a request that woke a sleeping worker carries kWakeMsHeader: the
 //   milliseconds from the request's arrival to the engine being ready to step.
+//
+// Lines any instance process may print on stdout for the fleet (a builtin worker, or the local
+// handle of a cluster job such as `zeroserve slurm-instance`), one per line:
+// - `started load_ms=<ms>`: its load is done (builtin workers).
+// - `ready <address> [<token>]`: it serves at <address>; a runtime that learns where its
+//   instance listens only once it runs (a cluster job) names the address and the instance's
+//   bearer token.
+// - `pending <reason>`: a scheduler holds it (the reason is the scheduler's word), until ready.
+// - `retiring <seconds>`: it will end by itself in about that many seconds (a cluster job's
+//   time limit): the fleet starts a replacement and drains this one before then.
+// - `ran <start> <end>`: printed last, before it exits: the runtime's own record of when the
+//   instance ran (Unix seconds, e.g. the scheduler's start and end of the job); the ledger
+//   bills that span instead of the fleet's view.
 namespace zs::worker {
 
 inline constexpr const char* kReadyPrefix = "ready ";
 inline constexpr const char* kStartedPrefix = "started ";
 inline constexpr const char* kLoadMsKey = "load_ms";
+inline constexpr const char* kPendingPrefix = "pending ";
+inline constexpr const char* kRetiringPrefix = "retiring ";
+inline constexpr const char* kRanPrefix = "ran ";
 // The request class the gateway forwards ("interactive" or "batch"); a request without it is
 // interactive, so a worker run on its own behaves as before.
 inline constexpr const char* kPriorityHeader = "X-Priority";

@@ -90,19 +90,36 @@ Result<std::string> parse_sbatch_output(std::string_view output) {
 // Watching
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+// A time field of squeue under SLURM_TIME_FORMAT=%s: seconds, or a word (N/A, NONE,
+// Unknown) where Slurm has no time.
+int64_t parse_time(std::string_view field) {
+  field = trim(field);
+  return all_digits(field) ? std::strtoll(std::string(field).c_str(), nullptr, 10) : 0;
+}
+
+}  // namespace
+
 Result<std::vector<JobInfo>> parse_squeue(std::string_view output) {
   std::vector<JobInfo> jobs;
   for (std::string_view line : split(output, '\n')) {
     line = trim(line);
     if (line.empty()) continue;
-    const auto f = split(line, '|');
-    if (f.size() != 4 || !all_digits(trim(f[0])))
-      return Status::invalid_argument("squeue printed '" + std::string(line) + "', not id|state|reason|nodes");
+    auto f = split(line, '|');
+    if (f.size() < 7 || !all_digits(trim(f[0])))
+      return Status::invalid_argument("squeue printed '" + std::string(line) +
+                                      "', not id|state|reason|nodes|start|end|comment");
     JobInfo j;
     j.id = std::string(trim(f[0]));
     j.state = std::string(trim(f[1]));
     j.reason = std::string(trim(f[2]));
     j.nodes = std::string(trim(f[3]));
+    j.start_s = parse_time(f[4]);
+    j.end_s = parse_time(f[5]);
+    // The comment is the rest of the line, '|' and all.
+    const size_t at = static_cast<size_t>(f[6].data() - line.data());
+    j.comment = std::string(line.substr(at));
     jobs.push_back(std::move(j));
   }
   return jobs;
@@ -121,21 +138,14 @@ std::vector<std::string> squeue_argv(const std::string& job_name) {
   return {"squeue", "--noheader", "--states=all", "--name=" + job_name, "--format=" + std::string(kSqueueFormat)};
 }
 
-std::vector<std::string> squeue_comments_argv() {
-  return {"squeue", "--noheader", "--format=%i|%k"};
+std::vector<std::string> squeue_all_argv() {
+  return {"squeue", "--noheader", "--states=all", "--format=" + std::string(kSqueueFormat)};
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> parse_job_comments(std::string_view output) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (std::string_view line : split(output, '\n')) {
-    line = trim(line);
-    if (line.empty()) continue;
-    const size_t bar = line.find('|');
-    if (bar == std::string_view::npos || !all_digits(line.substr(0, bar)))
-      return Status::invalid_argument("squeue printed '" + std::string(line) + "', not id|comment");
-    out.emplace_back(std::string(line.substr(0, bar)), std::string(line.substr(bar + 1)));
-  }
-  return out;
+std::map<std::string, std::string> slurm_env(const std::string& slurm_conf) {
+  std::map<std::string, std::string> env = {{"SLURM_TIME_FORMAT", "%s"}};
+  if (!slurm_conf.empty()) env["SLURM_CONF"] = slurm_conf;
+  return env;
 }
 
 std::string owner_tag(const std::string& state_dir) {

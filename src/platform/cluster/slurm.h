@@ -38,9 +38,8 @@ inline constexpr std::string_view kJobLogFile = "job.log";       // the job's st
 // Every job zeroserve submits carries the comment "<kCommentPrefix><owner>/<instance>", so that
 // a restarted `serve` finds its predecessor's jobs (owner: see owner_tag).
 inline constexpr std::string_view kCommentPrefix = "zeroserve/";
-// Lines `slurm-instance` prints on stdout for the fleet: "ready <host:port> <token>" once the
-// worker answers, "pending <reason>" while Slurm holds the job (the reason is Slurm's).
-inline constexpr std::string_view kPendingLine = "pending ";
+// `slurm-instance` speaks to the fleet in the lines of worker/worker_protocol.h ("ready",
+// "pending", "retiring", "ran").
 
 // ---------------------------------------------------------------------------------------------
 // Submitting
@@ -75,14 +74,22 @@ std::string time_limit_minutes(double seconds);
 // Watching
 // ---------------------------------------------------------------------------------------------
 
-// The squeue fields asked for, in the order parse_squeue reads them: id, state, reason, nodes.
-inline constexpr std::string_view kSqueueFormat = "%i|%T|%r|%N";
+// The squeue fields asked for, in the order parse_squeue reads them: id, state, reason, nodes,
+// start and end time, comment (last: a comment may hold '|'). Times come as Unix seconds
+// because every Slurm command runs with SLURM_TIME_FORMAT=%s (slurm_env).
+inline constexpr std::string_view kSqueueFormat = "%i|%T|%r|%N|%S|%e|%k";
 
 struct JobInfo {
   std::string id;
   std::string state;   // Slurm's long name: PENDING, CONFIGURING, RUNNING, COMPLETING, ...
   std::string reason;  // why it is pending (Resources, Priority, ...); "None" otherwise
   std::string nodes;   // where it runs; empty while pending
+  // Unix seconds; 0 where Slurm has none. A running job's end is when its time limit ends
+  // it; an ended job's times are the ones Slurm records for it (its elapsed time is
+  // end - start, as in jobcomp and sacct).
+  int64_t start_s = 0;
+  int64_t end_s = 0;
+  std::string comment;
 };
 
 // One line per job of `squeue --noheader --format=<kSqueueFormat>`.
@@ -95,10 +102,11 @@ bool job_is_alive(std::string_view state);
 // The argv of `squeue` listing the jobs named `job_name` in every state (a job Slurm has
 // forgotten is simply absent, never an error).
 std::vector<std::string> squeue_argv(const std::string& job_name);
-// The argv of `squeue` listing every job with its comment: "%i|%k" (restart cleanup).
-std::vector<std::string> squeue_comments_argv();
-// Pairs of (job id, comment) from squeue_comments_argv's output.
-core::Result<std::vector<std::pair<std::string, std::string>>> parse_job_comments(std::string_view output);
+// The argv of `squeue` listing every job Slurm still knows, in every state.
+std::vector<std::string> squeue_all_argv();
+
+// The environment of every Slurm command: SLURM_CONF (when given) and SLURM_TIME_FORMAT=%s.
+std::map<std::string, std::string> slurm_env(const std::string& slurm_conf);
 
 // A short stable tag for one `serve` (its state folder): owner of the jobs it submits.
 std::string owner_tag(const std::string& state_dir);

@@ -487,7 +487,7 @@ void Parser::parse_gateway(const YAML::Node& node, GatewayConfig& gw) {
 void Parser::parse_cluster(const Entry& e, ClusterConfig& c) {
   Fields f(*this, e.value, "cluster",
            {"partition", "account", "qos", "time_limit", "sbatch_options", "slurm_conf", "shared_dir", "zeroserve_path",
-            "heartbeat_limit", "poll", "price_per_second"});
+            "heartbeat_limit", "poll", "replace_before", "price_per_second"});
   c.configured = true;
   c.source_line = e.line;
   optional_field(f, "partition", c.partition, &Parser::read_string);
@@ -504,6 +504,8 @@ void Parser::parse_cluster(const Entry& e, ClusterConfig& c) {
   if (optional_field(f, "heartbeat_limit", c.heartbeat_limit_s, &Parser::read_duration))
     at_least(f, "heartbeat_limit", c.heartbeat_limit_s, 2);
   if (optional_field(f, "poll", c.poll_s, &Parser::read_duration)) greater_than(f, "poll", c.poll_s, 0);
+  if (optional_field(f, "replace_before", c.replace_before_s, &Parser::read_duration))
+    at_least(f, "replace_before", c.replace_before_s, 0);
   if (const Entry* o = f.get("sbatch_options")) {
     if (!o->value.IsSequence()) {
       error(*o, "must be a list of sbatch options (e.g. [--exclusive, --constraint=a100]), got " + describe(o->value));

@@ -52,6 +52,9 @@ struct ClusterConfig {
   std::string zeroserve_path;      // zeroserve on the nodes; empty = the path of this executable
   double heartbeat_limit_s = 30;   // a job whose gateway is silent this long ends itself
   double poll_s = 1;               // seconds between squeue polls per instance
+  // An instance this close to its job's end (the time limit) gets a replacement and drains;
+  // at most half the job's time limit, so that a job always serves for half of it.
+  double replace_before_s = 600;
   std::map<std::string, double> price_per_second;  // partition -> USD per instance-second
 };
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -278,7 +279,8 @@ void Fleet::shutdown(std::chrono::milliseconds grace) {
   for (auto& proc : all) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     proc.process->terminate(std::max(left, std::chrono::milliseconds(0)));
-    if (events_.instance_stopped) events_.instance_stopped(proc.id);
+    for (const auto& line : proc.process->read_lines()) read_announcement(line, proc);
+    if (events_.instance_stopped) events_.instance_stopped(proc.id, proc.ran);
   }
 }
 
@@ -396,7 +398,11 @@ void Fleet::start(const StartAction& a, const DeploymentSpec& spec) {
       ev.data.u64 = a.instance;
       awaiting_ready = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, process->out_fd(), &ev) == 0;
     }
-    Proc proc{a.id, address, std::move(process), awaiting_ready, 0};
+    Proc proc;
+    proc.id = a.id;
+    proc.address = address;
+    proc.process = std::move(process);
+    proc.awaiting_ready = awaiting_ready;
     proc.deployment = spec.name;
     procs_[a.instance] = std::move(proc);
   }
@@ -484,6 +490,44 @@ void Fleet::watch_exits() {
   }
 }
 
+// One line an instance printed (worker/worker_protocol.h), applied to its Proc.
+Fleet::Announcement Fleet::read_announcement(const std::string& line, Proc& proc) {
+  auto starts = [&](const char* prefix) { return line.rfind(prefix, 0) == 0; };
+  if (starts(worker::kStartedPrefix)) {
+    const std::string key = std::string(worker::kLoadMsKey) + "=";
+    if (const size_t at = line.find(key); at != std::string::npos)
+      proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
+    return Announcement::kOther;
+  }
+  if (starts(worker::kPendingPrefix)) {
+    proc.pending_reason = line.substr(std::strlen(worker::kPendingPrefix));
+    return Announcement::kOther;
+  }
+  if (starts(worker::kRetiringPrefix)) return Announcement::kRetiring;
+  if (starts(worker::kRanPrefix)) {
+    double start = 0, end = 0;
+    if (std::sscanf(line.c_str() + std::strlen(worker::kRanPrefix), "%lf %lf", &start, &end) == 2 &&
+        std::isfinite(start) && std::isfinite(end) && start > 0 && end >= start)
+      proc.ran = RunSpan{start, end};
+    else
+      core::log_warn("fleet", proc.id + " printed a malformed line '" + line + "' (want: ran <start> <end>)");
+    return Announcement::kOther;
+  }
+  if (!starts(worker::kReadyPrefix)) return Announcement::kOther;
+  // "ready <address> [<token>]": a runtime that learns where its instance listens only once
+  // it runs (a cluster job) names the address and the instance's token.
+  const std::string rest = line.substr(std::strlen(worker::kReadyPrefix));
+  const size_t sp = rest.find(' ');
+  if (sp != std::string::npos && !rest.empty()) {
+    proc.address = rest.substr(0, sp);
+    proc.token = rest.substr(sp + 1);
+  } else if (!rest.empty() && proc.address.rfind("unix:", 0) != 0) {
+    proc.address = rest;
+  }
+  proc.pending_reason.clear();
+  return Announcement::kReady;
+}
+
 void Fleet::loop() {
   for (;;) {
     {
@@ -493,7 +537,7 @@ void Fleet::loop() {
       if (stop_) return;
     }
     // What the processes did since the last tick (non-blocking reads and waitpid).
-    std::vector<InstanceKey> ready;
+    std::vector<InstanceKey> ready, retiring;
     std::vector<std::tuple<std::string, double, double>> breakdowns;  // id, spawn_s, load_s
     std::vector<std::pair<InstanceKey, int>> exited;
     std::vector<Proc> gone;
@@ -507,25 +551,9 @@ void Fleet::loop() {
           proc.awaiting_ready = false;  // its output ended: "ready" is looked for on the tick
         }
         for (const auto& line : lines) {
-          if (line.rfind(worker::kStartedPrefix, 0) == 0) {
-            const std::string key = std::string(worker::kLoadMsKey) + "=";
-            if (const size_t at = line.find(key); at != std::string::npos)
-              proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
-            continue;
-          }
-          if (line.rfind("pending ", 0) == 0) proc.pending_reason = line.substr(8);
-          if (line.rfind(worker::kReadyPrefix, 0) != 0) continue;
-          // "ready <address> [<token>]": a runtime that learns where its instance listens
-          // only once it runs (a cluster job) names the address and the instance's token.
-          const std::string rest = line.substr(std::string_view(worker::kReadyPrefix).size());
-          const size_t sp = rest.find(' ');
-          if (sp != std::string::npos && !rest.empty()) {
-            proc.address = rest.substr(0, sp);
-            proc.token = rest.substr(sp + 1);
-          } else if (!rest.empty() && proc.address.rfind("unix:", 0) != 0) {
-            proc.address = rest;
-          }
-          proc.pending_reason.clear();
+          const Announcement a = read_announcement(line, proc);
+          if (a == Announcement::kRetiring) retiring.push_back(it->first);
+          if (a != Announcement::kReady) continue;
           ready.push_back(it->first);
           if (proc.load_s >= 0) {
             const double total_s = seconds_between(proc.spawned_at, Clock::now());
@@ -541,6 +569,8 @@ void Fleet::loop() {
           if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, proc.process->out_fd(), &ev) != 0) proc.awaiting_ready = false;
         }
         if (auto code = it->second.process->poll_exit()) {
+          // What it printed last, between the read above and its exit ("ran ...").
+          for (const auto& line : proc.process->read_lines()) read_announcement(line, proc);
           exited.emplace_back(it->first, *code);
           gone.push_back(std::move(it->second));
           it = procs_.erase(it);
@@ -555,6 +585,7 @@ void Fleet::loop() {
       if (stop_) return;
       const double t = now();
       for (InstanceKey k : ready) core_.instance_ready(k, t, p.actions);
+      for (InstanceKey k : retiring) core_.instance_retiring(k, t, p.actions);
       for (const auto& [k, code] : exited) core_.instance_exited(k, code, t, p.actions);
       core_.tick(t, p.actions);
       collect_locked(p);
@@ -566,7 +597,7 @@ void Fleet::loop() {
       if (events_.start_breakdown) events_.start_breakdown(id, spawn_s, load_s);
     }
     for (const auto& proc : gone)
-      if (events_.instance_stopped) events_.instance_stopped(proc.id);
+      if (events_.instance_stopped) events_.instance_stopped(proc.id, proc.ran);
     gone.clear();
     apply(p);
     const auto wall = Clock::now();

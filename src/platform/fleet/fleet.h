@@ -40,11 +40,19 @@
 
 namespace zs::platform {
 
+// When an instance ran by its runtime's own record (Unix seconds): a cluster scheduler's start
+// and end of the instance's job. The ledger bills this span instead of the fleet's view.
+struct RunSpan {
+  double started_at = 0;
+  double stopped_at = 0;
+};
+
 struct FleetEvents {
   std::function<void(const std::string& instance_id, const DeploymentSpec&, bool for_request)> instance_started;
   // ready (serving), idle (ready, nothing in flight), draining; start_s is set on the first ready.
   std::function<void(const std::string& instance_id, InstancePhase phase, double start_s)> instance_phase;
-  std::function<void(const std::string& instance_id)> instance_stopped;
+  // `ran`: the runtime's record of the run, when it printed one ("ran <start> <end>").
+  std::function<void(const std::string& instance_id, const std::optional<RunSpan>& ran)> instance_stopped;
   std::function<void()> heartbeat;  // every few seconds
   // Asks the instance at `address` to sleep (the builtin worker's sleep call); may block, so it
   // runs on a thread of its own. kFailedPrecondition: it was busy. Unset: nothing sleeps.
@@ -134,7 +142,10 @@ class Fleet {
     std::string deployment;
     std::string token;
     std::string pending_reason;
+    std::optional<RunSpan> ran;  // "ran <start> <end>", printed before it exits
   };
+  enum class Announcement { kOther, kReady, kRetiring };
+  static Announcement read_announcement(const std::string& line, Proc& proc);
 
 
   void wake() EXCLUDES(mutex_);  // the control thread runs at once

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <tuple>
 
 namespace zs::platform {
 
@@ -114,6 +115,14 @@ struct FleetCore::Instance {
   int failed_probes = 0;  // liveness probes failed in a row
   bool reported_ready = false;
   bool cannot_sleep = false;  // it refused to sleep for a reason other than being busy
+  // Its runtime said it will end by itself soon (a cluster job's time limit): a replacement
+  // starts, and it drains once the replacement is ready. Dispatch prefers others meanwhile,
+  // and the policy no longer sees it.
+  bool retiring = false;
+  InstanceKey replacement = 0;  // the instance started to replace it; 0: none yet
+  // A replacement takes over its predecessor's idleness at ready (keep-alive counts on);
+  // < 0: idle from ready, as any new instance.
+  double idle_since_at_ready = -1;
   InstancePhase phase = InstancePhase::kStarting;
 };
 
@@ -314,7 +323,9 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
   while (!d.queue.empty()) {
     const bool batch = d.queue.front().cls == RequestClass::kBatch;
     Instance* best = nullptr;
-    auto rank = [](const Instance& i) { return std::pair(i.in_flight, i.state == InstanceState::kSleeping); };
+    auto rank = [](const Instance& i) {
+      return std::tuple(i.retiring, i.in_flight, i.state == InstanceState::kSleeping);
+    };
     for (auto& i : d.instances) {
       if (i->unreachable || (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping)) continue;
       const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
@@ -427,7 +438,7 @@ void FleetCore::instance_ready(InstanceKey key, double now, FleetActions& out) {
   Deployment* d = find(key, &i);
   if (!d || i->state != InstanceState::kStarting) return;
   d->set_state(*i, InstanceState::kReady);
-  i->idle_since = i->interactive_idle_since = now;
+  i->idle_since = i->interactive_idle_since = i->idle_since_at_ready >= 0 ? i->idle_since_at_ready : now;
   i->last_health = now;
   d->consecutive_failures = 0;
   if (options_.explain)
@@ -559,11 +570,47 @@ void FleetCore::drain(Deployment& d, Instance& inst, const std::string& why, dou
   if (inst.in_flight == 0) out.signals.push_back({inst.key, false});
 }
 
+void FleetCore::instance_retiring(InstanceKey key, double now, FleetActions& out) {
+  Instance* i = nullptr;
+  Deployment* d = find(key, &i);
+  if (!d || i->retiring || i->state == InstanceState::kDraining) return;
+  i->retiring = true;
+  out.notes.push_back(i->id + " will end by itself soon (its runtime's time limit): replacing it");
+  if (i->state != InstanceState::kStarting) replace(*d, *i, now, out);
+}
+
+// A retiring instance: drained once another instance of its deployment is ready (true: it
+// drains now), else a replacement is started (again if the last one failed). Until then it
+// serves as before.
+bool FleetCore::replace(Deployment& d, Instance& i, double now, FleetActions& out) {
+  bool replaced = false, replacing = false;
+  for (const auto& o : d.instances) {
+    if (o.get() == &i || o->retiring) continue;
+    if ((o->state == InstanceState::kReady || o->state == InstanceState::kSleeping) && !o->unreachable) replaced = true;
+    if (o->key == i.replacement && o->state == InstanceState::kStarting) replacing = true;
+  }
+  if (replaced) {
+    drain(d, i, "replaced before it ends by itself", now, out);
+    return true;
+  }
+  if (replacing || d.removed || now < d.next_start_allowed) return false;
+  Evaluation e;
+  const size_t before = d.instances.size();
+  start_instances(d, 1, false, false, now, out, e);
+  if (d.instances.size() == before) return false;  // no room yet: tried again on the next tick
+  Instance& r = *d.instances.back();
+  i.replacement = r.key;
+  r.idle_since_at_ready = i.in_flight > i.batch_in_flight ? -1 : i.interactive_idle_since;
+  if (options_.explain) decision(d, "prewarm", "replacing " + i.id + " before it ends by itself", "", out);
+  return false;
+}
+
 // Start timeouts, probes due, and draining instances: asked again to stop, killed after the
 // grace period.
 void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
-  for (auto& ip : d.instances) {
-    Instance& i = *ip;
+  // By index: replace() may start an instance (appended to d.instances).
+  for (size_t k = 0; k < d.instances.size(); ++k) {
+    Instance& i = *d.instances[k];
     switch (i.state) {
       case InstanceState::kStarting:
         if (now - i.started > d.spec.start_timeout_s) {
@@ -585,6 +632,7 @@ void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
         break;
       case InstanceState::kReady:
       case InstanceState::kSleeping:
+        if (i.retiring && replace(d, i, now, out)) break;
         if (options_.health_check_s > 0 && !i.probing && now - i.last_health > options_.health_check_s) {
           i.probing = true;
           out.probes.push_back({i.key, false});
@@ -713,7 +761,7 @@ FleetCore::Evaluation FleetCore::evaluate(int dep, double now, FleetActions& out
   d.arrivals = 0;
   size_t n = 0;
   for (const auto& i : d.instances) {
-    if (i->state == InstanceState::kDraining) continue;
+    if (i->state == InstanceState::kDraining || i->retiring) continue;
     if (o.instances.size() <= n) o.instances.emplace_back();
     auto& io = o.instances[n++];
     const int interactive = i->in_flight - i->batch_in_flight;

@@ -22,7 +22,8 @@
 // - Instances are named "<deployment>-<n>" with n unique within one core.
 //
 // Lifecycle of an instance: kStarting -> kReady <-> kSleeping -> kDraining -> gone (on
-// instance_exited). A ready instance with nothing in flight is reported as the phase kIdle.
+// instance_exited). An instance whose runtime announces its end (instance_retiring) is
+// replaced before it: drained once its replacement is ready. A ready instance with nothing in flight is reported as the phase kIdle.
 // An idle instance of a deployment that may sleep (sleep_after >= 0) is put to sleep after
 // sleep_after of idleness, or when its policy says so (ScalingDecision::sleep_after_s): it
 // keeps its process, weights and memory reservation but gives back its cache and threads. A
@@ -253,6 +254,10 @@ class FleetCore {
   void instance_exited(InstanceKey instance, int status, double now, FleetActions& out);
   void start_failed(InstanceKey instance, const std::string& why, double now, FleetActions& out);
   void probe_result(InstanceKey instance, bool ok, double now, FleetActions& out);
+  // The instance will end by itself soon (a cluster job nearing its time limit): a
+  // replacement starts at once (beyond max_instances if need be), the instance keeps serving
+  // (after others) until the replacement is ready, then drains. The policy stops counting it.
+  void instance_retiring(InstanceKey instance, double now, FleetActions& out);
   // What became of a SleepAction: ok, kFailedPrecondition (it was busy: it stays awake and
   // may sleep later) or another code (it cannot sleep: it is never asked again).
   void sleep_result(InstanceKey instance, const core::Status& result, double now, FleetActions& out);
@@ -309,6 +314,7 @@ class FleetCore {
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
                             Evaluation& e);
   void drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out);
+  bool replace(Deployment& d, Instance& inst, double now, FleetActions& out);
   void crashed(Deployment& d, double now);
   void remove_instance(Deployment& d, InstanceKey key);
   void set_phase(Instance& inst, InstancePhase phase, double start_s, FleetActions& out);

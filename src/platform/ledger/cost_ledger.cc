@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <filesystem>
 #include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -666,6 +668,69 @@ core::Status CostLedger::instance_stopped(const std::string& instance_id, double
   if (sqlite3_changes64(db_) == 0) {
     return core::Status::error(what + ": no open instance has this id");
   }
+  if (!txn.commit()) return sqlite_error(what);
+  return core::Status::ok();
+}
+
+core::Status CostLedger::exec_bound(const char* sql, const std::function<bool(sqlite3_stmt*)>& bind,
+                                    const std::function<void(sqlite3_stmt*)>& row, const std::string& what) {
+  sqlite3_stmt* stmt = nullptr;
+  ZS_RETURN_IF_ERROR(prepare(sql, &stmt));
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(stmt, sqlite3_finalize);
+  if (!bind(stmt)) return sqlite_error(what);
+  for (;;) {
+    const int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) return core::Status::ok();
+    if (rc != SQLITE_ROW) return sqlite_error(what);
+    if (row) row(stmt);
+  }
+}
+
+core::Status CostLedger::set_run_span(const std::string& instance_id, double started_at, double stopped_at) {
+  const std::string what = "setting the run times of instance " + instance_id;
+  if (!std::isfinite(started_at) || !std::isfinite(stopped_at))
+    return core::Status::invalid_argument(what + ": the times must be finite");
+  if (stopped_at < started_at) return core::Status::invalid_argument(what + ": it ends before it starts");
+  ZS_RETURN_IF_ERROR(check_writable(what));
+  core::MutexLock lock(mu_);
+  SqliteTransaction txn(db_);
+  if (!txn.begin("BEGIN IMMEDIATE")) return sqlite_error(what);
+  int64_t run = -1;
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "SELECT id FROM instances WHERE instance_id = ?1 ORDER BY id DESC LIMIT 1",
+      [&](sqlite3_stmt* st) { return bind_text(st, 1, instance_id); },
+      [&](sqlite3_stmt* st) { run = sqlite3_column_int64(st, 0); }, what));
+  if (run < 0) return core::Status::not_found(what + ": it has no run in the ledger");
+  // ?1 the run, ?2 its start, ?3 its stop (as far as the statement uses them).
+  auto bind_run = [&](sqlite3_stmt* st) {
+    const int n = sqlite3_bind_parameter_count(st);
+    return sqlite3_bind_int64(st, 1, run) == SQLITE_OK && (n < 2 || sqlite3_bind_double(st, 2, started_at) == SQLITE_OK) &&
+           (n < 3 || sqlite3_bind_double(st, 3, stopped_at) == SQLITE_OK);
+  };
+  // Phases: clipped to the span, those left empty removed, the first and last stretched to
+  // its ends; a run left with none is one starting phase (it never became ready in it).
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "UPDATE instance_phases SET started_at = max(started_at, ?2),"
+      " ended_at = min(coalesce(ended_at, ?3), ?3) WHERE run = ?1",
+      bind_run, nullptr, what));
+  ZS_RETURN_IF_ERROR(exec_bound("DELETE FROM instance_phases WHERE run = ?1 AND ended_at <= started_at"
+                             " AND (SELECT count(*) FROM instance_phases WHERE run = ?1) > 1",
+                             bind_run, nullptr, what));
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "UPDATE instance_phases SET started_at = ?2 WHERE id ="
+      " (SELECT id FROM instance_phases WHERE run = ?1 ORDER BY started_at, id LIMIT 1)",
+      bind_run, nullptr, what));
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "UPDATE instance_phases SET ended_at = ?3 WHERE id ="
+      " (SELECT id FROM instance_phases WHERE run = ?1 ORDER BY started_at DESC, id DESC LIMIT 1)",
+      bind_run, nullptr, what));
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "INSERT INTO instance_phases (run, phase, started_at, ended_at) SELECT ?1, 'starting', ?2, ?3"
+      " WHERE NOT EXISTS (SELECT 1 FROM instance_phases WHERE run = ?1)",
+      bind_run, nullptr, what));
+  ZS_RETURN_IF_ERROR(exec_bound(
+      "UPDATE instances SET started_at = ?2, stopped_at = ?3, last_seen = ?3 WHERE id = ?1", bind_run,
+      nullptr, what));
   if (!txn.commit()) return sqlite_error(what);
   return core::Status::ok();
 }

@@ -23,6 +23,7 @@
 // Times are seconds since the Unix epoch, passed in by the caller (the daemon passes the wall
 // clock, tests a virtual one). Thread-safe: one connection guarded by a mutex.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -153,6 +154,13 @@ class CostLedger {
   core::Status heartbeat(double now);
   // Stops metering; fails if no instance with this id is open. Ends its current phase.
   core::Status instance_stopped(const std::string& instance_id, double now);
+  // Replaces the span of the latest run of `instance_id` with its runtime's own record of when
+  // it ran (a cluster scheduler's start and end of the job): the run starts at `started_at`
+  // and stops at `stopped_at` (an open run is closed there). Its phases are clipped to that
+  // span: time the fleet saw before the job started (pending in the scheduler) or after it
+  // ended is not billed, and the first and last phases reach the span's ends. kNotFound when
+  // the instance never ran; kInvalidArgument for times not finite or an end before the start.
+  core::Status set_run_span(const std::string& instance_id, double started_at, double stopped_at);
   // Moves an open instance into `state` at `now`, ending its current phase there.
   // instance_started() opens the starting phase; ready, idle and sleeping move freely among
   // themselves, and any of them to draining. Repeating the current state is a no-op;
@@ -223,6 +231,11 @@ class CostLedger {
   core::Result<CostReport> report_locked(double from, double to, double now) const REQUIRES(mu_);
   core::Result<std::vector<KeyUsage>> usage_by_key_locked(const CostReport& report) const REQUIRES(mu_);
   core::Status exec(const char* sql, const char* what) REQUIRES(mu_);
+  // Prepares `sql` once (for statements too rare to keep prepared), binds it, steps it to the
+  // end calling `row` for each row, and finalizes it.
+  core::Status exec_bound(const char* sql, const std::function<bool(sqlite3_stmt*)>& bind,
+                          const std::function<void(sqlite3_stmt*)>& row, const std::string& what)
+      REQUIRES(mu_);
   core::Status prepare(const char* sql, sqlite3_stmt** stmt) REQUIRES(mu_);
   core::Status sqlite_error(const std::string& what) const REQUIRES(mu_);
 

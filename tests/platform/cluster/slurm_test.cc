@@ -76,16 +76,29 @@ TEST(ParseSbatch, RefusesAnythingButAJobId) {
   EXPECT_FALSE(parse_sbatch_output("").is_ok());
 }
 
-TEST(ParseSqueue, ReadsEachJobsIdStateReasonAndNodes) {
-  auto jobs = parse_squeue("12|PENDING|Resources|\n13|RUNNING|None|node7\n\n");
+TEST(ParseSqueue, ReadsEachJobsIdStateReasonNodesTimesAndComment) {
+  auto jobs = parse_squeue("12|PENDING|Resources||N/A|N/A|zeroserve/abc/tiny-1\n"
+                           "13|RUNNING|None|node7|1796202916|1796202976|(null)\n\n");
   ASSERT_TRUE(jobs.is_ok()) << jobs.status().message();
   ASSERT_EQ(jobs->size(), 2u);
   EXPECT_EQ((*jobs)[0].id, "12");
   EXPECT_EQ((*jobs)[0].state, "PENDING");
   EXPECT_EQ((*jobs)[0].reason, "Resources");
   EXPECT_EQ((*jobs)[0].nodes, "");
+  EXPECT_EQ((*jobs)[0].start_s, 0) << "N/A is no time";
+  EXPECT_EQ((*jobs)[0].end_s, 0);
+  EXPECT_EQ((*jobs)[0].comment, "zeroserve/abc/tiny-1");
   EXPECT_EQ((*jobs)[1].nodes, "node7");
+  EXPECT_EQ((*jobs)[1].start_s, 1796202916);
+  EXPECT_EQ((*jobs)[1].end_s, 1796202976);
   EXPECT_TRUE(parse_squeue("").value().empty());
+}
+
+TEST(ParseSqueue, KeepsBarsInTheCommentAndReadsNoneAsNoTime) {
+  auto jobs = parse_squeue("7|RUNNING|None|n1|100|NONE|a|b\n");
+  ASSERT_TRUE(jobs.is_ok()) << jobs.status().message();
+  EXPECT_EQ((*jobs)[0].comment, "a|b");
+  EXPECT_EQ((*jobs)[0].end_s, 0) << "a job without a time limit has no end";
 }
 
 TEST(ParseSqueue, RefusesLinesOfAnotherFormat) {
@@ -93,21 +106,20 @@ TEST(ParseSqueue, RefusesLinesOfAnotherFormat) {
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.code(), core::StatusCode::kInvalidArgument);
   EXPECT_FALSE(parse_squeue("12|RUNNING|None\n").is_ok());
+  EXPECT_FALSE(parse_squeue("12|RUNNING|None|n1|1|2\n").is_ok()) << "the comment field is missing";
+}
+
+TEST(SlurmEnv, AsksForUnixTimesAndNamesTheConfigWhenGiven) {
+  auto env = slurm_env("/etc/slurm/x.conf");
+  EXPECT_EQ(env["SLURM_TIME_FORMAT"], "%s");
+  EXPECT_EQ(env["SLURM_CONF"], "/etc/slurm/x.conf");
+  EXPECT_EQ(slurm_env("").count("SLURM_CONF"), 0u);
 }
 
 TEST(JobIsAlive, CountsPendingRunningAndCompletingAsAliveAndEndedStatesAsNot) {
   for (const char* s : {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"}) EXPECT_TRUE(job_is_alive(s)) << s;
   for (const char* s : {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL"})
     EXPECT_FALSE(job_is_alive(s)) << s;
-}
-
-TEST(ParseJobComments, PairsIdsWithCommentsThatMayHoldBars) {
-  auto r = parse_job_comments("5|zeroserve/abc/tiny-1\n6|(null)\n7|a|b\n");
-  ASSERT_TRUE(r.is_ok());
-  ASSERT_EQ(r->size(), 3u);
-  EXPECT_EQ((*r)[0], std::make_pair(std::string("5"), std::string("zeroserve/abc/tiny-1")));
-  EXPECT_EQ((*r)[2].second, "a|b");
-  EXPECT_FALSE(parse_job_comments("x|y\n").is_ok());
 }
 
 TEST(OwnerTag, IsStablePerStateFolderAndDiffersBetweenThem) {

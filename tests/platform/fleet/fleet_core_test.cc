@@ -120,6 +120,11 @@ struct Harness {
     core.sleep_result(k, result, now, a);
     take(a);
   }
+  void retiring(InstanceKey k) {
+    FleetActions a;
+    core.instance_retiring(k, now, a);
+    take(a);
+  }
   bool signalled(InstanceKey k, bool kill) const {
     for (const auto& s : signals)
       if (s.instance == k && s.kill == kill) return true;
@@ -538,8 +543,10 @@ TEST(FleetCore, RandomEventsKeepEveryInvariant) {
           }
           break;
         case 3:
-          for (InstanceKey k : alive)
+          for (InstanceKey k : alive) {
             if (rng() % 2) h.ready(k);
+            if (rng() % 40 == 0) h.retiring(k);
+          }
           break;
         case 4:
           if (!alive.empty() && rng() % 8 == 0) {
@@ -789,6 +796,118 @@ TEST(FleetCoreSleep, ADeploymentThatNeverSleepsKeepsItsIdleInstancesAwake) {
   for (int i = 0; i < 9; ++i) h.advance(1);
   EXPECT_TRUE(h.sleeps.empty());
   EXPECT_EQ(h.status("a").instances_ready, 1);
+}
+
+}  // namespace
+}  // namespace zs::platform
+
+namespace zs::platform {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Instances that end by themselves (a cluster job's time limit)
+// ---------------------------------------------------------------------------------------------
+
+TEST(FleetCoreRetiring, AReplacementStartsAtOnceAndTheRetiringInstanceServesUntilItIsReady) {
+  Harness h;
+  auto s = spec("a", /*slots=*/2, /*max_instances=*/1);
+  h.set({s});
+  const uint64_t first = h.acquire("a");
+  h.advance(0.02);
+  const InstanceKey old = h.starts[0].instance;
+  h.ready(old);
+  h.retiring(old);
+  ASSERT_EQ(h.starts.size(), 2u) << "a replacement, even beyond max_instances 1";
+  EXPECT_FALSE(h.starts[1].for_request);
+  const InstanceKey fresh = h.starts[1].instance;
+  // Until the replacement is ready, requests still go to the retiring instance.
+  const uint64_t second = h.acquire("a");
+  ASSERT_TRUE(h.leases.count(second));
+  EXPECT_EQ(h.leases[second].instance, old);
+  EXPECT_FALSE(h.signalled(old, false));
+  h.advance(1);
+  EXPECT_EQ(h.starts.size(), 2u) << "one replacement, not one per tick";
+  h.ready(fresh);
+  h.advance(0.02);
+  EXPECT_EQ(h.status("a").instances_draining, 1) << "replaced: it drains";
+  EXPECT_FALSE(h.signalled(old, false)) << "not stopped while its requests run";
+  const uint64_t third = h.acquire("a");
+  ASSERT_TRUE(h.leases.count(third));
+  EXPECT_EQ(h.leases[third].instance, fresh);
+  h.release(first);
+  h.release(second);
+  EXPECT_TRUE(h.signalled(old, false)) << "stopped once its last request ended";
+  EXPECT_FALSE(h.signalled(fresh, false));
+}
+
+TEST(FleetCoreRetiring, OtherInstancesGoFirstWhileItWaitsForItsReplacement) {
+  Harness h;
+  auto s = spec("a", /*slots=*/4, /*max_instances=*/3);
+  s.min_instances = 2;
+  h.set({s});
+  h.tick();
+  ASSERT_EQ(h.starts.size(), 2u);
+  h.ready(h.starts[0].instance);
+  h.ready(h.starts[1].instance);
+  const InstanceKey old = h.starts[0].instance, other = h.starts[1].instance;
+  h.acquire("a");  // one request on each
+  h.acquire("a");
+  h.retiring(old);
+  EXPECT_EQ(h.status("a").instances_draining, 1) << "another ready instance takes over at once";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(h.leases[h.acquire("a")].instance, other);
+  h.advance(0.02);
+  EXPECT_EQ(h.starts.size(), 3u) << "min_instances 2 brings a new one";
+}
+
+TEST(FleetCoreRetiring, AFailedReplacementIsStartedAgainAfterItsBackOff) {
+  Harness h;
+  h.set({spec("a")});
+  const InstanceKey old = serve_one(h, "a");
+  h.retiring(old);
+  ASSERT_EQ(h.starts.size(), 2u);
+  h.exited(h.starts[1].instance, 1);  // the replacement crashed while starting
+  h.advance(0.5);
+  EXPECT_EQ(h.starts.size(), 2u) << "backing off";
+  h.advance(2);
+  ASSERT_EQ(h.starts.size(), 3u);
+  h.ready(h.starts[2].instance);
+  h.advance(0.02);
+  EXPECT_TRUE(h.signalled(old, false));
+}
+
+TEST(FleetCoreRetiring, TheReplacementOfAnIdleInstanceKeepsItsIdlenessForKeepAlive) {
+  Harness h;
+  h.set({spec("a")});  // keep_alive 10 s
+  const InstanceKey old = serve_one(h, "a");
+  h.advance(6);
+  h.retiring(old);
+  ASSERT_EQ(h.starts.size(), 2u);
+  const InstanceKey fresh = h.starts[1].instance;
+  h.advance(1);
+  h.ready(fresh);
+  h.advance(0.02);
+  EXPECT_TRUE(h.signalled(old, false));
+  h.exited(old);
+  h.advance(2.5);
+  EXPECT_FALSE(h.signalled(fresh, false)) << "idle 9.5 s of 10";
+  h.advance(1);
+  EXPECT_TRUE(h.signalled(fresh, false)) << "keep-alive counted from the last request, not from the replacement";
+}
+
+TEST(FleetCoreRetiring, AStartingOrDrainingInstanceIsReplacedOnlyOnceReady) {
+  Harness h;
+  h.set({spec("a")});
+  h.acquire("a");
+  h.advance(0.02);
+  const InstanceKey k = h.starts[0].instance;
+  h.retiring(k);
+  EXPECT_EQ(h.starts.size(), 1u) << "not before it is ready";
+  h.ready(k);
+  h.advance(0.02);
+  EXPECT_EQ(h.starts.size(), 2u);
+  h.retiring(k);  // said twice: no second replacement
+  h.advance(0.02);
+  EXPECT_EQ(h.starts.size(), 2u);
 }
 
 }  // namespace

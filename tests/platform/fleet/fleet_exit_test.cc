@@ -47,7 +47,7 @@ struct Events {
   FleetEvents callbacks() {
     FleetEvents ev;
     ev.instance_started = [this](const std::string& id, const DeploymentSpec&, bool) { add("started " + id); };
-    ev.instance_stopped = [this](const std::string& id) { add("stopped " + id); };
+    ev.instance_stopped = [this](const std::string& id, const std::optional<RunSpan>&) { add("stopped " + id); };
     return ev;
   }
   void add(const std::string& e) {
