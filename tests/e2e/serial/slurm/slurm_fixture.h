@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <memory>
 #include <regex>
@@ -41,6 +43,12 @@ inline std::string slurm_unavailable() {
 
 struct SlurmJob {
   std::string id, state, reason, nodes, comment;
+};
+
+// A job as Slurm's completion record (jobcomp/filetxt) has it: Slurm's own start and end.
+struct CompletedJob {
+  std::string id, state;
+  double start_s = 0, end_s = 0;  // Unix seconds
 };
 
 class SlurmCluster {
@@ -84,6 +92,31 @@ class SlurmCluster {
       if (j.state == "RUNNING") out.push_back(j);
     return out;
   }
+  // Every job's completion record so far, in order of completion.
+  std::vector<CompletedJob> completed() const {
+    std::vector<CompletedJob> out;
+    std::ifstream in(dir_ + "/log/jobcomp.txt");
+    auto field = [](const std::string& line, const std::string& key) {
+      const size_t at = line.find(" " + key + "=");
+      if (at == std::string::npos) return std::string();
+      const size_t from = at + key.size() + 2;
+      return line.substr(from, line.find(' ', from) - from);
+    };
+    // Slurm writes local times ("2026-12-02T09:15:16"), as the test's own clock reads them.
+    auto unix_time = [](const std::string& t) {
+      std::tm tm{};
+      std::istringstream ss(t);
+      ss >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+      tm.tm_isdst = -1;
+      return ss.fail() ? 0.0 : static_cast<double>(std::mktime(&tm));
+    };
+    for (std::string line; std::getline(in, line);) {
+      const std::string id = line.rfind("JobId=", 0) == 0 ? line.substr(6, line.find(' ') - 6) : "";
+      if (id.empty()) continue;
+      out.push_back({id, field(line, "JobState"), unix_time(field(line, "StartTime")), unix_time(field(line, "EndTime"))});
+    }
+    return out;
+  }
   int command(const std::string& shell) const { return run_command(env() + shell + " >/dev/null 2>&1").exit_code; }
   // SIGKILL to the slurmd of node `i` (1-based; its hostname is zsnode<i>).
   void kill_node(int i) const {
@@ -103,10 +136,13 @@ class SlurmCluster {
 inline std::string slurm_config(const SlurmCluster& c, const std::string& shared_dir, const std::string& cluster_extra,
                                 const std::string& deployment_extra,
                                 const std::string& model = golden_model("TinyStories-656K-Q8_0.gguf")) {
-  return "cluster:\n  slurm_conf: " + c.conf() + "\n  shared_dir: " + shared_dir +
-         "\n  poll: 250ms\n  time_limit: 30m\n  price_per_second: {zs: 0.001}\n" + cluster_extra +
+  // A time limit of 30 minutes and a context of 512 unless the test gives its own.
+  const bool own_limit = cluster_extra.find("time_limit:") != std::string::npos;
+  const bool own_ctx = deployment_extra.find("ctx:") != std::string::npos;
+  return "cluster:\n  slurm_conf: " + c.conf() + "\n  shared_dir: " + shared_dir + "\n  poll: 250ms\n" +
+         (own_limit ? "" : "  time_limit: 30m\n") + "  price_per_second: {zs: 0.001}\n" + cluster_extra +
          "deployments:\n  - name: tiny\n    runtime: slurm\n    model: " + model +
-         "\n    ctx: 512\n" + deployment_extra;
+         "\n" + (own_ctx ? "" : "    ctx: 512\n") + deployment_extra;
 }
 
 }  // namespace zs::testing

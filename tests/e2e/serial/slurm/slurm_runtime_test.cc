@@ -49,6 +49,23 @@ std::string instance_folder(const std::string& shared) {
   return found;
 }
 
+// `zeroserve cost` of serve's ledger over [from, until) (Unix seconds), as JSON.
+json cost(Serve& s, double from, double until) {
+  auto r = run_command(zeroserve() + " cost --format json --state-dir " + shell_quote(s.dir().file("state") + "/zeroserve") +
+                       " --since " + std::to_string(static_cast<int64_t>(from)) + " --until " +
+                       std::to_string(static_cast<int64_t>(until)) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return r.exit_code == 0 ? json::parse(r.out) : json();
+}
+
+double instance_seconds(const json& report) {
+  return report.contains("total") ? report["total"]["instance_seconds"].get<double>() : -1;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 class SlurmRuntime : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -170,6 +187,96 @@ TEST_F(SlurmRuntime, ScancelFromOutsideIsACrashAndTheNextRequestGetsANewInstance
   EXPECT_GE(metric_in(m->body, "zs_deployment_crashes{deployment=\"tiny\"}"), 1) << "the cancelled job should count as a crash";
 }
 
+TEST_F(SlurmRuntime, ScancelOfABusyInstanceGivesItsInFlightRequestA502AndTheNextRequestANewInstance) {
+  // A model slow enough (135M parameters on one thread, about 10 ms a token here) that 1500
+  // tokens outlast Slurm's KillWait of 2 s after the scancel: the worker, told to stop,
+  // finishes what it can within KillWait (a short request would still be answered), then
+  // Slurm kills it under the request.
+  const std::string model = tmp_.file("smollm2.gguf");
+  ASSERT_EQ(run_command(zeroserve() + " gen-model --preset smollm2-135m --type q8_0 --out " + model + " 2>&1").exit_code, 0);
+  auto s = serve("", "    keep_alive: 60s\n    threads: 1\n    ctx: 2048\n    request_timeout: 120s\n", model);
+  ASSERT_EQ(complete(*s, 2).status, 200);
+  const auto before = cluster_->running();
+  ASSERT_EQ(before.size(), 1u);
+  gateway::HttpResponse cut;
+  const auto sent = std::chrono::steady_clock::now();
+  std::thread in_flight([&] { cut = complete(*s, 1500, 120s); });
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_EQ(cluster_->command("scancel " + before[0].id), 0);
+  in_flight.join();
+  EXPECT_EQ(cut.status, 502) << "after " << std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count()
+                             << " s: " << cut.body;
+  EXPECT_FALSE(cut.body.empty());
+  gateway::HttpResponse next;
+  ASSERT_TRUE(wait_for([&] { return (next = complete(*s, 2)).status == 200; }, 90s)) << next.status << " " << next.body;
+  const auto after = cluster_->running();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0].id, before[0].id);
+}
+
+TEST_F(SlurmRuntime, TheLedgersInstanceSecondsMatchTheElapsedTimeSlurmRecordedForEachJob) {
+  const double began = unix_now();
+  auto s = serve("", "    keep_alive: 2s\n    threads: 1\n");
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(complete(*s).status, 200);
+    ASSERT_TRUE(squeue_empty());
+    std::this_thread::sleep_for(2s);  // apart, so that a window of a second around each job holds it alone
+  }
+  EXPECT_EQ(s->stop(), 0);
+  const auto done = cluster_->completed();
+  ASSERT_EQ(done.size(), 2u);
+  double slurm_total = 0;
+  for (const auto& j : done) {
+    const double elapsed = j.end_s - j.start_s;
+    slurm_total += elapsed;
+    // The ledger bills what Slurm recorded (not from sbatch, which includes time pending in
+    // Slurm, nor until serve saw the job gone).
+    EXPECT_NEAR(instance_seconds(cost(*s, j.start_s - 1, j.end_s + 1)), elapsed, 1.0) << "job " << j.id;
+  }
+  EXPECT_NEAR(instance_seconds(cost(*s, began - 10, unix_now() + 10)), slurm_total, 1.0 * done.size());
+}
+
+TEST_F(SlurmRuntime, AnInstanceNearItsJobsTimeLimitIsReplacedBeforeItWithoutAFailedRequest) {
+  // One-minute jobs; a replacement is asked for 30 s before the end (at most half the limit).
+  auto s = serve("  time_limit: 1m\n  replace_before: 50s\n", "    keep_alive: 600s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  const auto first = cluster_->running();
+  ASSERT_EQ(first.size(), 1u);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread client([&] {
+    while (!stop) {
+      (complete(*s, 8).status == 200 ? ok : failed)++;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  // The first job ends (cancelled by zeroserve, not by its time limit) while a new one runs.
+  const bool replaced = wait_for(
+      [&] {
+        bool first_alive = false, other_running = false;
+        for (const auto& j : cluster_->jobs()) {
+          if (j.id == first[0].id) first_alive = true;
+          else if (j.state == "RUNNING") other_running = true;
+        }
+        return !first_alive && other_running;
+      },
+      75s);
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  client.join();
+  EXPECT_TRUE(replaced) << "the job near its time limit was not replaced";
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 10);
+  bool found = false;
+  for (const auto& j : cluster_->completed())
+    if (j.id == first[0].id) {
+      found = true;
+      EXPECT_EQ(j.state, "CANCELLED") << "ended by zeroserve, not by Slurm's time limit";
+      EXPECT_LT(j.end_s - j.start_s, 59);
+    }
+  EXPECT_TRUE(found) << "no completion record of job " << first[0].id;
+}
+
 TEST_F(SlurmRuntime, KillingTheSlurmdOfTheInstancesNodeIsSurvivedOnTheOtherNode) {
   auto s = serve("  heartbeat_limit: 3s\n", "    keep_alive: 60s\n    threads: 2\n");
   ASSERT_EQ(complete(*s).status, 200);
@@ -248,7 +355,8 @@ TEST_F(SlurmRuntime, AJobWhoseGatewayMachineDiedEndsItselfAfterTheHeartbeatLimit
   EXPECT_TRUE(squeue_empty(90s)) << "a job outlived its gateway";
 }
 
-TEST_F(SlurmRuntime, ARestartedServeCancelsTheJobsItsPredecessorLeft) {
+TEST_F(SlurmRuntime, ARestartedServeCancelsTheJobsItsPredecessorLeftAndBillsThemAsSlurmRecorded) {
+  const double began = unix_now();
   auto s = serve("  heartbeat_limit: 10m\n", "    keep_alive: 600s\n    threads: 1\n");
   ASSERT_EQ(complete(*s).status, 200);
   const auto left = cluster_->running();
@@ -269,6 +377,14 @@ TEST_F(SlurmRuntime, ARestartedServeCancelsTheJobsItsPredecessorLeft) {
       60s))
       << "the predecessor's job " << left[0].id << " is still listed";
   EXPECT_EQ(complete(*s).status, 200);
+  EXPECT_EQ(s->stop(), 0);
+  // The predecessor's run was closed at its last heartbeat when serve restarted; now it is
+  // billed as Slurm recorded the job, like the new one.
+  const auto done = cluster_->completed();
+  ASSERT_EQ(done.size(), 2u);
+  double slurm_total = 0;
+  for (const auto& j : done) slurm_total += j.end_s - j.start_s;
+  EXPECT_NEAR(instance_seconds(cost(*s, began - 10, unix_now() + 10)), slurm_total, 2.0);
 }
 
 }  // namespace
