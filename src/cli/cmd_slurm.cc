@@ -229,8 +229,11 @@ class SlurmInstance {
         return 2;
       }
       const slurm::JobInfo& job = **job_info;
-      if (job.state == "PENDING" && job.reason != reason_) {
-        reason_ = job.reason;
+      // Pending: Slurm's reason. Configuring: the job has its node and waits for it to boot
+      // (a node powered up on demand); told as the reason "Configuring".
+      const std::string why = job.state == "PENDING" ? job.reason : job.state == "CONFIGURING" ? "Configuring" : "";
+      if (!ready && !why.empty() && why != reason_) {
+        reason_ = why;
         std::printf("%s%s\n", worker::kPendingPrefix, reason_.c_str());
         std::fflush(stdout);
       }

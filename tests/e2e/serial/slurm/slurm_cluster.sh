@@ -4,7 +4,12 @@
 # with its own hostname (zsnode<i>) and address on a bridge made here. Everything lives under
 # DIR (config, state, logs, pid files); nothing else on the machine is touched.
 #
-#   slurm_cluster.sh up DIR [NODES] [CPUS_PER_NODE]   start (prints SLURM_CONF=..., the bridge's address)
+#   slurm_cluster.sh up DIR [NODES] [CPUS_PER_NODE] [elastic]
+#                                                     start (prints SLURM_CONF=..., the bridge's address);
+#                                                     "elastic": the nodes start powered down and Slurm's
+#                                                     power saving starts them for queued jobs
+#                                                     (ResumeProgram) and stops them when idle
+#                                                     (SuspendProgram), as on a cloud cluster
 #   slurm_cluster.sh down DIR                         stop everything `up` started under DIR (idempotent)
 #   slurm_cluster.sh kill-node DIR I                  SIGKILL the slurmd of node I
 #
@@ -42,6 +47,8 @@ down() {
     ip netns del "$ns" 2>/dev/null || true
   done
   ip link del "$bridge" 2>/dev/null || true
+  # Slurm's saved state (jobs, nodes) belongs to this cluster only.
+  rm -rf "$dir/state" "$dir/spool"
 }
 
 case "$cmd" in
@@ -56,6 +63,7 @@ esac
 
 nodes=${3:-2}
 cpus=${4:-2}
+elastic=${5:-}
 down
 mkdir -p "$dir"/{pids,log,state,spool,munge}
 chmod 700 "$dir/munge"
@@ -81,8 +89,57 @@ for i in $(seq 1 "$nodes"); do
   ip -n "$ns" addr add "$net.$((10 + i))/24" dev "zsv${tag}n$i"
   ip -n "$ns" link set "zsv${tag}n$i" up
   ip -n "$ns" link set lo up
-  node_lines+="NodeName=zsnode$i NodeAddr=$net.$((10 + i)) CPUs=$cpus RealMemory=4000 State=UNKNOWN"$'\n'
+  node_state=UNKNOWN
+  [ "$elastic" = elastic ] && node_state=CLOUD
+  node_lines+="NodeName=zsnode$i NodeAddr=$net.$((10 + i)) CPUs=$cpus RealMemory=4000 State=$node_state"$'\n'
 done
+
+# Starting one node is starting its slurmd in its namespace (what a cloud's ResumeProgram does
+# by booting a VM); stopping it is stopping that slurmd.
+cat > "$dir/node-start" <<SCRIPT
+#!/bin/sh
+# ResumeProgram: starts the slurmd of each node named in \$1 (a Slurm host list).
+export SLURM_CONF=$dir/slurm.conf
+for host in \$(scontrol show hostnames "\$1"); do
+  i=\${host#zsnode}
+  echo "\$(date +%T) start \$host" >> $dir/log/power.log
+  # slurmctld accepts a node it powered up only if the node booted after it asked: an elastic
+  # node "boots" for two seconds and gets a boot clock of its own (a time namespace) that
+  # starts then.
+  boot=""
+  if [ "$elastic" = elastic ]; then
+    sleep 2
+    boot="--time --fork --kill-child --boottime -\$(cut -d. -f1 /proc/uptime)"
+  fi
+  setsid ip netns exec "zsn${tag}-\$i" unshare -u \$boot sh -c "hostname \$host; exec slurmd -D -f $dir/slurm.conf" \\
+    >>"$dir/log/slurmd\$i.out" 2>&1 </dev/null &
+  echo \$! > "$dir/pids/slurmd\$i.pid"
+done
+SCRIPT
+cat > "$dir/node-stop" <<SCRIPT
+#!/bin/sh
+# SuspendProgram: stops the slurmd of each node named in \$1.
+export SLURM_CONF=$dir/slurm.conf
+for host in \$(scontrol show hostnames "\$1"); do
+  i=\${host#zsnode}
+  echo "\$(date +%T) stop \$host" >> $dir/log/power.log
+  [ -e "$dir/pids/slurmd\$i.pid" ] && kill -TERM "\$(cat "$dir/pids/slurmd\$i.pid")" 2>/dev/null
+  rm -f "$dir/pids/slurmd\$i.pid"
+done
+SCRIPT
+chmod 755 "$dir/node-start" "$dir/node-stop"
+power_lines=""
+if [ "$elastic" = elastic ]; then
+  # PrivateData=cloud: powered-down cloud nodes are listed (sinfo, scontrol), not hidden.
+  power_lines="PrivateData=cloud
+SuspendProgram=$dir/node-stop
+ResumeProgram=$dir/node-start
+SuspendTime=4
+SuspendTimeout=3
+ResumeTimeout=30
+SuspendRate=0
+ResumeRate=0"
+fi
 
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=zstest
@@ -118,6 +175,7 @@ KillWait=2
 MinJobAge=300
 MessageTimeout=5
 SchedulerParameters=sched_interval=1,batch_sched_delay=0
+$power_lines
 $node_lines
 PartitionName=zs Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
@@ -136,18 +194,23 @@ setsid unshare -u sh -c "hostname zsctl; exec slurmctld -D -i -f $dir/slurm.conf
 echo $! > "$dir/pids/slurmctld.pid"
 for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-for i in $(seq 1 "$nodes"); do
-  mkdir -p "$dir/spool/zsnode$i"
-  setsid ip netns exec "zsn${tag}-$i" unshare -u sh -c "hostname zsnode$i; exec slurmd -D -f $dir/slurm.conf" \
-    >"$dir/log/slurmd$i.out" 2>&1 </dev/null &
-  echo $! > "$dir/pids/slurmd$i.pid"
-done
-# Every node idle.
-for _ in $(seq 200); do
-  idle=$(sinfo --noheader --responding --states=idle --format=%n 2>/dev/null | wc -l)
-  [ "$idle" -ge "$nodes" ] && break
-  sleep 0.1
-done
+for i in $(seq 1 "$nodes"); do mkdir -p "$dir/spool/zsnode$i"; done
+if [ "$elastic" = elastic ]; then
+  # Powered down until a job needs them.
+  for _ in $(seq 200); do
+    idle=$(scontrol --oneliner show nodes 2>/dev/null | grep -c 'POWERED_DOWN' || true)
+    [ "$idle" -ge "$nodes" ] && break
+    sleep 0.1
+  done
+else
+  "$dir/node-start" "zsnode[1-$nodes]"
+  # Every node idle.
+  for _ in $(seq 200); do
+    idle=$(sinfo --noheader --responding --states=idle --format=%n 2>/dev/null | wc -l)
+    [ "$idle" -ge "$nodes" ] && break
+    sleep 0.1
+  done
+fi
 if [ "$idle" -lt "$nodes" ]; then
   echo "only $idle of $nodes nodes became idle; see $dir/log" >&2
   sinfo >&2 || true

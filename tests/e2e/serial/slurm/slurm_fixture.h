@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <map>
@@ -53,12 +54,15 @@ struct CompletedJob {
 
 class SlurmCluster {
  public:
-  // Starts `nodes` nodes of `cpus` CPUs each; ok() tells whether it came up.
-  explicit SlurmCluster(int nodes = 2, int cpus = 2) {
+  // Starts `nodes` nodes of `cpus` CPUs each; ok() tells whether it came up. Elastic nodes
+  // start powered down: Slurm's power saving starts one for a queued job and stops it when
+  // idle (slurm_cluster.sh).
+  explicit SlurmCluster(int nodes = 2, int cpus = 2, bool elastic = false) {
     script_ = source_dir() + "/tests/e2e/serial/slurm/slurm_cluster.sh";
     dir_ = dir_holder_.file("cluster");
     const CommandResult r = run_command(shell_quote(script_) + " up " + shell_quote(dir_) + " " +
-                                        std::to_string(nodes) + " " + std::to_string(cpus) + " 2>&1");
+                                        std::to_string(nodes) + " " + std::to_string(cpus) +
+                                        (elastic ? " elastic" : "") + " 2>&1");
     log_ = r.out;
     ok_ = r.exit_code == 0;
     std::smatch m;
@@ -116,6 +120,18 @@ class SlurmCluster {
       out.push_back({id, field(line, "JobState"), unix_time(field(line, "StartTime")), unix_time(field(line, "EndTime"))});
     }
     return out;
+  }
+  // How many nodes are powered up (their slurmd runs).
+  int nodes_up() const {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/pids"))
+      if (e.path().filename().string().rfind("slurmd", 0) == 0) ++n;
+    return n;
+  }
+  // What Slurm's power saving did: "HH:MM:SS start|stop NODE" lines.
+  std::string power_log() const {
+    std::ifstream in(dir_ + "/log/power.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
   }
   int command(const std::string& shell) const { return run_command(env() + shell + " >/dev/null 2>&1").exit_code; }
   // SIGKILL to the slurmd of node `i` (1-based; its hostname is zsnode<i>).

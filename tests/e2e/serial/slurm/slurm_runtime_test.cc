@@ -70,7 +70,7 @@ class SlurmRuntime : public ::testing::Test {
  protected:
   void SetUp() override {
     REQUIRE_SLURM();
-    cluster_ = std::make_unique<SlurmCluster>();
+    cluster_ = std::make_unique<SlurmCluster>(2, 2, elastic());
     ASSERT_TRUE(cluster_->ok()) << cluster_->log();
     shared_ = tmp_.file("shared");
     std::filesystem::create_directories(shared_);
@@ -81,6 +81,7 @@ class SlurmRuntime : public ::testing::Test {
     EXPECT_FALSE(s->address().empty()) << "serve did not start";
     return s;
   }
+  virtual bool elastic() const { return false; }
   bool squeue_empty(std::chrono::seconds limit = 60s) {
     return wait_for([&] { return cluster_->jobs().empty(); }, limit);
   }
@@ -275,6 +276,45 @@ TEST_F(SlurmRuntime, AnInstanceNearItsJobsTimeLimitIsReplacedBeforeItWithoutAFai
       EXPECT_LT(j.end_s - j.start_s, 59);
     }
   EXPECT_TRUE(found) << "no completion record of job " << first[0].id;
+}
+
+// Nodes powered down until Slurm's power saving starts one for a queued job (ResumeProgram),
+// and stopped again when idle (SuspendProgram, SuspendTime 4 s): the 0..N node pool.
+class SlurmElasticNodes : public SlurmRuntime {
+  bool elastic() const override { return true; }
+};
+
+TEST_F(SlurmElasticNodes, ARequestPowersUpANodeWhichStopsOnceKeepAliveEndedTheJobAndTheLedgerBillsSlurmsTimes) {
+  const double began = unix_now();
+  ASSERT_EQ(cluster_->nodes_up(), 0) << "every node starts powered down";
+  auto s = serve("", "    keep_alive: 2s\n    threads: 1\n    request_timeout: 120s\n");
+  gateway::HttpResponse r;
+  std::atomic<bool> answered{false};
+  std::thread request([&] {
+    r = complete(*s, 8, 150s);
+    answered = true;
+  });
+  // While the node boots the instance is a cold start pending in Slurm, and says why.
+  bool seen_pending = false;
+  while (!answered && !seen_pending) {
+    auto m = gateway::http_request("GET", s->address(), "/metrics", "", {}, 10s);
+    seen_pending = m.is_ok() && m->body.find("zs_deployment_pending_in_slurm{deployment=\"tiny\"") != std::string::npos;
+    std::this_thread::sleep_for(200ms);
+  }
+  request.join();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(seen_pending) << "no pending-in-Slurm gauge while the node powered up";
+  EXPECT_FALSE(r.header("X-Zeroserve-Cold-Start-Ms").empty());
+  EXPECT_NE(cluster_->power_log().find("start zsnode"), std::string::npos) << cluster_->power_log();
+  // keep_alive ends the job; the idle node is powered down after SuspendTime.
+  ASSERT_TRUE(squeue_empty());
+  EXPECT_TRUE(wait_for([&] { return cluster_->nodes_up() == 0; }, 60s)) << cluster_->power_log();
+  EXPECT_NE(cluster_->power_log().find("stop zsnode"), std::string::npos) << cluster_->power_log();
+  EXPECT_EQ(s->stop(), 0);
+  // The job's time includes its node's boot (Slurm starts the job's clock at allocation).
+  const auto done = cluster_->completed();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_NEAR(instance_seconds(cost(*s, began - 10, unix_now() + 10)), done[0].end_s - done[0].start_s, 1.0);
 }
 
 TEST_F(SlurmRuntime, KillingTheSlurmdOfTheInstancesNodeIsSurvivedOnTheOtherNode) {
