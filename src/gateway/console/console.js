@@ -258,7 +258,8 @@ function renderDeployments(s) {
     const adminTitle = admin ? null : 'needs an admin key';
     return el('tr', { 'data-deployment': d.name, class: d.name === state.selected ? 'selected' : null },
       el('td', {}, el('a', { class: 'dep', onclick: () => selectDeployment(d.name) }, d.name)),
-      el('td', {}, el('span', { class: 'badge ' + d.state, 'data-field': 'state' }, d.state)),
+      el('td', {}, el('span', { class: 'badge ' + d.state, 'data-field': 'state' }, d.state),
+        d.pending_reason ? el('span', { class: 'pending', 'data-field': 'pending' }, ' pending in Slurm: ' + d.pending_reason) : ''),
       el('td', { 'data-field': 'instances' }, d.instances.length ? d.instances.map((i) =>
         el('span', { class: 'badge ' + i.phase, title: i.id + ', up ' + fmtSeconds(i.age_s), 'data-phase': i.phase }, i.phase)) : '0'),
       el('td', { class: 'num' }, d.queued.interactive + ' / ' + d.queued.batch),

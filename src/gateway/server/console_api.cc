@@ -199,6 +199,7 @@ void ConsoleApi::status(const HttpRequest& req, ResponseWriter& w, const Console
                     {"wakes", s.wakes},
                     {"crashes", s.crashes},
                     {"starting_for_s", s.starting_for_s},
+                    {"pending_reason", s.pending_reason.empty() ? json(nullptr) : json(s.pending_reason)},
                     {"min_instances", s.min_instances},
                     {"max_instances", s.max_instances},
                     {"keep_alive_s", s.keep_alive_s < 0 ? json(nullptr) : json(s.keep_alive_s)},

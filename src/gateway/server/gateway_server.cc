@@ -865,7 +865,10 @@ void GatewayServer::keepalive_loop() {
         char text[160];
         std::snprintf(text, sizeof text, "waiting for an instance of %s: %s, %d starting (%.1f s), %.1f s waited",
                       p->deployment.c_str(), s.state().c_str(), s.instances_starting, s.starting_for_s, waited);
-        p->w->write(sse_comment(text + (pulls[p->deployment].empty() ? "" : "; " + pulls[p->deployment])));
+        std::string line = text;
+        if (!s.pending_reason.empty()) line += "; pending in Slurm (reason: " + s.pending_reason + ")";
+        if (!pulls[p->deployment].empty()) line += "; " + pulls[p->deployment];
+        p->w->write(sse_comment(line));
       }
     }
     core::MutexLock lock(mutex_);

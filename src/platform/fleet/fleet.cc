@@ -205,8 +205,18 @@ void Fleet::fail_waiting(RequestClass cls, const std::string& message) {
 }
 
 std::vector<DeploymentStatus> Fleet::status() const {
-  core::MutexLock lock(mutex_);
-  return core_.status(now());
+  std::vector<DeploymentStatus> out;
+  {
+    core::MutexLock lock(mutex_);
+    out = core_.status(now());
+  }
+  core::MutexLock lock(procs_mutex_);
+  for (const auto& [key, proc] : procs_) {
+    if (proc.pending_reason.empty()) continue;
+    for (auto& s : out)
+      if (s.name == proc.deployment) s.pending_reason = proc.pending_reason;
+  }
+  return out;
 }
 
 std::vector<DeviceMemory> Fleet::device_memory() const {

@@ -139,6 +139,9 @@ struct DeploymentStatus {
   int batch_queued = 0;
   int batch_in_flight = 0;
   double starting_for_s = 0;  // the oldest start in progress
+  // Why a start waits, in a cluster scheduler's words ("Resources", "Configuring"); empty
+  // otherwise. Filled in by the daemon's Fleet (the runtime knows it), never by the core.
+  std::string pending_reason;
   uint64_t cold_starts = 0;
   uint64_t wakes = 0;  // requests that woke a sleeping instance
   uint64_t crashes = 0;

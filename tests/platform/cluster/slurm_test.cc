@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <algorithm>
 
 #include "platform/config/config.h"
@@ -179,6 +181,7 @@ TEST(ClusterConfig, ReadsEveryFieldOfTheSection) {
   shared_dir: /shared/zs
   heartbeat_limit: 45s
   poll: 500ms
+  replace_before: 15m
   price_per_second: {gpu: 0.0005, cpu: 0.00001}
 deployments:
   - {name: a, model: a.gguf, runtime: slurm}
@@ -195,6 +198,7 @@ deployments:
   EXPECT_EQ(k.shared_dir, "/shared/zs");
   EXPECT_EQ(k.heartbeat_limit_s, 45);
   EXPECT_EQ(k.poll_s, 0.5);
+  EXPECT_EQ(k.replace_before_s, 900);
   EXPECT_EQ(k.price_per_second.at("gpu"), 0.0005);
   EXPECT_EQ(c->deployments[0].runtime, RuntimeKind::kSlurm);
 }
@@ -229,6 +233,7 @@ TEST(ClusterConfig, SharedDirIsRequiredAndBadValuesAreNamed) {
   heartbeat_limit: 1s
   sbatch_options: [exclusive]
   price_per_second: {gpu: -1}
+  replace_before: -5s
 deployments:
   - {name: a, model: a.gguf}
 )");
@@ -240,6 +245,36 @@ deployments:
             std::string::npos)
       << m;
   EXPECT_NE(m.find("zeroserve.yaml:4: cluster.price_per_second.gpu: must be >= 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("zeroserve.yaml:5: cluster.replace_before:"), std::string::npos) << m;
+}
+
+TEST(ClusterConfig, ReplacementComesTenMinutesBeforeTheTimeLimitByDefault) {
+  auto c = parse("cluster: {shared_dir: /s}\ndeployments:\n  - {name: a, model: a.gguf, runtime: slurm}\n");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->cluster.replace_before_s, 600);
+}
+
+// Whatever squeue might print, parse_squeue answers jobs or an error naming the line, and
+// never crashes or reads past the input.
+TEST(ParseSqueue, RandomInputNeverCrashesAndEitherParsesOrNamesTheLine) {
+  std::mt19937 rng(7);
+  const std::string alphabet = "0123456789|\n ABCNRPG_/-:.";
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 64);
+    for (int i = 0; i < n; ++i) text += alphabet[rng() % alphabet.size()];
+    auto r = parse_squeue(text);
+    if (!r.is_ok()) {
+      EXPECT_EQ(r.code(), core::StatusCode::kInvalidArgument);
+      EXPECT_NE(r.status().message().find("squeue printed"), std::string::npos);
+      continue;
+    }
+    for (const auto& j : r.value()) {
+      EXPECT_FALSE(j.id.empty());
+      EXPECT_GE(j.start_s, 0);
+      EXPECT_GE(j.end_s, 0);
+    }
+  }
 }
 
 }  // namespace

@@ -359,6 +359,12 @@ TEST_F(SlurmRuntime, AFullClusterKeepsARequestWaitingUntilRequestTimeoutWithA504
   ASSERT_TRUE(m.is_ok());
   EXPECT_EQ(metric_in(m->body, "zs_deployment_pending_in_slurm{deployment=\"tiny\",reason=\"" + reason + "\"}"), 1)
       << m->body;
+  // And the console.
+  auto c = gateway::http_request("GET", s->address(), "/console/api/status", "", {}, 10s);
+  ASSERT_TRUE(c.is_ok());
+  const json console = json::parse(c->body);
+  ASSERT_EQ(console["deployments"].size(), 1u) << c->body;
+  EXPECT_EQ(console["deployments"][0]["pending_reason"], reason) << c->body;
 }
 
 TEST_F(SlurmRuntime, AJobSlurmRefusesFailsTheWaitingRequestAfterTheRestartsWithoutLeavingJobs) {
