@@ -170,6 +170,22 @@ TEST_F(SlurmRuntime, ABurstScalesToInstancesOnBothNodes) {
   EXPECT_GT(ok, 0);
 }
 
+TEST_F(SlurmRuntime, TwoDeploymentsJobsShareANodeWhenItsResourcesAllow) {
+  // One CPU each on nodes of two: zeroserve asks, Slurm places, and packs them.
+  const std::string model = golden_model("TinyStories-656K-Q8_0.gguf");
+  auto s = serve("", "    keep_alive: 60s\n    threads: 1\n  - name: other\n    runtime: slurm\n    model: " + model +
+                         "\n    ctx: 512\n    keep_alive: 60s\n    threads: 1\n");
+  ASSERT_EQ(complete(*s).status, 200);
+  json other = completion(8);
+  other["model"] = "other";
+  auto r = gateway::http_request("POST", s->address(), "/v1/completions", other.dump(), {}, 60s);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto jobs = cluster_->running();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].nodes, jobs[1].nodes) << "Slurm packed both one-CPU jobs onto one node";
+}
+
 TEST_F(SlurmRuntime, ScancelFromOutsideIsACrashAndTheNextRequestGetsANewInstance) {
   auto s = serve("", "    keep_alive: 60s\n    threads: 1\n");
   ASSERT_EQ(complete(*s).status, 200);
