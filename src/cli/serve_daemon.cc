@@ -299,15 +299,21 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
     const std::string why = "the worker answered " + std::to_string(r->status) + ": " + r->body;
     return r->status == 409 ? Status::failed_precondition(why) : Status::unavailable(why);
   };
-  events.start_breakdown = [metrics](const std::string& id, double spawn_s, double load_s) {
-    auto h = [&](const char* phase) -> platform::Histogram& {
-      return metrics->histogram("zs_instance_start_phase_seconds",
-                                "Where a cold start's time went: spawn (process start before loading) and load "
-                                "(map, parse, tokenizer, engine).",
-                                platform::MetricsRegistry::exponential_buckets(0.001, 2, 16), {{"phase", phase}});
-    };
-    h("spawn").observe(spawn_s);
-    h("load").observe(load_s);
+  // Where a cold start's time went; the wait of the requests behind it is
+  // zs_gateway_cold_start_wait_seconds.
+  auto start_phase = [metrics](const char* phase) -> platform::Histogram& {
+    return metrics->histogram("zs_instance_start_phase_seconds",
+                              "Where a cold start's time went: spawn (process start before loading), load "
+                              "(map, parse, tokenizer, engine) and first_pass (the first forward pass of the "
+                              "fresh process, its warm-up).",
+                              platform::MetricsRegistry::exponential_buckets(0.001, 2, 16), {{"phase", phase}});
+  };
+  events.start_breakdown = [start_phase](const std::string&, double spawn_s, double load_s) {
+    start_phase("spawn").observe(spawn_s);
+    start_phase("load").observe(load_s);
+  };
+  events.first_pass = [start_phase](const std::string&, double seconds, int) {
+    start_phase("first_pass").observe(seconds);
   };
   auto probe = [](const std::string& address) {
     auto r = gateway::http_request("GET", address, "/health", "", {}, std::chrono::seconds(2));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <random>
@@ -206,7 +207,15 @@ Status Worker::load() {
   engine_ = std::make_unique<engine::BatchEngine>(llm_, *backend_, eo);
   auto& batch_hist = metrics_.histogram("zs_worker_batch_size", "Rows per forward pass (tokens of all sequences).",
                                         platform::MetricsRegistry::exponential_buckets(1, 2, 10));
-  engine_->set_step_observer([&batch_hist](int rows) { batch_hist.observe(rows); });
+  // The first pass of the process is the warm-up of a cold start (its weights fault in): the
+  // fleet reads it from stdout for its start breakdown (worker_protocol.h).
+  engine_->set_step_observer([&batch_hist, first = true](int rows, double seconds) mutable {
+    batch_hist.observe(rows);
+    if (!first) return;
+    first = false;
+    std::printf("%s%s=%.1f %s=%d\n", worker::kWarmedPrefix, worker::kFirstPassMsKey, seconds * 1000, worker::kRowsKey, rows);
+    std::fflush(stdout);
+  });
   // Arrival to first step, for requests that woke the engine and for the others: the wake's
   // own cost is the difference (bench_gateway reads both).
   auto first_step = [this](const char* start) -> platform::Histogram& {

@@ -14,6 +14,9 @@
 // Lines any instance process may print on stdout for the fleet (a builtin worker, or the local
 // handle of a cluster job such as `zeroserve slurm-instance`), one per line:
 // - `started load_ms=<ms>`: its load is done (builtin workers).
+// - `warmed first_pass_ms=<ms> rows=<n>`: its first forward pass in this process took <ms>
+//   for <n> rows (builtin workers; the warm-up part of a cold start: a fresh process faults
+//   its weights in during that pass).
 // - `ready <address> [<token>]`: it serves at <address>; a runtime that learns where its
 //   instance listens only once it runs (a cluster job) names the address and the instance's
 //   bearer token.
@@ -28,6 +31,9 @@ namespace zs::worker {
 inline constexpr const char* kReadyPrefix = "ready ";
 inline constexpr const char* kStartedPrefix = "started ";
 inline constexpr const char* kLoadMsKey = "load_ms";
+inline constexpr const char* kWarmedPrefix = "warmed ";
+inline constexpr const char* kFirstPassMsKey = "first_pass_ms";
+inline constexpr const char* kRowsKey = "rows";
 inline constexpr const char* kPendingPrefix = "pending ";
 inline constexpr const char* kRetiringPrefix = "retiring ";
 inline constexpr const char* kRanPrefix = "ran ";

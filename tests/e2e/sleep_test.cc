@@ -159,6 +159,10 @@ TEST(ServeSleep, AnIdleInstanceSleepsARequestWakesItAndKeepAliveStopsIt) {
   EXPECT_EQ(metric_in(metrics->body, "zs_gateway_starts_total{deployment=\"story\",start=\"wake\"}"), 2);
   EXPECT_EQ(metric_in(metrics->body, "zs_gateway_starts_total{deployment=\"story\",start=\"cold\"}"), 1);
   EXPECT_EQ(metric_in(metrics->body, "zs_instance_start_phase_seconds_count{phase=\"load\"}"), 1);
+  // The first forward pass of the fresh process is the warm-up part of the breakdown; passes
+  // after a wake are not (the process is not fresh).
+  EXPECT_EQ(metric_in(metrics->body, "zs_instance_start_phase_seconds_count{phase=\"first_pass\"}"), 1);
+  EXPECT_GT(metric_in(metrics->body, "zs_instance_start_phase_seconds_sum{phase=\"first_pass\"}"), 0);
   // The ledger billed the sleeping time separately.
   json c;
   ASSERT_TRUE(wait_for([&] {

@@ -809,9 +809,12 @@ bool BatchEngine::step() {
   }
   if (rows_.size() > forward_->max_rows())  // a whole image larger than the step budget
     forward_ = std::make_unique<Forward>(*llm_.model, backend_, *kv_, static_cast<int>(rows_.size()), max_context_);
+  const auto pass_began = std::chrono::steady_clock::now();
   Status status = forward_->run(rows_, logits_.data());
   steps_.fetch_add(1);
-  if (step_observer_) step_observer_(static_cast<int>(rows_.size()));
+  if (step_observer_)
+    step_observer_(static_cast<int>(rows_.size()),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_began).count());
   if (!status) {
     for (auto& s : running_) {
       release_blocks(*s);

@@ -185,8 +185,9 @@ class BatchEngine {
   BatchEngineStats stats() const;
   // Rows of the steps run so far, as (batch size, count): for a batch-size histogram.
   int max_context() const { return max_context_; }
-  // Called after every step with the number of rows it ran.
-  void set_step_observer(std::function<void(int rows)> observer) { step_observer_ = std::move(observer); }
+  // Called on the engine thread after every step with the number of rows it ran and how long
+  // its forward pass took.
+  void set_step_observer(std::function<void(int rows, double seconds)> observer) { step_observer_ = std::move(observer); }
 
  private:
   struct Sequence;
@@ -267,7 +268,7 @@ class BatchEngine {
   std::unique_ptr<Forward> draft_forward_;
   std::vector<float> draft_logits_;
   BatchRows draft_rows_;
-  std::function<void(int)> step_observer_;
+  std::function<void(int, double)> step_observer_;
   std::thread thread_;
 };
 

@@ -509,6 +509,16 @@ Fleet::Announcement Fleet::read_announcement(const std::string& line, Proc& proc
       proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
     return Announcement::kOther;
   }
+  if (starts(worker::kWarmedPrefix)) {
+    auto number = [&](const char* key) {
+      const std::string k = std::string(key) + "=";
+      const size_t at = line.find(k);
+      return at == std::string::npos ? -1.0 : std::strtod(line.c_str() + at + k.size(), nullptr);
+    };
+    proc.first_pass_s = number(worker::kFirstPassMsKey) / 1000;
+    proc.first_pass_rows = static_cast<int>(number(worker::kRowsKey));
+    return proc.first_pass_s >= 0 ? Announcement::kWarmed : Announcement::kOther;
+  }
   if (starts(worker::kPendingPrefix)) {
     proc.pending_reason = line.substr(std::strlen(worker::kPendingPrefix));
     return Announcement::kOther;
@@ -549,6 +559,7 @@ void Fleet::loop() {
     // What the processes did since the last tick (non-blocking reads and waitpid).
     std::vector<InstanceKey> ready, retiring;
     std::vector<std::tuple<std::string, double, double>> breakdowns;  // id, spawn_s, load_s
+    std::vector<std::tuple<std::string, double, int>> warmed;         // id, first pass s, rows  // id, spawn_s, load_s
     std::vector<std::pair<InstanceKey, int>> exited;
     std::vector<Proc> gone;
     {
@@ -563,6 +574,7 @@ void Fleet::loop() {
         for (const auto& line : lines) {
           const Announcement a = read_announcement(line, proc);
           if (a == Announcement::kRetiring) retiring.push_back(it->first);
+          if (a == Announcement::kWarmed) warmed.emplace_back(proc.id, proc.first_pass_s, proc.first_pass_rows);
           if (a != Announcement::kReady) continue;
           ready.push_back(it->first);
           if (proc.load_s >= 0) {
@@ -605,6 +617,12 @@ void Fleet::loop() {
       std::snprintf(text, sizeof text, " start: spawn %.1f ms, load %.1f ms", spawn_s * 1000, load_s * 1000);
       core::log_info("fleet", id + text);
       if (events_.start_breakdown) events_.start_breakdown(id, spawn_s, load_s);
+    }
+    for (const auto& [id, seconds, rows] : warmed) {
+      char text[96];
+      std::snprintf(text, sizeof text, " start: first pass %.1f ms (%d rows)", seconds * 1000, rows);
+      core::log_info("fleet", id + text);
+      if (events_.first_pass) events_.first_pass(id, seconds, rows);
     }
     for (const auto& proc : gone)
       if (events_.instance_stopped) events_.instance_stopped(proc.id, proc.ran);

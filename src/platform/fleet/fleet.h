@@ -60,6 +60,9 @@ struct FleetEvents {
   // Where a builtin worker's start went, once it is ready: spawn (process start and everything
   // before its load) and load (map, parse, tokenizer, engine), in seconds.
   std::function<void(const std::string& instance_id, double spawn_s, double load_s)> start_breakdown;
+  // The rest of a builtin worker's cold start: its first forward pass (rows computed, and how
+  // long it took: a fresh process faults its weights in during that pass).
+  std::function<void(const std::string& instance_id, double first_pass_s, int rows)> first_pass;
   // Every scaling decision (scale_out, scale_in, prewarm, evict) with its reason; the fleet
   // also logs it as one structured line.
   std::function<void(const std::string& deployment, const std::string& action, const std::string& reason)> decision;
@@ -143,8 +146,10 @@ class Fleet {
     std::string token;
     std::string pending_reason;
     std::optional<RunSpan> ran;  // "ran <start> <end>", printed before it exits
+    double first_pass_s = -1;    // "warmed first_pass_ms=.. rows=..", after its first pass
+    int first_pass_rows = 0;
   };
-  enum class Announcement { kOther, kReady, kRetiring };
+  enum class Announcement { kOther, kReady, kRetiring, kWarmed };
   static Announcement read_announcement(const std::string& line, Proc& proc);
 
 
