@@ -33,6 +33,12 @@ struct GemmKernel {
   // bytes, so pack(x + k * pack_unit, m * pack_unit, dst + k * act_bytes(pack_unit)) packs a
   // piece of a row; the driver then splits a single token's packing between threads.
   int pack_unit = 0;
+  // When set, calls with at least wide_min_tokens tokens use `wide` instead (a kernel with its
+  // own activation layout that pays a per-call cost only prompts amortize).
+  const GemmKernel* wide = nullptr;
+  int wide_min_tokens = 0;
+  // Row chunks handed to gemm are multiples of this many rows (except a matrix's last).
+  int row_align = 4;
 };
 
 // Kernels of one instruction set, or nullptr where that set has none for the type (the

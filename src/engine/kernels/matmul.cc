@@ -76,6 +76,19 @@ const GemmKernel* select_kernel(GgmlType type) {
   return kernels::scalar_kernel(type);
 }
 
+std::atomic<bool>& wide_enabled() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
+// The kernel for a product with n_tokens tokens (prompts may get a wide variant).
+const GemmKernel* select_kernel(GgmlType type, int64_t n_tokens) {
+  const GemmKernel* k = select_kernel(type);
+  if (k->wide != nullptr && n_tokens >= k->wide_min_tokens && wide_enabled().load(std::memory_order_relaxed))
+    return k->wide;
+  return k;
+}
+
 // Packed activations of the calling thread, reused across calls so that steady-state
 // decoding allocates nothing.
 class Scratch {
@@ -142,7 +155,7 @@ class GroupJob {
       : n_(n), n_tokens_(n_tokens), n_in_(ws[0].n_in), threads_(threads) {
     size_t act_total = 0;
     for (int i = 0; i < n; ++i) {
-      const GemmKernel* k = select_kernel(ws[i].type);
+      const GemmKernel* k = select_kernel(ws[i].type, n_tokens);
       int f = 0;
       while (f < n_formats_ && !(formats_[f].k->pack == k->pack && formats_[f].k->act_bytes == k->act_bytes &&
                                  formats_[f].x == xs[i]))
@@ -244,7 +257,8 @@ class GroupJob {
       const int64_t remaining = bytes_after_[i] + (end - pos) * p.row_bytes;
       const int64_t bytes =
           std::clamp<int64_t>(remaining / (2 * static_cast<int64_t>(threads_)), kMinChunkBytes, kMaxChunkBytes);
-      const int64_t rows = std::max<int64_t>(4, (bytes / p.row_bytes + 3) & ~int64_t{3});
+      const int64_t align = p.k->row_align;
+      const int64_t rows = std::max<int64_t>(align, (bytes / p.row_bytes + align - 1) / align * align);
       const int64_t next = std::min(end, pos + rows);
       if (next_row_.compare_exchange_weak(pos, next, std::memory_order_relaxed)) {
         r0 = pos - p.first;
@@ -337,6 +351,8 @@ std::string_view kernel_isa() {
   }
   return "scalar";
 }
+
+bool set_wide_kernels(bool enabled) { return wide_enabled().exchange(enabled, std::memory_order_relaxed); }
 
 bool force_kernel_isa(std::string_view isa) {
   auto want = parse_isa(isa);

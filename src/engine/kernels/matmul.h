@@ -50,4 +50,9 @@ std::string_view kernel_isa();
 // returns false when the machine lacks it. Also read once from env ZS_ISA.
 bool force_kernel_isa(std::string_view isa);
 
+// Enables (the default) or disables the kernels used only for prompts (AVX-512 Q8_0: weights
+// repacked per call into 16-row panels); returns the previous setting. For tests and
+// benchmarks that compare both paths.
+bool set_wide_kernels(bool enabled);
+
 }  // namespace zs::engine
