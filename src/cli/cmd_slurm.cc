@@ -2,9 +2,11 @@
 //
 // `zeroserve slurm-instance`: started by `serve`'s fleet as the local handle of one instance,
 // like a worker process. It submits the instance's Slurm job (sbatch --parsable), touches the
-// heartbeat file every half second, prints "pending <reason>" while Slurm holds the job and
-// "ready <host:port> <token>" once the job's worker answers, and exits when the job ends
-// (scancel from outside, node failure, time limit: the fleet sees a crash). SIGTERM (the fleet
+// heartbeat file every half second, prints "pending <reason>" while Slurm holds the job,
+// "ready <host:port> <token>" once the job's worker answers, "retiring <s>" when the job nears
+// its time limit (the fleet replaces it), and "ran <start> <end>" (Slurm's times of the job,
+// for the ledger) before it exits; it exits when the job ends (scancel from outside, node
+// failure, time limit: the fleet sees a crash). SIGTERM (the fleet
 // stopping the instance, or serve dying: its parent-death signal) cancels the job and exits
 // once Slurm has ended it. Killed outright (SIGKILL, a crashed machine), it leaves the job to
 // end itself when the heartbeat stops.
