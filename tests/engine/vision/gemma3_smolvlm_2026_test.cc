@@ -353,6 +353,19 @@ TEST(SmolVlmReference, TinyProjectorMatchesTheReferenceEmbeddings) {
   expect_embeddings_match("tiny-smolvlm-mmproj-f16.gguf");
 }
 
+TEST(SmolVlmReference, The2026ProjectorsRunTheirPatchKernelInF16AndTheOthersKeepF32) {
+  for (const char* name : {"tiny-smolvlm-mmproj-f16.gguf", "tiny-gemma3-mmproj-f16.gguf"}) {
+    auto clip = ClipModel::load(dir_2026() + "/models/" + name);
+    ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+    EXPECT_EQ((*clip)->config().ref_build, RefBuild::k2026) << name;
+    EXPECT_EQ((*clip)->patch_embd.type, GgmlType::kF16) << name << ": stored in f32, used in f16";
+  }
+  auto llava = ClipModel::load(zs::testing::shared_dir() + "/golden/families/models/tiny-llava16-mmproj-f32.gguf");
+  ASSERT_TRUE(llava.is_ok()) << llava.status().message();
+  EXPECT_EQ((*llava)->config().ref_build, RefBuild::k2025);
+  EXPECT_EQ((*llava)->patch_embd.type, GgmlType::kF32);
+}
+
 TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
   auto clip = ClipModel::load(dir_2026() + "/models/tiny-smolvlm-mmproj-f16.gguf");
   ASSERT_TRUE(clip.is_ok()) << clip.status().message();
