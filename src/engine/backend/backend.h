@@ -25,6 +25,9 @@ struct RopeParams {
   const int* sections = nullptr;        // kMrope: 4 section sizes (ModelConfig::rope_sections)
 };
 
+// Which build of the reference implementation the vision helpers reproduce (see Backend).
+enum class RefBuild { k2025, k2026 };
+
 // Causal attention of n_tokens queries over a paged f16 key/value cache. Cache row r holds
 // one position's keys (kv_dim = n_head_kv * head_dim values); a sequence's position p lives
 // in row block_table[p / block_size] * block_size + p % block_size. Query t belongs to the
@@ -101,12 +104,14 @@ class Backend {
                         uint16_t* k_cache, uint16_t* v_cache) = 0;
   virtual void attention(const AttentionArgs& args) = 0;
 
-  // Vision encoders (bidirectional transformers).
+  // Vision encoders (bidirectional transformers). RefBuild::k2026 reproduces the 2026
+  // reference build bit for bit where its rounding differs (ref2026.h; the Gemma 3 and
+  // SmolVLM projectors are held to it); k2025 is the arithmetic every other model matches.
   // out = (x - mean) / sqrt(var + eps) * weight + bias, per row of dim values.
   virtual void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim,
-                          float eps, float* out) = 0;
-  virtual void gelu(float* x, int64_t n) = 0;        // tanh approximation
-  virtual void gelu_quick(float* x, int64_t n) = 0;  // x * sigmoid(1.702 x)
+                          float eps, float* out, RefBuild build = RefBuild::k2025) = 0;
+  virtual void gelu(float* x, int64_t n, RefBuild build = RefBuild::k2025) = 0;  // tanh approximation
+  virtual void gelu_quick(float* x, int64_t n) = 0;                              // x * sigmoid(1.702 x)
   // 2-D rotary positions of vision patches (Qwen2-VL): in each head of head_dim values, pair
   // (j, j + head_dim/2) turns by ys[t] * base^(-2j/(head_dim/2)) for j < head_dim/4 and by
   // xs[t] * base^(-2(j - head_dim/4)/(head_dim/2)) for the rest.
@@ -114,7 +119,7 @@ class Backend {
                        float base) = 0;
   // Full (non-causal) attention over n_tokens rows of q, k, v, each n_head * head_dim wide.
   virtual void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head,
-                              int head_dim, float scale, float* out) = 0;
+                              int head_dim, float scale, float* out, RefBuild build = RefBuild::k2025) = 0;
 };
 
 // The CPU backend with n_threads compute threads (0 = all cores this process may use).

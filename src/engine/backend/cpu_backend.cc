@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "engine/backend/backend.h"
 #include "engine/backend/cpu_attention.h"
+#include "engine/backend/ref2026.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine {
@@ -371,9 +372,13 @@ class CpuBackend final : public Backend {
   }
 
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim, float eps,
-                  float* out) override {
+                  float* out, RefBuild build) override {
     pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
+        if (build == RefBuild::k2026) {
+          ref2026::layer_norm_row(x + t * dim, weight, bias, dim, eps, out + t * dim);
+          continue;
+        }
         const float* xr = x + t * dim;
         float* o = out + t * dim;
         double mean = 0, var = 0;
@@ -392,7 +397,13 @@ class CpuBackend final : public Backend {
   // The reference evaluates GELU and quick GELU through f16 lookup tables (input and output
   // rounded to f16); doing the same brings vision embeddings from ~1e-2 to ~1e-6 relative
   // agreement.
-  void gelu(float* x, int64_t n) override { apply_f16_table(gelu_f16_table(), x, n); }
+  void gelu(float* x, int64_t n, RefBuild build) override {
+    if (build == RefBuild::k2026) {
+      pool_.parallel_for(n, [&](int64_t b, int64_t e) { ref2026::gelu(x + b, e - b); });
+      return;
+    }
+    apply_f16_table(gelu_f16_table(), x, n);
+  }
   void gelu_quick(float* x, int64_t n) override { apply_f16_table(gelu_quick_f16_table(), x, n); }
 
   // Per head h: S = Q_h K_h^T (K_h read in place as a strided f32 matrix), softmax, then
@@ -401,7 +412,10 @@ class CpuBackend final : public Backend {
   // each computed by one thread with single-threaded products: at least 2 jobs per thread,
   // and no thread waits for another between the two products of a head.
   void attention_full(const float* q, const float* k, const float* v, int64_t n_tokens, int n_head, int head_dim,
-                      float scale, float* out) override {
+                      float scale, float* out, RefBuild build) override {
+    const bool ref26 = build == RefBuild::k2026;
+    // The 2026 reference sums scores of head dims below 16 outside its matrix kernel.
+    const bool short_dot = ref26 && head_dim < 16;
     const int64_t T = n_tokens, hd = head_dim, width = static_cast<int64_t>(n_head) * head_dim;
     if (T <= 0) return;
     std::vector<float> vt(static_cast<size_t>(width * T));  // [width][T]: row h*hd+i is V_h's column i
@@ -426,8 +440,19 @@ class CpuBackend final : public Backend {
         for (int64_t t = 0; t < nq; ++t)
           std::copy_n(q + (t0 + t) * width + h * hd, hd, qh.data() + t * hd);
         const WeightView kh{GgmlType::kF32, k + h * hd, hd, T, static_cast<size_t>(width) * sizeof(float)};
-        engine::matmul(kh, qh.data(), nq, s.data(), single);
-        for (int64_t t = 0; t < nq; ++t) softmax_scaled(s.data() + t * T, T, scale);
+        if (short_dot) {
+          for (int64_t t = 0; t < nq; ++t)
+            for (int64_t j = 0; j < T; ++j)
+              s[t * T + j] = ref2026::dot_short(k + j * width + h * hd, qh.data() + t * hd, hd);
+        } else {
+          engine::matmul(kh, qh.data(), nq, s.data(), single);
+        }
+        for (int64_t t = 0; t < nq; ++t) {
+          if (ref26)
+            ref2026::softmax_row(s.data() + t * T, T, scale);
+          else
+            softmax_scaled(s.data() + t * T, T, scale);
+        }
         const WeightView vth{GgmlType::kF32, vt.data() + h * hd * T, T, hd, static_cast<size_t>(T) * sizeof(float)};
         engine::matmul(vth, s.data(), nq, oh.data(), single);
         for (int64_t t = 0; t < nq; ++t)

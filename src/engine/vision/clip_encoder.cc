@@ -77,7 +77,7 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
   if (model_.patch_bias) backend_.add_bias(x_ + first * d, model_.patch_bias, np, d);
   if (c.has_class_token) std::memcpy(x_, model_.class_embd, sizeof(float) * d);
   backend_.add(x_, model_.position_embd, n_tokens_ * d);
-  if (model_.pre_ln_w) backend_.layer_norm(x_, model_.pre_ln_w, model_.pre_ln_b, n_tokens_, d, c.eps, x_);
+  if (model_.pre_ln_w) backend_.layer_norm(x_, model_.pre_ln_w, model_.pre_ln_b, n_tokens_, d, c.eps, x_, c.ref_build);
 
   const VitScratch scratch{h_, q_, k_, v_, attn_, ff_, nullptr};
   for (int l = 0; l < c.n_layer_run; ++l) vit_block(backend_, c, model_.layers[l], n_tokens_, x_, scratch, {});
@@ -86,7 +86,7 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
   const float* patches_out = x_ + first * d;  // the projectors drop the class token
   if (c.projector == ProjectorType::kAdapter) {
     // GLM-Edge adapter: post_ln, then the adapter (with boi/eoi rows).
-    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_, c.ref_build);
     glm_->run(patches_out, out.data());
   } else if (c.projector == ProjectorType::kMlp) {
     backend_.matmul(model_.mm0, patches_out, np, proj_hidden_);
@@ -97,12 +97,13 @@ Result<std::vector<float>> ClipEncoder::encode(const float* pixels) {
   } else if (c.projector == ProjectorType::kGemma3) {
     // Gemma 3: post_ln, k x k average pooling, RMSNorm * soft_emb_norm, input_projection.
     const int64_t n_out = c.tokens_per_image();
-    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_, c.ref_build);
     avg_pool_patches(patches_out, side, static_cast<int>(d), c.scale_factor, proj_in_);
     backend_.rms_norm(proj_in_, model_.gemma3.soft_emb_norm, n_out, d, c.eps, proj_in_);
     backend_.matmul(model_.gemma3.input_projection, proj_in_, n_out, out.data());
   } else {
-    if (model_.post_ln_w) backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_);
+    if (model_.post_ln_w)
+      backend_.layer_norm(x_, model_.post_ln_w, model_.post_ln_b, n_tokens_, d, c.eps, x_, c.ref_build);
     pixel_shuffle(patches_out, side, static_cast<int>(d), c.scale_factor, proj_in_);
     backend_.matmul(model_.mm0, proj_in_, c.tokens_per_image(), out.data());
   }

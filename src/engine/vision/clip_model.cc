@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/gguf/tensor_binder.h"
+#include "engine/quant/quantize.h"
 
 namespace zs::engine {
 
@@ -99,6 +100,8 @@ Result<ClipConfig> ClipConfig::from_gguf(const GgufFile& f) {
     return Status::error("unsupported projector type '" + c.projector_name +
                          "' (supported: mlp, idefics3, qwen2vl_merger, qwen2.5vl_merger, adapter, gemma3)");
   }
+  // The Gemma 3 and SmolVLM projectors are held to the 2026 reference build (ref2026.h).
+  if (c.projector == ProjectorType::kGemma3 || c.projector == ProjectorType::kIdefics3) c.ref_build = RefBuild::k2026;
   if (f.get_bool("clip.has_glm_projector").value_or(false) && c.projector != ProjectorType::kAdapter)
     return Status::error("clip.has_glm_projector is set but the projector type is '" + c.projector_name +
                          "', expected 'adapter'");
@@ -193,6 +196,21 @@ Status ClipModel::bind() {
   auto pe = b.matrix_flat("v.patch_embd.weight", 3 * p * p, d);
   if (!pe) return pe.status();
   patch_embd = pe.value();
+  if (patch_embd.type == GgmlType::kF32 && c.ref_build == RefBuild::k2026) {
+    // The 2026 reference runs the patch convolution in f16 even when the kernel is stored in
+    // f32: its im2col rows and its kernel are rounded to f16 before the products. An f16 copy
+    // of the kernel makes the matmul do the same (it rounds the activations, the patches, to
+    // the weight's precision).
+    patch_embd_f16_.resize(static_cast<size_t>(patch_embd.n_in) * patch_embd.n_out);
+    for (int64_t r = 0; r < patch_embd.n_out; ++r) {
+      const auto* row = reinterpret_cast<const float*>(static_cast<const uint8_t*>(patch_embd.data) +
+                                                       static_cast<size_t>(r) * patch_embd.row_stride);
+      for (int64_t i = 0; i < patch_embd.n_in; ++i) patch_embd_f16_[r * patch_embd.n_in + i] = f32_to_f16(row[i]);
+    }
+    patch_embd.type = GgmlType::kF16;
+    patch_embd.data = patch_embd_f16_.data();
+    patch_embd.row_stride = static_cast<size_t>(patch_embd.n_in) * sizeof(uint16_t);
+  }
   ZS_RETURN_IF_ERROR(b.bind(patch_bias, "v.patch_embd.bias", d, false));
   ZS_RETURN_IF_ERROR(b.bind(class_embd, "v.class_embd", d, false));
   if (c.native_resolution()) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/backend/backend.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/gguf/tensor_binder.h"
 #include "engine/image/preprocess.h"
@@ -50,6 +51,10 @@ struct ClipConfig {
   // inside its window otherwise (clip.vision.n_wa_pattern); the FFN is SwiGLU (clip.use_silu).
   int n_wa_pattern = 0;
   bool use_silu = false;
+  // The reference build whose rounding the encoder reproduces: k2026 for the projectors held
+  // to ../shared/golden/2026 (gemma3, idefics3): f16 patch convolution, and the LayerNorm,
+  // attention and GELU arithmetic of engine/backend/ref2026.h.
+  RefBuild ref_build = RefBuild::k2025;
 
   bool is_anyres() const { return projector == ProjectorType::kMlp && !grid_pinpoints.empty(); }
   // Qwen2-VL and Qwen2.5-VL: images at their own size, 2x2 patches per token, M-RoPE grid.
@@ -116,6 +121,7 @@ class ClipModel {
   std::unique_ptr<GgufFile> file_;
   ClipConfig config_;
   std::unique_ptr<TensorBinder> binder_;  // owns vectors converted to f32
+  std::vector<uint16_t> patch_embd_f16_;  // gemma3, idefics3: the f32 patch kernel rounded to f16
 };
 
 }  // namespace zs::engine

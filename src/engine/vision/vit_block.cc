@@ -20,7 +20,7 @@ void vit_block(Backend& b, const ClipConfig& c, const ClipLayer& L, int64_t n, f
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   auto norm = [&](const float* w, const float* bias) {
     if (o.rms_norm) b.rms_norm(x, w, n, d, c.eps, s.h);
-    else b.layer_norm(x, w, bias, n, d, c.eps, s.h);
+    else b.layer_norm(x, w, bias, n, d, c.eps, s.h, c.ref_build);
   };
 
   norm(L.ln1_w, L.ln1_b);
@@ -35,7 +35,7 @@ void vit_block(Backend& b, const ClipConfig& c, const ClipLayer& L, int64_t n, f
     b.rope_2d(s.k, n, o.rope_ys, o.rope_xs, c.n_head, head_dim, 10000.f);
   }
   if (o.attend) o.attend(s.q, s.k, s.v, s.attn);
-  else b.attention_full(s.q, s.k, s.v, n, c.n_head, head_dim, scale, s.attn);
+  else b.attention_full(s.q, s.k, s.v, n, c.n_head, head_dim, scale, s.attn, c.ref_build);
   b.matmul(L.wo, s.attn, n, s.h);
   b.add_bias(s.h, L.bo, n, d);
   b.add(x, s.h, n * d);
@@ -54,7 +54,7 @@ void vit_block(Backend& b, const ClipConfig& c, const ClipLayer& L, int64_t n, f
   } else {
     b.matmul(L.fc1, s.h, n, s.ff);
     b.add_bias(s.ff, L.fc1_b, n, c.n_ff);
-    if (c.use_gelu) b.gelu(s.ff, n * c.n_ff);
+    if (c.use_gelu) b.gelu(s.ff, n * c.n_ff, c.ref_build);
     else b.gelu_quick(s.ff, n * c.n_ff);
   }
   b.matmul(L.fc2, act, n, s.h);

@@ -6,6 +6,7 @@
 // hides keys earlier than the window.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <future>
@@ -15,11 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend/ref2026.h"
 #include "engine/batch/batch_engine.h"
 #include "engine/image/resize_aligned.h"
 #include "engine/model/llm.h"
 #include "engine/model/random_mmproj.h"
 #include "engine/model/session.h"
+#include "engine/quant/quantize.h"
 #include "engine/vision/gemma3_projector.h"
 #include "engine/vision/idefics3_reference.h"
 #include "engine/vision/image_embedder.h"
@@ -112,6 +115,174 @@ TEST(Idefics3Reference, GradientSplitsIntoTwoByTwoTilesOfTheCentredBicubicCanvas
   EXPECT_NEAR(s.global.rgb[s.global.pixel_index(63, 63) + 1], 5 * 47, 1);
 }
 
+// A simpler reference: the refined canvas written straight from ../shared/golden/2026/README.md
+// ("SmolVLM", step 2), one scalar loop, no code shared with the production path.
+Image readme_refined_canvas(const Image& src, int box_w, int box_h) {
+  // Aspect fit: s = min(box_w / W, box_h / H); new side = min(ceil(side * s), box); centred on
+  // black at offset (box - new) / 2.
+  const float s = std::min(static_cast<float>(box_w) / static_cast<float>(src.width),
+                           static_cast<float>(box_h) / static_cast<float>(src.height));
+  const int w = std::min(static_cast<int>(std::ceil(static_cast<float>(src.width) * s)), box_w);
+  const int h = std::min(static_cast<int>(std::ceil(static_cast<float>(src.height) * s)), box_h);
+  const int ox = (box_w - w) / 2, oy = (box_h - h) / 2;
+  Image out;
+  out.width = box_w;
+  out.height = box_h;
+  out.rgb.assign(static_cast<size_t>(box_w) * box_h * 3, 0);
+  // The reference's cubic: its scale factors, fractions and row values are f32; the
+  // coefficients are evaluated in double (double constants) and stored to f32.
+  const float tx = static_cast<float>(src.width) / static_cast<float>(w);
+  const float ty = static_cast<float>(src.height) / static_cast<float>(h);
+  auto pixel = [&](int x, int y, int c) {
+    x = std::max(0, std::min(x, src.width - 1));
+    y = std::max(0, std::min(y, src.height - 1));
+    return src.rgb[(static_cast<size_t>(y) * src.width + x) * 3 + c];
+  };
+  for (int i = 0; i < h; ++i)
+    for (int j = 0; j < w; ++j) {
+      const int x = static_cast<int>(tx * j), y = static_cast<int>(ty * i);
+      const float dx = tx * j - x, dy = ty * i - y;
+      for (int c = 0; c < 3; ++c) {
+        float C[4];
+        for (int r = 0; r < 4; ++r) {  // rows y-1 .. y+2, each along x
+          const float p0 = pixel(x, y - 1 + r, c);
+          const float d0 = static_cast<float>(pixel(x - 1, y - 1 + r, c) - pixel(x, y - 1 + r, c));
+          const float d2 = static_cast<float>(pixel(x + 1, y - 1 + r, c) - pixel(x, y - 1 + r, c));
+          const float d3 = static_cast<float>(pixel(x + 2, y - 1 + r, c) - pixel(x, y - 1 + r, c));
+          const float a1 = -1.0 / 3 * d0 + d2 - 1.0 / 6 * d3;
+          const float a2 = 1.0 / 2 * d0 + 1.0 / 2 * d2;
+          const float a3 = -1.0 / 6 * d0 - 1.0 / 2 * d2 + 1.0 / 6 * d3;
+          C[r] = p0 + a1 * dx + a2 * dx * dx + a3 * dx * dx * dx;
+        }
+        const float d0 = C[0] - C[1], d2 = C[2] - C[1], d3 = C[3] - C[1];  // then along y
+        const float a1 = -1.0 / 3 * d0 + d2 - 1.0 / 6 * d3;
+        const float a2 = 1.0 / 2 * d0 + 1.0 / 2 * d2;
+        const float a3 = -1.0 / 6 * d0 - 1.0 / 2 * d2 + 1.0 / 6 * d3;
+        const float v = C[1] + a1 * dy + a2 * dy * dy + a3 * dy * dy * dy;
+        const float rounded = std::min(std::max(std::round(v), 0.0f), 255.0f);
+        out.rgb[(static_cast<size_t>(oy + i) * box_w + ox + j) * 3 + c] = static_cast<uint8_t>(rounded);
+      }
+    }
+  return out;
+}
+
+Image load_gradient() {
+  std::ifstream in(dir_2026() + "/images/gradient-64x48.png", std::ios::binary);
+  std::vector<uint8_t> png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto img = decode_image(png.data(), png.size());
+  return img.is_ok() ? img.value() : Image{};
+}
+
+void expect_tiles_equal_canvas(const SplitImage& split, const Image& canvas, int tile) {
+  ASSERT_EQ(split.tiles.size(), static_cast<size_t>(split.rows) * split.cols);
+  int differing = 0;
+  for (int r = 0; r < split.rows; ++r)
+    for (int c = 0; c < split.cols; ++c) {
+      const Image& t = split.tiles[static_cast<size_t>(r) * split.cols + c];  // row-major
+      for (int y = 0; y < tile; ++y)
+        for (int x = 0; x < tile * 3; ++x)
+          differing += t.rgb[t.pixel_index(0, y) + x] != canvas.rgb[canvas.pixel_index(c * tile, r * tile + y) + x];
+    }
+  EXPECT_EQ(differing, 0) << "bytes of the tiles that differ from the README's canvas";
+}
+
+TEST(SmolVlmReference, TheTilesArePixelForPixelTheCanvasOfAScalarBicubicWrittenFromTheReadme) {
+  const Image gradient = load_gradient();
+  ASSERT_EQ(gradient.width, 64);
+  const SplitImage split = split_image_reference(gradient, 128, 64);
+  ASSERT_EQ(split.rows, 2);
+  ASSERT_EQ(split.cols, 2);
+  expect_tiles_equal_canvas(split, readme_refined_canvas(gradient, 128, 128), 64);
+}
+
+TEST(SmolVlmReference, ANoisyImageWithOvershootAndTiesAlsoMatchesTheScalarBicubicPixelForPixel) {
+  // Random bytes: overshoot past 0 and 255, clamped borders, and exact .5 ties in every row.
+  std::mt19937 rng(7);
+  Image img;
+  img.width = 45;
+  img.height = 31;
+  for (int i = 0; i < 45 * 31 * 3; ++i) img.rgb.push_back(static_cast<uint8_t>(rng() & 0xFF));
+  const SplitImage split = split_image_reference(img, 256, 64);  // s = 256/45: 256 x 177 -> 4 x 3 tiles
+  const ImageSize refined = idefics3_refined_size(45, 31, 256, 64);
+  ASSERT_EQ(split.cols, refined.width / 64);
+  ASSERT_EQ(split.rows, refined.height / 64);
+  expect_tiles_equal_canvas(split, readme_refined_canvas(img, refined.width, refined.height), 64);
+}
+
+// ---- the 2026 reference's arithmetic (engine/backend/ref2026.h) -------------------------------
+
+TEST(Ref2026Arithmetic, TheGeluTableDiffersFromTheUnfusedOneOnlyAtMinusOnePointNineNineNine) {
+  const float* fused = ref2026::gelu_f16_table();
+  std::vector<int> differing;
+  for (uint32_t h = 0; h < (1u << 16); ++h) {
+    const float v = f16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(v)) continue;
+    const float g = 0.5f * v * (1.0f + std::tanh(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v)));
+    const float unfused = f16_to_f32(f32_to_f16(g));
+    if (std::isnan(unfused) && std::isnan(fused[h])) continue;  // -inf: inf * 0 in both
+    if (unfused != fused[h]) differing.push_back(static_cast<int>(h));
+  }
+  ASSERT_EQ(differing.size(), 1u);
+  EXPECT_FLOAT_EQ(f16_to_f32(static_cast<uint16_t>(differing[0])), -1.9990234f);
+}
+
+TEST(Ref2026Arithmetic, GeluPassesLargeInputsThroughAndZeroesVeryNegativeOnes) {
+  std::vector<float> x = {-12.f, -10.f, 0.f, 1.f, 10.f, 12.345678f};
+  ref2026::gelu(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(x[0], 0.f);
+  EXPECT_EQ(x[1], 0.f);
+  EXPECT_EQ(x[2], 0.f);
+  EXPECT_NEAR(x[3], 0.8412, 1e-3);
+  EXPECT_EQ(x[4], 10.f);
+  EXPECT_EQ(x[5], 12.345678f);
+}
+
+TEST(Ref2026Arithmetic, TheVectorExpStaysWithinTwoUlpsOfTheLibraryExp) {
+  for (float x = -87.f; x <= 0.f; x += 0.0137f) {
+    const float want = std::exp(x), got = ref2026::expf(x);
+    EXPECT_LE(std::abs(got - want), 2 * (std::nextafter(want, INFINITY) - want)) << x;
+  }
+  EXPECT_EQ(ref2026::expf(-200.f), 0.f);
+}
+
+TEST(Ref2026Arithmetic, SoftmaxRowsOfAnyLengthSumToOneAndKeepTheirOrder) {
+  for (int n : {5, 16, 37, 64}) {
+    std::vector<float> row(n);
+    for (int i = 0; i < n; ++i) row[i] = std::sin(0.7f * i) * 3;
+    std::vector<float> p = row;
+    ref2026::softmax_row(p.data(), n, 0.5f);
+    double sum = 0;
+    for (float v : p) sum += v;
+    EXPECT_NEAR(sum, 1.0, 1e-6) << n;
+    for (int i = 1; i < n; ++i) EXPECT_EQ(row[i] > row[0], p[i] > p[0]) << n << " " << i;
+  }
+}
+
+TEST(Ref2026Arithmetic, ShortDotProductsAddRoundedProductsInOrder) {
+  // 1e8 + 1 + ... : the order decides what survives rounding.
+  const float a[8] = {1e8f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, -1e8f};
+  const float b[8] = {1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f};
+  EXPECT_EQ(ref2026::dot_short(a, b, 8), 0.f);  // each +1 is lost against 1e8, then 1e8 - 1e8
+  const float c[3] = {2.f, 3.f, 4.f};
+  EXPECT_EQ(ref2026::dot_short(c, c, 3), 29.f);
+}
+
+TEST(Ref2026Arithmetic, LayerNormAgreesWithItsDefinitionToRounding) {
+  std::vector<float> x(40), w(40), b(40), out(40);
+  for (int i = 0; i < 40; ++i) {
+    x[i] = std::cos(0.3f * i) * 5 + 1;
+    w[i] = 1 + 0.01f * i;
+    b[i] = -0.02f * i;
+  }
+  ref2026::layer_norm_row(x.data(), w.data(), b.data(), 40, 1e-6f, out.data());
+  double mean = 0, var = 0;
+  for (float v : x) mean += v;
+  mean /= 40;
+  for (float v : x) var += (v - mean) * (v - mean);
+  var /= 40;
+  for (int i = 0; i < 40; ++i) EXPECT_NEAR(out[i], (x[i] - mean) / std::sqrt(var + 1e-6) * w[i] + b[i], 1e-5) << i;
+}
+
 // ---- Gemma 3 pooling --------------------------------------------------------------------------
 
 TEST(Gemma3Pooling, FourByFourGridPooledTwoByTwoAveragesEachBlock) {
@@ -168,8 +339,10 @@ void expect_embeddings_match(const std::string& mmproj) {
   const double want_sum = ref["image_embed_sum"], want_sumsq = ref["image_embed_sumsq"];
   EXPECT_NEAR(sumsq, want_sumsq, 1e-3 * std::abs(want_sumsq));
   EXPECT_NEAR(sum, want_sum, 1e-3 * std::sqrt(want_sumsq));
-  // As the golden test: 3e-3 (SmolVLM's first tile keeps a residual of up to 2.9e-3).
-  for (int i = 0; i < 8; ++i) EXPECT_NEAR(e[i], ref["image_embed_first8"][i].get<double>(), 3e-3) << i;
+  // Both projectors reproduce the reference bit for bit (f16 patch convolution and the 2026
+  // arithmetic of engine/backend/ref2026.h): the first values agree to the 6 printed decimals.
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(e[i], ref["image_embed_first8"][i].get<double>(), 2e-6) << i;
+  EXPECT_NEAR(sum, want_sum, 1e-5 * std::sqrt(want_sumsq));
 }
 
 TEST(Gemma3Vision, TinyProjectorMatchesTheReferenceEmbeddings) {
@@ -178,6 +351,19 @@ TEST(Gemma3Vision, TinyProjectorMatchesTheReferenceEmbeddings) {
 
 TEST(SmolVlmReference, TinyProjectorMatchesTheReferenceEmbeddings) {
   expect_embeddings_match("tiny-smolvlm-mmproj-f16.gguf");
+}
+
+TEST(SmolVlmReference, The2026ProjectorsRunTheirPatchKernelInF16AndTheOthersKeepF32) {
+  for (const char* name : {"tiny-smolvlm-mmproj-f16.gguf", "tiny-gemma3-mmproj-f16.gguf"}) {
+    auto clip = ClipModel::load(dir_2026() + "/models/" + name);
+    ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+    EXPECT_EQ((*clip)->config().ref_build, RefBuild::k2026) << name;
+    EXPECT_EQ((*clip)->patch_embd.type, GgmlType::kF16) << name << ": stored in f32, used in f16";
+  }
+  auto llava = ClipModel::load(zs::testing::shared_dir() + "/golden/families/models/tiny-llava16-mmproj-f32.gguf");
+  ASSERT_TRUE(llava.is_ok()) << llava.status().message();
+  EXPECT_EQ((*llava)->config().ref_build, RefBuild::k2025);
+  EXPECT_EQ((*llava)->patch_embd.type, GgmlType::kF32);
 }
 
 TEST(SmolVlmReference, AWideRealSizeImageBecomesTwoTilesAndTheGlobalView) {
