@@ -61,6 +61,20 @@ __attribute__((target("avx512f,avx512dq"))) __m512 exp16(__m512 x) {
   return _mm512_mask_blend_ps(big, res, alt);
 }
 
+// row *= scale, and the largest value (max is exact in any order).
+__attribute__((target("avx512f,avx512dq"))) float scale_max16(float* row, int64_t n, float scale, int64_t* done) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(row + j), vs);
+    _mm512_storeu_ps(row + j, v);
+    vmax = _mm512_max_ps(vmax, v);
+  }
+  *done = j;
+  return _mm512_reduce_max_ps(vmax);
+}
+
 __attribute__((target("avx512f,avx512dq"))) double exp_block16(float* v, float max) {
   const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(v), _mm512_set1_ps(max)));
   _mm512_storeu_ps(v, e);
@@ -115,8 +129,41 @@ const float* gelu_f16_table() {
   return table.data();
 }
 
+#if defined(__x86_64__)
+// 8 values at a time: F16C rounds to nearest even like f32_to_f16, so the same entries are
+// read; below -10 it is 0 and from 10 on the value itself, as in the scalar loop.
+static __attribute__((target("avx2,fma,f16c"))) int64_t gelu_avx2(const float* table, float* x, int64_t n) {
+  const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+    __m256 g = _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4);
+    g = _mm256_blendv_ps(g, _mm256_setzero_ps(), _mm256_cmp_ps(v, lo, _CMP_LE_OQ));
+    g = _mm256_blendv_ps(g, v, _mm256_cmp_ps(v, hi, _CMP_GE_OQ));
+    _mm256_storeu_ps(x + i, g);
+  }
+  return i;
+}
+
+static bool has_avx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+}
+#endif
+
 void gelu(float* x, int64_t n) {
   const float* table = gelu_f16_table();
+#if defined(__x86_64__)
+  if (has_avx2()) {
+    const int64_t done = gelu_avx2(table, x, n);
+    x += done;
+    n -= done;
+  }
+#endif
   for (int64_t i = 0; i < n; ++i) {
     if (x[i] <= -10.0f)
       x[i] = 0.0f;
@@ -138,7 +185,11 @@ float expf(float x) {
 
 void softmax_row(float* row, int64_t n, float scale) {
   float max = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) {
+  int64_t j = 0;
+#if defined(__x86_64__)
+  if (has_avx512()) max = scale_max16(row, n, scale, &j);
+#endif
+  for (; j < n; ++j) {
     row[j] *= scale;
     max = std::max(max, row[j]);
   }

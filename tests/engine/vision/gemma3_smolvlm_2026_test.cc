@@ -237,6 +237,26 @@ TEST(Ref2026Arithmetic, GeluPassesLargeInputsThroughAndZeroesVeryNegativeOnes) {
   EXPECT_EQ(x[5], 12.345678f);
 }
 
+// The vector path (8 at a time) against the scalar rule, over every f16 value, the edges at
+// -10 and 10, and values between f16 steps.
+TEST(Ref2026Arithmetic, VectorGeluEqualsTheScalarRuleForEveryInput) {
+  std::vector<float> x;
+  for (uint32_t h = 0; h < (1u << 16); ++h) {
+    const float v = f16_to_f32(static_cast<uint16_t>(h));
+    if (std::isfinite(v)) x.push_back(v);
+  }
+  for (float v : {-10.f, 10.f, std::nextafter(-10.f, 0.f), std::nextafter(10.f, 0.f), -10.001f, 9.999f})
+    x.push_back(v);
+  for (int i = 0; i < 10000; ++i) x.push_back(std::sin(0.37f * static_cast<float>(i)) * 13.f);
+  std::vector<float> got = x;
+  ref2026::gelu(got.data(), static_cast<int64_t>(got.size()));
+  const float* table = ref2026::gelu_f16_table();
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = x[i] <= -10.f ? 0.f : x[i] < 10.f ? table[f32_to_f16(x[i])] : x[i];
+    ASSERT_EQ(got[i], want) << "x = " << x[i];
+  }
+}
+
 TEST(Ref2026Arithmetic, TheVectorExpStaysWithinTwoUlpsOfTheLibraryExp) {
   for (float x = -87.f; x <= 0.f; x += 0.0137f) {
     const float want = std::exp(x), got = ref2026::expf(x);
