@@ -1,6 +1,8 @@
 // The worker as a user runs it: a real `zeroserve worker` process on loopback, real HTTP.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <atomic>
 #include <fstream>
 #include <future>
@@ -311,6 +313,32 @@ TEST(Worker, TakesImagesAsDataUrls) {
   auto bad = w.post("/v1/chat/completions", body.dump());
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("PNG"), std::string::npos) << bad.body;
+}
+
+// The current generation's vision families through the chat API (the golden lines go through
+// `zeroserve golden`): the image's rows as the 2026 reference lays them out (Gemma 3: 16 pooled
+// rows; SmolVLM: 4 tiles and the global view of 4 rows each), and an answer.
+TEST(Worker, ServesGemma3AndSmolVlmImagesThroughTheChatApi) {
+  const std::string dir = zs::testing::shared_dir() + "/golden/2026";
+  const std::string png = read_file(dir + "/images/gradient-64x48.png");
+  ASSERT_FALSE(png.empty());
+  for (const auto& [model, mmproj, rows] : std::vector<std::tuple<std::string, std::string, int>>{
+           {"tiny-gemma3-f16.gguf", "tiny-gemma3-mmproj-f16.gguf", 16},
+           {"tiny-smolvlm-f16.gguf", "tiny-smolvlm-mmproj-f16.gguf", 20}}) {
+    SCOPED_TRACE(model);
+    Worker w({"--mmproj", dir + "/models/" + mmproj}, dir + "/models/" + model);
+    ASSERT_FALSE(w.address().empty());
+    json body = chat_body("", 4);
+    body["messages"][0]["content"] =
+        json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
+                     {{"type", "text"}, {"text", "Describe the image."}}});
+    auto r = w.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json j = json::parse(r.body);
+    EXPECT_EQ(j["usage"]["prompt_tokens_details"]["image_tokens"], rows);
+    EXPECT_EQ(j["usage"]["completion_tokens"], 4);
+    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), rows) << "the image's rows, its wrapping tokens and the text";
+  }
 }
 
 // An uncompressed 24-bit BMP of a colour gradient.
