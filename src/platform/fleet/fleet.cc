@@ -503,18 +503,17 @@ void Fleet::watch_exits() {
 // One line an instance printed (worker/worker_protocol.h), applied to its Proc.
 Fleet::Announcement Fleet::read_announcement(const std::string& line, Proc& proc) {
   auto starts = [&](const char* prefix) { return line.rfind(prefix, 0) == 0; };
+  // The number after "<key>=" in the line; -1 when the key is missing.
+  auto number = [&](const char* key) {
+    const std::string k = std::string(key) + "=";
+    const size_t at = line.find(k);
+    return at == std::string::npos ? -1.0 : std::strtod(line.c_str() + at + k.size(), nullptr);
+  };
   if (starts(worker::kStartedPrefix)) {
-    const std::string key = std::string(worker::kLoadMsKey) + "=";
-    if (const size_t at = line.find(key); at != std::string::npos)
-      proc.load_s = std::strtod(line.c_str() + at + key.size(), nullptr) / 1000;
+    if (const double ms = number(worker::kLoadMsKey); ms >= 0) proc.load_s = ms / 1000;
     return Announcement::kOther;
   }
   if (starts(worker::kWarmedPrefix)) {
-    auto number = [&](const char* key) {
-      const std::string k = std::string(key) + "=";
-      const size_t at = line.find(k);
-      return at == std::string::npos ? -1.0 : std::strtod(line.c_str() + at + k.size(), nullptr);
-    };
     proc.first_pass_s = number(worker::kFirstPassMsKey) / 1000;
     proc.first_pass_rows = static_cast<int>(number(worker::kRowsKey));
     return proc.first_pass_s >= 0 ? Announcement::kWarmed : Announcement::kOther;
@@ -559,7 +558,7 @@ void Fleet::loop() {
     // What the processes did since the last tick (non-blocking reads and waitpid).
     std::vector<InstanceKey> ready, retiring;
     std::vector<std::tuple<std::string, double, double>> breakdowns;  // id, spawn_s, load_s
-    std::vector<std::tuple<std::string, double, int>> warmed;         // id, first pass s, rows  // id, spawn_s, load_s
+    std::vector<std::tuple<std::string, double, int>> warmed;         // id, first pass s, rows
     std::vector<std::pair<InstanceKey, int>> exited;
     std::vector<Proc> gone;
     {
