@@ -75,11 +75,23 @@ class SlurmRuntime : public ::testing::Test {
     shared_ = tmp_.file("shared");
     std::filesystem::create_directories(shared_);
   }
-  std::unique_ptr<Serve> serve(const std::string& cluster_extra = "", const std::string& deployment_extra = "",
-                               const std::string& model = golden_model("TinyStories-656K-Q8_0.gguf")) {
-    auto s = std::make_unique<Serve>(slurm_config(*cluster_, shared_, cluster_extra, deployment_extra, model));
-    EXPECT_FALSE(s->address().empty()) << "serve did not start";
-    return s;
+  // A serve of the test's cluster, owned by the fixture: TearDown stops it while Slurm still
+  // runs, so that its slurm-instance processes cancel their jobs and exit at once (killed
+  // with serve at the end of a test, they would wait out a vanished slurmctld, holding the
+  // test's output open).
+  Serve* serve(const std::string& cluster_extra = "", const std::string& deployment_extra = "",
+               const std::string& model = golden_model("TinyStories-656K-Q8_0.gguf")) {
+    serves_.push_back(std::make_unique<Serve>(slurm_config(*cluster_, shared_, cluster_extra, deployment_extra, model)));
+    EXPECT_FALSE(serves_.back()->address().empty()) << "serve did not start";
+    return serves_.back().get();
+  }
+  void TearDown() override {
+    for (auto& s : serves_)
+      if (!s->process().wait_exit(std::chrono::milliseconds(0))) s->stop(std::chrono::seconds(30));
+    serves_.clear();
+    // A slurm-instance still waiting to see its cancelled job end (after a kill -9 of serve it
+    // may poll squeue a little longer than the test) is stopped with the cluster.
+    if (cluster_) run_command("pkill -KILL -f " + shell_quote("slurm-instance.*--slurm-conf " + cluster_->conf()));
   }
   virtual bool elastic() const { return false; }
   bool squeue_empty(std::chrono::seconds limit = 60s) {
@@ -89,6 +101,7 @@ class SlurmRuntime : public ::testing::Test {
   TempDir tmp_;
   std::string shared_;
   std::unique_ptr<SlurmCluster> cluster_;
+  std::vector<std::unique_ptr<Serve>> serves_;
 };
 
 TEST_F(SlurmRuntime, ARequestColdStartsASlurmJobAndKeepAliveExpiryCancelsIt) {
