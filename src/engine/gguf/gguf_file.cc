@@ -39,6 +39,10 @@ class Cursor {
     return Status::ok();
   }
 
+  const uint8_t* here() const { return data_ + pos_; }
+  // Steps over n bytes the caller checked are there.
+  void skip(size_t n) { pos_ += n; }
+
   Status error(const std::string& msg) const {
     return Status::error(msg + " (at byte offset " + std::to_string(pos_) + ")");
   }
@@ -97,8 +101,34 @@ Status read_value(Cursor& c, GgufType type, GgufValue* v, int depth) {
       v->elem_type = static_cast<GgufType>(et);
       if (n > c.remaining() / min_encoded_size(v->elem_type))
         return c.error("array of " + std::to_string(n) + " elements does not fit in the file");
-      v->items.resize(n);
-      for (uint64_t i = 0; i < n; ++i) ZS_RETURN_IF_ERROR(read_value(c, v->elem_type, &v->items[i], depth + 1));
+      if (v->elem_type == GgufType::kArray) {
+        v->items.resize(n);
+        for (uint64_t i = 0; i < n; ++i) ZS_RETURN_IF_ERROR(read_value(c, v->elem_type, &v->items[i], depth + 1));
+        break;
+      }
+      // Flat arrays stay encoded in the file (GgufValue::raw), checked element by element.
+      const uint8_t* start = c.here();
+      const size_t start_pos = c.pos();
+      if (v->elem_type == GgufType::kString) {
+        for (uint64_t i = 0; i < n; ++i) {
+          uint64_t len = 0;
+          ZS_RETURN_IF_ERROR(c.read(&len, "string value"));
+          if (len > kMaxStringBytes) return c.error("string value has an implausible length " + std::to_string(len));
+          if (c.remaining() < len) return c.truncated("string value");
+          c.skip(len);
+        }
+      } else {
+        const size_t size = gguf_scalar_size(v->elem_type);  // n * size fits: checked above
+        if (c.remaining() < n * size) return c.truncated("array");
+        if (v->elem_type == GgufType::kBool) {
+          for (uint64_t i = 0; i < n; ++i)
+            if (start[i] > 1) return c.error("bool value " + std::to_string(start[i]) + " is neither 0 nor 1");
+        }
+        c.skip(n * size);
+      }
+      v->raw = start;
+      v->raw_count = n;
+      v->raw_bytes = c.pos() - start_pos;
       break;
     }
   }
@@ -254,20 +284,17 @@ std::optional<bool> GgufFile::get_bool(std::string_view key) const {
 }
 
 std::vector<std::string_view> GgufFile::get_string_array(std::string_view key) const {
-  std::vector<std::string_view> out;
   const GgufValue* v = find(key);
-  if (!v || v->type != GgufType::kArray || v->elem_type != GgufType::kString) return out;
-  out.reserve(v->items.size());
-  for (const auto& it : v->items) out.emplace_back(it.str);
-  return out;
+  return v ? v->string_items() : std::vector<std::string_view>{};
 }
 
 std::vector<float> GgufFile::get_float_array(std::string_view key) const {
   std::vector<float> out;
   const GgufValue* v = find(key);
   if (!v || v->type != GgufType::kArray) return out;
-  for (const auto& it : v->items) {
-    auto f = it.as_float();
+  out.reserve(v->array_size());
+  for (size_t i = 0; i < v->array_size(); ++i) {
+    auto f = v->item(i).as_float();
     if (!f) return {};
     out.push_back(static_cast<float>(*f));
   }
@@ -278,8 +305,9 @@ std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {
   std::vector<int64_t> out;
   const GgufValue* v = find(key);
   if (!v || v->type != GgufType::kArray) return out;
-  for (const auto& it : v->items) {
-    auto i = it.as_int();
+  out.reserve(v->array_size());
+  for (size_t k = 0; k < v->array_size(); ++k) {
+    auto i = v->item(k).as_int();
     if (!i) return {};
     out.push_back(*i);
   }

@@ -1,6 +1,7 @@
 #include "engine/gguf/gguf_value.h"
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <sstream>
 
@@ -66,6 +67,86 @@ std::optional<std::string_view> GgufValue::as_string() const {
   return std::nullopt;
 }
 
+size_t gguf_scalar_size(GgufType t) {
+  switch (t) {
+    case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
+    case GgufType::kUint16: case GgufType::kInt16: return 2;
+    case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
+    case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: return 8;
+    case GgufType::kString: case GgufType::kArray: return 0;
+  }
+  return 0;
+}
+
+GgufValue gguf_decode_scalar(GgufType t, const uint8_t* p) {
+  GgufValue v;
+  v.type = t;
+  auto get = [p](auto x) {
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  switch (t) {
+    case GgufType::kUint8: case GgufType::kBool: v.u64 = get(uint8_t{}); break;
+    case GgufType::kInt8: v.i64 = get(int8_t{}); break;
+    case GgufType::kUint16: v.u64 = get(uint16_t{}); break;
+    case GgufType::kInt16: v.i64 = get(int16_t{}); break;
+    case GgufType::kUint32: v.u64 = get(uint32_t{}); break;
+    case GgufType::kInt32: v.i64 = get(int32_t{}); break;
+    case GgufType::kUint64: v.u64 = get(uint64_t{}); break;
+    case GgufType::kInt64: v.i64 = get(int64_t{}); break;
+    case GgufType::kFloat32: v.f64 = get(float{}); break;
+    case GgufType::kFloat64: v.f64 = get(double{}); break;
+    case GgufType::kString: case GgufType::kArray: break;
+  }
+  return v;
+}
+
+namespace {
+
+// Calls f(view) for each string of a raw array (the parser checked every length).
+template <class F>
+void for_each_raw_string(const GgufValue& v, F&& f) {
+  const uint8_t* p = v.raw;
+  for (uint64_t i = 0; i < v.raw_count; ++i) {
+    uint64_t len = 0;
+    std::memcpy(&len, p, 8);
+    if (!f(std::string_view(reinterpret_cast<const char*>(p + 8), len))) return;
+    p += 8 + len;
+  }
+}
+
+}  // namespace
+
+GgufValue GgufValue::item(size_t i) const {
+  if (raw == nullptr) return i < items.size() ? items[i] : GgufValue{};
+  if (i >= raw_count) return GgufValue{};
+  if (elem_type != GgufType::kString) return gguf_decode_scalar(elem_type, raw + i * gguf_scalar_size(elem_type));
+  GgufValue v;
+  v.type = GgufType::kString;
+  size_t k = 0;
+  for_each_raw_string(*this, [&](std::string_view s) {
+    if (k++ < i) return true;
+    v.str.assign(s);
+    return false;
+  });
+  return v;
+}
+
+std::vector<std::string_view> GgufValue::string_items() const {
+  std::vector<std::string_view> out;
+  if (type != GgufType::kArray || elem_type != GgufType::kString) return out;
+  out.reserve(array_size());
+  if (raw != nullptr) {
+    for_each_raw_string(*this, [&](std::string_view s) {
+      out.push_back(s);
+      return true;
+    });
+  } else {
+    for (const auto& it : items) out.emplace_back(it.str);
+  }
+  return out;
+}
+
 std::string GgufValue::to_display_string(size_t max_items) const {
   std::ostringstream os;
   switch (type) {
@@ -77,12 +158,12 @@ std::string GgufValue::to_display_string(size_t max_items) const {
     case GgufType::kBool: os << (u64 ? "true" : "false"); break;
     case GgufType::kFloat32: case GgufType::kFloat64: os << f64; break;
     case GgufType::kArray: {
-      os << "[" << gguf_type_name(elem_type) << " x " << items.size() << ": ";
-      for (size_t i = 0; i < items.size() && i < max_items; ++i) {
+      os << "[" << gguf_type_name(elem_type) << " x " << array_size() << ": ";
+      for (size_t i = 0; i < array_size() && i < max_items; ++i) {
         if (i) os << ", ";
-        os << items[i].to_display_string(max_items);
+        os << item(i).to_display_string(max_items);
       }
-      if (items.size() > max_items) os << ", ...";
+      if (array_size() > max_items) os << ", ...";
       os << "]";
       break;
     }

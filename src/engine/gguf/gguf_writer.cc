@@ -58,8 +58,12 @@ void write_value(FileOut& out, const GgufValue& v) {
     case GgufType::kString: out.str(v.str); break;
     case GgufType::kArray:
       out.pod<uint32_t>(static_cast<uint32_t>(v.elem_type));
-      out.pod<uint64_t>(v.items.size());
-      for (const auto& it : v.items) write_value(out, it);
+      out.pod<uint64_t>(v.array_size());
+      if (v.raw != nullptr) {
+        out.bytes(v.raw, v.raw_bytes);
+      } else {
+        for (const auto& it : v.items) write_value(out, it);
+      }
       break;
   }
 }

@@ -72,8 +72,9 @@ TEST(GgufRoundTrip, EveryValueTypeAndTensor) {
   EXPECT_EQ(g.get_string_array("strs"), (std::vector<std::string_view>{"a", "", "ccc"}));
   const GgufValue* n = g.find("nested");
   ASSERT_NE(n, nullptr);
-  ASSERT_EQ(n->items.size(), 2u);
-  EXPECT_EQ(n->items[1].items[1].as_int(), 11);
+  ASSERT_EQ(n->array_size(), 2u);
+  EXPECT_EQ(n->item(1).array_size(), 2u);
+  EXPECT_EQ(n->item(1).item(1).as_int(), 11);
   EXPECT_EQ(g.find("missing"), nullptr);
   EXPECT_FALSE(g.get_string("u8").has_value());  // wrong type reads as absent
 
@@ -85,6 +86,81 @@ TEST(GgufRoundTrip, EveryValueTypeAndTensor) {
   EXPECT_EQ(std::memcmp(t->data, bytes.data(), 24), 0);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data) % 32, 0u);  // the mapping is page-aligned
   EXPECT_EQ(g.find_tensor("t.q8")->nbytes, 34u);
+}
+
+// Flat arrays stay encoded in the file (GgufValue::raw): every element type reads back as
+// written, element by element and whole, displays, and a parsed file written again (the
+// writer copying raw arrays as they are) reads back the same.
+TEST(GgufRoundTrip, FlatArraysOfEveryTypeReadInPlaceAndWriteBack) {
+  zs::testing::TempDir dir;
+  GgufWriter w;
+  const std::vector<GgufType> types = {GgufType::kUint8,  GgufType::kInt8,  GgufType::kUint16, GgufType::kInt16,
+                                       GgufType::kUint32, GgufType::kInt32, GgufType::kUint64, GgufType::kInt64,
+                                       GgufType::kFloat32, GgufType::kFloat64, GgufType::kBool};
+  for (GgufType t : types) {
+    GgufValue a;
+    a.type = GgufType::kArray;
+    a.elem_type = t;
+    for (int i = 0; i < 5; ++i) {
+      GgufValue e;
+      e.type = t;
+      e.u64 = static_cast<uint64_t>(i % 2);
+      e.i64 = -i;
+      e.f64 = 0.5 * i;
+      if (t == GgufType::kUint8 || t == GgufType::kUint16 || t == GgufType::kUint32 || t == GgufType::kUint64)
+        e.u64 = static_cast<uint64_t>(7 * i);
+      a.items.push_back(e);
+    }
+    w.set(std::string("a.") + std::string(gguf_type_name(t)), a);
+  }
+  std::vector<std::string> words;
+  for (int i = 0; i < 1000; ++i) words.push_back(std::string(static_cast<size_t>(i % 7), static_cast<char>('a' + i % 26)));
+  w.set_string_array("words", words);
+  w.set_string_array("none", {});
+  ASSERT_TRUE(w.write(dir.file("a.gguf")).is_ok());
+
+  auto check = [&](const GgufFile& g) {
+    for (GgufType t : types) {
+      const GgufValue* a = g.find(std::string("a.") + std::string(gguf_type_name(t)));
+      ASSERT_NE(a, nullptr);
+      ASSERT_EQ(a->array_size(), 5u);
+      EXPECT_NE(a->raw, nullptr) << gguf_type_name(t);
+      EXPECT_TRUE(a->items.empty());
+      for (int i = 0; i < 5; ++i) {
+        const GgufValue e = a->item(static_cast<size_t>(i));
+        EXPECT_EQ(e.type, t);
+        if (t == GgufType::kFloat32 || t == GgufType::kFloat64) {
+          EXPECT_DOUBLE_EQ(*e.as_float(), 0.5 * i);
+        } else if (t == GgufType::kBool) {
+          EXPECT_EQ(e.as_bool(), i % 2 == 1);
+        } else if (t == GgufType::kInt8 || t == GgufType::kInt16 || t == GgufType::kInt32 || t == GgufType::kInt64) {
+          EXPECT_EQ(e.as_int(), -i);
+        } else {
+          EXPECT_EQ(e.as_int(), 7 * i);
+        }
+      }
+    }
+    EXPECT_EQ(g.get_float_array("a.f32"), (std::vector<float>{0, 0.5f, 1, 1.5f, 2}));
+    EXPECT_EQ(g.get_int_array("a.i16"), (std::vector<int64_t>{0, -1, -2, -3, -4}));
+    EXPECT_TRUE(g.get_int_array("words").empty());  // strings are not integers
+    const std::vector<std::string_view> got = g.get_string_array("words");
+    ASSERT_EQ(got.size(), words.size());
+    for (size_t i = 0; i < words.size(); ++i) ASSERT_EQ(got[i], words[i]) << i;
+    EXPECT_EQ(g.find("words")->item(999).as_string(), words[999]);
+    EXPECT_TRUE(g.get_string_array("none").empty());
+    EXPECT_EQ(g.find("words")->to_display_string(3), "[string x 1000: \"\", \"b\", \"cc\", ...]");
+    EXPECT_EQ(g.find("a.i8")->to_display_string(2), "[i8 x 5: 0, -1, ...]");
+  };
+  auto f = GgufFile::open(dir.file("a.gguf"));
+  ASSERT_TRUE(f.is_ok()) << f.status().message();
+  check(*f.value());
+
+  GgufWriter again;
+  for (const auto& [key, value] : f.value()->metadata()) again.set(key, value);
+  ASSERT_TRUE(again.write(dir.file("b.gguf")).is_ok());
+  auto g = GgufFile::open(dir.file("b.gguf"));
+  ASSERT_TRUE(g.is_ok()) << g.status().message();
+  check(*g.value());
 }
 
 TEST(GgufRoundTrip, VersionTwoAndCustomAlignment) {
