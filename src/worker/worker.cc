@@ -267,7 +267,6 @@ Status Worker::load() {
           .set(static_cast<double>(c.hits));
     }
   });
-  token_index_ = std::make_shared<engine::structured::TokenIndex>(*llm_.tokenizer);
   prep_ = std::make_unique<core::SerialExecutor>();
   ready_ = true;
   return Status::ok();
@@ -343,11 +342,17 @@ Result<std::shared_ptr<engine::structured::Constraint>> Worker::tool_constraint(
   return remember_constraint(key, std::move(grammar.value()), "tool_choice", error);
 }
 
+std::shared_ptr<const engine::structured::TokenIndex> Worker::token_index() {
+  std::call_once(token_index_once_,
+                 [this] { token_index_ = std::make_shared<engine::structured::TokenIndex>(*llm_.tokenizer); });
+  return token_index_;
+}
+
 Result<std::shared_ptr<engine::structured::Constraint>> Worker::remember_constraint(const std::string& key,
                                                                                    engine::structured::Grammar grammar,
                                                                                    const std::string& param,
                                                                                    openai::ApiError* error) {
-  auto constraint = std::make_shared<engine::structured::Constraint>(std::move(grammar), token_index_);
+  auto constraint = std::make_shared<engine::structured::Constraint>(std::move(grammar), token_index());
   if (constraint->allowed(constraint->start()).empty()) {
     *error = openai::ApiError{core::StatusCode::kInvalidArgument,
                               "model '" + model_name_ + "' cannot produce the output '" + param +

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -150,7 +151,11 @@ class Worker {
   core::Mutex embed_mutex_;
   std::deque<std::shared_ptr<EmbedJob>> embed_queue_[2] GUARDED_BY(embed_mutex_);  // by engine::RequestPriority
   std::unique_ptr<core::SerialExecutor> prep_;  // tokenization and image encoding, off the I/O threads
-  std::shared_ptr<const engine::structured::TokenIndex> token_index_;  // chat models: the vocabulary trie
+  // Chat models: the vocabulary trie for structured output, built by token_index() on the
+  // first request that needs one (about 10 ms of a 150k vocabulary, kept off cold starts).
+  std::shared_ptr<const engine::structured::TokenIndex> token_index();
+  std::once_flag token_index_once_;
+  std::shared_ptr<const engine::structured::TokenIndex> token_index_;  // written once, under token_index_once_
   core::Mutex constraint_mutex_;
   std::unordered_map<std::string, std::shared_ptr<engine::structured::Constraint>> constraints_
       GUARDED_BY(constraint_mutex_);
