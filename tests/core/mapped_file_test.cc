@@ -50,6 +50,52 @@ TEST(MappedFile, PopulatingFillsTheWholeMapping) {
   EXPECT_GE(resident_kb(f.value()->data()), static_cast<long>(bytes / 1024) - 64);
 }
 
+// Whether this machine maps file pages 2 MB at a time: transparent huge pages not "never",
+// and a kernel with large page-cache folios for regular files (6.x; this project's machines
+// run 6.18 on ext4).
+bool kernel_maps_file_huge_pages() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  if (!std::getline(in, modes) || modes.find("[never]") != std::string::npos) return false;
+  std::ifstream v("/proc/sys/kernel/osrelease");
+  int major = 0;
+  v >> major;
+  return major >= 6;
+}
+
+// A file of 2 MB or more is mapped at a 2 MB boundary; populating it leaves most of it mapped
+// with 2 MB entries, also when the page cache first held it in small pages (just written):
+// the populating thread re-reads it. A second mapping then finds the 2 MB folios at once.
+TEST(MappedFile, LargeFilesAreMappedWithTwoMegabytePages) {
+  if (!kernel_maps_file_huge_pages()) GTEST_SKIP() << "no transparent huge pages for files on this kernel";
+  zs::testing::TempDir dir;
+  const size_t bytes = size_t{32} << 20;
+  const std::string path = write_file(dir.file("w.bin"), bytes);
+  auto f = MappedFile::open(path);
+  ASSERT_TRUE(f.is_ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f.value()->data()) % (size_t{2} << 20), 0u);
+  f.value()->populate_in_background();
+  ASSERT_TRUE(f.value()->wait_populated());
+  EXPECT_GE(f.value()->huge_mapped_bytes(), bytes - (size_t{4} << 20));
+  EXPECT_EQ(f.value()->data()[bytes - 1], 'x');  // the contents are the file's, re-read or not
+
+  auto g = MappedFile::open(path);
+  ASSERT_TRUE(g.is_ok());
+  g.value()->populate_in_background();
+  ASSERT_TRUE(g.value()->wait_populated());
+  EXPECT_GE(g.value()->huge_mapped_bytes(), bytes - (size_t{4} << 20));
+}
+
+TEST(MappedFile, SmallFilesKeepSmallPages) {
+  zs::testing::TempDir dir;
+  auto f = MappedFile::open(write_file(dir.file("w.bin"), size_t{1} << 20));
+  ASSERT_TRUE(f.is_ok());
+  f.value()->populate_in_background();
+  ASSERT_TRUE(f.value()->wait_populated());
+  EXPECT_EQ(f.value()->huge_mapped_bytes(), 0u);
+  EXPECT_GE(resident_kb(f.value()->data()), 1024 - 64);
+}
+
 TEST(MappedFile, DestroyedWhilePopulatingStopsAndUnmaps) {
   zs::testing::TempDir dir;
   auto f = MappedFile::open(write_file(dir.file("w.bin"), size_t{64} << 20));
