@@ -116,20 +116,20 @@ void bench_cold_start(Serve& s, const zs::engine::Llm& llm, const Options& o) {
       kw = run_stream(s.address(), completion_body("warm", pw, 1, true));
       k = run_stream(s.address(), completion_body("sleepy", pk, 1, true));
     }
-    if (!k.ok || !k.first_text || !kw.ok || !kw.first_text) die("sleepy request failed: " + k.error + kw.error);
+    if (!k.ok || !k.first_choice || !kw.ok || !kw.first_choice) die("sleepy request failed: " + k.error + kw.error);
     if (k.start.rfind("wake", 0) != 0 || kw.start.rfind("warm", 0) != 0)
       std::printf("  note: expected wake and warm, got '%s' and '%s'\n", k.start.c_str(), kw.start.c_str());
-    wake.push_back(seconds_between(k.sent, *k.first_text) * 1e3);
-    wake_warm.push_back(seconds_between(kw.sent, *kw.first_text) * 1e3);
+    wake.push_back(seconds_between(k.sent, *k.first_choice) * 1e3);
+    wake_warm.push_back(seconds_between(kw.sent, *kw.first_choice) * 1e3);
     wake_header.push_back(ms_of(k.start));
 
     auto c = run_stream(s.address(), completion_body("cold", make_prompt(llm, seed++, o.prompt_tokens), 1, true));
-    if (!c.ok || !c.first_text) die("cold request failed: " + c.error);
+    if (!c.ok || !c.first_choice) die("cold request failed: " + c.error);
     auto w = run_stream(s.address(), completion_body("cold", make_prompt(llm, seed++, o.prompt_tokens), 1, true));
-    if (!w.ok || !w.first_text) die("warm request failed: " + w.error);
+    if (!w.ok || !w.first_choice) die("warm request failed: " + w.error);
     if (!w.cold_start_ms.empty()) std::printf("  note: the warm request also waited for a start\n");
-    cold.push_back(seconds_between(c.sent, *c.first_text) * 1e3);
-    warm.push_back(seconds_between(w.sent, *w.first_text) * 1e3);
+    cold.push_back(seconds_between(c.sent, *c.first_choice) * 1e3);
+    warm.push_back(seconds_between(w.sent, *w.first_choice) * 1e3);
     header.push_back(c.cold_start_ms.empty() ? -1 : std::stod(c.cold_start_ms));
     std::printf("  trial %d: wake %.1f ms (%s), warm (idle as long) %.1f ms; cold %.0f ms (%s), warm after it %.0f ms\n",
                 t + 1, wake.back(), k.start.c_str(), wake_warm.back(), cold.back(), c.start.c_str(), warm.back());

@@ -232,6 +232,9 @@ struct StreamResult {
   std::string error;
   Clock::time_point sent;
   std::optional<Clock::time_point> first_text;
+  // The first event with a choice, even one with empty text (a random model's only token may
+  // be a piece of a UTF-8 character, held back): time to first token for max_tokens 1.
+  std::optional<Clock::time_point> first_choice;
   std::vector<Clock::time_point> text_events;
   Clock::time_point done;
   int completion_tokens = -1;
@@ -265,6 +268,8 @@ inline StreamResult run_stream(const std::string& address, const json& body, con
             r.completion_tokens = j["usage"].value("completion_tokens", -1);
             r.prompt_tokens = j["usage"].value("prompt_tokens", -1);
           }
+          if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() && !r.first_choice)
+            r.first_choice = now;
           if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&
               !j["choices"][0].value("text", "").empty()) {
             if (!r.first_text) r.first_text = now;
