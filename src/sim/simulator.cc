@@ -276,6 +276,10 @@ class Simulation {
       Instance& inst = *pool_[by_key_.at(s.instance)];
       inst.asleep = true;
       inst.asleep_since = now_;
+      // Confirmed at once, as a worker would: an accelerator sleeper's memory moves to the host.
+      Level l(*this);
+      core_->sleep_result(s.instance, core::Status::ok(), now_, l.a);
+      apply(l.a);
     }
     for (const auto& d : a.dispatches) {
       const uint32_t h = by_key_.at(d.lease.instance);

@@ -96,6 +96,39 @@ TEST(Simulator, ASleepingInstanceIsBilledAtTheSleepPriceAndWokenByTheNextRequest
   EXPECT_NEAR(slept.ttft_s.max - awake.ttft_s.max, 0, 1e-9) << "the cold start dominates the maximum";
 }
 
+TEST(Simulator, SleepersOnAGpuMoveToTheHostSoThatTwoDeploymentsTakeTurnsWithoutColdStarts) {
+  // A GPU with room for one instance, two deployments taking turns every 5 s (1 s requests,
+  // 0.5 s cold starts, asleep 1 s after each). With a host device the sleeper's memory moves
+  // there and each turn wakes its instance; without one, each turn evicts the other
+  // deployment's sleeper and starts cold.
+  auto yaml = [](bool host) {
+    return std::string("devices:\n  - name: gpu0\n    kind: cuda\n    memory: 1GiB\n    price_per_second: 0.01\n") +
+           (host ? "  - name: cpu0\n    kind: cpu\n    memory: 4GiB\n    price_per_second: 0.001\n" : "") +
+           "deployments:\n"
+           "  - name: a\n    model: a.gguf\n    device: gpu0\n    memory: 1GiB\n    keep_alive: 1h\n    sleep_after: 1s\n"
+           "  - name: b\n    model: b.gguf\n    device: gpu0\n    memory: 1GiB\n    keep_alive: 1h\n    sleep_after: 1s\n";
+  };
+  Calibration cal = fixed_service(0.5, 10);
+  cal.profiles["cuda"] = cal.profiles["cpu"];
+  Trace t = trace_of({}, 11, 20);
+  t.streams = 2;
+  for (int k = 0; k < 4; ++k) t.requests.push_back({5.0 * k, static_cast<uint32_t>(k % 2), 0, 11});
+  auto run_with = [&](bool host) {
+    auto c = platform::parse_config(yaml(host), "test.yaml", ".");
+    EXPECT_TRUE(c) << c.status().message();
+    auto w = build_workload(c.value(), {t}, cal, {});
+    EXPECT_TRUE(w) << w.status().message();
+    return run(w.value(), "fixed");
+  };
+  const RunResult with_host = run_with(true), without = run_with(false);
+  EXPECT_EQ(with_host.served, 4u);
+  EXPECT_EQ(with_host.cold_requests, 2u);
+  EXPECT_EQ(with_host.wake_requests, 2u);
+  EXPECT_EQ(without.served, 4u);
+  EXPECT_EQ(without.cold_requests, 4u);
+  EXPECT_EQ(without.wake_requests, 0u);
+}
+
 TEST(Simulator, SlotsBatchAndQueueBoundsRefuse) {
   // 6 simultaneous requests, 1 instance with 2 slots, queue of 3: one is refused; the rest run
   // two at a time (1 s each) after a 1 s cold start.

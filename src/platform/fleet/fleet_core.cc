@@ -120,6 +120,9 @@ struct FleetCore::Instance {
   // and the policy no longer sees it.
   bool retiring = false;
   InstanceKey replacement = 0;  // the instance started to replace it; 0: none yet
+  // Asleep with its reservation moved from its accelerator (home_device) to the host.
+  bool on_host = false;
+  std::string home_device;
   // A replacement takes over its predecessor's idleness at ready (keep-alive counts on);
   // < 0: idle from ready, as any new instance.
   double idle_since_at_ready = -1;
@@ -186,7 +189,13 @@ struct FleetCore::Deployment {
   }
 };
 
-FleetCore::FleetCore(FleetCoreOptions options) : options_(std::move(options)), placement_(options_.devices) {}
+FleetCore::FleetCore(FleetCoreOptions options) : options_(std::move(options)), placement_(options_.devices) {
+  for (const DeviceConfig& dev : options_.devices)
+    if (dev.kind == "cpu") {
+      host_device_ = dev.name;
+      break;
+    }
+}
 
 FleetCore::~FleetCore() = default;
 
@@ -326,10 +335,21 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
     auto rank = [](const Instance& i) {
       return std::tuple(i.retiring, i.in_flight, i.state == InstanceState::kSleeping);
     };
-    for (auto& i : d.instances) {
-      if (i->unreachable || (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping)) continue;
-      const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
-      if (used < d.spec.slots && (!best || rank(*i) < rank(*best))) best = i.get();
+    // A sleeper whose accelerator has no room for it yet cannot be woken in this pass.
+    std::vector<const Instance*> no_room;
+    auto pick = [&] {
+      best = nullptr;
+      for (auto& i : d.instances) {
+        if (i->unreachable || (i->state != InstanceState::kReady && i->state != InstanceState::kSleeping)) continue;
+        if (std::find(no_room.begin(), no_room.end(), i.get()) != no_room.end()) continue;
+        const int used = batch ? i->in_flight : i->in_flight - i->batch_in_flight;
+        if (used < d.spec.slots && (!best || rank(*i) < rank(*best))) best = i.get();
+      }
+    };
+    pick();
+    while (best && best->on_host && !move_back_to_device(d, *best, now, out)) {
+      no_room.push_back(best);
+      pick();
     }
     const bool woke = best && best->state == InstanceState::kSleeping;
     if (woke) {
@@ -534,7 +554,11 @@ void FleetCore::probe_result(InstanceKey key, bool ok, double now, FleetActions&
 void FleetCore::sleep_result(InstanceKey key, const core::Status& result, double now, FleetActions& out) {
   Instance* i = nullptr;
   Deployment* d = find(key, &i);
-  if (!d || result) return;
+  if (!d) return;
+  if (result) {
+    if (i->state == InstanceState::kSleeping) move_to_host(*d, *i, out);
+    return;
+  }
   if (!result.is_failed_precondition()) {
     i->cannot_sleep = true;
     out.errors.push_back(i->id + " cannot sleep (" + result.message() + "): it stays awake while idle");
@@ -560,6 +584,31 @@ void FleetCore::put_to_sleep(Deployment& d, double sleep_after_s, double now, Fl
     set_phase(i, InstancePhase::kSleeping, 0, out);
     out.sleeps.push_back({i.key});
   }
+}
+
+// A confirmed sleeper on an accelerator is counted on the host instead (when it fits there).
+void FleetCore::move_to_host(Deployment& d, Instance& inst, FleetActions& out) {
+  const std::string device = placement_.device_of(inst.id);
+  if (inst.on_host || host_device_.empty() || device.empty() || placement_.kind(device) == "cpu") return;
+  if (!placement_.move(inst.id, host_device_)) return;
+  inst.on_host = true;
+  inst.home_device = device;
+  if (options_.explain)
+    out.notes.push_back(inst.id + " sleeps with its memory on " + host_device_ + ", " + device + " is free for others");
+  (void)d;
+}
+
+// The memory of a sleeper on the host goes back to its accelerator before it wakes; when it
+// does not fit, idle instances there are evicted (their memory frees when they exit) and
+// false is returned.
+bool FleetCore::move_back_to_device(Deployment& d, Instance& inst, double now, FleetActions& out) {
+  if (placement_.move(inst.id, inst.home_device)) {
+    inst.on_host = false;
+    return true;
+  }
+  Evaluation ignored;
+  make_room(d, inst.home_device, now, out, ignored);
+  return false;
 }
 
 void FleetCore::drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out) {
@@ -653,10 +702,17 @@ void FleetCore::lifecycle(Deployment& d, double now, FleetActions& out) {
 bool FleetCore::reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
                                      Evaluation& e) {
   if (placement_.reserve(instance_id, d.spec.device, d.spec.memory_bytes)) return true;
+  make_room(d, d.spec.device, now, out, e);
+  return false;
+}
+
+// Stops idle instances on `device` of deployments of no higher priority than `d` (above their
+// min_instances, with nothing waiting; sleeping ones first) so that d's memory will fit there.
+void FleetCore::make_room(Deployment& d, const std::string& device, double now, FleetActions& out, Evaluation& e) {
   std::unordered_map<std::string, std::pair<Deployment*, Instance*>> owners;
   for (auto& o : deployments_)
-    if (o->spec.device == d.spec.device)
-      for (auto& i : o->instances) owners[i->id] = {o.get(), i.get()};
+    for (auto& i : o->instances)
+      if (placement_.device_of(i->id) == device) owners[i->id] = {o.get(), i.get()};
   auto is_idle = [&](const std::string& id) {
     auto it = owners.find(id);
     if (it == owners.end()) return false;
@@ -672,19 +728,18 @@ bool FleetCore::reserve_or_make_room(Deployment& d, const std::string& instance_
     if (!is_idle(id)) return 0;
     return owners[id].second->state == InstanceState::kSleeping ? 1 : 2;
   };
-  const auto victims = placement_.eviction_candidates(d.spec.device, d.spec.memory_bytes, rank);
+  const auto victims = placement_.eviction_candidates(device, d.spec.memory_bytes, rank);
   for (const auto& id : victims) {
     auto [o, i] = owners[id];
     if (options_.explain)
-      decision(*o, "evict", "making room for '" + d.spec.name + "' on " + d.spec.device,
+      decision(*o, "evict", "making room for '" + d.spec.name + "' on " + device,
                "needed_bytes=" + std::to_string(d.spec.memory_bytes) +
-                   " used_bytes=" + std::to_string(placement_.used(d.spec.device)) +
-                   " capacity_bytes=" + std::to_string(placement_.capacity(d.spec.device)),
+                   " used_bytes=" + std::to_string(placement_.used(device)) +
+                   " capacity_bytes=" + std::to_string(placement_.capacity(device)),
                out);
     drain(*o, *i, "making room for '" + d.spec.name + "'", now, out);
     e.evicted = true;
   }
-  return false;
 }
 
 void FleetCore::start_instances(Deployment& d, int n, bool for_request, bool may_evict, double now,
@@ -930,12 +985,8 @@ std::vector<DeploymentStatus> FleetCore::status(double now) const {
 
 std::vector<DeviceMemory> FleetCore::device_memory() const {
   std::vector<DeviceMemory> out;
-  std::map<std::string, bool> seen;
-  for (const auto& d : deployments_) {
-    if (d->removed || seen[d->spec.device]) continue;
-    seen[d->spec.device] = true;
-    out.push_back({d->spec.device, placement_.used(d->spec.device), placement_.capacity(d->spec.device)});
-  }
+  for (const DeviceConfig& dev : options_.devices)
+    out.push_back({dev.name, placement_.used(dev.name), placement_.capacity(dev.name)});
   return out;
 }
 

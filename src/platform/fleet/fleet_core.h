@@ -29,7 +29,13 @@
 // keeps its process, weights and memory reservation but gives back its cache and threads. A
 // request for it wakes it (the dispatch itself: the worker wakes when the request arrives);
 // dispatch counts it as an idle instance, after idle awake ones. It stops after keep_alive
-// like an idle one, and is the first to go when its device needs room. Crashes (an exit not
+// like an idle one, and is the first to go when its device needs room. On an accelerator
+// (a device whose kind is not "cpu"), a sleeper keeps only a host copy of its weights: once
+// its sleep is confirmed (sleep_result ok) its reservation moves to the host (the first "cpu"
+// device, where it fits; else it stays), freeing the accelerator for others, and moves back
+// when a request wakes it. When the accelerator has no room for it then, idle instances there
+// are evicted as for a start and the request waits (the next evaluation tries again);
+// dispatch prefers any instance that can take the request meanwhile. Crashes (an exit not
 // asked for, three failed health checks in a row, a start that timed out) count against the deployment and
 // back its next start off exponentially (1 s .. 30 s); three in a row while starting fail the
 // requests waiting for it.
@@ -289,7 +295,7 @@ class FleetCore {
 
   // -- reading -------------------------------------------------------------------------------
   std::vector<DeploymentStatus> status(double now) const;
-  std::vector<DeviceMemory> device_memory() const;
+  std::vector<DeviceMemory> device_memory() const;  // every configured device, in configuration order
   // (deployment, policy, state) of every policy with learned state.
   std::vector<std::tuple<std::string, std::string, std::string>> policy_states() const;
   std::string instance_id(InstanceKey instance) const;  // "" when unknown
@@ -316,6 +322,9 @@ class FleetCore {
                        Evaluation& e);
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
                             Evaluation& e);
+  void make_room(Deployment& d, const std::string& device, double now, FleetActions& out, Evaluation& e);
+  void move_to_host(Deployment& d, Instance& inst, FleetActions& out);
+  bool move_back_to_device(Deployment& d, Instance& inst, double now, FleetActions& out);
   void drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out);
   bool replace(Deployment& d, Instance& inst, double now, FleetActions& out);
   void crashed(Deployment& d, double now);
@@ -331,6 +340,7 @@ class FleetCore {
 
   FleetCoreOptions options_;
   Placement placement_;
+  std::string host_device_;  // the first "cpu" device: where accelerator sleepers are counted
   std::vector<std::unique_ptr<Deployment>> deployments_;  // by index; removed ones stay, retired
   std::unordered_map<std::string, int> by_name_;          // current deployments only
   std::unordered_map<InstanceKey, int> owner_;            // instance -> deployment index

@@ -67,6 +67,28 @@ core::Result<std::string> Placement::reserve(const std::string& instance_id, con
   return chosen->config.name;
 }
 
+core::Status Placement::move(const std::string& instance_id, const std::string& device) {
+  core::MutexLock lock(mutex_);
+  auto it = reservations_.find(instance_id);
+  if (it == reservations_.end()) return core::Status::not_found("instance " + instance_id + " holds no reservation");
+  Reservation& r = it->second;
+  if (r.device == device) return core::Status::ok();
+  Device* to = find_locked(device);
+  if (!to) return core::Status::not_found("no device named " + device);
+  if (r.bytes > to->config.memory_bytes - to->used) return core::Status::resource_exhausted(no_room_message(*to, r.bytes));
+  if (Device* from = find_locked(r.device)) from->used -= std::min(from->used, r.bytes);
+  to->used += r.bytes;
+  r.device = device;
+  r.sequence = next_sequence_++;
+  return core::Status::ok();
+}
+
+std::string Placement::kind(const std::string& device) const {
+  core::MutexLock lock(mutex_);
+  const Device* d = find_locked(device);
+  return d ? d->config.kind : std::string();
+}
+
 void Placement::release(const std::string& instance_id) {
   core::MutexLock lock(mutex_);
   auto it = reservations_.find(instance_id);

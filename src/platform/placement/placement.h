@@ -26,6 +26,12 @@ class Placement {
   // a reservation.
   core::Result<std::string> reserve(const std::string& instance_id, const std::string& preferred_device,
                                     uint64_t bytes);
+  // Moves an instance's reservation to `device` (a sleeping accelerator instance's memory to
+  // the host, and back when it wakes). Fails, leaving it where it is, when the instance holds
+  // none, the device is unknown, or its bytes do not fit there.
+  core::Status move(const std::string& instance_id, const std::string& device);
+  // The kind of a device ("cpu", "cuda"), or "" for an unknown one.
+  std::string kind(const std::string& device) const;
   // Returns the instance's bytes to its device; unknown ids are ignored so that a cleanup path
   // may release twice.
   void release(const std::string& instance_id);

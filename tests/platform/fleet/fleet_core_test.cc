@@ -33,6 +33,14 @@ DeploymentSpec spec(const std::string& name, int slots = 2, int max_instances = 
 struct Harness {
   explicit Harness(uint64_t device_bytes = 4 * kGiB, double health_check_s = 0)
       : core(options(device_bytes, health_check_s)) {}
+  explicit Harness(std::vector<DeviceConfig> devices) : core(options(std::move(devices))) {}
+
+  static FleetCoreOptions options(std::vector<DeviceConfig> devices) {
+    FleetCoreOptions o;
+    o.devices = std::move(devices);
+    o.health_check_s = 0;
+    return o;
+  }
 
   static FleetCoreOptions options(uint64_t device_bytes, double health_check_s) {
     FleetCoreOptions o;
@@ -787,6 +795,120 @@ TEST(FleetCoreSleep, WhenADeviceIsFullSleepingInstancesAreStoppedFirst) {
   h.advance(0.02);
   EXPECT_TRUE(h.signalled(ka, false)) << "the sleeping instance makes room";
   EXPECT_FALSE(h.signalled(kb, false)) << "the awake idle instance of b is older but stays";
+}
+
+// Accelerator sleepers: a GPU that holds two instances and a host with room for both.
+Harness gpu_and_host(uint64_t host_bytes = 8 * kGiB) {
+  return Harness(std::vector<DeviceConfig>{{"gpu0", "cuda", 2 * kGiB, 0}, {"cpu0", "cpu", host_bytes, 0}});
+}
+DeploymentSpec on_gpu(DeploymentSpec s) {
+  s.device = "gpu0";
+  return s;
+}
+uint64_t used(const Harness& h, const std::string& device) {
+  for (const auto& m : h.core.device_memory())
+    if (m.device == device) return m.used;
+  return ~uint64_t{0};
+}
+
+TEST(FleetCoreSleep, AConfirmedSleeperOnAnAcceleratorIsCountedOnTheHostAndMovesBackWhenWoken) {
+  Harness h = gpu_and_host();
+  h.set({on_gpu(sleepy("a", 2))});
+  const InstanceKey k = serve_one(h, "a");
+  EXPECT_EQ(used(h, "gpu0"), kGiB);
+  h.advance(2.5);
+  ASSERT_EQ(h.sleeps.size(), 1u);
+  EXPECT_EQ(used(h, "gpu0"), kGiB) << "until the worker confirms its sleep, it holds the accelerator";
+  h.slept(k, core::Status::ok());
+  EXPECT_EQ(used(h, "gpu0"), 0u);
+  EXPECT_EQ(used(h, "cpu0"), kGiB);
+
+  const uint64_t t = h.acquire("a");
+  ASSERT_TRUE(h.leases.count(t));
+  EXPECT_TRUE(h.leases[t].woke);
+  EXPECT_EQ(used(h, "gpu0"), kGiB);
+  EXPECT_EQ(used(h, "cpu0"), 0u);
+  h.release(t);
+  h.exited(k);
+  EXPECT_EQ(used(h, "gpu0"), 0u);
+}
+
+TEST(FleetCoreSleep, AnAcceleratorFreedByASleeperTakesAnotherDeploymentWithoutEvictingIt) {
+  Harness h = gpu_and_host();
+  h.set({on_gpu(sleepy("a", 2)), on_gpu(sleepy("b", 100)), on_gpu(spec("c"))});
+  const InstanceKey ka = serve_one(h, "a");
+  serve_one(h, "b");
+  h.advance(2.5);
+  h.slept(ka, core::Status::ok());
+  const uint64_t t = h.acquire("c");
+  h.advance(0.02);
+  EXPECT_FALSE(h.signalled(ka, false)) << "the sleeper's memory is on the host: nothing to evict";
+  ASSERT_EQ(h.starts.size(), 3u) << "c starts at once in the room a left";
+  h.ready(h.starts.back().instance);
+  EXPECT_TRUE(h.leases.count(t));
+  EXPECT_EQ(used(h, "gpu0"), 2 * kGiB);
+  EXPECT_EQ(used(h, "cpu0"), kGiB);
+}
+
+TEST(FleetCoreSleep, WakingASleeperWhoseAcceleratorIsFullEvictsAnIdleInstanceAndWaitsForItsExit) {
+  Harness h = gpu_and_host();
+  h.set({on_gpu(sleepy("a", 2)), on_gpu(sleepy("b", 100)), on_gpu(sleepy("c", 100))});
+  const InstanceKey ka = serve_one(h, "a");
+  const InstanceKey kb = serve_one(h, "b");
+  h.advance(2.5);
+  h.slept(ka, core::Status::ok());
+  const InstanceKey kc = serve_one(h, "c");  // takes the room a left
+  EXPECT_EQ(used(h, "gpu0"), 2 * kGiB);
+
+  const uint64_t t = h.acquire("a");
+  EXPECT_FALSE(h.leases.count(t)) << "no room on gpu0 for a to wake into";
+  EXPECT_TRUE(h.signalled(kb, false) || h.signalled(kc, false)) << "an idle instance there is stopped to make room";
+  const InstanceKey victim = h.signalled(kb, false) ? kb : kc;
+  h.advance(0.1);
+  EXPECT_FALSE(h.leases.count(t)) << "still waiting for the victim to exit";
+  h.exited(victim);
+  h.advance(0.1);
+  ASSERT_TRUE(h.leases.count(t));
+  EXPECT_TRUE(h.leases[t].woke);
+  EXPECT_EQ(h.leases[t].instance, ka);
+  EXPECT_EQ(used(h, "gpu0"), 2 * kGiB);
+  EXPECT_EQ(used(h, "cpu0"), 0u);
+}
+
+TEST(FleetCoreSleep, ASleeperStaysOnItsAcceleratorWhenTheHostHasNoRoomAndOnACpuDeviceNothingMoves) {
+  {
+    Harness h = gpu_and_host(/*host_bytes=*/kGiB / 2);
+    h.set({on_gpu(sleepy("a", 2))});
+    const InstanceKey k = serve_one(h, "a");
+    h.advance(2.5);
+    h.slept(k, core::Status::ok());
+    EXPECT_EQ(used(h, "gpu0"), kGiB);
+    EXPECT_EQ(used(h, "cpu0"), 0u);
+    const uint64_t t = h.acquire("a");
+    EXPECT_TRUE(h.leases.count(t) && h.leases[t].woke);
+  }
+  Harness h = gpu_and_host();
+  h.set({sleepy("a", 2)});  // on cpu0
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  h.slept(k, core::Status::ok());
+  EXPECT_EQ(used(h, "cpu0"), kGiB);
+  EXPECT_EQ(used(h, "gpu0"), 0u);
+}
+
+TEST(FleetCoreSleep, ASleepThatFailedOrWasOvertakenByARequestLeavesTheReservationOnTheAccelerator) {
+  Harness h = gpu_and_host();
+  h.set({on_gpu(sleepy("a", 2))});
+  const InstanceKey k = serve_one(h, "a");
+  h.advance(2.5);
+  h.slept(k, core::Status::failed_precondition("busy"));
+  EXPECT_EQ(used(h, "gpu0"), kGiB);
+  h.advance(2.5);  // sleeps again
+  const uint64_t t = h.acquire("a");  // wakes it before the worker confirmed
+  ASSERT_TRUE(h.leases.count(t));
+  h.slept(k, core::Status::ok());  // the confirmation arrives late: it is awake, nothing moves
+  EXPECT_EQ(used(h, "gpu0"), kGiB);
+  EXPECT_EQ(used(h, "cpu0"), 0u);
 }
 
 TEST(FleetCoreSleep, ADeploymentThatNeverSleepsKeepsItsIdleInstancesAwake) {

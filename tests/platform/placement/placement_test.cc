@@ -49,6 +49,31 @@ TEST(Placement, ReserveAndReleaseAccountPerDevice) {
   EXPECT_EQ(p.capacity("tpu0"), 0u);
 }
 
+TEST(Placement, MoveTakesAReservationToAnotherDeviceOnlyWhenItFits) {
+  Placement p(devices());
+  ASSERT_TRUE(p.reserve("a-1", "gpu0", 12 * kGiB).is_ok());
+  ASSERT_TRUE(p.reserve("b-1", "cpu0", 24 * kGiB).is_ok());
+  EXPECT_EQ(p.kind("gpu0"), "cuda");
+  EXPECT_EQ(p.kind("cpu0"), "cpu");
+  EXPECT_EQ(p.kind("tpu9"), "");
+
+  const core::Status full = p.move("a-1", "cpu0");  // 8 GiB free there
+  EXPECT_TRUE(full.is_resource_exhausted()) << full.message();
+  EXPECT_EQ(p.device_of("a-1"), "gpu0");
+  EXPECT_EQ(p.used("gpu0"), 12 * kGiB);
+
+  p.release("b-1");
+  ASSERT_TRUE(p.move("a-1", "cpu0").is_ok());
+  EXPECT_EQ(p.device_of("a-1"), "cpu0");
+  EXPECT_EQ(p.used("gpu0"), 0u);
+  EXPECT_EQ(p.used("cpu0"), 12 * kGiB);
+  EXPECT_TRUE(p.move("a-1", "cpu0").is_ok()) << "already there";
+  EXPECT_TRUE(p.move("a-1", "tpu9").is_not_found());
+  EXPECT_TRUE(p.move("nobody", "gpu0").is_not_found());
+  p.release("a-1");
+  EXPECT_EQ(p.used("cpu0"), 0u);
+}
+
 TEST(Placement, ExactFitSucceedsAndOneByteMoreFails) {
   Placement p(devices());
   ASSERT_TRUE(p.reserve("a", "gpu0", 16 * kGiB).is_ok());
