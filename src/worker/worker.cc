@@ -443,6 +443,9 @@ void Worker::handle_sleep(std::shared_ptr<ResponseWriter> w) {
                                                          " requests in flight"));
   engine_->sleep([this, w](Result<uint64_t> released) {
     if (!released) return respond_error(*w, released.status());
+    // A vision model's encoder threads go too, on the thread that runs the encoder (an image
+    // arriving meanwhile is encoded after the park; its threads then restart).
+    if (vision_backend_) prep_->post([this] { vision_backend_->park(); });
     malloc_trim(0);  // what the freed heap holds goes back too
     metrics_.counter("zs_worker_sleeps_total", "Times this worker went to sleep.").add();
     core::log_info("worker", "asleep: " + std::to_string(released.value() >> 20) + " MiB of KV cache released");

@@ -1,6 +1,8 @@
 // The worker as a user runs it: a real `zeroserve worker` process on loopback, real HTTP.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <tuple>
 
 #include <atomic>
@@ -313,6 +315,39 @@ TEST(Worker, TakesImagesAsDataUrls) {
   auto bad = w.post("/v1/chat/completions", body.dump());
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("PNG"), std::string::npos) << bad.body;
+}
+
+// Threads of a process, from /proc.
+int thread_count(pid_t pid) {
+  int n = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+// Asleep, a vision worker gives back its encoder's compute threads as well as the text model's
+// (2 threads each: one worker thread per pool), and wakes for the next image with the same
+// answer.
+TEST(Worker, AsleepAVisionWorkerParksItsEncoderThreadsToo) {
+  Worker w({"--mmproj", zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")}, "tiny-llama-f16.gguf");  // 2 threads
+  ASSERT_FALSE(w.address().empty());
+  const std::string png = read_file(zs::testing::shared_dir() + "/golden/images/checker-100x100.png");
+  json body = chat_body("", 4);
+  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
+                                                {{"type", "text"}, {"text", "Describe the image."}}});
+  auto first = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(first.status, 200) << first.body;
+  const int awake = thread_count(w.process().pid());
+  ASSERT_EQ(w.post("/internal/sleep", "").status, 200);
+  // The encoder's pool parks on its own thread, just after the answer.
+  EXPECT_TRUE(zs::testing::wait_for([&] { return thread_count(w.process().pid()) <= awake - 2; }, std::chrono::seconds(10)))
+      << awake << " threads awake, " << thread_count(w.process().pid()) << " asleep";
+  body["messages"][0]["content"][1]["text"] = "Describe the image.";
+  auto woke = w.post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(woke.status, 200) << woke.body;
+  EXPECT_FALSE(woke.header("X-Zeroserve-Wake-Ms").empty());
+  EXPECT_EQ(json::parse(woke.body)["choices"][0]["message"]["content"],
+            json::parse(first.body)["choices"][0]["message"]["content"]);
 }
 
 // The current generation's vision families through the chat API (the golden lines go through
