@@ -2,16 +2,11 @@
 
 #include <immintrin.h>
 
+#include "engine/backend/f16_table.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine::cpu {
 namespace {
-
-bool has_f16c() {
-  // Every x86-64 CPU with AVX2 and FMA also has F16C (and clang cannot query it by name).
-  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return v;
-}
 
 __attribute__((target("avx2,fma,f16c"))) float dot_avx2(const float* q, const uint16_t* k, int n) {
   __m256 acc = _mm256_setzero_ps();
@@ -50,19 +45,19 @@ __attribute__((target("avx2,fma,f16c"))) void store_avx2(const float* src, uint1
 }  // namespace
 
 float dot_f32_f16(const float* q, const uint16_t* k, int n) {
-  if (has_f16c()) return dot_avx2(q, k, n);
+  if (has_avx2_fma()) return dot_avx2(q, k, n);
   float r = 0;
   for (int i = 0; i < n; ++i) r += q[i] * f16_to_f32(k[i]);
   return r;
 }
 
 void axpy_f16(float p, const uint16_t* v, float* acc, int n) {
-  if (has_f16c()) return axpy_avx2(p, v, acc, n);
+  if (has_avx2_fma()) return axpy_avx2(p, v, acc, n);
   for (int i = 0; i < n; ++i) acc[i] += p * f16_to_f32(v[i]);
 }
 
 void store_f16(const float* src, uint16_t* dst, int n) {
-  if (has_f16c()) return store_avx2(src, dst, n);
+  if (has_avx2_fma()) return store_avx2(src, dst, n);
   for (int i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
 

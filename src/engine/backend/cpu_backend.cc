@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "engine/backend/backend.h"
 #include "engine/backend/cpu_attention.h"
+#include "engine/backend/f16_table.h"
 #include "engine/backend/ref2026.h"
 #include "engine/quant/quantize.h"
 
@@ -24,14 +25,6 @@ namespace zs::engine {
 namespace {
 
 // --- Helpers of gelu() and attention_full().
-
-// f(v) of every f16 value v, rounded to f16 and widened back: the reference evaluates GELU
-// and quick GELU through such tables, so looking them up reproduces it bit for bit.
-std::vector<float> f16_function_table(float (*f)(float)) {
-  std::vector<float> t(1 << 16);
-  for (uint32_t h = 0; h < t.size(); ++h) t[h] = f16_to_f32(f32_to_f16(f(f16_to_f32(static_cast<uint16_t>(h)))));
-  return t;
-}
 
 // GELU (tanh approximation). Built once; immutable afterwards.
 const float* gelu_f16_table() {
@@ -47,35 +40,6 @@ const float* gelu_quick_f16_table() {
   static const std::vector<float> table =
       f16_function_table([](float v) { return v * (1.0f / (1.0f + std::exp(-1.702f * v))); });
   return table.data();
-}
-
-void gelu_table_scalar(const float* table, float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = table[f32_to_f16(x[i])];
-}
-
-#if defined(__x86_64__)
-// F16C rounds to nearest even like f32_to_f16, so both paths index the same entries.
-__attribute__((target("avx2,fma,f16c"))) void gelu_table_avx2(const float* table, float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm256_storeu_ps(x + i, _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4));
-  }
-  gelu_table_scalar(table, x + i, n - i);
-}
-#endif
-
-// clang 14 cannot name "f16c" here; every CPU with AVX2 and FMA has it.
-bool has_avx2_fma() {
-#if defined(__x86_64__)
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
 }
 
 // In place: row = softmax(row * scale), with the sum in double like the scalar reference.
@@ -463,13 +427,7 @@ class CpuBackend final : public Backend {
 
  private:
   void apply_f16_table(const float* table, float* x, int64_t n) {
-    [[maybe_unused]] const bool simd = has_avx2_fma();
-    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-#if defined(__x86_64__)
-      if (simd) return gelu_table_avx2(table, x + b, e - b);
-#endif
-      gelu_table_scalar(table, x + b, e - b);
-    });
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) { engine::apply_f16_table(table, x + b, e - b); });
   }
 
   core::ThreadPool pool_;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/backend/f16_table.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine::ref2026 {
@@ -116,61 +117,15 @@ void layer_norm_row(const float* x, const float* weight, const float* bias, int6
 }
 
 const float* gelu_f16_table() {
-  static const std::vector<float> table = [] {
-    std::vector<float> t(1 << 16);
-    for (uint32_t h = 0; h < t.size(); ++h) {
-      const float v = f16_to_f32(static_cast<uint16_t>(h));
-      const float inner = std::fma(0.044715f * v, v, 1.0f);
-      const float g = 0.5f * v * (1.0f + std::tanh(0.79788456080286535588f * v * inner));
-      t[h] = f16_to_f32(f32_to_f16(g));
-    }
-    return t;
-  }();
+  // As the CPU backend's GELU table, with the inner polynomial as one fused multiply-add.
+  static const std::vector<float> table = f16_function_table([](float v) {
+    const float inner = std::fma(0.044715f * v, v, 1.0f);
+    return 0.5f * v * (1.0f + std::tanh(0.79788456080286535588f * v * inner));
+  });
   return table.data();
 }
 
-#if defined(__x86_64__)
-// 8 values at a time: F16C rounds to nearest even like f32_to_f16, so the same entries are
-// read; below -10 it is 0 and from 10 on the value itself, as in the scalar loop.
-static __attribute__((target("avx2,fma,f16c"))) int64_t gelu_avx2(const float* table, float* x, int64_t n) {
-  const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
-    __m256 g = _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4);
-    g = _mm256_blendv_ps(g, _mm256_setzero_ps(), _mm256_cmp_ps(v, lo, _CMP_LE_OQ));
-    g = _mm256_blendv_ps(g, v, _mm256_cmp_ps(v, hi, _CMP_GE_OQ));
-    _mm256_storeu_ps(x + i, g);
-  }
-  return i;
-}
-
-static bool has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-}
-#endif
-
-void gelu(float* x, int64_t n) {
-  const float* table = gelu_f16_table();
-#if defined(__x86_64__)
-  if (has_avx2()) {
-    const int64_t done = gelu_avx2(table, x, n);
-    x += done;
-    n -= done;
-  }
-#endif
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i] <= -10.0f)
-      x[i] = 0.0f;
-    else if (x[i] < 10.0f)
-      x[i] = table[f32_to_f16(x[i])];
-  }
-}
+void gelu(float* x, int64_t n) { apply_f16_table(gelu_f16_table(), x, n, /*clamp_beyond_10=*/true); }
 
 float expf(float x) {
   const float z = std::fma(x, kInvLn2, kShift);

@@ -132,6 +132,26 @@ GgufValue GgufValue::item(size_t i) const {
   return v;
 }
 
+GgufValue GgufValue::materialized() const {
+  GgufValue v = *this;
+  if (raw == nullptr) return v;
+  v.raw = nullptr;
+  v.raw_count = 0;
+  v.raw_bytes = 0;
+  v.items.reserve(raw_count);
+  if (elem_type == GgufType::kString) {
+    for (std::string_view s : string_items()) {
+      GgufValue e;
+      e.type = GgufType::kString;
+      e.str.assign(s);
+      v.items.push_back(std::move(e));
+    }
+  } else {
+    for (size_t i = 0; i < raw_count; ++i) v.items.push_back(item(i));
+  }
+  return v;
+}
+
 std::vector<std::string_view> GgufValue::string_items() const {
   std::vector<std::string_view> out;
   if (type != GgufType::kArray || elem_type != GgufType::kString) return out;

@@ -61,6 +61,8 @@ struct GgufValue {
   // All elements of an array of strings (views into the file's bytes or into `items`), or
   // empty for any other value.
   std::vector<std::string_view> string_items() const;
+  // A copy whose array elements, if any, are in `items` (to edit a value read from a file).
+  GgufValue materialized() const;
   // A short human-readable rendering (arrays abbreviated), for `zeroserve inspect` and logs.
   std::string to_display_string(size_t max_items = 8) const;
 };

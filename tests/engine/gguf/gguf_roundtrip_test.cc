@@ -150,6 +150,11 @@ TEST(GgufRoundTrip, FlatArraysOfEveryTypeReadInPlaceAndWriteBack) {
     EXPECT_TRUE(g.get_string_array("none").empty());
     EXPECT_EQ(g.find("words")->to_display_string(3), "[string x 1000: \"\", \"b\", \"cc\", ...]");
     EXPECT_EQ(g.find("a.i8")->to_display_string(2), "[i8 x 5: 0, -1, ...]");
+    const GgufValue m = g.find("words")->materialized();  // editable: every element in items
+    EXPECT_EQ(m.raw, nullptr);
+    ASSERT_EQ(m.items.size(), words.size());
+    EXPECT_EQ(m.items[999].str, words[999]);
+    EXPECT_EQ(g.find("a.u16")->materialized().items[3].as_int(), 21);
   };
   auto f = GgufFile::open(dir.file("a.gguf"));
   ASSERT_TRUE(f.is_ok()) << f.status().message();

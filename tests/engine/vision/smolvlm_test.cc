@@ -47,7 +47,8 @@ core::Status write_tiny_smolvlm_text(const std::string& path, const std::string&
   if (!in) return in.status();
   const auto special = smolvlm_special_tokens();
   GgufWriter w;
-  for (auto [key, value] : in.value()->metadata()) {
+  for (const auto& [key, read] : in.value()->metadata()) {
+    GgufValue value = read.materialized();
     const size_t first = value.items.size() - special.size();
     if (key == "tokenizer.ggml.tokens")
       for (size_t i = 0; i < special.size(); ++i) value.items[first + i].str = special[i];
