@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "core/mapped_file.h"
 #include "core/mutex.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
@@ -321,6 +322,7 @@ Result<std::unique_ptr<ServeDaemon>> ServeDaemon::start(const ServeOptions& opti
   };
   d->fleet_ = std::make_unique<platform::Fleet>(config->devices, state_dir + "/run-" + std::to_string(getpid()), probe,
                                                 events);
+  d->prepare_model_files(config.value());
   d->fleet_->set_deployments(std::move(specs.value()));
 
   gateway::HttpImageFetcherOptions fo;
@@ -401,10 +403,27 @@ Status ServeDaemon::reload() {
   if (!specs) return specs.status();
   gateway_->set_deployment_kinds(deployment_kinds(config.value()));
   pulls_.set(config.value());
+  prepare_model_files(config.value());
   fleet_->set_deployments(std::move(specs.value()));
   gateway_->set_api_keys(config->gateway.api_keys);
   core::log_info("serve", "configuration reloaded: " + std::to_string(config->deployments.size()) + " deployments");
   return Status::ok();
+}
+
+void ServeDaemon::prepare_model_files(const platform::Config& config) {
+  for (const auto& d : config.deployments) {
+    if (d.runtime != platform::RuntimeKind::kBuiltin) continue;  // a cluster node has its own page cache
+    for (const std::string* file : {&d.model, &d.mmproj, &d.draft_model}) {
+      if (file->empty() || platform::is_model_ref(*file) || !prepared_files_.insert(*file).second) continue;
+      const auto began = std::chrono::steady_clock::now();
+      if (Status s = core::MappedFile::prepare_page_cache(*file); !s) {
+        core::log_warn("serve", "preparing " + *file + ": " + s.message());
+        continue;
+      }
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+      if (ms >= 50) core::log_info("serve", "prepared the page cache of " + *file + " in " + std::to_string(static_cast<int>(ms)) + " ms");
+    }
+  }
 }
 
 void ServeDaemon::shutdown() {

@@ -2,6 +2,7 @@
 // `zeroserve serve` composed: configuration -> fleet of instances -> gateway, with the cost
 // ledger metering every instance-second. Lives in cli/ because it wires every layer.
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/status.h"
@@ -57,6 +58,10 @@ class ServeDaemon {
   std::unique_ptr<gateway::BatchRunner> batch_runner_;
   std::unique_ptr<gateway::BatchApi> batch_api_;
   PullWatch pulls_;  // downloads of hf: models that deployments' first starts wait for
+  // Model files whose page cache was prepared (MappedFile::prepare_page_cache) before the
+  // first worker mapped them; a reload prepares only new ones.
+  std::set<std::string> prepared_files_;
+  void prepare_model_files(const platform::Config& config);
 };
 
 // The deployment served when no configuration is given: a small model generated on first

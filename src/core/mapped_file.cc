@@ -104,6 +104,15 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return f;
 }
 
+Status MappedFile::prepare_page_cache(const std::string& path) {
+  auto f = open(path);
+  if (!f) return f.status();
+  if (!f.value()->huge_) return Status::ok();
+  f.value()->populate_in_background();
+  f.value()->wait_populated();
+  return Status::ok();
+}
+
 MappedFile::~MappedFile() {
   stop_ = true;
   if (populating_.joinable()) populating_.join();
@@ -133,7 +142,9 @@ void MappedFile::populate_in_background() const {
     if (huge_ && !stop_ && whole >= 2 * kHugePage && huge_mapped_bytes() < whole / 2) {
       const size_t probe = (whole / 2) & ~(kHugePage - 1);
       const size_t probe_end = std::min(whole, probe + 2 * kHugePage);
-      if (reread_as_huge_pages(probe, probe_end)) {
+      const size_t before = huge_mapped_bytes();
+      reread_as_huge_pages(probe, probe_end);
+      if (huge_mapped_bytes() > before) {
         const auto began = std::chrono::steady_clock::now();
         for (size_t b = 0; b < whole && !stop_; b += kChunk) reread_as_huge_pages(b, std::min(whole, b + kChunk));
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
@@ -146,20 +157,18 @@ void MappedFile::populate_in_background() const {
   });
 }
 
-bool MappedFile::reread_as_huge_pages(size_t begin, size_t end) const {
-  const size_t before = huge_mapped_bytes();
+void MappedFile::reread_as_huge_pages(size_t begin, size_t end) const {
   void* start = const_cast<uint8_t*>(data_ + begin);
   // Drops this mapping's entries for the range (the file is unchanged: any thread reading the
   // weights meanwhile faults the same bytes back in), then the page cache's unmapped pages of
   // the range (those other processes map stay; a file just written is written back first, as
   // dirty pages cannot be dropped), then reads it back through the huge-page mapping, which
   // now reads ahead in 2 MB folios.
-  if (madvise(start, end - begin, MADV_DONTNEED) != 0) return false;
+  if (madvise(start, end - begin, MADV_DONTNEED) != 0) return;
   (void)sync_file_range(fd_, static_cast<off_t>(begin), static_cast<off_t>(end - begin),
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
   (void)posix_fadvise(fd_, static_cast<off_t>(begin), static_cast<off_t>(end - begin), POSIX_FADV_DONTNEED);
   populate(begin, end);
-  return huge_mapped_bytes() > before;
 }
 
 size_t MappedFile::huge_mapped_bytes() const {

@@ -23,6 +23,12 @@ namespace zs::core {
 class MappedFile {
  public:
   static Result<std::unique_ptr<MappedFile>> open(const std::string& path);
+  // Leaves the page cache holding `path` as populate_in_background would (re-read as 2 MB
+  // folios where it held small pages and the kernel can do better), then unmaps it: for
+  // `serve` before it starts the workers that map the file, since pages other processes map
+  // cannot be re-read (several workers starting at once would all keep the small pages).
+  // Blocks while it reads; a file below 2 MB, or without huge pages, returns at once.
+  static Status prepare_page_cache(const std::string& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -51,7 +57,7 @@ class MappedFile {
  private:
   MappedFile() = default;
   void populate(size_t begin, size_t end) const;
-  bool reread_as_huge_pages(size_t begin, size_t end) const;
+  void reread_as_huge_pages(size_t begin, size_t end) const;
   const uint8_t* data_ = nullptr;
   size_t mapped_size_ = 0;  // size_ rounded up to the page size
   int fd_ = -1;             // kept for posix_fadvise while populating

@@ -86,6 +86,28 @@ TEST(MappedFile, LargeFilesAreMappedWithTwoMegabytePages) {
   EXPECT_GE(g.value()->huge_mapped_bytes(), bytes - (size_t{4} << 20));
 }
 
+// serve prepares a model's page cache before its workers map it: afterwards a plain mapping
+// touched page by page (no populating thread to re-read anything) maps 2 MB at a time. Without
+// the preparation, the same touch of a file just written maps small pages.
+TEST(MappedFile, APreparedFileIsMappedWithTwoMegabytePagesByItsNextReader) {
+  if (!kernel_maps_file_huge_pages()) GTEST_SKIP() << "no transparent huge pages for files on this kernel";
+  zs::testing::TempDir dir;
+  const size_t bytes = size_t{32} << 20;
+  auto touch_all = [&](const std::string& path) {
+    auto f = MappedFile::open(path);
+    EXPECT_TRUE(f.is_ok());
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < bytes; i += 4096) sink = sink ^ f.value()->data()[i];
+    return f.value()->huge_mapped_bytes();
+  };
+  const std::string unprepared = write_file(dir.file("u.bin"), bytes);
+  EXPECT_LT(touch_all(unprepared), bytes / 2) << "a file just written is cached in small pages";
+  const std::string prepared = write_file(dir.file("p.bin"), bytes);
+  ASSERT_TRUE(MappedFile::prepare_page_cache(prepared).is_ok());
+  EXPECT_GE(touch_all(prepared), bytes - (size_t{4} << 20));
+  EXPECT_TRUE(MappedFile::prepare_page_cache(dir.file("missing.bin")).is_not_found());
+}
+
 TEST(MappedFile, SmallFilesKeepSmallPages) {
   zs::testing::TempDir dir;
   auto f = MappedFile::open(write_file(dir.file("w.bin"), size_t{1} << 20));
