@@ -120,8 +120,8 @@ struct FleetCore::Instance {
   // and the policy no longer sees it.
   bool retiring = false;
   InstanceKey replacement = 0;  // the instance started to replace it; 0: none yet
-  // Asleep with its reservation moved from its accelerator (home_device) to the host.
-  bool on_host = false;
+  // While asleep with its reservation moved to the host: the accelerator it came from; empty
+  // otherwise.
   std::string home_device;
   // A replacement takes over its predecessor's idleness at ready (keep-alive counts on);
   // < 0: idle from ready, as any new instance.
@@ -347,7 +347,7 @@ void FleetCore::dispatch(Deployment& d, double now, FleetActions& out) {
       }
     };
     pick();
-    while (best && best->on_host && !move_back_to_device(d, *best, now, out)) {
+    while (best && !best->home_device.empty() && !move_back_to_device(d, *best, now, out)) {
       no_room.push_back(best);
       pick();
     }
@@ -556,7 +556,7 @@ void FleetCore::sleep_result(InstanceKey key, const core::Status& result, double
   Deployment* d = find(key, &i);
   if (!d) return;
   if (result) {
-    if (i->state == InstanceState::kSleeping) move_to_host(*d, *i, out);
+    if (i->state == InstanceState::kSleeping) move_to_host(*i, out);
     return;
   }
   if (!result.is_failed_precondition()) {
@@ -587,15 +587,13 @@ void FleetCore::put_to_sleep(Deployment& d, double sleep_after_s, double now, Fl
 }
 
 // A confirmed sleeper on an accelerator is counted on the host instead (when it fits there).
-void FleetCore::move_to_host(Deployment& d, Instance& inst, FleetActions& out) {
+void FleetCore::move_to_host(Instance& inst, FleetActions& out) {
   const std::string device = placement_.device_of(inst.id);
-  if (inst.on_host || host_device_.empty() || device.empty() || placement_.kind(device) == "cpu") return;
+  if (!inst.home_device.empty() || host_device_.empty() || device.empty() || placement_.kind(device) == "cpu") return;
   if (!placement_.move(inst.id, host_device_)) return;
-  inst.on_host = true;
   inst.home_device = device;
   if (options_.explain)
     out.notes.push_back(inst.id + " sleeps with its memory on " + host_device_ + ", " + device + " is free for others");
-  (void)d;
 }
 
 // The memory of a sleeper on the host goes back to its accelerator before it wakes; when it
@@ -603,7 +601,7 @@ void FleetCore::move_to_host(Deployment& d, Instance& inst, FleetActions& out) {
 // false is returned.
 bool FleetCore::move_back_to_device(Deployment& d, Instance& inst, double now, FleetActions& out) {
   if (placement_.move(inst.id, inst.home_device)) {
-    inst.on_host = false;
+    inst.home_device.clear();
     return true;
   }
   Evaluation ignored;

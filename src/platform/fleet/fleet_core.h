@@ -323,7 +323,7 @@ class FleetCore {
   bool reserve_or_make_room(Deployment& d, const std::string& instance_id, double now, FleetActions& out,
                             Evaluation& e);
   void make_room(Deployment& d, const std::string& device, double now, FleetActions& out, Evaluation& e);
-  void move_to_host(Deployment& d, Instance& inst, FleetActions& out);
+  void move_to_host(Instance& inst, FleetActions& out);
   bool move_back_to_device(Deployment& d, Instance& inst, double now, FleetActions& out);
   void drain(Deployment& d, Instance& inst, const std::string& why, double now, FleetActions& out);
   bool replace(Deployment& d, Instance& inst, double now, FleetActions& out);
