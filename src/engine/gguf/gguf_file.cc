@@ -58,14 +58,10 @@ class Cursor {
 
 // Smallest encoded size of one element, used to refuse array counts the file cannot hold.
 size_t min_encoded_size(GgufType t) {
-  switch (t) {
-    case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
-    case GgufType::kUint16: case GgufType::kInt16: return 2;
-    case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
-    case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: case GgufType::kString: return 8;
-    case GgufType::kArray: return 12;
-  }
-  return 1;
+  if (t == GgufType::kString) return 8;  // its length
+  if (t == GgufType::kArray) return 12;  // its element type and count
+  const size_t n = gguf_scalar_size(t);
+  return n > 0 ? n : 1;
 }
 
 bool known_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kFloat64); }
