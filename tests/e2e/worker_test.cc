@@ -299,13 +299,23 @@ TEST(Worker, RefusesBadRequestsWithOpenAiErrors) {
   EXPECT_NE(metrics.find("zs_worker_requests_total{endpoint=\"chat\",status=\"400\"}"), std::string::npos);
 }
 
+// A chat asking to describe `image` (bytes of `mime`) sent as a data URL, with `detail`
+// when given.
+json image_chat(const std::string& image, const std::string& detail = "", const std::string& mime = "image/bmp",
+                int max_tokens = 2) {
+  json body = chat_body("", max_tokens);
+  json url = {{"url", "data:" + mime + ";base64," + base64(image)}};
+  if (!detail.empty()) url["detail"] = detail;
+  body["messages"][0]["content"] =
+      json::array({{{"type", "image_url"}, {"image_url", url}}, {{"type", "text"}, {"text", "Describe the image."}}});
+  return body;
+}
+
 TEST(Worker, TakesImagesAsDataUrls) {
   Worker w({"--mmproj", zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")}, "tiny-llama-f16.gguf");
   ASSERT_FALSE(w.address().empty());
   const std::string png = read_file(zs::testing::shared_dir() + "/golden/images/checker-100x100.png");
-  json body = chat_body("", 4);
-  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
-                                                {{"type", "text"}, {"text", "Describe the image."}}});
+  json body = image_chat(png, "", "image/png", 4);
   auto r = w.post("/v1/chat/completions", body.dump());
   ASSERT_EQ(r.status, 200) << r.body;
   json j = json::parse(r.body);
@@ -332,9 +342,7 @@ TEST(Worker, AsleepAVisionWorkerParksItsEncoderThreadsToo) {
   Worker w({"--mmproj", zs::testing::golden_model("tiny-llava-mmproj-f32.gguf")}, "tiny-llama-f16.gguf");  // 2 threads
   ASSERT_FALSE(w.address().empty());
   const std::string png = read_file(zs::testing::shared_dir() + "/golden/images/checker-100x100.png");
-  json body = chat_body("", 4);
-  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
-                                                {{"type", "text"}, {"text", "Describe the image."}}});
+  json body = image_chat(png, "", "image/png", 4);
   auto first = w.post("/v1/chat/completions", body.dump());
   ASSERT_EQ(first.status, 200) << first.body;
   const int awake = thread_count(w.process().pid());
@@ -342,7 +350,6 @@ TEST(Worker, AsleepAVisionWorkerParksItsEncoderThreadsToo) {
   // The encoder's pool parks on its own thread, just after the answer.
   EXPECT_TRUE(zs::testing::wait_for([&] { return thread_count(w.process().pid()) <= awake - 2; }, std::chrono::seconds(10)))
       << awake << " threads awake, " << thread_count(w.process().pid()) << " asleep";
-  body["messages"][0]["content"][1]["text"] = "Describe the image.";
   auto woke = w.post("/v1/chat/completions", body.dump());
   ASSERT_EQ(woke.status, 200) << woke.body;
   EXPECT_FALSE(woke.header("X-Zeroserve-Wake-Ms").empty());
@@ -363,10 +370,7 @@ TEST(Worker, ServesGemma3AndSmolVlmImagesThroughTheChatApi) {
     SCOPED_TRACE(model);
     Worker w({"--mmproj", dir + "/models/" + mmproj}, dir + "/models/" + model);
     ASSERT_FALSE(w.address().empty());
-    json body = chat_body("", 4);
-    body["messages"][0]["content"] =
-        json::array({{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + base64(png)}}}},
-                     {{"type", "text"}, {"text", "Describe the image."}}});
+    const json body = image_chat(png, "", "image/png", 4);
     auto r = w.post("/v1/chat/completions", body.dump());
     ASSERT_EQ(r.status, 200) << r.body;
     const json j = json::parse(r.body);
@@ -400,15 +404,6 @@ std::string bmp_image(int w, int h) {
       p[2] = static_cast<char>((x + y) & 255);
     }
   return out;
-}
-
-json image_chat(const std::string& image, const std::string& detail) {
-  json body = chat_body("", 2);
-  json url = {{"url", "data:image/bmp;base64," + base64(image)}};
-  if (!detail.empty()) url["detail"] = detail;
-  body["messages"][0]["content"] =
-      json::array({{{"type", "image_url"}, {"image_url", url}}, {{"type", "text"}, {"text", "Describe the image."}}});
-  return body;
 }
 
 // Qwen2-VL: a 1024x768 photo is 37 x 28 = 1036 image tokens at the reference's resize.
