@@ -13,6 +13,7 @@
 
 #include "platform/fleet/fleet_core.h"
 #include "sim/baseline.h"
+#include "sim/random.h"
 
 namespace zs::sim {
 namespace {
@@ -40,8 +41,12 @@ struct Event {
   bool operator>(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
 };
 
+// A prompt in an instance's prefill queue: the engine sees it once its request's overhead
+// (ServiceProfile::request_overhead_s) has passed.
 struct Active {
   uint32_t request;
+  double join_at;  // when the engine sees it
+  double left;     // prompt tokens left to prefill
 };
 
 struct Decoding {
@@ -58,8 +63,7 @@ struct Instance {
   double started = 0;
   double busy_since = 0;
   int in_flight = 0;
-  std::deque<Active> prefill;
-  double head_left = 0;  // prompt tokens left of prefill.front()
+  std::deque<Active> prefill;  // by join_at; the front is the one being prefilled
   std::vector<Decoding> decoding;  // min-heap on target
   double progress = 0;   // tokens each decoding sequence has produced since the instance started
   double last_update = 0;
@@ -288,8 +292,7 @@ class Simulation {
       if (d.lease.cold_start_ms >= 0) ++cold_requests_;
       advance(inst);
       if (inst.in_flight++ == 0) inst.busy_since = now_;
-      inst.prefill.push_back({static_cast<uint32_t>(d.tag)});
-      if (inst.prefill.size() == 1) inst.head_left = w_.requests[d.tag].prompt_tokens;
+      enqueue_prompt(inst, static_cast<uint32_t>(d.tag));
       if (d.lease.woke) {
         ++wake_requests_;
         wake_up(inst);
@@ -321,6 +324,18 @@ class Simulation {
       want_decide(dep, grid_after(d, std::max(now_, d.last_decide + kTickS)));
   }
 
+  // A request dispatched to an instance: its prompt joins the prefill queue after the request's
+  // overhead, which requests pay side by side. The queue stays ordered by join time; an entry
+  // never goes before a head that has started (its join time is past, the new one's is not).
+  void enqueue_prompt(Instance& inst, uint32_t req) {
+    const ServiceProfile& p = deps_[inst.deployment].spec->profile;
+    const double overhead = p.request_overhead_s.at(even_quantile(req));
+    const Active a{req, now_ + overhead, static_cast<double>(w_.requests[req].prompt_tokens)};
+    auto at = inst.prefill.end();
+    while (at != inst.prefill.begin() && std::prev(at)->join_at > a.join_at) --at;
+    inst.prefill.insert(at, a);
+  }
+
   // A sleeping instance woken by the request at the head of its prefill queue: the wake delays
   // that prompt by the profile's wake time.
   void wake_up(Instance& inst) {
@@ -328,7 +343,7 @@ class Simulation {
     inst.asleep = false;
     inst.slept += clip(now_) - clip(inst.asleep_since);
     const ServiceProfile& p = deps_[inst.deployment].spec->profile;
-    inst.head_left += p.wake_s * p.prefill_tokens_per_s;
+    inst.prefill.front().left += p.wake_s * p.prefill_tokens_per_s;
   }
 
   // Brings an instance's progress up to now.
@@ -340,7 +355,11 @@ class Simulation {
       const int b = static_cast<int>(inst.decoding.size());
       inst.progress += p.decode_rate(b) / b * dt;
     }
-    if (!inst.prefill.empty()) inst.head_left -= p.prefill_tokens_per_s * dt;
+    if (!inst.prefill.empty()) {
+      Active& head = inst.prefill.front();
+      const double from = std::max(inst.last_update, head.join_at);
+      if (now_ > from) head.left -= p.prefill_tokens_per_s * (now_ - from);
+    }
     inst.last_update = now_;
   }
 
@@ -354,10 +373,9 @@ class Simulation {
     const ServiceProfile& p = d.spec->profile;
     int freed = 0;
     for (;;) {
-      if (!inst.prefill.empty() && inst.head_left <= kTokenEps) {
+      if (!inst.prefill.empty() && inst.prefill.front().left <= kTokenEps && inst.prefill.front().join_at <= now_) {
         const Active a = inst.prefill.front();
         inst.prefill.pop_front();
-        if (!inst.prefill.empty()) inst.head_left = w_.requests[inst.prefill.front().request].prompt_tokens;
         const SimRequest& q = w_.requests[a.request];
         const double ttft = now_ - q.arrival_s;
         ttft_.push_back(static_cast<float>(ttft));
@@ -379,7 +397,10 @@ class Simulation {
       break;
     }
     double next = kInf;
-    if (!inst.prefill.empty()) next = now_ + inst.head_left / p.prefill_tokens_per_s;
+    if (!inst.prefill.empty()) {
+      const Active& head = inst.prefill.front();
+      next = std::max(now_, head.join_at) + head.left / p.prefill_tokens_per_s;
+    }
     if (!inst.decoding.empty()) {
       const int b = static_cast<int>(inst.decoding.size());
       next = std::min(next, now_ + (inst.decoding.front().target - inst.progress) / (p.decode_rate(b) / b));
@@ -464,10 +485,9 @@ class Simulation {
     account_device(d.spec->device, static_cast<int64_t>(d.spec->memory_bytes));
     count_live(+1);
     // The always-on baseline is provisioned before the trace begins: warm at time 0.
-    if (options_.spec.always_on() && now_ == 0)
-      push(now_, EventKind::kReady, h, inst.ready_seq);
-    else
-      push(now_ + d.spec->profile.cold_start_s, EventKind::kReady, h, inst.ready_seq);
+    // Each start draws its cold start (by its number: the same draws every run).
+    const double cold_s = d.spec->profile.cold_start_s.at(even_quantile(instance_starts_));
+    push(options_.spec.always_on() && now_ == 0 ? now_ : now_ + cold_s, EventKind::kReady, h, inst.ready_seq);
   }
 
   // The instance exits (the service model's instances exit at once when asked to stop).

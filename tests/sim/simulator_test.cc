@@ -142,6 +142,65 @@ TEST(Simulator, SlotsBatchAndQueueBoundsRefuse) {
   EXPECT_NEAR(r.queue_s.max, 2.0, 1e-6);
 }
 
+TEST(Simulator, RequestsPayTheirOverheadSideBySideAndPrefillInTurn) {
+  // Two requests at once on a cold instance (0.5 s start), 100-token prompts at 1000 tokens/s,
+  // 0.1 s of overhead each: both overheads run together, the prompts one after the other, so
+  // the first tokens come at 0.5 + 0.1 + 0.1 and + 0.1 more (0.7 and 0.8 s), not at 0.7 and 0.9.
+  Calibration c = fixed_service(0.5, 10);
+  c.profiles["cpu"].prefill_tokens_per_s = 1000;
+  c.profiles["cpu"].request_overhead_s = 0.1;
+  Trace t = trace_of({0, 0}, 1, 10);
+  for (auto& r : t.requests) r.prompt_tokens = 100;
+  auto w = build_workload(config("    keep_alive: 1m\n    slots: 2\n    max_instances: 1\n"), {t}, c, {});
+  ASSERT_TRUE(w);
+  auto r = run(w.value(), "fixed");
+  EXPECT_EQ(r.served, 2u);
+  EXPECT_NEAR(r.ttft_s.mean, 0.75, 1e-6);
+  EXPECT_NEAR(r.ttft_s.max, 0.8, 1e-6);
+}
+
+TEST(Simulator, EachRequestDrawsItsOverheadFromTheQuantiles) {
+  // A warm instance and requests 1 s apart with overhead quantiles 0, 0.1 and 0.5 s (uniform
+  // in 0-0.1 s for half of the requests, 0.1-0.5 s for the others): time to first token is
+  // the drawn overhead, so its quantiles come back (p50 0.1 s, p95 0.46 s, mean 0.175 s).
+  Calibration c = fixed_service(0.5, 10);
+  c.profiles["cpu"].request_overhead_s = Spread(std::vector<double>{0, 0.1, 0.5});
+  std::vector<double> a;
+  for (int i = 0; i < 4000; ++i) a.push_back(10 + i);
+  auto w = build_workload(config("    min_instances: 1\n    keep_alive: 1h\n"), {trace_of(a, 1, 4020)}, c, {});
+  ASSERT_TRUE(w);
+  auto r = run(w.value(), "fixed");
+  ASSERT_EQ(r.served, 4000u);
+  EXPECT_EQ(r.cold_requests, 0u);
+  EXPECT_NEAR(r.ttft_s.p50, 0.1, 0.005);
+  EXPECT_NEAR(r.ttft_s.p95, 0.46, 0.01);
+  EXPECT_NEAR(r.ttft_s.mean, 0.175, 0.005);
+  EXPECT_LE(r.ttft_s.max, 0.5);
+  // The same draws every run: a seed-free hash of the request.
+  EXPECT_EQ(run(w.value(), "fixed").ttft_s.mean, r.ttft_s.mean);
+}
+
+TEST(Simulator, EachStartDrawsItsColdStartFromTheQuantiles) {
+  // Requests 10 s apart with keep_alive 1 s: every one is cold; cold starts uniform in
+  // 0.1-0.3 s, so time to first token is too (mean 0.2 s), and instance time follows.
+  Calibration c = fixed_service(0.5, 10);
+  c.profiles["cpu"].cold_start_s = Spread(std::vector<double>{0.1, 0.3});
+  std::vector<double> a;
+  for (int i = 0; i < 1000; ++i) a.push_back(i * 10.0);
+  auto w = build_workload(config("    keep_alive: 1s\n"), {trace_of(a, 1, 10000)}, c, {});
+  ASSERT_TRUE(w);
+  auto r = run(w.value(), "fixed");
+  ASSERT_EQ(r.served, 1000u);
+  EXPECT_EQ(r.cold_starts, 1000u);
+  EXPECT_NEAR(r.ttft_s.mean, 0.2, 0.005);
+  EXPECT_NEAR(r.ttft_s.p50, 0.2, 0.01);
+  EXPECT_GE(r.ttft_s.max, 0.29);
+  EXPECT_LE(r.ttft_s.max, 0.3 + 1e-9);
+  // Each instance: its cold start, the request (0 s: one token, no prompt), 1 s of keep-alive
+  // and half a tick.
+  EXPECT_NEAR(r.instance_seconds / 1000, 0.2 + 1 + 0.01, 0.01);
+}
+
 TEST(Simulator, ScalesOutUnderLoadAndAlwaysOnIsWarm) {
   std::vector<double> a;
   for (int i = 0; i < 40; ++i) a.push_back(i * 0.05);  // 40 requests in 2 s, 5 s each

@@ -118,6 +118,49 @@ TEST(Trace, SyntheticShapes) {
   EXPECT_EQ(p2->requests.size(), p->requests.size());
 }
 
+TEST(Calibration, ColdStartAndRequestOverheadAreANumberOrQuantiles) {
+  for (const std::string key : {"cold_start_s", "request_overhead_s"}) {
+  SCOPED_TRACE(key);
+  auto profile = [&](const std::string& value) {
+    return parse_calibration("{\"format\":\"zeroserve-calibration/1\",\"profiles\":{\"cpu\":{\"" + key + "\":" +
+                                 value + ",\"decode_tokens_per_s\":[[1,10]]}}}",
+                             "c.json");
+  };
+  auto field = [&](const Calibration& c) -> const Spread& {
+    const ServiceProfile& p = c.profiles.at("cpu");
+    return key == "cold_start_s" ? p.cold_start_s : p.request_overhead_s;
+  };
+    auto one = profile("0.002");
+    ASSERT_TRUE(one) << one.status().message();
+    EXPECT_DOUBLE_EQ(field(*one).at(0.9), 0.002);
+    EXPECT_FALSE(field(*one).varies());
+    auto q = profile("[0.001, 0.002, 0.006]");
+    ASSERT_TRUE(q) << q.status().message();
+    const Spread& s = field(*q);
+    EXPECT_TRUE(s.varies());
+    EXPECT_DOUBLE_EQ(s.at(0), 0.001);
+    EXPECT_DOUBLE_EQ(s.at(0.25), 0.0015);
+    EXPECT_DOUBLE_EQ(s.at(0.75), 0.004);
+    EXPECT_DOUBLE_EQ(s.at(1), 0.006);
+    // Written back as it was read.
+    auto again = parse_calibration(q->to_json(), "again.json");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(field(*again), s);
+    for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+             {"[0.003, 0.001]", ": quantiles must not descend"},
+             {"-1", " must be numbers >= 0"},
+             {"[]", " must be a number or a non-empty list"},
+             {"\"3ms\"", " must be a number or a non-empty list"},
+             {"[0.001, \"x\"]", ": every quantile must be a number"}}) {
+      auto r = profile(bad);
+      ASSERT_FALSE(r) << bad;
+      EXPECT_NE(r.status().message().find("c.json: profiles.cpu." + key + says), std::string::npos)
+          << r.status().message();
+    }
+  }
+  EXPECT_DOUBLE_EQ(ServiceProfile{}.request_overhead_s.at(0.5), 0) << "no overhead unless given";
+}
+
 TEST(Calibration, FileMatchesBuiltinAndRoundTrips) {
   // The source tree, from this file's own path (tests/sim/trace_test.cc).
   const auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
@@ -134,6 +177,7 @@ TEST(Calibration, FileMatchesBuiltinAndRoundTrips) {
   EXPECT_DOUBLE_EQ(cpu.decode_rate(3), 25);
   EXPECT_EQ(&again->profile_for("gpu7", "cuda"), &again->profiles.at("cuda"));
   EXPECT_FALSE(parse_calibration("{\"format\":\"zeroserve-calibration/1\",\"profiles\":{\"cpu\":{\"decode_tokens_per_s\":[[2,1],[1,2]]}}}", "c.json"));
+  EXPECT_DOUBLE_EQ(cpu.request_overhead_s.at(0.7), 0.003);
   auto bad = parse_calibration("{\"format\":\"zeroserve-calibration/1\",\"profiles\":{\"cpu\":{\"cold\":1}}}", "c.json");
   EXPECT_NE(bad.status().message().find("c.json: profiles.cpu: unknown key 'cold'"), std::string::npos);
 }
