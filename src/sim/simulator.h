@@ -5,10 +5,12 @@
 // the simulator is only its runtime: instances that become ready after the calibration's cold
 // start and exit at once when stopped, and the service model below.
 //
-// Inside an instance, prompts are processed one at a time in arrival order at the profile's
-// prefill rate (the first token comes out when a prompt is done); decoding sequences share the
-// profile's aggregate decode rate for the current batch size. Prefill and decode are assumed
-// not to slow each other down.
+// Inside an instance, a request's prompt joins the prefill queue once its overhead (the
+// profile's request_overhead_s, paid side by side) has passed; prompts are processed one at a
+// time in that order at the profile's prefill rate (the first token comes out when a prompt is
+// done); decoding sequences share the profile's aggregate decode rate for the current batch
+// size. Prefill and decode are assumed not to slow each other down. Cold starts and overheads
+// that vary are drawn per start and per request (sim/calibration.h, Spread).
 //
 // Policies are asked at every change that could need a decision (a request that finds no
 // instance at once, as it wakes the Fleet's tick), when an idle instance reaches its keep-alive,
