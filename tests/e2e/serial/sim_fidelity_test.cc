@@ -102,8 +102,10 @@ std::vector<double> plan_of(const std::string& shape) {
     // waits for one of them to finish.
     for (int b = 0; b < 50; ++b)
       for (int i = 0; i < 5; ++i) at.push_back(0.1 + b * 0.7 + i * 0.001);
-  } else {  // diurnal: the gap swings between 0.05 s (the "day") and 1.25 s (the "night"), ten times (about 80 cold starts: gaps
-    // near the keep-alive boundary go either way, so the 5% on cold starts needs a count this size)
+  } else {
+    // diurnal: the gap swings between 0.05 s (the "day") and 1.25 s (the "night"), ten times:
+    // about 80 cold starts. Gaps near the keep-alive boundary go either way in the real daemon
+    // (by its tick's phase), so the 5% on cold starts needs a count this size.
     for (double t = 0.15; t < 89;) {
       at.push_back(t);
       t += 0.05 + 1.2 * (1 + std::cos(2 * M_PI * t / 9)) / 2;
