@@ -121,14 +121,16 @@ ZS_INLINE float load_f16(const void* p) {
 // same sub-block as lane l of the weight registers.
 struct alignas(64) ActK {
   int8_t qs[256];
-  float bsd[16];  // d * (share of lane l in its sub-block's sum of qs)
+  float bsd[16];  // d * (sum of qs of the sub-block whose min multiplier is in lane l)
   float dl[16];   // d, times 1/16 in lanes whose weights are high nibbles left in place (Q4_K)
 };
 static_assert(sizeof(ActK) == 384);
 
-// kPairs (Q4_K, Q5_K): register k holds, for each 32-value sub-block q (two lanes), values
-// 8k..8k+7. kSingles (Q6_K): register k holds, for each 16-value sub-block l (one lane),
-// values 4k..4k+3.
+// kPairs (Q4_K, Q5_K): lane l of every register belongs to sub-block l % 8, and register k,
+// lane l holds values 4i..4i+3 of it, i = 2k + l / 8. Lanes 2c and 2c + 1 take the same 4
+// stored bytes (the low and the high nibbles of 32-byte chunk c), so one dword permute and
+// one fixed mask unpack a register. kSingles (Q6_K): register k holds, for each 16-value
+// sub-block l (one lane), values 4k..4k+3.
 enum class KLayout { kPairs, kSingles };
 
 template <class U>
@@ -136,42 +138,108 @@ size_t act_bytes_k(int64_t n_in) {
   return static_cast<size_t>(n_in / 256) * sizeof(ActK);
 }
 
+// Where the activation dwords of one super-block go: output register k, lane l takes dword
+// src[k][l] of the 64 quantized dwords (4 values each, natural order).
+struct PackKTable {
+  alignas(64) int32_t idx[4][16];  // src & 31, for a two-register permute
+  uint16_t high[4];                // lanes whose source is in dwords 32-63
+};
+
+constexpr PackKTable make_pack_k_table(KLayout layout) {
+  PackKTable t{};
+  for (int k = 0; k < 4; ++k) {
+    for (int l = 0; l < 16; ++l) {
+      // kPairs: values 4i..4i+3 (i = 2k + l / 8) of sub-block l % 8; kSingles: values 4k..4k+3
+      // of 16-value sub-block l.
+      const int src = layout == KLayout::kPairs ? 8 * (l % 8) + 2 * k + l / 8 : 4 * l + k;
+      t.idx[k][l] = src & 31;
+      if (src >= 32) t.high[k] = static_cast<uint16_t>(t.high[k] | (1u << l));
+    }
+  }
+  return t;
+}
+
+constexpr PackKTable kPackPairs = make_pack_k_table(KLayout::kPairs);
+constexpr PackKTable kPackSingles = make_pack_k_table(KLayout::kSingles);
+
+// Q8_K quantization of one token's activations, vectorized and fused with the layout above.
+// Same values as quantize_row(kQ8_K): scale from the first value of largest magnitude,
+// -127 / max, rounding to nearest even (the default MXCSR mode), codes capped at 127, and
+// bsums over 16 values.
 template <class U>
 void pack_k(const float* x, int64_t n_in, void* dst) {
   constexpr KLayout L = U::kLayout;
+  const PackKTable& tab = L == KLayout::kPairs ? kPackPairs : kPackSingles;
   auto* out = static_cast<ActK*>(dst);
-  for (int64_t b = 0; b < n_in / 256; ++b) {
-    BlockQ8K q;
-    (void)quantize_row(GgmlType::kQ8_K, x + 256 * b, &q, 256);
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  for (int64_t b = 0; b < n_in / 256; ++b, x += 256) {
     ActK& a = out[b];
-    if constexpr (L == KLayout::kPairs) {
-      for (int k = 0; k < 4; ++k) {
-        for (int s = 0; s < 8; ++s) std::memcpy(a.qs + 64 * k + 8 * s, q.qs + 32 * s + 8 * k, 8);
-      }
-      for (int l = 0; l < 16; ++l) a.bsd[l] = q.d * 0.5f * (q.bsums[2 * (l / 2)] + q.bsums[2 * (l / 2) + 1]);
-    } else {
-      for (int k = 0; k < 4; ++k) {
-        for (int l = 0; l < 16; ++l) std::memcpy(a.qs + 64 * k + 4 * l, q.qs + 16 * l + 4 * k, 4);
-      }
-      for (int l = 0; l < 16; ++l) a.bsd[l] = q.d * q.bsums[l];
+    __m512 v[16];
+    __m512 amax = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      v[j] = _mm512_loadu_ps(x + 16 * j);
+      amax = _mm512_max_ps(amax, _mm512_and_ps(v[j], abs_mask));
     }
-    for (int l = 0; l < 16; ++l) a.dl[l] = U::kHighNibblesInPlace && ((l / 2) & 1) ? q.d / 16 : q.d;
+    const float m = _mm512_reduce_max_ps(amax);
+    if (m == 0) {
+      std::memset(&a, 0, sizeof a);
+      continue;
+    }
+    float max = 0;
+    for (int j = 0; j < 16; ++j) {
+      const __mmask16 hit = _mm512_cmpeq_ps_mask(_mm512_and_ps(v[j], abs_mask), _mm512_set1_ps(m));
+      if (hit) {
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, v[j]);
+        max = lanes[__builtin_ctz(hit)];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const float d = 1 / iscale;
+    const __m512 vs = _mm512_set1_ps(iscale);
+    alignas(64) int32_t q[64];  // 256 codes as dwords of 4
+    alignas(64) int32_t sums[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      const __m512i c = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, v[j])), _mm512_set1_epi32(127));
+      sums[j] = _mm512_reduce_add_epi32(c);
+      _mm_store_si128(reinterpret_cast<__m128i*>(q + 4 * j), _mm512_cvtsepi32_epi8(c));
+    }
+    const __m512i q0 = _mm512_load_si512(q), q1 = _mm512_load_si512(q + 16);
+    const __m512i q2 = _mm512_load_si512(q + 32), q3 = _mm512_load_si512(q + 48);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const __m512i idx = _mm512_load_si512(tab.idx[k]);
+      const __m512i lo = _mm512_permutex2var_epi32(q0, idx, q1), hi = _mm512_permutex2var_epi32(q2, idx, q3);
+      _mm512_store_si512(a.qs + 64 * k, _mm512_mask_blend_epi32(tab.high[k], lo, hi));
+    }
+    for (int l = 0; l < 16; ++l) {
+      if constexpr (L == KLayout::kPairs) {
+        // The weights' min multipliers come as [scales | mins] (see k4_row): lanes 0-7 are zero.
+        a.bsd[l] = l < 8 ? 0.0f : d * static_cast<float>(sums[2 * (l - 8)] + sums[2 * (l - 8) + 1]);
+      } else {
+        a.bsd[l] = d * static_cast<float>(sums[l]);
+      }
+      // High nibbles (odd sub-blocks, odd lanes) left in place are worth 16 times their value.
+      a.dl[l] = U::kHighNibblesInPlace && (l & 1) ? d / 16 : d;
+    }
   }
 }
 
-// One weight super-block unpacked: four registers of unsigned values and the per-lane
-// scale (dsc) and min (dmm) multipliers, d and dmin included.
+// One weight super-block unpacked: four registers of unsigned values. The per-lane scale
+// (dsc) and min (dmm) multipliers, d and dmin included, are decoded apart (scales_rows), for
+// all rows of a tile at once.
 struct RowK {
   __m512i q[4];
-  __m512 dsc, dmm;
 };
 
 struct KTables {
-  alignas(64) int64_t pair_idx[4][8];  // qword gather of raw Q4_K/Q5_K bytes for register k
-  alignas(64) int32_t scale_idx[16];   // lane l -> sub-block l/2 (scales, then mins at +8)
-  alignas(64) int32_t min_idx[16];
-  alignas(64) int64_t q5_shift[8];  // low / high nibble per qword
-  alignas(64) int64_t q5_rot[8];    // moves bit q of each byte to bit 4
+  alignas(64) int32_t pair_idx[4][16];  // dword of the raw Q4_K/Q5_K quants for register k, lane l
+  alignas(64) int32_t q5_rot[16];       // moves bit l % 8 of each byte to bit 4
+  alignas(64) int16_t dd_idx[32];       // d, dmin of the 4 header lanes to words 0-7
+  alignas(64) int32_t dd_row[4][16];    // d of row r in lanes 0-7, dmin in lanes 8-15
   alignas(64) int32_t q6_ql_idx[4][16];
   alignas(64) int32_t q6_qh_idx[4][16];
   alignas(64) int32_t q6_shift[16];
@@ -181,52 +249,82 @@ struct KTables {
 constexpr KTables make_k_tables() {
   KTables t{};
   for (int k = 0; k < 4; ++k) {
-    for (int q = 0; q < 8; ++q) t.pair_idx[k][q] = 4 * (q / 2) + k;
     for (int l = 0; l < 16; ++l) {
+      t.pair_idx[k][l] = 8 * ((l / 2) % 4) + 2 * k + l / 8;
       const int n = l >> 3, g = (l >> 1) & 3, h = l & 1;
       t.q6_ql_idx[k][l] = 16 * n + 8 * (g & 1) + 4 * h + k;
       t.q6_qh_idx[k][l] = 8 * n + 4 * h + k;
     }
   }
   for (int l = 0; l < 16; ++l) {
-    t.scale_idx[l] = l / 2;
-    t.min_idx[l] = 8 + l / 2;
+    t.q5_rot[l] = (4 - l % 8) & 31;
     const int g = (l >> 1) & 3;
     t.q6_shift[l] = g >= 2 ? 4 : 0;
     t.q6_rot[l] = (4 - 2 * g) & 31;
   }
-  for (int q = 0; q < 8; ++q) {
-    t.q5_shift[q] = (q & 1) ? 4 : 0;
-    t.q5_rot[q] = (4 - q) & 63;
+  for (int r = 0; r < 4; ++r) {
+    t.dd_idx[2 * r] = static_cast<int16_t>(8 * r);
+    t.dd_idx[2 * r + 1] = static_cast<int16_t>(8 * r + 1);
+    for (int l = 0; l < 16; ++l) t.dd_row[r][l] = 2 * r + l / 8;
   }
   return t;
 }
 
 constexpr KTables kK = make_k_tables();
 
-// Scales and mins of Q4_K/Q5_K, expanded to lane order (lane l: sub-block l/2) and
-// multiplied by d / dmin. The 6-bit fields are decoded with byte shuffles on a 16-byte load
-// that starts at the scales (the last 4 bytes are the first quants, unused) into bytes
-// sc0..7, m0..7, widened once and spread to lanes with two dword permutes.
-ZS_INLINE void k4_scales(const uint8_t* blk, __m512& dsc, __m512& dmm) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
-  // Bytes 0-3: s0..3 (sc0..3), 4-7: s8..11 (low nibbles: sc4..7), 8-11: s4..7 (m0..3),
-  // 12-15: s8..11 shifted down a nibble (m4..7); then the top two bits of s0..7 for 4-7 and
-  // 12-15. (pshufb gives 0 for index -1.)
-  const __m128i p =
-      _mm_srlv_epi32(_mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11)),
-                     _mm_setr_epi32(0, 0, 0, 4));
-  const __m128i q = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-  const __m128i low = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
-  const __m128i top = _mm_and_si128(_mm_srli_epi16(q, 2), _mm_set1_epi8(0x30));
-  const __m512i sm = _mm512_cvtepu8_epi32(_mm_ternarylogic_epi32(p, low, top, 0xEA));  // (p & low) | top
-  uint32_t dd;
-  std::memcpy(&dd, blk, 4);
-  const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-  dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.scale_idx), sm)),
-                      _mm512_broadcastss_ps(d2));
-  dmm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(_mm512_load_si512(kK.min_idx), sm)),
-                      _mm512_broadcastss_ps(_mm_movehdup_ps(d2)));
+// Row r of k4_scales_rows: lane r of the decoded fields, times [d x 8, dmin x 8], in lane order.
+template <int r>
+ZS_INLINE void k4_row(__m512i sm, __m512 dd, __m512& dsc, __m512& dmm) {
+  __m128i b;
+  if constexpr (r == 0) {
+    b = _mm512_castsi512_si128(sm);
+  } else {
+    b = _mm512_extracti32x4_epi32(sm, r);
+  }
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)),
+                                 _mm512_permutexvar_ps(_mm512_load_si512(kK.dd_row[r]), dd));
+  dsc = _mm512_shuffle_f32x4(f, f, 0x44);
+  dmm = f;  // lanes 8-15; the activations' bsd is zero in lanes 0-7
+}
+
+// Scales and mins of R <= 4 Q4_K/Q5_K blocks (at blk + r * stride), decoded together: the
+// 16-byte header of row r (d, dmin, the 12 bytes of 6-bit fields) goes to 128-bit lane r,
+// byte shuffles turn each lane into sc0..7, m0..7, and each row then needs only a widening,
+// a multiply by [d x 8, dmin x 8] and one 256-bit duplication of the scales to lane order
+// (lane l: sub-block l % 8); the mins stay in lanes 8-15, where the activations' bsd
+// expects them. Decoding one block at a time cost about 19 instructions per row; this
+// costs about 9.
+template <int R>
+ZS_INLINE void k4_scales_rows(const uint8_t* blk, size_t stride, __m512 (&dsc)[R], __m512 (&dmm)[R]) {
+  static_assert(R >= 1 && R <= 4);
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+  const auto header = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + r * stride)); };
+  if constexpr (R > 1) v = _mm512_inserti32x4(v, header(1), 1);
+  if constexpr (R > 2) v = _mm512_inserti32x4(v, header(2), 2);
+  if constexpr (R > 3) v = _mm512_inserti32x4(v, header(3), 3);
+  // Per lane, bytes 0-3: s0..3 (sc0..3), 4-7: s8..11 (low nibbles: sc4..7), 8-11: s4..7
+  // (m0..3), 12-15: s8..11 shifted down a nibble (m4..7); then the top two bits of s0..7 for
+  // 4-7 and 12-15. sN is header byte 4 + N; pshufb gives 0 for index -1.
+  const __m512i pidx = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i qidx = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+  const __m512i p = _mm512_srlv_epi32(_mm512_shuffle_epi8(v, pidx), _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0, 0, 4)));
+  const __m512i q = _mm512_shuffle_epi8(v, qidx);
+  const __m512i low = _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+  const __m512i top = _mm512_and_si512(_mm512_srli_epi16(q, 2), _mm512_set1_epi8(0x30));
+  const __m512i sm = _mm512_ternarylogic_epi32(p, low, top, 0xEA);  // (p & low) | top
+  // d0, dmin0, d1, dmin1, ... as floats.
+  const __m512 dd = _mm512_castps256_ps512(
+      _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(_mm512_load_si512(kK.dd_idx), v))));
+  k4_row<0>(sm, dd, dsc[0], dmm[0]);
+  if constexpr (R > 1) k4_row<1>(sm, dd, dsc[1], dmm[1]);
+  if constexpr (R > 2) k4_row<2>(sm, dd, dsc[2], dmm[2]);
+  if constexpr (R > 3) k4_row<3>(sm, dd, dsc[3], dmm[3]);
+}
+
+// Odd lanes keep the high nibbles; Q4_K leaves them in place (x16, undone by the
+// activations' dl).
+ZS_INLINE __m512i odd_high_mask() {
+  return _mm512_set1_epi64(static_cast<int64_t>(0xF0F0F0F00F0F0F0Full));
 }
 
 struct Q4KUnpack {
@@ -236,17 +334,14 @@ struct Q4KUnpack {
   static ZS_INLINE void unpack(const uint8_t* blk, RowK& u) {
     const uint8_t* qs = blk + 16;
     const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
-    // High nibbles stay in place (x16, undone by the activations' dl): one AND instead of
-    // shift+AND.
-    const __m512i mask = _mm512_set_epi64(static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
-                                          static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
-                                          static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll,
-                                          static_cast<int64_t>(0xF0F0F0F0F0F0F0F0ull), 0x0F0F0F0F0F0F0F0Fll);
 #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
-      u.q[k] = _mm512_and_si512(_mm512_permutex2var_epi64(q0, _mm512_load_si512(kK.pair_idx[k]), q1), mask);
+      u.q[k] = _mm512_and_si512(_mm512_permutex2var_epi32(q0, _mm512_load_si512(kK.pair_idx[k]), q1), odd_high_mask());
     }
-    k4_scales(blk, u.dsc, u.dmm);
+  }
+  template <int R>
+  static ZS_INLINE void scales_rows(const uint8_t* blk, size_t stride, __m512 (&dsc)[R], __m512 (&dmm)[R]) {
+    k4_scales_rows<R>(blk, stride, dsc, dmm);
   }
 };
 
@@ -258,17 +353,23 @@ struct Q5KUnpack {
     const uint8_t* qh = blk + 16;
     const uint8_t* qs = blk + 48;
     const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
-    const __m512i shift = _mm512_load_si512(kK.q5_shift), rot = _mm512_load_si512(kK.q5_rot);
+    const __m512i shift = _mm512_set1_epi64(int64_t{4} << 32);  // odd lanes: high nibbles
+    const __m512i rot = _mm512_load_si512(kK.q5_rot);
     const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+    // Lanes 0-7 take fifth bits from qh bytes 8k..8k+3, lanes 8-15 from 8k+4..8k+7.
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 8
     for (int k = 0; k < 4; ++k) {
-      const __m512i lo = _mm512_srlv_epi64(_mm512_permutex2var_epi64(q0, _mm512_load_si512(kK.pair_idx[k]), q1), shift);
-      int64_t h;
-      std::memcpy(&h, qh + 8 * k, 8);
-      const __m512i hi = _mm512_and_si512(_mm512_rolv_epi64(_mm512_set1_epi64(h), rot), bit4);
+      const __m512i lo = _mm512_srlv_epi32(_mm512_permutex2var_epi32(q0, _mm512_load_si512(kK.pair_idx[k]), q1), shift);
+      const __m512i h = _mm512_permutexvar_epi32(
+          halves, _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qh + 8 * k))));
+      const __m512i hi = _mm512_and_si512(_mm512_rolv_epi32(h, rot), bit4);
       u.q[k] = _mm512_ternarylogic_epi32(lo, low4, hi, 0xEA);  // (lo & 0x0F) | hi
     }
-    k4_scales(blk, u.dsc, u.dmm);
+  }
+  template <int R>
+  static ZS_INLINE void scales_rows(const uint8_t* blk, size_t stride, __m512 (&dsc)[R], __m512 (&dmm)[R]) {
+    k4_scales_rows<R>(blk, stride, dsc, dmm);
   }
 };
 
@@ -289,11 +390,18 @@ struct Q6KUnpack {
           _mm512_rolv_epi32(_mm512_permutexvar_epi32(_mm512_load_si512(kK.q6_qh_idx[k]), h), rot), bits45);
       u.q[k] = _mm512_ternarylogic_epi32(lo, low4, hi, 0xEA);
     }
-    // Values are stored +32: the -32 * scale * (sum of activations) term goes through dmm.
-    const __m512 d = _mm512_set1_ps(load_f16(blk + 208));
-    u.dsc = _mm512_mul_ps(
-        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))), d);
-    u.dmm = _mm512_mul_ps(u.dsc, _mm512_set1_ps(32.0f));
+  }
+  template <int R>
+  static ZS_INLINE void scales_rows(const uint8_t* blk, size_t stride, __m512 (&dsc)[R], __m512 (&dmm)[R]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* b = blk + r * stride;
+      // Values are stored +32: the -32 * scale * (sum of activations) term goes through dmm.
+      const __m512 d = _mm512_set1_ps(load_f16(b + 208));
+      dsc[r] = _mm512_mul_ps(
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))), d);
+      dmm[r] = _mm512_mul_ps(dsc[r], _mm512_set1_ps(32.0f));
+    }
   }
 };
 
@@ -317,6 +425,35 @@ struct TileK {
     for (int t = 0; t < T; ++t)
       act[t] = reinterpret_cast<const ActK*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
     for (int64_t b = 0; b < nb; ++b) {
+      __m512 dsc[R], dmm[R];
+      U::template scales_rows<R>(w + b * U::kBlockBytes, g.row_stride, dsc, dmm);
+      if constexpr (T > 4) {
+        // Prompts: every row of the tile unpacked first, so that each token's activations are
+        // loaded once for all rows (loads, not arithmetic, bound this loop otherwise).
+        RowK u[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) U::unpack(w + r * g.row_stride + b * U::kBlockBytes, u[r]);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const ActK& a = act[t][b];
+          __m512i x0 = _mm512_load_si512(a.qs), x1 = _mm512_load_si512(a.qs + 64);
+          __m512i x2 = _mm512_load_si512(a.qs + 128), x3 = _mm512_load_si512(a.qs + 192);
+          __m512 dl = _mm512_load_ps(a.dl), bsd = _mm512_load_ps(a.bsd);
+          // Kept in registers: otherwise the compiler folds the loads into every row's vpdpbusd.
+          __asm__("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(dl), "+v"(bsd));
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r].q[0], x0);
+            s = _mm512_dpbusd_epi32(s, u[r].q[1], x1);
+            s = _mm512_dpbusd_epi32(s, u[r].q[2], x2);
+            s = _mm512_dpbusd_epi32(s, u[r].q[3], x3);
+            const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dsc[r]);
+            acc[r][t] = _mm512_fmadd_ps(f, dl, acc[r][t]);
+            acc[r][t] = _mm512_fnmadd_ps(dmm[r], bsd, acc[r][t]);
+          }
+        }
+        continue;
+      }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
@@ -343,9 +480,9 @@ struct TileK {
           s = _mm512_dpbusd_epi32(s, u.q[1], _mm512_load_si512(a.qs + 64));
           s = _mm512_dpbusd_epi32(s, u.q[2], _mm512_load_si512(a.qs + 128));
           s = _mm512_dpbusd_epi32(s, u.q[3], _mm512_load_si512(a.qs + 192));
-          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), u.dsc);
+          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dsc[r]);
           acc[r][t] = _mm512_fmadd_ps(f, _mm512_load_ps(a.dl), acc[r][t]);
-          acc[r][t] = _mm512_fnmadd_ps(u.dmm, _mm512_load_ps(a.bsd), acc[r][t]);
+          acc[r][t] = _mm512_fnmadd_ps(dmm[r], _mm512_load_ps(a.bsd), acc[r][t]);
         }
       }
     }

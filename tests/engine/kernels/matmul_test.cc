@@ -153,6 +153,67 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(ggml_type_name(info.param.type)) + "_" + std::to_string(info.param.n_in);
     });
 
+// The K-quant kernels quantize activations to Q8_K themselves (AVX-512: vectorized and fused
+// with the register layout). At the edges of that quantization (tied maxima of opposite sign,
+// codes exactly halfway between two integers, an outlier that rounds everything else to zero,
+// subnormals, an all-zero super-block next to a live one) every instruction set must give
+// what the scalar quantizer gives: one code off by one moves a result by ~1e-3 of its scale,
+// a hundred times the tolerance here.
+TEST(MatmulKQuantActivations, EdgeValuesQuantizeAsTheScalarQuantizerDoes) {
+  const int64_t n_in = 512, n_out = 9;
+  std::vector<std::vector<float>> tokens;
+  std::vector<float> t(n_in, 0.5f);
+  t[7] = -3.0f;  // tie with t[100]: the first one sets the scale's sign
+  t[100] = 3.0f;
+  tokens.push_back(t);
+  for (int64_t i = 0; i < n_in; ++i) t[i] = static_cast<float>(i % 100) - 49.5f;  // scale 1: all midpoints
+  t[0] = t[256] = -127.0f;
+  tokens.push_back(t);
+  for (int64_t i = 0; i < n_in; ++i) t[i] = 1e-3f * static_cast<float>(i % 7);
+  t[300] = 30.0f;  // only the outlier survives in its super-block
+  tokens.push_back(t);
+  for (int64_t i = 0; i < n_in; ++i) t[i] = 1e-40f * static_cast<float>(i % 5);  // subnormal
+  t[3] = 1e-38f;
+  tokens.push_back(t);
+  std::fill(t.begin(), t.end(), 0.0f);
+  t[400] = -2.0f;  // first super-block all zero
+  tokens.push_back(t);
+  std::vector<float> x;
+  for (const auto& v : tokens) x.insert(x.end(), v.begin(), v.end());
+  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(n_in * n_out));
+  for (auto& v : wf) v = dist(rng);
+  IsaGuard guard;
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    const size_t row = ggml_row_size(type, n_in);
+    std::vector<uint8_t> wq(row * n_out);
+    for (int64_t r = 0; r < n_out; ++r) {
+      ASSERT_TRUE(quantize_row(type, wf.data() + r * n_in, wq.data() + r * row, n_in).is_ok());
+    }
+    std::vector<double> abs_sum;
+    const auto ref = reference(type, wq, row, n_in, n_out, x, n_tokens, &abs_sum);
+    for (const auto& isa : available_isas()) {
+      ASSERT_TRUE(force_kernel_isa(isa));
+      core::ThreadPool pool(1);
+      // One token at a time (decoding tiles) and all at once (prompt tiles).
+      for (int64_t batch : {int64_t{1}, n_tokens}) {
+        std::vector<float> y(static_cast<size_t>(n_out * n_tokens));
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += batch) {
+          matmul(WeightView{type, wq.data(), n_in, n_out, row}, x.data() + t0 * n_in, batch, y.data() + t0 * n_out,
+                 pool);
+        }
+        for (int64_t i = 0; i < n_out * n_tokens; ++i) {
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * abs_sum[i] + 1e-30)
+              << ggml_type_name(type) << " isa=" << isa << " batch=" << batch << " token=" << i / n_out;
+        }
+      }
+    }
+  }
+}
+
 TEST(MatmulValidation, RejectsBadWeights) {
   std::vector<uint8_t> buf(4096);
   EXPECT_FALSE(validate_weight(WeightView{GgmlType::kQ2_K, buf.data(), 256, 4, 84}).is_ok());
