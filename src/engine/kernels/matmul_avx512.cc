@@ -427,33 +427,6 @@ struct TileK {
     for (int64_t b = 0; b < nb; ++b) {
       __m512 dsc[R], dmm[R];
       U::template scales_rows<R>(w + b * U::kBlockBytes, g.row_stride, dsc, dmm);
-      if constexpr (T > 4) {
-        // Prompts: every row of the tile unpacked first, so that each token's activations are
-        // loaded once for all rows (loads, not arithmetic, bound this loop otherwise).
-        RowK u[R];
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) U::unpack(w + r * g.row_stride + b * U::kBlockBytes, u[r]);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) {
-          const ActK& a = act[t][b];
-          __m512i x0 = _mm512_load_si512(a.qs), x1 = _mm512_load_si512(a.qs + 64);
-          __m512i x2 = _mm512_load_si512(a.qs + 128), x3 = _mm512_load_si512(a.qs + 192);
-          __m512 dl = _mm512_load_ps(a.dl), bsd = _mm512_load_ps(a.bsd);
-          // Kept in registers: otherwise the compiler folds the loads into every row's vpdpbusd.
-          __asm__("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(dl), "+v"(bsd));
-#pragma GCC unroll 8
-          for (int r = 0; r < R; ++r) {
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r].q[0], x0);
-            s = _mm512_dpbusd_epi32(s, u[r].q[1], x1);
-            s = _mm512_dpbusd_epi32(s, u[r].q[2], x2);
-            s = _mm512_dpbusd_epi32(s, u[r].q[3], x3);
-            const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dsc[r]);
-            acc[r][t] = _mm512_fmadd_ps(f, dl, acc[r][t]);
-            acc[r][t] = _mm512_fnmadd_ps(dmm[r], bsd, acc[r][t]);
-          }
-        }
-        continue;
-      }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
