@@ -297,8 +297,8 @@ ZS_INLINE void k4_row(__m512i sm, __m512 dd, __m512& dsc, __m512& dmm) {
 template <int R>
 ZS_INLINE void k4_scales_rows(const uint8_t* blk, size_t stride, __m512 (&dsc)[R], __m512 (&dmm)[R]) {
   static_assert(R >= 1 && R <= 4);
-  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
   const auto header = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + r * stride)); };
+  __m512i v = _mm512_castsi128_si512(header(0));
   if constexpr (R > 1) v = _mm512_inserti32x4(v, header(1), 1);
   if constexpr (R > 2) v = _mm512_inserti32x4(v, header(2), 2);
   if constexpr (R > 3) v = _mm512_inserti32x4(v, header(3), 3);
