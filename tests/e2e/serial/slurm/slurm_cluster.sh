@@ -16,6 +16,9 @@
 # Needs root (namespaces, bridges, daemons). Addresses are 10.213.X.0/24, X from DIR's hash:
 # private to the test, reachable only from this machine.
 set -euo pipefail
+# A step that fails says which one: without this, `set -e` ends the script silently and the
+# test sees only "the cluster did not come up".
+trap 'echo "slurm_cluster.sh:$LINENO: \"$BASH_COMMAND\" failed (exit $?); logs in ${dir:-DIR}/log" >&2' ERR
 cmd=${1:?usage: slurm_cluster.sh up|down|kill-node DIR}
 dir=${2:?DIR is required}
 mkdir -p "$dir"
@@ -194,11 +197,16 @@ setsid unshare -u sh -c "hostname zsctl; exec slurmctld -D -i -f $dir/slurm.conf
 echo $! > "$dir/pids/slurmctld.pid"
 for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+# A query of a busy or still starting slurmctld can time out: that is "not yet", never the
+# end of the script (with pipefail, a failed sinfo would fail the assignment and, through
+# set -e, `up` itself).
+count_nodes() { { "$@" 2>/dev/null || true; } | wc -l; }
+
 for i in $(seq 1 "$nodes"); do mkdir -p "$dir/spool/zsnode$i"; done
 if [ "$elastic" = elastic ]; then
   # Powered down until a job needs them.
   for _ in $(seq 200); do
-    idle=$(scontrol --oneliner show nodes 2>/dev/null | grep -c 'POWERED_DOWN' || true)
+    idle=$({ scontrol --oneliner show nodes 2>/dev/null || true; } | grep -c 'POWERED_DOWN' || true)
     [ "$idle" -ge "$nodes" ] && break
     sleep 0.1
   done
@@ -206,7 +214,7 @@ else
   "$dir/node-start" "zsnode[1-$nodes]"
   # Every node idle.
   for _ in $(seq 200); do
-    idle=$(sinfo --noheader --responding --states=idle --format=%n 2>/dev/null | wc -l)
+    idle=$(count_nodes sinfo --noheader --responding --states=idle --format=%n)
     [ "$idle" -ge "$nodes" ] && break
     sleep 0.1
   done
@@ -214,6 +222,7 @@ fi
 if [ "$idle" -lt "$nodes" ]; then
   echo "only $idle of $nodes nodes became idle; see $dir/log" >&2
   sinfo >&2 || true
+  tail -n 20 "$dir"/log/*.log >&2 || true
   exit 1
 fi
 echo "SLURM_CONF=$dir/slurm.conf"
