@@ -36,6 +36,17 @@ if ! "$ref" llama-bench --help >/dev/null 2>&1; then
   echo "the reference llama-bench does not start on this machine: no comparison"
   exit 0
 fi
+# Starting is not enough: a build for CPU features this machine lacks starts, then dies on the
+# first matrix product (seen on Zen 4 hosts: SIGILL on an AVX-VNNI instruction). One tiny run
+# tells, before any round.
+rc=0
+( "$ref" llama-bench -m "${models[0]}" -t "$threads" -p 8 -n 1 -r 1 -o csv; exit $? ) >/dev/null 2>&1 || rc=$?
+if [ "$rc" -ne 0 ]; then
+  why="exit status $rc"
+  [ "$rc" -eq 132 ] && why="SIGILL, an illegal instruction: built for CPU features this machine lacks"
+  echo "the reference llama-bench fails on this machine ($why): no comparison"
+  exit 0
+fi
 
 # Prints "pp_tps tg_tps" of one run of each tool.
 run_ref() {
@@ -49,13 +60,20 @@ run_zs() {
     awk '$1 == "prefill" { pp = $2 } $1 == "decode" && $2 ~ /^[0-9]/ { tg = $2 } END { print pp, tg }'
 }
 
+fail() { echo "bench_vs_reference: the $1 run on $(basename "$2") failed in round $((r + 1))" >&2; exit 1; }
+
 echo "bench_vs_reference: $rounds rounds, $threads threads, prompt $prompt, decode $decode, load average $(cut -d' ' -f1 /proc/loadavg)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for ((r = 0; r < rounds; ++r)); do
   for i in "${!models[@]}"; do
     m=${models[$i]}
-    if (( (r + i) % 2 == 0 )); then a=$(run_ref "$m"); b=$(run_zs "$m"); else b=$(run_zs "$m"); a=$(run_ref "$m"); fi
+    # A run that fails mid-way names itself (set -e alone would end the script in silence).
+    if (( (r + i) % 2 == 0 )); then
+      a=$(run_ref "$m") || fail reference "$m"; b=$(run_zs "$m") || fail zeroserve "$m"
+    else
+      b=$(run_zs "$m") || fail zeroserve "$m"; a=$(run_ref "$m") || fail reference "$m"
+    fi
     echo "$i $a $b" >> "$tmp/rounds"
     echo "  round $((r + 1)) $(basename "$m"): reference pp $(echo "$a" | cut -d' ' -f1) tg $(echo "$a" | cut -d' ' -f2)," \
          "zeroserve pp $(echo "$b" | cut -d' ' -f1) tg $(echo "$b" | cut -d' ' -f2)"
