@@ -8,6 +8,11 @@
 // compute-bound and reported in GFLOP/s (2 * n_in * n_out * tokens / time). Each line also
 // gives the speed-up of the best instruction set over the scalar kernels, measured in the
 // same run.
+//
+// For rows long enough that the prefetch reach is measured at run time (matmul.h,
+// FarPrefetch), a "reach" line compares the two reaches forced, from memory, in alternated
+// rounds (median of per-round ratios), and the gemv line is taken after the run-time
+// measurement has chosen (its choice is printed).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,7 +26,9 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
 #include "core/thread_pool.h"
+#include "engine/kernels/gemm_kernel.h"
 #include "engine/kernels/matmul.h"
 #include "engine/quant/quantize.h"
 
@@ -195,6 +202,34 @@ int main(int argc, char** argv) {
 
     bw = std::max(bw, measure_read_bandwidth(pool, bw_buf, 2));
     zs::engine::force_kernel_isa(best_isa);
+    const bool long_rows =
+        zs::engine::kernels::kDecodeTileRows * zs::engine::ggml_row_size(type, n_in) >= zs::engine::kernels::kLongTileBytes;
+    std::string reach_line;
+    if (long_rows) {
+      const int rounds = quick ? 5 : 9;
+      std::vector<double> far_s, near_s, ratio;
+      for (int r = 0; r < rounds; ++r) {
+        double t[2];
+        for (int k = 0; k < 2; ++k) {
+          const bool far = (k + r) % 2 == 0;
+          zs::engine::set_far_prefetch(far ? zs::engine::FarPrefetch::kOn : zs::engine::FarPrefetch::kOff);
+          t[far ? 1 : 0] = time_matmul(w, type, n_in, n_out, x, 1, y, pool, quick ? 30 : 100, 1, true);
+        }
+        near_s.push_back(t[0]);
+        far_s.push_back(t[1]);
+        ratio.push_back(t[0] / t[1]);
+      }
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "%-5s reach   far %.1f GB/s, near %.1f GB/s: far/near x%.2f (median of %d alternated rounds, %.2f-%.2f)\n",
+                    name.c_str(), w.matrix_bytes / zs::bench::median(far_s) / 1e9, w.matrix_bytes / zs::bench::median(near_s) / 1e9,
+                    zs::bench::median(ratio), rounds, *std::min_element(ratio.begin(), ratio.end()),
+                    *std::max_element(ratio.begin(), ratio.end()));
+      reach_line = buf;
+      // Let the run-time measurement choose, as decoding would, before the gemv line.
+      zs::engine::set_far_prefetch(zs::engine::FarPrefetch::kAuto);
+      (void)time_matmul(w, type, n_in, n_out, x, 1, y, pool, 200, 1, true);
+    }
     const double gemv = time_matmul(w, type, n_in, n_out, x, 1, y, pool, quick ? 50 : 200, quick ? 3 : 10, true);
     const double gemv_hot = time_matmul(w, type, n_in, n_out, x, 1, y, pool, quick ? 50 : 200, quick ? 3 : 10, false);
     const double prefill =
@@ -211,6 +246,7 @@ int main(int argc, char** argv) {
         "ms | x%.1f\n",
         name.c_str(), best_isa.c_str(), gemv * 1e3, gbs, gbs / bw, mb, w.matrix_bytes / gemv_hot / 1e9, gemv_s * 1e3,
         gemv_s / gemv);
+    if (long_rows) std::printf("%s      prefetch reach in use: %s\n", reach_line.c_str(), zs::engine::far_prefetch_report().c_str());
     std::printf("%-5s prefill %-11s %7.2f ms  %6.1f GFLOP/s (%lld tokens) | scalar %8.1f ms %6.1f GFLOP/s | x%.1f\n",
                 name.c_str(), best_isa.c_str(), prefill * 1e3, flops / prefill / 1e9,
                 static_cast<long long>(prefill_tokens), prefill_s * 1e3, flops / prefill_s / 1e9, prefill_s / prefill);

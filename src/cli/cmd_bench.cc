@@ -220,6 +220,7 @@ core::Status bench(const BenchOptions& o) {
   std::printf("decode           %.2f tok/s, %.2f GB/s of weights read\n", 1 / best_decode, bytes / best_decode / 1e9);
   std::printf("memory read      %.2f GB/s measured\n", bandwidth / 1e9);
   std::printf("decode roofline  %.3f (decode bandwidth / measured read bandwidth)\n", bytes / best_decode / bandwidth);
+  std::printf("prefetch reach   %s\n", engine::far_prefetch_report().c_str());
   if (vision) {
     std::printf("vision encoder   %s: %.3f images/s (%s), %.1f effective GFLOP/s\n", o.mmproj.c_str(),
                 1 / vision->seconds_per_image, vision->view_note, vision->gflops);

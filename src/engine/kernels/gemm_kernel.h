@@ -20,7 +20,18 @@ struct GemmArgs {
   int64_t n_tokens = 0;
   float* y = nullptr;  // y[t * y_stride + r]
   int64_t y_stride = 0;
+  // Decoding (at most 2 tokens) with long row tiles: also prefetch the tile after the next
+  // one, into L2. Read only by kernels with GemmKernel::honours_far_prefetch; the driver
+  // sets it from the PrefetchTuner (prefetch_tuner.h). Short tiles always do.
+  bool far_prefetch = false;
 };
+
+// Decoding walks the weights in tiles of kDecodeTileRows rows. A tile of at least
+// kLongTileBytes is long: whether prefetching two tiles ahead pays for it depends on the
+// machine (see prefetch_tuner.h), so GemmArgs::far_prefetch decides; shorter tiles are too
+// short for one tile ahead to hide the memory latency and always prefetch two ahead.
+constexpr int kDecodeTileRows = 4;
+constexpr size_t kLongTileBytes = 16 * 1024;
 
 struct GemmKernel {
   // Bytes one token's packed activations take; a multiple of 64.
@@ -39,6 +50,8 @@ struct GemmKernel {
   int wide_min_tokens = 0;
   // Row chunks handed to gemm are multiples of this many rows (except a matrix's last).
   int row_align = 4;
+  // Whether gemm reads GemmArgs::far_prefetch (so the driver's measurement means something).
+  bool honours_far_prefetch = false;
 };
 
 // Kernels of one instruction set, or nullptr where that set has none for the type (the

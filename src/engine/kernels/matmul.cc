@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "core/mutex.h"
 #include "engine/kernels/gemm_kernel.h"
+#include "engine/kernels/prefetch_tuner.h"
 
 namespace zs::engine {
 namespace {
@@ -16,6 +20,8 @@ namespace {
 using kernels::GemmArgs;
 using kernels::GemmKernel;
 using kernels::Isa;
+using kernels::PrefetchReach;
+using kernels::PrefetchTuner;
 
 // Each level needs everything its kernel file is compiled for (see the target pragmas).
 Isa detect_isa() {
@@ -87,6 +93,77 @@ const GemmKernel* select_kernel(GgmlType type, int64_t n_tokens) {
   if (k->wide != nullptr && n_tokens >= k->wide_min_tokens && wide_enabled().load(std::memory_order_relaxed))
     return k->wide;
   return k;
+}
+
+// ============================================================== Prefetch reach
+
+std::optional<FarPrefetch> parse_far_prefetch(std::string_view s) {
+  if (s == "auto") return FarPrefetch::kAuto;
+  if (s == "on") return FarPrefetch::kOn;
+  if (s == "off") return FarPrefetch::kOff;
+  return std::nullopt;
+}
+
+// How far the decode kernels prefetch long rows. Process-wide, like the instruction set: it
+// describes the machine's memory system. After the tuner has decided (a few tokens into the
+// first decode), a call costs one atomic load; until then, two short critical sections.
+class ReachControl {
+ public:
+  ReachControl() {
+    if (const char* env = std::getenv("ZS_FAR_PREFETCH")) {
+      if (auto m = parse_far_prefetch(env)) set_mode(*m);
+    }
+  }
+
+  FarPrefetch set_mode(FarPrefetch mode) EXCLUDES(mu_) {
+    core::MutexLock lock(mu_);
+    const FarPrefetch old = mode_;
+    mode_ = mode;
+    tuner_ = PrefetchTuner();  // a new "auto" measures anew
+    fixed_.store(mode == FarPrefetch::kOn ? 1 : mode == FarPrefetch::kOff ? 0 : -1, std::memory_order_relaxed);
+    return old;
+  }
+
+  // The reach for a call, and whether the call is to be timed and reported to end().
+  PrefetchReach begin(int64_t bytes, bool& timed) EXCLUDES(mu_) {
+    const int fixed = fixed_.load(std::memory_order_relaxed);
+    timed = fixed < 0;
+    if (!timed) return fixed ? PrefetchReach::kFar : PrefetchReach::kNear;
+    core::MutexLock lock(mu_);
+    return tuner_.next(bytes);
+  }
+
+  void end(PrefetchReach reach, int64_t bytes, int64_t ns) EXCLUDES(mu_) {
+    core::MutexLock lock(mu_);
+    if (mode_ != FarPrefetch::kAuto || tuner_.decided()) return;  // forced meanwhile
+    tuner_.record(reach, bytes, ns);
+    if (tuner_.decided())
+      fixed_.store(tuner_.choice() == PrefetchReach::kFar ? 1 : 0, std::memory_order_relaxed);
+  }
+
+  std::string report() EXCLUDES(mu_) {
+    core::MutexLock lock(mu_);
+    if (mode_ == FarPrefetch::kOn) return "far (forced)";
+    if (mode_ == FarPrefetch::kOff) return "near (forced)";
+    if (!tuner_.decided()) return "auto, measuring";
+    char buf[192];
+    std::snprintf(buf, sizeof buf, "auto: %s (far/near x%.2f; far %.1f GB/s, near %.1f GB/s, medians of %d decode products each)",
+                  tuner_.choice() == PrefetchReach::kFar ? "far" : "near", tuner_.far_gain(),
+                  tuner_.median_gbps(PrefetchReach::kFar), tuner_.median_gbps(PrefetchReach::kNear),
+                  tuner_.recorded(PrefetchReach::kFar));
+    return buf;
+  }
+
+ private:
+  core::Mutex mu_;
+  FarPrefetch mode_ GUARDED_BY(mu_) = FarPrefetch::kAuto;
+  PrefetchTuner tuner_ GUARDED_BY(mu_);
+  std::atomic<int> fixed_{-1};  // -1 while measuring, else 1 = far, 0 = near
+};
+
+ReachControl& reach_control() {
+  static ReachControl control;
+  return control;
 }
 
 // Packed activations of the calling thread, reused across calls so that steady-state
@@ -197,6 +274,22 @@ class GroupJob {
   }
 
   size_t act_bytes() const { return act_bytes_; }
+  // Weight bytes the product reads.
+  int64_t weight_bytes() const { return bytes_after_[0] + parts_[0].args.y_stride * parts_[0].row_bytes; }
+  // Whether the prefetch reach changes anything: a decode product (kernels prefetch only for
+  // at most 2 tokens) with a long row tile in a kernel that reads the setting.
+  bool has_long_decode_rows() const {
+    if (n_tokens_ > 2) return false;
+    for (int i = 0; i < n_; ++i) {
+      const Part& p = parts_[i];
+      if (p.k->honours_far_prefetch && kernels::kDecodeTileRows * p.args.row_stride >= kernels::kLongTileBytes)
+        return true;
+    }
+    return false;
+  }
+  void set_far_prefetch(bool far) {
+    for (int i = 0; i < n_; ++i) parts_[i].args.far_prefetch = far;
+  }
 
   void set_act(uint8_t* act) {
     act_ = act;
@@ -294,7 +387,20 @@ void run_group(const WeightView* ws, float* const* ys, int n, const float* const
   job.set_act(t_scratch.get(job.act_bytes()));
   // Everything the threads need is behind one pointer: a lambda capturing only that fits
   // std::function's inline storage, so dispatching allocates nothing.
+  if (!job.has_long_decode_rows()) {
+    pool.run_shared([&job](int, int) { job.run(); });
+    return;
+  }
+  bool timed = false;
+  const PrefetchReach reach = reach_control().begin(job.weight_bytes(), timed);
+  job.set_far_prefetch(reach == PrefetchReach::kFar);
+  const auto start = std::chrono::steady_clock::now();
   pool.run_shared([&job](int, int) { job.run(); });
+  if (timed) {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    reach_control().end(reach, job.weight_bytes(), ns);
+  }
 }
 
 }  // namespace
@@ -353,6 +459,10 @@ std::string_view kernel_isa() {
 }
 
 bool set_wide_kernels(bool enabled) { return wide_enabled().exchange(enabled, std::memory_order_relaxed); }
+
+FarPrefetch set_far_prefetch(FarPrefetch mode) { return reach_control().set_mode(mode); }
+
+std::string far_prefetch_report() { return reach_control().report(); }
 
 bool force_kernel_isa(std::string_view isa) {
   auto want = parse_isa(isa);

@@ -405,9 +405,6 @@ struct Q6KUnpack {
   }
 };
 
-// Below this many bytes per row tile, decoding prefetches two tiles ahead (see TileK).
-constexpr size_t kSmallTileBytes = 16 * 1024;
-
 template <class U, int R, int T>
 struct TileK {
   static void run(const GemmArgs& g, int64_t r0, int64_t t0) {
@@ -418,7 +415,7 @@ struct TileK {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     }
     const int64_t nb = g.n_in / 256;
-    const bool small_tile = R * g.row_stride < kSmallTileBytes;
+    const bool far = R * g.row_stride < kLongTileBytes || g.far_prefetch;
     const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
     const ActK* act[T];
 #pragma GCC unroll 8
@@ -432,14 +429,13 @@ struct TileK {
         const uint8_t* blk = w + r * g.row_stride + b * U::kBlockBytes;
         if constexpr (T <= 2) {
           // Decoding is memory-bound: fetch the same block of the next row tile ahead of use,
-          // into L1. When a tile is small (short rows), one tile ahead is too close to hide
-          // the memory latency: also fetch the tile after it into L2 (measured on bench-1b's
-          // shapes: 2048-wide Q4_K/Q6_K rows stream ~12% faster; 8192-wide rows, whose tiles
-          // are 18-27 KB, stream slower with the second prefetch).
+          // into L1, and when `far` the tile after it into L2 (gemm_kernel.h: always for short
+          // tiles, where one tile ahead is too close to hide the latency; for long ones as the
+          // driver measured).
           const uint8_t* next = blk + R * g.row_stride;
           for (size_t o = 0; o < U::kBlockBytes; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T0);
-          if (small_tile) {
+          if (far) {
             for (size_t o = 0; o < U::kBlockBytes; o += 64)
               _mm_prefetch(reinterpret_cast<const char*>(next + R * g.row_stride + o), _MM_HINT_T1);
           }
@@ -469,7 +465,8 @@ void gemm_k(const GemmArgs& g, int64_t r0, int64_t r1) {
 }
 
 template <class U>
-constexpr GemmKernel kKernelK{&act_bytes_k<U>, &pack_k<U>, &gemm_k<U>, 256};  // ActK per super-block
+constexpr GemmKernel kKernelK{&act_bytes_k<U>, &pack_k<U>, &gemm_k<U>, 256,  // ActK per super-block
+                               nullptr, 0, 4, /*honours_far_prefetch=*/true};
 
 // ============================================================== 32-blocks (Q8_0 / Q8_1)
 
@@ -619,16 +616,21 @@ struct Q5_1Unpack {
   }
 };
 
-template <class U, int R, int T>
+template <class U, int R, int T, bool kFar>
 ZS_INLINE void step_32(const uint8_t* w, size_t stride, size_t off_a, size_t off_b, const Act32* const (&act)[T],
                        int64_t p, __m512 (&acc)[R][T]) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if constexpr (T <= 2) {
-      // Decoding is memory-bound: fetch the same blocks of the next row tile ahead of use.
+      // Decoding is memory-bound: fetch the same blocks of the next row tile ahead of use, and
+      // when kFar those of the tile after it into L2 (as in TileK).
       const char* next = reinterpret_cast<const char*>(w + (R + r) * stride + off_a);
       _mm_prefetch(next, _MM_HINT_T0);
       _mm_prefetch(next + 2 * U::kBlockBytes - 1, _MM_HINT_T0);
+      if constexpr (kFar) {
+        _mm_prefetch(next + R * stride, _MM_HINT_T1);
+        _mm_prefetch(next + R * stride + 2 * U::kBlockBytes - 1, _MM_HINT_T1);
+      }
     }
     Row32 u;
     U::unpack(w + r * stride + off_a, w + r * stride + off_b, u);
@@ -651,17 +653,27 @@ struct Tile32 {
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     }
-    const int64_t nb = g.n_in / 32;
     const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
     const Act32* act[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t)
       act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-    constexpr size_t bs = U::kBlockBytes;
-    for (int64_t p = 0; p < nb / 2; ++p) step_32<U, R, T>(w, g.row_stride, 2 * p * bs, (2 * p + 1) * bs, act, p, acc);
-    // An odd last block pairs with itself; its activation half is zero.
-    if (nb & 1) step_32<U, R, T>(w, g.row_stride, (nb - 1) * bs, (nb - 1) * bs, act, nb / 2, acc);
+    if (T <= 2 && (R * g.row_stride < kLongTileBytes || g.far_prefetch)) {
+      walk<true>(g, w, act, acc);
+    } else {
+      walk<false>(g, w, act, acc);
+    }
     store_tile<R, T>(g, r0, t0, acc);
+  }
+
+  template <bool kFar>
+  static ZS_INLINE void walk(const GemmArgs& g, const uint8_t* w, const Act32* const (&act)[T], __m512 (&acc)[R][T]) {
+    const int64_t nb = g.n_in / 32;
+    constexpr size_t bs = U::kBlockBytes;
+    for (int64_t p = 0; p < nb / 2; ++p)
+      step_32<U, R, T, kFar>(w, g.row_stride, 2 * p * bs, (2 * p + 1) * bs, act, p, acc);
+    // An odd last block pairs with itself; its activation half is zero.
+    if (nb & 1) step_32<U, R, T, kFar>(w, g.row_stride, (nb - 1) * bs, (nb - 1) * bs, act, nb / 2, acc);
   }
 };
 
@@ -671,7 +683,8 @@ void gemm_32(const GemmArgs& g, int64_t r0, int64_t r1) {
 }
 
 template <class U>
-constexpr GemmKernel kKernel32{&act_bytes_32<U>, &pack_32<U>, &gemm_32<U>, 256};  // Act32 per 64 values
+constexpr GemmKernel kKernel32{&act_bytes_32<U>, &pack_32<U>, &gemm_32<U>, 256,  // Act32 per 64 values
+                               nullptr, 0, 4, /*honours_far_prefetch=*/true};
 
 // ============================================================== Q8_0 prompts: 16-row panels
 
@@ -915,7 +928,7 @@ void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) { gemm_p_tiles<2, 6>(g, r
 constexpr GemmKernel kKernelQ8Panels{&act_bytes_p, &pack_p, &gemm_p, 0, nullptr, 0, kPanelRows};
 // Q8_0: the 32-block kernel, and the panels for prompts.
 constexpr GemmKernel kKernelQ8_0{&act_bytes_32<Q8_0Unpack>, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 256,
-                                 &kKernelQ8Panels, kPanelMinTokens};
+                                 &kKernelQ8Panels, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
 
 // ============================================================== F32 / F16 / BF16
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -228,6 +229,106 @@ TEST(MatmulValidation, RejectsBadWeights) {
   std::vector<float> x(100, 1.0f), y(4, 0.0f);
   matmul(WeightView{GgmlType::kQ4_K, buf.data(), 100, 4, 144}, x.data(), 1, y.data(), pool);
   for (float v : y) EXPECT_TRUE(std::isnan(v));
+}
+
+// Puts the prefetch reach back to the default when a test ends.
+class ReachGuard {
+ public:
+  ~ReachGuard() { set_far_prefetch(FarPrefetch::kAuto); }
+};
+
+// Rows of 8192 values make 4-row tiles long (>= kernels::kLongTileBytes) for every quantized
+// type, so decoding takes the reach the driver sets. The reach only changes when memory is
+// fetched: results are bit-identical, and agree with the reference.
+TEST(MatmulPrefetchReach, FarAndNearGiveIdenticalResultsOnLongRows) {
+  const int64_t n_in = 8192, n_out = 37, max_tokens = 3;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(n_in * n_out));
+  for (auto& v : wf) v = dist(rng);
+  std::vector<float> x(static_cast<size_t>(n_in * max_tokens));
+  for (auto& v : x) v = dist(rng);
+  IsaGuard isa_guard;
+  ReachGuard reach_guard;
+  core::ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ4_0,
+                        GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1}) {
+    const size_t row = ggml_row_size(type, n_in);
+    const size_t stride = row + 64;  // padded, as in AgreesWithReferenceOnEveryIsa
+    std::vector<uint8_t> wq(stride * n_out, 0xAB), dense(row * n_out);
+    for (int64_t r = 0; r < n_out; ++r) {
+      ASSERT_TRUE(quantize_row(type, wf.data() + r * n_in, wq.data() + r * stride, n_in).is_ok());
+      std::copy_n(wq.data() + r * stride, row, dense.data() + r * row);
+    }
+    std::vector<double> abs_sum;
+    const auto ref = reference(type, dense, row, n_in, n_out, x, max_tokens, &abs_sum);
+    const double tol = (type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1) ? 2e-3 : 1e-5;
+    for (const auto& isa : available_isas()) {
+      ASSERT_TRUE(force_kernel_isa(isa));
+      for (int64_t n_tokens : {1, 2, 3}) {
+        std::vector<float> y[2];
+        for (int far = 0; far < 2; ++far) {
+          set_far_prefetch(far ? FarPrefetch::kOn : FarPrefetch::kOff);
+          y[far].assign(static_cast<size_t>(n_out * n_tokens), -1.0f);
+          matmul(WeightView{type, wq.data(), n_in, n_out, stride}, x.data(), n_tokens, y[far].data(), pool);
+        }
+        ASSERT_EQ(y[0], y[1]) << ggml_type_name(type) << " isa=" << isa << " tokens=" << n_tokens;
+        for (size_t i = 0; i < y[1].size(); ++i) {
+          ASSERT_NEAR(y[1][i], ref[i], tol * abs_sum[i] + 1e-6)
+              << ggml_type_name(type) << " isa=" << isa << " tokens=" << n_tokens << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// The run-time choice: only decode products on long rows are measured (nothing else
+// depends on the reach), and once enough were, the choice is made and reported.
+TEST(MatmulPrefetchReach, AutoMeasuresOnlyLongDecodeProductsThenChooses) {
+  IsaGuard isa_guard;
+  ReachGuard reach_guard;
+  EXPECT_EQ(set_far_prefetch(FarPrefetch::kOn), FarPrefetch::kAuto);
+  EXPECT_EQ(far_prefetch_report(), "far (forced)");
+  EXPECT_EQ(set_far_prefetch(FarPrefetch::kOff), FarPrefetch::kOn);
+  EXPECT_EQ(far_prefetch_report(), "near (forced)");
+  set_far_prefetch(FarPrefetch::kAuto);
+  EXPECT_EQ(far_prefetch_report(), "auto, measuring");
+  if (kernel_isa() != "avx512-vnni") GTEST_SKIP() << "only the AVX-512 kernels read the reach (" << kernel_isa() << ")";
+
+  core::ThreadPool pool(2);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto weights = [&](int64_t n_in, int64_t n_out) {
+    std::vector<float> wf(static_cast<size_t>(n_in * n_out));
+    for (auto& v : wf) v = dist(rng);
+    const size_t row = ggml_row_size(GgmlType::kQ8_0, n_in);
+    std::vector<uint8_t> wq(row * n_out);
+    for (int64_t r = 0; r < n_out; ++r) EXPECT_TRUE(quantize_row(GgmlType::kQ8_0, wf.data() + r * n_in, wq.data() + r * row, n_in).is_ok());
+    return wq;
+  };
+  const int64_t n_out = 64;
+  const auto short_rows = weights(1024, n_out), long_rows = weights(8192, n_out);
+  std::vector<float> x(8192 * 16, 0.5f), y(n_out * 16);
+  for (int i = 0; i < 400; ++i) {
+    matmul(WeightView{GgmlType::kQ8_0, short_rows.data(), 1024, n_out, ggml_row_size(GgmlType::kQ8_0, 1024)}, x.data(), 1,
+           y.data(), pool);
+    matmul(WeightView{GgmlType::kQ8_0, long_rows.data(), 8192, n_out, ggml_row_size(GgmlType::kQ8_0, 8192)}, x.data(), 16,
+           y.data(), pool);
+  }
+  EXPECT_EQ(far_prefetch_report(), "auto, measuring") << "short rows and prompts are not measured";
+  int calls = 0;
+  while (far_prefetch_report() == "auto, measuring" && calls < 1000) {
+    matmul(WeightView{GgmlType::kQ8_0, long_rows.data(), 8192, n_out, ggml_row_size(GgmlType::kQ8_0, 8192)}, x.data(), 1,
+           y.data(), pool);
+    ++calls;
+  }
+  const std::string report = far_prefetch_report();
+  EXPECT_TRUE(report.rfind("auto: far (", 0) == 0 || report.rfind("auto: near (", 0) == 0) << report;
+  EXPECT_NE(report.find("medians of 48 decode products each"), std::string::npos) << report;
+  EXPECT_EQ(calls, 32 + 2 * 48) << "the warm-up, then 48 products with each reach";
+  // A new "auto" measures anew.
+  set_far_prefetch(FarPrefetch::kAuto);
+  EXPECT_EQ(far_prefetch_report(), "auto, measuring");
 }
 
 TEST(MatmulIsa, ForcingWorks) {
