@@ -65,7 +65,7 @@ bool set_wide_kernels(bool enabled);
 enum class FarPrefetch { kAuto, kOn, kOff };
 FarPrefetch set_far_prefetch(FarPrefetch mode);
 // What is in use, in words: "far (forced)", "auto, measuring", "auto: far (far/near x1.21;
-// far 31.2 GB/s, near 25.9 GB/s, medians of 48 decode products each)".
+// far 31.2 GB/s, near 25.9 GB/s, medians of 32 decode products each)".
 std::string far_prefetch_report();
 
 }  // namespace zs::engine

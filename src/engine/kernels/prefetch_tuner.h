@@ -27,8 +27,8 @@ enum class PrefetchReach : uint8_t { kNear = 0, kFar = 1 };
 class PrefetchTuner {
  public:
   struct Options {
-    int warmup_calls = 32;
-    int samples = 48;  // per reach
+    int warmup_calls = 16;
+    int samples = 32;  // per reach
     uint64_t seed = 0x9e3779b97f4a7c15ull;
   };
   PrefetchTuner();

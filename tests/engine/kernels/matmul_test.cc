@@ -324,8 +324,8 @@ TEST(MatmulPrefetchReach, AutoMeasuresOnlyLongDecodeProductsThenChooses) {
   }
   const std::string report = far_prefetch_report();
   EXPECT_TRUE(report.rfind("auto: far (", 0) == 0 || report.rfind("auto: near (", 0) == 0) << report;
-  EXPECT_NE(report.find("medians of 48 decode products each"), std::string::npos) << report;
-  EXPECT_EQ(calls, 32 + 2 * 48) << "the warm-up, then 48 products with each reach";
+  EXPECT_NE(report.find("medians of 32 decode products each"), std::string::npos) << report;
+  EXPECT_EQ(calls, 16 + 2 * 32) << "the warm-up, then 32 products with each reach";
   // A new "auto" measures anew.
   set_far_prefetch(FarPrefetch::kAuto);
   EXPECT_EQ(far_prefetch_report(), "auto, measuring");
