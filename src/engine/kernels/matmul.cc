@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "core/log.h"
 #include "core/mutex.h"
 #include "engine/kernels/gemm_kernel.h"
 #include "engine/kernels/prefetch_tuner.h"
@@ -111,7 +112,11 @@ class ReachControl {
  public:
   ReachControl() {
     if (const char* env = std::getenv("ZS_FAR_PREFETCH")) {
-      if (auto m = parse_far_prefetch(env)) set_mode(*m);
+      if (auto m = parse_far_prefetch(env)) {
+        set_mode(*m);
+      } else {
+        core::log_warn("matmul", std::string("ZS_FAR_PREFETCH=") + env + " is not auto, on or off: measuring (auto)");
+      }
     }
   }
 
@@ -137,12 +142,20 @@ class ReachControl {
     core::MutexLock lock(mu_);
     if (mode_ != FarPrefetch::kAuto || tuner_.decided()) return;  // forced meanwhile
     tuner_.record(reach, bytes, ns);
-    if (tuner_.decided())
-      fixed_.store(tuner_.choice() == PrefetchReach::kFar ? 1 : 0, std::memory_order_relaxed);
+    if (!tuner_.decided()) return;
+    fixed_.store(tuner_.choice() == PrefetchReach::kFar ? 1 : 0, std::memory_order_relaxed);
+    const std::string line = "prefetch reach " + report_locked();
+    lock.unlock();  // no I/O under the lock
+    core::log_info("matmul", line);
   }
 
   std::string report() EXCLUDES(mu_) {
     core::MutexLock lock(mu_);
+    return report_locked();
+  }
+
+ private:
+  std::string report_locked() REQUIRES(mu_) {
     if (mode_ == FarPrefetch::kOn) return "far (forced)";
     if (mode_ == FarPrefetch::kOff) return "near (forced)";
     if (!tuner_.decided()) return "auto, measuring";
@@ -154,7 +167,6 @@ class ReachControl {
     return buf;
   }
 
- private:
   core::Mutex mu_;
   FarPrefetch mode_ GUARDED_BY(mu_) = FarPrefetch::kAuto;
   PrefetchTuner tuner_ GUARDED_BY(mu_);
