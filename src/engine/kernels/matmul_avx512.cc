@@ -22,6 +22,7 @@
 // shared inline function is compiled with AVX-512.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -686,49 +687,44 @@ template <class U>
 constexpr GemmKernel kKernel32{&act_bytes_32<U>, &pack_32<U>, &gemm_32<U>, 256,  // Act32 per 64 values
                                nullptr, 0, 4, /*honours_far_prefetch=*/true};
 
-// ============================================================== Q8_0 prompts: 16-row panels
+// ============================================================== Prompts: 16-row panels (Q8_0, Q4_K)
 
-// For prompts (at least kPanelMinTokens tokens) Q8_0 weights are repacked, per call and per
-// L2-sized chunk of rows, into panels of 16 rows: for each 32-value block, eight registers
-// whose lane l holds 4 consecutive values of row l (made unsigned by +128), then the 16
-// rows' scales as f32. A token's 4 activation bytes are broadcast to all lanes, so one
-// vpdpbusd advances 16 rows by 4 values with no unpacking, and a block's 16 sums take one
-// convert and one FMA per token; the 16 outputs of a (panel, token) are contiguous in y
-// and are stored with one instruction instead of 16 horizontal sums. The +128 offset is
-// removed by starting each block's integer sum at -128 * (sum of the activation block).
-// The repacking (a 16 x 8 dword transpose per panel block) is reused by every token of
-// the call, so it costs ~1/n_tokens of the products; the file itself is never modified.
+// For prompts (at least kPanelMinTokens tokens) Q8_0 and Q4_K weights are repacked, per call
+// and per L2-sized chunk of rows, into panels of 16 rows: for each 32-value block, eight
+// registers whose lane l holds 4 consecutive values of row l as unsigned bytes (Q8_0 made
+// unsigned by +128; Q4_K's nibbles already are), then the 16 rows' block scales as f32 (and,
+// for Q4_K, the 16 block mins). A token's 4 activation bytes are broadcast to all lanes, so
+// one vpdpbusd advances 16 rows by 4 values with no unpacking, and a block's 16 sums take one
+// convert and one FMA per token (Q4_K: one more for the min term); the 16 outputs of a
+// (panel, token) are contiguous in y and are stored with one instruction instead of 16
+// horizontal sums. Q8_0's +128 offset is removed by starting each block's integer sum at
+// -128 * (sum of the activation block). The repacking (a 16 x 8 dword transpose per panel
+// block) is reused by every token of the call, so it costs ~1/n_tokens of the products; the
+// file itself is never modified.
+//
+// Activations are those the narrow kernels take (Q8_0 blocks for Q8_0; Q8_K super-blocks for
+// Q4_K, cut into 32-value blocks sharing the super-block's scale), so results agree with them
+// to float rounding.
 
 constexpr int kPanelRows = 16;
-constexpr size_t kPanelBlockBytes = 8 * 64 + 64;  // 8 registers of quants + 16 f32 scales
 // Below 8 tokens the panels gain little or lose (measured per call against the 32-block
 // kernel on 2048 x 8192 and 8192 x 2048: 4 tokens 0.86-1.21x, 6 tokens 1.08-1.50x, 8 tokens
 // 1.70x, 16 tokens 2.0x, 64 tokens 2.8x).
 constexpr int kPanelMinTokens = 8;
 constexpr size_t kPanelChunkBytes = 256 * 1024;  // packed rows per pass, L2-resident
 
-// One 32-value block of one token's activations (Q8_0 values).
+// One 32-value block of one token's activations.
 struct ActP {
   int8_t qs[32];
   float d;
-  int32_t corr;  // -128 * sum of qs
+  int32_t corr;  // Q8_0: -128 * sum of qs (starts the integer sum)
 };
-static_assert(sizeof(ActP) == 40);
-
-size_t act_bytes_p(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActP)); }
-
-void pack_p(const float* x, int64_t n_in, void* dst) {
-  auto* out = static_cast<ActP*>(dst);
-  for (int64_t b = 0; b < n_in / 32; ++b) {
-    BlockQ8_0 q;
-    (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
-    std::memcpy(out[b].qs, q.qs, 32);
-    out[b].d = f16_to_f32(q.d);
-    int sum = 0;
-    for (int j = 0; j < 32; ++j) sum += q.qs[j];
-    out[b].corr = -128 * sum;
-  }
-}
+struct ActPK {
+  int8_t qs[32];
+  float d;     // the super-block's scale
+  float dsum;  // d * sum of qs, for the min term
+};
+static_assert(sizeof(ActP) == 40 && sizeof(ActPK) == 40);
 
 // vpermt2d indices of the 8 x 8 dword transpose done in each 256-bit half: stage s swaps bit
 // s of the register index with bit s of the lane index; [s][c] builds the register whose bit
@@ -754,46 +750,127 @@ constexpr PanelTables make_panel_tables() {
 
 constexpr PanelTables kP = make_panel_tables();
 
-// Packs rows w[0 .. valid) (valid <= 16; missing rows repeat the last, their lanes are never
-// stored) into one panel of nb blocks.
-ZS_INLINE void pack_panel(const uint8_t* w, size_t stride, int valid, int64_t nb, uint8_t* dst) {
-  const uint8_t* rows[kPanelRows];
-  for (int l = 0; l < kPanelRows; ++l) rows[l] = w + static_cast<size_t>(l < valid ? l : valid - 1) * stride;
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int64_t b = 0; b < nb; ++b) {
-    const size_t off = static_cast<size_t>(b) * sizeof(BlockQ8_0);
-    // v[i]: lanes 0-7 the quants of row i, lanes 8-15 those of row i + 8 (as dwords).
-    __m512i v[8];
+// v[i] holds, as dwords, row i's 32 bytes in lanes 0-7 and row i + 8's in lanes 8-15; after
+// this, v[j] lane l holds bytes 4j..4j+3 of row l.
+ZS_INLINE void transpose_panel_block(__m512i (&v)[8]) {
+#pragma GCC unroll 3
+  for (int st = 0; st < 3; ++st) {
+    const __m512i i0 = _mm512_load_si512(kP.idx[st][0]), i1 = _mm512_load_si512(kP.idx[st][1]);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) {
-      v[i] = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i] + off + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i + 8] + off + 2)), 1);
+      if ((i >> st) & 1) continue;
+      const __m512i a = v[i], c = v[i | (1 << st)];
+      v[i] = _mm512_permutex2var_epi32(a, i0, c);
+      v[i | (1 << st)] = _mm512_permutex2var_epi32(a, i1, c);
     }
-#pragma GCC unroll 3
-    for (int st = 0; st < 3; ++st) {
-      const __m512i i0 = _mm512_load_si512(kP.idx[st][0]), i1 = _mm512_load_si512(kP.idx[st][1]);
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        if ((i >> st) & 1) continue;
-        const __m512i a = v[i], c = v[i | (1 << st)];
-        v[i] = _mm512_permutex2var_epi32(a, i0, c);
-        v[i | (1 << st)] = _mm512_permutex2var_epi32(a, i1, c);
-      }
-    }
-    uint8_t* out = dst + static_cast<size_t>(b) * kPanelBlockBytes;
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) _mm512_store_si512(out + 64 * j, _mm512_xor_si512(v[j], flip));
-    alignas(32) uint16_t dh[kPanelRows];
-    for (int l = 0; l < kPanelRows; ++l) std::memcpy(&dh[l], rows[l] + off, 2);
-    _mm512_store_ps(out + 512, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dh))));
   }
 }
+
+ZS_INLINE __m512i load_row_pair(const uint8_t* a, const uint8_t* b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+}
+
+struct PanelQ8_0 {
+  using Act = ActP;
+  static constexpr bool kMin = false;
+  static constexpr size_t kBlockBytes = 8 * 64 + 64;  // 8 registers of quants + 16 f32 scales
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActP)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    auto* out = static_cast<ActP*>(dst);
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      BlockQ8_0 q;
+      (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
+      std::memcpy(out[b].qs, q.qs, 32);
+      out[b].d = f16_to_f32(q.d);
+      int sum = 0;
+      for (int j = 0; j < 32; ++j) sum += q.qs[j];
+      out[b].corr = -128 * sum;
+    }
+  }
+
+  // Packs rows[0..16) (missing rows repeat the last; their lanes are never stored) into one
+  // panel of n_in / 32 blocks.
+  static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      const size_t off = static_cast<size_t>(b) * sizeof(BlockQ8_0);
+      __m512i v[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) v[i] = load_row_pair(rows[i] + off + 2, rows[i + 8] + off + 2);
+      transpose_panel_block(v);
+      uint8_t* out = dst + static_cast<size_t>(b) * kBlockBytes;
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) _mm512_store_si512(out + 64 * j, _mm512_xor_si512(v[j], flip));
+      alignas(32) uint16_t dh[kPanelRows];
+      for (int l = 0; l < kPanelRows; ++l) std::memcpy(&dh[l], rows[l] + off, 2);
+      _mm512_store_ps(out + 512, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dh))));
+    }
+  }
+};
+
+struct PanelQ4_K {
+  using Act = ActPK;
+  static constexpr bool kMin = true;
+  static constexpr size_t kBlockBytes = 8 * 64 + 64 + 64;  // quants, 16 f32 scales, 16 f32 mins
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActPK)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    auto* out = static_cast<ActPK*>(dst);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      BlockQ8K q;
+      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
+      for (int k = 0; k < 8; ++k) {
+        ActPK& a = out[8 * sb + k];
+        std::memcpy(a.qs, q.qs + 32 * k, 32);
+        a.d = q.d;
+        a.dsum = q.d * static_cast<float>(q.bsums[2 * k] + q.bsums[2 * k + 1]);
+      }
+    }
+  }
+
+  static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ4K);
+      alignas(64) float sc[8][kPanelRows], mn[8][kPanelRows];
+      for (int l = 0; l < kPanelRows; ++l) {
+        const auto* blk = reinterpret_cast<const BlockQ4K*>(rows[l] + off);
+        const float d = f16_to_f32(blk->d), dmin = f16_to_f32(blk->dmin);
+        uint8_t s6[8], m6[8];
+        unpack_scales_k4(blk->scales, s6, m6);
+        for (int k = 0; k < 8; ++k) {
+          sc[k][l] = d * s6[k];
+          mn[k][l] = dmin * m6[k];
+        }
+      }
+      // Sub-block k: the low (k even) or high (k odd) nibbles of the 32 bytes at 32 * (k / 2).
+      for (int k = 0; k < 8; ++k) {
+        const size_t q = off + offsetof(BlockQ4K, qs) + 32 * static_cast<size_t>(k / 2);
+        __m512i v[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+          const __m512i raw = load_row_pair(rows[i] + q, rows[i + 8] + q);
+          v[i] = _mm512_and_si512(k & 1 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+        }
+        transpose_panel_block(v);
+        uint8_t* out = dst + static_cast<size_t>(8 * sb + k) * kBlockBytes;
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) _mm512_store_si512(out + 64 * j, v[j]);
+        _mm512_store_ps(out + 512, _mm512_load_ps(sc[k]));
+        _mm512_store_ps(out + 576, _mm512_load_ps(mn[k]));
+      }
+    }
+  }
+};
 
 struct PanelArgs {
   const uint8_t* panels;  // panel 0 of the packed chunk
   size_t panel_bytes;
-  int64_t nb;
+  int64_t nb;  // 32-value blocks per row
   const uint8_t* act;
   size_t act_stride;
   float* y;
@@ -804,25 +881,31 @@ using PanelTileFn = void (*)(const PanelArgs&, int64_t panel, int64_t row0, int6
 
 // R panels (16R rows, rows row0..) x T tokens (t0..): 2RT accumulators (integer block sums
 // and float totals) and R weight registers.
-template <int R, int T>
+template <class F, int R, int T>
 struct TileP {
   static void run(const PanelArgs& g, int64_t panel, int64_t row0, int64_t t0, __mmask16 last_mask) {
+    using Act = typename F::Act;
     __m512 acc[R][T];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     }
-    const ActP* act[T];
+    const Act* act[T];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActP*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
     const uint8_t* wp = g.panels + static_cast<size_t>(panel) * g.panel_bytes;
     for (int64_t b = 0; b < g.nb; ++b) {
-      const uint8_t* wb = wp + static_cast<size_t>(b) * kPanelBlockBytes;
+      const uint8_t* wb = wp + static_cast<size_t>(b) * F::kBlockBytes;
       __m512i s[R][T];
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        const __m512i c = _mm512_set1_epi32(act[t][b].corr);
+        __m512i c;
+        if constexpr (F::kMin) {
+          c = _mm512_setzero_si512();
+        } else {
+          c = _mm512_set1_epi32(act[t][b].corr);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) s[r][t] = c;
       }
@@ -847,6 +930,10 @@ struct TileP {
         for (int t = 0; t < T; ++t) {
           acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][t]), _mm512_mul_ps(dw, _mm512_set1_ps(act[t][b].d)),
                                       acc[r][t]);
+          if constexpr (F::kMin) {
+            const __m512 mw = _mm512_load_ps(wb + r * g.panel_bytes + 576);
+            acc[r][t] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(act[t][b].dsum), acc[r][t]);
+          }
         }
       }
     }
@@ -866,11 +953,11 @@ struct PanelTileTable {
   PanelTileFn fn[MR][MT];
 };
 
-template <int MR, int MT>
+template <class F, int MR, int MT>
 constexpr PanelTileTable<MR, MT> make_panel_tiles() {
   PanelTileTable<MR, MT> t{};
   [&]<size_t... I>(std::index_sequence<I...>) {
-    ((t.fn[I / MT][I % MT] = &TileP<static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>::run), ...);
+    ((t.fn[I / MT][I % MT] = &TileP<F, static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>::run), ...);
   }
   (std::make_index_sequence<MR * MT>{});
   return t;
@@ -893,11 +980,11 @@ struct PanelBuffer {
 
 thread_local PanelBuffer t_panels;
 
-template <int MR, int MT>
+template <class F, int MR, int MT>
 void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<MR, MT>();
+  static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<F, MR, MT>();
   const int64_t nb = g.n_in / 32;
-  const size_t panel_bytes = static_cast<size_t>(nb) * kPanelBlockBytes;
+  const size_t panel_bytes = static_cast<size_t>(nb) * F::kBlockBytes;
   const int64_t chunk_panels = max64(1, static_cast<int64_t>(kPanelChunkBytes / panel_bytes));
   uint8_t* buf = t_panels.get(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 15) / 16)));
   PanelArgs pa{buf, panel_bytes, nb, g.act, g.act_stride, g.y, g.y_stride};
@@ -906,8 +993,10 @@ void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
     const int64_t np = (rend - rc + kPanelRows - 1) / kPanelRows;
     for (int64_t p = 0; p < np; ++p) {
       const int valid = static_cast<int>(min64(kPanelRows, rend - rc - kPanelRows * p));
-      pack_panel(g.w + static_cast<size_t>(rc + kPanelRows * p) * g.row_stride, g.row_stride, valid, nb,
-                 buf + static_cast<size_t>(p) * panel_bytes);
+      const uint8_t* rows[kPanelRows];
+      const uint8_t* w = g.w + static_cast<size_t>(rc + kPanelRows * p) * g.row_stride;
+      for (int l = 0; l < kPanelRows; ++l) rows[l] = w + static_cast<size_t>(l < valid ? l : valid - 1) * g.row_stride;
+      F::pack_panel(rows, g.n_in, buf + static_cast<size_t>(p) * panel_bytes);
     }
     for (int64_t t0 = 0; t0 < g.n_tokens; t0 += MT) {
       const int nt = static_cast<int>(min64(MT, g.n_tokens - t0));
@@ -923,12 +1012,19 @@ void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
 
 // 2 panels x 6 tokens: on Zen 5, 2 x 4, 2 x 5, 2 x 7 and 3 x 4 measured the same within the
 // noise; 1 x 8 was ~10% slower and 1 x 12 (spilling) half as fast.
-void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) { gemm_p_tiles<2, 6>(g, r0, r1); }
+template <class F>
+void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) {
+  gemm_p_tiles<F, 2, 6>(g, r0, r1);
+}
 
-constexpr GemmKernel kKernelQ8Panels{&act_bytes_p, &pack_p, &gemm_p, 0, nullptr, 0, kPanelRows};
+template <class F>
+constexpr GemmKernel kKernelPanels{&F::act_bytes, &F::pack_act, &gemm_p<F>, 0, nullptr, 0, kPanelRows};
 // Q8_0: the 32-block kernel, and the panels for prompts.
 constexpr GemmKernel kKernelQ8_0{&act_bytes_32<Q8_0Unpack>, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 256,
-                                 &kKernelQ8Panels, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
+                                 &kKernelPanels<PanelQ8_0>, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
+// Q4_K: the K-quant kernel, and the panels for prompts.
+constexpr GemmKernel kKernelQ4_K{&act_bytes_k<Q4KUnpack>, &pack_k<Q4KUnpack>, &gemm_k<Q4KUnpack>, 256,
+                                 &kKernelPanels<PanelQ4_K>, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
 
 // ============================================================== F32 / F16 / BF16
 
@@ -1019,7 +1115,7 @@ constexpr GemmKernel kKernelF{&act_bytes_f, &pack_f<kType>, &gemm_f<kType>, 256}
 
 const GemmKernel* avx512_kernel(GgmlType type) {
   switch (type) {
-    case GgmlType::kQ4_K: return &kKernelK<Q4KUnpack>;
+    case GgmlType::kQ4_K: return &kKernelQ4_K;
     case GgmlType::kQ5_K: return &kKernelK<Q5KUnpack>;
     case GgmlType::kQ6_K: return &kKernelK<Q6KUnpack>;
     case GgmlType::kQ8_0: return &kKernelQ8_0;

@@ -1,11 +1,13 @@
-// The prompt-only kernels (AVX-512 Q8_0 16-row panels) against the scalar kernels, on shapes
-// that exercise every tail: rows not a multiple of 16 (partial panels, odd panel counts),
-// token counts not a multiple of the tile, rows with padding past their end, blocks with the
-// extreme quant values, and the switch-over token count.
+// The prompt-only kernels (AVX-512 Q8_0 and Q4_K 16-row panels) against the scalar kernels, on
+// shapes that exercise every tail: rows not a multiple of 16 (partial panels, odd panel
+// counts), token counts not a multiple of the tile, rows with padding past their end, blocks
+// with the extreme quant values (and, for Q4_K, extreme 6-bit scales and mins), and the
+// switch-over token count.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,47 +34,70 @@ struct Matrix {
   std::vector<float> deq;  // dequantized, n_out x n_in
 };
 
-Matrix make_q8_0(int64_t n_in, int64_t n_out, size_t pad, std::mt19937& rng) {
+Matrix make_matrix(GgmlType type, int64_t n_in, int64_t n_out, size_t pad, std::mt19937& rng) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   Matrix m;
-  const size_t row = ggml_row_size(GgmlType::kQ8_0, n_in);
+  const size_t row = ggml_row_size(type, n_in);
   m.stride = row + pad;
   m.data.assign(m.stride * n_out, 0xCD);
   std::vector<float> f(static_cast<size_t>(n_in));
   for (int64_t r = 0; r < n_out; ++r) {
     for (auto& v : f) v = dist(rng);
     if (r % 7 == 3) std::fill(f.begin(), f.end(), 0.0f);  // an all-zero row
-    EXPECT_TRUE(quantize_row(GgmlType::kQ8_0, f.data(), m.data.data() + r * m.stride, n_in).is_ok());
+    EXPECT_TRUE(quantize_row(type, f.data(), m.data.data() + r * m.stride, n_in).is_ok());
   }
-  // Extreme quants (a file may hold -128; quantizing gives -127..127): block 0 of row 1.
-  if (n_out > 1) {
+  if (n_out > 1 && type == GgmlType::kQ8_0) {
+    // Extreme quants (a file may hold -128; quantizing gives -127..127): block 0 of row 1.
     auto* b = reinterpret_cast<BlockQ8_0*>(m.data.data() + m.stride);
     for (int j = 0; j < 32; ++j) b->qs[j] = j % 3 == 0 ? -128 : 127;
   }
+  if (n_out > 1 && type == GgmlType::kQ4_K) {
+    // Super-block 0 of row 1: nibbles 0 and 15, every 6-bit scale and min at 63 (all 12
+    // scale bytes 0xFF), so the panel's unpacked values and f32 scales hit their extremes.
+    auto* b = reinterpret_cast<BlockQ4K*>(m.data.data() + m.stride);
+    std::memset(b->scales, 0xFF, sizeof b->scales);
+    for (int j = 0; j < kQKK / 2; ++j) b->qs[j] = j % 3 == 0 ? 0x0F : (j % 3 == 1 ? 0xF0 : 0x00);
+  }
   m.deq.resize(static_cast<size_t>(n_in * n_out));
   for (int64_t r = 0; r < n_out; ++r)
-    EXPECT_TRUE(dequantize_row(GgmlType::kQ8_0, m.data.data() + r * m.stride, m.deq.data() + r * n_in, n_in).is_ok());
+    EXPECT_TRUE(dequantize_row(type, m.data.data() + r * m.stride, m.deq.data() + r * n_in, n_in).is_ok());
   return m;
 }
 
-std::vector<float> run(const Matrix& m, int64_t n_in, int64_t n_out, const std::vector<float>& x, int64_t n_tokens,
-                       int threads) {
+Matrix make_q8_0(int64_t n_in, int64_t n_out, size_t pad, std::mt19937& rng) {
+  return make_matrix(GgmlType::kQ8_0, n_in, n_out, pad, rng);
+}
+
+std::vector<float> run(GgmlType type, const Matrix& m, int64_t n_in, int64_t n_out, const std::vector<float>& x,
+                       int64_t n_tokens, int threads) {
   core::ThreadPool pool(threads);
   std::vector<float> y(static_cast<size_t>(n_out * n_tokens), -7.0f);
-  matmul(WeightView{GgmlType::kQ8_0, m.data.data(), n_in, n_out, m.stride}, x.data(), n_tokens, y.data(), pool);
+  matmul(WeightView{type, m.data.data(), n_in, n_out, m.stride}, x.data(), n_tokens, y.data(), pool);
   return y;
 }
 
-TEST(MatmulPanels, Q8_0AgreesWithScalarOnOddShapes) {
+struct PanelCase {
+  GgmlType type;
+  std::vector<int64_t> n_in;
+  std::vector<size_t> pads;
+};
+
+void PrintTo(const PanelCase& c, std::ostream* os) { *os << ggml_type_name(c.type); }
+
+class MatmulPanels : public ::testing::TestWithParam<PanelCase> {};
+
+TEST_P(MatmulPanels, AgreesWithScalarOnOddShapes) {
   Restore restore;
   if (!force_kernel_isa("avx512")) GTEST_SKIP() << "no AVX-512 VNNI on this machine";
+  const PanelCase c = GetParam();
+  const GgmlType type = c.type;
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   int checked = 0;
-  for (int64_t n_in : {32, 96, 288, 2080}) {
+  for (int64_t n_in : c.n_in) {
     for (int64_t n_out : {1, 15, 16, 17, 33, 48, 100}) {
-      for (size_t pad : {size_t{0}, size_t{34}, size_t{5}}) {
-        const Matrix m = make_q8_0(n_in, n_out, pad, rng);
+      for (size_t pad : c.pads) {
+        const Matrix m = make_matrix(type, n_in, n_out, pad, rng);
         for (int64_t n_tokens : {7, 8, 9, 17, 23, 64, 131}) {
           std::vector<float> x(static_cast<size_t>(n_in * n_tokens));
           for (auto& v : x) v = dist(rng);
@@ -80,13 +105,13 @@ TEST(MatmulPanels, Q8_0AgreesWithScalarOnOddShapes) {
           for (int64_t i = 0; i < n_in; ++i) x[n_in + i] = i % 2 ? 1e3f : -1e3f;  // extreme activations
 
           ASSERT_TRUE(force_kernel_isa("scalar"));
-          const auto ref = run(m, n_in, n_out, x, n_tokens, 1);
+          const auto ref = run(type, m, n_in, n_out, x, n_tokens, 1);
           ASSERT_TRUE(force_kernel_isa("avx512"));
           set_wide_kernels(false);
-          const auto narrow = run(m, n_in, n_out, x, n_tokens, 2);
+          const auto narrow = run(type, m, n_in, n_out, x, n_tokens, 2);
           set_wide_kernels(true);
-          const auto wide1 = run(m, n_in, n_out, x, n_tokens, 1);
-          const auto wide2 = run(m, n_in, n_out, x, n_tokens, 2);
+          const auto wide1 = run(type, m, n_in, n_out, x, n_tokens, 1);
+          const auto wide2 = run(type, m, n_in, n_out, x, n_tokens, 2);
           // Every row is computed whole by one thread: the thread count changes nothing.
           ASSERT_EQ(wide1, wide2) << "n_in=" << n_in << " n_out=" << n_out << " tokens=" << n_tokens;
           for (int64_t t = 0; t < n_tokens; ++t) {
@@ -105,12 +130,19 @@ TEST(MatmulPanels, Q8_0AgreesWithScalarOnOddShapes) {
       }
     }
   }
-  EXPECT_EQ(checked, 4 * 7 * 3 * 7);
+  EXPECT_EQ(checked, static_cast<int>(c.n_in.size() * 7 * c.pads.size() * 7));
 }
+
+// Q8_0: odd block counts and a 2080-value row; Q4_K: 1, 3 and 9 super-blocks. Pads keep
+// rows unaligned (5) or aligned to the block (34, 144).
+INSTANTIATE_TEST_SUITE_P(Types, MatmulPanels,
+                         ::testing::Values(PanelCase{GgmlType::kQ8_0, {32, 96, 288, 2080}, {0, 34, 5}},
+                                           PanelCase{GgmlType::kQ4_K, {256, 768, 2304}, {0, 144, 5}}),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
 
 // In a group (Q, K, V style) the panel kernel shares the dispatch with other formats; the
 // results equal separate products.
-TEST(MatmulPanels, GroupWithOtherFormatsEqualsSeparateProducts) {
+TEST(MatmulPanelGroups, GroupWithOtherFormatsEqualsSeparateProducts) {
   Restore restore;
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 1.0f);
