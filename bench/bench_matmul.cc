@@ -234,6 +234,26 @@ int main(int argc, char** argv) {
     const double gemv_hot = time_matmul(w, type, n_in, n_out, x, 1, y, pool, quick ? 50 : 200, quick ? 3 : 10, false);
     const double prefill =
         time_matmul(w, type, n_in, n_out, x, prefill_tokens, y, pool, quick ? 2 : 5, quick ? 3 : 6, false);
+    // Types whose prompts take the 16-row panels: against their narrow kernel, alternated.
+    std::string panels_line;
+    if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) {
+      std::vector<double> ratio;
+      for (int r = 0; r < (quick ? 5 : 9); ++r) {
+        double t[2];
+        for (int k = 0; k < 2; ++k) {
+          const bool wide = (k + r) % 2 == 0;
+          zs::engine::set_wide_kernels(wide);
+          t[wide ? 1 : 0] = time_matmul(w, type, n_in, n_out, x, prefill_tokens, y, pool, 2, 1, false);
+        }
+        ratio.push_back(t[0] / t[1]);
+      }
+      zs::engine::set_wide_kernels(true);
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%-5s panels  prefill panels / narrow kernel x%.2f (median of %zu alternated rounds, %.2f-%.2f)\n",
+                    name.c_str(), zs::bench::median(ratio), ratio.size(), *std::min_element(ratio.begin(), ratio.end()),
+                    *std::max_element(ratio.begin(), ratio.end()));
+      panels_line = buf;
+    }
 
     zs::engine::force_kernel_isa("scalar");
     const double gemv_s = time_matmul(w, type, n_in, n_out, x, 1, y, pool, quick ? 3 : 10, 2, true);
@@ -250,6 +270,7 @@ int main(int argc, char** argv) {
     std::printf("%-5s prefill %-11s %7.2f ms  %6.1f GFLOP/s (%lld tokens) | scalar %8.1f ms %6.1f GFLOP/s | x%.1f\n",
                 name.c_str(), best_isa.c_str(), prefill * 1e3, flops / prefill / 1e9,
                 static_cast<long long>(prefill_tokens), prefill_s * 1e3, flops / prefill_s / 1e9, prefill_s / prefill);
+    std::printf("%s", panels_line.c_str());
     std::fflush(stdout);
   }
   std::printf("best memory read bandwidth seen: %.1f GB/s; load average at the end: %.2f\n", bw, load_average());
