@@ -4,8 +4,9 @@
 //
 //   a) kernels: products of the shapes of bench-1b (2048 -> 8192 and 8192 -> 2048) for a
 //      128-token prompt (GFLOP/s) and one token (GB/s of weights read, cycling through
-//      copies spanning >= 1 GiB so that memory, not cache, is measured); and Q8_0 with 8 and
-//      16 tokens (batched decoding) from memory, panels against the 32-block kernel.
+//      copies spanning >= 1 GiB so that memory, not cache, is measured); Q8_0 and Q4_K prompts
+//      with the panels against their narrow kernels, at 128 tokens and at 8 and 16 tokens
+//      (batched decoding) from memory.
 //   b) models: bench-1b at q8_0 and q4_k_m (random weights, generated once into
 //      $ZS_BENCH_CACHE, default /tmp/zs-bench): prefill effective GFLOP/s of a 128-token
 //      prompt and decode tokens/s and GB/s of weights read per token; Q8_0 with the panels
@@ -166,25 +167,30 @@ void bench_kernels(const Options& o) {
     auto gbs = [&](const Weights& w) {
       return [&] { return w.matrix_bytes / time_product(w, x, 1, y, pool, 100, true, true) / 1e9; };
     };
-    const auto t = interleave({gflops(q8, true), gflops(q8, false), gflops(q4, true), gbs(q8), gbs(q4)}, o.rounds);
-    std::printf("  %lld -> %lld: prefill Q8_0 %.0f GFLOP/s (panels off: %.0f), Q4_K %.0f GFLOP/s; decode Q8_0 %.1f "
-                "GB/s, Q4_K %.1f GB/s (medians)\n",
+    const auto t = interleave(
+        {gflops(q8, true), gflops(q8, false), gflops(q4, true), gflops(q4, false), gbs(q8), gbs(q4)}, o.rounds);
+    std::printf("  %lld -> %lld: prefill Q8_0 %.0f GFLOP/s (panels off: %.0f), Q4_K %.0f GFLOP/s (panels off: %.0f); "
+                "decode Q8_0 %.1f GB/s, Q4_K %.1f GB/s (medians)\n",
                 static_cast<long long>(n_in), static_cast<long long>(n_out), median(t[0]), median(t[1]), median(t[2]),
-                median(t[3]), median(t[4]));
+                median(t[3]), median(t[4]), median(t[5]));
     print_ratio("kernel prefill Q8_0 / Q4_K GFLOP/s", ratios(t[0], t[2]), ">= 1x");
     print_ratio("kernel prefill Q8_0 panels / Q8_0 before", ratios(t[0], t[1]), "");
-    print_ratio("kernel decode Q8_0 / Q4_K GB/s", ratios(t[3], t[4]), "");
+    print_ratio("kernel prefill Q4_K panels / Q4_K before", ratios(t[2], t[3]), "");
+    print_ratio("kernel decode Q8_0 / Q4_K GB/s", ratios(t[4], t[5]), "");
     // Small batches (batched decoding, speculative verification) with the weights read from
     // memory: the panels' repacking must not cost more than it saves.
-    for (int64_t n : {8, 16}) {
-      auto small = [&, n](bool wide) {
-        return [&, n, wide] { return q8.matrix_bytes / time_product(q8, x, n, y, pool, 30, true, wide) / 1e9; };
-      };
-      const auto s = interleave({small(true), small(false)}, o.rounds);
-      std::printf("  %lld tokens from memory: Q8_0 %.1f GB/s of weights (panels off: %.1f)\n", static_cast<long long>(n),
-                  median(s[0]), median(s[1]));
-      const std::string what = "kernel Q8_0 " + std::to_string(n) + " tokens, panels / before";
-      print_ratio(what.c_str(), ratios(s[0], s[1]), ">= 1x");
+    for (const Weights* w : {&q8, &q4}) {
+      const char* name = w == &q8 ? "Q8_0" : "Q4_K";
+      for (int64_t n : {8, 16}) {
+        auto small = [&, n, w](bool wide) {
+          return [&, n, w, wide] { return w->matrix_bytes / time_product(*w, x, n, y, pool, 30, true, wide) / 1e9; };
+        };
+        const auto s = interleave({small(true), small(false)}, o.rounds);
+        std::printf("  %lld tokens from memory: %s %.1f GB/s of weights (panels off: %.1f)\n", static_cast<long long>(n),
+                    name, median(s[0]), median(s[1]));
+        const std::string what = std::string("kernel ") + name + " " + std::to_string(n) + " tokens, panels / before";
+        print_ratio(what.c_str(), ratios(s[0], s[1]), ">= 1x");
+      }
     }
   }
   core::ThreadPool p2(o.threads);

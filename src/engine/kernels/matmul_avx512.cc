@@ -834,34 +834,58 @@ struct PanelQ4_K {
 
   static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // The 16 rows' super-block headers are read with gathers (offsets from row 0) and decoded
+    // for all rows at once: per header, d and dmin (f16) and 12 bytes of 6-bit scales and mins
+    // (unpack_scales_k4's layout).
+    alignas(64) int32_t offs[kPanelRows];
+    for (int l = 0; l < kPanelRows; ++l) offs[l] = static_cast<int32_t>(rows[l] - rows[0]);
+    const __m512i vidx = _mm512_load_si512(offs);
+    const __m512i m8 = _mm512_set1_epi32(0xFF), m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(0x0F);
     for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
       const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ4K);
-      alignas(64) float sc[8][kPanelRows], mn[8][kPanelRows];
-      for (int l = 0; l < kPanelRows; ++l) {
-        const auto* blk = reinterpret_cast<const BlockQ4K*>(rows[l] + off);
-        const float d = f16_to_f32(blk->d), dmin = f16_to_f32(blk->dmin);
-        uint8_t s6[8], m6[8];
-        unpack_scales_k4(blk->scales, s6, m6);
-        for (int k = 0; k < 8; ++k) {
-          sc[k][l] = d * s6[k];
-          mn[k][l] = dmin * m6[k];
-        }
+      const uint8_t* base = rows[0] + off;
+      const __m512i dd = _mm512_i32gather_epi32(vidx, base, 1);
+      const __m512i q0 = _mm512_i32gather_epi32(vidx, base + 4, 1);   // scales[0..3]
+      const __m512i q4 = _mm512_i32gather_epi32(vidx, base + 8, 1);   // scales[4..7]
+      const __m512i q8 = _mm512_i32gather_epi32(vidx, base + 12, 1);  // scales[8..11]
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(dd, _mm512_set1_epi32(0xFFFF))));
+      const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+      __m512 sc[8], mn[8];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m512i b0 = _mm512_and_si512(_mm512_srli_epi32(q0, 8 * j), m8);
+        const __m512i b4 = _mm512_and_si512(_mm512_srli_epi32(q4, 8 * j), m8);
+        const __m512i b8 = _mm512_and_si512(_mm512_srli_epi32(q8, 8 * j), m8);
+        const __m512i s_lo = _mm512_and_si512(b0, m6), m_lo = _mm512_and_si512(b4, m6);
+        const __m512i s_hi = _mm512_or_si512(_mm512_and_si512(b8, m4), _mm512_slli_epi32(_mm512_srli_epi32(b0, 6), 4));
+        const __m512i m_hi = _mm512_or_si512(_mm512_srli_epi32(b8, 4), _mm512_slli_epi32(_mm512_srli_epi32(b4, 6), 4));
+        sc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(s_lo));
+        mn[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m_lo));
+        sc[j + 4] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(s_hi));
+        mn[j + 4] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m_hi));
       }
-      // Sub-block k: the low (k even) or high (k odd) nibbles of the 32 bytes at 32 * (k / 2).
-      for (int k = 0; k < 8; ++k) {
-        const size_t q = off + offsetof(BlockQ4K, qs) + 32 * static_cast<size_t>(k / 2);
-        __m512i v[8];
+      // Sub-blocks 2c and 2c + 1: the low and the high nibbles of the 32 bytes at 32 * c.
+      for (int c = 0; c < 4; ++c) {
+        const size_t q = off + offsetof(BlockQ4K, qs) + 32 * static_cast<size_t>(c);
+        __m512i lo[8], hi[8];
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) {
           const __m512i raw = load_row_pair(rows[i] + q, rows[i + 8] + q);
-          v[i] = _mm512_and_si512(k & 1 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+          lo[i] = _mm512_and_si512(raw, low4);
+          hi[i] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
         }
-        transpose_panel_block(v);
-        uint8_t* out = dst + static_cast<size_t>(8 * sb + k) * kBlockBytes;
+        transpose_panel_block(lo);
+        transpose_panel_block(hi);
+        uint8_t* out = dst + static_cast<size_t>(8 * sb + 2 * c) * kBlockBytes;
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) _mm512_store_si512(out + 64 * j, v[j]);
-        _mm512_store_ps(out + 512, _mm512_load_ps(sc[k]));
-        _mm512_store_ps(out + 576, _mm512_load_ps(mn[k]));
+        for (int j = 0; j < 8; ++j) {
+          _mm512_store_si512(out + 64 * j, lo[j]);
+          _mm512_store_si512(out + kBlockBytes + 64 * j, hi[j]);
+        }
+        _mm512_store_ps(out + 512, sc[2 * c]);
+        _mm512_store_ps(out + 576, mn[2 * c]);
+        _mm512_store_ps(out + kBlockBytes + 512, sc[2 * c + 1]);
+        _mm512_store_ps(out + kBlockBytes + 576, mn[2 * c + 1]);
       }
     }
   }
