@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
         time_matmul(w, type, n_in, n_out, x, prefill_tokens, y, pool, quick ? 2 : 5, quick ? 3 : 6, false);
     // Types whose prompts take the 16-row panels: against their narrow kernel, alternated.
     std::string panels_line;
-    if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) {
+    if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K) {
       std::vector<double> ratio;
       for (int r = 0; r < (quick ? 5 : 9); ++r) {
         double t[2];

@@ -4,7 +4,7 @@
 //
 //   a) kernels: products of the shapes of bench-1b (2048 -> 8192 and 8192 -> 2048) for a
 //      128-token prompt (GFLOP/s) and one token (GB/s of weights read, cycling through
-//      copies spanning >= 1 GiB so that memory, not cache, is measured); Q8_0 and Q4_K prompts
+//      copies spanning >= 1 GiB so that memory, not cache, is measured); Q8_0, Q4_K and Q6_K prompts
 //      with the panels against their narrow kernels, at 128 tokens and at 8 and 16 tokens
 //      (batched decoding) from memory.
 //   b) models: bench-1b at q8_0 and q4_k_m (random weights, generated once into
@@ -160,6 +160,7 @@ void bench_kernels(const Options& o) {
     std::vector<float> y(static_cast<size_t>(n_out * tokens));
     const Weights q8 = make_weights(engine::GgmlType::kQ8_0, n_in, n_out, size_t{1} << 30);
     const Weights q4 = make_weights(engine::GgmlType::kQ4_K, n_in, n_out, size_t{1} << 30);
+    const Weights q6 = make_weights(engine::GgmlType::kQ6_K, n_in, n_out, size_t{1} << 30);
     const double flops = 2.0 * n_in * n_out * tokens;
     auto gflops = [&](const Weights& w, bool wide) {
       return [&, wide] { return flops / time_product(w, x, tokens, y, pool, 3, false, wide) / 1e9; };
@@ -167,8 +168,9 @@ void bench_kernels(const Options& o) {
     auto gbs = [&](const Weights& w) {
       return [&] { return w.matrix_bytes / time_product(w, x, 1, y, pool, 100, true, true) / 1e9; };
     };
-    const auto t = interleave(
-        {gflops(q8, true), gflops(q8, false), gflops(q4, true), gflops(q4, false), gbs(q8), gbs(q4)}, o.rounds);
+    const auto t = interleave({gflops(q8, true), gflops(q8, false), gflops(q4, true), gflops(q4, false), gbs(q8), gbs(q4),
+                               gflops(q6, true), gflops(q6, false)},
+                              o.rounds);
     std::printf("  %lld -> %lld: prefill Q8_0 %.0f GFLOP/s (panels off: %.0f), Q4_K %.0f GFLOP/s (panels off: %.0f); "
                 "decode Q8_0 %.1f GB/s, Q4_K %.1f GB/s (medians)\n",
                 static_cast<long long>(n_in), static_cast<long long>(n_out), median(t[0]), median(t[1]), median(t[2]),
@@ -176,11 +178,13 @@ void bench_kernels(const Options& o) {
     print_ratio("kernel prefill Q8_0 / Q4_K GFLOP/s", ratios(t[0], t[2]), ">= 1x");
     print_ratio("kernel prefill Q8_0 panels / Q8_0 before", ratios(t[0], t[1]), "");
     print_ratio("kernel prefill Q4_K panels / Q4_K before", ratios(t[2], t[3]), "");
+    std::printf("  Q6_K prefill %.0f GFLOP/s (panels off: %.0f)\n", median(t[6]), median(t[7]));
+    print_ratio("kernel prefill Q6_K panels / Q6_K before", ratios(t[6], t[7]), "");
     print_ratio("kernel decode Q8_0 / Q4_K GB/s", ratios(t[4], t[5]), "");
     // Small batches (batched decoding, speculative verification) with the weights read from
     // memory: the panels' repacking must not cost more than it saves.
-    for (const Weights* w : {&q8, &q4}) {
-      const char* name = w == &q8 ? "Q8_0" : "Q4_K";
+    for (const Weights* w : {&q8, &q4, &q6}) {
+      const char* name = w == &q8 ? "Q8_0" : w == &q4 ? "Q4_K" : "Q6_K";
       for (int64_t n : {8, 16}) {
         auto small = [&, n, w](bool wide) {
           return [&, n, w, wide] { return w->matrix_bytes / time_product(*w, x, n, y, pool, 30, true, wide) / 1e9; };

@@ -687,13 +687,14 @@ template <class U>
 constexpr GemmKernel kKernel32{&act_bytes_32<U>, &pack_32<U>, &gemm_32<U>, 256,  // Act32 per 64 values
                                nullptr, 0, 4, /*honours_far_prefetch=*/true};
 
-// ============================================================== Prompts: 16-row panels (Q8_0, Q4_K)
+// ============================================================== Prompts: 16-row panels (Q8_0, Q4_K, Q6_K)
 
-// For prompts (at least kPanelMinTokens tokens) Q8_0 and Q4_K weights are repacked, per call
-// and per L2-sized chunk of rows, into panels of 16 rows: for each 32-value block, eight
-// registers whose lane l holds 4 consecutive values of row l as unsigned bytes (Q8_0 made
-// unsigned by +128; Q4_K's nibbles already are), then the 16 rows' block scales as f32 (and,
-// for Q4_K, the 16 block mins). A token's 4 activation bytes are broadcast to all lanes, so
+// For prompts (at least kPanelMinTokens tokens) Q8_0, Q4_K and Q6_K weights are repacked, per
+// call and per L2-sized chunk of rows, into panels of 16 rows: for each 32-value block (16 for
+// Q6_K, whose scales cover 16 values), eight (four) registers whose lane l holds 4
+// consecutive values of row l as unsigned bytes (Q8_0 made unsigned by +128; Q4_K's nibbles
+// and Q6_K's 6-bit values already are), then the 16 rows' block scales as f32 (and, for the
+// K-quants, the 16 block mins: Q6_K's -32 offset is a min of 32 x scale). A token's 4 activation bytes are broadcast to all lanes, so
 // one vpdpbusd advances 16 rows by 4 values with no unpacking, and a block's 16 sums take one
 // convert and one FMA per token (Q4_K: one more for the min term); the 16 outputs of a
 // (panel, token) are contiguous in y and are stored with one instruction instead of 16
@@ -703,7 +704,7 @@ constexpr GemmKernel kKernel32{&act_bytes_32<U>, &pack_32<U>, &gemm_32<U>, 256, 
 // file itself is never modified.
 //
 // Activations are those the narrow kernels take (Q8_0 blocks for Q8_0; Q8_K super-blocks for
-// Q4_K, cut into 32-value blocks sharing the super-block's scale), so results agree with them
+// the K-quants, cut into blocks sharing the super-block's scale), so results agree with them
 // to float rounding.
 
 constexpr int kPanelRows = 16;
@@ -773,6 +774,7 @@ ZS_INLINE __m512i load_row_pair(const uint8_t* a, const uint8_t* b) {
 
 struct PanelQ8_0 {
   using Act = ActP;
+  static constexpr int kRegs = 8;  // registers of quants per block: 4 * kRegs values
   static constexpr bool kMin = false;
   static constexpr size_t kBlockBytes = 8 * 64 + 64;  // 8 registers of quants + 16 f32 scales
 
@@ -813,6 +815,7 @@ struct PanelQ8_0 {
 
 struct PanelQ4_K {
   using Act = ActPK;
+  static constexpr int kRegs = 8;
   static constexpr bool kMin = true;
   static constexpr size_t kBlockBytes = 8 * 64 + 64 + 64;  // quants, 16 f32 scales, 16 f32 mins
 
@@ -891,10 +894,113 @@ struct PanelQ4_K {
   }
 };
 
+// Q6_K has one scale per 16 values, so its panel blocks are 16 values (4 registers). Values
+// are stored 0-63 (as in the file); the -32 offset goes through the min term (32 x scale).
+struct ActP16 {
+  int8_t qs[16];
+  float d;     // the super-block's scale
+  float dsum;  // d * sum of qs
+};
+static_assert(sizeof(ActP16) == 24);
+
+ZS_INLINE __m512i load_rows4(const uint8_t* a, const uint8_t* b, const uint8_t* c, const uint8_t* d) {
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(c)), 2);
+  return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(d)), 3);
+}
+
+// idx[j], lanes 0-7: dword j of the 4 rows of a (lanes 0-3) then of b (4-7), as
+// _mm512_permutex2var_epi32(a, idx[j], b) takes them; lanes 8-15 are unused.
+struct Transpose4Tables {
+  alignas(64) int32_t idx[4][16];
+};
+constexpr Transpose4Tables make_transpose4() {
+  Transpose4Tables t{};
+  for (int j = 0; j < 4; ++j)
+    for (int o = 0; o < 8; ++o) t.idx[j][o] = (o < 4 ? 0 : 16) + 4 * (o % 4) + j;
+  return t;
+}
+constexpr Transpose4Tables kT4 = make_transpose4();
+
+struct PanelQ6_K {
+  using Act = ActP16;
+  static constexpr int kRegs = 4;
+  static constexpr bool kMin = true;
+  static constexpr size_t kBlockBytes = 4 * 64 + 64 + 64;  // quants, 16 f32 scales, 16 f32 mins
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 16) * sizeof(ActP16)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    auto* out = static_cast<ActP16*>(dst);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      BlockQ8K q;
+      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
+      for (int k = 0; k < 16; ++k) {
+        ActP16& a = out[16 * sb + k];
+        std::memcpy(a.qs, q.qs + 16 * k, 16);
+        a.d = q.d;
+        a.dsum = q.d * static_cast<float>(q.bsums[k]);
+      }
+    }
+  }
+
+  // Value i of a super-block (the file's layout): half h = i / 128, then within it l < 32 and
+  // group g < 4 with i = 128 h + 32 g + l: ql[64 h + 32 (g & 1) + l], low nibble for g < 2 and
+  // high nibble otherwise, plus 2 bits of qh[32 h + l] at bit 2 g. Sub-block k (16 values,
+  // scale k) is h = k / 8, g = (k % 8) / 2, l in 16 (k % 2) .. + 15.
+  static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+    alignas(64) int32_t offs[kPanelRows];
+    for (int l = 0; l < kPanelRows; ++l) offs[l] = static_cast<int32_t>(rows[l] - rows[0]);
+    const __m512i vidx = _mm512_load_si512(offs);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ6K);
+      const uint8_t* base = rows[0] + off;
+      // d is the f16 at 208 (read as the high half of the dword at 206: the block ends at 210).
+      const __m512 d = _mm512_cvtph_ps(
+          _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_i32gather_epi32(vidx, base + offsetof(BlockQ6K, d) - 2, 1), 16)));
+      __m512 sc[16];
+#pragma GCC unroll 4
+      for (int m = 0; m < 4; ++m) {
+        const __m512i g = _mm512_i32gather_epi32(vidx, base + offsetof(BlockQ6K, scales) + 4 * m, 1);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j)
+          sc[4 * m + j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(g, 24 - 8 * j), 24)));
+      }
+      for (int k = 0; k < 16; ++k) {
+        const int h = k / 8, g = (k % 8) / 2, p = k % 2;
+        const size_t ql = off + offsetof(BlockQ6K, ql) + 64 * h + 32 * (g & 1) + 16 * p;
+        const size_t qh = off + offsetof(BlockQ6K, qh) + 32 * h + 16 * p;
+        __m512i v[4];
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; ++m) {
+          const uint8_t* const* r = rows + 4 * m;
+          const __m512i lo = load_rows4(r[0] + ql, r[1] + ql, r[2] + ql, r[3] + ql);
+          const __m512i hi = load_rows4(r[0] + qh, r[1] + qh, r[2] + qh, r[3] + qh);
+          const __m512i nib = _mm512_and_si512(g >= 2 ? _mm512_srli_epi16(lo, 4) : lo, low4);
+          const __m512i top = _mm512_and_si512(_mm512_srli_epi16(hi, 2 * g), low2);
+          v[m] = _mm512_or_si512(nib, _mm512_slli_epi16(top, 4));
+        }
+        uint8_t* out = dst + static_cast<size_t>(16 * sb + k) * kBlockBytes;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const __m512i idx = _mm512_load_si512(kT4.idx[j]);
+          const __m512i a = _mm512_permutex2var_epi32(v[0], idx, v[1]);  // rows 0-7
+          const __m512i b = _mm512_permutex2var_epi32(v[2], idx, v[3]);  // rows 8-15
+          _mm512_store_si512(out + 64 * j, _mm512_inserti64x4(a, _mm512_castsi512_si256(b), 1));
+        }
+        _mm512_store_ps(out + 256, sc[k]);
+        _mm512_store_ps(out + 320, _mm512_mul_ps(sc[k], _mm512_set1_ps(32.0f)));
+      }
+    }
+  }
+};
+
 struct PanelArgs {
   const uint8_t* panels;  // panel 0 of the packed chunk
   size_t panel_bytes;
-  int64_t nb;  // 32-value blocks per row
+  int64_t nb;  // panel blocks (4 * F::kRegs values) per row
   const uint8_t* act;
   size_t act_stride;
   float* y;
@@ -934,7 +1040,7 @@ struct TileP {
         for (int r = 0; r < R; ++r) s[r][t] = c;
       }
 #pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
+      for (int j = 0; j < F::kRegs; ++j) {
         __m512i wv[R];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) wv[r] = _mm512_load_si512(wb + r * g.panel_bytes + 64 * j);
@@ -949,13 +1055,13 @@ struct TileP {
       }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m512 dw = _mm512_load_ps(wb + r * g.panel_bytes + 512);
+        const __m512 dw = _mm512_load_ps(wb + r * g.panel_bytes + 64 * F::kRegs);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][t]), _mm512_mul_ps(dw, _mm512_set1_ps(act[t][b].d)),
                                       acc[r][t]);
           if constexpr (F::kMin) {
-            const __m512 mw = _mm512_load_ps(wb + r * g.panel_bytes + 576);
+            const __m512 mw = _mm512_load_ps(wb + r * g.panel_bytes + 64 * F::kRegs + 64);
             acc[r][t] = _mm512_fnmadd_ps(mw, _mm512_set1_ps(act[t][b].dsum), acc[r][t]);
           }
         }
@@ -1007,7 +1113,7 @@ thread_local PanelBuffer t_panels;
 template <class F, int MR, int MT>
 void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
   static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<F, MR, MT>();
-  const int64_t nb = g.n_in / 32;
+  const int64_t nb = g.n_in / (4 * F::kRegs);
   const size_t panel_bytes = static_cast<size_t>(nb) * F::kBlockBytes;
   const int64_t chunk_panels = max64(1, static_cast<int64_t>(kPanelChunkBytes / panel_bytes));
   uint8_t* buf = t_panels.get(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 15) / 16)));
@@ -1046,6 +1152,9 @@ constexpr GemmKernel kKernelPanels{&F::act_bytes, &F::pack_act, &gemm_p<F>, 0, n
 // Q8_0: the 32-block kernel, and the panels for prompts.
 constexpr GemmKernel kKernelQ8_0{&act_bytes_32<Q8_0Unpack>, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 256,
                                  &kKernelPanels<PanelQ8_0>, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
+// Q6_K: the K-quant kernel, and the panels for prompts.
+constexpr GemmKernel kKernelQ6_K{&act_bytes_k<Q6KUnpack>, &pack_k<Q6KUnpack>, &gemm_k<Q6KUnpack>, 256,
+                                 &kKernelPanels<PanelQ6_K>, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
 // Q4_K: the K-quant kernel, and the panels for prompts.
 constexpr GemmKernel kKernelQ4_K{&act_bytes_k<Q4KUnpack>, &pack_k<Q4KUnpack>, &gemm_k<Q4KUnpack>, 256,
                                  &kKernelPanels<PanelQ4_K>, kPanelMinTokens, 4, /*honours_far_prefetch=*/true};
@@ -1141,7 +1250,7 @@ const GemmKernel* avx512_kernel(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_K: return &kKernelQ4_K;
     case GgmlType::kQ5_K: return &kKernelK<Q5KUnpack>;
-    case GgmlType::kQ6_K: return &kKernelK<Q6KUnpack>;
+    case GgmlType::kQ6_K: return &kKernelQ6_K;
     case GgmlType::kQ8_0: return &kKernelQ8_0;
     case GgmlType::kQ4_0: return &kKernel32<Q4_0Unpack>;
     case GgmlType::kQ4_1: return &kKernel32<Q4_1Unpack>;

@@ -1,7 +1,7 @@
-// The prompt-only kernels (AVX-512 Q8_0 and Q4_K 16-row panels) against the scalar kernels, on
+// The prompt-only kernels (AVX-512 Q8_0, Q4_K and Q6_K 16-row panels) against the scalar kernels, on
 // shapes that exercise every tail: rows not a multiple of 16 (partial panels, odd panel
 // counts), token counts not a multiple of the tile, rows with padding past their end, blocks
-// with the extreme quant values (and, for Q4_K, extreme 6-bit scales and mins), and the
+// with the extreme quant values (and extreme K-quant scales and mins), and the
 // switch-over token count.
 #include <gtest/gtest.h>
 
@@ -57,6 +57,13 @@ Matrix make_matrix(GgmlType type, int64_t n_in, int64_t n_out, size_t pad, std::
     auto* b = reinterpret_cast<BlockQ4K*>(m.data.data() + m.stride);
     std::memset(b->scales, 0xFF, sizeof b->scales);
     for (int j = 0; j < kQKK / 2; ++j) b->qs[j] = j % 3 == 0 ? 0x0F : (j % 3 == 1 ? 0xF0 : 0x00);
+  }
+  if (n_out > 1 && type == GgmlType::kQ6_K) {
+    // Super-block 0 of row 1: values 0 and 63 (all 6 bits clear or set), scales -128 and 127.
+    auto* b = reinterpret_cast<BlockQ6K*>(m.data.data() + m.stride);
+    for (int j = 0; j < kQKK / 2; ++j) b->ql[j] = j % 2 ? 0xFF : 0x00;
+    for (int j = 0; j < kQKK / 4; ++j) b->qh[j] = j % 3 ? 0xFF : 0x00;
+    for (int j = 0; j < kQKK / 16; ++j) b->scales[j] = static_cast<int8_t>(j % 2 ? -128 : 127);
   }
   m.deq.resize(static_cast<size_t>(n_in * n_out));
   for (int64_t r = 0; r < n_out; ++r)
@@ -133,11 +140,12 @@ TEST_P(MatmulPanels, AgreesWithScalarOnOddShapes) {
   EXPECT_EQ(checked, static_cast<int>(c.n_in.size() * 7 * c.pads.size() * 7));
 }
 
-// Q8_0: odd block counts and a 2080-value row; Q4_K: 1, 3 and 9 super-blocks. Pads keep
+// Q8_0: odd block counts and a 2080-value row; K-quants: 1, 3 and 9 super-blocks. Pads keep
 // rows unaligned (5) or aligned to the block (34, 144).
 INSTANTIATE_TEST_SUITE_P(Types, MatmulPanels,
                          ::testing::Values(PanelCase{GgmlType::kQ8_0, {32, 96, 288, 2080}, {0, 34, 5}},
-                                           PanelCase{GgmlType::kQ4_K, {256, 768, 2304}, {0, 144, 5}}),
+                                           PanelCase{GgmlType::kQ4_K, {256, 768, 2304}, {0, 144, 5}},
+                                           PanelCase{GgmlType::kQ6_K, {256, 768, 2304}, {0, 210, 5}}),
                          [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
 
 // In a group (Q, K, V style) the panel kernel shares the dispatch with other formats; the
