@@ -27,8 +27,12 @@ tag=$(printf '%s' "$dir" | md5sum | cut -c1-4)
 subnet=$(( 16#${tag:0:2} % 250 + 1 ))
 net="10.213.$subnet"
 # slurmctld listens in this machine's namespace: a port of its own per DIR, so that two
-# clusters (two test runs) can run side by side.
-ctld_port=$(( 20000 + 16#${tag} % 20000 ))
+# clusters (two test runs) can run side by side. It stays below the ephemeral range (32768 and
+# up on Debian), where the tests' own connections take their ports, and skips a port in use
+# (such a collision made slurmctld exit with "Address already in use" while `up` kept asking
+# it for nodes).
+ctld_port=$(( 20000 + 16#${tag} % 12000 ))
+port_in_use() { [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; }
 bridge="zsbr$tag"
 
 down() {
@@ -144,6 +148,7 @@ SuspendRate=0
 ResumeRate=0"
 fi
 
+while port_in_use "$ctld_port"; do ctld_port=$((ctld_port + 1)); done
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=zstest
 SlurmctldHost=zsctl($net.1)
@@ -191,11 +196,33 @@ CgroupMountpoint=/sys/fs/cgroup
 CONF
 export SLURM_CONF="$dir/slurm.conf"
 
-# slurmctld in a UTS namespace of its own, named as SlurmctldHost says.
-setsid unshare -u sh -c "hostname zsctl; exec slurmctld -D -i -f $dir/slurm.conf" \
-  >"$dir/log/slurmctld.out" 2>&1 </dev/null &
-echo $! > "$dir/pids/slurmctld.pid"
-for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.1; done
+# slurmctld in a UTS namespace of its own, named as SlurmctldHost says. If it exits at start
+# because its port was taken meanwhile, it is started again on the next free port.
+ctld_alive() { kill -0 "$(cat "$dir/pids/slurmctld.pid")" 2>/dev/null; }
+for attempt in 1 2 3; do
+  setsid unshare -u sh -c "hostname zsctl; exec slurmctld -D -i -f $dir/slurm.conf" \
+    >>"$dir/log/slurmctld.out" 2>&1 </dev/null &
+  echo $! > "$dir/pids/slurmctld.pid"
+  for _ in $(seq 100); do
+    scontrol ping >/dev/null 2>&1 && break
+    ctld_alive || break
+    sleep 0.1
+  done
+  ctld_alive && break
+  if [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$dir/log/slurmctld.log" 2>/dev/null; then
+    ctld_port=$((ctld_port + 1))
+    while port_in_use "$ctld_port"; do ctld_port=$((ctld_port + 1)); done
+    sed -i "s/^SlurmctldPort=.*/SlurmctldPort=$ctld_port/" "$dir/slurm.conf"
+    : > "$dir/log/slurmctld.log"
+    continue
+  fi
+  break
+done
+if ! ctld_alive; then
+  echo "slurmctld exited at start; see $dir/log" >&2
+  tail -n 20 "$dir"/log/slurmctld.log "$dir"/log/slurmctld.out >&2 || true
+  exit 1
+fi
 
 # A query of a busy or still starting slurmctld can time out: that is "not yet", never the
 # end of the script (with pipefail, a failed sinfo would fail the assignment and, through
@@ -208,14 +235,18 @@ if [ "$elastic" = elastic ]; then
   for _ in $(seq 200); do
     idle=$({ scontrol --oneliner show nodes 2>/dev/null || true; } | grep -c 'POWERED_DOWN' || true)
     [ "$idle" -ge "$nodes" ] && break
+    ctld_alive || break
     sleep 0.1
   done
 else
   "$dir/node-start" "zsnode[1-$nodes]"
-  # Every node idle.
+  # Every node idle; a query of a dead slurmctld can take many seconds to fail, so the wait
+  # also ends when slurmctld has gone or after 60 s.
+  deadline=$((SECONDS + 60))
   for _ in $(seq 200); do
     idle=$(count_nodes sinfo --noheader --responding --states=idle --format=%n)
     [ "$idle" -ge "$nodes" ] && break
+    ctld_alive && [ "$SECONDS" -lt "$deadline" ] || break
     sleep 0.1
   done
 fi
