@@ -202,8 +202,7 @@ int main(int argc, char** argv) {
 
     bw = std::max(bw, measure_read_bandwidth(pool, bw_buf, 2));
     zs::engine::force_kernel_isa(best_isa);
-    const bool long_rows =
-        zs::engine::kernels::kDecodeTileRows * zs::engine::ggml_row_size(type, n_in) >= zs::engine::kernels::kLongTileBytes;
+    const bool long_rows = zs::engine::kernels::is_long_tile(zs::engine::ggml_row_size(type, n_in));
     std::string reach_line;
     if (long_rows) {
       const int rounds = quick ? 5 : 9;

@@ -32,6 +32,9 @@ struct GemmArgs {
 // short for one tile ahead to hide the memory latency and always prefetch two ahead.
 constexpr int kDecodeTileRows = 4;
 constexpr size_t kLongTileBytes = 16 * 1024;
+inline bool is_long_tile(size_t row_stride, int rows = kDecodeTileRows) {
+  return static_cast<size_t>(rows) * row_stride >= kLongTileBytes;
+}
 
 struct GemmKernel {
   // Bytes one token's packed activations take; a multiple of 64.

@@ -294,7 +294,7 @@ class GroupJob {
     if (n_tokens_ > 2) return false;
     for (int i = 0; i < n_; ++i) {
       const Part& p = parts_[i];
-      if (p.k->honours_far_prefetch && kernels::kDecodeTileRows * p.args.row_stride >= kernels::kLongTileBytes)
+      if (p.k->honours_far_prefetch && kernels::is_long_tile(p.args.row_stride))
         return true;
     }
     return false;
@@ -404,14 +404,15 @@ void run_group(const WeightView* ws, float* const* ys, int n, const float* const
     return;
   }
   bool timed = false;
-  const PrefetchReach reach = reach_control().begin(job.weight_bytes(), timed);
+  const int64_t bytes = job.weight_bytes();
+  const PrefetchReach reach = reach_control().begin(bytes, timed);
   job.set_far_prefetch(reach == PrefetchReach::kFar);
   const auto start = std::chrono::steady_clock::now();
   pool.run_shared([&job](int, int) { job.run(); });
   if (timed) {
     const auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
-    reach_control().end(reach, job.weight_bytes(), ns);
+    reach_control().end(reach, bytes, ns);
   }
 }
 

@@ -416,7 +416,7 @@ struct TileK {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     }
     const int64_t nb = g.n_in / 256;
-    const bool far = R * g.row_stride < kLongTileBytes || g.far_prefetch;
+    const bool far = !is_long_tile(g.row_stride, R) || g.far_prefetch;
     const uint8_t* w = g.w + static_cast<size_t>(r0) * g.row_stride;
     const ActK* act[T];
 #pragma GCC unroll 8
@@ -659,7 +659,7 @@ struct Tile32 {
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t)
       act[t] = reinterpret_cast<const Act32*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-    if (T <= 2 && (R * g.row_stride < kLongTileBytes || g.far_prefetch)) {
+    if (T <= 2 && (!is_long_tile(g.row_stride, R) || g.far_prefetch)) {
       walk<true>(g, w, act, acc);
     } else {
       walk<false>(g, w, act, acc);
@@ -720,12 +720,47 @@ struct ActP {
   float d;
   int32_t corr;  // Q8_0: -128 * sum of qs (starts the integer sum)
 };
+// K-quants: a Q8_K super-block cut into blocks of kValues values sharing its scale.
+template <int kValues>
 struct ActPK {
-  int8_t qs[32];
+  int8_t qs[kValues];
   float d;     // the super-block's scale
   float dsum;  // d * sum of qs, for the min term
 };
-static_assert(sizeof(ActP) == 40 && sizeof(ActPK) == 40);
+static_assert(sizeof(ActP) == 40 && sizeof(ActPK<32>) == 40 && sizeof(ActPK<16>) == 24);
+
+// The activations of the K-quant panels, blocks of kValues (a multiple of 16, Q8_K's bsums).
+template <int kValues>
+struct PanelActK {
+  using Act = ActPK<kValues>;
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / kValues) * sizeof(Act)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    constexpr int kBlocks = kQKK / kValues, kSums = kValues / 16;
+    auto* out = static_cast<Act*>(dst);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      BlockQ8K q;
+      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
+      for (int k = 0; k < kBlocks; ++k) {
+        Act& a = out[kBlocks * sb + k];
+        std::memcpy(a.qs, q.qs + kValues * k, kValues);
+        int sum = 0;
+        for (int i = 0; i < kSums; ++i) sum += q.bsums[kSums * k + i];
+        a.d = q.d;
+        a.dsum = q.d * static_cast<float>(sum);
+      }
+    }
+  }
+};
+
+// Offsets of the 16 rows from row 0, as gather indices (the K-quant panels read the rows'
+// super-block headers with gathers).
+ZS_INLINE __m512i panel_row_offsets(const uint8_t* const (&rows)[kPanelRows]) {
+  alignas(64) int32_t offs[kPanelRows];
+  for (int l = 0; l < kPanelRows; ++l) offs[l] = static_cast<int32_t>(rows[l] - rows[0]);
+  return _mm512_load_si512(offs);
+}
 
 // vpermt2d indices of the 8 x 8 dword transpose done in each 256-bit half: stage s swaps bit
 // s of the register index with bit s of the lane index; [s][c] builds the register whose bit
@@ -813,36 +848,17 @@ struct PanelQ8_0 {
   }
 };
 
-struct PanelQ4_K {
-  using Act = ActPK;
+struct PanelQ4_K : PanelActK<32> {
   static constexpr int kRegs = 8;
   static constexpr bool kMin = true;
   static constexpr size_t kBlockBytes = 8 * 64 + 64 + 64;  // quants, 16 f32 scales, 16 f32 mins
-
-  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActPK)); }
-
-  static void pack_act(const float* x, int64_t n_in, void* dst) {
-    auto* out = static_cast<ActPK*>(dst);
-    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
-      BlockQ8K q;
-      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
-      for (int k = 0; k < 8; ++k) {
-        ActPK& a = out[8 * sb + k];
-        std::memcpy(a.qs, q.qs + 32 * k, 32);
-        a.d = q.d;
-        a.dsum = q.d * static_cast<float>(q.bsums[2 * k] + q.bsums[2 * k + 1]);
-      }
-    }
-  }
 
   static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     // The 16 rows' super-block headers are read with gathers (offsets from row 0) and decoded
     // for all rows at once: per header, d and dmin (f16) and 12 bytes of 6-bit scales and mins
     // (unpack_scales_k4's layout).
-    alignas(64) int32_t offs[kPanelRows];
-    for (int l = 0; l < kPanelRows; ++l) offs[l] = static_cast<int32_t>(rows[l] - rows[0]);
-    const __m512i vidx = _mm512_load_si512(offs);
+    const __m512i vidx = panel_row_offsets(rows);
     const __m512i m8 = _mm512_set1_epi32(0xFF), m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(0x0F);
     for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
       const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ4K);
@@ -894,15 +910,6 @@ struct PanelQ4_K {
   }
 };
 
-// Q6_K has one scale per 16 values, so its panel blocks are 16 values (4 registers). Values
-// are stored 0-63 (as in the file); the -32 offset goes through the min term (32 x scale).
-struct ActP16 {
-  int8_t qs[16];
-  float d;     // the super-block's scale
-  float dsum;  // d * sum of qs
-};
-static_assert(sizeof(ActP16) == 24);
-
 ZS_INLINE __m512i load_rows4(const uint8_t* a, const uint8_t* b, const uint8_t* c, const uint8_t* d) {
   __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
   v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
@@ -923,36 +930,19 @@ constexpr Transpose4Tables make_transpose4() {
 }
 constexpr Transpose4Tables kT4 = make_transpose4();
 
-struct PanelQ6_K {
-  using Act = ActP16;
+// Q6_K has one scale per 16 values, so its panel blocks are 16 values (4 registers). Values
+// are stored 0-63 (as in the file); the -32 offset goes through the min term (32 x scale).
+struct PanelQ6_K : PanelActK<16> {
   static constexpr int kRegs = 4;
   static constexpr bool kMin = true;
   static constexpr size_t kBlockBytes = 4 * 64 + 64 + 64;  // quants, 16 f32 scales, 16 f32 mins
-
-  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 16) * sizeof(ActP16)); }
-
-  static void pack_act(const float* x, int64_t n_in, void* dst) {
-    auto* out = static_cast<ActP16*>(dst);
-    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
-      BlockQ8K q;
-      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
-      for (int k = 0; k < 16; ++k) {
-        ActP16& a = out[16 * sb + k];
-        std::memcpy(a.qs, q.qs + 16 * k, 16);
-        a.d = q.d;
-        a.dsum = q.d * static_cast<float>(q.bsums[k]);
-      }
-    }
-  }
 
   // Value i of a super-block (the file's layout): half h = i / 128, then within it l < 32 and
   // group g < 4 with i = 128 h + 32 g + l: ql[64 h + 32 (g & 1) + l], low nibble for g < 2 and
   // high nibble otherwise, plus 2 bits of qh[32 h + l] at bit 2 g. Sub-block k (16 values,
   // scale k) is h = k / 8, g = (k % 8) / 2, l in 16 (k % 2) .. + 15.
   static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
-    alignas(64) int32_t offs[kPanelRows];
-    for (int l = 0; l < kPanelRows; ++l) offs[l] = static_cast<int32_t>(rows[l] - rows[0]);
-    const __m512i vidx = _mm512_load_si512(offs);
+    const __m512i vidx = panel_row_offsets(rows);
     const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
     for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
       const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ6K);
