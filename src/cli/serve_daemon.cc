@@ -428,10 +428,11 @@ void ServeDaemon::prepare_model_files(const platform::Config& config) {
 
 void ServeDaemon::shutdown() {
   // Batch items being generated finish and are recorded while the gateway still serves them;
-  // those still waiting for a slot give way at once (they run again at the next start).
+  // those still waiting for a slot, or still on their way to the fleet, give way at once (they
+  // run again at the next start).
   if (batch_runner_) {
     batch_runner_->halt();
-    if (fleet_) fleet_->fail_waiting(platform::RequestClass::kBatch, "the server is shutting down");
+    if (fleet_) fleet_->close_class(platform::RequestClass::kBatch, "the server is shutting down");
     batch_runner_->stop(std::chrono::seconds(30));
   }
   if (gateway_) {

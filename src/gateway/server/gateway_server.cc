@@ -162,8 +162,8 @@ void GatewayServer::stop(std::chrono::milliseconds grace) {
   drain();
   // Requests still queued for a slot get a clean 503 + Retry-After rather than a reset when their
   // connection closes; those that got a slot meanwhile finish.
-  fleet_.fail_waiting(platform::RequestClass::kInteractive, "the server is shutting down; retry shortly");
-  fleet_.fail_waiting(platform::RequestClass::kBatch, "the server is shutting down; retry shortly");
+  fleet_.close_class(platform::RequestClass::kInteractive, "the server is shutting down; retry shortly");
+  fleet_.close_class(platform::RequestClass::kBatch, "the server is shutting down; retry shortly");
   drain();
   if (keepalive_.joinable()) keepalive_.join();
   // Responses already being written (the 503s above) get time to go out before connections close.

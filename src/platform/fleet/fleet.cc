@@ -129,6 +129,8 @@ uint64_t Fleet::acquire(const std::string& name, RequestClass cls, Done done, in
     const int dep = core_.deployment_index(name);
     if (stop_) {
       failure = AcquireFailure{core::Status::unavailable("the server is shutting down"), 5};
+    } else if (auto closed = closed_.find(cls); closed != closed_.end()) {
+      failure = AcquireFailure{core::Status::unavailable(closed->second), 5};
     } else if (dep < 0) {
       failure = AcquireFailure{core::Status::not_found("unknown deployment '" + name + "'"), 0};
     } else {
@@ -194,10 +196,11 @@ void Fleet::observe_ttft(const std::string& deployment, double seconds) {
   if (dep >= 0) core_.observe_ttft(dep, seconds, now());
 }
 
-void Fleet::fail_waiting(RequestClass cls, const std::string& message) {
+void Fleet::close_class(RequestClass cls, const std::string& message) {
   Pending p;
   {
     core::MutexLock lock(mutex_);
+    closed_.emplace(cls, message);  // the first reason stays
     core_.fail_waiting(cls, {core::Status::unavailable(message), 5}, p.actions);
     collect_locked(p);
   }

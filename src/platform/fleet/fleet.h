@@ -22,6 +22,7 @@
 // worker that hangs delays nothing but its own health check. Callbacks (Done, FleetEvents)
 // run on whichever thread applied the action, never under a fleet lock; they may call back
 // into the Fleet.
+#include <map>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -108,9 +109,11 @@ class Fleet {
   // A time to first token seen by the gateway, for policies with a latency objective.
   void observe_ttft(const std::string& deployment, double seconds) EXCLUDES(mutex_);
 
-  // Fails the requests of one class still waiting for a slot (at shutdown: batch work that
-  // has not started gives way at once instead of holding the drain).
-  void fail_waiting(RequestClass cls, const std::string& message) EXCLUDES(mutex_);
+  // Closes one class (at shutdown): its requests still waiting for a slot fail with `message`
+  // (Retry-After 5), and so does every request of that class that arrives from now on, so that
+  // one already on its way cannot slip in after the queue was emptied and hold the drain.
+  // Leases already handed out are not affected. A class stays closed for the fleet's life.
+  void close_class(RequestClass cls, const std::string& message) EXCLUDES(mutex_);
 
   std::vector<DeploymentStatus> status() const EXCLUDES(mutex_);
   // Why an instance of `deployment` is still pending in its cluster scheduler (Slurm's reason,
@@ -182,6 +185,7 @@ class Fleet {
   std::unordered_map<uint64_t, Done> waiting_ GUARDED_BY(mutex_);  // ticket -> its callback
   uint64_t next_ticket_ GUARDED_BY(mutex_) = 1;
   bool stop_ GUARDED_BY(mutex_) = false;
+  std::map<RequestClass, std::string> closed_ GUARDED_BY(mutex_);  // class -> why its requests fail
   // New work or an exit since the control thread last looked: it runs again without waiting
   // (a notify while it was busy is not lost).
   bool woken_ GUARDED_BY(mutex_) = false;

@@ -195,5 +195,34 @@ TEST_F(FleetClassTest, EachClassHasItsOwnQueueLimit) {
   fleet_->release(*b2.lease);
 }
 
+TEST_F(FleetClassTest, AClosedClassFailsItsWaitersAndEveryLaterRequestButTheOtherClassIsServed) {
+  start({sleeper("m", 1, 0, 1)});
+  wait_ready("m", 1);
+  Outcome i1, b1, b2, i2;
+  fleet_->acquire("m", RequestClass::kInteractive, i1.done());
+  ASSERT_TRUE(i1.wait());
+  ASSERT_TRUE(i1.lease);
+  fleet_->acquire("m", RequestClass::kBatch, b1.done());  // the only slot is taken: waits
+  EXPECT_FALSE(b1.answered());
+  fleet_->close_class(RequestClass::kBatch, "the server is shutting down");
+  ASSERT_TRUE(b1.wait(1s));
+  ASSERT_TRUE(b1.failure);
+  EXPECT_EQ(b1.failure->status.code(), core::StatusCode::kUnavailable);
+  EXPECT_EQ(b1.failure->retry_after_s, 5);
+  // A batch request that arrives later fails at once, even with a slot free: it cannot wait
+  // behind the close (and hold a drain).
+  fleet_->release(*i1.lease);
+  fleet_->acquire("m", RequestClass::kBatch, b2.done());
+  ASSERT_TRUE(b2.answered());
+  ASSERT_TRUE(b2.failure);
+  EXPECT_EQ(b2.failure->status.message(), "the server is shutting down");
+  EXPECT_EQ(status("m").batch_queued, 0);
+  // Interactive requests are not affected.
+  fleet_->acquire("m", RequestClass::kInteractive, i2.done());
+  ASSERT_TRUE(i2.wait());
+  ASSERT_TRUE(i2.lease);
+  fleet_->release(*i2.lease);
+}
+
 }  // namespace
 }  // namespace zs::platform
