@@ -65,4 +65,9 @@ const GemmKernel* avx512_kernel(GgmlType type);
 
 inline size_t round_up_64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
+// The calling thread's scratch for repacked weights (the prompt kernels' panels): at least
+// `bytes`, 64-byte aligned, grown as needed and kept for the thread's next call. Defined in
+// the portable driver so that no ISA file's copy of it is shared with another.
+uint8_t* thread_panel_buffer(size_t bytes);
+
 }  // namespace zs::engine::kernels

@@ -485,3 +485,22 @@ bool force_kernel_isa(std::string_view isa) {
 }
 
 }  // namespace zs::engine
+
+namespace zs::engine::kernels {
+
+uint8_t* thread_panel_buffer(size_t bytes) {
+  struct Buffer {
+    uint8_t* data = nullptr;
+    size_t capacity = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buf;
+  if (bytes > buf.capacity) {
+    std::free(buf.data);
+    buf.capacity = round_up_64(bytes);
+    buf.data = static_cast<uint8_t*>(std::aligned_alloc(64, buf.capacity));
+  }
+  return buf.data;
+}
+
+}  // namespace zs::engine::kernels

@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "engine/kernels/gemm_kernel.h"
 #include "engine/quant/block_types.h"
@@ -333,6 +334,212 @@ void tile_32(const GemmArgs& g, int64_t r, int64_t t0) {
   for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.y_stride + r] = hsum(acc[t]) + min_sum[t];
 }
 
+// ============================================================== Prompts: 8-row panels (Q8_0)
+
+// For prompts (at least kPanelMinTokens tokens) Q8_0 weights are repacked, per call and per
+// L2-sized chunk of rows, into panels of 8 rows: for each 32-value block, eight registers
+// whose dword lane l holds 4 consecutive values of row l (as in the file, signed), then the 8
+// rows' block scales as f32. A token's 4 activation bytes are broadcast to all lanes, so 8
+// rows advance by 4 values with vpsignb (the sign trick: |w| times y with w's sign), vpmaddubsw,
+// vpmaddwd and vpaddd, with no unpacking; a block's 8 sums take one convert and one FMA per
+// token, and the 8 outputs of a (panel, token) are stored with one instruction instead of 8
+// horizontal sums. |w| is at most 128 and |y| at most 127, so vpmaddubsw's pair sums (at most
+// 32512) never saturate. The repacking (an 8 x 8 dword transpose per panel block) is reused by
+// every token of the call; the file itself is never modified. Activations are Q8_0 blocks, as
+// for the 32-block kernel, so results agree with it to float rounding.
+
+constexpr int kPanelRows = 8;
+// Measured per call against the 32-block kernel (bench_quant --only a, ZS_ISA=avx2): see
+// docs/engine.md, "Q8_0 prompts on AVX2".
+constexpr int kPanelMinTokens = 8;
+constexpr size_t kPanelChunkBytes = 128 * 1024;  // packed rows per pass, L2-resident
+constexpr size_t kPanelBlockBytes = 8 * 32 + 32;  // 8 registers of quants + 8 f32 scales
+
+// One 32-value block of one token's activations.
+struct ActP {
+  int8_t qs[32];
+  float d;
+};
+static_assert(sizeof(ActP) == 36);
+
+size_t act_bytes_p(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActP)); }
+
+void pack_act_p(const float* x, int64_t n_in, void* dst) {
+  auto* out = static_cast<ActP*>(dst);
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    BlockQ8_0 q;
+    (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
+    std::memcpy(out[b].qs, q.qs, 32);
+    out[b].d = load_f16(&q.d);
+  }
+}
+
+// v[i] holds row i's 32 bytes as 8 dwords; after this, v[j] lane l holds dword j of row l.
+ZS_INLINE void transpose_8x8_dwords(__m256i (&v)[8]) {
+  __m256i t[8], u[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);      // rows i, i+1: dwords 0, 1 | 4, 5
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);  // dwords 2, 3 | 6, 7
+  }
+#pragma GCC unroll 2
+  for (int h = 0; h < 8; h += 4) {  // rows h..h+3
+    u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);      // dword 0 | 4
+    u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);  // dword 1 | 5
+    u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);  // dword 2 | 6
+    u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);  // dword 3 | 7
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
+    v[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+  }
+}
+
+// Packs rows[0..8) (missing rows repeat the last; their lanes are never stored) into one
+// panel of n_in / 32 blocks.
+void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    const size_t off = static_cast<size_t>(b) * sizeof(BlockQ8_0);
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i] + off + 2));
+    transpose_8x8_dwords(v);
+    uint8_t* out = dst + static_cast<size_t>(b) * kPanelBlockBytes;
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * j), v[j]);
+    alignas(16) uint16_t dh[kPanelRows];
+    for (int l = 0; l < kPanelRows; ++l) std::memcpy(&dh[l], rows[l] + off, 2);
+    _mm256_store_ps(reinterpret_cast<float*>(out + 256), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh))));
+  }
+}
+
+struct PanelArgs {
+  const uint8_t* panels;  // panel 0 of the packed chunk
+  size_t panel_bytes;
+  int64_t nb;  // blocks per row
+  const uint8_t* act;
+  size_t act_stride;
+  float* y;
+  int64_t y_stride;
+};
+
+using PanelTileFn = void (*)(const PanelArgs&, int64_t panel, int64_t row0, int64_t t0, int last_rows);
+
+// R panels (8R rows from row0) x T tokens (t0..): 2RT accumulators (integer block sums and
+// float totals). The last panel stores only its first last_rows rows.
+template <int R, int T>
+void tile_p(const PanelArgs& g, int64_t panel, int64_t row0, int64_t t0, int last_rows) {
+  __m256 acc[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const ActP* act[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActP*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+  const uint8_t* wp = g.panels + static_cast<size_t>(panel) * g.panel_bytes;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < g.nb; ++b) {
+    const uint8_t* wb = wp + static_cast<size_t>(b) * kPanelBlockBytes;
+    __m256i s[R][T];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) s[r][t] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m256i wv[R], wa[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        wv[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * g.panel_bytes + 32 * j));
+        wa[r] = _mm256_abs_epi8(wv[r]);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        int32_t a4;
+        std::memcpy(&a4, act[t][b].qs + 4 * j, 4);
+        const __m256i a = _mm256_set1_epi32(a4);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(a, wv[r]));
+          s[r][t] = _mm256_add_epi32(s[r][t], _mm256_madd_epi16(p, ones));
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(wb + r * g.panel_bytes + 256));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r][t]), _mm256_mul_ps(dw, _mm256_set1_ps(act[t][b].d)), acc[r][t]);
+    }
+  }
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last_rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    float* y = g.y + (t0 + t) * g.y_stride + row0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      if (r < R - 1 || last_rows == kPanelRows) {
+        _mm256_storeu_ps(y + kPanelRows * r, acc[r][t]);
+      } else {
+        _mm256_maskstore_ps(y + kPanelRows * r, mask, acc[r][t]);
+      }
+    }
+  }
+}
+
+template <int MR, int MT>
+struct PanelTileTable {
+  PanelTileFn fn[MR][MT];
+};
+
+template <int MR, int MT>
+constexpr PanelTileTable<MR, MT> make_panel_tiles() {
+  PanelTileTable<MR, MT> t{};
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    ((t.fn[I / MT][I % MT] = &tile_p<static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>), ...);
+  }
+  (std::make_index_sequence<MR * MT>{});
+  return t;
+}
+
+template <int MR, int MT>
+void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
+  static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<MR, MT>();
+  const int64_t nb = g.n_in / 32;
+  const size_t panel_bytes = static_cast<size_t>(nb) * kPanelBlockBytes;
+  const int64_t chunk_panels = max64(1, static_cast<int64_t>(kPanelChunkBytes / panel_bytes));
+  uint8_t* buf = thread_panel_buffer(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 7) / 8)));
+  const PanelArgs pa{buf, panel_bytes, nb, g.act, g.act_stride, g.y, g.y_stride};
+  for (int64_t rc = r0; rc < r1; rc += chunk_panels * kPanelRows) {
+    const int64_t rend = min64(r1, rc + chunk_panels * kPanelRows);
+    const int64_t np = (rend - rc + kPanelRows - 1) / kPanelRows;
+    for (int64_t p = 0; p < np; ++p) {
+      const int valid = static_cast<int>(min64(kPanelRows, rend - rc - kPanelRows * p));
+      const uint8_t* rows[kPanelRows];
+      const uint8_t* w = g.w + static_cast<size_t>(rc + kPanelRows * p) * g.row_stride;
+      for (int l = 0; l < kPanelRows; ++l) rows[l] = w + static_cast<size_t>(l < valid ? l : valid - 1) * g.row_stride;
+      pack_panel(rows, g.n_in, buf + static_cast<size_t>(p) * panel_bytes);
+    }
+    for (int64_t t0 = 0; t0 < g.n_tokens; t0 += MT) {
+      const int nt = static_cast<int>(min64(MT, g.n_tokens - t0));
+      for (int64_t p = 0; p < np; p += MR) {
+        const int npan = static_cast<int>(min64(MR, np - p));
+        const int last_rows = static_cast<int>(min64(kPanelRows, rend - rc - kPanelRows * (p + npan - 1)));
+        kTiles.fn[npan - 1][nt - 1](pa, p, rc + kPanelRows * p, t0, last_rows);
+      }
+    }
+  }
+}
+
+// 1 panel x 4 tokens: 2 x 2, 1 x 5, 2 x 3 and 1 x 6 measured the same or up to 10% slower on
+// Zen 4 (ZS_ISA=avx2), and 1 x 4 needs the fewest registers.
+void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) { gemm_p_tiles<1, 4>(g, r0, r1); }
+
 // ============================================================== F32 / F16
 
 size_t act_bytes_f(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in) * 4); }
@@ -421,6 +628,10 @@ constexpr GemmKernel kQ5K{&act_bytes_k, &pack_k, &gemm_q4k<true>};
 constexpr GemmKernel kQ6K{&act_bytes_k, &pack_k, &gemm_q6k};
 template <class U>
 constexpr GemmKernel kKernel32{&act_bytes_32, &pack_32<U>, &gemm_32<U>};
+constexpr GemmKernel kKernelPanels{&act_bytes_p, &pack_act_p, &gemm_p, 0, nullptr, 0, kPanelRows};
+// Q8_0: the 32-block kernel, and the panels for prompts.
+constexpr GemmKernel kKernelQ8_0{&act_bytes_32, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 0, &kKernelPanels,
+                                 kPanelMinTokens};
 template <GgmlType kType>
 constexpr GemmKernel kKernelF{&act_bytes_f, &pack_f<kType>, &gemm_f<kType>};
 
@@ -431,7 +642,7 @@ const GemmKernel* avx2_kernel(GgmlType type) {
     case GgmlType::kQ4_K: return &kQ4K;
     case GgmlType::kQ5_K: return &kQ5K;
     case GgmlType::kQ6_K: return &kQ6K;
-    case GgmlType::kQ8_0: return &kKernel32<Q8_0Unpack>;
+    case GgmlType::kQ8_0: return &kKernelQ8_0;
     case GgmlType::kQ4_0: return &kKernel32<Q4_0Unpack>;
     case GgmlType::kQ4_1: return &kKernel32<Q4_1Unpack>;
     case GgmlType::kQ5_0: return &kKernel32<Q5_0Unpack>;

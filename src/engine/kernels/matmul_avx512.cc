@@ -1083,30 +1083,13 @@ constexpr PanelTileTable<MR, MT> make_panel_tiles() {
   return t;
 }
 
-// The calling thread's packed panels, grown as needed and kept for the next call.
-struct PanelBuffer {
-  uint8_t* data = nullptr;
-  size_t capacity = 0;
-  uint8_t* get(size_t bytes) {
-    if (bytes > capacity) {
-      std::free(data);
-      capacity = round_up_64(bytes);
-      data = static_cast<uint8_t*>(std::aligned_alloc(64, capacity));
-    }
-    return data;
-  }
-  ~PanelBuffer() { std::free(data); }
-};
-
-thread_local PanelBuffer t_panels;
-
 template <class F, int MR, int MT>
 void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
   static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<F, MR, MT>();
   const int64_t nb = g.n_in / (4 * F::kRegs);
   const size_t panel_bytes = static_cast<size_t>(nb) * F::kBlockBytes;
   const int64_t chunk_panels = max64(1, static_cast<int64_t>(kPanelChunkBytes / panel_bytes));
-  uint8_t* buf = t_panels.get(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 15) / 16)));
+  uint8_t* buf = thread_panel_buffer(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 15) / 16)));
   PanelArgs pa{buf, panel_bytes, nb, g.act, g.act_stride, g.y, g.y_stride};
   for (int64_t rc = r0; rc < r1; rc += chunk_panels * kPanelRows) {
     const int64_t rend = min64(r1, rc + chunk_panels * kPanelRows);

@@ -1,5 +1,6 @@
-// The prompt-only kernels (AVX-512 Q8_0, Q4_K and Q6_K 16-row panels) against the scalar kernels, on
-// shapes that exercise every tail: rows not a multiple of 16 (partial panels, odd panel
+// The prompt-only kernels (AVX-512 Q8_0, Q4_K and Q6_K 16-row panels, AVX2 Q8_0 8-row panels)
+// against the scalar kernels, on shapes that exercise every tail: rows not a multiple of the
+// panel height (partial panels, odd panel
 // counts), token counts not a multiple of the tile, rows with padding past their end, blocks
 // with the extreme quant values (and extreme K-quant scales and mins), and the
 // switch-over token count.
@@ -85,24 +86,25 @@ std::vector<float> run(GgmlType type, const Matrix& m, int64_t n_in, int64_t n_o
 
 struct PanelCase {
   GgmlType type;
+  const char* isa;
   std::vector<int64_t> n_in;
   std::vector<size_t> pads;
 };
 
-void PrintTo(const PanelCase& c, std::ostream* os) { *os << ggml_type_name(c.type); }
+void PrintTo(const PanelCase& c, std::ostream* os) { *os << ggml_type_name(c.type) << " " << c.isa; }
 
 class MatmulPanels : public ::testing::TestWithParam<PanelCase> {};
 
 TEST_P(MatmulPanels, AgreesWithScalarOnOddShapes) {
   Restore restore;
-  if (!force_kernel_isa("avx512")) GTEST_SKIP() << "no AVX-512 VNNI on this machine";
   const PanelCase c = GetParam();
+  if (!force_kernel_isa(c.isa)) GTEST_SKIP() << "this machine cannot run " << c.isa;
   const GgmlType type = c.type;
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   int checked = 0;
   for (int64_t n_in : c.n_in) {
-    for (int64_t n_out : {1, 15, 16, 17, 33, 48, 100}) {
+    for (int64_t n_out : {1, 7, 8, 9, 15, 16, 17, 33, 48, 100}) {
       for (size_t pad : c.pads) {
         const Matrix m = make_matrix(type, n_in, n_out, pad, rng);
         for (int64_t n_tokens : {7, 8, 9, 17, 23, 64, 131}) {
@@ -113,7 +115,7 @@ TEST_P(MatmulPanels, AgreesWithScalarOnOddShapes) {
 
           ASSERT_TRUE(force_kernel_isa("scalar"));
           const auto ref = run(type, m, n_in, n_out, x, n_tokens, 1);
-          ASSERT_TRUE(force_kernel_isa("avx512"));
+          ASSERT_TRUE(force_kernel_isa(c.isa));
           set_wide_kernels(false);
           const auto narrow = run(type, m, n_in, n_out, x, n_tokens, 2);
           set_wide_kernels(true);
@@ -137,16 +139,19 @@ TEST_P(MatmulPanels, AgreesWithScalarOnOddShapes) {
       }
     }
   }
-  EXPECT_EQ(checked, static_cast<int>(c.n_in.size() * 7 * c.pads.size() * 7));
+  EXPECT_EQ(checked, static_cast<int>(c.n_in.size() * 10 * c.pads.size() * 7));
 }
 
 // Q8_0: odd block counts and a 2080-value row; K-quants: 1, 3 and 9 super-blocks. Pads keep
 // rows unaligned (5) or aligned to the block (34, 144).
 INSTANTIATE_TEST_SUITE_P(Types, MatmulPanels,
-                         ::testing::Values(PanelCase{GgmlType::kQ8_0, {32, 96, 288, 2080}, {0, 34, 5}},
-                                           PanelCase{GgmlType::kQ4_K, {256, 768, 2304}, {0, 144, 5}},
-                                           PanelCase{GgmlType::kQ6_K, {256, 768, 2304}, {0, 210, 5}}),
-                         [](const auto& info) { return std::string(ggml_type_name(info.param.type)); });
+                         ::testing::Values(PanelCase{GgmlType::kQ8_0, "avx512", {32, 96, 288, 2080}, {0, 34, 5}},
+                                           PanelCase{GgmlType::kQ4_K, "avx512", {256, 768, 2304}, {0, 144, 5}},
+                                           PanelCase{GgmlType::kQ6_K, "avx512", {256, 768, 2304}, {0, 210, 5}},
+                                           PanelCase{GgmlType::kQ8_0, "avx2", {32, 96, 288, 2080}, {0, 34, 5}}),
+                         [](const auto& info) {
+                           return std::string(ggml_type_name(info.param.type)) + "_" + info.param.isa;
+                         });
 
 // In a group (Q, K, V style) the panel kernel shares the dispatch with other formats; the
 // results equal separate products.
