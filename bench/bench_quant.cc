@@ -269,15 +269,16 @@ void bench_models(const Options& o) {
   q4.prefill(true);
   const auto t = interleave({[&] { return q8.prefill(true); }, [&] { return q8.prefill(false); },
                              [&] { return q4.prefill(true); }, [&] { return q8.decode(o.decode_tokens); },
-                             [&] { return q4.decode(o.decode_tokens); }},
+                             [&] { return q4.decode(o.decode_tokens); }, [&] { return q4.prefill(false); }},
                             o.rounds);
-  std::printf("  prefill: Q8_0 %.0f GFLOP/s (panels off: %.0f), Q4_K_M %.0f GFLOP/s (medians)\n", median(t[0]),
-              median(t[1]), median(t[2]));
+  std::printf("  prefill: Q8_0 %.0f GFLOP/s (panels off: %.0f), Q4_K_M %.0f GFLOP/s (panels off: %.0f) (medians)\n",
+              median(t[0]), median(t[1]), median(t[2]), median(t[5]));
   std::printf("  decode:  Q8_0 %.2f tok/s = %.1f GB/s (%.3f GB/token), Q4_K_M %.2f tok/s = %.1f GB/s (%.3f GB/token)\n",
               median(t[3]), median(t[3]) * q8.gb_per_token(), q8.gb_per_token(), median(t[4]),
               median(t[4]) * q4.gb_per_token(), q4.gb_per_token());
   print_ratio("model prefill Q8_0 / Q4_K_M GFLOP/s", ratios(t[0], t[2]), ">= 1x");
   print_ratio("model prefill Q8_0 panels / Q8_0 before", ratios(t[0], t[1]), "");
+  print_ratio("model prefill Q4_K_M panels / Q4_K_M before", ratios(t[2], t[5]), "");
   std::vector<double> q8_gbs, q4_gbs;
   for (double v : t[3]) q8_gbs.push_back(v * q8.gb_per_token());
   for (double v : t[4]) q4_gbs.push_back(v * q4.gb_per_token());

@@ -51,9 +51,9 @@ std::string_view kernel_isa();
 // returns false when the machine lacks it. Also read once from env ZS_ISA.
 bool force_kernel_isa(std::string_view isa);
 
-// Enables (the default) or disables the kernels used only for prompts (AVX-512 Q8_0: weights
-// repacked per call into 16-row panels); returns the previous setting. For tests and
-// benchmarks that compare both paths.
+// Enables (the default) or disables the kernels used only for prompts (weights repacked per
+// call into panels of rows: AVX-512 Q8_0, Q4_K and Q6_K in 16-row panels, AVX2 Q8_0 and Q4_K in
+// 8-row panels); returns the previous setting. For tests and benchmarks that compare both paths.
 bool set_wide_kernels(bool enabled);
 
 // How far the decode kernels prefetch the weights of long rows (kernels/prefetch_tuner.h):

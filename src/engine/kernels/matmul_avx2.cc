@@ -9,6 +9,7 @@
 // __attribute__((target))) and is only entered after the driver has checked the CPU.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -334,45 +335,27 @@ void tile_32(const GemmArgs& g, int64_t r, int64_t t0) {
   for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.y_stride + r] = hsum(acc[t]) + min_sum[t];
 }
 
-// ============================================================== Prompts: 8-row panels (Q8_0)
+// ============================================================== Prompts: 8-row panels (Q8_0, Q4_K)
 
-// For prompts (at least kPanelMinTokens tokens) Q8_0 weights are repacked, per call and per
-// L2-sized chunk of rows, into panels of 8 rows: for each 32-value block, eight registers
-// whose dword lane l holds 4 consecutive values of row l (as in the file, signed), then the 8
-// rows' block scales as f32. A token's 4 activation bytes are broadcast to all lanes, so 8
-// rows advance by 4 values with vpsignb (the sign trick: |w| times y with w's sign), vpmaddubsw,
-// vpmaddwd and vpaddd, with no unpacking; a block's 8 sums take one convert and one FMA per
-// token, and the 8 outputs of a (panel, token) are stored with one instruction instead of 8
-// horizontal sums. |w| is at most 128 and |y| at most 127, so vpmaddubsw's pair sums (at most
-// 32512) never saturate. The repacking (an 8 x 8 dword transpose per panel block) is reused by
-// every token of the call; the file itself is never modified. Activations are Q8_0 blocks, as
-// for the 32-block kernel, so results agree with it to float rounding.
+// For prompts (at least the format's kMinTokens tokens) Q8_0 and Q4_K weights are repacked, per call
+// and per L2-sized chunk of rows, into panels of 8 rows: per 32-value block, eight registers
+// whose dword lane l holds 4 consecutive values of row l, then the block's per-row scales. A
+// token's 4 activation bytes are broadcast to all lanes, so one vpmaddubsw advances 8 rows by
+// 4 values with no unpacking, a block's 8 sums take one convert and one FMA per token (Q4_K:
+// per super-block), and the 8 outputs of a (panel, token) are stored with one instruction
+// instead of 8 horizontal sums. The repacking (an 8 x 8 dword transpose per panel block) is
+// reused by every token of the call; the file itself is never modified.
+//
+// Q8_0 values stay signed: the product is vpsignb (the activation takes the weight's sign),
+// vpmaddubsw with |w| and vpmaddwd by one; |w| <= 128 and |y| <= 127, so the pair sums (at
+// most 32512) never saturate. Q4_K nibbles are unsigned already: the 8 vpmaddubsw results of
+// a 32-value block are summed as int16 (at most 8 x 2 x 15 x 128 = 30720), and one vpmaddwd by
+// the rows' 6-bit scales takes them to int32, so a super-block needs one convert and two FMAs
+// (scales, mins) per token. Activations are those the narrow kernels take (Q8_0 blocks; Q8_K
+// with its bsums summed per 32 values), so results agree with them to float rounding.
 
 constexpr int kPanelRows = 8;
-// Measured per call against the 32-block kernel (bench_quant --only a, ZS_ISA=avx2): see
-// docs/engine.md, "Q8_0 prompts on AVX2".
-constexpr int kPanelMinTokens = 8;
 constexpr size_t kPanelChunkBytes = 128 * 1024;  // packed rows per pass, L2-resident
-constexpr size_t kPanelBlockBytes = 8 * 32 + 32;  // 8 registers of quants + 8 f32 scales
-
-// One 32-value block of one token's activations.
-struct ActP {
-  int8_t qs[32];
-  float d;
-};
-static_assert(sizeof(ActP) == 36);
-
-size_t act_bytes_p(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(ActP)); }
-
-void pack_act_p(const float* x, int64_t n_in, void* dst) {
-  auto* out = static_cast<ActP*>(dst);
-  for (int64_t b = 0; b < n_in / 32; ++b) {
-    BlockQ8_0 q;
-    (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
-    std::memcpy(out[b].qs, q.qs, 32);
-    out[b].d = load_f16(&q.d);
-  }
-}
 
 // v[i] holds row i's 32 bytes as 8 dwords; after this, v[j] lane l holds dword j of row l.
 ZS_INLINE void transpose_8x8_dwords(__m256i (&v)[8]) {
@@ -384,8 +367,8 @@ ZS_INLINE void transpose_8x8_dwords(__m256i (&v)[8]) {
   }
 #pragma GCC unroll 2
   for (int h = 0; h < 8; h += 4) {  // rows h..h+3
-    u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);      // dword 0 | 4
-    u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);  // dword 1 | 5
+    u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);          // dword 0 | 4
+    u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);      // dword 1 | 5
     u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);  // dword 2 | 6
     u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);  // dword 3 | 7
   }
@@ -396,122 +379,260 @@ ZS_INLINE void transpose_8x8_dwords(__m256i (&v)[8]) {
   }
 }
 
-// Packs rows[0..8) (missing rows repeat the last; their lanes are never stored) into one
-// panel of n_in / 32 blocks.
-void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
-  for (int64_t b = 0; b < n_in / 32; ++b) {
-    const size_t off = static_cast<size_t>(b) * sizeof(BlockQ8_0);
-    __m256i v[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i] + off + 2));
-    transpose_8x8_dwords(v);
-    uint8_t* out = dst + static_cast<size_t>(b) * kPanelBlockBytes;
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * j), v[j]);
-    alignas(16) uint16_t dh[kPanelRows];
-    for (int l = 0; l < kPanelRows; ++l) std::memcpy(&dh[l], rows[l] + off, 2);
-    _mm256_store_ps(reinterpret_cast<float*>(out + 256), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh))));
-  }
+// The 8 rows' f16 values at byte `off` of each row, as f32.
+ZS_INLINE __m256 panel_f16(const uint8_t* const (&rows)[kPanelRows], size_t off) {
+  alignas(16) uint16_t h[kPanelRows];
+  for (int l = 0; l < kPanelRows; ++l) std::memcpy(&h[l], rows[l] + off, 2);
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
+ZS_INLINE __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
 struct PanelArgs {
   const uint8_t* panels;  // panel 0 of the packed chunk
   size_t panel_bytes;
-  int64_t nb;  // blocks per row
+  int64_t nb;  // panel blocks per row
   const uint8_t* act;
   size_t act_stride;
   float* y;
   int64_t y_stride;
 };
 
-using PanelTileFn = void (*)(const PanelArgs&, int64_t panel, int64_t row0, int64_t t0, int last_rows);
-
-// R panels (8R rows from row0) x T tokens (t0..): 2RT accumulators (integer block sums and
-// float totals). The last panel stores only its first last_rows rows.
-template <int R, int T>
-void tile_p(const PanelArgs& g, int64_t panel, int64_t row0, int64_t t0, int last_rows) {
-  __m256 acc[R][T];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  }
-  const ActP* act[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const ActP*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
-  const uint8_t* wp = g.panels + static_cast<size_t>(panel) * g.panel_bytes;
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t b = 0; b < g.nb; ++b) {
-    const uint8_t* wb = wp + static_cast<size_t>(b) * kPanelBlockBytes;
-    __m256i s[R][T];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) s[r][t] = _mm256_setzero_si256();
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      __m256i wv[R], wa[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        wv[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * g.panel_bytes + 32 * j));
-        wa[r] = _mm256_abs_epi8(wv[r]);
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        int32_t a4;
-        std::memcpy(&a4, act[t][b].qs + 4 * j, 4);
-        const __m256i a = _mm256_set1_epi32(a4);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          const __m256i p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(a, wv[r]));
-          s[r][t] = _mm256_add_epi32(s[r][t], _mm256_madd_epi16(p, ones));
-        }
-      }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(wb + r * g.panel_bytes + 256));
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t)
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r][t]), _mm256_mul_ps(dw, _mm256_set1_ps(act[t][b].d)), acc[r][t]);
-    }
-  }
+// Stores the T tokens' 8 outputs of a panel (only the first last_rows rows of a partial one).
+template <int T>
+ZS_INLINE void store_panel(const PanelArgs& g, int64_t row0, int64_t t0, int last_rows, const __m256 (&acc)[T]) {
   const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last_rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     float* y = g.y + (t0 + t) * g.y_stride + row0;
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      if (r < R - 1 || last_rows == kPanelRows) {
-        _mm256_storeu_ps(y + kPanelRows * r, acc[r][t]);
-      } else {
-        _mm256_maskstore_ps(y + kPanelRows * r, mask, acc[r][t]);
-      }
+    if (last_rows == kPanelRows) {
+      _mm256_storeu_ps(y, acc[t]);
+    } else {
+      _mm256_maskstore_ps(y, mask, acc[t]);
     }
   }
 }
 
-template <int MR, int MT>
-struct PanelTileTable {
-  PanelTileFn fn[MR][MT];
+struct PanelQ8_0 {
+  struct Act {  // one 32-value block of one token
+    int8_t qs[32];
+    float d;
+  };
+  static constexpr int kValues = 32;                 // values per panel block
+  static constexpr size_t kBlockBytes = 8 * 32 + 32;  // 8 registers of quants + 8 f32 scales
+  // Measured per call against the 32-block kernel (bench_quant --only a, ZS_ISA=avx2): see
+  // docs/engine.md, "Prompts on AVX2".
+  static constexpr int kMinTokens = 8;
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / 32) * sizeof(Act)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    auto* out = static_cast<Act*>(dst);
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      BlockQ8_0 q;
+      (void)quantize_row(GgmlType::kQ8_0, x + 32 * b, &q, 32);
+      std::memcpy(out[b].qs, q.qs, 32);
+      out[b].d = load_f16(&q.d);
+    }
+  }
+
+  // Packs rows[0..8) (missing rows repeat the last; their lanes are never stored) into one
+  // panel of n_in / 32 blocks.
+  static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+    for (int64_t b = 0; b < n_in / 32; ++b) {
+      const size_t off = static_cast<size_t>(b) * sizeof(BlockQ8_0);
+      __m256i v[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i] + off + 2));
+      transpose_8x8_dwords(v);
+      uint8_t* out = dst + static_cast<size_t>(b) * kBlockBytes;
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * j), v[j]);
+      _mm256_store_ps(reinterpret_cast<float*>(out + 256), panel_f16(rows, off));
+    }
+  }
+
+  // One panel x T tokens.
+  template <int T>
+  static void tile(const PanelArgs& g, int64_t panel, int64_t row0, int64_t t0, int last_rows) {
+    __m256 acc[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    const Act* act[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    const uint8_t* wp = g.panels + static_cast<size_t>(panel) * g.panel_bytes;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < g.nb; ++b) {
+      const uint8_t* wb = wp + static_cast<size_t>(b) * kBlockBytes;
+      __m256i s[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) s[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 32 * j));
+        const __m256i wa = _mm256_abs_epi8(wv);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(bcast4(act[t][b].qs + 4 * j), wv));
+          s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(p, ones));
+        }
+      }
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(wb + 256));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(dw, _mm256_set1_ps(act[t][b].d)), acc[t]);
+    }
+    store_panel<T>(g, row0, t0, last_rows, acc);
+  }
 };
 
-template <int MR, int MT>
-constexpr PanelTileTable<MR, MT> make_panel_tiles() {
-  PanelTileTable<MR, MT> t{};
-  [&]<size_t... I>(std::index_sequence<I...>) {
-    ((t.fn[I / MT][I % MT] = &tile_p<static_cast<int>(I / MT) + 1, static_cast<int>(I % MT) + 1>), ...);
+struct PanelQ4_K {
+  struct Act {  // one super-block of one token: Q8_K with its bsums summed per 32 values
+    int8_t qs[kQKK];
+    float d;
+    int16_t bsums[8];
+  };
+  static constexpr int kValues = kQKK;
+  // Per super-block: 8 sub-blocks x 8 registers of nibbles (as bytes), the 8 sub-blocks' scale
+  // registers (lane l: row l's 6-bit scale as two int16), 4 min registers (lane l: row l's
+  // mins of sub-blocks 2i and 2i + 1 as int16), then d and dmin of the 8 rows as f32.
+  static constexpr size_t kScales = 64 * 32, kMins = kScales + 8 * 32, kD = kMins + 4 * 32, kDmin = kD + 32;
+  static constexpr size_t kBlockBytes = kDmin + 32;
+  // Panels lost at 8 tokens on 2048 -> 8192 (0.86x) and won from 16 on both shapes (see
+  // docs/engine.md, "Prompts on AVX2").
+  static constexpr int kMinTokens = 16;
+
+  static size_t act_bytes(int64_t n_in) { return round_up_64(static_cast<size_t>(n_in / kQKK) * sizeof(Act)); }
+
+  static void pack_act(const float* x, int64_t n_in, void* dst) {
+    auto* out = static_cast<Act*>(dst);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      BlockQ8K q;
+      (void)quantize_row(GgmlType::kQ8_K, x + kQKK * sb, &q, kQKK);
+      std::memcpy(out[sb].qs, q.qs, kQKK);
+      out[sb].d = q.d;
+      for (int j = 0; j < 8; ++j) out[sb].bsums[j] = static_cast<int16_t>(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+    }
   }
-  (std::make_index_sequence<MR * MT>{});
+
+  static void pack_panel(const uint8_t* const (&rows)[kPanelRows], int64_t n_in, uint8_t* dst) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t sb = 0; sb < n_in / kQKK; ++sb) {
+      const size_t off = static_cast<size_t>(sb) * sizeof(BlockQ4K);
+      uint8_t* out = dst + static_cast<size_t>(sb) * kBlockBytes;
+      // Each 32-byte run of nibbles holds sub-blocks 2i (low nibbles) and 2i + 1 (high).
+#pragma GCC unroll 1
+      for (int i = 0; i < 4; ++i) {
+        __m256i lo[8], hi[8];
+#pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) {
+          const __m256i q = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(rows[l] + off + offsetof(BlockQ4K, qs) + 32 * i));
+          lo[l] = _mm256_and_si256(q, low4);
+          hi[l] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        }
+        transpose_8x8_dwords(lo);
+        transpose_8x8_dwords(hi);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * (8 * (2 * i) + k)), lo[k]);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * (8 * (2 * i + 1) + k)), hi[k]);
+        }
+      }
+      // Scales and mins: row l's 16 bytes (8 scales, 8 mins) widened to int16 and spread so
+      // that lane l of sub-block j's register holds scale j twice.
+      alignas(32) int16_t sc[8][16], mn[4][16];
+      for (int l = 0; l < 8; ++l) {
+        alignas(16) uint8_t sm[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(sm), k4_scales_mins(rows[l] + off + offsetof(BlockQ4K, scales)));
+        for (int j = 0; j < 8; ++j) sc[j][2 * l] = sc[j][2 * l + 1] = sm[j];
+        for (int i = 0; i < 4; ++i) {
+          mn[i][2 * l] = sm[8 + 2 * i];
+          mn[i][2 * l + 1] = sm[8 + 2 * i + 1];
+        }
+      }
+      std::memcpy(out + kScales, sc, sizeof sc);
+      std::memcpy(out + kMins, mn, sizeof mn);
+      _mm256_store_ps(reinterpret_cast<float*>(out + kD), panel_f16(rows, off + offsetof(BlockQ4K, d)));
+      _mm256_store_ps(reinterpret_cast<float*>(out + kDmin), panel_f16(rows, off + offsetof(BlockQ4K, dmin)));
+    }
+  }
+
+  template <int T>
+  static void tile(const PanelArgs& g, int64_t panel, int64_t row0, int64_t t0, int last_rows) {
+    __m256 acc[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    const Act* act[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const Act*>(g.act + static_cast<size_t>(t0 + t) * g.act_stride);
+    const uint8_t* wp = g.panels + static_cast<size_t>(panel) * g.panel_bytes;
+    for (int64_t sb = 0; sb < g.nb; ++sb) {
+      const uint8_t* wb = wp + static_cast<size_t>(sb) * kBlockBytes;
+      __m256i s[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) s[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+      for (int j = 0; j < 8; ++j) {
+        __m256i p[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) p[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 32 * (8 * j + k)));
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t)
+            p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(wv, bcast4(act[t][sb].qs + 32 * j + 4 * k)));
+        }
+        const __m256i scale = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + kScales + 32 * j));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(p[t], scale));
+      }
+      const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(wb + kD));
+      const __m256 dmin = _mm256_load_ps(reinterpret_cast<const float*>(wb + kDmin));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        __m256i m = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+          const __m256i mins = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + kMins + 32 * i));
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(mins, bcast4(reinterpret_cast<const int8_t*>(act[t][sb].bsums + 2 * i))));
+        }
+        const __m256 dy = _mm256_set1_ps(act[t][sb].d);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, dy), acc[t]);
+        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, dy), acc[t]);
+      }
+    }
+    store_panel<T>(g, row0, t0, last_rows, acc);
+  }
+};
+
+using PanelTileFn = void (*)(const PanelArgs&, int64_t panel, int64_t row0, int64_t t0, int last_rows);
+
+template <class F, int MT>
+struct PanelTileTable {
+  PanelTileFn fn[MT];
+};
+
+template <class F, int MT>
+constexpr PanelTileTable<F, MT> make_panel_tiles() {
+  PanelTileTable<F, MT> t{};
+  [&]<size_t... I>(std::index_sequence<I...>) { ((t.fn[I] = &F::template tile<static_cast<int>(I) + 1>), ...); }
+  (std::make_index_sequence<MT>{});
   return t;
 }
 
-template <int MR, int MT>
+// Tiles of 1 panel x MT tokens.
+template <class F, int MT>
 void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
-  static constexpr PanelTileTable<MR, MT> kTiles = make_panel_tiles<MR, MT>();
-  const int64_t nb = g.n_in / 32;
-  const size_t panel_bytes = static_cast<size_t>(nb) * kPanelBlockBytes;
+  static constexpr PanelTileTable<F, MT> kTiles = make_panel_tiles<F, MT>();
+  const int64_t nb = g.n_in / F::kValues;
+  const size_t panel_bytes = static_cast<size_t>(nb) * F::kBlockBytes;
   const int64_t chunk_panels = max64(1, static_cast<int64_t>(kPanelChunkBytes / panel_bytes));
   uint8_t* buf = thread_panel_buffer(panel_bytes * static_cast<size_t>(min64(chunk_panels, (r1 - r0 + 7) / 8)));
   const PanelArgs pa{buf, panel_bytes, nb, g.act, g.act_stride, g.y, g.y_stride};
@@ -523,22 +644,27 @@ void gemm_p_tiles(const GemmArgs& g, int64_t r0, int64_t r1) {
       const uint8_t* rows[kPanelRows];
       const uint8_t* w = g.w + static_cast<size_t>(rc + kPanelRows * p) * g.row_stride;
       for (int l = 0; l < kPanelRows; ++l) rows[l] = w + static_cast<size_t>(l < valid ? l : valid - 1) * g.row_stride;
-      pack_panel(rows, g.n_in, buf + static_cast<size_t>(p) * panel_bytes);
+      F::pack_panel(rows, g.n_in, buf + static_cast<size_t>(p) * panel_bytes);
     }
     for (int64_t t0 = 0; t0 < g.n_tokens; t0 += MT) {
       const int nt = static_cast<int>(min64(MT, g.n_tokens - t0));
-      for (int64_t p = 0; p < np; p += MR) {
-        const int npan = static_cast<int>(min64(MR, np - p));
-        const int last_rows = static_cast<int>(min64(kPanelRows, rend - rc - kPanelRows * (p + npan - 1)));
-        kTiles.fn[npan - 1][nt - 1](pa, p, rc + kPanelRows * p, t0, last_rows);
+      for (int64_t p = 0; p < np; ++p) {
+        const int last_rows = static_cast<int>(min64(kPanelRows, rend - rc - kPanelRows * p));
+        kTiles.fn[nt - 1](pa, p, rc + kPanelRows * p, t0, last_rows);
       }
     }
   }
 }
 
-// 1 panel x 4 tokens: 2 x 2, 1 x 5, 2 x 3 and 1 x 6 measured the same or up to 10% slower on
-// Zen 4 (ZS_ISA=avx2), and 1 x 4 needs the fewest registers.
-void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) { gemm_p_tiles<1, 4>(g, r0, r1); }
+// 1 panel x 4 tokens: for Q8_0, 2 x 2, 1 x 5, 2 x 3 and 1 x 6 measured the same or up to 10%
+// slower on Zen 4 (ZS_ISA=avx2), and 1 x 4 needs the fewest registers.
+template <class F>
+void gemm_p(const GemmArgs& g, int64_t r0, int64_t r1) {
+  gemm_p_tiles<F, 4>(g, r0, r1);
+}
+
+template <class F>
+constexpr GemmKernel kKernelPanels{&F::act_bytes, &F::pack_act, &gemm_p<F>, 0, nullptr, 0, kPanelRows};
 
 // ============================================================== F32 / F16
 
@@ -623,15 +749,15 @@ void gemm_f(const GemmArgs& g, int64_t r0, int64_t r1) {
   run_rows(kTiles, g, r0, r1, static_cast<size_t>(g.n_in) * (kType == GgmlType::kF32 ? 4 : 2));
 }
 
-constexpr GemmKernel kQ4K{&act_bytes_k, &pack_k, &gemm_q4k<false>};
 constexpr GemmKernel kQ5K{&act_bytes_k, &pack_k, &gemm_q4k<true>};
 constexpr GemmKernel kQ6K{&act_bytes_k, &pack_k, &gemm_q6k};
 template <class U>
 constexpr GemmKernel kKernel32{&act_bytes_32, &pack_32<U>, &gemm_32<U>};
-constexpr GemmKernel kKernelPanels{&act_bytes_p, &pack_act_p, &gemm_p, 0, nullptr, 0, kPanelRows};
-// Q8_0: the 32-block kernel, and the panels for prompts.
-constexpr GemmKernel kKernelQ8_0{&act_bytes_32, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 0, &kKernelPanels,
-                                 kPanelMinTokens};
+// Q8_0 and Q4_K: the narrow kernels, and the panels for prompts.
+constexpr GemmKernel kKernelQ8_0{&act_bytes_32, &pack_32<Q8_0Unpack>, &gemm_32<Q8_0Unpack>, 0,
+                                 &kKernelPanels<PanelQ8_0>, PanelQ8_0::kMinTokens};
+constexpr GemmKernel kKernelQ4_K{&act_bytes_k, &pack_k, &gemm_q4k<false>, 0, &kKernelPanels<PanelQ4_K>,
+                                 PanelQ4_K::kMinTokens};
 template <GgmlType kType>
 constexpr GemmKernel kKernelF{&act_bytes_f, &pack_f<kType>, &gemm_f<kType>};
 
@@ -639,7 +765,7 @@ constexpr GemmKernel kKernelF{&act_bytes_f, &pack_f<kType>, &gemm_f<kType>};
 
 const GemmKernel* avx2_kernel(GgmlType type) {
   switch (type) {
-    case GgmlType::kQ4_K: return &kQ4K;
+    case GgmlType::kQ4_K: return &kKernelQ4_K;
     case GgmlType::kQ5_K: return &kQ5K;
     case GgmlType::kQ6_K: return &kQ6K;
     case GgmlType::kQ8_0: return &kKernelQ8_0;

@@ -1,4 +1,4 @@
-// The prompt-only kernels (AVX-512 Q8_0, Q4_K and Q6_K 16-row panels, AVX2 Q8_0 8-row panels)
+// The prompt-only kernels (AVX-512 Q8_0, Q4_K and Q6_K 16-row panels, AVX2 Q8_0 and Q4_K 8-row panels)
 // against the scalar kernels, on shapes that exercise every tail: rows not a multiple of the
 // panel height (partial panels, odd panel
 // counts), token counts not a multiple of the tile, rows with padding past their end, blocks
@@ -148,7 +148,8 @@ INSTANTIATE_TEST_SUITE_P(Types, MatmulPanels,
                          ::testing::Values(PanelCase{GgmlType::kQ8_0, "avx512", {32, 96, 288, 2080}, {0, 34, 5}},
                                            PanelCase{GgmlType::kQ4_K, "avx512", {256, 768, 2304}, {0, 144, 5}},
                                            PanelCase{GgmlType::kQ6_K, "avx512", {256, 768, 2304}, {0, 210, 5}},
-                                           PanelCase{GgmlType::kQ8_0, "avx2", {32, 96, 288, 2080}, {0, 34, 5}}),
+                                           PanelCase{GgmlType::kQ8_0, "avx2", {32, 96, 288, 2080}, {0, 34, 5}},
+                                           PanelCase{GgmlType::kQ4_K, "avx2", {256, 768, 2304}, {0, 144, 5}}),
                          [](const auto& info) {
                            return std::string(ggml_type_name(info.param.type)) + "_" + info.param.isa;
                          });
