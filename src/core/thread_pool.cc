@@ -83,12 +83,22 @@ void ThreadPool::dispatch(const std::function<void(int, int)>& fn, bool shared) 
   job_ = nullptr;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-  run([&](int t, int nt) {
-    int64_t chunk = (n + nt - 1) / nt;
-    int64_t b = std::min<int64_t>(n, chunk * t);
-    int64_t e = std::min<int64_t>(n, b + chunk);
-    if (b < e) fn(b, e);
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  const int64_t chunks = std::min<int64_t>(n_threads_, n / std::max<int64_t>(grain, 1));
+  if (chunks <= 1) {
+    fn(0, n);
+    return;
+  }
+  struct Split {
+    const std::function<void(int64_t, int64_t)>* fn;
+    int64_t n, chunk;
+    std::atomic<int64_t> next{0};
+  } split{&fn, n, (n + chunks - 1) / chunks};
+  // One pointer captured: fits std::function's inline storage, so dispatching allocates nothing.
+  run_shared([s = &split](int, int) {
+    for (int64_t b; (b = s->next.fetch_add(s->chunk, std::memory_order_relaxed)) < s->n;)
+      (*s->fn)(b, std::min(s->n, b + s->chunk));
   });
 }
 

@@ -4,7 +4,10 @@
 
 #include <filesystem>
 
+#include <algorithm>
 #include <atomic>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace zs::core {
@@ -19,6 +22,37 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
         for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
       });
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n;
+    }
+  }
+}
+
+TEST(ThreadPool, ParallelForMakesNoChunkSmallerThanTheGrainAndRunsASingleChunkOnTheCaller) {
+  ThreadPool pool(4);
+  const auto caller = std::this_thread::get_id();
+  for (int64_t n : {1, 5, 99, 100, 101, 399, 400, 401, 1000}) {
+    for (int64_t grain : {1, 100, 1000}) {
+      core::Mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> chunks;
+      bool off_caller = false;
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        core::MutexLock lock(mu);
+        chunks.emplace_back(b, e);
+        off_caller |= std::this_thread::get_id() != caller;
+      }, grain);
+      std::sort(chunks.begin(), chunks.end());
+      // The simple rule: chunks of ceil(n / c) indices (the last one shorter), where c =
+      // min(threads, floor(n / grain)), at least 1.
+      const int64_t c = std::max<int64_t>(1, std::min<int64_t>(4, n / grain));
+      const int64_t size = (n + c - 1) / c, want_chunks = (n + size - 1) / size;
+      ASSERT_EQ(static_cast<int64_t>(chunks.size()), want_chunks) << "n " << n << " grain " << grain;
+      int64_t next = 0;
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        ASSERT_EQ(chunks[i].first, next);
+        if (i + 1 < chunks.size()) ASSERT_GE(chunks[i].second - chunks[i].first, grain) << "n " << n << " grain " << grain;
+        next = chunks[i].second;
+      }
+      ASSERT_EQ(next, n);
+      if (want_chunks == 1) ASSERT_FALSE(off_caller) << "n " << n << " grain " << grain;
     }
   }
 }

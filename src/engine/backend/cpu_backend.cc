@@ -24,6 +24,13 @@
 namespace zs::engine {
 namespace {
 
+// Below these sizes an operation is not worth waking another thread for (a wake-up and the
+// wait for it cost about a microsecond): elements of an element-wise operation, and
+// multiply-adds (keys x head dim) of a chunk of attention jobs. See docs/engine.md, "Small
+// models: attention and the thread pool".
+constexpr int64_t kElementwiseGrain = 1024;
+constexpr int64_t kAttentionGrainMacs = 16384;
+
 // --- Helpers of gelu() and attention_full().
 
 // GELU (tanh approximation). Built once; immutable afterwards.
@@ -203,7 +210,7 @@ class CpuBackend final : public Backend {
         const float g = gate[i];
         gate[i] = g / (1.0f + std::exp(-g)) * up[i];
       }
-    });
+    }, kElementwiseGrain);
   }
 
   void mul(float* y, const float* x, int64_t n) override {
@@ -224,7 +231,7 @@ class CpuBackend final : public Backend {
       if (simd) return softcap_avx2(y + b, e - b, cap);
 #endif
       for (int64_t i = b; i < e; ++i) y[i] = std::tanh(y[i] * inv) * cap;
-    });
+    }, kElementwiseGrain);
   }
 
   void rope(float* x, int64_t n_tokens, const int32_t* positions, const RopeParams& p) override {
@@ -296,43 +303,39 @@ class CpuBackend final : public Backend {
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * a.head_dim;
     const int group = a.n_head / a.n_head_kv;
     const int64_t jobs = a.n_tokens * a.n_head;
+    // A job's work grows with the keys it sees: short contexts stay on the calling thread.
+    int64_t keys = 1;
+    for (int64_t t = 0; t < a.n_tokens; ++t)
+      keys = std::max<int64_t>(keys, a.visible_end ? a.visible_end[t] : a.positions[t] + 1);
+    const int64_t grain = std::max<int64_t>(1, kAttentionGrainMacs / (keys * a.head_dim));
     pool_.parallel_for(jobs, [&](int64_t b, int64_t e) {
-      std::vector<float> scores, q16(a.head_dim), acc(a.head_dim);
+      thread_local std::vector<float> scores, q16;
+      q16.resize(a.head_dim);
       for (int64_t job = b; job < e; ++job) {
         const int64_t t = job / a.n_head;
         const int h = static_cast<int>(job % a.n_head);
-        const int kvh = h / group;
-        const int64_t n_ctx = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
-        const int64_t first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
-        const int32_t* table = a.block_tables[t];
-        auto row_of = [&](int64_t p) { return static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size; };
         const float* q = a.q + (t * a.n_head + h) * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
-        const float q_scale = a.scale_q_first ? a.scale : 1.f, s_scale = a.scale_q_first ? 1.f : a.scale;
+        const float q_scale = a.scale_q_first ? a.scale : 1.f;
         for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
-        scores.resize(n_ctx);
-        float max_s = -INFINITY;
-        const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
-        for (int64_t j = first; j < n_ctx; ++j) {
-          float s = cpu::dot_f32_f16(q16.data(), a.k_cache + row_of(j) * kv_dim + kvh * a.head_dim, a.head_dim) * s_scale;
-          if (a.softcap > 0) s = std::tanh(s * inv_cap) * a.softcap;
-          scores[j] = s;
-          max_s = std::max(max_s, s);
-        }
-        double sum = 0;
-        for (int64_t j = first; j < n_ctx; ++j) {
-          scores[j] = std::exp(scores[j] - max_s);
-          sum += scores[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t j = first; j < n_ctx; ++j) {
-          const float p = f16_to_f32(f32_to_f16(scores[j] * inv));
-          cpu::axpy_f16(p, a.v_cache + row_of(j) * kv_dim + kvh * a.head_dim, acc.data(), a.head_dim);
-        }
-        std::copy(acc.begin(), acc.end(), a.out + (t * a.n_head + h) * a.head_dim);
+        cpu::HeadAttention ha;
+        ha.q = q16.data();
+        ha.k = a.k_cache + (h / group) * a.head_dim;
+        ha.v = a.v_cache + (h / group) * a.head_dim;
+        ha.row_stride = kv_dim;
+        ha.head_dim = a.head_dim;
+        ha.table = a.block_tables[t];
+        ha.block_size = a.block_size;
+        ha.end = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
+        ha.first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
+        ha.scale = a.scale_q_first ? 1.f : a.scale;
+        ha.softcap = a.softcap;
+        scores.resize(static_cast<size_t>(ha.end - ha.first));
+        ha.scores = scores.data();
+        ha.out = a.out + (t * a.n_head + h) * a.head_dim;
+        cpu::attend_head(ha);
       }
-    });
+    }, grain);
   }
 
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim, float eps,
@@ -363,7 +366,7 @@ class CpuBackend final : public Backend {
   // agreement.
   void gelu(float* x, int64_t n, RefBuild build) override {
     if (build == RefBuild::k2026) {
-      pool_.parallel_for(n, [&](int64_t b, int64_t e) { ref2026::gelu(x + b, e - b); });
+      pool_.parallel_for(n, [&](int64_t b, int64_t e) { ref2026::gelu(x + b, e - b); }, kElementwiseGrain);
       return;
     }
     apply_f16_table(gelu_f16_table(), x, n);
@@ -427,7 +430,8 @@ class CpuBackend final : public Backend {
 
  private:
   void apply_f16_table(const float* table, float* x, int64_t n) {
-    pool_.parallel_for(n, [&](int64_t b, int64_t e) { engine::apply_f16_table(table, x + b, e - b); });
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) { engine::apply_f16_table(table, x + b, e - b); },
+                       kElementwiseGrain);
   }
 
   core::ThreadPool pool_;

@@ -1,0 +1,178 @@
+// The CPU attention kernel (cpu_attention.h): the AVX2 path against the scalar path, and the
+// scalar path against a plain double-precision softmax, on paged caches with shuffled pages,
+// windows, soft-capping and head sizes that take every register-count specialisation and the
+// generic path with a tail.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "engine/backend/cpu_attention.h"
+#include "engine/backend/f16_table.h"
+#include "engine/quant/quantize.h"
+
+namespace zs::engine::cpu {
+namespace {
+
+struct Cache {
+  int n_head_kv = 2, head_dim = 0, block_size = 16;
+  int64_t kv_dim = 0;
+  std::vector<uint16_t> k, v;
+  std::vector<int32_t> table;  // shuffled pages
+};
+
+Cache make_cache(int head_dim, int64_t positions, std::mt19937& rng, float key_scale) {
+  Cache c;
+  c.head_dim = head_dim;
+  c.kv_dim = static_cast<int64_t>(c.n_head_kv) * head_dim;
+  const int64_t pages = (positions + c.block_size - 1) / c.block_size + 3;  // spare pages stay unused
+  c.table.resize(static_cast<size_t>(pages));
+  std::iota(c.table.begin(), c.table.end(), 0);
+  std::shuffle(c.table.begin(), c.table.end(), rng);
+  std::normal_distribution<float> d(0.f, 1.f);
+  c.k.resize(static_cast<size_t>(pages * c.block_size * c.kv_dim));
+  c.v.resize(c.k.size());
+  for (auto& x : c.k) x = f32_to_f16(d(rng) * key_scale);
+  for (auto& x : c.v) x = f32_to_f16(d(rng));
+  return c;
+}
+
+HeadAttention head(const Cache& c, int kv_head, const std::vector<float>& q, int64_t first, int64_t end,
+                   std::vector<float>& scores, std::vector<float>& out) {
+  HeadAttention a;
+  a.q = q.data();
+  a.k = c.k.data() + kv_head * c.head_dim;
+  a.v = c.v.data() + kv_head * c.head_dim;
+  a.row_stride = c.kv_dim;
+  a.head_dim = c.head_dim;
+  a.table = c.table.data();
+  a.block_size = c.block_size;
+  a.first = first;
+  a.end = end;
+  a.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+  scores.assign(static_cast<size_t>(end - first), -1.f);
+  out.assign(static_cast<size_t>(c.head_dim), -7.f);
+  a.scores = scores.data();
+  a.out = out.data();
+  return a;
+}
+
+// Softmax attention in double, with the probabilities rounded to f16 as the kernel's contract says.
+std::vector<double> plain(const Cache& c, int kv_head, const std::vector<float>& q, int64_t first, int64_t end,
+                          float scale, float softcap) {
+  auto row = [&](int64_t p) { return (static_cast<int64_t>(c.table[p / c.block_size]) * c.block_size + p % c.block_size) * c.kv_dim + kv_head * c.head_dim; };
+  std::vector<double> s;
+  for (int64_t p = first; p < end; ++p) {
+    double d = 0;
+    for (int i = 0; i < c.head_dim; ++i) d += double(q[i]) * f16_to_f32(c.k[row(p) + i]);
+    d *= scale;
+    if (softcap > 0) d = softcap * std::tanh(d / softcap);
+    s.push_back(d);
+  }
+  const double mx = *std::max_element(s.begin(), s.end());
+  double sum = 0;
+  for (double& x : s) sum += (x = std::exp(x - mx));
+  std::vector<double> out(static_cast<size_t>(c.head_dim), 0.0);
+  for (int64_t p = first; p < end; ++p) {
+    const double pr = f16_to_f32(f32_to_f16(static_cast<float>(s[p - first] / sum)));
+    for (int i = 0; i < c.head_dim; ++i) out[i] += pr * f16_to_f32(c.v[row(p) + i]);
+  }
+  return out;
+}
+
+struct Shape {
+  int64_t first, end;
+  float softcap;
+};
+
+TEST(CpuAttention, TheSimdPathAgreesWithTheScalarPathAndBothWithAPlainSoftmax) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.f, 1.f);
+  int checked = 0;
+  for (int head_dim : {8, 12, 16, 32, 64, 80, 128, 256}) {
+    for (float key_scale : {1.f, 8.f}) {  // 8: peaked softmaxes
+      const Cache c = make_cache(head_dim, 300, rng, key_scale);
+      // One key; one page exactly; a run that starts and ends mid-page; a window; soft-capping.
+      for (const Shape sh : {Shape{0, 1, 0.f}, Shape{0, 16, 0.f}, Shape{5, 37, 0.f}, Shape{0, 300, 0.f},
+                             Shape{200, 300, 0.f}, Shape{3, 290, 30.f}}) {
+        for (int kv_head = 0; kv_head < c.n_head_kv; ++kv_head) {
+          std::vector<float> q(static_cast<size_t>(head_dim));
+          for (auto& x : q) x = f16_to_f32(f32_to_f16(d(rng)));
+          std::vector<float> s1, o1, s2, o2;
+          HeadAttention a = head(c, kv_head, q, sh.first, sh.end, s1, o1);
+          a.softcap = sh.softcap;
+          attend_head_scalar(a);
+          const auto want = plain(c, kv_head, q, sh.first, sh.end, a.scale, sh.softcap);
+          HeadAttention b = head(c, kv_head, q, sh.first, sh.end, s2, o2);
+          b.softcap = sh.softcap;
+          attend_head(b);
+          for (int i = 0; i < head_dim; ++i) {
+            // The f16 rounding of a probability may flip with the last bit of its score.
+            const double tol = 2e-3 * (1.0 + std::fabs(want[i]));
+            ASSERT_NEAR(o1[i], want[i], tol) << "scalar, head_dim " << head_dim << " i " << i << " first " << sh.first;
+            ASSERT_NEAR(o2[i], o1[i], tol) << "fast path, head_dim " << head_dim << " i " << i << " first " << sh.first;
+          }
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 8 * 2 * 6 * 2);
+}
+
+TEST(CpuAttention, OneVisibleKeyReturnsItsValueRoundedAsTheCacheHoldsIt) {
+  std::mt19937 rng(9);
+  const Cache c = make_cache(64, 40, rng, 1.f);
+  std::vector<float> q(64, 0.5f), s, o;
+  HeadAttention a = head(c, 1, q, 20, 21, s, o);
+  attend_head(a);
+  const int64_t row = (static_cast<int64_t>(c.table[1]) * c.block_size + 4) * c.kv_dim + 64;
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(o[i], f16_to_f32(c.v[row + i])) << i;
+}
+
+// Distance in units in the last place between two positive floats.
+int64_t ulps(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  return std::abs(static_cast<int64_t>(ia) - ib);
+}
+
+TEST(CpuAttention, ExpIsWithinTwoUlpOfStdExpAndUnderflowsToZero) {
+  std::vector<float> x;
+  for (float v = 0.f; v > -87.3f; v -= 0.000731f) x.push_back(v);
+  for (float v : {-0.f, -1e-30f, -1e-7f, -0.34657359f, -0.34657360f, -0.693147f, -87.29f}) x.push_back(v);
+  const size_t normal = x.size();
+  for (float v : {-87.4f, -100.f, -1e30f, -INFINITY}) x.push_back(v);
+  std::vector<float> y(x.size());
+  exp_nonpositive(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  int64_t worst = 0;
+  for (size_t i = 0; i < normal; ++i) {
+    const float want = std::exp(x[i]);
+    worst = std::max(worst, ulps(y[i], want));
+    ASSERT_LE(ulps(y[i], want), 2) << "x = " << x[i] << ": " << y[i] << " vs " << want;
+  }
+  // Below the smallest normal result: 0 (or std::exp's subnormal on the scalar path).
+  for (size_t i = normal; i < x.size(); ++i) ASSERT_LE(y[i], 1e-37f) << "x = " << x[i];
+  EXPECT_GE(x.size(), 100000u);
+  RecordProperty("worst_ulps", static_cast<int>(worst));
+}
+
+TEST(CpuAttention, StoreF16RoundsAsTheScalarConversion) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.f, 100.f);
+  std::vector<float> src(77);
+  for (auto& x : src) x = d(rng);
+  src[3] = 65504.f;
+  src[4] = 1e-6f;
+  std::vector<uint16_t> dst(src.size());
+  store_f16(src.data(), dst.data(), static_cast<int>(src.size()));
+  for (size_t i = 0; i < src.size(); ++i) ASSERT_EQ(dst[i], f32_to_f16(src[i])) << i;
+}
+
+}  // namespace
+}  // namespace zs::engine::cpu
