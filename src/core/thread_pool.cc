@@ -83,9 +83,11 @@ void ThreadPool::dispatch(const std::function<void(int, int)>& fn, bool shared) 
   job_ = nullptr;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain,
+                              int chunks_per_thread) {
   if (n <= 0) return;
-  const int64_t chunks = std::min<int64_t>(n_threads_, n / std::max<int64_t>(grain, 1));
+  const int64_t chunks = std::min<int64_t>(static_cast<int64_t>(n_threads_) * std::max(chunks_per_thread, 1),
+                                           n / std::max<int64_t>(grain, 1));
   if (chunks <= 1) {
     fn(0, n);
     return;

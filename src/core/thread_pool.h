@@ -32,12 +32,14 @@ class ThreadPool {
   void run_shared(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks of ceil(n / c) indices (the last one shorter), where
-  // c = min(threads, n / grain) but at least 1, so that no chunk but the last is smaller than
-  // `grain`, and calls fn(begin, end) once per chunk. Chunks are claimed, as in
-  // run_shared(): a worker that has not started when the caller runs out of chunks is not
-  // waited for, so fn must not depend on which thread runs a chunk. With one chunk, fn runs on
-  // the calling thread without waking anyone (the small steps of a small model's decode).
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+  // c = min(threads x chunks_per_thread, n / grain) but at least 1, so that no chunk but the
+  // last is smaller than `grain`, and calls fn(begin, end) once per chunk. Chunks are claimed
+  // in order, as in run_shared(): a worker that has not started when the caller runs out of
+  // chunks is not waited for, so fn must not depend on which thread runs a chunk; more chunks
+  // per thread even out indices of unequal cost. With one chunk, fn runs on the calling thread
+  // without waking anyone (the small steps of a small model's decode).
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1,
+                    int chunks_per_thread = 1);
 
   // Stops and joins the worker threads (an idle instance gives its threads back); the next
   // run() starts them again. Call it from the thread that calls run(), between runs.

@@ -31,6 +31,7 @@ TEST(ThreadPool, ParallelForMakesNoChunkSmallerThanTheGrainAndRunsASingleChunkOn
   const auto caller = std::this_thread::get_id();
   for (int64_t n : {1, 5, 99, 100, 101, 399, 400, 401, 1000}) {
     for (int64_t grain : {1, 100, 1000}) {
+     for (int per_thread : {1, 3}) {
       core::Mutex mu;
       std::vector<std::pair<int64_t, int64_t>> chunks;
       bool off_caller = false;
@@ -38,11 +39,11 @@ TEST(ThreadPool, ParallelForMakesNoChunkSmallerThanTheGrainAndRunsASingleChunkOn
         core::MutexLock lock(mu);
         chunks.emplace_back(b, e);
         off_caller |= std::this_thread::get_id() != caller;
-      }, grain);
+      }, grain, per_thread);
       std::sort(chunks.begin(), chunks.end());
       // The simple rule: chunks of ceil(n / c) indices (the last one shorter), where c =
-      // min(threads, floor(n / grain)), at least 1.
-      const int64_t c = std::max<int64_t>(1, std::min<int64_t>(4, n / grain));
+      // min(threads x per_thread, floor(n / grain)), at least 1.
+      const int64_t c = std::max<int64_t>(1, std::min<int64_t>(4 * per_thread, n / grain));
       const int64_t size = (n + c - 1) / c, want_chunks = (n + size - 1) / size;
       ASSERT_EQ(static_cast<int64_t>(chunks.size()), want_chunks) << "n " << n << " grain " << grain;
       int64_t next = 0;
@@ -53,6 +54,7 @@ TEST(ThreadPool, ParallelForMakesNoChunkSmallerThanTheGrainAndRunsASingleChunkOn
       }
       ASSERT_EQ(next, n);
       if (want_chunks == 1) ASSERT_FALSE(off_caller) << "n " << n << " grain " << grain;
+     }
     }
   }
 }

@@ -14,7 +14,7 @@ namespace {
 // Walks the visible positions as runs of consecutive cache rows (one per page of the table):
 // fn(first cache row of the run, run length, index of the run's first score).
 template <class Fn>
-inline void for_each_run(const HeadAttention& a, Fn&& fn) {
+inline void for_each_run(const GroupAttention& a, Fn&& fn) {
   int64_t j = 0;
   for (int64_t p = a.first; p < a.end;) {
     const int64_t off = p % a.block_size;
@@ -86,77 +86,123 @@ __attribute__((target("avx2,fma,f16c"))) float exp_and_normalizer_avx2(float* s,
   return static_cast<float>(1.0 / sum);
 }
 
+// Prefetches n rows of `bytes` each, row_stride values apart, into L1.
+inline void prefetch_rows(const uint16_t* p, int64_t n, int64_t row_stride, int bytes) {
+  for (int64_t r = 0; r < n; ++r, p += row_stride)
+    for (int b = 0; b < bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + b, _MM_HINT_T0);
+}
+
+// The run of consecutive cache rows that holds positions [p, min(end, page end)).
+struct Run {
+  int64_t row, n;
+};
+inline Run run_at(const GroupAttention& a, int64_t p) {
+  const int64_t off = p % a.block_size;
+  return {static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off,
+          std::min<int64_t>(a.end - p, a.block_size - off)};
+}
+
 // C: 8-value chunks of head_dim held in registers (0: any head_dim, accumulated in memory).
-// No lambdas here: they would not inherit the target attribute.
+// Each page of keys (then of values) is used by every head of the group before the next,
+// whose rows are prefetched meanwhile: strided rows on shuffled pages defeat the hardware
+// prefetchers. No lambdas here: they would not inherit the target attribute.
 template <int C>
-__attribute__((target("avx2,fma,f16c"))) void attend_avx2(const HeadAttention& a) {
-  const int hd = a.head_dim;
+__attribute__((target("avx2,fma,f16c"))) void attend_avx2(const GroupAttention& a) {
+  const int hd = C > 0 ? 8 * C : a.head_dim;  // the dispatch passes C = head_dim / 8
   const int nc = C > 0 ? C : hd / 8;
   const int tail = 8 * nc;
+  const int row_bytes = 2 * hd;
   const int64_t n_keys = a.end - a.first;
   const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
-  float* s = a.scores;
-  float max_s = -INFINITY;
-  int64_t j = 0;
-  for (int64_t p = a.first; p < a.end;) {
-    const int64_t off = p % a.block_size;
-    const int64_t n = std::min<int64_t>(a.end - p, a.block_size - off);
-    const uint16_t* k = a.k + (static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off) * a.row_stride;
-    for (int64_t r = 0; r < n; ++r, k += a.row_stride) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int c = 0; c < nc; ++c)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.q + 8 * c),
-                              _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + 8 * c))), acc);
-      __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-      h = _mm_hadd_ps(h, h);
-      h = _mm_hadd_ps(h, h);
-      float d = _mm_cvtss_f32(h);
-      for (int i = tail; i < hd; ++i) d += a.q[i] * f16_to_f32(k[i]);
-      const float sc = cap(d * a.scale, a.softcap, inv_cap);
-      s[j++] = sc;
-      max_s = std::max(max_s, sc);
-    }
-    p += n;
-  }
-  const __m256 inv = _mm256_set1_ps(exp_and_normalizer_avx2(s, n_keys, max_s));
-  // Probabilities rounded to f16 and back, 8 at a time (F16C rounds to nearest even, as
-  // f32_to_f16 does).
-  int64_t i = 0;
-  for (; i + 8 <= n_keys; i += 8)
-    _mm256_storeu_ps(s + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + i), inv),
-                                                            _MM_FROUND_TO_NEAREST_INT)));
-  for (; i < n_keys; ++i) s[i] = f16_to_f32(f32_to_f16(s[i] * _mm256_cvtss_f32(inv)));
 
-  __m256 acc[C > 0 ? C : 1];
-  float* out = a.out;
-  if constexpr (C > 0) {
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
-  } else {
-    for (int c = 0; c < nc; ++c) _mm256_storeu_ps(out + 8 * c, _mm256_setzero_ps());
-  }
-  for (int t = tail; t < hd; ++t) out[t] = 0.f;
-  j = 0;
-  for (int64_t p = a.first; p < a.end;) {
-    const int64_t off = p % a.block_size;
-    const int64_t n = std::min<int64_t>(a.end - p, a.block_size - off);
-    const uint16_t* v = a.v + (static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off) * a.row_stride;
-    for (int64_t r = 0; r < n; ++r, v += a.row_stride, ++j) {
-      const float pj = s[j];
-      const __m256 pv = _mm256_set1_ps(pj);
-      for (int c = 0; c < nc; ++c) {
-        const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * c)));
-        if constexpr (C > 0) {
-          acc[c] = _mm256_fmadd_ps(pv, vv, acc[c]);
-        } else {
-          _mm256_storeu_ps(out + 8 * c, _mm256_fmadd_ps(pv, vv, _mm256_loadu_ps(out + 8 * c)));
-        }
-      }
-      for (int t = tail; t < hd; ++t) out[t] += pj * f16_to_f32(v[t]);
+  // Scores.
+  Run run = run_at(a, a.first);
+  prefetch_rows(a.k + run.row * a.row_stride, run.n, a.row_stride, row_bytes);
+  for (int64_t p = a.first, j = 0; p < a.end; p += run.n, j += run.n) {
+    run = run_at(a, p);
+    if (p + run.n < a.end) {
+      const Run next = run_at(a, p + run.n);
+      prefetch_rows(a.k + next.row * a.row_stride, next.n, a.row_stride, row_bytes);
     }
-    p += n;
+    for (int g = 0; g < a.n_q; ++g) {
+      const float* q = a.q + static_cast<int64_t>(g) * hd;
+      float* s = a.scores + g * n_keys + j;
+      const uint16_t* k = a.k + run.row * a.row_stride;
+      for (int64_t r = 0; r < run.n; ++r, k += a.row_stride) {
+        __m256 acc = _mm256_setzero_ps();
+#pragma GCC unroll 16
+        for (int c = 0; c < nc; ++c)
+          acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c),
+                                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + 8 * c))), acc);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_hadd_ps(h, h);
+        h = _mm_hadd_ps(h, h);
+        float d = _mm_cvtss_f32(h);
+        for (int i = tail; i < hd; ++i) d += q[i] * f16_to_f32(k[i]);
+        s[r] = cap(d * a.scale, a.softcap, inv_cap);
+      }
+    }
   }
-  if constexpr (C > 0)
-    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+
+  // Probabilities, per head: exp, then rounded to f16 and back 8 at a time (F16C rounds to
+  // nearest even, as f32_to_f16 does).
+  for (int g = 0; g < a.n_q; ++g) {
+    float* s = a.scores + g * n_keys;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n_keys; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + i));
+    alignas(32) float m8[8];
+    _mm256_store_ps(m8, mv);
+    float max_s = -INFINITY;
+    for (float m : m8) max_s = std::max(max_s, m);
+    for (; i < n_keys; ++i) max_s = std::max(max_s, s[i]);
+    const __m256 inv = _mm256_set1_ps(exp_and_normalizer_avx2(s, n_keys, max_s));
+    for (i = 0; i + 8 <= n_keys; i += 8)
+      _mm256_storeu_ps(s + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + i), inv),
+                                                              _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n_keys; ++i) s[i] = f16_to_f32(f32_to_f16(s[i] * _mm256_cvtss_f32(inv)));
+    float* out = a.out + static_cast<int64_t>(g) * hd;
+    for (int t = 0; t < hd; ++t) out[t] = 0.f;
+  }
+
+  // Values.
+  run = run_at(a, a.first);
+  prefetch_rows(a.v + run.row * a.row_stride, run.n, a.row_stride, row_bytes);
+  for (int64_t p = a.first, j = 0; p < a.end; p += run.n, j += run.n) {
+    run = run_at(a, p);
+    if (p + run.n < a.end) {
+      const Run next = run_at(a, p + run.n);
+      prefetch_rows(a.v + next.row * a.row_stride, next.n, a.row_stride, row_bytes);
+    }
+    for (int g = 0; g < a.n_q; ++g) {
+      const float* s = a.scores + g * n_keys + j;
+      float* out = a.out + static_cast<int64_t>(g) * hd;
+      __m256 acc[C > 0 ? C : 1];
+      if constexpr (C > 0) {
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) acc[c] = _mm256_loadu_ps(out + 8 * c);
+      }
+      const uint16_t* v = a.v + run.row * a.row_stride;
+      for (int64_t r = 0; r < run.n; ++r, v += a.row_stride) {
+        const float pj = s[r];
+        const __m256 pv = _mm256_set1_ps(pj);
+#pragma GCC unroll 16
+        for (int c = 0; c < nc; ++c) {
+          const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * c)));
+          if constexpr (C > 0) {
+            acc[c] = _mm256_fmadd_ps(pv, vv, acc[c]);
+          } else {
+            _mm256_storeu_ps(out + 8 * c, _mm256_fmadd_ps(pv, vv, _mm256_loadu_ps(out + 8 * c)));
+          }
+        }
+        for (int t = tail; t < hd; ++t) out[t] += pj * f16_to_f32(v[t]);
+      }
+      if constexpr (C > 0) {
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+      }
+    }
+  }
 }
 
 __attribute__((target("avx2,fma,f16c"))) void store_avx2(const float* src, uint16_t* dst, int n) {
@@ -172,8 +218,8 @@ __attribute__((target("avx2,fma,f16c"))) void store_avx2(const float* src, uint1
 
 // ---------------------------------------------------------------- Dispatch and scalar path
 
-void attend_head(const HeadAttention& a) {
-  if (!has_avx2_fma()) return attend_head_scalar(a);
+void attend_group(const GroupAttention& a) {
+  if (!has_avx2_fma()) return attend_group_scalar(a);
   switch (a.head_dim) {
     case 8: return attend_avx2<1>(a);
     case 16: return attend_avx2<2>(a);
@@ -184,27 +230,33 @@ void attend_head(const HeadAttention& a) {
   }
 }
 
-void attend_head_scalar(const HeadAttention& a) {
+void attend_group_scalar(const GroupAttention& a) {
   const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
-  float max_s = -INFINITY;
-  for_each_run(a, [&](int64_t row, int64_t n, int64_t j) {
-    for (int64_t r = 0; r < n; ++r) {
-      const uint16_t* k = a.k + (row + r) * a.row_stride;
-      float d = 0;
-      for (int i = 0; i < a.head_dim; ++i) d += a.q[i] * f16_to_f32(k[i]);
-      a.scores[j + r] = cap(d * a.scale, a.softcap, inv_cap);
-      max_s = std::max(max_s, a.scores[j + r]);
-    }
-  });
-  const float inv = exp_and_normalizer(a.scores, a.end - a.first, max_s);
-  std::fill(a.out, a.out + a.head_dim, 0.f);
-  for_each_run(a, [&](int64_t row, int64_t n, int64_t j) {
-    for (int64_t r = 0; r < n; ++r) {
-      const float p = f16_to_f32(f32_to_f16(a.scores[j + r] * inv));
-      const uint16_t* v = a.v + (row + r) * a.row_stride;
-      for (int i = 0; i < a.head_dim; ++i) a.out[i] += p * f16_to_f32(v[i]);
-    }
-  });
+  const int64_t n_keys = a.end - a.first;
+  for (int g = 0; g < a.n_q; ++g) {
+    const float* q = a.q + static_cast<int64_t>(g) * a.head_dim;
+    float* s = a.scores + g * n_keys;
+    float* out = a.out + static_cast<int64_t>(g) * a.head_dim;
+    float max_s = -INFINITY;
+    for_each_run(a, [&](int64_t row, int64_t n, int64_t j) {
+      for (int64_t r = 0; r < n; ++r) {
+        const uint16_t* k = a.k + (row + r) * a.row_stride;
+        float d = 0;
+        for (int i = 0; i < a.head_dim; ++i) d += q[i] * f16_to_f32(k[i]);
+        s[j + r] = cap(d * a.scale, a.softcap, inv_cap);
+        max_s = std::max(max_s, s[j + r]);
+      }
+    });
+    const float inv = exp_and_normalizer(s, n_keys, max_s);
+    std::fill(out, out + a.head_dim, 0.f);
+    for_each_run(a, [&](int64_t row, int64_t n, int64_t j) {
+      for (int64_t r = 0; r < n; ++r) {
+        const float p = f16_to_f32(f32_to_f16(s[j + r] * inv));
+        const uint16_t* v = a.v + (row + r) * a.row_stride;
+        for (int i = 0; i < a.head_dim; ++i) out[i] += p * f16_to_f32(v[i]);
+      }
+    });
+  }
 }
 
 namespace {

@@ -30,6 +30,9 @@ namespace {
 // models: attention and the thread pool".
 constexpr int64_t kElementwiseGrain = 1024;
 constexpr int64_t kAttentionGrainMacs = 16384;
+// A prompt's queries see more keys the later they sit: chunks of them differ in cost, and
+// claiming many evens the threads out.
+constexpr int kAttentionChunksPerThread = 8;
 
 // --- Helpers of gelu() and attention_full().
 
@@ -302,40 +305,43 @@ class CpuBackend final : public Backend {
   void attention(const AttentionArgs& a) override {
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * a.head_dim;
     const int group = a.n_head / a.n_head_kv;
-    const int64_t jobs = a.n_tokens * a.n_head;
+    // One job per (query, key/value head): the group's query heads share every key read.
+    const int64_t jobs = a.n_tokens * a.n_head_kv;
     // A job's work grows with the keys it sees: short contexts stay on the calling thread.
     int64_t keys = 1;
     for (int64_t t = 0; t < a.n_tokens; ++t)
       keys = std::max<int64_t>(keys, a.visible_end ? a.visible_end[t] : a.positions[t] + 1);
-    const int64_t grain = std::max<int64_t>(1, kAttentionGrainMacs / (keys * a.head_dim));
+    const int64_t grain = std::max<int64_t>(1, kAttentionGrainMacs / (keys * a.head_dim * group));
     pool_.parallel_for(jobs, [&](int64_t b, int64_t e) {
       thread_local std::vector<float> scores, q16;
-      q16.resize(a.head_dim);
+      q16.resize(static_cast<size_t>(group) * a.head_dim);
       for (int64_t job = b; job < e; ++job) {
-        const int64_t t = job / a.n_head;
-        const int h = static_cast<int>(job % a.n_head);
-        const float* q = a.q + (t * a.n_head + h) * a.head_dim;
+        const int64_t t = job / a.n_head_kv;
+        const int kvh = static_cast<int>(job % a.n_head_kv);
+        const int64_t head0 = t * a.n_head + static_cast<int64_t>(kvh) * group;  // the group's first head
+        const float* q = a.q + head0 * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
         const float q_scale = a.scale_q_first ? a.scale : 1.f;
-        for (int i = 0; i < a.head_dim; ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
-        cpu::HeadAttention ha;
-        ha.q = q16.data();
-        ha.k = a.k_cache + (h / group) * a.head_dim;
-        ha.v = a.v_cache + (h / group) * a.head_dim;
-        ha.row_stride = kv_dim;
-        ha.head_dim = a.head_dim;
-        ha.table = a.block_tables[t];
-        ha.block_size = a.block_size;
-        ha.end = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
-        ha.first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
-        ha.scale = a.scale_q_first ? 1.f : a.scale;
-        ha.softcap = a.softcap;
-        scores.resize(static_cast<size_t>(ha.end - ha.first));
-        ha.scores = scores.data();
-        ha.out = a.out + (t * a.n_head + h) * a.head_dim;
-        cpu::attend_head(ha);
+        for (size_t i = 0; i < q16.size(); ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
+        cpu::GroupAttention ga;
+        ga.q = q16.data();
+        ga.n_q = group;
+        ga.k = a.k_cache + static_cast<int64_t>(kvh) * a.head_dim;
+        ga.v = a.v_cache + static_cast<int64_t>(kvh) * a.head_dim;
+        ga.row_stride = kv_dim;
+        ga.head_dim = a.head_dim;
+        ga.table = a.block_tables[t];
+        ga.block_size = a.block_size;
+        ga.end = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
+        ga.first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
+        ga.scale = a.scale_q_first ? 1.f : a.scale;
+        ga.softcap = a.softcap;
+        scores.resize(static_cast<size_t>(group * (ga.end - ga.first)));
+        ga.scores = scores.data();
+        ga.out = a.out + head0 * a.head_dim;
+        cpu::attend_group(ga);
       }
-    }, grain);
+    }, grain, a.n_tokens > 1 ? kAttentionChunksPerThread : 1);
   }
 
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_tokens, int64_t dim, float eps,

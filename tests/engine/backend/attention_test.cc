@@ -1,7 +1,7 @@
 // The CPU attention kernel (cpu_attention.h): the AVX2 path against the scalar path, and the
 // scalar path against a plain double-precision softmax, on paged caches with shuffled pages,
-// windows, soft-capping and head sizes that take every register-count specialisation and the
-// generic path with a tail.
+// windows, soft-capping, groups of 1, 3 and 4 query heads, and head sizes that take every
+// register-count specialisation and the generic path with a tail.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -41,10 +41,12 @@ Cache make_cache(int head_dim, int64_t positions, std::mt19937& rng, float key_s
   return c;
 }
 
-HeadAttention head(const Cache& c, int kv_head, const std::vector<float>& q, int64_t first, int64_t end,
-                   std::vector<float>& scores, std::vector<float>& out) {
-  HeadAttention a;
+// n_q query heads (q: n_q x head_dim) of one key/value head.
+GroupAttention group(const Cache& c, int kv_head, const std::vector<float>& q, int n_q, int64_t first, int64_t end,
+                     std::vector<float>& scores, std::vector<float>& out) {
+  GroupAttention a;
   a.q = q.data();
+  a.n_q = n_q;
   a.k = c.k.data() + kv_head * c.head_dim;
   a.v = c.v.data() + kv_head * c.head_dim;
   a.row_stride = c.kv_dim;
@@ -54,8 +56,8 @@ HeadAttention head(const Cache& c, int kv_head, const std::vector<float>& q, int
   a.first = first;
   a.end = end;
   a.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-  scores.assign(static_cast<size_t>(end - first), -1.f);
-  out.assign(static_cast<size_t>(c.head_dim), -7.f);
+  scores.assign(static_cast<size_t>(n_q * (end - first)), -1.f);
+  out.assign(static_cast<size_t>(n_q * c.head_dim), -7.f);
   a.scores = scores.data();
   a.out = out.data();
   return a;
@@ -99,39 +101,51 @@ TEST(CpuAttention, TheSimdPathAgreesWithTheScalarPathAndBothWithAPlainSoftmax) {
       // One key; one page exactly; a run that starts and ends mid-page; a window; soft-capping.
       for (const Shape sh : {Shape{0, 1, 0.f}, Shape{0, 16, 0.f}, Shape{5, 37, 0.f}, Shape{0, 300, 0.f},
                              Shape{200, 300, 0.f}, Shape{3, 290, 30.f}}) {
-        for (int kv_head = 0; kv_head < c.n_head_kv; ++kv_head) {
-          std::vector<float> q(static_cast<size_t>(head_dim));
+        for (int n_q : {1, 3, 4}) {
+          const int kv_head = n_q % c.n_head_kv;
+          std::vector<float> q(static_cast<size_t>(n_q * head_dim));
           for (auto& x : q) x = f16_to_f32(f32_to_f16(d(rng)));
           std::vector<float> s1, o1, s2, o2;
-          HeadAttention a = head(c, kv_head, q, sh.first, sh.end, s1, o1);
+          GroupAttention a = group(c, kv_head, q, n_q, sh.first, sh.end, s1, o1);
           a.softcap = sh.softcap;
-          attend_head_scalar(a);
-          const auto want = plain(c, kv_head, q, sh.first, sh.end, a.scale, sh.softcap);
-          HeadAttention b = head(c, kv_head, q, sh.first, sh.end, s2, o2);
+          attend_group_scalar(a);
+          GroupAttention b = group(c, kv_head, q, n_q, sh.first, sh.end, s2, o2);
           b.softcap = sh.softcap;
-          attend_head(b);
-          for (int i = 0; i < head_dim; ++i) {
-            // The f16 rounding of a probability may flip with the last bit of its score.
-            const double tol = 2e-3 * (1.0 + std::fabs(want[i]));
-            ASSERT_NEAR(o1[i], want[i], tol) << "scalar, head_dim " << head_dim << " i " << i << " first " << sh.first;
-            ASSERT_NEAR(o2[i], o1[i], tol) << "fast path, head_dim " << head_dim << " i " << i << " first " << sh.first;
+          attend_group(b);
+          for (int g = 0; g < n_q; ++g) {
+            const std::vector<float> qg(q.begin() + g * head_dim, q.begin() + (g + 1) * head_dim);
+            const auto want = plain(c, kv_head, qg, sh.first, sh.end, a.scale, sh.softcap);
+            // The same head alone gives the same bits: a head's result does not depend on n_q.
+            std::vector<float> s3, o3;
+            GroupAttention one = group(c, kv_head, qg, 1, sh.first, sh.end, s3, o3);
+            one.softcap = sh.softcap;
+            attend_group(one);
+            for (int i = 0; i < head_dim; ++i) {
+              const size_t k = static_cast<size_t>(g * head_dim + i);
+              // The f16 rounding of a probability may flip with the last bit of its score.
+              const double tol = 2e-3 * (1.0 + std::fabs(want[i]));
+              ASSERT_NEAR(o1[k], want[i], tol) << "scalar, head_dim " << head_dim << " head " << g << " i " << i;
+              ASSERT_NEAR(o2[k], o1[k], tol) << "fast path, head_dim " << head_dim << " head " << g << " i " << i;
+              ASSERT_EQ(o3[i], o2[k]) << "alone vs in a group of " << n_q << ", head_dim " << head_dim << " i " << i;
+            }
+            ++checked;
           }
-          ++checked;
         }
       }
     }
   }
-  EXPECT_EQ(checked, 8 * 2 * 6 * 2);
+  EXPECT_EQ(checked, 8 * 2 * 6 * (1 + 3 + 4));
 }
 
 TEST(CpuAttention, OneVisibleKeyReturnsItsValueRoundedAsTheCacheHoldsIt) {
   std::mt19937 rng(9);
   const Cache c = make_cache(64, 40, rng, 1.f);
-  std::vector<float> q(64, 0.5f), s, o;
-  HeadAttention a = head(c, 1, q, 20, 21, s, o);
-  attend_head(a);
+  std::vector<float> q(2 * 64, 0.5f), s, o;
+  GroupAttention a = group(c, 1, q, 2, 20, 21, s, o);
+  attend_group(a);
   const int64_t row = (static_cast<int64_t>(c.table[1]) * c.block_size + 4) * c.kv_dim + 64;
-  for (int i = 0; i < 64; ++i) ASSERT_EQ(o[i], f16_to_f32(c.v[row + i])) << i;
+  for (int g = 0; g < 2; ++g)
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(o[g * 64 + i], f16_to_f32(c.v[row + i])) << g << " " << i;
 }
 
 // Distance in units in the last place between two positive floats.
