@@ -6,7 +6,12 @@
 # alternating which goes first. Ratios zeroserve / reference are taken per round; medians and
 # ranges are printed. Targets (issue #20): prefill >= 1.5x, decode >= 1.3x.
 #
-#   bench/bench_vs_reference.sh [--rounds N] [--threads N] [--prompt N] [--decode N] MODEL.gguf...
+#   bench/bench_vs_reference.sh [--rounds N] [--threads N] [--prompt N] [--decode N] [--depth]
+#                               MODEL.gguf...
+#
+# zeroserve decodes after its prompt; llama-bench decodes from an empty context unless given a
+# depth. --depth makes the decode like for like at a long context: the reference's decode runs
+# with -d PROMPT (after PROMPT tokens), in a second llama-bench call.
 #
 # Defaults: 5 rounds, 2 threads, 128-token prompts, 32 decoded tokens, and bench-1b at q8_0 and
 # q4_k_m from $ZS_BENCH_CACHE (default /tmp/zs-bench; bench/bench_quant generates both).
@@ -14,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-rounds=5 threads=2 prompt=128 decode=32
+rounds=5 threads=2 prompt=128 decode=32 depth=0
 zs="${ZEROSERVE_BIN:-$root/build/zeroserve}"
 ref="$root/../shared/reference/run"
 models=()
@@ -24,6 +29,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --prompt) prompt=$2; shift 2 ;;
     --decode) decode=$2; shift 2 ;;
+    --depth) depth=1; shift ;;
     --zeroserve) zs=$2; shift 2 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) models+=("$1"); shift ;;
@@ -53,11 +59,18 @@ done
 models=("${usable[@]}")
 
 # Prints "pp_tps tg_tps" of one run of each tool.
-run_ref() {
-  "$ref" llama-bench -m "$1" -t "$threads" -p "$prompt" -n "$decode" -r 1 -o csv 2>/dev/null |
+ref_csv() {
+  "$ref" llama-bench -m "$1" -t "$threads" -r 1 -o csv "${@:2}" 2>/dev/null |
     awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) { gsub(/"/, "", $i); col[$i] = i } next }
              { gsub(/"/, ""); if ($col["n_prompt"] > 0) pp = $col["avg_ts"]; else tg = $col["avg_ts"] }
              END { print pp, tg }'
+}
+run_ref() {
+  if [ "$depth" -eq 0 ]; then ref_csv "$1" -p "$prompt" -n "$decode"; return; fi
+  local pp tg
+  pp=$(ref_csv "$1" -p "$prompt" -n 0 | cut -d' ' -f1)
+  tg=$(ref_csv "$1" -p 0 -n "$decode" -d "$prompt" | cut -d' ' -f2)
+  echo "$pp $tg"
 }
 run_zs() {
   "$zs" bench --model "$1" --threads "$threads" --prompt-tokens "$prompt" --decode-tokens "$decode" --repeats 1 2>/dev/null |
@@ -66,7 +79,7 @@ run_zs() {
 
 fail() { echo "bench_vs_reference: the $1 run on $(basename "$2") failed in round $((r + 1))" >&2; exit 1; }
 
-echo "bench_vs_reference: $rounds rounds, $threads threads, prompt $prompt, decode $decode, load average $(cut -d' ' -f1 /proc/loadavg)"
+echo "bench_vs_reference: $rounds rounds, $threads threads, prompt $prompt, decode $decode$([ "$depth" -eq 1 ] && echo " (reference decode at depth $prompt)"), load average $(cut -d' ' -f1 /proc/loadavg)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for ((r = 0; r < rounds; ++r)); do

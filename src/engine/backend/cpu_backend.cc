@@ -26,8 +26,8 @@ namespace {
 
 // Below these sizes an operation is not worth waking another thread for (a wake-up and the
 // wait for it cost about a microsecond): elements of an element-wise operation, and
-// multiply-adds (keys x head dim) of a chunk of attention jobs. See docs/engine.md, "Small
-// models: attention and the thread pool".
+// multiply-adds (keys x head dim x group) of a chunk of attention jobs. See docs/engine.md, "Attention
+// and the thread pool".
 constexpr int64_t kElementwiseGrain = 1024;
 constexpr int64_t kAttentionGrainMacs = 16384;
 // A prompt's queries see more keys the later they sit: chunks of them differ in cost, and
