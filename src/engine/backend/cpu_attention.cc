@@ -6,22 +6,30 @@
 #include <cmath>
 
 #include "engine/backend/f16_table.h"
+#include "engine/backend/simd_exp.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine::cpu {
 namespace {
 
-// Walks the visible positions as runs of consecutive cache rows (one per page of the table):
-// fn(first cache row of the run, run length, index of the run's first score).
+// The run of consecutive cache rows that holds positions [p, min(end, page end)).
+struct Run {
+  int64_t row, n;
+};
+inline Run run_at(const GroupAttention& a, int64_t p) {
+  const int64_t off = p % a.block_size;
+  return {static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off,
+          std::min<int64_t>(a.end - p, a.block_size - off)};
+}
+
+// Walks the visible positions as runs: fn(first cache row of the run, run length, index of the
+// run's first score).
 template <class Fn>
 inline void for_each_run(const GroupAttention& a, Fn&& fn) {
-  int64_t j = 0;
   for (int64_t p = a.first; p < a.end;) {
-    const int64_t off = p % a.block_size;
-    const int64_t n = std::min<int64_t>(a.end - p, a.block_size - off);
-    fn(static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off, n, j);
-    p += n;
-    j += n;
+    const Run run = run_at(a, p);
+    fn(run.row, run.n, p - a.first);
+    p += run.n;
   }
 }
 
@@ -41,65 +49,22 @@ inline float cap(float s, float softcap, float inv_cap) {
 
 // ---------------------------------------------------------------- AVX2 + F16C + FMA
 
-// exp(x) for x <= 0 (scores minus their maximum), within 2 ulp of std::exp where the result
-// is a normal float; below -87.3 it gives 0 (std::exp: a subnormal, which the f16 rounding of
-// the probability flushes to 0 anyway). 2^n * e^r with n = round(x / ln 2), |r| <= ln 2 / 2,
-// ln 2 split in two parts so that r is exact, and e^r = 1 + r + r^2 P(r) with the degree-5
-// minimax polynomial of the Cephes library's expf.
-__attribute__((target("avx2,fma,f16c"))) inline __m256 exp_nonpositive(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.3f);
-  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lo);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 e = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r), _mm256_set1_ps(1.0f));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(underflow, _mm256_mul_ps(e, _mm256_castsi256_ps(bits)));
-}
-
-// scores[j] = exp(scores[j] - max), 8 at a time, and returns 1 / their sum (summed in double).
-__attribute__((target("avx2,fma,f16c"))) float exp_and_normalizer_avx2(float* s, int64_t n, float max_s) {
-  const __m256 m = _mm256_set1_ps(max_s);
-  __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
-    _mm256_storeu_ps(s + j, e);
-    sum_lo = _mm256_add_pd(sum_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    sum_hi = _mm256_add_pd(sum_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-  }
-  alignas(32) double parts[4];
-  _mm256_store_pd(parts, _mm256_add_pd(sum_lo, sum_hi));
-  double sum = (parts[0] + parts[1]) + (parts[2] + parts[3]);
-  for (; j < n; ++j) {
-    s[j] = std::exp(s[j] - max_s);
-    sum += s[j];
-  }
-  return static_cast<float>(1.0 / sum);
-}
-
 // Prefetches n rows of `bytes` each, row_stride values apart, into L1.
 inline void prefetch_rows(const uint16_t* p, int64_t n, int64_t row_stride, int bytes) {
   for (int64_t r = 0; r < n; ++r, p += row_stride)
     for (int b = 0; b < bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + b, _MM_HINT_T0);
 }
 
-// The run of consecutive cache rows that holds positions [p, min(end, page end)).
-struct Run {
-  int64_t row, n;
-};
-inline Run run_at(const GroupAttention& a, int64_t p) {
-  const int64_t off = p % a.block_size;
-  return {static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off,
-          std::min<int64_t>(a.end - p, a.block_size - off)};
+// The run at position p, having prefetched from `base` (the keys or the values) the run after
+// it, and the run itself when it is the first.
+inline Run run_prefetching_next(const GroupAttention& a, int64_t p, const uint16_t* base, int row_bytes) {
+  const Run run = run_at(a, p);
+  if (p == a.first) prefetch_rows(base + run.row * a.row_stride, run.n, a.row_stride, row_bytes);
+  if (p + run.n < a.end) {
+    const Run next = run_at(a, p + run.n);
+    prefetch_rows(base + next.row * a.row_stride, next.n, a.row_stride, row_bytes);
+  }
+  return run;
 }
 
 // C: 8-value chunks of head_dim held in registers (0: any head_dim, accumulated in memory).
@@ -116,14 +81,9 @@ __attribute__((target("avx2,fma,f16c"))) void attend_avx2(const GroupAttention& 
   const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
 
   // Scores.
-  Run run = run_at(a, a.first);
-  prefetch_rows(a.k + run.row * a.row_stride, run.n, a.row_stride, row_bytes);
+  Run run{};
   for (int64_t p = a.first, j = 0; p < a.end; p += run.n, j += run.n) {
-    run = run_at(a, p);
-    if (p + run.n < a.end) {
-      const Run next = run_at(a, p + run.n);
-      prefetch_rows(a.k + next.row * a.row_stride, next.n, a.row_stride, row_bytes);
-    }
+    run = run_prefetching_next(a, p, a.k, row_bytes);
     for (int g = 0; g < a.n_q; ++g) {
       const float* q = a.q + static_cast<int64_t>(g) * hd;
       float* s = a.scores + g * n_keys + j;
@@ -156,7 +116,7 @@ __attribute__((target("avx2,fma,f16c"))) void attend_avx2(const GroupAttention& 
     float max_s = -INFINITY;
     for (float m : m8) max_s = std::max(max_s, m);
     for (; i < n_keys; ++i) max_s = std::max(max_s, s[i]);
-    const __m256 inv = _mm256_set1_ps(exp_and_normalizer_avx2(s, n_keys, max_s));
+    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / exp_shifted_sum_avx2(s, n_keys, max_s)));
     for (i = 0; i + 8 <= n_keys; i += 8)
       _mm256_storeu_ps(s + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + i), inv),
                                                               _MM_FROUND_TO_NEAREST_INT)));
@@ -166,14 +126,8 @@ __attribute__((target("avx2,fma,f16c"))) void attend_avx2(const GroupAttention& 
   }
 
   // Values.
-  run = run_at(a, a.first);
-  prefetch_rows(a.v + run.row * a.row_stride, run.n, a.row_stride, row_bytes);
   for (int64_t p = a.first, j = 0; p < a.end; p += run.n, j += run.n) {
-    run = run_at(a, p);
-    if (p + run.n < a.end) {
-      const Run next = run_at(a, p + run.n);
-      prefetch_rows(a.v + next.row * a.row_stride, next.n, a.row_stride, row_bytes);
-    }
+    run = run_prefetching_next(a, p, a.v, row_bytes);
     for (int g = 0; g < a.n_q; ++g) {
       const float* s = a.scores + g * n_keys + j;
       float* out = a.out + static_cast<int64_t>(g) * hd;
@@ -262,7 +216,7 @@ void attend_group_scalar(const GroupAttention& a) {
 namespace {
 __attribute__((target("avx2,fma,f16c"))) void exp_avx2(const float* x, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp_nonpositive(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp_nonpositive_avx2(_mm256_loadu_ps(x + i)));
   for (; i < n; ++i) y[i] = std::exp(x[i]);
 }
 

@@ -19,6 +19,7 @@
 #include "engine/backend/cpu_attention.h"
 #include "engine/backend/f16_table.h"
 #include "engine/backend/ref2026.h"
+#include "engine/backend/simd_exp.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine {
@@ -63,26 +64,6 @@ void softmax_scaled_scalar(float* row, int64_t n, float scale) {
 }
 
 #if defined(__x86_64__)
-// e^x for x <= 0 to within 1 ulp (Cephes' polynomial after splitting off a power of two);
-// 0 below the f32 range, where std::exp underflows too.
-__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive_avx2(__m256 x) {
-  const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(too_small, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)));
-}
-
 __attribute__((target("avx2,fma"))) void softmax_scaled_avx2(float* row, int64_t n, float scale) {
   const __m256 vscale = _mm256_set1_ps(scale);
   __m256 vmax = _mm256_set1_ps(-INFINITY);
@@ -96,18 +77,7 @@ __attribute__((target("avx2,fma"))) void softmax_scaled_avx2(float* row, int64_t
   _mm256_store_ps(lanes, vmax);
   float max_s = *std::max_element(lanes, lanes + 8);
   for (int64_t i = j; i < n; ++i) max_s = std::max(max_s, row[i] *= scale);
-  const __m256 vm = _mm256_set1_ps(max_s);
-  __m256d sum4 = _mm256_setzero_pd();
-  for (j = 0; j + 8 <= n; j += 8) {
-    const __m256 e = exp_nonpositive_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
-    _mm256_storeu_ps(row + j, e);
-    sum4 = _mm256_add_pd(sum4, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)),
-                                             _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1))));
-  }
-  alignas(32) double parts[4];
-  _mm256_store_pd(parts, sum4);
-  double sum = parts[0] + parts[1] + parts[2] + parts[3];
-  for (int64_t i = j; i < n; ++i) sum += (row[i] = std::exp(row[i] - max_s));
+  const double sum = cpu::exp_shifted_sum_avx2(row, n, max_s);
   const float inv = static_cast<float>(1.0 / sum);
   const __m256 vinv = _mm256_set1_ps(inv);
   for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), vinv));
@@ -124,7 +94,7 @@ __attribute__((target("avx2,fma"))) void softcap_avx2(float* y, int64_t n, float
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(y + i);
     const __m256 sign = _mm256_and_ps(v, sign_bit);
-    const __m256 e = exp_nonpositive_avx2(_mm256_mul_ps(_mm256_andnot_ps(sign_bit, v), vinv));
+    const __m256 e = cpu::exp_nonpositive_avx2(_mm256_mul_ps(_mm256_andnot_ps(sign_bit, v), vinv));
     const __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
     _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_or_ps(t, sign), vcap));
   }
