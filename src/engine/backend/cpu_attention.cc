@@ -104,23 +104,9 @@ __attribute__((target("avx2,fma,f16c"))) void attend_avx2(const GroupAttention& 
     }
   }
 
-  // Probabilities, per head: exp, then rounded to f16 and back 8 at a time (F16C rounds to
-  // nearest even, as f32_to_f16 does).
+  // Probabilities, per head.
   for (int g = 0; g < a.n_q; ++g) {
-    float* s = a.scores + g * n_keys;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 8 <= n_keys; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + i));
-    alignas(32) float m8[8];
-    _mm256_store_ps(m8, mv);
-    float max_s = -INFINITY;
-    for (float m : m8) max_s = std::max(max_s, m);
-    for (; i < n_keys; ++i) max_s = std::max(max_s, s[i]);
-    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / exp_shifted_sum_avx2(s, n_keys, max_s)));
-    for (i = 0; i + 8 <= n_keys; i += 8)
-      _mm256_storeu_ps(s + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + i), inv),
-                                                              _MM_FROUND_TO_NEAREST_INT)));
-    for (; i < n_keys; ++i) s[i] = f16_to_f32(f32_to_f16(s[i] * _mm256_cvtss_f32(inv)));
+    softmax_f16_avx2(a.scores + g * n_keys, n_keys);
     float* out = a.out + static_cast<int64_t>(g) * hd;
     for (int t = 0; t < hd; ++t) out[t] = 0.f;
   }
@@ -182,6 +168,45 @@ void attend_group(const GroupAttention& a) {
     case 128: return attend_avx2<16>(a);
     default: return attend_avx2<0>(a);
   }
+}
+
+namespace {
+bool has_avx512vl() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+}  // namespace
+
+int64_t block_attention_scratch(const BlockAttention& a) {
+  int64_t n = 0;
+  for (int t = 0; t < a.n_tok; ++t) n += a.n_q * (a.end[t] - a.first[t]);
+  return n + 2 * static_cast<int64_t>(kBlockTileKeys) * a.head_dim;
+}
+
+void attend_block(const BlockAttention& a, bool avx512) {
+  if (!has_avx2_fma() || a.head_dim % 8 != 0) {
+    for (int t = 0; t < a.n_tok; ++t) {
+      GroupAttention g;
+      g.q = a.q + static_cast<int64_t>(t) * a.n_q * a.head_dim;
+      g.n_q = a.n_q;
+      g.k = a.k;
+      g.v = a.v;
+      g.row_stride = a.row_stride;
+      g.head_dim = a.head_dim;
+      g.table = a.table;
+      g.block_size = a.block_size;
+      g.first = a.first[t];
+      g.end = a.end[t];
+      g.scale = a.scale;
+      g.softcap = a.softcap;
+      g.scores = a.scratch;
+      g.out = a.out + t * a.out_stride;
+      attend_group(g);
+    }
+    return;
+  }
+  if (avx512 && has_avx512vl()) return attend_block_avx512(a);
+  attend_block_avx2(a);
 }
 
 void attend_group_scalar(const GroupAttention& a) {

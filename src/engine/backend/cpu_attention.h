@@ -30,6 +30,33 @@ struct GroupAttention {
   float* out = nullptr;     // n_q x head_dim values; may not overlap q
 };
 
+// Several queries of one sequence (a prompt's rows, a speculating sequence's draft rows), each
+// with the n_q query heads of one key/value head; token i's heads see positions
+// [first[i], end[i]). Each page of keys and values is converted to f32 once and then serves every
+// query of the block, so a block reads the cache once instead of once per query, and the scores
+// come from a kernel that keeps 8 keys per register. Each head's result is bit-identical to
+// attend_group's for that head alone (the same products, summed in the same order): a token's
+// attention does not depend on whether it came in a prompt, among draft rows or alone.
+struct BlockAttention {
+  const float* q = nullptr;  // n_tok x n_q x head_dim values, already rounded to f16 precision
+  int n_tok = 1;
+  int n_q = 1;
+  const uint16_t* k = nullptr;
+  const uint16_t* v = nullptr;
+  int64_t row_stride = 0;  // f16 values per cache row (kv_dim)
+  int head_dim = 0;
+  const int32_t* table = nullptr;
+  int block_size = 0;
+  const int64_t* first = nullptr;  // per token; first[i] < end[i]
+  const int64_t* end = nullptr;
+  float scale = 1.f;
+  float softcap = 0.f;
+  float* out = nullptr;  // token i's n_q x head_dim values at out + i * out_stride
+  int64_t out_stride = 0;
+  float* scratch = nullptr;  // block_attention_scratch(*this) values
+};
+int64_t block_attention_scratch(const BlockAttention& a);
+
 // The fastest path this CPU has (AVX2 + F16C + FMA, else scalar). The paths sum in different
 // orders and the AVX2 path's exp is a polynomial within 2 ulp of std::exp, so they agree to
 // float rounding (a probability's f16 rounding may flip); each is deterministic, whatever the
@@ -37,6 +64,18 @@ struct GroupAttention {
 void attend_group(const GroupAttention& a);
 // The scalar path, always available (the reference for tests).
 void attend_group_scalar(const GroupAttention& a);
+// The fastest path this CPU has: with AVX-512 the AVX2 kernel compiled for 32 registers, which
+// holds 16 keys' sums at once (avx512 = false keeps to the 16-register build, for tests); head
+// sizes that are not a multiple of 8, or no AVX2, run attend_group per token.
+void attend_block(const BlockAttention& a, bool avx512 = true);
+
+// Internal to the backend: attend_block's kernels, one file per instruction set
+// (cpu_attention_avx2.cc, cpu_attention_avx512.cc, both from attention_block.h); callers have
+// checked the CPU and that head_dim is a multiple of 8. A block takes keys and values in tiles
+// of at most kBlockTileKeys positions of one page.
+constexpr int kBlockTileKeys = 32;
+void attend_block_avx2(const BlockAttention& a);
+void attend_block_avx512(const BlockAttention& a);
 
 // y[i] = exp(x[i]) for x[i] <= 0, as attend_group's path computes its probabilities (the AVX2
 // polynomial, or std::exp without AVX2). For tests.

@@ -20,6 +20,7 @@
 #include "engine/backend/f16_table.h"
 #include "engine/backend/ref2026.h"
 #include "engine/backend/simd_exp.h"
+#include "engine/kernels/matmul.h"
 #include "engine/quant/quantize.h"
 
 namespace zs::engine {
@@ -34,6 +35,10 @@ constexpr int64_t kAttentionGrainMacs = 16384;
 // A prompt's queries see more keys the later they sit: chunks of them differ in cost, and
 // claiming many evens the threads out.
 constexpr int kAttentionChunksPerThread = 8;
+// Queries of one sequence attended together (cpu::BlockAttention): at most this many, and
+// fewer when their scores would pass this many values (about 512 KB, kept in L2).
+constexpr int64_t kAttentionBlockTokens = 16;
+constexpr int64_t kAttentionBlockScores = 128 * 1024;
 
 // --- Helpers of gelu() and attention_full().
 
@@ -275,40 +280,85 @@ class CpuBackend final : public Backend {
   void attention(const AttentionArgs& a) override {
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * a.head_dim;
     const int group = a.n_head / a.n_head_kv;
-    // One job per (query, key/value head): the group's query heads share every key read.
-    const int64_t jobs = a.n_tokens * a.n_head_kv;
-    // A job's work grows with the keys it sees: short contexts stay on the calling thread.
+    auto visible_end = [&](int64_t t) -> int64_t { return a.visible_end ? a.visible_end[t] : a.positions[t] + 1; };
+    auto visible_first = [&](int64_t t) -> int64_t {
+      return a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
+    };
     int64_t keys = 1;
-    for (int64_t t = 0; t < a.n_tokens; ++t)
-      keys = std::max<int64_t>(keys, a.visible_end ? a.visible_end[t] : a.positions[t] + 1);
-    const int64_t grain = std::max<int64_t>(1, kAttentionGrainMacs / (keys * a.head_dim * group));
+    for (int64_t t = 0; t < a.n_tokens; ++t) keys = std::max(keys, visible_end(t));
+    // Blocks of consecutive queries of one sequence (the same block table) share every tile of
+    // keys they read; a block's scores stay within about kAttentionBlockScores values.
+    const int64_t max_block = std::clamp<int64_t>(kAttentionBlockScores / (group * keys), 2, kAttentionBlockTokens);
+    std::vector<std::pair<int64_t, int64_t>> blocks;  // first token, token count
+    for (int64_t t = 0; t < a.n_tokens;) {
+      int64_t n = 1;
+      while (t + n < a.n_tokens && n < max_block && a.block_tables[t + n] == a.block_tables[t]) ++n;
+      blocks.emplace_back(t, n);
+      t += n;
+    }
+    // One job per (block, key/value head): the group's query heads share every key read. Later
+    // blocks see more keys; they come first, so that the last chunks claimed are the cheap ones.
+    const int64_t jobs = static_cast<int64_t>(blocks.size()) * a.n_head_kv;
+    const int64_t tokens_per_block = (a.n_tokens + static_cast<int64_t>(blocks.size()) - 1) / static_cast<int64_t>(blocks.size());
+    // A job's work grows with the keys it sees: short contexts stay on the calling thread.
+    const int64_t grain = std::max<int64_t>(1, kAttentionGrainMacs / (keys * a.head_dim * group * tokens_per_block));
+    const float q_scale = a.scale_q_first ? a.scale : 1.f;
     pool_.parallel_for(jobs, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> scores, q16;
-      q16.resize(static_cast<size_t>(group) * a.head_dim);
+      thread_local std::vector<float> scratch, q16;
+      thread_local std::vector<int64_t> firsts, ends;
       for (int64_t job = b; job < e; ++job) {
-        const int64_t t = job / a.n_head_kv;
+        const auto [t0, n] = blocks[blocks.size() - 1 - static_cast<size_t>(job / a.n_head_kv)];
         const int kvh = static_cast<int>(job % a.n_head_kv);
-        const int64_t head0 = t * a.n_head + static_cast<int64_t>(kvh) * group;  // the group's first head
-        const float* q = a.q + head0 * a.head_dim;
         // The reference rounds queries and probabilities to f16 before its f16 products.
-        const float q_scale = a.scale_q_first ? a.scale : 1.f;
-        for (size_t i = 0; i < q16.size(); ++i) q16[i] = f16_to_f32(f32_to_f16(q[i] * q_scale));
+        q16.resize(static_cast<size_t>(n * group * a.head_dim));
+        firsts.resize(static_cast<size_t>(n));
+        ends.resize(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+          const float* q = a.q + ((t0 + i) * a.n_head + static_cast<int64_t>(kvh) * group) * a.head_dim;
+          float* q_out = q16.data() + i * group * a.head_dim;
+          for (int64_t j = 0; j < static_cast<int64_t>(group) * a.head_dim; ++j) q_out[j] = f16_to_f32(f32_to_f16(q[j] * q_scale));
+          firsts[static_cast<size_t>(i)] = visible_first(t0 + i);
+          ends[static_cast<size_t>(i)] = visible_end(t0 + i);
+        }
+        const int64_t head0 = t0 * a.n_head + static_cast<int64_t>(kvh) * group;  // the block's first output head
+        cpu::BlockAttention ba;
+        ba.q = q16.data();
+        ba.n_tok = static_cast<int>(n);
+        ba.n_q = group;
+        ba.k = a.k_cache + static_cast<int64_t>(kvh) * a.head_dim;
+        ba.v = a.v_cache + static_cast<int64_t>(kvh) * a.head_dim;
+        ba.row_stride = kv_dim;
+        ba.head_dim = a.head_dim;
+        ba.table = a.block_tables[t0];
+        ba.block_size = a.block_size;
+        ba.first = firsts.data();
+        ba.end = ends.data();
+        ba.scale = a.scale_q_first ? 1.f : a.scale;
+        ba.softcap = a.softcap;
+        ba.out = a.out + head0 * a.head_dim;
+        ba.out_stride = static_cast<int64_t>(a.n_head) * a.head_dim;
+        scratch.resize(static_cast<size_t>(cpu::block_attention_scratch(ba)));
+        ba.scratch = scratch.data();
+        if (n > 1) {
+          cpu::attend_block(ba, wide_attention_);
+          continue;
+        }
+        // A single query streams its keys once: the kernel that prefetches them serves it best.
         cpu::GroupAttention ga;
-        ga.q = q16.data();
+        ga.q = ba.q;
         ga.n_q = group;
-        ga.k = a.k_cache + static_cast<int64_t>(kvh) * a.head_dim;
-        ga.v = a.v_cache + static_cast<int64_t>(kvh) * a.head_dim;
+        ga.k = ba.k;
+        ga.v = ba.v;
         ga.row_stride = kv_dim;
         ga.head_dim = a.head_dim;
-        ga.table = a.block_tables[t];
+        ga.table = ba.table;
         ga.block_size = a.block_size;
-        ga.end = a.visible_end ? a.visible_end[t] : static_cast<int64_t>(a.positions[t]) + 1;
-        ga.first = a.window > 0 ? std::max<int64_t>(0, a.positions[t] + 1 - a.window) : 0;
-        ga.scale = a.scale_q_first ? 1.f : a.scale;
+        ga.first = firsts[0];
+        ga.end = ends[0];
+        ga.scale = ba.scale;
         ga.softcap = a.softcap;
-        scores.resize(static_cast<size_t>(group * (ga.end - ga.first)));
-        ga.scores = scores.data();
-        ga.out = a.out + head0 * a.head_dim;
+        ga.scores = ba.scratch;
+        ga.out = ba.out;
         cpu::attend_group(ga);
       }
     }, grain, a.n_tokens > 1 ? kAttentionChunksPerThread : 1);
@@ -411,6 +461,9 @@ class CpuBackend final : public Backend {
   }
 
   core::ThreadPool pool_;
+  // Blocks of queries take the 32-register build of their kernel where the matrix products take
+  // AVX-512 (so ZS_ISA=avx2 measures an AVX2 machine throughout).
+  const bool wide_attention_ = kernel_isa() == "avx512-vnni";
   // calloc: large blocks come straight from the kernel as untouched zero pages, so a big KV
   // pool costs nothing until used (zero-filling it eagerly added ~100 ms to cold starts).
   void* zeroed(size_t bytes) {

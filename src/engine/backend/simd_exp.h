@@ -1,11 +1,15 @@
 #pragma once
 // The AVX2 exp the CPU backend's softmaxes share (attention, the vision encoders' full-attention
-// softmax, soft-capping). x86-64 only; callers check has_avx2_fma() first. Pure functions.
+// softmax, soft-capping), and the attention kernels' softmax. x86-64 only; callers check
+// has_avx2_fma() first. Pure functions.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "engine/quant/quantize.h"
 
 namespace zs::engine::cpu {
 
@@ -47,6 +51,25 @@ __attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* x,
   double sum = parts[0] + parts[1] + parts[2] + parts[3];
   for (; j < n; ++j) sum += (x[j] = std::exp(x[j] - max));
   return sum;
+}
+
+// In place: s[j] = softmax(s)[j] over n scores (n >= 1), each rounded to f16 and back, as the
+// attention kernels' probabilities are: 8 at a time (F16C rounds to nearest even, as f32_to_f16
+// does).
+__attribute__((target("avx2,fma,f16c"))) inline void softmax_f16_avx2(float* s, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + i));
+  alignas(32) float m8[8];
+  _mm256_store_ps(m8, mv);
+  float max_s = -INFINITY;
+  for (float m : m8) max_s = std::max(max_s, m);
+  for (; i < n; ++i) max_s = std::max(max_s, s[i]);
+  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / exp_shifted_sum_avx2(s, n, max_s)));
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(s + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + i), inv),
+                                                            _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i) s[i] = f16_to_f32(f32_to_f16(s[i] * _mm256_cvtss_f32(inv)));
 }
 
 }  // namespace zs::engine::cpu

@@ -1,7 +1,8 @@
 // The CPU attention kernel (cpu_attention.h): the AVX2 path against the scalar path, and the
 // scalar path against a plain double-precision softmax, on paged caches with shuffled pages,
 // windows, soft-capping, groups of 1, 3 and 4 query heads, and head sizes that take every
-// register-count specialisation and the generic path with a tail.
+// register-count specialisation and the generic path with a tail; blocks of queries against
+// single queries, bit for bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -146,6 +147,79 @@ TEST(CpuAttention, OneVisibleKeyReturnsItsValueRoundedAsTheCacheHoldsIt) {
   const int64_t row = (static_cast<int64_t>(c.table[1]) * c.block_size + 4) * c.kv_dim + 64;
   for (int g = 0; g < 2; ++g)
     for (int i = 0; i < 64; ++i) ASSERT_EQ(o[g * 64 + i], f16_to_f32(c.v[row + i])) << g << " " << i;
+}
+
+// A block of n_tok queries at consecutive positions (a prompt's rows): token i sits at position
+// pos0 + i and sees [first, end) as the backend gives them: causal, windowed, or image rows that
+// all see the image's end.
+struct BlockShape {
+  int64_t pos0;
+  int n_tok;
+  int window;       // 0: none
+  int64_t image_end;  // 0: causal
+  float softcap;
+};
+
+TEST(CpuAttention, ABlockOfQueriesGivesEveryHeadTheBitsItGetsAlone) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.f, 1.f);
+  int checked = 0;
+  for (int head_dim : {8, 12, 16, 32, 64, 80, 128, 256}) {
+    const Cache c = make_cache(head_dim, 300, rng, 4.f);
+    for (const BlockShape sh : {BlockShape{0, 2, 0, 0, 0.f}, BlockShape{0, 16, 0, 0, 0.f}, BlockShape{37, 5, 0, 0, 0.f},
+                                BlockShape{270, 16, 0, 0, 0.f}, BlockShape{100, 13, 24, 0, 0.f},
+                                BlockShape{60, 9, 0, 72, 0.f}, BlockShape{131, 7, 0, 0, 30.f}}) {
+      for (int n_q : {1, 4}) {
+        for (bool avx512 : {false, true}) {
+          const int kv_head = n_q % c.n_head_kv;
+          std::vector<float> q(static_cast<size_t>(sh.n_tok * n_q * head_dim));
+          for (auto& x : q) x = f16_to_f32(f32_to_f16(d(rng)));
+          std::vector<int64_t> first(static_cast<size_t>(sh.n_tok)), end(first.size());
+          for (int i = 0; i < sh.n_tok; ++i) {
+            const int64_t pos = sh.pos0 + i;
+            end[i] = sh.image_end > 0 ? sh.image_end : pos + 1;
+            first[i] = sh.window > 0 ? std::max<int64_t>(0, pos + 1 - sh.window) : 0;
+          }
+          // Outputs of token i at i * out_stride, with a gap between tokens that must stay untouched.
+          const int64_t out_stride = static_cast<int64_t>(n_q) * head_dim + 5;
+          std::vector<float> out(static_cast<size_t>(sh.n_tok * out_stride), -7.f);
+          BlockAttention b;
+          b.q = q.data();
+          b.n_tok = sh.n_tok;
+          b.n_q = n_q;
+          b.k = c.k.data() + kv_head * head_dim;
+          b.v = c.v.data() + kv_head * head_dim;
+          b.row_stride = c.kv_dim;
+          b.head_dim = head_dim;
+          b.table = c.table.data();
+          b.block_size = c.block_size;
+          b.first = first.data();
+          b.end = end.data();
+          b.scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+          b.softcap = sh.softcap;
+          b.out = out.data();
+          b.out_stride = out_stride;
+          std::vector<float> scratch(static_cast<size_t>(block_attention_scratch(b)), NAN);
+          b.scratch = scratch.data();
+          attend_block(b, avx512);
+          for (int i = 0; i < sh.n_tok; ++i) {
+            const std::vector<float> qi(q.begin() + i * n_q * head_dim, q.begin() + (i + 1) * n_q * head_dim);
+            std::vector<float> s1, o1;
+            GroupAttention one = group(c, kv_head, qi, n_q, first[i], end[i], s1, o1);
+            one.softcap = sh.softcap;
+            attend_group(one);
+            for (int j = 0; j < n_q * head_dim; ++j)
+              ASSERT_EQ(out[i * out_stride + j], o1[j]) << "head_dim " << head_dim << " token " << i << " of "
+                                                       << sh.n_tok << " at " << sh.pos0 << ", value " << j
+                                                       << (avx512 ? " (avx512)" : "");
+            for (int j = n_q * head_dim; j < out_stride && i + 1 < sh.n_tok; ++j) ASSERT_EQ(out[i * out_stride + j], -7.f);
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 8 * (2 + 16 + 5 + 16 + 13 + 9 + 7) * 2 * 2);
 }
 
 // Distance in units in the last place between two positive floats.

@@ -1,0 +1,314 @@
+// The kernel of cpu::attend_block (cpu_attention.h, BlockAttention), written once for two
+// builds: cpu_attention_avx2.cc and cpu_attention_avx512.cc include this file after their target
+// pragma, with ZS_ATTENTION_WIDE 0 (AVX2: 8 keys per register) or 1 (AVX-512: 16 keys per
+// register, 32 registers). Everything here has internal linkage; nothing else includes it.
+//
+// Per block and tile of keys: the keys are widened to f32 and transposed once (kt[i * 32 + j] =
+// key j's value i), then every query head of the block takes its scores from them with one
+// register per group of keys; then per head the softmax; then per tile the values, widened
+// once, are added by every head. The arithmetic is attend_group's (see tile_scores): the same bits.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/backend/cpu_attention.h"
+#include "engine/backend/simd_exp.h"
+
+#ifndef ZS_ATTENTION_WIDE
+#error "define ZS_ATTENTION_WIDE (0 or 1) before including attention_block.h"
+#endif
+
+namespace zs::engine::cpu {
+namespace {
+
+#define ZS_INLINE inline __attribute__((always_inline))
+
+constexpr int kTileKeys = kBlockTileKeys;
+// Keys per score register, and so the granularity to which tiles are padded with zero keys.
+constexpr int kKeyGroup = ZS_ATTENTION_WIDE ? 16 : 8;
+
+struct Tile {
+  int64_t row, n;  // first cache row, positions
+};
+// The tile at position p: at most kTileKeys consecutive rows of one page, before `end`.
+ZS_INLINE Tile tile_at(const BlockAttention& a, int64_t p, int64_t end) {
+  const int64_t off = p % a.block_size;
+  return {static_cast<int64_t>(a.table[p / a.block_size]) * a.block_size + off,
+          std::min<int64_t>({end - p, a.block_size - off, kTileKeys})};
+}
+
+ZS_INLINE float soft_cap(float s, float softcap, float inv_cap) {
+  return softcap > 0 ? std::tanh(s * inv_cap) * softcap : s;
+}
+
+// Rows become columns: afterwards r[l][x] is what r[x][l] was.
+ZS_INLINE void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int x = 0; x < 8; x += 2) {
+    t[x] = _mm256_unpacklo_ps(r[x], r[x + 1]);      // x0 y0 x1 y1 | x4 y4 x5 y5
+    t[x + 1] = _mm256_unpackhi_ps(r[x], r[x + 1]);  // x2 y2 x3 y3 | x6 y6 x7 y7
+  }
+  for (int x = 0; x < 8; x += 4) {
+    u[x] = _mm256_shuffle_ps(t[x], t[x + 2], 0x44);          // column 0 of rows x..x+3 | 4
+    u[x + 1] = _mm256_shuffle_ps(t[x], t[x + 2], 0xee);      // 1 | 5
+    u[x + 2] = _mm256_shuffle_ps(t[x + 1], t[x + 3], 0x44);  // 2 | 6
+    u[x + 3] = _mm256_shuffle_ps(t[x + 1], t[x + 3], 0xee);  // 3 | 7
+  }
+  for (int l = 0; l < 4; ++l) {
+    r[l] = _mm256_permute2f128_ps(u[l], u[l + 4], 0x20);
+    r[l + 4] = _mm256_permute2f128_ps(u[l], u[l + 4], 0x31);
+  }
+}
+
+// ---------------------------------------------------------------- Scores
+
+// out[0, G * K) = scale * (q . key j) for K groups of G keys (G = 8 per __m256, 16 per __m512)
+// of the transposed tile. Lane j of acc[k][l] sums q[8c + l] * key[8c + l] over c, as lane l of
+// attend_group's accumulator does for one key, and the eight sums are added in the order of its
+// reduction, ((0 + 4) + (1 + 5)) + ((2 + 6) + (3 + 7)): the same bits, whatever the lane width.
+// C: head_dim / 8 when fixed at compile time (0: nc).
+template <int C, int K>
+ZS_INLINE void tile_scores8(const float* q, int nc, const float* kt, float scale, float* out) {
+  __m256 acc[K][8];
+#pragma GCC unroll 16
+  for (int i = 0; i < K * 8; ++i) acc[i / 8][i % 8] = _mm256_setzero_ps();
+  const int n = C > 0 ? C : nc;
+  for (int c = 0; c < n; ++c) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      const __m256 qb = _mm256_broadcast_ss(q + 8 * c + l);
+      const float* row = kt + (8 * c + l) * kTileKeys;
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) acc[k][l] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(row + 8 * k), acc[k][l]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < K; ++k) {
+    const __m256 d = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][4]), _mm256_add_ps(acc[k][1], acc[k][5])),
+                                   _mm256_add_ps(_mm256_add_ps(acc[k][2], acc[k][6]), _mm256_add_ps(acc[k][3], acc[k][7])));
+    _mm256_storeu_ps(out + 8 * k, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+  }
+}
+
+#if ZS_ATTENTION_WIDE
+template <int C, int K>
+ZS_INLINE void tile_scores16(const float* q, int nc, const float* kt, float scale, float* out) {
+  __m512 acc[K][8];
+#pragma GCC unroll 16
+  for (int i = 0; i < K * 8; ++i) acc[i / 8][i % 8] = _mm512_setzero_ps();
+  const int n = C > 0 ? C : nc;
+  for (int c = 0; c < n; ++c) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      const __m512 qb = _mm512_set1_ps(q[8 * c + l]);
+      const float* row = kt + (8 * c + l) * kTileKeys;
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) acc[k][l] = _mm512_fmadd_ps(qb, _mm512_loadu_ps(row + 16 * k), acc[k][l]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < K; ++k) {
+    const __m512 d = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[k][0], acc[k][4]), _mm512_add_ps(acc[k][1], acc[k][5])),
+                                   _mm512_add_ps(_mm512_add_ps(acc[k][2], acc[k][6]), _mm512_add_ps(acc[k][3], acc[k][7])));
+    _mm512_storeu_ps(out + 16 * k, _mm512_mul_ps(d, _mm512_set1_ps(scale)));
+  }
+}
+#endif
+
+// Scores of groups [c, c + w) of the tile (w: one or two groups).
+template <int C>
+ZS_INLINE void group_scores(const float* q, int nc, const float* kt, int64_t c, int w, float scale, float* out) {
+#if ZS_ATTENTION_WIDE
+  if (w == 2 * kKeyGroup) return tile_scores16<C, 2>(q, nc, kt + c, scale, out);
+  tile_scores16<C, 1>(q, nc, kt + c, scale, out);
+#else
+  (void)w;
+  tile_scores8<C, 1>(q, nc, kt + c, scale, out);
+#endif
+}
+
+// ---------------------------------------------------------------- Values
+
+// R heads (head r: probabilities pr[r * pr_stride + j], output out[r * hd, (r + 1) * hd) with
+// hd = W * C, W values per register) add n rows of widened values (vt[j * hd + i]) in position
+// order, as attend_group does for one head.
+template <int C, int R>
+ZS_INLINE void add_values8(const float* pr, int64_t pr_stride, float* out, const float* vt, int64_t n) {
+  __m256 acc[R][C];
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = _mm256_loadu_ps(out + 8 * i);
+  for (int64_t j = 0; j < n; ++j) {
+    __m256 pb[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) pb[r] = _mm256_set1_ps(pr[r * pr_stride + j]);
+    const float* vr = vt + j * 8 * C;
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m256 vv = _mm256_loadu_ps(vr + 8 * c);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(pb[r], vv, acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) _mm256_storeu_ps(out + 8 * i, acc[i / C][i % C]);
+}
+
+#if ZS_ATTENTION_WIDE
+template <int C, int R>
+ZS_INLINE void add_values16(const float* pr, int64_t pr_stride, float* out, const float* vt, int64_t n) {
+  __m512 acc[R][C];
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = _mm512_loadu_ps(out + 16 * i);
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 pb[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) pb[r] = _mm512_set1_ps(pr[r * pr_stride + j]);
+    const float* vr = vt + j * 16 * C;
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m512 vv = _mm512_loadu_ps(vr + 16 * c);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(pb[r], vv, acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) _mm512_storeu_ps(out + 16 * i, acc[i / C][i % C]);
+}
+#endif
+
+// The n_heads heads of one token add n rows of the tile: head g's probabilities are
+// pr[g * len, g * len + n), its output out[g * hd, (g + 1) * hd).
+template <int C>
+ZS_INLINE void heads_add_values(const float* pr, int64_t len, float* out, const float* vt, int hd, int n_heads,
+                                int64_t n) {
+  int g = 0;
+  if constexpr (C > 0 && C <= 16) {
+#if ZS_ATTENTION_WIDE
+    if constexpr (C % 2 == 0) {
+      // 16 registers of sums: 4 heads of 64 values, 2 of 128; each load of values serves them all.
+      constexpr int C16 = C / 2, R = C16 <= 4 ? 4 : C16 <= 8 ? 2 : 1;
+      for (; g + R <= n_heads; g += R) add_values16<C16, R>(pr + g * len, len, out + g * hd, vt, n);
+      for (; g < n_heads; ++g) add_values16<C16, 1>(pr + g * len, len, out + g * hd, vt, n);
+      return;
+    }
+#endif
+    for (; g < n_heads; ++g) add_values8<C, 1>(pr + g * len, len, out + g * hd, vt, n);
+    return;
+  }
+  for (; g < n_heads; ++g)
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 pb = _mm256_set1_ps(pr[g * len + j]);
+      const float* vr = vt + j * hd;
+      float* o = out + g * hd;
+      for (int c = 0; c < hd / 8; ++c)
+        _mm256_storeu_ps(o + 8 * c, _mm256_fmadd_ps(pb, _mm256_loadu_ps(vr + 8 * c), _mm256_loadu_ps(o + 8 * c)));
+    }
+}
+
+// ---------------------------------------------------------------- The block
+
+// Token t's scores sit in the scratch as n_q rows of end - first, token after token.
+template <int C>
+void block_kernel(const BlockAttention& a) {
+  const int hd = C > 0 ? 8 * C : a.head_dim;
+  const int nc = hd / 8;
+  const float inv_cap = a.softcap > 0 ? 1.0f / a.softcap : 0.f;
+  int64_t lo = a.first[0], hi = a.end[0], total = 0;
+  for (int t = 0; t < a.n_tok; ++t) {
+    lo = std::min(lo, a.first[t]);
+    hi = std::max(hi, a.end[t]);
+    total += a.n_q * (a.end[t] - a.first[t]);
+  }
+  float* const scores = a.scratch;
+  float* const kt = scores + total;       // hd x kTileKeys
+  float* const vt = kt + hd * kTileKeys;  // kTileKeys x hd
+  alignas(64) float part[2 * kKeyGroup];
+
+  // Scores.
+  for (int64_t p = lo; p < hi;) {
+    const Tile tile = tile_at(a, p, hi);
+    // Transposed, padded with zero keys to whole groups.
+    for (int64_t j = 0; j < (tile.n + kKeyGroup - 1) / kKeyGroup * kKeyGroup; j += 8) {
+      const uint16_t* k = a.k + (tile.row + j) * a.row_stride;
+      const int64_t n = std::clamp<int64_t>(tile.n - j, 0, 8);
+      for (int c = 0; c < nc; ++c) {
+        __m256 r[8];
+        for (int x = 0; x < 8; ++x)
+          r[x] = x < n ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + x * a.row_stride + 8 * c)))
+                       : _mm256_setzero_ps();
+        transpose8(r);
+        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(kt + (8 * c + l) * kTileKeys + j, r[l]);
+      }
+    }
+    int64_t off = 0;
+    for (int t = 0; t < a.n_tok; ++t) {
+      const int64_t len = a.end[t] - a.first[t];
+      const int64_t j0 = std::max(p, a.first[t]) - p, j1 = std::min(p + tile.n, a.end[t]) - p;
+      const int64_t end_group = (j1 + kKeyGroup - 1) / kKeyGroup * kKeyGroup;
+      for (int g = 0; j0 < j1 && g < a.n_q; ++g) {
+        const float* q = a.q + (static_cast<int64_t>(t) * a.n_q + g) * hd;
+        float* s = scores + off + g * len;  // s[base + j]: position p + j, for j0 <= j < j1
+        const int64_t base = p - a.first[t];
+        for (int64_t c = j0 / kKeyGroup * kKeyGroup; c < end_group;) {
+          const int w = ZS_ATTENTION_WIDE && c + 2 * kKeyGroup <= end_group ? 2 * kKeyGroup : kKeyGroup;
+          // Whole groups of visible keys go straight to the scores; edges and soft-capping via part.
+          const bool whole = a.softcap == 0 && c >= j0 && c + w <= j1;
+          group_scores<C>(q, nc, kt, c, w, a.scale, whole ? s + base + c : part);
+          if (!whole)
+            for (int64_t j = std::max(c, j0); j < std::min(c + w, j1); ++j)
+              s[base + j] = soft_cap(part[j - c], a.softcap, inv_cap);
+          c += w;
+        }
+      }
+      off += a.n_q * len;
+    }
+    p += tile.n;
+  }
+
+  // Probabilities.
+  for (int64_t t = 0, off = 0; t < a.n_tok; ++t) {
+    const int64_t len = a.end[t] - a.first[t];
+    for (int g = 0; g < a.n_q; ++g, off += len) {
+      softmax_f16_avx2(scores + off, len);
+      float* out = a.out + t * a.out_stride + g * hd;
+      for (int i = 0; i < hd; ++i) out[i] = 0.f;
+    }
+  }
+
+  // Values.
+  for (int64_t p = lo; p < hi;) {
+    const Tile tile = tile_at(a, p, hi);
+    const uint16_t* v = a.v + tile.row * a.row_stride;
+    for (int64_t j = 0; j < tile.n; ++j, v += a.row_stride)
+      for (int c = 0; c < nc; ++c)
+        _mm256_storeu_ps(vt + j * hd + 8 * c, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * c))));
+    int64_t off = 0;
+    for (int t = 0; t < a.n_tok; ++t) {
+      const int64_t len = a.end[t] - a.first[t];
+      const int64_t j0 = std::max(p, a.first[t]) - p, j1 = std::min(p + tile.n, a.end[t]) - p;
+      if (j0 < j1)
+        heads_add_values<C>(scores + off + (p - a.first[t]) + j0, len, a.out + t * a.out_stride, vt + j0 * hd, hd, a.n_q,
+                            j1 - j0);
+      off += a.n_q * len;
+    }
+    p += tile.n;
+  }
+}
+
+// The entry point: head sizes that the scores and values unroll for, else any multiple of 8.
+ZS_INLINE void dispatch_block(const BlockAttention& a) {
+  switch (a.head_dim) {
+    case 8: return block_kernel<1>(a);
+    case 16: return block_kernel<2>(a);
+    case 32: return block_kernel<4>(a);
+    case 64: return block_kernel<8>(a);
+    case 128: return block_kernel<16>(a);
+    default: return block_kernel<0>(a);
+  }
+}
+
+#undef ZS_INLINE
+
+}  // namespace
+}  // namespace zs::engine::cpu
