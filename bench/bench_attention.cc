@@ -4,7 +4,9 @@
 //   decode   one query per head at a context of D positions: the keys and values read per
 //            call as GB/s, against the machine's measured read bandwidth (the roofline)
 //   prefill  a causal prompt of T tokens: effective GFLOP/s with 2 threads against 1 thread
-//            (ideal 2x: causal rows have unequal work, so a static split leaves a thread idle)
+//            (ideal 2x: causal rows have unequal work, so a static split leaves a thread idle),
+//            and with the queries in blocks (cpu::attend_block, the default) against one by one
+//            (set_cpu_attention_blocks(false): the kernel that prompts took before blocks)
 // Rounds alternate the variants; medians. Options: --rounds N (default 7), --threads N (2),
 // --depth N (only decode, at N positions).
 #include <cstring>
@@ -112,23 +114,36 @@ int main(int argc, char** argv) {
   for (int64_t tokens : prompts) {
     Case c = make_case(tokens, tokens, rng);
     const double flops = 2.0 * 2 * kHeads * kHeadDim * (static_cast<double>(tokens) * (tokens + 1) / 2);
-    std::vector<double> ratio, g2;
+    std::vector<double> ratio, g2, blocks, g_one;
+    auto one_by_one = [&] {
+      engine::set_cpu_attention_blocks(false);
+      const double t = run_once(*multi, c);
+      engine::set_cpu_attention_blocks(true);
+      return t;
+    };
     for (int r = 0; r < rounds; ++r) {
-      double t1, t2;
+      double t1, t2, t3;
       if (r % 2) {
         t1 = run_once(*single, c);
+        t3 = one_by_one();
         t2 = run_once(*multi, c);
       } else {
         t2 = run_once(*multi, c);
+        t3 = one_by_one();
         t1 = run_once(*single, c);
       }
       ratio.push_back(t1 / t2);
+      blocks.push_back(t3 / t2);
       g2.push_back(flops / t2 / 1e9);
+      g_one.push_back(flops / t3 / 1e9);
     }
     std::printf("  prefill of %lld tokens: %.1f GFLOP/s with %d threads\n", static_cast<long long>(tokens), median_of(g2),
                 threads);
     std::printf("RESULT attention prefill %lld tokens, %d threads / 1 thread: %.2fx (rounds %.2f-%.2f; ideal %dx)\n",
                 static_cast<long long>(tokens), threads, median_of(ratio), quantile(ratio, 0), quantile(ratio, 1), threads);
+    std::printf("  queries one by one: %.1f GFLOP/s\n", median_of(g_one));
+    std::printf("RESULT attention prefill %lld tokens, blocks / one by one: %.2fx (rounds %.2f-%.2f)\n",
+                static_cast<long long>(tokens), median_of(blocks), quantile(blocks, 0), quantile(blocks, 1));
   }
   return 0;
 }

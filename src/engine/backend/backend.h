@@ -124,5 +124,9 @@ class Backend {
 
 // The CPU backend with n_threads compute threads (0 = all cores this process may use).
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// Whether the CPU backend's attention takes consecutive queries of a sequence in blocks
+// (cpu::attend_block, the default) or one by one (cpu::attend_group); both give the same bits.
+// For benchmarks that compare the two in one run. Returns the previous setting; thread-safe.
+bool set_cpu_attention_blocks(bool enabled);
 
 }  // namespace zs::engine

@@ -40,6 +40,11 @@ constexpr int kAttentionChunksPerThread = 8;
 constexpr int64_t kAttentionBlockTokens = 16;
 constexpr int64_t kAttentionBlockScores = 128 * 1024;
 
+std::atomic<bool>& blocks_enabled() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
 // --- Helpers of gelu() and attention_full().
 
 // GELU (tanh approximation). Built once; immutable afterwards.
@@ -288,7 +293,9 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < a.n_tokens; ++t) keys = std::max(keys, visible_end(t));
     // Blocks of consecutive queries of one sequence (the same block table) share every tile of
     // keys they read; a block's scores stay within about kAttentionBlockScores values.
-    const int64_t max_block = std::clamp<int64_t>(kAttentionBlockScores / (group * keys), 2, kAttentionBlockTokens);
+    const int64_t max_block = blocks_enabled().load(std::memory_order_relaxed)
+                                  ? std::clamp<int64_t>(kAttentionBlockScores / (group * keys), 2, kAttentionBlockTokens)
+                                  : 1;
     std::vector<std::pair<int64_t, int64_t>> blocks;  // first token, token count
     for (int64_t t = 0; t < a.n_tokens;) {
       int64_t n = 1;
@@ -475,6 +482,8 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+bool set_cpu_attention_blocks(bool enabled) { return blocks_enabled().exchange(enabled, std::memory_order_relaxed); }
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/backend/backend.h"
 #include "engine/backend/cpu_attention.h"
 #include "engine/backend/f16_table.h"
 #include "engine/quant/quantize.h"
@@ -220,6 +221,58 @@ TEST(CpuAttention, ABlockOfQueriesGivesEveryHeadTheBitsItGetsAlone) {
     }
   }
   EXPECT_EQ(checked, 8 * (2 + 16 + 5 + 16 + 13 + 9 + 7) * 2 * 2);
+}
+
+// Backend::attention groups a call's tokens into blocks by sequence (the block table they
+// share): two sequences' prompts in one call, as continuous batching passes them, give every
+// token the bits it gets alone, with and without windows and soft-capping.
+TEST(CpuAttention, TheBackendGivesEveryTokenOfABatchOfPromptsTheBitsItGetsAlone) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> d(0.f, 1.f);
+  const int n_head = 8, n_head_kv = 2, head_dim = 64;
+  Cache c = make_cache(head_dim, 160, rng, 4.f);
+  std::vector<int32_t> table_b = c.table;
+  std::shuffle(table_b.begin(), table_b.end(), rng);
+  // Sequence A: positions 0..39; sequence B: 110..150 (a later chunk of its prompt).
+  std::vector<int32_t> pos;
+  std::vector<const int32_t*> tables;
+  for (int p = 0; p < 40; ++p) pos.push_back(p), tables.push_back(c.table.data());
+  for (int p = 110; p < 151; ++p) pos.push_back(p), tables.push_back(table_b.data());
+  const int64_t n = static_cast<int64_t>(pos.size()), width = static_cast<int64_t>(n_head) * head_dim;
+  std::vector<float> q(static_cast<size_t>(n * width));
+  for (auto& x : q) x = d(rng);
+  auto backend = make_cpu_backend(2);
+  for (const auto& [window, softcap] : {std::pair{0, 0.f}, std::pair{24, 0.f}, std::pair{0, 30.f}}) {
+    AttentionArgs a;
+    a.q = q.data();
+    a.n_tokens = n;
+    a.positions = pos.data();
+    a.block_tables = tables.data();
+    a.block_size = c.block_size;
+    a.k_cache = c.k.data();
+    a.v_cache = c.v.data();
+    a.n_head = n_head;
+    a.n_head_kv = n_head_kv;
+    a.head_dim = head_dim;
+    a.scale = 0.125f;
+    a.window = window;
+    a.softcap = softcap;
+    std::vector<float> together(q.size(), -7.f), alone(q.size(), -7.f);
+    a.out = together.data();
+    backend->attention(a);
+    for (int64_t t = 0; t < n; ++t) {
+      AttentionArgs one = a;
+      one.q = q.data() + t * width;
+      one.n_tokens = 1;
+      one.positions = pos.data() + t;
+      one.block_tables = tables.data() + t;
+      one.out = alone.data() + t * width;
+      backend->attention(one);
+    }
+    for (size_t i = 0; i < q.size(); ++i)
+      ASSERT_EQ(together[i], alone[i]) << "token " << i / width << ", value " << i % width << ", window " << window
+                                       << ", softcap " << softcap;
+  }
 }
 
 // Distance in units in the last place between two positive floats.
