@@ -184,7 +184,7 @@ int64_t block_attention_scratch(const BlockAttention& a) {
 }
 
 void attend_block(const BlockAttention& a, bool avx512) {
-  if (!has_avx2_fma() || a.head_dim % 8 != 0) {
+  if (a.n_tok == 1 || !has_avx2_fma() || a.head_dim % 8 != 0) {
     for (int t = 0; t < a.n_tok; ++t) {
       GroupAttention g;
       g.q = a.q + static_cast<int64_t>(t) * a.n_q * a.head_dim;

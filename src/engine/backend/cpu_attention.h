@@ -34,8 +34,8 @@ struct GroupAttention {
 // with the n_q query heads of one key/value head; token i's heads see positions
 // [first[i], end[i]). Each page of keys and values is converted to f32 once and then serves every
 // query of the block, so a block reads the cache once instead of once per query, and the scores
-// come from a kernel that keeps 8 keys per register. Each head's result is bit-identical to
-// attend_group's for that head alone (the same products, summed in the same order): a token's
+// come from a kernel that keeps 8 keys per register (16 with AVX-512). Each head's result is
+// bit-identical to attend_group's for that head alone (the same products, summed in the same order): a token's
 // attention does not depend on whether it came in a prompt, among draft rows or alone.
 struct BlockAttention {
   const float* q = nullptr;  // n_tok x n_q x head_dim values, already rounded to f16 precision
@@ -64,9 +64,10 @@ int64_t block_attention_scratch(const BlockAttention& a);
 void attend_group(const GroupAttention& a);
 // The scalar path, always available (the reference for tests).
 void attend_group_scalar(const GroupAttention& a);
-// The fastest path this CPU has: with AVX-512 the AVX2 kernel compiled for 32 registers, which
-// holds 16 keys' sums at once (avx512 = false keeps to the 16-register build, for tests); head
-// sizes that are not a multiple of 8, or no AVX2, run attend_group per token.
+// The fastest path this CPU has: the AVX-512 build of the block kernel where the CPU has it and
+// avx512 is true (false keeps to the AVX2 build: tests, ZS_ISA=avx2), else the AVX2 build. A
+// single query (it streams its keys once, prefetched), head sizes that are not a multiple of 8,
+// and CPUs without AVX2 take attend_group per token.
 void attend_block(const BlockAttention& a, bool avx512 = true);
 
 // Internal to the backend: attend_block's kernels, one file per instruction set

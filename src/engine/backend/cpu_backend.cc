@@ -346,27 +346,7 @@ class CpuBackend final : public Backend {
         ba.out_stride = static_cast<int64_t>(a.n_head) * a.head_dim;
         scratch.resize(static_cast<size_t>(cpu::block_attention_scratch(ba)));
         ba.scratch = scratch.data();
-        if (n > 1) {
-          cpu::attend_block(ba, wide_attention_);
-          continue;
-        }
-        // A single query streams its keys once: the kernel that prefetches them serves it best.
-        cpu::GroupAttention ga;
-        ga.q = ba.q;
-        ga.n_q = group;
-        ga.k = ba.k;
-        ga.v = ba.v;
-        ga.row_stride = kv_dim;
-        ga.head_dim = a.head_dim;
-        ga.table = ba.table;
-        ga.block_size = a.block_size;
-        ga.first = firsts[0];
-        ga.end = ends[0];
-        ga.scale = ba.scale;
-        ga.softcap = a.softcap;
-        ga.scores = ba.scratch;
-        ga.out = ba.out;
-        cpu::attend_group(ga);
+        cpu::attend_block(ba, wide_attention_);
       }
     }, grain, a.n_tokens > 1 ? kAttentionChunksPerThread : 1);
   }
@@ -468,7 +448,7 @@ class CpuBackend final : public Backend {
   }
 
   core::ThreadPool pool_;
-  // Blocks of queries take the 32-register build of their kernel where the matrix products take
+  // Blocks of queries take the AVX-512 build of their kernel where the matrix products take
   // AVX-512 (so ZS_ISA=avx2 measures an AVX2 machine throughout).
   const bool wide_attention_ = kernel_isa() == "avx512-vnni";
   // calloc: large blocks come straight from the kernel as untouched zero pages, so a big KV
