@@ -385,6 +385,10 @@ TEST(ServeJobs, BatchMaxInstancesLetsBatchWorkStartAnInstance) {
 }
 
 TEST(ServeJobs, QuotasRefuseWith429NamingTheLimit) {
+  // "slow" starts 2.5 s after it is asked for: a request to it holds its key's concurrency slot
+  // for that long, whatever the engine's speed (a long generation on stories260K takes ~30 ms).
+  const std::string slow_cmd = "sh -c 'sleep 2.5; exec " + std::string(ZS_BINARY) +
+                               " worker --listen 127.0.0.1:{port} --model {model} --threads 1'";
   Serve s(R"(gateway:
   api_keys:
     - {key: sk-rpm, name: rpm, requests_per_minute: 2}
@@ -392,7 +396,9 @@ TEST(ServeJobs, QuotasRefuseWith429NamingTheLimit) {
     - {key: sk-con, name: con, max_concurrent: 1}
     - {key: sk-free, name: free}
 deployments:
-)" + stories_deployment("story", "    min_instances: 1\n"));
+)" + stories_deployment("story", "    min_instances: 1\n") +
+          "  - name: slow\n    runtime: command\n    command: \"" + slow_cmd + "\"\n    model: " +
+          zs::testing::golden_model("stories260K.gguf") + "\n    memory: 64MiB\n");
   auto as = [](const std::string& key) { return gateway::HttpHeaders{{"Authorization", "Bearer " + key}}; };
   EXPECT_EQ(s.post(chat("story", 2), as("sk-rpm")).status, 200);
   EXPECT_EQ(s.post(chat("story", 2), as("sk-rpm")).status, 200);
@@ -408,8 +414,8 @@ deployments:
   EXPECT_EQ(r.status, 429);
   EXPECT_NE(r.body.find("tokens_per_minute limit of 10"), std::string::npos) << r.body;
 
-  auto long_one = std::async(std::launch::async, [&] { return s.post(chat("story", 400, true), as("sk-con")); });
-  ASSERT_TRUE(wait_for([&] { return metric(s.address(), "zs_deployment_in_flight_requests{deployment=\"story\"}") >= 1; }, 20s));
+  auto long_one = std::async(std::launch::async, [&] { return s.post(chat("slow", 4), as("sk-con")); });
+  ASSERT_TRUE(wait_for([&] { return metric(s.address(), "zs_deployment_queued_requests{deployment=\"slow\"}") >= 1; }, 20s));
   r = s.post(chat("story", 2), as("sk-con"));
   EXPECT_EQ(r.status, 429);
   EXPECT_NE(r.body.find("max_concurrent"), std::string::npos) << r.body;
