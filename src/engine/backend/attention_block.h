@@ -61,121 +61,127 @@ ZS_INLINE void transpose8(__m256 r[8]) {
   }
 }
 
+// ---------------------------------------------------------------- Registers
+
+// The two register widths, as the kernels below use them: W floats per register.
+struct Ymm {
+  using T = __m256;
+  static constexpr int W = 8;
+  static ZS_INLINE T zero() { return _mm256_setzero_ps(); }
+  static ZS_INLINE T load(const float* p) { return _mm256_loadu_ps(p); }
+  static ZS_INLINE T bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static ZS_INLINE T set1(float x) { return _mm256_set1_ps(x); }
+  static ZS_INLINE T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static ZS_INLINE T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static ZS_INLINE T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static ZS_INLINE void store(float* p, T x) { _mm256_storeu_ps(p, x); }
+};
+#if ZS_ATTENTION_WIDE
+struct Zmm {
+  using T = __m512;
+  static constexpr int W = 16;
+  static ZS_INLINE T zero() { return _mm512_setzero_ps(); }
+  static ZS_INLINE T load(const float* p) { return _mm512_loadu_ps(p); }
+  static ZS_INLINE T bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static ZS_INLINE T set1(float x) { return _mm512_set1_ps(x); }
+  static ZS_INLINE T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static ZS_INLINE T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static ZS_INLINE T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static ZS_INLINE void store(float* p, T x) { _mm512_storeu_ps(p, x); }
+};
+using Wide = Zmm;  // the build's widest registers
+#else
+using Wide = Ymm;
+#endif
+
 // ---------------------------------------------------------------- Scores
 
-// out[0, G * K) = scale * (q . key j) for K groups of G keys (G = 8 per __m256, 16 per __m512)
-// of the transposed tile. Lane j of acc[k][l] sums q[8c + l] * key[8c + l] over c, as lane l of
-// attend_group's accumulator does for one key, and the eight sums are added in the order of its
-// reduction, ((0 + 4) + (1 + 5)) + ((2 + 6) + (3 + 7)): the same bits, whatever the lane width.
+// out_r[0, W K) = scale * (q_r . key j) for R heads (R = 1 or 2) and K groups of W keys of the
+// transposed tile. attend_group sums a key's products in 8 lanes (lane l: q[8c + l] * key[8c + l]
+// over c) and adds the lanes as ((0 + 4) + (1 + 5)) + ((2 + 6) + (3 + 7)). Here lane j of a
+// register holds key j instead, and each of the eight sums is formed over c in the same order,
+// then added in the same order: the same bits, whatever the register width. The sums are made
+// P pairs at a time (lanes m and m + 4, which the reduction adds first), so that a pass holds
+// R x K x 2P registers (8 with the shapes used: enough FMAs in flight, few enough for AVX2's 16
+// registers) and, with two heads, every load of keys serves both: one load per FMA.
 // C: head_dim / 8 when fixed at compile time (0: nc).
-template <int C, int K>
-ZS_INLINE void tile_scores8(const float* q, int nc, const float* kt, float scale, float* out) {
-  __m256 acc[K][8];
-#pragma GCC unroll 16
-  for (int i = 0; i < K * 8; ++i) acc[i / 8][i % 8] = _mm256_setzero_ps();
+template <class V, int C, int K, int R>
+ZS_INLINE void tile_scores(const float* q0, int64_t q_stride, int nc, const float* kt, float scale, float* out0,
+                           int64_t out_stride) {
+  using T = typename V::T;
+  constexpr int P = R == 2 ? 1 : 2;
+  T half[R][K][4];  // lane m + lane m + 4
   const int n = C > 0 ? C : nc;
-  for (int c = 0; c < n; ++c) {
-#pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) {
-      const __m256 qb = _mm256_broadcast_ss(q + 8 * c + l);
-      const float* row = kt + (8 * c + l) * kTileKeys;
+#pragma GCC unroll 4
+  for (int m0 = 0; m0 < 4; m0 += P) {
+    T acc[R][K][P][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < R * K * P * 2; ++i) acc[i / (K * P * 2)][i / (P * 2) % K][i / 2 % P][i % 2] = V::zero();
+    for (int c = 0; c < n; ++c) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 2 * P; ++i) {
+        const int p = i / 2, h = i % 2, l = m0 + p + 4 * h;
+        const float* row = kt + (8 * c + l) * kTileKeys;
+        T kv[K];
 #pragma GCC unroll 2
-      for (int k = 0; k < K; ++k) acc[k][l] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(row + 8 * k), acc[k][l]);
+        for (int k = 0; k < K; ++k) kv[k] = V::load(row + V::W * k);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r) {
+          const T qb = V::bcast(q0 + r * q_stride + 8 * c + l);
+#pragma GCC unroll 2
+          for (int k = 0; k < K; ++k) acc[r][k][p][h] = V::fma(qb, kv[k], acc[r][k][p][h]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R * K * P; ++i) {
+      const int r = i / (K * P), k = i / P % K, p = i % P;
+      half[r][k][m0 + p] = V::add(acc[r][k][p][0], acc[r][k][p][1]);
     }
   }
-#pragma GCC unroll 2
-  for (int k = 0; k < K; ++k) {
-    const __m256 d = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][4]), _mm256_add_ps(acc[k][1], acc[k][5])),
-                                   _mm256_add_ps(_mm256_add_ps(acc[k][2], acc[k][6]), _mm256_add_ps(acc[k][3], acc[k][7])));
-    _mm256_storeu_ps(out + 8 * k, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+#pragma GCC unroll 4
+  for (int i = 0; i < R * K; ++i) {
+    const int r = i / K, k = i % K;
+    const T d = V::add(V::add(half[r][k][0], half[r][k][1]), V::add(half[r][k][2], half[r][k][3]));
+    V::store(out0 + r * out_stride + V::W * k, V::mul(d, V::set1(scale)));
   }
 }
 
-#if ZS_ATTENTION_WIDE
-template <int C, int K>
-ZS_INLINE void tile_scores16(const float* q, int nc, const float* kt, float scale, float* out) {
-  __m512 acc[K][8];
-#pragma GCC unroll 16
-  for (int i = 0; i < K * 8; ++i) acc[i / 8][i % 8] = _mm512_setzero_ps();
-  const int n = C > 0 ? C : nc;
-  for (int c = 0; c < n; ++c) {
-#pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) {
-      const __m512 qb = _mm512_set1_ps(q[8 * c + l]);
-      const float* row = kt + (8 * c + l) * kTileKeys;
-#pragma GCC unroll 2
-      for (int k = 0; k < K; ++k) acc[k][l] = _mm512_fmadd_ps(qb, _mm512_loadu_ps(row + 16 * k), acc[k][l]);
-    }
-  }
-#pragma GCC unroll 2
-  for (int k = 0; k < K; ++k) {
-    const __m512 d = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[k][0], acc[k][4]), _mm512_add_ps(acc[k][1], acc[k][5])),
-                                   _mm512_add_ps(_mm512_add_ps(acc[k][2], acc[k][6]), _mm512_add_ps(acc[k][3], acc[k][7])));
-    _mm512_storeu_ps(out + 16 * k, _mm512_mul_ps(d, _mm512_set1_ps(scale)));
-  }
-}
-#endif
-
-// Scores of groups [c, c + w) of the tile (w: one or two groups).
-template <int C>
-ZS_INLINE void group_scores(const float* q, int nc, const float* kt, int64_t c, int w, float scale, float* out) {
-#if ZS_ATTENTION_WIDE
-  if (w == 2 * kKeyGroup) return tile_scores16<C, 2>(q, nc, kt + c, scale, out);
-  tile_scores16<C, 1>(q, nc, kt + c, scale, out);
-#else
-  (void)w;
-  tile_scores8<C, 1>(q, nc, kt + c, scale, out);
-#endif
+// The scores of R heads (q_stride apart; outputs out_stride apart) for the w keys at kt + c:
+// one or two groups of Wide::W.
+template <int C, int R>
+ZS_INLINE void group_scores(const float* q, int64_t q_stride, int nc, const float* kt, int64_t c, int w, float scale,
+                            float* out, int64_t out_stride) {
+  if (w == 2 * Wide::W) return tile_scores<Wide, C, 2, R>(q, q_stride, nc, kt + c, scale, out, out_stride);
+  tile_scores<Wide, C, 1, R>(q, q_stride, nc, kt + c, scale, out, out_stride);
 }
 
 // ---------------------------------------------------------------- Values
 
 // R heads (head r: probabilities pr[r * pr_stride + j], output out[r * hd, (r + 1) * hd) with
-// hd = W * C, W values per register) add n rows of widened values (vt[j * hd + i]) in position
-// order, as attend_group does for one head.
-template <int C, int R>
-ZS_INLINE void add_values8(const float* pr, int64_t pr_stride, float* out, const float* vt, int64_t n) {
-  __m256 acc[R][C];
+// hd = W * C) add n rows of widened values (vt[j * hd + i]) in position order, as attend_group
+// does for one head; each load of values serves all R heads.
+template <class V, int C, int R>
+ZS_INLINE void add_values(const float* pr, int64_t pr_stride, float* out, const float* vt, int64_t n) {
+  using T = typename V::T;
+  T acc[R][C];
 #pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = _mm256_loadu_ps(out + 8 * i);
+  for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = V::load(out + V::W * i);
   for (int64_t j = 0; j < n; ++j) {
-    __m256 pb[R];
+    T pb[R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) pb[r] = _mm256_set1_ps(pr[r * pr_stride + j]);
-    const float* vr = vt + j * 8 * C;
+    for (int r = 0; r < R; ++r) pb[r] = V::set1(pr[r * pr_stride + j]);
+    const float* vr = vt + j * V::W * C;
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
-      const __m256 vv = _mm256_loadu_ps(vr + 8 * c);
+      const T vv = V::load(vr + V::W * c);
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(pb[r], vv, acc[r][c]);
+      for (int r = 0; r < R; ++r) acc[r][c] = V::fma(pb[r], vv, acc[r][c]);
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) _mm256_storeu_ps(out + 8 * i, acc[i / C][i % C]);
+  for (int i = 0; i < R * C; ++i) V::store(out + V::W * i, acc[i / C][i % C]);
 }
-
-#if ZS_ATTENTION_WIDE
-template <int C, int R>
-ZS_INLINE void add_values16(const float* pr, int64_t pr_stride, float* out, const float* vt, int64_t n) {
-  __m512 acc[R][C];
-#pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = _mm512_loadu_ps(out + 16 * i);
-  for (int64_t j = 0; j < n; ++j) {
-    __m512 pb[R];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) pb[r] = _mm512_set1_ps(pr[r * pr_stride + j]);
-    const float* vr = vt + j * 16 * C;
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) {
-      const __m512 vv = _mm512_loadu_ps(vr + 16 * c);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(pb[r], vv, acc[r][c]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) _mm512_storeu_ps(out + 16 * i, acc[i / C][i % C]);
-}
-#endif
 
 // The n_heads heads of one token add n rows of the tile: head g's probabilities are
 // pr[g * len, g * len + n), its output out[g * hd, (g + 1) * hd).
@@ -183,17 +189,16 @@ template <int C>
 ZS_INLINE void heads_add_values(const float* pr, int64_t len, float* out, const float* vt, int hd, int n_heads,
                                 int64_t n) {
   int g = 0;
-  if constexpr (C > 0 && C <= 16) {
-#if ZS_ATTENTION_WIDE
-    if constexpr (C % 2 == 0) {
-      // 16 registers of sums: 4 heads of 64 values, 2 of 128; each load of values serves them all.
-      constexpr int C16 = C / 2, R = C16 <= 4 ? 4 : C16 <= 8 ? 2 : 1;
-      for (; g + R <= n_heads; g += R) add_values16<C16, R>(pr + g * len, len, out + g * hd, vt, n);
-      for (; g < n_heads; ++g) add_values16<C16, 1>(pr + g * len, len, out + g * hd, vt, n);
-      return;
-    }
-#endif
-    for (; g < n_heads; ++g) add_values8<C, 1>(pr + g * len, len, out + g * hd, vt, n);
+  if constexpr (C > 0 && C % (Wide::W / 8) == 0) {
+    // 16 registers of sums: 4 heads of 64 values, 2 of 128 (AVX-512); each load serves them all.
+    constexpr int CW = C / (Wide::W / 8), R = CW <= 4 ? 4 : CW <= 8 ? 2 : 1;
+    constexpr int kR = ZS_ATTENTION_WIDE ? R : 1;  // AVX2 has 16 registers: one head at a time
+    for (; g + kR <= n_heads; g += kR) add_values<Wide, CW, kR>(pr + g * len, len, out + g * hd, vt, n);
+    for (; g < n_heads; ++g) add_values<Wide, CW, 1>(pr + g * len, len, out + g * hd, vt, n);
+    return;
+  }
+  if constexpr (C > 0) {
+    for (; g < n_heads; ++g) add_values<Ymm, C, 1>(pr + g * len, len, out + g * hd, vt, n);
     return;
   }
   for (; g < n_heads; ++g)
@@ -223,7 +228,8 @@ void block_kernel(const BlockAttention& a) {
   float* const scores = a.scratch;
   float* const kt = scores + total;       // hd x kTileKeys
   float* const vt = kt + hd * kTileKeys;  // kTileKeys x hd
-  alignas(64) float part[2 * kKeyGroup];
+  constexpr int kPartStride = kTileKeys;  // scores of up to a tile's keys, of up to two heads
+  alignas(64) float part[2 * kPartStride];
 
   // Scores.
   for (int64_t p = lo; p < hi;) {
@@ -246,20 +252,29 @@ void block_kernel(const BlockAttention& a) {
       const int64_t len = a.end[t] - a.first[t];
       const int64_t j0 = std::max(p, a.first[t]) - p, j1 = std::min(p + tile.n, a.end[t]) - p;
       const int64_t end_group = (j1 + kKeyGroup - 1) / kKeyGroup * kKeyGroup;
-      for (int g = 0; j0 < j1 && g < a.n_q; ++g) {
+      for (int g = 0; j0 < j1 && g < a.n_q;) {
+        const int rows = g + 1 < a.n_q ? 2 : 1;  // two heads share each load of keys
         const float* q = a.q + (static_cast<int64_t>(t) * a.n_q + g) * hd;
-        float* s = scores + off + g * len;  // s[base + j]: position p + j, for j0 <= j < j1
+        float* s = scores + off + g * len;  // s[r * len + base + j]: head g + r, position p + j (j0 <= j < j1)
         const int64_t base = p - a.first[t];
         for (int64_t c = j0 / kKeyGroup * kKeyGroup; c < end_group;) {
-          const int w = ZS_ATTENTION_WIDE && c + 2 * kKeyGroup <= end_group ? 2 * kKeyGroup : kKeyGroup;
+          const int w = c + 2 * kKeyGroup <= end_group ? 2 * kKeyGroup : kKeyGroup;
           // Whole groups of visible keys go straight to the scores; edges and soft-capping via part.
           const bool whole = a.softcap == 0 && c >= j0 && c + w <= j1;
-          group_scores<C>(q, nc, kt, c, w, a.scale, whole ? s + base + c : part);
+          float* dst = whole ? s + base + c : part;
+          const int64_t dst_stride = whole ? len : kPartStride;
+          if (rows == 2) {
+            group_scores<C, 2>(q, hd, nc, kt, c, w, a.scale, dst, dst_stride);
+          } else {
+            group_scores<C, 1>(q, hd, nc, kt, c, w, a.scale, dst, dst_stride);
+          }
           if (!whole)
-            for (int64_t j = std::max(c, j0); j < std::min(c + w, j1); ++j)
-              s[base + j] = soft_cap(part[j - c], a.softcap, inv_cap);
+            for (int r = 0; r < rows; ++r)
+              for (int64_t j = std::max(c, j0); j < std::min(c + w, j1); ++j)
+                s[r * len + base + j] = soft_cap(part[r * kPartStride + j - c], a.softcap, inv_cap);
           c += w;
         }
+        g += rows;
       }
       off += a.n_q * len;
     }
