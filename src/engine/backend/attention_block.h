@@ -4,9 +4,10 @@
 // register, 32 registers). Everything here has internal linkage; nothing else includes it.
 //
 // Per block and tile of keys: the keys are widened to f32 and transposed once (kt[i * 32 + j] =
-// key j's value i), then every query head of the block takes its scores from them with one
-// register per group of keys; then per head the softmax; then per tile the values, widened
-// once, are added by every head. The arithmetic is attend_group's (see tile_scores): the same bits.
+// key j's value i), then the query heads of the block, two at a time, take their scores from
+// them with one register per group of keys; then per head the softmax; then per tile the
+// values, widened once, are added by every head. The arithmetic is attend_group's (see
+// tile_scores): the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,8 +26,6 @@ namespace {
 #define ZS_INLINE inline __attribute__((always_inline))
 
 constexpr int kTileKeys = kBlockTileKeys;
-// Keys per score register, and so the granularity to which tiles are padded with zero keys.
-constexpr int kKeyGroup = ZS_ATTENTION_WIDE ? 16 : 8;
 
 struct Tile {
   int64_t row, n;  // first cache row, positions
@@ -93,6 +92,8 @@ using Wide = Zmm;  // the build's widest registers
 #else
 using Wide = Ymm;
 #endif
+// Keys per score register, and so the granularity to which tiles are padded with zero keys.
+constexpr int kKeyGroup = Wide::W;
 
 // ---------------------------------------------------------------- Scores
 
