@@ -314,14 +314,7 @@ void block_kernel(const BlockAttention& a) {
 
 // The entry point: head sizes that the scores and values unroll for, else any multiple of 8.
 ZS_INLINE void dispatch_block(const BlockAttention& a) {
-  switch (a.head_dim) {
-    case 8: return block_kernel<1>(a);
-    case 16: return block_kernel<2>(a);
-    case 32: return block_kernel<4>(a);
-    case 64: return block_kernel<8>(a);
-    case 128: return block_kernel<16>(a);
-    default: return block_kernel<0>(a);
-  }
+  with_head_chunks(a.head_dim, [&](auto c) { block_kernel<decltype(c)::value>(a); });
 }
 
 #undef ZS_INLINE

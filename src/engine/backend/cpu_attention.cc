@@ -160,14 +160,7 @@ __attribute__((target("avx2,fma,f16c"))) void store_avx2(const float* src, uint1
 
 void attend_group(const GroupAttention& a) {
   if (!has_avx2_fma()) return attend_group_scalar(a);
-  switch (a.head_dim) {
-    case 8: return attend_avx2<1>(a);
-    case 16: return attend_avx2<2>(a);
-    case 32: return attend_avx2<4>(a);
-    case 64: return attend_avx2<8>(a);
-    case 128: return attend_avx2<16>(a);
-    default: return attend_avx2<0>(a);
-  }
+  with_head_chunks(a.head_dim, [&](auto c) { attend_avx2<decltype(c)::value>(a); });
 }
 
 namespace {
@@ -187,18 +180,10 @@ void attend_block(const BlockAttention& a, bool avx512) {
   if (a.n_tok == 1 || !has_avx2_fma() || a.head_dim % 8 != 0) {
     for (int t = 0; t < a.n_tok; ++t) {
       GroupAttention g;
+      static_cast<KvHeadGroup&>(g) = a;
       g.q = a.q + static_cast<int64_t>(t) * a.n_q * a.head_dim;
-      g.n_q = a.n_q;
-      g.k = a.k;
-      g.v = a.v;
-      g.row_stride = a.row_stride;
-      g.head_dim = a.head_dim;
-      g.table = a.table;
-      g.block_size = a.block_size;
       g.first = a.first[t];
       g.end = a.end[t];
-      g.scale = a.scale;
-      g.softcap = a.softcap;
       g.scores = a.scratch;
       g.out = a.out + t * a.out_stride;
       attend_group(g);

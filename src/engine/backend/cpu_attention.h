@@ -3,19 +3,15 @@
 // path chosen at run time and a scalar path that is its reference. Pure functions of their
 // arguments: thread-safe for disjoint outputs, never fail (arguments are the caller's to check).
 #include <cstdint>
+#include <type_traits>
 
 namespace zs::engine::cpu {
 
-// The n_q query heads that share one key/value head (grouped-query attention) attending to the
-// visible positions [first, end) of one sequence, as Backend::attention defines it: per head,
-// score_j = scale * (q . k_j) (then softcap * tanh(score / softcap) when softcap > 0),
-// p = softmax(score) with each probability rounded to f16 as the reference does, and
-// out = sum_j p_j v_j. Position p lives in cache row table[p / block_size] * block_size +
+// The n_q query heads that share one key/value head (grouped-query attention), and the paged
+// cache they read: position p lives in cache row table[p / block_size] * block_size +
 // p % block_size; row r's keys of this head start at k + r * row_stride (values likewise).
-// Heads are computed one after another over each page of keys, so a page read from memory
-// serves all of them; each head's result does not depend on n_q.
-struct GroupAttention {
-  const float* q = nullptr;  // n_q x head_dim values, already rounded to f16 precision
+// Scores are scale * (q . k_j), then softcap * tanh(score / softcap) when softcap > 0.
+struct KvHeadGroup {
   int n_q = 1;
   const uint16_t* k = nullptr;
   const uint16_t* v = nullptr;
@@ -23,34 +19,34 @@ struct GroupAttention {
   int head_dim = 0;
   const int32_t* table = nullptr;
   int block_size = 0;
-  int64_t first = 0, end = 0;  // first < end
   float scale = 1.f;
   float softcap = 0.f;
+};
+
+// One query's heads attending to the visible positions [first, end) of one sequence, as
+// Backend::attention defines it: per head, p = softmax(score) with each probability rounded to
+// f16 as the reference does, and out = sum_j p_j v_j. Heads are computed one after another over
+// each page of keys, so a page read from memory serves all of them; each head's result does
+// not depend on n_q.
+struct GroupAttention : KvHeadGroup {
+  const float* q = nullptr;  // n_q x head_dim values, already rounded to f16 precision
+  int64_t first = 0, end = 0;  // first < end
   float* scores = nullptr;  // scratch of at least n_q x (end - first) values
   float* out = nullptr;     // n_q x head_dim values; may not overlap q
 };
 
 // Several queries of one sequence (a prompt's rows, a speculating sequence's draft rows), each
-// with the n_q query heads of one key/value head; token i's heads see positions
-// [first[i], end[i]). Each page of keys and values is converted to f32 once and then serves every
-// query of the block, so a block reads the cache once instead of once per query, and the scores
-// come from a kernel that keeps 8 keys per register (16 with AVX-512). Each head's result is
-// bit-identical to attend_group's for that head alone (the same products, summed in the same order): a token's
+// with the heads of the group; token i's heads see positions [first[i], end[i]). Each page of
+// keys and values is converted to f32 once and then serves every query of the block, so a
+// block reads the cache once instead of once per query, and the scores come from a kernel that
+// keeps 8 keys per register (16 with AVX-512). Each head's result is bit-identical to
+// attend_group's for that head alone (the same products, summed in the same order): a token's
 // attention does not depend on whether it came in a prompt, among draft rows or alone.
-struct BlockAttention {
+struct BlockAttention : KvHeadGroup {
   const float* q = nullptr;  // n_tok x n_q x head_dim values, already rounded to f16 precision
   int n_tok = 1;
-  int n_q = 1;
-  const uint16_t* k = nullptr;
-  const uint16_t* v = nullptr;
-  int64_t row_stride = 0;  // f16 values per cache row (kv_dim)
-  int head_dim = 0;
-  const int32_t* table = nullptr;
-  int block_size = 0;
   const int64_t* first = nullptr;  // per token; first[i] < end[i]
   const int64_t* end = nullptr;
-  float scale = 1.f;
-  float softcap = 0.f;
   float* out = nullptr;  // token i's n_q x head_dim values at out + i * out_stride
   int64_t out_stride = 0;
   float* scratch = nullptr;  // block_attention_scratch(*this) values
@@ -75,6 +71,19 @@ void attend_block(const BlockAttention& a, bool avx512 = true);
 // checked the CPU and that head_dim is a multiple of 8. A block takes keys and values in tiles
 // of at most kBlockTileKeys positions of one page.
 constexpr int kBlockTileKeys = 32;
+// Calls fn(std::integral_constant<int, C>) with C = head_dim / 8 for the head sizes the kernels
+// unroll for (8 to 128), else C = 0 (any head size).
+template <class Fn>
+inline void with_head_chunks(int head_dim, Fn&& fn) {
+  switch (head_dim) {
+    case 8: return fn(std::integral_constant<int, 1>{});
+    case 16: return fn(std::integral_constant<int, 2>{});
+    case 32: return fn(std::integral_constant<int, 4>{});
+    case 64: return fn(std::integral_constant<int, 8>{});
+    case 128: return fn(std::integral_constant<int, 16>{});
+    default: return fn(std::integral_constant<int, 0>{});
+  }
+}
 void attend_block_avx2(const BlockAttention& a);
 void attend_block_avx512(const BlockAttention& a);
 

@@ -43,21 +43,28 @@ Cache make_cache(int head_dim, int64_t positions, std::mt19937& rng, float key_s
   return c;
 }
 
+// n_q query heads of one key/value head over the cache, scaled by 1 / sqrt(head_dim).
+KvHeadGroup heads(const Cache& c, int kv_head, int n_q) {
+  KvHeadGroup h;
+  h.n_q = n_q;
+  h.k = c.k.data() + kv_head * c.head_dim;
+  h.v = c.v.data() + kv_head * c.head_dim;
+  h.row_stride = c.kv_dim;
+  h.head_dim = c.head_dim;
+  h.table = c.table.data();
+  h.block_size = c.block_size;
+  h.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+  return h;
+}
+
 // n_q query heads (q: n_q x head_dim) of one key/value head.
 GroupAttention group(const Cache& c, int kv_head, const std::vector<float>& q, int n_q, int64_t first, int64_t end,
                      std::vector<float>& scores, std::vector<float>& out) {
   GroupAttention a;
+  static_cast<KvHeadGroup&>(a) = heads(c, kv_head, n_q);
   a.q = q.data();
-  a.n_q = n_q;
-  a.k = c.k.data() + kv_head * c.head_dim;
-  a.v = c.v.data() + kv_head * c.head_dim;
-  a.row_stride = c.kv_dim;
-  a.head_dim = c.head_dim;
-  a.table = c.table.data();
-  a.block_size = c.block_size;
   a.first = first;
   a.end = end;
-  a.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
   scores.assign(static_cast<size_t>(n_q * (end - first)), -1.f);
   out.assign(static_cast<size_t>(n_q * c.head_dim), -7.f);
   a.scores = scores.data();
@@ -185,19 +192,12 @@ TEST(CpuAttention, ABlockOfQueriesGivesEveryHeadTheBitsItGetsAlone) {
           const int64_t out_stride = static_cast<int64_t>(n_q) * head_dim + 5;
           std::vector<float> out(static_cast<size_t>(sh.n_tok * out_stride), -7.f);
           BlockAttention b;
+          static_cast<KvHeadGroup&>(b) = heads(c, kv_head, n_q);
+          b.softcap = sh.softcap;
           b.q = q.data();
           b.n_tok = sh.n_tok;
-          b.n_q = n_q;
-          b.k = c.k.data() + kv_head * head_dim;
-          b.v = c.v.data() + kv_head * head_dim;
-          b.row_stride = c.kv_dim;
-          b.head_dim = head_dim;
-          b.table = c.table.data();
-          b.block_size = c.block_size;
           b.first = first.data();
           b.end = end.data();
-          b.scale = 1.f / std::sqrt(static_cast<float>(head_dim));
-          b.softcap = sh.softcap;
           b.out = out.data();
           b.out_stride = out_stride;
           std::vector<float> scratch(static_cast<size_t>(block_attention_scratch(b)), NAN);
