@@ -13,7 +13,8 @@ constexpr int kYieldSpins = 2000;
 
 constexpr uint64_t kClosed = uint64_t{1} << 31;
 constexpr uint64_t kShared = uint64_t{1} << 30;
-constexpr uint64_t kJoinedMask = kShared - 1;
+constexpr uint64_t kStopped = uint64_t{1} << 29;  // park(): always with kClosed
+constexpr uint64_t kJoinedMask = kStopped - 1;
 
 inline uint32_t generation_of(uint64_t ticket) { return static_cast<uint32_t>(ticket >> 32); }
 
@@ -38,13 +39,11 @@ void ThreadPool::park() {
   if (workers_.empty()) return;
   {
     MutexLock lock(mutex_);
-    stop_.store(true);
-    ticket_.store((static_cast<uint64_t>(generation_of(ticket_.load()) + 1) << 32) | kClosed);
+    ticket_.store((static_cast<uint64_t>(generation_of(ticket_.load()) + 1) << 32) | kClosed | kStopped);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
-  stop_.store(false);
 }
 
 int ThreadPool::default_threads() {
@@ -116,7 +115,6 @@ void ThreadPool::worker_loop(int index, uint32_t seen) {
       MutexLock lock(mutex_);
       while (generation_of(ticket_.load()) == seen) wake_.wait(mutex_);
     }
-    if (stop_.load()) return;
     // Join the newest job unless the caller has closed it; the compare-exchange fails if
     // the ticket moved on (another worker joined, the job was closed, or a newer job began).
     uint64_t t = ticket_.load(std::memory_order_acquire);
@@ -127,6 +125,9 @@ void ThreadPool::worker_loop(int index, uint32_t seen) {
         break;
       }
     }
+    // Decided from the one word loaded: a separate stop flag read before it could miss a
+    // park() that came in between, and the worker would wait for a generation that never comes.
+    if (t & kStopped) return;
     seen = generation_of(t);
     if (!joined) continue;
     (*job_)(index, n_threads_);

@@ -58,10 +58,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
   // One word per job, so that a worker cannot join a job other than the one it saw:
-  // generation << 32 | kClosed | kShared | number of workers that joined.
+  // generation << 32 | kClosed | kShared | kStopped | number of workers that joined.
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int> done_{0};  // workers that joined and finished
-  std::atomic<bool> stop_{false};
   // Guards no field: the ticket is atomic. Storing a new ticket under it, and a worker checking
   // the ticket under it before sleeping, keeps a wake-up from being lost between the two.
   Mutex mutex_;

@@ -6,7 +6,9 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -99,6 +101,34 @@ class Serve {
   const std::string& address() const { return address_; }
   ChildProcess& process() { return *process_; }
   const TempDir& dir() const { return dir_; }
+  // The daemon's worker processes: its children, not every worker on the machine (tests run
+  // in parallel, and another test's deployment may have the same name).
+  std::vector<pid_t> worker_pids() const {
+    std::vector<pid_t> pids;
+    const std::string parent = std::to_string(process_->pid());
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream in(e.path() / "stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const size_t close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 1));
+      std::string state, ppid;
+      if (rest >> state >> ppid && ppid == parent) pids.push_back(std::stoi(name));
+    }
+    return pids;
+  }
+  // The worker of `deployment` among the daemon's children (its command line names it), or -1.
+  pid_t worker_of(const std::string& deployment) const {
+    for (pid_t pid : worker_pids()) {
+      std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmdline.find(std::string("--name") + '\0' + deployment + '\0') != std::string::npos) return pid;
+    }
+    return -1;
+  }
   void rewrite_config(const std::string& yaml) { std::ofstream(config_) << yaml; }
 
   gateway::HttpResponse post(const json& body, gateway::HttpHeaders headers = {}) {

@@ -30,15 +30,6 @@ using zs::testing::chat;
 using zs::testing::stories_deployment;
 using zs::testing::wait_for;
 
-// The pids of the daemon's worker processes (its children).
-std::vector<pid_t> worker_pids(Serve& s) {
-  std::vector<pid_t> pids;
-  std::istringstream out(zs::testing::run_command("pgrep -P " + std::to_string(s.process().pid())).out);
-  for (pid_t pid; out >> pid;) pids.push_back(pid);
-  return pids;
-}
-
-
 TEST(ServeReliability, OutOfRangeSamplingNumbersAre400NamingTheField) {
   Serve s("deployments:\n" + stories_deployment("story"));
   const std::string head = R"({"model":"story","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,)";
@@ -70,7 +61,7 @@ TEST(ServeReliability, OutOfRangeSamplingNumbersAre400NamingTheField) {
 TEST(ServeReliability, AStreamWhoseWorkerIsKilledEndsWithAnErrorEventAndCountsAsFailed) {
   Serve s("deployments:\n" + stories_deployment("story", "    max_instances: 1\n"));
   ASSERT_EQ(s.post(chat("story", 2)).status, 200);
-  const std::vector<pid_t> pids = worker_pids(s);
+  const std::vector<pid_t> pids = s.worker_pids();
   ASSERT_EQ(pids.size(), 1u);
   json body = chat("story", 512, true);
   body["temperature"] = 0.8;
@@ -230,9 +221,9 @@ TEST(ServeReliability, ARequestWhoseInstanceCannotBeReachedWaitsForAnotherInstea
   EXPECT_EQ(r.status, 200) << r.body;
   // A worker killed just before a request is sent (its socket refuses connections, the fleet may
   // not have seen the exit yet): the request waits for its replacement.
-  ASSERT_TRUE(wait_for([&] { return worker_pids(s).size() == 1 && !worker_address(s).empty(); },
+  ASSERT_TRUE(wait_for([&] { return s.worker_pids().size() == 1 && !worker_address(s).empty(); },
                        std::chrono::seconds(30)));
-  const std::vector<pid_t> pids = worker_pids(s);
+  const std::vector<pid_t> pids = s.worker_pids();
   const std::string second = worker_address(s);
   ASSERT_EQ(kill(pids[0], SIGKILL), 0);
   ASSERT_TRUE(wait_for([&] { return !gateway::HttpClient::connect(second, std::chrono::seconds(1)).is_ok(); },
@@ -244,21 +235,11 @@ TEST(ServeReliability, ARequestWhoseInstanceCannotBeReachedWaitsForAnotherInstea
   EXPECT_EQ(m->body.find(R"(status="502")"), std::string::npos) << m->body;
 }
 
-// The worker of `deployment` among the daemon's children (its command line names it).
-pid_t worker_of(Serve& s, const std::string& deployment) {
-  for (pid_t pid : worker_pids(s)) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find(std::string("--name") + '\0' + deployment + '\0') != std::string::npos) return pid;
-  }
-  return -1;
-}
-
 TEST(ServeReliability, AWorkerThatHangsIsReplacedWhileOtherDeploymentsKeepServing) {
   Serve s("deployments:\n" + stories_deployment("a", "    min_instances: 1\n") +
           stories_deployment("b", "    min_instances: 1\n"));
   ASSERT_TRUE(wait_for([&] { return s.state_of("a") == "ready" && s.state_of("b") == "ready"; }, std::chrono::seconds(30)));
-  const pid_t hung = worker_of(s, "b");
+  const pid_t hung = s.worker_of("b");
   ASSERT_GT(hung, 0);
   // Stopped, its socket still accepts connections but nothing answers: its health probe hangs
   // until the probe's timeout.
@@ -284,7 +265,7 @@ TEST(ServeReliability, AWorkerThatHangsIsReplacedWhileOtherDeploymentsKeepServin
   // Its replacement serves.
   auto r = s.post(chat("b", 2));
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_NE(worker_of(s, "b"), hung);
+  EXPECT_NE(s.worker_of("b"), hung);
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 // keep_alive, and a sleeping worker that dies is replaced by a cold start.
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <signal.h>
 
 #include <atomic>
@@ -23,33 +22,6 @@ uint64_t rss_of(pid_t pid) {
   while (std::getline(f, line))
     if (line.rfind("Rss:", 0) == 0) return std::stoull(line.substr(4)) * 1024;
   return 0;
-}
-
-// The pid of the builtin worker serving `deployment` (its argv holds "--name <deployment>").
-pid_t worker_pid(const std::string& deployment) {
-  DIR* proc = opendir("/proc");
-  if (!proc) return -1;
-  pid_t found = -1;
-  while (dirent* e = readdir(proc)) {
-    const pid_t pid = std::atoi(e->d_name);
-    if (pid <= 0) continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<std::string> argv;
-    for (size_t at = 0; at < cmdline.size();) {
-      const size_t end = cmdline.find('\0', at);
-      argv.push_back(cmdline.substr(at, end - at));
-      at = end == std::string::npos ? cmdline.size() : end + 1;
-    }
-    for (size_t i = 0; i + 2 < argv.size(); ++i)
-      if (argv[i] == "worker" && std::find(argv.begin(), argv.end(), "--name") != argv.end()) {
-        auto n = std::find(argv.begin(), argv.end(), "--name");
-        if (n + 1 != argv.end() && *(n + 1) == deployment) found = pid;
-        break;
-      }
-  }
-  closedir(proc);
-  return found;
 }
 
 json long_chat(const std::string& model, const std::string& seed_text, int max_tokens) {
@@ -179,7 +151,7 @@ TEST(ServeSleep, AWorkerThatDiesWhileAsleepIsReplacedByAColdStart) {
   ASSERT_FALSE(s.address().empty());
   ASSERT_EQ(s.post(chat("story", 4)).status, 200);
   ASSERT_TRUE(wait_for([&] { return s.state_of("story") == "sleeping"; }, std::chrono::seconds(20)));
-  const pid_t pid = worker_pid("story");
+  const pid_t pid = s.worker_of("story");
   ASSERT_GT(pid, 0);
   kill(pid, SIGKILL);
   ASSERT_TRUE(wait_for([&] { return s.state_of("story") == "idle"; }, std::chrono::seconds(10)));
