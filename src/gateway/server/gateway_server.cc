@@ -283,11 +283,16 @@ Router GatewayServer::routes() {
   });
   r.add("POST", "/admin/reload", [this](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     if (!admin_authorized(req, w)) return;
-    if (!reload_) return respond_error(*w, core::Status::not_found("reloading is not enabled on this server"));
+    ReloadFn reload;
+    {
+      core::MutexLock lock(mutex_);
+      reload = reload_;
+    }
+    if (!reload) return respond_error(*w, core::Status::not_found("reloading is not enabled on this server"));
     // Reading the configuration and the models' headers blocks: off the I/O thread.
     proxies_.fetch_add(1);
-    std::thread([this, w] {
-      core::Status st = reload_();
+    std::thread([this, w, reload = std::move(reload)] {
+      core::Status st = reload();
       if (!st) respond_error(*w, st);
       else w->respond_json(200, json{{"action", "reload"}, {"ok", true}, {"deployments", fleet_.deployment_names().size()}}.dump());
       proxies_.fetch_sub(1);
@@ -332,8 +337,13 @@ Router GatewayServer::routes() {
     if (path.rfind("/v1/files", 0) == 0 || path.rfind("/v1/batches", 0) == 0) {
       auto caller = authenticate(req, w);
       if (!caller) return;
-      if (!batch_api_) return respond_error(*w, core::Status::not_found("batch jobs are not enabled on this server"));
-      return batch_api_->handle(req, std::move(w), caller->key_name);
+      BatchApi* batches;
+      {
+        core::MutexLock lock(mutex_);
+        batches = batch_api_;
+      }
+      if (!batches) return respond_error(*w, core::Status::not_found("batch jobs are not enabled on this server"));
+      return batches->handle(req, std::move(w), caller->key_name);
     }
     if (path == "/console/api/auth") {  // public: whether the console must ask for a key
       bool keys_required;
@@ -809,6 +819,16 @@ void GatewayServer::proxy(std::shared_ptr<Pending> p, platform::Lease lease) {
 void GatewayServer::set_pull_progress(PullProgressFn fn) {
   core::MutexLock lock(mutex_);
   pull_progress_ = std::move(fn);
+}
+
+void GatewayServer::set_reload(ReloadFn fn) {
+  core::MutexLock lock(mutex_);
+  reload_ = std::move(fn);
+}
+
+void GatewayServer::set_batch_api(BatchApi* api) {
+  core::MutexLock lock(mutex_);
+  batch_api_ = api;
 }
 
 void GatewayServer::keepalive_loop() {

@@ -86,10 +86,12 @@ class GatewayServer {
   // keepalive and request threads with no lock of the gateway held; must not block for long.
   using PullProgressFn = std::function<std::optional<ModelPullNote>(const std::string& deployment)>;
   void set_pull_progress(PullProgressFn fn) EXCLUDES(mutex_);
-  // Serves /v1/files and /v1/batches from `api` (not owned); null answers 404 there.
-  void set_batch_api(BatchApi* api) { batch_api_ = api; }
-  // Serves POST /admin/reload; unset answers 404 there. Set before serving.
-  void set_reload(ReloadFn fn) { reload_ = std::move(fn); }
+  // Serves /v1/files and /v1/batches from `api` (not owned; it must outlive the server); null
+  // answers 404 there. Like every setter here it may be called while the server already
+  // serves: start() listens at once.
+  void set_batch_api(BatchApi* api) EXCLUDES(mutex_);
+  // Serves POST /admin/reload; unset answers 404 there.
+  void set_reload(ReloadFn fn) EXCLUDES(mutex_);
   // A bearer token the server gives its own batch runner: batch class, no quotas.
   const std::string& internal_key() const { return internal_key_; }
   // Stops accepting; in-flight proxied requests finish within grace.
@@ -139,7 +141,6 @@ class GatewayServer {
   platform::MetricsRegistry& metrics_;
   RecordFn record_;
   CostsFn costs_json_;
-  ReloadFn reload_;  // set before serving
   std::unique_ptr<ConsoleApi> console_;  // created by start(), thread-safe itself
   ImageFetcher* fetcher_;
   std::unique_ptr<HttpServer> server_;
@@ -148,9 +149,10 @@ class GatewayServer {
   std::map<std::string, openai::ModelKind> kinds_ GUARDED_BY(mutex_);
   std::vector<std::weak_ptr<Pending>> waiting_streams_ GUARDED_BY(mutex_);  // for keepalive_loop
   PullProgressFn pull_progress_ GUARDED_BY(mutex_);  // copied out before calling
+  ReloadFn reload_ GUARDED_BY(mutex_);                // copied out before calling
+  BatchApi* batch_api_ GUARDED_BY(mutex_) = nullptr;  // read out before calling
   const std::string internal_key_;
   platform::QuotaBook quotas_;  // thread-safe itself
-  BatchApi* batch_api_ = nullptr;  // set before serving
   std::atomic<int> proxies_{0};
   // When the last body of kLargeBody bytes or more arrived (steady-clock ticks; 0: none yet):
   // keepalive_loop returns free memory to the OS while such bodies come and go.
