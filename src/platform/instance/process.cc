@@ -18,6 +18,18 @@
 
 extern char** environ;
 
+// ThreadSanitizer builds (GCC says so with __SANITIZE_THREAD__, Clang with __has_feature).
+#if defined(__SANITIZE_THREAD__)
+#define ZS_THREAD_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZS_THREAD_SANITIZER 1
+#endif
+#endif
+#ifndef ZS_THREAD_SANITIZER
+#define ZS_THREAD_SANITIZER 0
+#endif
+
 namespace zs::platform {
 
 using core::Result;
@@ -90,6 +102,13 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   // Not fork(): copying the daemon's page tables and write-protecting its memory would stall
   // its other threads (the gateway's) for milliseconds per start, and more on hosts where page
   // faults are expensive (virtual machines). The child borrows the memory until its exec.
+  // Under ThreadSanitizer the child gets its own copy (fork semantics): the sanitizer cannot
+  // follow a child running on its parent's memory and would report races that are not there.
+#if ZS_THREAD_SANITIZER
+  constexpr int kCloneFlags = SIGCHLD;
+#else
+  constexpr int kCloneFlags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+#endif
   constexpr size_t kStackBytes = 256 << 10;  // execvpe builds the PATH candidates on the stack
   void* stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {
@@ -101,7 +120,7 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = clone(child_main, static_cast<char*>(stack) + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD,
+  const pid_t pid = clone(child_main, static_cast<char*>(stack) + kStackBytes, kCloneFlags,
                           const_cast<ChildSetup*>(&setup));
   const int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
