@@ -91,7 +91,6 @@ struct GatewayServer::Pending {
   Clock::time_point arrival = Clock::now();
   // When it first asked the fleet for a slot: a request sent again keeps its request_timeout.
   std::optional<Clock::time_point> first_asked;
-  uint64_t ticket = 0;
   // Orders the keepalive thread's writes to a waiting stream against the lease's answer.
   core::Mutex mutex;
   bool stream_open GUARDED_BY(mutex) = false;  // headers already sent (the client is waiting on a stream)
@@ -575,13 +574,16 @@ void GatewayServer::enqueue(std::shared_ptr<Pending> p, int order) {
   // The fleet's callback owns the request while it waits (a cancel drops it).
   const bool again = p->first_asked.has_value();
   if (!again) p->first_asked = Clock::now();
-  p->ticket = fleet_.acquire(
+  // The lease may be granted inside acquire(), and its proxy thread may already have sent the
+  // request again (a new ticket) by the time acquire() returns: from here on only locals and
+  // what is locked.
+  const uint64_t ticket = fleet_.acquire(
       p->deployment, p->cls,
       [this, p](const platform::Lease* l, const platform::AcquireFailure* f) { on_lease(p, l, f); }, order,
       again ? p->first_asked : std::nullopt);
-  if (p->ticket != 0) {
+  if (ticket != 0) {
     platform::Fleet* fleet = &fleet_;
-    const uint64_t ticket = p->ticket;
+    // Cancelling a ticket already granted does nothing, so a request sent again cancels both.
     p->w->on_client_gone([fleet, ticket] { fleet->cancel(ticket); });
     if (p->stream) {
       core::MutexLock lock(mutex_);
