@@ -25,7 +25,6 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 tag=$(printf '%s' "$dir" | md5sum | cut -c1-4)
 subnet=$(( 16#${tag:0:2} % 250 + 1 ))
-net="10.213.$subnet"
 # slurmctld listens in this machine's namespace: a port of its own per DIR, so that two
 # clusters (two test runs) can run side by side. It stays below the ephemeral range (32768 and
 # up on Debian), where the tests' own connections take their ports, and skips a port in use
@@ -82,7 +81,16 @@ munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock
   --pid-file="$dir/pids/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 for _ in $(seq 50); do [ -S "$dir/munge/munge.sock" ] && break; sleep 0.1; done
 
-# The bridge, with the controller's address; one namespace and veth pair per node.
+# The bridge, with the controller's address; one namespace and veth pair per node. Its /24
+# skips one another bridge already holds (a cluster running beside this one, or left by a
+# killed run): two bridges with one subnet route the nodes' packets to the wrong one, and no
+# slurmd reaches slurmctld ("Unable to contact slurm controller", no node idle).
+subnet_in_use() { ip -4 -o addr show 2>/dev/null | grep -q " 10\.213\.$1\."; }
+for _ in $(seq 250); do
+  subnet_in_use "$subnet" || break
+  subnet=$(( subnet % 250 + 1 ))
+done
+net="10.213.$subnet"
 ip link add "$bridge" type bridge
 ip addr add "$net.1/24" dev "$bridge"
 ip link set "$bridge" up
